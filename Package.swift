@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+        .library(name: "SluiceModel", targets: ["SluiceModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
+        // the DAG and lint. SQLite (the system library, through GRDB's module) only to prepare
+        // procedures against the schemas.
+        .target(
+            name: "SluiceModel",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // The command-line tool: flags in, calls into the modules out.
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "LintBenchmark",
+            dependencies: ["SluiceModel"],
+            path: "Benchmarks/LintBenchmark"
+        ),
+        .testTarget(
+            name: "SluiceModelTests",
+            dependencies: ["SluiceModel"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "SluiceCLITests",
+            dependencies: ["SluiceModel"]
+        ),
+    ]
+)

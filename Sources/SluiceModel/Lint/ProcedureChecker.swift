@@ -1,0 +1,147 @@
+import Foundation
+import GRDBSQLite
+
+/// What preparing a procedure taught us: the tables it reads and writes (DAG edges), its named
+/// parameters, and why it failed to prepare, if it did.
+public struct ProcedureInfo: Sendable {
+    public var path: String
+    public var reads: [String] = []
+    public var writes: [String] = []
+    /// Named parameters without their `:`, `@` or `$`.
+    public var parameters: [String] = []
+    public var diagnostics: [Diagnostic] = []
+}
+
+/// Prepares SQL procedures against an in-memory SQLite database that holds every table of the
+/// project's schemas (empty), so unknown tables and columns and syntax errors are found
+/// before any run. SQLite's authorizer reports which tables each statement reads and writes.
+/// Statements that create or drop tables are executed (inside a savepoint that is rolled
+/// back) so later statements of the same procedure can use those tables; nothing else runs.
+public final class ProcedureChecker {
+    private var connection: OpaquePointer?
+    private var cache: [String: ProcedureInfo] = [:]
+
+    public init(schemas: SchemaCatalog) {
+        sqlite3_open_v2(":memory:", &connection, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil)
+        for schema in schemas.tables.values.sorted(by: { $0.table < $1.table }) {
+            let columns = schema.columns.map { "\"\($0.name)\" \($0.type.sqliteType)" }.joined(separator: ", ")
+            // Names passed Identifier checks in SchemaParser; quoting keeps keywords usable.
+            sqlite3_exec(connection, "CREATE TABLE \"\(schema.table)\" (\(columns))", nil, nil, nil)
+        }
+    }
+
+    deinit {
+        sqlite3_close_v2(connection)
+    }
+
+    /// Checks a procedure file once; later calls for the same path return the same result.
+    public func check(fileAt url: URL, path: String) -> ProcedureInfo {
+        if let cached = cache[path] { return cached }
+        var info = ProcedureInfo(path: path)
+        guard let data = try? Data(contentsOf: url) else {
+            info.diagnostics.append(Diagnostic(.missingProcedure, at: .start(of: path), "cannot read the procedure file"))
+            cache[path] = info
+            return info
+        }
+        switch TextScan.checkText(data, file: path) {
+        case .failure(var diagnostic):
+            diagnostic.rule = .invalidProcedure
+            info.diagnostics.append(diagnostic)
+        case .success(let sql):
+            check(sql: sql, data: data, into: &info)
+        }
+        cache[path] = info
+        return info
+    }
+
+    private final class AccessLog {
+        var reads: [String] = []
+        var writes: [String] = []
+        var created: Set<String> = []
+        var changedSchema = false
+
+        func note(_ list: inout [String], _ table: String) {
+            if !list.contains(table) { list.append(table) }
+        }
+    }
+
+    private func check(sql: String, data: Data, into info: inout ProcedureInfo) {
+        let log = AccessLog()
+        let authorizer: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                                        UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { context, action, first, _, _, _ in
+            guard let context, let first else { return SQLITE_OK }
+            let log = Unmanaged<AccessLog>.fromOpaque(context).takeUnretainedValue()
+            let table = String(cString: first)
+            if table.hasPrefix("sqlite_") { return SQLITE_OK }
+            switch action {
+            case SQLITE_READ:
+                log.note(&log.reads, table)
+            case SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE:
+                log.note(&log.writes, table)
+            case SQLITE_CREATE_TABLE, SQLITE_CREATE_TEMP_TABLE:
+                log.created.insert(table)
+                log.changedSchema = true
+            case SQLITE_DROP_TABLE, SQLITE_DROP_TEMP_TABLE, SQLITE_ALTER_TABLE, SQLITE_CREATE_VIEW, SQLITE_CREATE_TEMP_VIEW:
+                log.changedSchema = true
+            default:
+                break
+            }
+            return SQLITE_OK
+        }
+        sqlite3_exec(connection, "SAVEPOINT sluice_procedure_check", nil, nil, nil)
+        sqlite3_set_authorizer(connection, authorizer, Unmanaged.passUnretained(log).toOpaque())
+        defer {
+            sqlite3_set_authorizer(connection, nil, nil)
+            sqlite3_exec(connection, "ROLLBACK TO sluice_procedure_check", nil, nil, nil)
+            sqlite3_exec(connection, "RELEASE sluice_procedure_check", nil, nil, nil)
+        }
+
+        var parameters: [String] = []
+        var statements = 0
+        sql.withCString { base in
+            var cursor: UnsafePointer<CChar>? = base
+            while let current = cursor, current.pointee != 0 {
+                var statement: OpaquePointer?
+                var tail: UnsafePointer<CChar>?
+                log.changedSchema = false
+                let status = sqlite3_prepare_v2(connection, current, -1, &statement, &tail)
+                let statementStart = base.distance(to: current)
+                if status != SQLITE_OK {
+                    let message = String(cString: sqlite3_errmsg(connection))
+                    let errorOffset = Int(sqlite3_error_offset(connection))
+                    var start = statementStart
+                    if errorOffset >= 0 {
+                        start += errorOffset
+                    } else {
+                        // Point at the statement's first word rather than the whitespace before it.
+                        while start < data.count, [0x20, 0x0A, 0x0D, 0x09].contains(data[data.startIndex + start]) { start += 1 }
+                    }
+                    info.diagnostics.append(Diagnostic(.invalidProcedure, at: TextScan.location(ofByte: start, in: data, file: info.path),
+                        "the SQL does not prepare against the tables in schemas/: \(message)"))
+                    sqlite3_finalize(statement)
+                    return
+                }
+                if let statement {
+                    statements += 1
+                    let count = sqlite3_bind_parameter_count(statement)
+                    if count > 0 {
+                        for index in 1...count {
+                            guard let name = sqlite3_bind_parameter_name(statement, index) else { continue }
+                            let bare = String(String(cString: name).dropFirst())
+                            if !parameters.contains(bare) { parameters.append(bare) }
+                        }
+                    }
+                    if log.changedSchema { sqlite3_step(statement) }
+                    sqlite3_finalize(statement)
+                }
+                cursor = tail
+            }
+        }
+        if statements == 0 && info.diagnostics.isEmpty {
+            info.diagnostics.append(Diagnostic(.invalidProcedure, at: .start(of: info.path), "the procedure holds no SQL statement"))
+        }
+        info.reads = log.reads.filter { !log.created.contains($0) }
+        info.writes = log.writes.filter { !log.created.contains($0) }
+        info.parameters = parameters
+    }
+}

@@ -1,0 +1,58 @@
+/// What a processor is, as users and lint see it: its name in `uses:`, what it does, the
+/// fields of its `with`, the rules between them, and the outputs later steps can read.
+/// The run logic lives in SluiceEngine, in a type that carries this spec.
+public struct ProcessorSpec: Sendable {
+    public var name: String
+    public var summary: String
+    public var description: String
+    public var fields: [FieldSpec]
+    public var rules: [FieldRule]
+    public var outputs: [OutputSpec]
+    /// A complete step using the processor, as YAML, for docs.
+    public var example: String
+    /// The columns of the table the step writes, when they follow from its config (given the
+    /// columns of other tables), so lint can check steps that read it. Steps with a schema
+    /// file don't need this: the schema says.
+    public var resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)?
+
+    public init(name: String, summary: String, description: String, fields: [FieldSpec],
+                rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
+                resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil) {
+        self.name = name
+        self.summary = summary
+        self.description = description
+        self.fields = fields
+        self.rules = rules
+        self.outputs = outputs
+        self.example = example
+        self.resultColumns = resultColumns
+    }
+
+    public func field(_ name: String) -> FieldSpec? {
+        fields.first { $0.name == name }
+    }
+}
+
+/// The processors a pipeline can `use`. Lint, docs and the editor schema read this list.
+public struct ProcessorRegistry: Sendable {
+    public private(set) var specs: [ProcessorSpec]
+    private var byName: [String: Int]
+
+    public init(_ specs: [ProcessorSpec]) {
+        self.specs = specs
+        byName = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })
+    }
+
+    /// Every processor Sluice ships.
+    public static let builtIn = ProcessorRegistry([
+        .kmsDecrypt,
+        .validateOpenAI, .validateAnthropic, .validateGCP, .validateHTTP,
+        .ingest, .mergeDedupe, .aggregate, .sql, .validateData, .notify,
+    ])
+
+    public subscript(name: String) -> ProcessorSpec? {
+        byName[name].map { specs[$0] }
+    }
+
+    public var names: [String] { specs.map(\.name) }
+}

@@ -1,0 +1,132 @@
+extension ProcessorSpec {
+    static let validatorOutputs = [
+        OutputSpec("status", "string", "valid, invalid, rate_limited, unavailable, partially_valid or expired."),
+        OutputSpec("http_status", "integer", "The provider's HTTP status (0 when no response arrived)."),
+    ]
+
+    static func timeoutField() -> FieldSpec {
+        FieldSpec("request_timeout", .duration, .defaultValue("10s"),
+                  description: "How long to wait for the provider before the check counts as unavailable.")
+    }
+
+    /// Checks an OpenAI API key.
+    public static let validateOpenAI = ProcessorSpec(
+        name: "validate_openai",
+        summary: "Checks an OpenAI API key against the API (valid, invalid, rate limited, unavailable).",
+        description: """
+            Calls the models list with the key. 200 is valid; 401 and 403 invalid; 429 rate limited \
+            (not invalid; Retry-After honoured); 5xx, timeouts and refused connections unavailable \
+            (transient, retried). The base URL is configurable for proxies and tests.
+            """,
+        fields: [
+            FieldSpec("api_key", .string, .required, secret: .required,
+                      description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
+            FieldSpec("base_url", .string, .defaultValue("https://api.openai.com"),
+                      description: "API base URL."),
+            FieldSpec("organization", .string, description: "Optional OpenAI organization id sent as OpenAI-Organization."),
+            timeoutField(),
+        ],
+        outputs: validatorOutputs,
+        example: """
+            - id: validate_key
+              uses: validate_openai
+              needs: [decrypt_key]
+              with: { api_key: "${{ secrets.openai_key }}" }
+            """
+    )
+
+    /// Checks an Anthropic API key.
+    public static let validateAnthropic = ProcessorSpec(
+        name: "validate_anthropic",
+        summary: "Checks an Anthropic API key (models list or a one-token Messages call).",
+        description: """
+            Sends the key as `x-api-key` with `anthropic-version`, to the models list (default) or \
+            the Messages API. Outcomes as for validate_openai.
+            """,
+        fields: [
+            FieldSpec("api_key", .string, .required, secret: .required,
+                      description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
+            FieldSpec("base_url", .string, .defaultValue("https://api.anthropic.com"), description: "API base URL."),
+            FieldSpec("api_version", .string, .defaultValue("2023-06-01"), description: "The anthropic-version header."),
+            FieldSpec("check", .enumeration(["models", "messages"]), .defaultValue("models"),
+                      description: "Which endpoint proves the key works."),
+            timeoutField(),
+        ],
+        outputs: validatorOutputs,
+        example: """
+            - id: validate_anthropic
+              uses: validate_anthropic
+              needs: [decrypt_anthropic]
+              with: { api_key: "${{ secrets.anthropic_key }}" }
+            """
+    )
+
+    /// Checks a GCP service account.
+    public static let validateGCP = ProcessorSpec(
+        name: "validate_gcp",
+        summary: "Checks a GCP service-account key by exchanging a signed JWT for a token; optionally tests permissions.",
+        description: """
+            Signs a JWT with the service account's private key and exchanges it at the token \
+            endpoint. With `required_permissions` and `project`, asks testIamPermissions and reports \
+            partially_valid with the missing ones.
+            """,
+        fields: [
+            FieldSpec("service_account_json", .string, .required, secret: .required,
+                      description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
+            FieldSpec("token_url", .string, .defaultValue("https://oauth2.googleapis.com/token"),
+                      description: "OAuth token endpoint."),
+            FieldSpec("scopes", .list(.string), .defaultValue("[https://www.googleapis.com/auth/cloud-platform]"),
+                      description: "OAuth scopes to request."),
+            FieldSpec("project", .string, description: "Project whose IAM permissions are tested."),
+            FieldSpec("required_permissions", .list(.string),
+                      description: "Permissions the account must hold, e.g. bigquery.jobs.create."),
+            FieldSpec("resource_manager_url", .string, .defaultValue("https://cloudresourcemanager.googleapis.com"),
+                      description: "Base URL for testIamPermissions."),
+            timeoutField(),
+        ],
+        rules: [.required("project", when: "required_permissions", equals: ["*"])],
+        outputs: validatorOutputs + [
+            OutputSpec("missing_permissions", "string", "Comma-separated permissions the account lacks."),
+        ],
+        example: """
+            - id: validate_sa
+              uses: validate_gcp
+              needs: [decrypt_sa]
+              with:
+                service_account_json: "${{ secrets.gcp_sa }}"
+                project: finops-prod
+                required_permissions: [bigquery.jobs.create]
+            """
+    )
+
+    /// Checks any credential against an HTTP endpoint.
+    public static let validateHTTP = ProcessorSpec(
+        name: "validate_http",
+        summary: "Checks a credential against any HTTP endpoint: where the secret goes and which status means valid.",
+        description: """
+            Sends one request with the secret as a bearer token, a header or a query parameter, and \
+            classifies the response like the provider validators.
+            """,
+        fields: [
+            FieldSpec("url", .string, .required, description: "Endpoint to call.", example: "https://api.example.com/v1/me"),
+            FieldSpec("method", .enumeration(["GET", "POST", "HEAD"]), .defaultValue("GET"), description: "HTTP method."),
+            FieldSpec("secret", .string, .required, secret: .required,
+                      description: "The credential, from the vault.", example: "${{ secrets.vendor_token }}"),
+            FieldSpec("secret_in", .enumeration(["bearer", "header", "query"]), .defaultValue("bearer"),
+                      description: "Where the secret goes."),
+            FieldSpec("header_name", .string, .defaultValue("Authorization"), description: "Header for `secret_in: header`."),
+            FieldSpec("query_param", .string, description: "Query parameter for `secret_in: query`."),
+            FieldSpec("expected_status", .list(.integer(100...599)), .defaultValue("[200]"),
+                      description: "Statuses that mean valid."),
+            timeoutField(),
+        ],
+        rules: [.required("query_param", when: "secret_in", equals: ["query"])],
+        outputs: validatorOutputs,
+        example: """
+            - id: validate_vendor
+              uses: validate_http
+              needs: [decrypt_vendor]
+              with: { url: "https://api.example.com/v1/me", secret: "${{ secrets.vendor_token }}" }
+            """
+    )
+}

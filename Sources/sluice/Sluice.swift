@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import SluiceModel
+
+/// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
+/// turns flags into calls on the library modules.
+@main
+struct Sluice: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Declarative data pipelines: YAML in, a checked DAG of processor steps out.",
+        version: "0.1.0",
+        subcommands: [Lint.self, Plan.self, Processors.self, Schema.self, Init.self])
+
+    /// Usage errors exit 2 (as `lint` documents), not ArgumentParser's 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// `--project`, shared by the commands that read a project.
+struct ProjectOptions: ParsableArguments {
+    @Option(name: .long, help: "Project folder (default: the nearest folder up from here with sluice.yml or pipelines/).")
+    var project: String?
+
+    var root: URL {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        if let project { return URL(fileURLWithPath: project, relativeTo: cwd).standardizedFileURL }
+        return ProjectLocator.root(startingAt: cwd)
+    }
+
+    /// A path the user typed (relative to the working directory), as a path relative to the
+    /// project root when it lies inside it, so messages name files the way the project does.
+    func projectPath(_ path: String) -> String {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let absolute = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL.path
+        let base = root.path
+        if absolute == base { return "." }
+        if absolute.hasPrefix(base + "/") { return String(absolute.dropFirst(base.count + 1)) }
+        return absolute
+    }
+}
+
+func writeError(_ text: String) {
+    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
