@@ -30,21 +30,23 @@ struct ConfigValidator {
     mutating func validateObject(_ node: YAMLNode, fields: [FieldSpec], rules: [FieldRule] = [],
                                  owner: String, unknownRule: LintRule = .unknownKey,
                                  withRoot: YAMLNode? = nil, path: String = "", skip: Set<String> = []) {
+        // How messages name this object: the owner, plus the dotted path inside it.
+        let here = path.isEmpty ? owner : "\(owner): '\(path)'"
         guard let pairs = node.mapping else {
-            report(.wrongType, node.location, "\(owner) must be a mapping, not \(node.kindDescription)")
+            report(.wrongType, node.location, "\(here) must be a mapping, not \(node.kindDescription)")
             return
         }
         var present = Set<String>()
         for pair in pairs {
             guard let key = pair.key.scalarText, pair.key.mapping == nil, pair.key.sequence == nil else {
-                report(.wrongType, pair.key.location, "keys in \(owner) must be plain names")
+                report(.wrongType, pair.key.location, "keys in \(here) must be plain names")
                 continue
             }
             guard let spec = fields.first(where: { $0.name == key }) else {
                 let names = fields.map(\.name)
                 let what = unknownRule == .unknownField ? "field" : "key"
                 report(unknownRule, pair.key.location,
-                       "\(owner) has no \(what) '\(key)'\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
+                       "\(here) has no \(what) '\(key)'\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
                 continue
             }
             if pair.value.isNull, !spec.requirement.isRequired, !isScalarLike(spec.type) { continue }
@@ -58,9 +60,9 @@ struct ConfigValidator {
         for spec in fields where spec.requirement.isRequired && !present.contains(spec.name) {
             let valueIsNull = node[spec.name]?.isNull == true
             report(.missingField, valueIsNull ? node[spec.name]!.location : node.location,
-                   valueIsNull ? "\(owner): '\(spec.name)' needs a value" : "\(owner) is missing required '\(spec.name)'")
+                   valueIsNull ? "\(here): '\(spec.name)' needs a value" : "\(here) is missing required '\(spec.name)'")
         }
-        checkRules(rules, in: node, fields: fields, present: present, owner: owner)
+        checkRules(rules, in: node, fields: fields, present: present, owner: here)
         if fields.contains(where: { if case .processorConfig = $0.type { return true }; return false }) {
             validateProcessorConfig(of: node, owner: owner)
         }
@@ -257,7 +259,7 @@ struct ConfigValidator {
                 validate(pair.value, as: valueType, spec: spec, owner: owner, withRoot: withRoot, path: "\(path).\(key)")
             }
         case .object(let fields):
-            validateObject(node, fields: fields, owner: label, unknownRule: withRoot == nil ? .unknownKey : .unknownField,
+            validateObject(node, fields: fields, owner: owner, unknownRule: withRoot == nil ? .unknownKey : .unknownField,
                            withRoot: withRoot, path: path)
         case .variants(let discriminator, let shapes):
             guard node.mapping != nil else {
@@ -275,7 +277,7 @@ struct ConfigValidator {
                 return
             }
             let discriminatorSpec = FieldSpec(discriminator, .enumeration(kinds), .required, description: "")
-            validateObject(node, fields: [discriminatorSpec] + fields, owner: "\(label) (\(discriminator) \(kind))",
+            validateObject(node, fields: [discriminatorSpec] + fields, owner: owner,
                            unknownRule: withRoot == nil ? .unknownKey : .unknownField, withRoot: withRoot, path: path)
         case .processorConfig:
             break

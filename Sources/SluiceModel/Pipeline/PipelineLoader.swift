@@ -46,18 +46,21 @@ public struct PipelineLoader: Sendable {
         validator.validateObject(root, fields: PipelineFormat.topLevel, owner: "pipeline", skip: ["steps", "on_failure", "params"])
 
         let params = loadParams(root["params"], validator: &validator)
-        let steps = loadSteps(root["steps"], fields: PipelineFormat.stepFields, kind: "step", required: true, validator: &validator)
+        let allSteps = loadSteps(root["steps"], fields: PipelineFormat.stepFields, kind: "step", required: true, validator: &validator)
         let handlers = loadSteps(root["on_failure"], fields: PipelineFormat.handlerFields, kind: "on_failure handler",
                                  required: false, validator: &validator)
         var diagnostics = validator.diagnostics
 
+        // A repeated id is reported and the later step left out, so the DAG has one node per id.
         var seen: [String: SourceLocation] = [:]
-        for step in steps {
+        var steps: [StepDefinition] = []
+        for step in allSteps {
             if let first = seen[step.id.value] {
                 diagnostics.append(Diagnostic(.duplicateStepId, at: step.id.location,
                     "step id '\(step.id.value)' is used twice; the first is at \(first.line):\(first.column)"))
             } else {
                 seen[step.id.value] = step.id.location
+                steps.append(step)
             }
         }
 

@@ -36,7 +36,10 @@ public struct PipelinePlan: Sendable {
     /// here (lint reports them).
     public static func build(_ definition: PipelineDefinition,
                              procedures: [String: ProcedureInfo] = [:]) -> Result<PipelinePlan, CycleError> {
-        let ids = definition.steps.map(\.id.value)
+        // Ids are unique in a definition from PipelineLoader (duplicates are reported and left
+        // out); a hand-built definition with duplicates keeps the first.
+        var seenIDs = Set<String>()
+        let ids = definition.steps.map(\.id.value).filter { seenIDs.insert($0).inserted }
         let known = Set(ids)
         var reads: [String: [String]] = [:]
         var writes: [String: [String]] = [:]
@@ -80,7 +83,7 @@ public struct PipelinePlan: Sendable {
         }
 
         // Kahn's algorithm in file order, tracking each step's layer.
-        var incoming: [String: Int] = Dictionary(uniqueKeysWithValues: ids.map { ($0, 0) })
+        var incoming: [String: Int] = Dictionary(ids.map { ($0, 0) }, uniquingKeysWith: { first, _ in first })
         var outgoing: [String: [String]] = [:]
         for edge in edges {
             incoming[edge.to, default: 0] += 1

@@ -161,7 +161,8 @@ enum TextScan {
         var indents: [Int] = []
         var flowDepth = 0
         var quote: Unicode.Scalar?
-        var aliasInFlow = false
+        // For each open flow collection: whether an alias appears inside it.
+        var aliasInOpenFlow: [Bool] = []
         var blockScalarParentIndent: Int?
         var lineNumber = 0
 
@@ -232,24 +233,28 @@ enum TextScan {
                     quote = scalar
                 case "[" where atTokenStart, "{" where atTokenStart:
                     flowDepth += 1
+                    aliasInOpenFlow.append(false)
                     if indents.count + compact + flowDepth > maxDepth {
                         return Diagnostic(.inputLimit, at: at(index),
                             "values nest deeper than \(maxDepth) levels; pipeline files may not")
                     }
                 case "]" where flowDepth > 0, "}" where flowDepth > 0:
                     flowDepth -= 1
-                    if flowDepth == 0 {
+                    let heldAlias = aliasInOpenFlow.popLast() ?? false
+                    if heldAlias {
                         var next = index + 1
                         while next < scalars.count, isBlank(scalars[next]) { next += 1 }
-                        if aliasInFlow, next < scalars.count, scalars[next] == ":" {
+                        if next < scalars.count, scalars[next] == ":" {
                             return Diagnostic(.yamlSyntax, at: at(index),
                                 "a collection holding an alias is used as a mapping key; pipeline files use plain keys")
                         }
-                        aliasInFlow = false
+                        if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                     }
                 case "*" where atTokenStart:
                     var next = index + 1
-                    while next < scalars.count, !isBlank(scalars[next]), !",[]{}".unicodeScalars.contains(scalars[next]) {
+                    // libyaml's anchor names: letters, digits, `-` and `_`.
+                    while next < scalars.count, scalars[next].properties.isAlphabetic || ("0"..."9").contains(scalars[next])
+                            || scalars[next] == "-" || scalars[next] == "_" {
                         next += 1
                     }
                     var after = next
@@ -258,7 +263,7 @@ enum TextScan {
                         return Diagnostic(.yamlSyntax, at: at(index),
                             "an alias is used as a mapping key; pipeline files use plain keys")
                     }
-                    if flowDepth > 0 { aliasInFlow = true }
+                    if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                 default:
                     break
                 }

@@ -98,7 +98,9 @@ public struct YAMLLoader: Sendable {
         }
         func describe(_ problem: String, _ context: YamlError.Context?, at mark: Mark) -> String {
             var message = problem
-            if let context, !context.text.isEmpty {
+            if let context, !context.text.isEmpty, problem.hasPrefix("but ") {
+                message = "\(context.text) \(problem)"
+            } else if let context, !context.text.isEmpty {
                 message += " (\(context.text) started at \(context.mark.line):\(context.mark.column))"
             }
             if TextScan.character(at: mark, in: text) == "\t" {
