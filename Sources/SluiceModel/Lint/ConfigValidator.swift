@@ -138,7 +138,7 @@ struct ConfigValidator {
         let label = "\(owner): '\(path)'"
         func expectScalar() -> String? {
             guard let text = node.scalarText, !node.isNull else {
-                report(.wrongType, node.location, "\(label) must be \(type.summary), not \(node.kindDescription)")
+                report(.wrongType, node.location, "\(label) must be \(type.phrase), not \(node.kindDescription)")
                 return nil
             }
             return text

@@ -223,7 +223,7 @@ public final class Linter {
                 let all = known.flatMap { $0 }
                 if !all.contains(use.column.value) {
                     diagnostics.append(Diagnostic(.unknownColumn, at: use.column.location,
-                        "\(use.field): column '\(use.column.value)' is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"))
+                        "step '\(step.id.value)': '\(use.field)': column '\(use.column.value)' is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"))
                 }
             }
             for use in step.io.sqlExpressions {
@@ -231,7 +231,8 @@ public final class Linter {
                 do {
                     expression = try SQLExpression(parsing: use.text.value)
                 } catch {
-                    diagnostics.append(Diagnostic(.invalidValue, at: location(in: use, offset: error.offset), "\(use.field): \(error.description)"))
+                    diagnostics.append(Diagnostic(.invalidValue, at: location(in: use, offset: error.offset),
+                                                  "step '\(step.id.value)': '\(use.field)': \(error.description)"))
                     continue
                 }
                 let known = use.tables.compactMap { columns[$0] }
@@ -239,7 +240,7 @@ public final class Linter {
                 let all = Set(known.flatMap { $0 })
                 for column in expression.columns where !all.contains(column.name) {
                     diagnostics.append(Diagnostic(.unknownColumn, at: location(in: use, offset: column.offset),
-                        "\(use.field): column '\(column.name)' is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"))
+                        "step '\(step.id.value)': '\(use.field)': column '\(column.name)' is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"))
                 }
             }
         }

@@ -151,7 +151,7 @@ enum SchemaParser {
         if let key = root["primary_key"] {
             for column in key.sequence ?? [key] {
                 guard let name = column.scalarText else { continue }
-                if schema.column(name) == nil {
+                if seen[name] == nil {
                     problem(column, "primary_key column '\(name)' is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
                 }
                 schema.primaryKey.append(name)
@@ -162,7 +162,7 @@ enum SchemaParser {
                 if ![.date, .timestamp, .datetime, .int64, .string].contains(column.type) {
                     problem(partition, "partition_by column '\(name)' is \(column.type.rawValue); partitions are by DATE, TIMESTAMP, DATETIME, INT64 or STRING")
                 }
-            } else {
+            } else if seen[name] == nil {
                 problem(partition, "partition_by column '\(name)' is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
             }
             schema.partitionBy = name

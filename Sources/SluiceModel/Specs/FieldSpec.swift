@@ -92,11 +92,11 @@ public indirect enum FieldType: Sendable {
     /// Any YAML value (a request body, metadata).
     case any
 
-    /// How the type reads in docs and messages.
+    /// How the type reads in docs: `integer (1–100)`, `list of name`.
     public var summary: String {
         switch self {
         case .string: return "string"
-        case .integer(let range): return range.map { "integer (\($0.lowerBound)–\($0.upperBound))" } ?? "integer"
+        case .integer(let range): return range.map { $0.upperBound == .max ? "integer (≥ \($0.lowerBound))" : "integer (\($0.lowerBound)–\($0.upperBound))" } ?? "integer"
         case .number: return "number"
         case .boolean: return "boolean"
         case .duration: return "duration"
@@ -110,6 +110,23 @@ public indirect enum FieldType: Sendable {
         case .variants(let discriminator, _): return "object (by \(discriminator))"
         case .processorConfig: return "processor config"
         case .scalar: return "scalar"
+        case .any: return "any value"
+        }
+    }
+
+    /// How the type reads in a sentence: "must be a name, not a mapping".
+    public var phrase: String {
+        switch self {
+        case .integer, .identifier, .duration, .cron, .number, .string, .object, .scalar:
+            let text = summary
+            return ("aeiou".contains(text.first ?? "x") ? "an " : "a ") + text
+        case .timezone: return "an IANA timezone"
+        case .boolean: return "true or false"
+        case .enumeration(let values): return "one of \(values.joined(separator: ", "))"
+        case .list(let item): return "\(item.phrase) or a list of them"
+        case .map: return "a mapping"
+        case .variants: return "a mapping"
+        case .processorConfig: return "a mapping of the processor's fields"
         case .any: return "any value"
         }
     }

@@ -111,13 +111,13 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             } else {
                 let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
                 guard let first = value(bounds[0], field) else {
-                    throw fail("'\(bounds[0])' is not a \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))")
+                    throw fail("'\(bounds[0])' is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))")
                 }
                 low = first
                 high = first
                 if bounds.count == 2 {
                     guard let last = value(bounds[1], field) else {
-                        throw fail("'\(bounds[1])' is not a \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound))")
+                        throw fail("'\(bounds[1])' is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound))")
                     }
                     high = last
                 } else if pieces.count == 2 {
