@@ -29,7 +29,8 @@ public final class Linter {
     private var reportedSchemaFiles = false
 
     public init(projectRoot: URL, registry: ProcessorRegistry = .builtIn) {
-        self.projectRoot = projectRoot.standardizedFileURL
+        // A directory URL, so paths resolve inside it rather than beside it.
+        self.projectRoot = URL(fileURLWithPath: projectRoot.standardizedFileURL.path, isDirectory: true)
         loader = PipelineLoader(registry: registry)
         schemas = SchemaCatalog(projectRoot: projectRoot)
         procedures = ProcedureChecker(schemas: schemas)

@@ -33,7 +33,7 @@ public struct PipelineLoader: Sendable {
     }
 
     func load(root: YAMLNode?, file: String) -> Result {
-        guard let root else {
+        guard let root, !root.isNull else {
             return Result(definition: nil, diagnostics: [Diagnostic(.notAMapping, at: .start(of: file),
                 "the file is empty; a pipeline file is a mapping with at least `pipeline:` and `steps:`")])
         }
