@@ -45,7 +45,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
     public var summary: String {
         switch self {
         case .yamlSyntax: "The file is not valid YAML (or not UTF-8 text)."
-        case .inputLimit: "The file is larger, deeper or expands to more nodes than a pipeline file may (1 MiB, 200 levels, 100,000 nodes)."
+        case .inputLimit: "The file is larger, deeper or expands (through aliases) to more values than a pipeline file may: 1 MiB, 200 levels, 100,000 values or twice the file's bytes."
         case .duplicateKey: "A mapping names the same key twice."
         case .notAMapping: "The file's top level is not a mapping (a list, a scalar or nothing)."
         case .unknownKey: "A key the pipeline format does not have (with a \"did you mean\")."

@@ -49,8 +49,12 @@ public struct YAMLLoader: Sendable {
 
         // The parser recurses once per nesting level; the structure check bounds that, and a
         // thread with a large stack makes sure a bound that was too generous cannot crash us.
-        let limits = self.limits
-        return Self.onLargeStack { Self.compose(text, file: file, limits: limits) }
+        // An alias-free document has fewer values than twice its bytes; only alias expansion
+        // can go past that, so the node limit grows with the file and never refuses real input.
+        var effective = limits
+        effective.maxNodes = max(limits.maxNodes, 2 * data.count)
+        let scaled = effective
+        return Self.onLargeStack { Self.compose(text, file: file, limits: scaled) }
     }
 
     private static func compose(_ text: String, file: String, limits: Limits) -> Result<YAMLNode?, Diagnostic> {
