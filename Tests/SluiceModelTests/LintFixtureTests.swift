@@ -98,6 +98,10 @@ struct LintFixtureTests {
             "pipelines/secret_in_plain_field.yml:9:22: error: step 'check' (validate_openai): 'api_key' is a credential and must come from the vault as ${{ secrets.<name> }}, not a literal [secret-in-plain-field]",
             "pipelines/secret_in_plain_field.yml:12:58: error: step 'tell' (notify): 'message' is not a secret field, so secrets.openai_key could leak into logs or tables; only fields marked secret take secrets [secret-in-plain-field]"
         ]),
+        Case("project", "target_schema_mismatch.yml", [
+            "pipelines/target_schema_mismatch.yml:12:13: error: step 'daily' writes 'refunds' into 'events_daily', but schemas/events_daily.json has no such column [conflicting-schema]",
+            "pipelines/target_schema_mismatch.yml:14:21: error: step 'daily' (aggregate): 'partition_by' must be one of the group_by columns (day, org), not 'event_ts' [invalid-value]"
+        ]),
         Case("project", "unknown_column.yml", [
             "pipelines/unknown_column.yml:12:51: error: step 'dedupe': 'key': column 'event_idd' is not in table 'events_raw'; did you mean 'event_id'? [unknown-column]",
             "pipelines/unknown_column.yml:12:74: error: step 'dedupe': 'latest_by': column 'event_time' is not in table 'events_raw'; did you mean 'event_id'? [unknown-column]",

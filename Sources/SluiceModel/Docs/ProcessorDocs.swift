@@ -64,6 +64,7 @@ public enum ProcessorDocs {
                                    : "\(field) is required when \(when) is \(equals.joined(separator: " or "))"
         case .exactlyOne(let names): return "exactly one of \(names.joined(separator: ", "))"
         case .atMostOne(let names): return "at most one of \(names.joined(separator: ", "))"
+        case let .memberOf(field, list): return "\(field) must be one of the \(list) columns"
         }
     }
 }

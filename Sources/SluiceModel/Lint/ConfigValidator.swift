@@ -99,6 +99,13 @@ struct ConfigValidator {
                     report(given.isEmpty ? .missingField : .invalidValue, location,
                            given.isEmpty ? "\(owner) needs \(list)" : "\(owner) takes \(list), not both")
                 }
+            case let .memberOf(field, list):
+                guard let member = node[field], let value = member.scalarText, let listNode = node[list] else { continue }
+                let values = (listNode.sequence ?? [listNode]).compactMap(\.scalarText)
+                if !values.contains(value) {
+                    report(.invalidValue, member.location,
+                           "\(owner): '\(field)' must be one of the \(list) columns (\(values.joined(separator: ", "))), not '\(value)'")
+                }
             case let .atMostOne(names):
                 let given = names.filter(present.contains)
                 if given.count > 1 {

@@ -208,8 +208,19 @@ public final class Linter {
             let derived = fromSchemaFile ?? step.config.flatMap { config in
                 loader.registry[step.uses.value]?.resultColumns?(config) { columns[$0] }
             }
-            for table in step.io.writes.map(\.value) where columns[table] == nil || fromSchemaFile != nil {
-                if let derived { columns[table] = derived }
+            for table in step.io.writes where columns[table.value] == nil || fromSchemaFile != nil {
+                if let derived { columns[table.value] = derived }
+            }
+            // A target with its own schema must hold every column the step will write.
+            if fromSchemaFile == nil, let derived {
+                for table in step.io.writes {
+                    guard let schema = schemas[table.value] else { continue }
+                    let missing = derived.filter { schema.column($0) == nil }
+                    if !missing.isEmpty {
+                        diagnostics.append(Diagnostic(.conflictingSchema, at: table.location,
+                            "step '\(step.id.value)' writes \(missing.map { "'\($0)'" }.joined(separator: ", ")) into '\(table.value)', but \(schema.file) has no such column\(missing.count == 1 ? "" : "s")"))
+                    }
+                }
             }
         }
 

@@ -48,14 +48,15 @@ public enum PlanOutputFormat: String, CaseIterable, Sendable {
 
     static func dot(_ plan: PipelinePlan) -> String {
         func quote(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n") + "\""
         }
         var lines = ["digraph \(quote(plan.definition.id?.value ?? "pipeline")) {", "  rankdir=LR;", "  node [shape=box, fontname=\"Helvetica\"];"]
         for (index, layer) in plan.layers.enumerated() {
             lines.append("  subgraph layer_\(index + 1) { rank=same;")
             for id in layer {
                 let uses = plan.definition.step(id)?.uses.value ?? ""
-                lines.append("    \(quote(id)) [label=\(quote("\(id)\\n\(uses)"))];")
+                lines.append("    \(quote(id)) [label=\(quote("\(id)\n\(uses)"))];")
             }
             lines.append("  }")
         }

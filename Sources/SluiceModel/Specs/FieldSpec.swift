@@ -141,6 +141,9 @@ public enum FieldRule: Sendable {
     case exactlyOne(of: [String])
     /// At most one of these fields may be present.
     case atMostOne(of: [String])
+    /// When both are present, the value of the first must be one of the values of the second
+    /// (a partition column must be a group-by column).
+    case memberOf(String, list: String)
 }
 
 /// A value a processor publishes for later steps as `steps.<id>.outputs.<name>`.

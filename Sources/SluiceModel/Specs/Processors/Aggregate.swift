@@ -36,6 +36,7 @@ extension ProcessorSpec {
             .exactlyOne(of: ["procedure", "measures"]),
             .required("group_by", when: "measures", equals: ["*"]),
             .required("partition_by", when: "mode", equals: ["replace_partitions"]),
+            .memberOf("partition_by", list: "group_by"),
         ],
         outputs: [
             OutputSpec("rows_written", "integer", "Result rows written."),

@@ -44,7 +44,8 @@ extension ProcessorSpec {
                         FieldSpec("max_pages", .integer(1...1_000_000), description: "Stop after this many pages."),
                     ]), description: "How pages follow each other."),
                     FieldSpec("incremental", .object([
-                        FieldSpec("column", .identifier, .required, description: "Column whose largest value is the cursor."),
+                        FieldSpec("column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
+                                  description: "Column whose largest value is the cursor."),
                         FieldSpec("param", .string, .required, description: "Query parameter that receives the stored cursor."),
                         FieldSpec("initial", .string, description: "Cursor for the very first run."),
                     ]), description: "Resume from the last committed cursor; the cursor commits with the data."),
