@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+/// Drives the built `sluice` binary the way a user and CI do.
+struct LintCommandTests {
+    let fixtureProject = repositoryRoot.appendingPathComponent("Tests/SluiceModelTests/Fixtures/lint/project")
+
+    @Test func theExamplesLintClean() throws {
+        let result = try sluice("lint", "--strict")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout == "4 files checked, no problems\n")
+    }
+
+    @Test func errorsExitOneAndWarningsOnlyWithStrict() throws {
+        let errors = try sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
+        #expect(errors.status == 1)
+        #expect(errors.stdout.hasPrefix("pipelines/cycle.yml:4:9: error: steps depend on each other in a circle: a → b (needs) → c (needs) → a (needs) [cycle]\n"))
+        #expect(errors.stdout.hasSuffix("1 file checked: 2 errors, 0 warnings\n"))
+
+        let warnings = try sluice("lint", "pipelines/missing_timeout.yml", in: fixtureProject)
+        #expect(warnings.status == 0)
+        #expect(warnings.stdout.contains("warning: step 'load' has no timeout"))
+        let strict = try sluice("lint", "--strict", "pipelines/missing_timeout.yml", in: fixtureProject)
+        #expect(strict.status == 1)
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        let badFormat = try sluice("lint", "--format", "xml")
+        #expect(badFormat.status == 2)
+        #expect(badFormat.stderr.contains("unknown format 'xml'"))
+        #expect(try sluice("lint", "--no-such-flag").status == 2)
+    }
+
+    @Test func everyFormatNamesFileLineAndColumn() throws {
+        let json = try sluice("lint", "--format", "json", "pipelines/unknown_need.yml", in: fixtureProject)
+        #expect(json.status == 1)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let first = try #require((document["diagnostics"] as? [[String: Any]])?.first)
+        #expect(first["file"] as? String == "pipelines/unknown_need.yml")
+        #expect(first["line"] as? Int == 12 && first["column"] as? Int == 13)
+        #expect(first["rule"] as? String == "unknown-need")
+
+        let github = try sluice("lint", "--format", "github", "pipelines/unknown_need.yml", in: fixtureProject)
+        #expect(github.stdout == "::error file=pipelines/unknown_need.yml,line=12,col=13,title=sluice unknown-need::step 'dedupe' needs 'lod', which is not a step of this pipeline; did you mean 'load'?\n")
+
+        let sarif = try sluice("lint", "--format", "sarif", "pipelines/unknown_need.yml", in: fixtureProject)
+        let log = try #require(try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])
+        #expect(log["version"] as? String == "2.1.0")
+    }
+
+    @Test func textHasNoColourWhenNotATerminal() throws {
+        let result = try sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
+        #expect(!result.stdout.contains("\u{1B}["))
+    }
+
+    @Test func theProjectIsFoundFromASubfolder() throws {
+        let result = try sluice("lint", in: repositoryRoot.appendingPathComponent("pipelines"))
+        #expect(result.status == 0)
+        #expect(result.stdout == "4 files checked, no problems\n")
+    }
+}
+
+struct PlanCommandTests {
+    @Test func textShowsLayersReadsAndWrites() throws {
+        let result = try sluice("plan", "genai_costs_daily")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("genai_costs_daily: 6 steps in 4 layers\n"))
+        #expect(result.stdout.contains("layer 3\n  daily_costs       aggregate      reads genai_usage, genai_pricing; writes genai_costs_daily; after dedupe_usage, dedupe_pricing\n"))
+    }
+
+    @Test func dotAndMermaidDrawTheSameEdges() throws {
+        let dot = try sluice("plan", "pipelines/genai_costs_daily.yml", "--format", "dot")
+        #expect(dot.stdout.hasPrefix("digraph \"genai_costs_daily\" {"))
+        #expect(dot.stdout.contains("\"load_usage\" -> \"dedupe_usage\" [style=dashed, label=\"genai_usage_raw\"];"))
+        #expect(dot.stdout.contains("\"dedupe_usage\" -> \"daily_costs\";"))
+        #expect(dot.stdout.contains("[label=\"daily_costs\\naggregate\"]"))
+        let mermaid = try sluice("plan", "genai_costs_daily", "--format", "mermaid")
+        #expect(mermaid.stdout.hasPrefix("flowchart LR\n"))
+        #expect(mermaid.stdout.contains("  load_usage -.->|genai_usage_raw| dedupe_usage\n"))
+        #expect(mermaid.stdout.contains("  dedupe_usage --> daily_costs\n"))
+    }
+
+    @Test func aBrokenPipelineGetsItsDiagnosticsNotAPlan() throws {
+        let project = repositoryRoot.appendingPathComponent("Tests/SluiceModelTests/Fixtures/lint/project")
+        let result = try sluice("plan", "cycle", in: project)
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("[cycle]"))
+        let missing = try sluice("plan", "no_such_pipeline")
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no pipeline file 'no_such_pipeline'"))
+    }
+}
+
+struct ProcessorsCommandTests {
+    @Test func listsEveryProcessorAndDocumentsOne() throws {
+        let list = try sluice("processors")
+        for name in ["kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
+                     "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify"] {
+            #expect(list.stdout.contains("\n\(name) ") || list.stdout.hasPrefix("\(name) "), "\(name) missing")
+        }
+        let page = try sluice("processors", "merge_dedupe")
+        #expect(page.stdout.contains("latest_by is required when strategy is latest_wins"))
+        #expect(page.stdout.contains("strategy (latest_wins | first_wins | replace_partitions, default latest_wins)"))
+        let unknown = try sluice("processors", "injest")
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("did you mean 'ingest'?"))
+    }
+}
+
+struct InitCommandTests {
+    @Test func aNewProjectLintsCleanAndPlans() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let created = try sluice("init", "demo", in: folder)
+        #expect(created.status == 0, "\(created.stderr)")
+        let project = folder.appendingPathComponent("demo")
+        let lint = try sluice("lint", "--strict", in: project)
+        #expect(lint.status == 0, "\(lint.stdout)")
+        #expect(lint.stdout == "1 file checked, no problems\n")
+        let plan = try sluice("plan", "daily_usage", in: project)
+        #expect(plan.stdout.hasPrefix("daily_usage: 4 steps in 4 layers"))
+        let again = try sluice("init", "demo", in: folder)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("nothing was written"))
+    }
+}
+
+struct SchemaCommandTests {
+    /// The editor schema accepts every example pipeline and refuses broken ones, as judged by
+    /// python-jsonschema (an independent implementation).
+    @Test func examplesValidateAgainstTheEditorSchema() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let schemaFile = folder.appendingPathComponent("sluice.schema.json")
+        let written = try sluice("schema", "--output", schemaFile.path)
+        #expect(written.status == 0, "\(written.stderr)")
+
+        let examples = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("pipelines").path)
+            .filter { $0.hasSuffix(".yml") }.sorted().map { "pipelines/\($0)" }
+        #expect(examples.count >= 3)
+        let fixtures = "Tests/SluiceModelTests/Fixtures/lint/project/pipelines/"
+        let broken = [fixtures + "unknown_key.yml", fixtures + "unknown_field.yml", fixtures + "invalid_value.yml", fixtures + "unknown_processor.yml"]
+        let valid = [fixtures + "valid_pipeline.yml"]
+        let script = repositoryRoot.appendingPathComponent("Tests/SluiceCLITests/Support/validate_pipelines.py").path
+        let result = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, schemaFile.path] + examples + valid + broken,
+                             in: repositoryRoot)
+        #expect(result.status == 0, "python3 with jsonschema and pyyaml is needed (.ci/run installs them): \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        for file in examples + valid {
+            #expect(lines.contains("ok \(file)"), "\(file): \(lines.first { $0.contains(file) } ?? "not checked")")
+        }
+        for file in broken {
+            #expect(lines.contains { $0.hasPrefix("invalid \(file):") }, "\(file) passed the schema")
+        }
+    }
+}
