@@ -155,3 +155,17 @@ struct SchemaCommandTests {
         }
     }
 }
+
+struct DocumentationTests {
+    @Test func theReadmeListsEveryLintRule() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let rules = try sluice("lint", "--format", "sarif", "pipelines")
+        let log = try #require(try JSONSerialization.jsonObject(with: Data(rules.stdout.utf8)) as? [String: Any])
+        let driver = try #require(((log["runs"] as? [[String: Any]])?.first?["tool"] as? [String: Any])?["driver"] as? [String: Any])
+        let ids = try #require(driver["rules"] as? [[String: Any]]).compactMap { $0["id"] as? String }
+        #expect(ids.count >= 30)
+        for id in ids {
+            #expect(readme.contains("| `\(id)`"), "README's rule table lacks \(id)")
+        }
+    }
+}
