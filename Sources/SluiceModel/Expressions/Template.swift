@@ -19,7 +19,12 @@ public struct Template: Hashable, Sendable {
 
     /// Whether `text` contains `${{` at all; cheap, for the many values that don't.
     public static func containsExpression(_ text: String) -> Bool {
-        text.contains("${{")
+        var previous: (UInt8, UInt8) = (0, 0)
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "{"), previous == (UInt8(ascii: "$"), UInt8(ascii: "{")) { return true }
+            previous = (previous.1, byte)
+        }
+        return false
     }
 
     public init(parsing text: String) throws(ParseError) {

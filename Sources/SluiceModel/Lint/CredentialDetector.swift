@@ -50,31 +50,64 @@ public enum CredentialDetector {
     public static func scan(_ text: String) -> Finding? {
         // Most values are short words; skip them without looking closer.
         guard text.utf8.count >= 12 else { return nil }
-        if text.contains("PRIVATE KEY-----"), let range = text.range(of: "-----BEGIN") {
-            return Finding(kind: "a private key", offset: text.distance(from: text.startIndex, to: range.lowerBound))
+        let bytes = Array(text.utf8)
+        if let start = find("-----BEGIN", in: bytes, from: 0), find("PRIVATE KEY-----", in: bytes, from: start) != nil {
+            return Finding(kind: "a private key", offset: characterOffset(start, in: bytes))
         }
         for pattern in patterns {
-            var searchStart = text.startIndex
-            while let range = text.range(of: pattern.prefix, range: searchStart..<text.endIndex) {
-                searchStart = range.upperBound
+            let prefix = Array(pattern.prefix.utf8)
+            var from = 0
+            while let start = find(prefix, in: bytes, from: from) {
+                from = start + 1
                 // A prefix inside a longer word (`task-...`) is not a token start.
-                if pattern.prefix != "hooks.slack.com/services/", range.lowerBound > text.startIndex {
-                    let before = text[text.index(before: range.lowerBound)]
-                    if isTokenCharacter(before) { continue }
+                if pattern.prefix != "hooks.slack.com/services/", start > 0,
+                   isTokenCharacter(Character(Unicode.Scalar(bytes[start - 1]))) { continue }
+                var end = start + prefix.count
+                var digits = false
+                while end < bytes.count, bytes[end] < 0x80, pattern.tail(Character(Unicode.Scalar(bytes[end]))) {
+                    if (0x30...0x39).contains(bytes[end]) { digits = true }
+                    end += 1
                 }
-                let tail = text[range.upperBound...].prefix(while: pattern.tail)
-                if tail.count >= pattern.minimumTail, tail.contains(where: { $0.isNumber }) || pattern.prefix.hasPrefix("hooks") {
-                    return Finding(kind: pattern.kind, offset: text.distance(from: text.startIndex, to: range.lowerBound))
+                if end - start - prefix.count >= pattern.minimumTail, digits || pattern.prefix.hasPrefix("hooks") {
+                    return Finding(kind: pattern.kind, offset: characterOffset(start, in: bytes))
                 }
             }
         }
-        if let offset = passwordInURL(text) {
+        if find("://", in: bytes, from: 0) != nil, let offset = passwordInURL(text) {
             return Finding(kind: "a password inside a URL or DSN", offset: offset)
         }
-        if let offset = passwordInDSN(text) {
+        if (find("password=", in: bytes, from: 0) ?? find("pwd=", in: bytes, from: 0) ?? find("Password=", in: bytes, from: 0)) != nil,
+           let offset = passwordInDSN(text) {
             return Finding(kind: "a password inside a connection string", offset: offset)
         }
         return nil
+    }
+
+    private static func find(_ needle: String, in bytes: [UInt8], from: Int) -> Int? {
+        find(Array(needle.utf8), in: bytes, from: from)
+    }
+
+    /// Byte search; the values scanned are short, so a plain loop beats building indexes.
+    private static func find(_ needle: [UInt8], in bytes: [UInt8], from: Int) -> Int? {
+        guard let first = needle.first, bytes.count >= needle.count else { return nil }
+        var index = from
+        let last = bytes.count - needle.count
+        while index <= last {
+            if bytes[index] == first {
+                var matched = true
+                for offset in 1..<needle.count where bytes[index + offset] != needle[offset] {
+                    matched = false
+                    break
+                }
+                if matched { return index }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    private static func characterOffset(_ byteOffset: Int, in bytes: [UInt8]) -> Int {
+        String(decoding: bytes[..<byteOffset], as: UTF8.self).count
     }
 
     /// `scheme://user:password@host`: the offset of the password.

@@ -6,15 +6,18 @@ public enum ProjectFiles {
     /// relative to `folder`, sorted so output is stable. A missing folder has no files.
     public static func find(in folder: URL, extensions: Set<String>) -> [String] {
         let manager = FileManager.default
-        guard let enumerator = manager.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
-                                                  options: [.skipsHiddenFiles]) else { return [] }
-        let base = folder.standardizedFileURL.path
+        guard let enumerator = manager.enumerator(atPath: folder.path) else { return [] }
         var found: [String] = []
-        for case let url as URL in enumerator {
-            guard extensions.contains(url.pathExtension.lowercased()),
-                  (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
-            let path = url.standardizedFileURL.path
-            found.append(path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : path)
+        for case let path as String in enumerator {
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            guard !name.hasPrefix("."), let dot = name.lastIndex(of: "."),
+                  extensions.contains(name[name.index(after: dot)...].lowercased()) else { continue }
+            var isDirectory: ObjCBool = false
+            guard manager.fileExists(atPath: folder.appendingPathComponent(path).path, isDirectory: &isDirectory),
+                  !isDirectory.boolValue else { continue }
+            // Skip files inside hidden folders, as the URL enumerator's skipsHiddenFiles did.
+            if path.split(separator: "/").dropLast().contains(where: { $0.hasPrefix(".") }) { continue }
+            found.append(path)
         }
         return found.sorted()
     }

@@ -148,35 +148,75 @@ enum TextScan {
             }
         }
         if let failure { return .failure(failure) }
-        return .success(String(decoding: data, as: UTF8.self))
+        // Decoding from contiguous bytes takes the standard library's fast path.
+        return .success(data.withUnsafeBytes { String(decoding: $0.bindMemory(to: UInt8.self), as: UTF8.self) })
     }
 
     // MARK: Structure
 
-    /// An upper bound on nesting (indentation levels, `- ` and `? ` indicators, open flow
-    /// brackets) checked against `maxDepth`, and a refusal of aliases used as mapping keys,
-    /// which would make the parser hash an expanded alias tree. Block scalars (`|`, `>`)
-    /// are skipped, since their lines are text.
-    static func checkStructure(_ text: String, file: String, maxDepth: Int) -> Diagnostic? {
+    /// What the structure pass learned: a refusal, or how deep the document can nest.
+    struct Structure {
+        var refusal: Diagnostic?
+        /// An upper bound on the nesting depth, when `certain`.
+        var deepest: Int
+        /// False when a quoted string seemed to run across lines, where the bound may be off.
+        var certain: Bool
+    }
+
+    /// An upper bound on nesting (indentation levels, `- ` indicators, open flow brackets)
+    /// checked against `maxDepth`, and a refusal of aliases used as mapping keys, which would
+    /// make the parser hash an expanded alias tree. Block scalars (`|`, `>`) are skipped,
+    /// since their lines are text. Works on UTF-8 bytes: everything structural is ASCII.
+    static func checkStructure(_ text: String, file: String, maxDepth: Int) -> Structure {
+        var text = text
+        return text.withUTF8 { bytes in scanStructure(bytes, file: file, maxDepth: maxDepth) }
+    }
+
+    private static func scanStructure(_ bytes: UnsafeBufferPointer<UInt8>, file: String, maxDepth: Int) -> Structure {
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        let hash = UInt8(ascii: "#"), dash = UInt8(ascii: "-"), question = UInt8(ascii: "?"), colon = UInt8(ascii: ":")
+        let doubleQuote = UInt8(ascii: "\""), singleQuote = UInt8(ascii: "'"), backslash = UInt8(ascii: "\\")
+        let openSquare = UInt8(ascii: "["), openCurly = UInt8(ascii: "{"), closeSquare = UInt8(ascii: "]")
+        let closeCurly = UInt8(ascii: "}"), comma = UInt8(ascii: ","), star = UInt8(ascii: "*")
+
         var indents: [Int] = []
         var flowDepth = 0
-        var quote: Unicode.Scalar?
+        var quote: UInt8 = 0
+        var certain = true
+        var deepest = 0
         // For each open flow collection: whether an alias appears inside it.
         var aliasInOpenFlow: [Bool] = []
         var blockScalarParentIndent: Int?
         var lineNumber = 0
+        var lineStart = 0
 
-        func at(_ column: Int) -> SourceLocation {
-            SourceLocation(file: file, line: lineNumber, column: column + 1)
+        func isBlank(_ byte: UInt8) -> Bool { byte == space || byte == tab || byte == cr }
+        func isAnchorCharacter(_ byte: UInt8) -> Bool {
+            byte >= 0x80 || (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || byte == dash || byte == 0x5F
         }
-        func isBlank(_ scalar: Unicode.Scalar) -> Bool { scalar == " " || scalar == "\t" || scalar == "\r" }
 
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        while lineStart <= bytes.count {
             lineNumber += 1
-            let scalars = Array(line.unicodeScalars)
+            var lineEnd = lineStart
+            while lineEnd < bytes.count, bytes[lineEnd] != lf { lineEnd += 1 }
+            defer { lineStart = lineEnd + 1 }
+            if lineStart == bytes.count && lineStart == lineEnd { break }
+
+            func at(_ index: Int) -> SourceLocation {
+                // Columns count Unicode scalars: every byte that does not continue a sequence.
+                var column = 1
+                var position = lineStart
+                while position < index {
+                    if bytes[position] & 0xC0 != 0x80 { column += 1 }
+                    position += 1
+                }
+                return SourceLocation(file: file, line: lineNumber, column: column)
+            }
+
             var indent = 0
-            while indent < scalars.count, scalars[indent] == " " { indent += 1 }
-            let isEmpty = indent == scalars.count || scalars[indent] == "\r" || scalars[indent] == "#"
+            while lineStart + indent < lineEnd, bytes[lineStart + indent] == space { indent += 1 }
+            let first = lineStart + indent
+            let isEmpty = first == lineEnd || bytes[first] == cr || bytes[first] == hash
 
             if let parent = blockScalarParentIndent {
                 if isEmpty || indent > parent { continue }
@@ -184,125 +224,118 @@ enum TextScan {
             }
             if isEmpty { continue }
 
-            if quote == nil && flowDepth == 0 {
+            if quote == 0 && flowDepth == 0 {
                 while let last = indents.last, last > indent { indents.removeLast() }
                 if indents.last != indent { indents.append(indent) }
+            } else if quote != 0 {
+                certain = false
             }
-            var index = indent
+            var index = first
             var compact = 0
-            while index + 1 < scalars.count, scalars[index] == "-" || scalars[index] == "?", isBlank(scalars[index + 1]) {
-                if scalars[index] == "?" && quote == nil {
-                    return Diagnostic(.yamlSyntax, at: at(index),
-                        "explicit mapping keys (`? `) are not supported in pipeline files; write `key: value`")
+            while index + 1 < lineEnd, bytes[index] == dash || bytes[index] == question, isBlank(bytes[index + 1]) {
+                if bytes[index] == question && quote == 0 {
+                    return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
+                        "explicit mapping keys (`? `) are not supported in pipeline files; write `key: value`"), deepest: deepest, certain: certain)
                 }
                 compact += 1
                 index += 2
-                while index < scalars.count, scalars[index] == " " { index += 1 }
+                while index < lineEnd, bytes[index] == space { index += 1 }
             }
-            if indents.count + compact + flowDepth > maxDepth {
-                return Diagnostic(.inputLimit, at: at(indent),
-                    "values nest deeper than \(maxDepth) levels; pipeline files may not")
+            func tooDeep(_ depth: Int, _ position: Int) -> Structure? {
+                deepest = max(deepest, depth)
+                guard depth > maxDepth else { return nil }
+                return Structure(refusal: Diagnostic(.inputLimit, at: at(position),
+                    "values nest deeper than \(maxDepth) levels; pipeline files may not"), deepest: depth, certain: certain)
             }
+            if let refusal = tooDeep(indents.count + compact + flowDepth, first) { return refusal }
 
-            var previous: Unicode.Scalar = " "
-            while index < scalars.count {
-                let scalar = scalars[index]
-                if let open = quote {
-                    if open == "\"" && scalar == "\\" {
+            var previous = space
+            while index < lineEnd {
+                let byte = bytes[index]
+                if quote != 0 {
+                    if quote == doubleQuote && byte == backslash {
                         index += 2
                         continue
                     }
-                    if scalar == open {
-                        if open == "'", index + 1 < scalars.count, scalars[index + 1] == "'" {
+                    if byte == quote {
+                        if quote == singleQuote, index + 1 < lineEnd, bytes[index + 1] == singleQuote {
                             index += 2
                             continue
                         }
-                        quote = nil
+                        quote = 0
                     }
-                    previous = scalar
+                    previous = byte
                     index += 1
                     continue
                 }
-                let atTokenStart = isBlank(previous) || "[{,".unicodeScalars.contains(previous)
-                    || (previous == ":" && flowDepth > 0)
-                switch scalar {
-                case "#" where isBlank(previous):
-                    index = scalars.count
-                    continue
-                case "\"" where atTokenStart, "'" where atTokenStart:
-                    quote = scalar
-                case "[" where atTokenStart, "{" where atTokenStart:
+                let atTokenStart = isBlank(previous) || previous == openSquare || previous == openCurly || previous == comma
+                    || (previous == colon && flowDepth > 0)
+                if byte == hash && isBlank(previous) { break }
+                if (byte == doubleQuote || byte == singleQuote) && atTokenStart {
+                    quote = byte
+                } else if (byte == openSquare || byte == openCurly) && atTokenStart {
                     flowDepth += 1
                     aliasInOpenFlow.append(false)
-                    if indents.count + compact + flowDepth > maxDepth {
-                        return Diagnostic(.inputLimit, at: at(index),
-                            "values nest deeper than \(maxDepth) levels; pipeline files may not")
-                    }
-                case "]" where flowDepth > 0, "}" where flowDepth > 0:
+                    if let refusal = tooDeep(indents.count + compact + flowDepth, index) { return refusal }
+                } else if (byte == closeSquare || byte == closeCurly) && flowDepth > 0 {
                     flowDepth -= 1
-                    let heldAlias = aliasInOpenFlow.popLast() ?? false
-                    if heldAlias {
+                    if aliasInOpenFlow.popLast() ?? false {
                         var next = index + 1
-                        while next < scalars.count, isBlank(scalars[next]) { next += 1 }
-                        if next < scalars.count, scalars[next] == ":" {
-                            return Diagnostic(.yamlSyntax, at: at(index),
-                                "a collection holding an alias is used as a mapping key; pipeline files use plain keys")
+                        while next < lineEnd, isBlank(bytes[next]) { next += 1 }
+                        if next < lineEnd, bytes[next] == colon {
+                            return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
+                                "a collection holding an alias is used as a mapping key; pipeline files use plain keys"),
+                                deepest: deepest, certain: certain)
                         }
                         if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                     }
-                case "*" where atTokenStart:
-                    var next = index + 1
+                } else if byte == star && atTokenStart {
                     // libyaml's anchor names: letters, digits, `-` and `_`.
-                    while next < scalars.count, scalars[next].properties.isAlphabetic || ("0"..."9").contains(scalars[next])
-                            || scalars[next] == "-" || scalars[next] == "_" {
-                        next += 1
-                    }
-                    var after = next
-                    while after < scalars.count, isBlank(scalars[after]) { after += 1 }
-                    if after < scalars.count, scalars[after] == ":" {
-                        return Diagnostic(.yamlSyntax, at: at(index),
-                            "an alias is used as a mapping key; pipeline files use plain keys")
+                    var next = index + 1
+                    while next < lineEnd, isAnchorCharacter(bytes[next]) { next += 1 }
+                    while next < lineEnd, isBlank(bytes[next]) { next += 1 }
+                    if next < lineEnd, bytes[next] == colon {
+                        return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
+                            "an alias is used as a mapping key; pipeline files use plain keys"), deepest: deepest, certain: certain)
                     }
                     if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
-                default:
-                    break
                 }
-                previous = scalar
+                previous = byte
                 index += 1
             }
             // `key: |`, `- >-`, `key: |2+` start a block scalar: the lines indented deeper are text.
-            if quote == nil, flowDepth == 0, endsWithBlockScalarHeader(scalars) {
+            if quote == 0, flowDepth == 0, endsWithBlockScalarHeader(bytes, from: first, to: lineEnd) {
                 blockScalarParentIndent = indent
             }
         }
-        return nil
+        if quote != 0 { certain = false }
+        return Structure(refusal: nil, deepest: deepest, certain: certain)
     }
 
     /// Whether a line ends with a block scalar indicator (`|` or `>` with optional chomping and
-    /// indentation indicators), ignoring a trailing comment.
-    private static func endsWithBlockScalarHeader(_ scalars: [Unicode.Scalar]) -> Bool {
-        var end = scalars.count
-        // Drop a trailing comment: ` #...`.
-        var index = 0
-        while index < scalars.count {
-            if scalars[index] == "#", index > 0, scalars[index - 1] == " " || scalars[index - 1] == "\t" {
-                end = index
+    /// indentation indicators) after `key:` or `- `, ignoring a trailing comment.
+    private static func endsWithBlockScalarHeader(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Bool {
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+        var stop = end
+        var index = start
+        while index < end {
+            if bytes[index] == UInt8(ascii: "#"), index > start, bytes[index - 1] == 0x20 || bytes[index - 1] == 0x09 {
+                stop = index
                 break
             }
             index += 1
         }
-        var tokenEnd = end
-        while tokenEnd > 0, scalars[tokenEnd - 1] == " " || scalars[tokenEnd - 1] == "\t" || scalars[tokenEnd - 1] == "\r" {
-            tokenEnd -= 1
-        }
+        var tokenEnd = stop
+        while tokenEnd > start, isBlank(bytes[tokenEnd - 1]) { tokenEnd -= 1 }
         var tokenStart = tokenEnd
-        while tokenStart > 0, scalars[tokenStart - 1] != " " && scalars[tokenStart - 1] != "\t" { tokenStart -= 1 }
-        guard tokenStart < tokenEnd else { return false }
-        let token = scalars[tokenStart..<tokenEnd]
-        guard let first = token.first, first == "|" || first == ">" else { return false }
-        guard token.dropFirst().allSatisfy({ $0 == "-" || $0 == "+" || ("1"..."9").contains($0) }) else { return false }
-        // The indicator must follow `key:` or `- ` (or start the line).
-        let before = scalars[..<tokenStart].reversed().first { $0 != " " && $0 != "\t" }
-        return before == nil || before == ":" || before == "-"
+        while tokenStart > start, !isBlank(bytes[tokenStart - 1]) { tokenStart -= 1 }
+        guard tokenStart < tokenEnd, bytes[tokenStart] == UInt8(ascii: "|") || bytes[tokenStart] == UInt8(ascii: ">") else { return false }
+        for position in (tokenStart + 1)..<tokenEnd {
+            let byte = bytes[position]
+            guard byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+") || (0x31...0x39).contains(byte) else { return false }
+        }
+        var before = tokenStart - 1
+        while before >= start, isBlank(bytes[before]) { before -= 1 }
+        return before < start || bytes[before] == UInt8(ascii: ":") || bytes[before] == UInt8(ascii: "-")
     }
 }

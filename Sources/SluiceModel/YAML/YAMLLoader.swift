@@ -43,24 +43,30 @@ public struct YAMLLoader: Sendable {
         case .failure(let diagnostic): return .failure(diagnostic)
         case .success(let decoded): text = decoded
         }
-        if let diagnostic = TextScan.checkStructure(text, file: file, maxDepth: limits.maxDepth) {
-            return .failure(diagnostic)
-        }
+        let structure = TextScan.checkStructure(text, file: file, maxDepth: limits.maxDepth)
+        if let refusal = structure.refusal { return .failure(refusal) }
 
-        // The parser recurses once per nesting level; the structure check bounds that, and a
-        // thread with a large stack makes sure a bound that was too generous cannot crash us.
+        // The parser recurses once per nesting level. The structure check bounds that; a
+        // shallow document parses right here, and one whose bound is high or uncertain parses
+        // on a thread with a large stack, so a bound that was too generous cannot crash us.
         // An alias-free document has fewer values than twice its bytes; only alias expansion
         // can go past that, so the node limit grows with the file and never refuses real input.
         var effective = limits
         effective.maxNodes = max(limits.maxNodes, 2 * data.count)
         let scaled = effective
+        if structure.certain && structure.deepest <= 64 {
+            return Self.compose(text, file: file, limits: scaled)
+        }
         return Self.onLargeStack { Self.compose(text, file: file, limits: scaled) }
     }
 
     private static func compose(_ text: String, file: String, limits: Limits) -> Result<YAMLNode?, Diagnostic> {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // The basic resolver tags every scalar as text without running regular expressions
+            // (Yams resolves tags to hash keys for its duplicate check, and that dominated lint
+            // time); YAMLNode resolves plain scalars itself, by YAML 1.2.
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             return .failure(diagnostic(for: error, in: text, file: file))
         } catch {
