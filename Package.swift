@@ -44,7 +44,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceCLITests",
-            dependencies: ["SluiceModel"]
+            dependencies: ["SluiceModel"],
+            exclude: ["Support/validate_pipelines.py"]
         ),
     ]
 )

@@ -47,6 +47,8 @@ struct ConfigValidator {
                 let what = unknownRule == .unknownField ? "field" : "key"
                 report(unknownRule, pair.key.location,
                        "\(here) has no \(what) '\(key)'\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
+                // A credential is a leak wherever it is written, under a misspelt key too.
+                checkAllScalars(pair.value, spec: FieldSpec(key, .any, description: ""), label: "\(here): '\(key)'")
                 continue
             }
             if pair.value.isNull, !spec.requirement.isRequired, !isScalarLike(spec.type) { continue }

@@ -51,6 +51,21 @@ public final class Linter {
 
     /// Lints one pipeline file; `path` is shown in messages.
     public func lint(file path: String) -> [Diagnostic] {
+        examine(file: path).diagnostics
+    }
+
+    /// The DAG of a pipeline file, or the diagnostics that prevent one.
+    public func plan(file path: String) -> (plan: PipelinePlan?, diagnostics: [Diagnostic]) {
+        let (definition, diagnostics) = examine(file: path)
+        let sorted = diagnostics.sortedForReading()
+        guard sorted.errorCount == 0, let definition,
+              case .success(let plan) = PipelinePlan.build(definition, procedures: procedureInfos(for: definition)) else {
+            return (nil, sorted)
+        }
+        return (plan, sorted)
+    }
+
+    private func examine(file path: String) -> (definition: PipelineDefinition?, diagnostics: [Diagnostic]) {
         let url = URL(fileURLWithPath: path, relativeTo: projectRoot)
         let result = loader.load(fileAt: url, displayPath: path)
         var diagnostics = result.diagnostics
@@ -59,20 +74,9 @@ public final class Linter {
             reportedSchemaFiles = true
             diagnostics += schemas.diagnostics
         }
-        guard let definition = result.definition else { return diagnostics }
+        guard let definition = result.definition else { return (nil, diagnostics) }
         diagnostics += check(definition)
-        return diagnostics
-    }
-
-    /// The DAG of a pipeline file, or the diagnostics that prevent one.
-    public func plan(file path: String) -> (plan: PipelinePlan?, diagnostics: [Diagnostic]) {
-        let diagnostics = lint(file: path).sortedForReading()
-        guard diagnostics.errorCount == 0,
-              let definition = loader.load(fileAt: URL(fileURLWithPath: path, relativeTo: projectRoot), displayPath: path).definition,
-              case .success(let plan) = PipelinePlan.build(definition, procedures: procedureInfos(for: definition)) else {
-            return (nil, diagnostics)
-        }
-        return (plan, diagnostics)
+        return (definition, diagnostics)
     }
 
     // MARK: Checks that need the DAG or the project
