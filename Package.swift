@@ -3,15 +3,18 @@ import PackageDescription
 
 let package = Package(
     name: "Sluice",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceModel", targets: ["SluiceModel"]),
+        .library(name: "SluiceEngine", targets: ["SluiceEngine"]),
+        .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
@@ -22,6 +25,23 @@ let package = Package(
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // The executor, run context, retry and timeout policy, processors, and the Warehouse
+        // and RunStore protocols. No SQLite or PostgreSQL in here.
+        .target(
+            name: "SluiceEngine",
+            dependencies: [
+                "SluiceModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // RunStore (and, next, Warehouse) on SQLite through GRDB: the embedded default.
+        .target(
+            name: "SluiceSQLite",
+            dependencies: [
+                "SluiceEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // The command-line tool: flags in, calls into the modules out.
@@ -41,6 +61,10 @@ let package = Package(
             name: "SluiceModelTests",
             dependencies: ["SluiceModel"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "SluiceEngineTests",
+            dependencies: ["SluiceEngine", "SluiceSQLite"]
         ),
         .testTarget(
             name: "SluiceCLITests",

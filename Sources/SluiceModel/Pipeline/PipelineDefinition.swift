@@ -63,6 +63,14 @@ public struct RetryPolicy: Sendable, Hashable {
     public var maxDelay: Duration
     public var jitter: Bool
 
+    public init(attempts: Int, backoff: Backoff, initialDelay: Duration, maxDelay: Duration, jitter: Bool) {
+        self.attempts = attempts
+        self.backoff = backoff
+        self.initialDelay = initialDelay
+        self.maxDelay = maxDelay
+        self.jitter = jitter
+    }
+
     /// One try, no retry: what a step gets when nothing says otherwise.
     public static let none = RetryPolicy(attempts: 1, backoff: .exponential, initialDelay: .seconds(1),
                                          maxDelay: .seconds(60), jitter: true)

@@ -260,7 +260,8 @@ public enum ParamValue {
 }
 
 extension NSRegularExpression {
-    func matches(_ text: String) -> Bool {
+    /// Whether the expression matches somewhere in `text` (anchor it to match the whole).
+    public func matches(_ text: String) -> Bool {
         firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
 }

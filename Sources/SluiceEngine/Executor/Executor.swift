@@ -1,0 +1,311 @@
+import Foundation
+import Logging
+import SluiceModel
+
+/// Settings of the executor that are not part of a pipeline.
+public struct ExecutorOptions: Sendable {
+    /// How long a step cancelled at its timeout (or by a cancelled run) may take to stop before
+    /// it is abandoned.
+    public var cancellationGrace: Duration = .seconds(2)
+    /// How often a running run marks itself alive in the run store.
+    public var heartbeatInterval: Duration = .seconds(5)
+    /// The timeout of a step when neither it nor the pipeline's `defaults` set one.
+    public var fallbackTimeout: Duration = .seconds(3_600)
+
+    public init() {}
+}
+
+/// Runs a pipeline's DAG: a task group over the steps whose dependencies have succeeded, at most
+/// `max_parallel` at once; each step attempt under its timeout, retried with backoff while its
+/// failures are transient; every state change stored with time and reason. When a step fails
+/// no new step starts, the steps that did not run are skipped with the reason, and the
+/// `on_failure` handlers run. Cancelling the calling task cancels the run.
+public struct Executor: Sendable {
+    public var processors: ProcessorCatalog
+    public var store: any RunStore
+    public var options: ExecutorOptions
+    public var logger: Logger
+
+    public init(processors: ProcessorCatalog, store: any RunStore, options: ExecutorOptions = ExecutorOptions(),
+                logger: Logger = Logger(label: "sluice.executor")) {
+        self.processors = processors
+        self.store = store
+        self.options = options
+        self.logger = logger
+    }
+
+    /// What a caller needs to start a run.
+    public struct RunRequest: Sendable {
+        public var org: String
+        public var logicalDate: String
+        public var trigger: RunTrigger
+        public var params: [String: String]
+        public var env: [String: String]
+        public var triggerKey: String?
+        public var requestID: String?
+
+        public init(org: String, logicalDate: String, trigger: RunTrigger = .cli, params: [String: String] = [:],
+                    env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil) {
+            self.org = org
+            self.logicalDate = logicalDate
+            self.trigger = trigger
+            self.params = params
+            self.env = env
+            self.triggerKey = triggerKey
+            self.requestID = requestID
+        }
+    }
+
+    /// Creates the run in the store (once per trigger key) and executes it. Returns the run as
+    /// it ended; for a trigger key seen before, the earlier run, untouched.
+    public func start(_ plan: PipelinePlan, _ request: RunRequest) async throws -> RunRecord {
+        let definition = plan.definition
+        let pipeline = definition.id?.value ?? "pipeline"
+        let record = RunRecord(pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
+                               triggerKey: request.triggerKey, requestID: request.requestID, params: request.params)
+        let steps = (definition.steps + definition.onFailure).map {
+            StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
+        }
+        let (run, created) = try await store.createRun(record, steps: steps)
+        guard created else { return run }
+        try await execute(plan, run: run, env: request.env)
+        return try await shielded { [store] in try await store.run(run.id) } ?? run
+    }
+
+    /// Executes a run that exists in the store.
+    public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String]) async throws {
+        var logger = self.logger
+        logger[metadataKey: "run_id"] = "\(run.id)"
+        logger[metadataKey: "pipeline"] = "\(run.pipeline)"
+        if let requestID = run.requestID { logger[metadataKey: "request_id"] = "\(requestID)" }
+
+        let base: ExpressionContext
+        do {
+            base = try RunParameters.context(for: plan.definition, run: run, env: env)
+        } catch {
+            try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: error.description, at: Date()) }
+            try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "the run's params are invalid")
+            logger.error("run failed before any step: \(error.description)")
+            return
+        }
+
+        try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: "started", at: Date()) }
+        logger.info("run started")
+        let heartbeat = Task { [store, options] in
+            while !Task.isCancelled {
+                try? await store.heartbeat(run.id, at: Date())
+                try? await Task.sleep(for: options.heartbeatInterval)
+            }
+        }
+        defer { heartbeat.cancel() }
+
+        let outcome = await runSteps(plan, run: run, base: base, logger: logger)
+        switch outcome {
+        case .succeeded:
+            try await shielded { [store] in try await store.recordRun(run.id, state: .succeeded, reason: "every step succeeded", at: Date()) }
+            logger.info("run succeeded")
+        case .failed(let step, let failure):
+            let reason = "step '\(step)' failed: \(failure.message)"
+            await runHandlers(plan, run: run, base: base, logger: logger)
+            try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+            logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
+        case .cancelled:
+            try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: "the run was cancelled", at: Date()) }
+            logger.notice("run cancelled")
+        }
+    }
+
+    /// Runs a store write in a task of its own, so that a cancelled run still records that it
+    /// was cancelled (GRDB's async writes refuse to start in a cancelled task).
+    private func shielded<T: Sendable>(_ write: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await Task { try await write() }.value
+    }
+
+    // MARK: The DAG
+
+    enum Outcome: Sendable {
+        case succeeded
+        case failed(step: String, StepFailure)
+        case cancelled
+    }
+
+    enum StepResult: Sendable {
+        case succeeded([String: ExpressionValue])
+        case failed(StepFailure)
+        case cancelled
+    }
+
+    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, logger: Logger) async -> Outcome {
+        let definition = plan.definition
+        var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
+        var dependents: [String: [String]] = [:]
+        for edge in plan.edges {
+            waitingOn[edge.to, default: []].insert(edge.from)
+            dependents[edge.from, default: []].append(edge.to)
+        }
+        var started = Set<String>()
+        var outputs: [String: [String: ExpressionValue]] = [:]
+        var failure: (step: String, failure: StepFailure)?
+        var cancelled = false
+        let maxParallel = max(1, definition.defaults.maxParallel)
+
+        await withTaskGroup(of: (String, StepResult).self) { group in
+            var running = 0
+            func launchReady() {
+                guard failure == nil, !cancelled, !Task.isCancelled else { return }
+                for id in plan.order where running < maxParallel && !started.contains(id) && waitingOn[id]?.isEmpty == true {
+                    guard let step = definition.step(id) else { continue }
+                    started.insert(id)
+                    running += 1
+                    var context = base
+                    context.stepOutputs = outputs
+                    group.addTask {
+                        (id, await self.runStep(step, plan: plan, run: run, context: context, logger: logger))
+                    }
+                }
+            }
+            launchReady()
+            while let (id, result) = await group.next() {
+                running -= 1
+                switch result {
+                case .succeeded(let published):
+                    outputs[id] = published
+                    for next in dependents[id] ?? [] { waitingOn[next]?.remove(id) }
+                case .failed(let stepFailure):
+                    if failure == nil { failure = (id, stepFailure) }
+                case .cancelled:
+                    cancelled = true
+                }
+                if Task.isCancelled { cancelled = true }
+                launchReady()
+            }
+        }
+
+        let reason: String
+        if let failure { reason = "not run: step '\(failure.step)' failed" }
+        else if cancelled || Task.isCancelled { reason = "not run: the run was cancelled" }
+        else { reason = "not run" }
+        let unstarted = plan.order.filter { !started.contains($0) }
+        try? await skipAll(unstarted, of: run.id, reason: reason)
+
+        if let failure { return .failed(step: failure.step, failure.failure) }
+        if cancelled || Task.isCancelled { return .cancelled }
+        return .succeeded
+    }
+
+    private func skipAll(_ steps: [String], of runID: String, reason: String) async throws {
+        for step in steps {
+            try await shielded { [store] in
+                try await store.recordStep(runID, step: step, state: .skipped, attempt: 0, reason: reason, errorCode: nil, at: Date())
+            }
+        }
+    }
+
+    /// `on_failure` handlers, each once, in order; their own failures are recorded, not raised.
+    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, logger: Logger) async {
+        for handler in plan.definition.onFailure {
+            _ = await runStep(handler, plan: plan, run: run, context: base, logger: logger)
+        }
+    }
+
+    // MARK: One step
+
+    private func runStep(_ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
+                         logger parentLogger: Logger) async -> StepResult {
+        let id = step.id.value
+        var logger = parentLogger
+        logger[metadataKey: "step_id"] = "\(id)"
+        let definition = plan.definition
+        let policy = step.retry ?? definition.defaults.retry ?? .none
+        let limit = step.timeout ?? definition.defaults.timeout ?? options.fallbackTimeout
+        var generator = SystemRandomNumberGenerator()
+
+        func record(_ state: RunState, _ attempt: Int, _ reason: String, _ code: String? = nil) async {
+            do {
+                try await shielded { [store] in
+                    try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code, at: Date())
+                }
+            } catch {
+                logger.error("could not store the step's state \(state.rawValue): \(error)")
+            }
+        }
+
+        guard let processor = processors[step.uses.value] else {
+            let failure = StepFailure("unknown_processor", "no processor '\(step.uses.value)' is available to run this step", at: step.uses.location)
+            await record(.failed, 0, failure.message, failure.code)
+            return .failed(failure)
+        }
+
+        var attempt = 0
+        while true {
+            attempt += 1
+            if Task.isCancelled {
+                await record(.cancelled, attempt - 1, "the run was cancelled")
+                return .cancelled
+            }
+            await record(.running, attempt, attempt == 1 ? "started" : "attempt \(attempt) of \(policy.attempts)")
+            var attemptContext = context
+            attemptContext.run["attempt"] = .number(Double(attempt))
+            let config: YAMLNode
+            do {
+                config = try ConfigResolver.resolve(step.config ?? YAMLNode(.mapping([]), at: step.location), in: attemptContext)
+            } catch {
+                await record(.failed, attempt, error.description, error.code)
+                return .failed(error)
+            }
+            let stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
+                                          config: config, logger: logger)
+            let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) {
+                try await processor.run(stepContext)
+            }
+
+            let failure: StepFailure
+            switch outcome {
+            case .finished(.success(let published)):
+                do {
+                    try await shielded { [store] in try await store.saveOutputs(run.id, step: id, outputs: published) }
+                } catch {
+                    logger.error("could not store the step's outputs: \(error)")
+                }
+                await record(.succeeded, attempt, "succeeded")
+                logger.info("step succeeded", metadata: ["attempt": "\(attempt)"])
+                return .succeeded(published)
+            case .finished(.failure(let error)):
+                if error is CancellationError || Task.isCancelled {
+                    await record(.cancelled, attempt, "the run was cancelled")
+                    return .cancelled
+                }
+                failure = (error as? StepFailure) ?? StepFailure("error", "\(error)")
+            case .timedOut(let abandoned):
+                failure = .timedOut(after: limit, abandoned: abandoned)
+                await record(.timedOut, attempt, failure.message, failure.code)
+                logger.warning("step timed out", metadata: ["abandoned": "\(abandoned)"])
+            case .cancelled(let abandoned):
+                await record(.cancelled, attempt, abandoned ? "the run was cancelled; the step ignored cancellation and was abandoned"
+                                                           : "the run was cancelled")
+                return .cancelled
+            }
+
+            if !failure.transient {
+                await record(.failed, attempt, failure.message, failure.code)
+                logger.error("step failed: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
+                return .failed(failure)
+            }
+            if attempt >= policy.attempts {
+                let reason = policy.attempts == 1 ? failure.message : "gave up after \(attempt) attempts: \(failure.message)"
+                await record(.deadLettered, attempt, reason, failure.code)
+                logger.error("step dead-lettered: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
+                return .failed(StepFailure(failure.code, reason, transient: false, at: failure.location))
+            }
+            let delay = policy.delay(afterFailedAttempts: attempt, using: &generator)
+            await record(.retrying, attempt, "\(failure.message); retrying in \(DurationText.format(delay))", failure.code)
+            logger.warning("step will retry", metadata: ["error_code": "\(failure.code)", "delay": "\(DurationText.format(delay))"])
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                await record(.cancelled, attempt, "the run was cancelled while waiting to retry")
+                return .cancelled
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import SluiceModel
+
+/// The expression context a run starts with: `run.*`, `env.*` and the params, each param
+/// taken from the run's request, else its default (which may read `run.*` and `env.*`), checked
+/// against its type, pattern and allowed values.
+public enum RunParameters {
+    public static func context(for definition: PipelineDefinition, run: RunRecord, env: [String: String]) throws(StepFailure) -> ExpressionContext {
+        var context = ExpressionContext(env: env)
+        context.run = [
+            "id": .string(run.id),
+            "logical_date": .string(run.logicalDate),
+            "logical_time": .string("\(run.logicalDate)T00:00:00Z"),
+            "pipeline": .string(run.pipeline),
+            "org": .string(run.org),
+            "trigger": .string(run.trigger.rawValue),
+            "request_id": run.requestID.map(ExpressionValue.string) ?? .null,
+            "attempt": .number(1),
+        ]
+        let declared = Set(definition.params.map(\.name.value))
+        if let unknown = run.params.keys.sorted().first(where: { !declared.contains($0) }) {
+            throw StepFailure("invalid_params", "the pipeline has no param '\(unknown)'\(Suggestion.hint(for: unknown, in: declared))")
+        }
+        for param in definition.params {
+            let name = param.name.value
+            var text: String
+            if let given = run.params[name] {
+                text = given
+            } else if let defaultNode = param.defaultValue, let defaultText = defaultNode.scalarText {
+                text = defaultText
+                if Template.containsExpression(defaultText) {
+                    do {
+                        text = try Template(parsing: defaultText).evaluate(in: context).description
+                    } catch {
+                        throw StepFailure("invalid_params", "param '\(name)': its default can't be evaluated: \(error)", at: defaultNode.location)
+                    }
+                }
+            } else if param.required {
+                throw StepFailure("invalid_params", "param '\(name)' is required; give it with --param \(name)=…")
+            } else {
+                context.params[name] = .null
+                continue
+            }
+            if let problem = ParamValue.problem(text: text, node: nil, type: param.type) {
+                throw StepFailure("invalid_params", "param '\(name)': \(problem)")
+            }
+            if let pattern = param.pattern, let regex = try? NSRegularExpression(pattern: "^(?:\(pattern))$"), !regex.matches(text) {
+                throw StepFailure("invalid_params", "param '\(name)': '\(text)' does not match its pattern \(pattern)")
+            }
+            if let allowed = param.allowedValues, !allowed.contains(where: { $0.scalarText == text }) {
+                throw StepFailure("invalid_params", "param '\(name)': '\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))")
+            }
+            switch param.type {
+            case .integer, .number: context.params[name] = .number(Double(text) ?? 0)
+            case .boolean: context.params[name] = .bool(text == "true")
+            case .string, .date, .duration: context.params[name] = .string(text)
+            }
+        }
+        return context
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SluiceModel
+
+/// What starts a run.
+public enum RunTrigger: String, Sendable, Codable {
+    case cli, schedule, api, webhook, backfill, resume
+}
+
+/// A run as the run store keeps it.
+public struct RunRecord: Sendable, Hashable, Codable {
+    public var id: String
+    public var pipeline: String
+    public var org: String
+    public var logicalDate: String
+    public var trigger: RunTrigger
+    /// Makes a trigger idempotent: a second run with the same key is not created.
+    public var triggerKey: String?
+    public var requestID: String?
+    public var params: [String: String]
+    public var state: RunState
+    public var reason: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var heartbeatAt: Date?
+    /// The run this one resumes, if any.
+    public var resumeOf: String?
+
+    public init(id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
+                trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
+                params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
+                createdAt: Date = Date(), resumeOf: String? = nil) {
+        self.id = id
+        self.pipeline = pipeline
+        self.org = org
+        self.logicalDate = logicalDate
+        self.trigger = trigger
+        self.triggerKey = triggerKey
+        self.requestID = requestID
+        self.params = params
+        self.state = state
+        self.reason = reason
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.heartbeatAt = nil
+        self.resumeOf = resumeOf
+    }
+
+    /// Run ids sort by creation time: a millisecond timestamp and random bits, hex.
+    public static func newID(at date: Date = Date()) -> String {
+        let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        var random = SystemRandomNumberGenerator()
+        return String(format: "r%012llx%08x", milliseconds, UInt32.random(in: .min ... .max, using: &random))
+    }
+}
+
+/// A step of a run as the run store keeps it: its latest state, attempt, error and outputs.
+public struct StepRunRecord: Sendable, Hashable, Codable {
+    public var runID: String
+    public var stepID: String
+    public var processor: String
+    public var state: RunState
+    public var attempt: Int
+    public var reason: String
+    public var errorCode: String?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var outputs: [String: ExpressionValue]
+
+    public init(runID: String, stepID: String, processor: String, state: RunState = .pending, attempt: Int = 0,
+                reason: String = "waiting", errorCode: String? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
+                outputs: [String: ExpressionValue] = [:]) {
+        self.runID = runID
+        self.stepID = stepID
+        self.processor = processor
+        self.state = state
+        self.attempt = attempt
+        self.reason = reason
+        self.errorCode = errorCode
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.outputs = outputs
+    }
+}
+
+extension ExpressionValue: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
+        else if let number = try? container.decode(Double.self) { self = .number(number) }
+        else { self = .string(try container.decode(String.self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .number(let number): try container.encode(number)
+        case .bool(let flag): try container.encode(flag)
+        case .null: try container.encodeNil()
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+import GRDB
+import SluiceEngine
+import SluiceModel
+
+/// The run store on a SQLite file (WAL): runs, step runs, every transition and step outputs,
+/// with versioned migrations applied when it opens.
+public final class SQLiteRunStore: RunStore {
+    private let database: DatabasePool
+
+    /// Opens (creating if needed) the store at `path` and migrates it to the current version.
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        database = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: runs, steps, transitions") { db in
+            try db.execute(sql: """
+                CREATE TABLE run (
+                    id TEXT PRIMARY KEY,
+                    pipeline TEXT NOT NULL,
+                    org TEXT NOT NULL,
+                    logical_date TEXT NOT NULL,
+                    trigger TEXT NOT NULL,
+                    trigger_key TEXT,
+                    request_id TEXT,
+                    params TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    heartbeat_at REAL,
+                    resume_of TEXT REFERENCES run(id)
+                );
+                -- One run per trigger: a unique key, not a count-then-insert.
+                CREATE UNIQUE INDEX run_trigger ON run (pipeline, org, trigger_key) WHERE trigger_key IS NOT NULL;
+                CREATE INDEX run_pipeline ON run (pipeline, org, created_at);
+                CREATE INDEX run_state ON run (state, heartbeat_at);
+
+                CREATE TABLE step_run (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    step_id TEXT NOT NULL,
+                    processor TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    error_code TEXT,
+                    started_at REAL,
+                    finished_at REAL,
+                    outputs TEXT NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (run_id, step_id)
+                );
+
+                CREATE TABLE transition (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    step_id TEXT,
+                    attempt INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    at REAL NOT NULL
+                );
+                CREATE INDEX transition_run ON transition (run_id, seq);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Writing
+
+    public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {
+        try await database.write { db in
+            let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
+            try db.execute(sql: """
+                INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
+                                 created_at, updated_at, resume_of)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """, arguments: [run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
+                                 run.requestID, params, run.state.rawValue, run.reason,
+                                 run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf])
+            guard db.changesCount == 1 else {
+                // The trigger key exists: hand back the run it created.
+                guard let key = run.triggerKey,
+                      let existing = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                                                      arguments: [run.pipeline, run.org, key]) else {
+                    throw DatabaseError(resultCode: .SQLITE_CONSTRAINT, message: "run id \(run.id) exists already")
+                }
+                return (try Self.decodeRun(existing), false)
+            }
+            for step in steps {
+                try db.execute(sql: """
+                    INSERT INTO step_run (run_id, step_id, processor, state, attempt, reason, outputs)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [run.id, step.stepID, step.processor, step.state.rawValue, step.attempt, step.reason,
+                                     try Self.encode(step.outputs)])
+            }
+            try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: run.state, reason: run.reason, at: run.createdAt)
+            return (run, true)
+        }
+    }
+
+    public func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE run SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                           arguments: [state.rawValue, reason, at.timeIntervalSince1970, runID])
+            try Self.insertTransition(db, runID: runID, step: nil, attempt: 0, state: state, reason: reason, at: at)
+        }
+    }
+
+    public func recordStep(_ runID: String, step: String, state: RunState, attempt: Int, reason: String,
+                           errorCode: String?, at: Date) async throws {
+        try await database.write { db in
+            let time = at.timeIntervalSince1970
+            try db.execute(sql: """
+                UPDATE step_run SET state = ?, attempt = ?, reason = ?, error_code = ?,
+                    started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+                    finished_at = CASE WHEN ? IN ('succeeded', 'failed', 'skipped', 'cancelled', 'dead_lettered') THEN ? ELSE NULL END
+                WHERE run_id = ? AND step_id = ?
+                """, arguments: [state.rawValue, attempt, reason, errorCode, state.rawValue, time, state.rawValue, time, runID, step])
+            try Self.insertTransition(db, runID: runID, step: step, attempt: attempt, state: state, reason: reason, at: at)
+        }
+    }
+
+    public func saveOutputs(_ runID: String, step: String, outputs: [String: ExpressionValue]) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE step_run SET outputs = ? WHERE run_id = ? AND step_id = ?",
+                           arguments: [try Self.encode(outputs), runID, step])
+        }
+    }
+
+    public func heartbeat(_ runID: String, at: Date) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ?", arguments: [at.timeIntervalSince1970, runID])
+        }
+    }
+
+    public func abandonRuns(heartbeatBefore cutoff: Date, reason: String, at: Date) async throws -> [RunRecord] {
+        try await database.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ?
+                """, arguments: [cutoff.timeIntervalSince1970])
+            var abandoned: [RunRecord] = []
+            for row in rows {
+                var run = try Self.decodeRun(row)
+                let unfinished = try String.fetchAll(db, sql: """
+                    SELECT step_id FROM step_run WHERE run_id = ? AND state IN ('pending', 'running', 'retrying', 'timed_out')
+                    """, arguments: [run.id])
+                for step in unfinished {
+                    let attempt = try Int.fetchOne(db, sql: "SELECT attempt FROM step_run WHERE run_id = ? AND step_id = ?",
+                                                   arguments: [run.id, step]) ?? 0
+                    let stepReason = "abandoned: \(reason)"
+                    try db.execute(sql: """
+                        UPDATE step_run SET state = 'failed', reason = ?, error_code = 'abandoned', finished_at = ?
+                        WHERE run_id = ? AND step_id = ?
+                        """, arguments: [stepReason, at.timeIntervalSince1970, run.id, step])
+                    try Self.insertTransition(db, runID: run.id, step: step, attempt: attempt, state: .failed, reason: stepReason, at: at)
+                }
+                try db.execute(sql: "UPDATE run SET state = 'failed', reason = ?, updated_at = ? WHERE id = ?",
+                               arguments: ["abandoned: \(reason)", at.timeIntervalSince1970, run.id])
+                try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: .failed, reason: "abandoned: \(reason)", at: at)
+                run.state = .failed
+                run.reason = "abandoned: \(reason)"
+                abandoned.append(run)
+            }
+            return abandoned
+        }
+    }
+
+    // MARK: Reading
+
+    public func run(_ id: String) async throws -> RunRecord? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]).map(Self.decodeRun)
+        }
+    }
+
+    public func steps(of runID: String) async throws -> [StepRunRecord] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM step_run WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
+                StepRunRecord(
+                    runID: row["run_id"], stepID: row["step_id"], processor: row["processor"],
+                    state: RunState(rawValue: row["state"]) ?? .pending, attempt: row["attempt"], reason: row["reason"],
+                    errorCode: row["error_code"],
+                    startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    outputs: try JSONDecoder().decode([String: ExpressionValue].self, from: Data((row["outputs"] as String).utf8)))
+            }
+        }
+    }
+
+    public func transitions(of runID: String) async throws -> [Transition] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM transition WHERE run_id = ? ORDER BY seq", arguments: [runID]).map { row in
+                Transition(stepID: row["step_id"], attempt: row["attempt"], state: RunState(rawValue: row["state"]) ?? .pending,
+                           reason: row["reason"], at: Date(timeIntervalSince1970: row["at"]))
+            }
+        }
+    }
+
+    public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM run WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR org = ?2)
+                ORDER BY created_at DESC, id DESC LIMIT ?3
+                """, arguments: [pipeline, org, limit]).map(Self.decodeRun)
+        }
+    }
+
+    // MARK: Rows
+
+    private static func insertTransition(_ db: Database, runID: String, step: String?, attempt: Int, state: RunState,
+                                         reason: String, at: Date) throws {
+        try db.execute(sql: "INSERT INTO transition (run_id, step_id, attempt, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
+    }
+
+    private static func encode(_ outputs: [String: ExpressionValue]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(outputs), as: UTF8.self)
+    }
+
+    private static func decodeRun(_ row: Row) throws -> RunRecord {
+        var run = RunRecord(
+            id: row["id"], pipeline: row["pipeline"], org: row["org"], logicalDate: row["logical_date"],
+            trigger: RunTrigger(rawValue: row["trigger"]) ?? .cli, triggerKey: row["trigger_key"], requestID: row["request_id"],
+            params: try JSONDecoder().decode([String: String].self, from: Data((row["params"] as String).utf8)),
+            state: RunState(rawValue: row["state"]) ?? .pending, reason: row["reason"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), resumeOf: row["resume_of"])
+        run.updatedAt = Date(timeIntervalSince1970: row["updated_at"])
+        run.heartbeatAt = (row["heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        return run
+    }
+}
