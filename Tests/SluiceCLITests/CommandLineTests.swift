@@ -46,6 +46,14 @@ struct LintCommandTests {
         let sarif = try sluice("lint", "--format", "sarif", "pipelines/unknown_need.yml", in: fixtureProject)
         let log = try #require(try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])
         #expect(log["version"] as? String == "2.1.0")
+        let run = try #require((log["runs"] as? [[String: Any]])?.first)
+        #expect(run["columnKind"] as? String == "unicodeCodePoints")
+        let result = try #require((run["results"] as? [[String: Any]])?.first)
+        #expect(result["ruleId"] as? String == "unknown-need")
+        let location = (result["locations"] as? [[String: Any]])?.first?["physicalLocation"] as? [String: Any]
+        #expect((location?["artifactLocation"] as? [String: Any])?["uri"] as? String == "pipelines/unknown_need.yml")
+        #expect((location?["region"] as? [String: Any])?["startLine"] as? Int == 12)
+        #expect((location?["region"] as? [String: Any])?["startColumn"] as? Int == 13)
     }
 
     @Test func textHasNoColourWhenNotATerminal() throws {

@@ -158,10 +158,16 @@ struct BadInputTests {
             }
             let name = "pipelines/mutant_\(round).yml"
             try project.write(name, Data(bytes))
-            let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count
+            let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
             for diagnostic in linter.lint(file: name) where diagnostic.location.file == name {
-                #expect(diagnostic.location.line >= 1 && diagnostic.location.line <= lines + 1)
+                let line = diagnostic.location.line
+                #expect(line >= 1 && line <= lines.count + 1)
                 #expect(diagnostic.location.column >= 1)
+                if line <= lines.count {
+                    // A column is at most one past the line's last character (scalars, as counted).
+                    let scalars = String(decoding: lines[line - 1], as: UTF8.self).unicodeScalars.count
+                    #expect(diagnostic.location.column <= scalars + 1, "\(diagnostic)")
+                }
             }
         }
     }

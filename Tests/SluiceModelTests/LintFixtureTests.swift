@@ -167,7 +167,8 @@ struct LintFixtureTests {
     }
 
     @Test func everyRuleHasAFixture() {
-        let covered = Set(Self.cases.flatMap(\.expected).compactMap { line -> String? in
+        // missing-path has no file to be a fixture; aMissingPathIsReported covers it.
+        let covered = Set(["missing-path"]).union(Self.cases.flatMap(\.expected).compactMap { line -> String? in
             guard let open = line.lastIndex(of: "["), line.hasSuffix("]") else { return nil }
             return String(line[line.index(after: open)..<line.index(before: line.endIndex)])
         })
@@ -186,17 +187,27 @@ struct LintFixtureTests {
         }
     }
 
-    @Test func lintingAFolderReportsEveryFileAndSchemaProblemsOnce() {
+    @Test func aFileNamedTwiceIsLintedOnceAndSchemaProblemsAreReportedOnce() {
         let root = fixtures.appendingPathComponent("lint/invalid_schema")
-        let report = Linter(projectRoot: root).lint(paths: ["pipelines", "pipelines"])
-        #expect(report.filesChecked == 2)
+        let report = Linter(projectRoot: root).lint(paths: ["pipelines", "pipelines/load_payments.yml", "./pipelines/"])
+        #expect(report.filesChecked == 1)
         let schemaProblems = report.diagnostics.filter { $0.location.file.hasPrefix("schemas/") }
+        #expect(schemaProblems.count == 6)
         #expect(schemaProblems.count == Set(schemaProblems.map(\.description)).count)
-        #expect(!schemaProblems.isEmpty)
+    }
+
+    @Test func schemaProblemsAreReportedWithoutAnyPipeline() throws {
+        let project = try TemporaryProject()
+        defer { project.remove() }
+        try project.write("schemas/broken.json", "[{\"name\": \"id\"}]")
+        try FileManager.default.createDirectory(at: project.root.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
+        let report = Linter(projectRoot: project.root).lint(paths: ["pipelines"])
+        #expect(report.filesChecked == 0)
+        #expect(report.diagnostics.map(\.description) == ["schemas/broken.json:1:2: error: field 'id' needs \"type\" [invalid-schema]"])
     }
 
     @Test func aMissingPathIsReported() {
         let report = Linter(projectRoot: fixtures.appendingPathComponent("lint/project")).lint(paths: ["pipelines/nope.yml"])
-        #expect(report.diagnostics.map(\.description) == ["pipelines/nope.yml:1:1: error: no such file or folder [yaml-syntax]"])
+        #expect(report.diagnostics.map(\.description) == ["pipelines/nope.yml:1:1: error: no such file or folder [missing-path]"])
     }
 }

@@ -2,6 +2,7 @@
 /// and in the README's rule table. Adding a rule means adding a case here, a fixture under
 /// `Tests/SluiceModelTests/Fixtures/lint/`, and a row in the README.
 public enum LintRule: String, CaseIterable, Sendable, Codable {
+    case missingPath = "missing-path"
     case yamlSyntax = "yaml-syntax"
     case inputLimit = "input-limit"
     case duplicateKey = "duplicate-key"
@@ -44,6 +45,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
     /// One line for people: what the rule catches.
     public var summary: String {
         switch self {
+        case .missingPath: "A file or folder given to `sluice lint` does not exist."
         case .yamlSyntax: "The file is not valid YAML (or not UTF-8 text)."
         case .inputLimit: "The file is larger, deeper or expands (through aliases) to more values than a pipeline file may: 1 MiB, 200 levels, 100,000 values or twice the file's bytes."
         case .duplicateKey: "A mapping names the same key twice."

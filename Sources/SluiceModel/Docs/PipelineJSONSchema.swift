@@ -78,7 +78,7 @@ public enum PipelineJSONSchema {
         case .duration:
             return ["type": .string("string"), "pattern": .string("^([0-9]+(ms|s|m|h|d))+$|\(expressionPattern)")]
         case .identifier:
-            return ["type": .string("string"), "pattern": .string("^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+            return ["type": .string("string"), "pattern": .string(Identifier.pattern)]
         case .enumeration(let values):
             return ["enum": .array(values.map(JSONValue.string))]
         case .list(let item):
@@ -86,7 +86,7 @@ public enum PipelineJSONSchema {
             return ["anyOf": .array([.object(["type": .string("array"), "items": .object(single)]), .object(single)])]
         case .map(let value, let anyKeys):
             var result: [String: JSONValue] = ["type": .string("object"), "additionalProperties": .object(schema(for: value, registry: registry))]
-            if !anyKeys { result["propertyNames"] = .object(["pattern": .string("^[A-Za-z_][A-Za-z0-9_]{0,62}$")]) }
+            if !anyKeys { result["propertyNames"] = .object(["pattern": .string(Identifier.pattern)]) }
             return result
         case .object(let fields):
             return object(fields, registry: registry)

@@ -61,7 +61,7 @@ public struct ExpressionContext: Sendable {
 
     private func resolve(_ path: [String]) throws(EvaluationError) -> ExpressionValue {
         let name = path.joined(separator: ".")
-        func missing() -> EvaluationError { EvaluationError(description: "'\(name)' has no value in this run") }
+        func missing() -> EvaluationError { EvaluationError(description: "\(shown(name)) has no value in this run") }
         switch path.first {
         case "params" where path.count == 2:
             guard let value = params[path[1]] else { throw missing() }
@@ -76,17 +76,17 @@ public struct ExpressionContext: Sendable {
             return value
         case "secrets" where path.count == 2:
             guard let value = secrets[path[1]] else {
-                throw EvaluationError(description: "secret '\(path[1])' is not in the vault (never decrypted, or cleared)")
+                throw EvaluationError(description: "secret \(shown(path[1])) is not in the vault (never decrypted, or cleared)")
             }
             return .string(value)
         default:
-            throw EvaluationError(description: "'\(name)' is not something an expression can read")
+            throw EvaluationError(description: "\(shown(name)) is not something an expression can read")
         }
     }
 
     private func call(_ function: String, _ values: [ExpressionValue]) throws(EvaluationError) -> ExpressionValue {
         guard let signature = Self.functions[function] else {
-            throw EvaluationError(description: "unknown function '\(function)'")
+            throw EvaluationError(description: "unknown function \(shown(function))")
         }
         guard signature.arity.contains(values.count) else {
             throw EvaluationError(description: "\(function) takes \(signature.arity.lowerBound) argument(s), got \(values.count)")
@@ -101,13 +101,13 @@ public struct ExpressionContext: Sendable {
 
     private func dateAdd(_ date: String, _ amount: String) throws(EvaluationError) -> ExpressionValue {
         guard let day = CalendarDate(parsing: date) else {
-            throw EvaluationError(description: "date_add: '\(date)' is not a YYYY-MM-DD date")
+            throw EvaluationError(description: "date_add: \(shown(date)) is not a YYYY-MM-DD date")
         }
         let negative = amount.hasPrefix("-")
         let magnitude = negative ? String(amount.dropFirst()) : amount
         guard let duration = try? DurationText.parse(magnitude), duration.components.seconds % 86_400 == 0,
               duration.components.attoseconds == 0 else {
-            throw EvaluationError(description: "date_add: '\(amount)' is not a whole number of days like 1d or -7d")
+            throw EvaluationError(description: "date_add: \(shown(amount)) is not a whole number of days like 1d or -7d")
         }
         let days = Int(duration.components.seconds / 86_400)
         return .string(day.adding(days: negative ? -days : days).description)

@@ -16,6 +16,11 @@ public struct ExpressionParser {
     private let source: [Character]
     private var tokens: [(token: Token, offset: Int)] = []
     private var position = 0
+    /// Nesting and operator counts, bounded so every walk over the tree stays shallow.
+    private var depth = 0
+    private var operators = 0
+    static let maxDepth = 32
+    static let maxOperators = 100
 
     public static func parse(_ text: String) throws(ParseError) -> Expression {
         var parser = ExpressionParser(text)
@@ -83,7 +88,7 @@ public struct ExpressionParser {
                     tokens.append((.symbol(String(character)), start))
                     index += 1
                 } else {
-                    throw ParseError(description: "unexpected character '\(character)'", offset: start)
+                    throw ParseError(description: "unexpected character \(shown(String(character)))", offset: start)
                 }
             }
         }
@@ -96,17 +101,31 @@ public struct ExpressionParser {
 
     private func describe(_ token: Token) -> String {
         switch token {
-        case .identifier(let name): return "'\(name)'"
-        case .string(let text): return "string '\(text)'"
+        case .identifier(let name): return "\(shown(name))"
+        case .string(let text): return "string \(shown(text))"
         case .number(let number): return "number \(ExpressionValue.number(number))"
-        case .symbol(let symbol): return "'\(symbol)'"
+        case .symbol(let symbol): return "\(shown(symbol))"
         case .end: return "end of expression"
+        }
+    }
+
+    private mutating func countOperator() throws(ParseError) {
+        operators += 1
+        if operators > Self.maxOperators {
+            throw ParseError(description: "the expression has more than \(Self.maxOperators) operators; split it up", offset: current.offset)
+        }
+    }
+
+    private mutating func enter() throws(ParseError) {
+        depth += 1
+        if depth > Self.maxDepth {
+            throw ParseError(description: "the expression nests deeper than \(Self.maxDepth) levels", offset: current.offset)
         }
     }
 
     private mutating func expect(_ symbol: String) throws(ParseError) {
         guard current.token == .symbol(symbol) else {
-            throw ParseError(description: "expected '\(symbol)' but found \(describe(current.token))", offset: current.offset)
+            throw ParseError(description: "expected \(shown(symbol)) but found \(describe(current.token))", offset: current.offset)
         }
         advance()
     }
@@ -116,6 +135,7 @@ public struct ExpressionParser {
     private mutating func parseOr() throws(ParseError) -> Expression {
         var left = try parseAnd()
         while current.token == .symbol("||") {
+            try countOperator()
             advance()
             left = .binary(.or, left, try parseAnd())
         }
@@ -125,6 +145,7 @@ public struct ExpressionParser {
     private mutating func parseAnd() throws(ParseError) -> Expression {
         var left = try parseEquality()
         while current.token == .symbol("&&") {
+            try countOperator()
             advance()
             left = .binary(.and, left, try parseEquality())
         }
@@ -134,6 +155,7 @@ public struct ExpressionParser {
     private mutating func parseEquality() throws(ParseError) -> Expression {
         let left = try parseUnary()
         for op in [Expression.BinaryOperator.equal, .notEqual] where current.token == .symbol(op.rawValue) {
+            try countOperator()
             advance()
             return .binary(op, left, try parseUnary())
         }
@@ -142,6 +164,9 @@ public struct ExpressionParser {
 
     private mutating func parseUnary() throws(ParseError) -> Expression {
         if current.token == .symbol("!") {
+            try countOperator()
+            try enter()
+            defer { depth -= 1 }
             advance()
             return .not(try parseUnary())
         }
@@ -158,6 +183,8 @@ public struct ExpressionParser {
             advance()
             return .literal(.number(number))
         case .symbol("("):
+            try enter()
+            defer { depth -= 1 }
             advance()
             let inner = try parseOr()
             try expect(")")
@@ -171,6 +198,8 @@ public struct ExpressionParser {
             default: break
             }
             if current.token == .symbol("(") {
+                try enter()
+                defer { depth -= 1 }
                 advance()
                 var arguments: [Expression] = []
                 if current.token != .symbol(")") {

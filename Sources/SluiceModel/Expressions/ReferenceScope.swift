@@ -4,6 +4,8 @@ public struct ReferenceScope: Sendable {
     public var params: Set<String>
     public var stepOutputs: [String: [String]]
     public var secrets: Set<String>
+    /// Steps whose processor is unknown: any output name is accepted for them.
+    public var stepsWithUnknownOutputs: Set<String> = []
     /// Param defaults may read only `run.*` and `env.*`: params and steps don't exist yet.
     public var allowsParamsStepsAndSecrets: Bool = true
 
@@ -26,48 +28,48 @@ public struct ReferenceScope: Sendable {
         let roots = ["params", "run", "env", "steps", "secrets"]
         guard let root = path.first else { return .problem("empty reference") }
         if !allowsParamsStepsAndSecrets, ["params", "steps", "secrets"].contains(root) {
-            return .problem("'\(name)': a param default may read only run.* and env.*")
+            return .problem("\(shown(name)): a param default may read only run.* and env.*")
         }
         switch root {
         case "params":
-            guard path.count == 2 else { return .problem("'\(name)': write params.<name>") }
+            guard path.count == 2 else { return .problem("\(shown(name)): write params.<name>") }
             guard params.contains(path[1]) else {
-                return .problem("unknown param '\(path[1])'\(Suggestion.hint(for: path[1], in: params))")
+                return .problem("unknown param \(shown(path[1]))\(Suggestion.hint(for: path[1], in: params))")
             }
             return .ok
         case "run":
             let fields = PipelineFormat.runFields.map(\.name)
             guard path.count == 2, fields.contains(path[1]) else {
                 let field = path.dropFirst().joined(separator: ".")
-                return .problem("run has no field '\(field)'\(Suggestion.hint(for: field, in: fields)) (run fields: \(fields.joined(separator: ", ")))")
+                return .problem("run has no field \(shown(field))\(Suggestion.hint(for: field, in: fields)) (run fields: \(fields.joined(separator: ", ")))")
             }
             return .ok
         case "env":
             guard path.count == 2, Identifier.isValid(path[1]) else {
-                return .problem("'\(name)': write env.<VARIABLE_NAME>")
+                return .problem("\(shown(name)): write env.<VARIABLE_NAME>")
             }
             return .ok
         case "steps":
             guard path.count == 4, path[2] == "outputs" else {
-                return .problem("'\(name)': write steps.<id>.outputs.<name>")
+                return .problem("\(shown(name)): write steps.<id>.outputs.<name>")
             }
             guard let outputs = stepOutputs[path[1]] else {
-                return .problem("unknown step '\(path[1])'\(Suggestion.hint(for: path[1], in: stepOutputs.keys))")
+                return .problem("unknown step \(shown(path[1]))\(Suggestion.hint(for: path[1], in: stepOutputs.keys))")
             }
-            guard outputs.contains(path[3]) else {
+            guard outputs.contains(path[3]) || stepsWithUnknownOutputs.contains(path[1]) else {
                 let list = outputs.isEmpty ? "none" : outputs.joined(separator: ", ")
-                return .problem("step '\(path[1])' has no output '\(path[3])'\(Suggestion.hint(for: path[3], in: outputs)) (its outputs: \(list))")
+                return .problem("step \(shown(path[1])) has no output \(shown(path[3]))\(Suggestion.hint(for: path[3], in: outputs)) (its outputs: \(list))")
             }
             return .step(path[1])
         case "secrets":
-            guard path.count == 2 else { return .problem("'\(name)': write secrets.<name>") }
+            guard path.count == 2 else { return .problem("\(shown(name)): write secrets.<name>") }
             guard secrets.contains(path[1]) else {
                 let hint = Suggestion.hint(for: path[1], in: secrets)
-                return .problem("no step decrypts secret '\(path[1])'\(hint); add a kms_decrypt step with `as: \(path[1])`")
+                return .problem("no step decrypts secret \(shown(path[1]))\(hint); add a kms_decrypt step with `as: \(path[1])`")
             }
             return .secret(path[1])
         default:
-            return .problem("unknown name '\(root)'\(Suggestion.hint(for: root, in: roots)); expressions read \(roots.joined(separator: ", "))")
+            return .problem("unknown name \(shown(root))\(Suggestion.hint(for: root, in: roots)); expressions read \(roots.joined(separator: ", "))")
         }
     }
 }

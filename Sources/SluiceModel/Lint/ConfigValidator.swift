@@ -31,7 +31,7 @@ struct ConfigValidator {
                                  owner: String, unknownRule: LintRule = .unknownKey,
                                  withRoot: YAMLNode? = nil, path: String = "", skip: Set<String> = []) {
         // How messages name this object: the owner, plus the dotted path inside it.
-        let here = path.isEmpty ? owner : "\(owner): '\(path)'"
+        let here = path.isEmpty ? owner : "\(owner): \(shown(path))"
         guard let pairs = node.mapping else {
             report(.wrongType, node.location, "\(here) must be a mapping, not \(node.kindDescription)")
             return
@@ -46,9 +46,9 @@ struct ConfigValidator {
                 let names = fields.map(\.name)
                 let what = unknownRule == .unknownField ? "field" : "key"
                 report(unknownRule, pair.key.location,
-                       "\(here) has no \(what) '\(key)'\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
+                       "\(here) has no \(what) \(shown(key))\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
                 // A credential is a leak wherever it is written, under a misspelt key too.
-                checkAllScalars(pair.value, spec: FieldSpec(key, .any, description: ""), label: "\(here): '\(key)'")
+                checkAllScalars(pair.value, spec: FieldSpec(key, .any, description: ""), label: "\(here): \(shown(key))", top: false)
                 continue
             }
             if pair.value.isNull, !spec.requirement.isRequired, !isScalarLike(spec.type) { continue }
@@ -57,12 +57,13 @@ struct ConfigValidator {
             if case .processorConfig = spec.type {
                 continue // validated below, once `uses` is known
             }
-            validateValue(pair.value, spec: spec, owner: owner, withRoot: withRoot, path: path.isEmpty ? key : "\(path).\(key)")
+            validate(pair.value, as: spec.type, spec: spec, owner: owner, withRoot: withRoot, parent: node,
+                     path: path.isEmpty ? key : "\(path).\(key)")
         }
         for spec in fields where spec.requirement.isRequired && !present.contains(spec.name) {
             let valueIsNull = node[spec.name]?.isNull == true
             report(.missingField, valueIsNull ? node[spec.name]!.location : node.location,
-                   valueIsNull ? "\(here): '\(spec.name)' needs a value" : "\(here) is missing required '\(spec.name)'")
+                   valueIsNull ? "\(here): \(shown(spec.name)) needs a value" : "\(here) is missing required \(shown(spec.name))")
         }
         checkRules(rules, in: node, fields: fields, present: present, owner: here)
         if fields.contains(where: { if case .processorConfig = $0.type { return true }; return false }) {
@@ -90,8 +91,8 @@ struct ConfigValidator {
             case let .required(field, when, equals):
                 guard !present.contains(field), let value = effectiveValue(when) else { continue }
                 if equals == ["*"] || equals.contains(value) {
-                    let condition = equals == ["*"] ? "'\(when)' is set" : "\(when) is \(value)"
-                    report(.missingField, node.location, "\(owner) needs '\(field)' when \(condition)")
+                    let condition = equals == ["*"] ? "\(shown(when)) is set" : "\(when) is \(value)"
+                    report(.missingField, node.location, "\(owner) needs \(shown(field)) when \(condition)")
                 }
             case let .exactlyOne(names):
                 let given = names.filter(present.contains)
@@ -106,7 +107,7 @@ struct ConfigValidator {
                 let values = (listNode.sequence ?? [listNode]).compactMap(\.scalarText)
                 if !values.contains(value) {
                     report(.invalidValue, member.location,
-                           "\(owner): '\(field)' must be one of the \(list) columns (\(values.joined(separator: ", "))), not '\(value)'")
+                           "\(owner): \(shown(field)) must be one of the \(list) columns (\(values.joined(separator: ", "))), not \(shown(value))")
                 }
             case let .atMostOne(names):
                 let given = names.filter(present.contains)
@@ -123,7 +124,10 @@ struct ConfigValidator {
         guard let usesNode = step["uses"], let name = usesNode.scalarText, !usesNode.isNull else { return }
         guard let spec = registry[name] else {
             report(.unknownProcessor, usesNode.location,
-                   "unknown processor '\(name)'\(Suggestion.hint(for: name, in: registry.names)) (`sluice processors` lists them)")
+                   "unknown processor \(shown(name))\(Suggestion.hint(for: name, in: registry.names)) (`sluice processors` lists them)")
+            if let config = step["with"] {
+                checkAllScalars(config, spec: FieldSpec("with", .any, description: ""), label: "\(owner): 'with'", top: false)
+            }
             return
         }
         let config = step["with"] ?? YAMLNode(.mapping([]), at: step.location)
@@ -138,13 +142,15 @@ struct ConfigValidator {
 
     // MARK: Values
 
-    mutating func validateValue(_ node: YAMLNode, spec: FieldSpec, owner: String, withRoot: YAMLNode?, path: String) {
-        validate(node, as: spec.type, spec: spec, owner: owner, withRoot: withRoot, path: path)
-    }
-
-    private mutating func validate(_ node: YAMLNode, as type: FieldType, spec: FieldSpec, owner: String,
-                                   withRoot: YAMLNode?, path: String) {
-        let label = "\(owner): '\(path)'"
+    /// Validates one value against a field's type. `parent` is the object holding the field,
+    /// for roles that name sibling fields (`.table`).
+    mutating func validate(_ node: YAMLNode, as type: FieldType, spec: FieldSpec, owner: String,
+                           withRoot: YAMLNode?, parent: YAMLNode? = nil, path: String) {
+        let label = "\(owner): \(shown(path))"
+        // A credential is a leak in any field; a credential field's literal is reported below.
+        if case .scalar(let text, _) = node.value, !(spec.secret == .required && !Template.containsExpression(text)) {
+            scanForCredential(node, text: text, label: label)
+        }
         func expectScalar() -> String? {
             guard let text = node.scalarText, !node.isNull else {
                 report(.wrongType, node.location, "\(label) must be \(type.phrase), not \(node.kindDescription)")
@@ -167,7 +173,7 @@ struct ConfigValidator {
         switch type {
         case .string:
             _ = literalOrExpression()
-            if let text = node.scalarText { recordRole(spec.role, text: text, node: node, withRoot: withRoot, path: path) }
+            if let text = node.scalarText { recordRole(spec.role, text: text, node: node, withRoot: withRoot, parent: parent, path: path) }
         case .scalar:
             guard node.mapping == nil, node.sequence == nil else {
                 report(.wrongType, node.location, "\(label) must be a single value, not \(node.kindDescription)")
@@ -182,7 +188,7 @@ struct ConfigValidator {
         case .integer(let range):
             guard let text = literalOrExpression() else { return }
             guard let value = node.int, !node.isQuoted else {
-                report(.wrongType, node.location, "\(label) must be an integer, not '\(text)'")
+                report(.wrongType, node.location, "\(label) must be an integer, not \(shown(text))")
                 return
             }
             if let range, !range.contains(value) {
@@ -191,12 +197,12 @@ struct ConfigValidator {
         case .number:
             guard let text = literalOrExpression() else { return }
             if node.double == nil || node.isQuoted {
-                report(.wrongType, node.location, "\(label) must be a number, not '\(text)'")
+                report(.wrongType, node.location, "\(label) must be a number, not \(shown(text))")
             }
         case .boolean:
             guard let text = literalOrExpression() else { return }
             if node.bool == nil {
-                report(.wrongType, node.location, "\(label) must be true or false, not '\(text)'")
+                report(.wrongType, node.location, "\(label) must be true or false, not \(shown(text))")
             }
         case .duration:
             guard let text = literalOrExpression() else { return }
@@ -212,7 +218,7 @@ struct ConfigValidator {
             guard let text = expectScalar() else { return }
             if !Self.knownTimeZones.contains(text) && text != "UTC" && TimeZone(identifier: text) == nil {
                 report(.invalidTimezone, node.location,
-                       "\(label): '\(text)' is not an IANA timezone\(Suggestion.hint(for: text, in: Self.knownTimeZones)) (e.g. UTC, Europe/Berlin, America/New_York)")
+                       "\(label): \(shown(text)) is not an IANA timezone\(Suggestion.hint(for: text, in: Self.knownTimeZones)) (e.g. UTC, Europe/Berlin, America/New_York)")
             }
         case .identifier:
             guard let text = expectScalar() else { return }
@@ -224,12 +230,12 @@ struct ConfigValidator {
                 report(.invalidIdentifier, node.location, "\(label): \(problem)")
                 return
             }
-            recordRole(spec.role, text: text, node: node, withRoot: withRoot, path: path)
+            recordRole(spec.role, text: text, node: node, withRoot: withRoot, parent: parent, path: path)
         case .enumeration(let values):
             guard let text = expectScalar() else { return }
             if !values.contains(text) {
                 report(.invalidValue, node.location,
-                       "\(label) must be one of \(values.joined(separator: ", ")), not '\(text)'\(Suggestion.hint(for: text, in: values))")
+                       "\(label) must be one of \(values.joined(separator: ", ")), not \(shown(text))\(Suggestion.hint(for: text, in: values))")
             }
         case .list(let item):
             let items = node.sequence ?? [node]
@@ -238,7 +244,7 @@ struct ConfigValidator {
                     report(.wrongType, element.location, "\(label): item \(index + 1) is empty")
                     continue
                 }
-                validate(element, as: item, spec: spec, owner: owner, withRoot: withRoot, path: path)
+                validate(element, as: item, spec: spec, owner: owner, withRoot: withRoot, parent: parent, path: path)
             }
         case .map(let valueType, let anyKeys):
             guard let pairs = node.mapping else {
@@ -255,17 +261,17 @@ struct ConfigValidator {
                     report(.invalidIdentifier, pair.key.location, "\(label): \(problem)")
                 }
                 if !seen.insert(key).inserted {
-                    report(.duplicateKey, pair.key.location, "\(label): '\(key)' is given twice")
+                    report(.duplicateKey, pair.key.location, "\(label): \(shown(key)) is given twice")
                 }
                 if case .sqlOver(let tables) = spec.role, let text = pair.value.scalarText {
-                    recordSQL(text, node: pair.value, tables: tables, withRoot: withRoot, path: "\(path).\(key)")
-                    checkLiteral(pair.value, text: text, spec: spec, label: "\(label).\(key)")
+                    recordSQL(text, node: pair.value, tables: tables, withRoot: withRoot, parent: parent, path: "\(path).\(key)")
+                    scanForCredential(pair.value, text: text, label: "\(label).\(key)")
                     if Template.containsExpression(text) {
                         report(.invalidValue, pair.value.location, "\(label).\(key): SQL expressions can't contain ${{ }}; pass values as params and write :name")
                     }
                     continue
                 }
-                validate(pair.value, as: valueType, spec: spec, owner: owner, withRoot: withRoot, path: "\(path).\(key)")
+                validate(pair.value, as: valueType, spec: spec, owner: owner, withRoot: withRoot, parent: parent, path: "\(path).\(key)")
             }
         case .object(let fields):
             validateObject(node, fields: fields, owner: owner, unknownRule: withRoot == nil ? .unknownKey : .unknownField,
@@ -277,12 +283,12 @@ struct ConfigValidator {
             }
             let kinds = shapes.keys.sorted()
             guard let kindNode = node[discriminator], let kind = kindNode.scalarText, !kindNode.isNull else {
-                report(.missingField, node.location, "\(label) is missing required '\(discriminator)' (one of \(kinds.joined(separator: ", ")))")
+                report(.missingField, node.location, "\(label) is missing required \(shown(discriminator)) (one of \(kinds.joined(separator: ", ")))")
                 return
             }
             guard let fields = shapes[kind] else {
                 report(.invalidValue, kindNode.location,
-                       "\(label): '\(discriminator)' must be one of \(kinds.joined(separator: ", ")), not '\(kind)'\(Suggestion.hint(for: kind, in: kinds))")
+                       "\(label): \(shown(discriminator)) must be one of \(kinds.joined(separator: ", ")), not \(shown(kind))\(Suggestion.hint(for: kind, in: kinds))")
                 return
             }
             let discriminatorSpec = FieldSpec(discriminator, .enumeration(kinds), .required, description: "")
@@ -295,7 +301,8 @@ struct ConfigValidator {
 
     // MARK: Roles
 
-    private mutating func recordRole(_ role: FieldRole, text: String, node: YAMLNode, withRoot: YAMLNode?, path: String) {
+    private mutating func recordRole(_ role: FieldRole, text: String, node: YAMLNode, withRoot: YAMLNode?,
+                                     parent: YAMLNode?, path: String) {
         let value = Located(text, at: node.location)
         switch role {
         case .none, .stepReference: break
@@ -306,28 +313,41 @@ struct ConfigValidator {
         case .definesSecret: io.definesSecrets.append(value)
         case .columns(let tablePaths):
             guard let withRoot else { break }
-            io.columnUses.append(ColumnUse(column: value, tables: tables(at: tablePaths, in: withRoot), field: path))
+            io.columnUses.append(ColumnUse(column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
+                                           field: path, inEveryTable: false))
+        case .sharedColumns(let tablePaths):
+            guard let withRoot else { break }
+            io.columnUses.append(ColumnUse(column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
+                                           field: path, inEveryTable: true))
         case .sqlOver(let tablePaths):
-            recordSQL(text, node: node, tables: tablePaths, withRoot: withRoot, path: path)
+            recordSQL(text, node: node, tables: tablePaths, withRoot: withRoot, parent: parent, path: path)
         }
     }
 
-    private mutating func recordSQL(_ text: String, node: YAMLNode, tables tablePaths: [String], withRoot: YAMLNode?, path: String) {
+    private mutating func recordSQL(_ text: String, node: YAMLNode, tables tablePaths: [String], withRoot: YAMLNode?,
+                                    parent: YAMLNode?, path: String) {
         guard let withRoot else { return }
-        let first: SourceLocation? = text.contains("\n") ? nil : offsetLocation(node, offset: 0)
+        let first: SourceLocation? = node.verbatim ? offsetLocation(node, offset: 0) : nil
         io.sqlExpressions.append(SQLExpressionUse(text: Located(text, at: node.location), firstCharacter: first,
-                                                  tables: tables(at: tablePaths, in: withRoot), field: path))
+                                                  tables: tables(at: tablePaths, in: withRoot, parent: parent), field: path))
     }
 
-    /// Table names found at dotted paths in `with` (`join.table` looks into each join).
-    private func tables(at paths: [String], in root: YAMLNode) -> [String] {
+    /// Table names found at dotted paths in `with` (`join.table` looks into each join); a path
+    /// starting with `.` names a field of the same object (`.table`: this join's table).
+    private func tables(at paths: [String], in root: YAMLNode, parent: YAMLNode?) -> [String] {
         func values(_ components: ArraySlice<String>, _ node: YAMLNode) -> [String] {
             if let items = node.sequence { return items.flatMap { values(components, $0) } }
             guard let first = components.first else { return node.scalarText.map { [$0] } ?? [] }
             guard let child = node[first] else { return [] }
             return values(components.dropFirst(), child)
         }
-        return paths.flatMap { values($0.split(separator: ".").map(String.init)[...], root) }
+        return paths.flatMap { path -> [String] in
+            if path.hasPrefix(".") {
+                guard let parent else { return [] }
+                return values(path.dropFirst().split(separator: ".").map(String.init)[...], parent)
+            }
+            return values(path.split(separator: ".").map(String.init)[...], root)
+        }
     }
 
     // MARK: Expressions, secrets, credentials
@@ -357,11 +377,19 @@ struct ConfigValidator {
                 }
             }
         }
-        // The literal parts of a template can hold credentials too.
-        for case .text(let literal) in template.parts {
-            if let finding = CredentialDetector.scan(literal) {
-                report(.plaintextCredential, node.location, "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
+        if spec.secret == .required {
+            let roots = template.references.map { $0.path.first ?? "" }
+            if roots.isEmpty || roots.contains(where: { $0 != "secrets" }) || template.parts.count != 1 {
+                report(.secretInPlainField, node.location,
+                       "\(label) is a credential and must be exactly ${{ secrets.<name> }}, read from the vault, not params, env or text")
             }
+        }
+    }
+
+    private mutating func scanForCredential(_ node: YAMLNode, text: String, label: String) {
+        if let finding = CredentialDetector.scan(text) {
+            report(.plaintextCredential, offsetLocation(node, offset: finding.offset),
+                   "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
         }
     }
 
@@ -381,7 +409,7 @@ struct ConfigValidator {
             } else {
                 let names = ExpressionContext.functions.keys.sorted()
                 report(.expressionSyntax, offsetLocation(node, offset: base + offset),
-                       "\(label): unknown function '\(name)'\(Suggestion.hint(for: name, in: names)) (functions: \(names.joined(separator: ", ")))")
+                       "\(label): unknown function \(shown(name))\(Suggestion.hint(for: name, in: names)) (functions: \(names.joined(separator: ", ")))")
             }
             for argument in arguments { checkFunctions(argument, node: node, base: base, label: label) }
         }
@@ -391,24 +419,18 @@ struct ConfigValidator {
         if spec.secret == .required {
             report(.secretInPlainField, node.location,
                    "\(label) is a credential and must come from the vault as ${{ secrets.<name> }}, not a literal")
-            return
-        }
-        if let finding = CredentialDetector.scan(text) {
-            report(.plaintextCredential, offsetLocation(node, offset: finding.offset),
-                   "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
         }
     }
 
-    private mutating func checkAllScalars(_ node: YAMLNode, spec: FieldSpec, label: String) {
+    /// Scans every scalar under `node` for credentials and checks its expressions (values of
+    /// free-form fields, and of keys lint does not know).
+    mutating func checkAllScalars(_ node: YAMLNode, spec: FieldSpec, label: String, top: Bool = true) {
         switch node.value {
         case .scalar(let text, _):
+            if !top { scanForCredential(node, text: text, label: label) }
             if Template.containsExpression(text) { checkTemplate(node, text: text, spec: spec, label: label) }
-            else if let finding = CredentialDetector.scan(text) {
-                report(.plaintextCredential, offsetLocation(node, offset: finding.offset),
-                       "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
-            }
-        case .sequence(let items): for item in items { checkAllScalars(item, spec: spec, label: label) }
-        case .mapping(let pairs): for pair in pairs { checkAllScalars(pair.value, spec: spec, label: label) }
+        case .sequence(let items): for item in items { checkAllScalars(item, spec: spec, label: label, top: false) }
+        case .mapping(let pairs): for pair in pairs { checkAllScalars(pair.value, spec: spec, label: label, top: false) }
         }
     }
 
@@ -419,10 +441,10 @@ struct ConfigValidator {
     }
 }
 
-/// The position of a character inside a scalar: exact for values on one line (a quote
-/// counts), the value's start for block scalars and values with escapes.
+/// The position of a character inside a scalar: exact when the value stands verbatim in the
+/// file (a quote counts), else the value's start (escapes, folding, block scalars).
 func offsetLocation(_ node: YAMLNode, offset: Int) -> SourceLocation {
-    guard let text = node.scalarText, !text.contains("\n"), !text.contains("\\") else { return node.location }
+    guard node.verbatim, let text = node.scalarText else { return node.location }
     var location = node.location
     let prefix = text.prefix(offset)
     location.column += prefix.unicodeScalars.count + (node.isQuoted ? 1 : 0)

@@ -39,10 +39,13 @@ public final class Linter {
     /// Lints the pipeline files under `paths` (files, or folders searched for `*.yml` and
     /// `*.yaml`), relative to the project root unless absolute.
     public func lint(paths: [String]) -> LintReport {
-        let (files, missing) = ProjectFiles.pipelineFiles(for: paths, relativeTo: projectRoot)
+        let (found, missing) = ProjectFiles.pipelineFiles(for: paths, relativeTo: projectRoot)
+        var seen = Set<String>()
+        let files = found.filter { seen.insert(URL(fileURLWithPath: $0, relativeTo: projectRoot).standardizedFileURL.path).inserted }
         var diagnostics = missing.map {
-            Diagnostic(.yamlSyntax, at: .start(of: $0), "no such file or folder")
+            Diagnostic(.missingPath, at: .start(of: $0), "no such file or folder")
         }
+        diagnostics += takeSchemaDiagnostics()
         for file in files {
             diagnostics += lint(file: file)
         }
@@ -68,42 +71,47 @@ public final class Linter {
     private func examine(file path: String) -> (definition: PipelineDefinition?, diagnostics: [Diagnostic]) {
         let url = URL(fileURLWithPath: path, relativeTo: projectRoot)
         let result = loader.load(fileAt: url, displayPath: path)
-        var diagnostics = result.diagnostics
-        if !reportedSchemaFiles {
-            // Schema files are project-wide: report their problems once per run.
-            reportedSchemaFiles = true
-            diagnostics += schemas.diagnostics
-        }
+        var diagnostics = result.diagnostics + takeSchemaDiagnostics()
         guard let definition = result.definition else { return (nil, diagnostics) }
         diagnostics += check(definition)
         return (definition, diagnostics)
+    }
+
+    /// Schema files are project-wide: their problems are reported once per linter.
+    private func takeSchemaDiagnostics() -> [Diagnostic] {
+        guard !reportedSchemaFiles else { return [] }
+        reportedSchemaFiles = true
+        return schemas.diagnostics
     }
 
     // MARK: Checks that need the DAG or the project
 
     private func check(_ definition: PipelineDefinition) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
-        let ids = Set(definition.steps.map(\.id.value))
+        let ids = definition.writtenStepIDs.union(definition.steps.map(\.id.value))
 
         for step in definition.steps {
             for need in step.needs where !ids.contains(need.value) && Identifier.isValid(need.value) {
                 diagnostics.append(Diagnostic(.unknownNeed, at: need.location,
-                    "step '\(step.id.value)' needs '\(need.value)', which is not a step of this pipeline\(Suggestion.hint(for: need.value, in: ids))"))
+                    "step \(shown(step.id.value)) needs \(shown(need.value)), which is not a step of this pipeline\(Suggestion.hint(for: need.value, in: ids))"))
             }
             for need in step.needs where need.value == step.id.value {
-                diagnostics.append(Diagnostic(.cycle, at: need.location, "step '\(step.id.value)' needs itself"))
+                diagnostics.append(Diagnostic(.cycle, at: need.location, "step \(shown(step.id.value)) needs itself"))
             }
-            if step.timeout == nil && definition.defaults.timeout == nil {
-                diagnostics.append(Diagnostic(.missingTimeout, at: step.id.location,
-                    "step '\(step.id.value)' has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever"))
-            }
+        }
+        let handlers = Set(definition.onFailure.map(\.location))
+        for step in definition.steps + definition.onFailure where step.timeout == nil && definition.defaults.timeout == nil {
+            let what = handlers.contains(step.location) ? "on_failure handler" : "step"
+            diagnostics.append(Diagnostic(.missingTimeout, at: handlers.contains(step.location) ? step.location : step.id.location,
+                "\(what) \(shown(step.id.value)) has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever"))
         }
 
         diagnostics += checkFiles(definition)
         let infos = procedureInfos(for: definition)
         diagnostics += checkProcedureParameters(definition, infos)
 
-        if case .failure(let error) = PipelinePlan.build(definition, procedures: infos) {
+        let built = PipelinePlan.build(definition, procedures: infos)
+        if case .failure(let error) = built {
             for cycle in error.cycles {
                 let step = definition.step(cycle.steps[0])
                 let path = zip(cycle.steps, cycle.steps.dropFirst()).enumerated().map { index, pair in
@@ -119,9 +127,12 @@ public final class Linter {
                 diagnostics.append(Diagnostic(.cycle, at: step?.id.location ?? definition.location,
                                               "steps depend on each other in a circle: \(path)"))
             }
+            if error.cycles.isEmpty {
+                diagnostics.append(Diagnostic(.cycle, at: definition.location, "the steps can't be put in an order (a cycle lint could not trace)"))
+            }
         }
 
-        diagnostics += checkTables(definition, infos)
+        diagnostics += checkTables(definition, infos, plan: try? built.get())
         return diagnostics
     }
 
@@ -133,15 +144,15 @@ public final class Linter {
                 if schemas.byPath[normalized(schema.value)] != nil || schemas.invalidPaths.contains(normalized(schema.value)) { continue }
                 let exists = fileManager.fileExists(atPath: projectRoot.appendingPathComponent(schema.value).path)
                 diagnostics.append(Diagnostic(.missingSchema, at: schema.location, exists
-                    ? "schema '\(schema.value)' is not under schemas/; keep schema files there so every pipeline and lint see them"
-                    : "schema file '\(schema.value)' does not exist\(Suggestion.hint(for: schema.value, in: schemas.byPath.keys))"))
+                    ? "schema \(shown(schema.value)) is not under schemas/; keep schema files there so every pipeline and lint see them"
+                    : "schema file \(shown(schema.value)) does not exist\(Suggestion.hint(for: schema.value, in: schemas.byPath.keys))"))
             }
             for procedure in step.io.procedureFiles where !Template.containsExpression(procedure.value) {
                 let url = projectRoot.appendingPathComponent(procedure.value)
                 if !fileManager.fileExists(atPath: url.path) {
                     let known = ProjectFiles.find(in: projectRoot.appendingPathComponent("procedures"), extensions: ["sql"]).map { "procedures/\($0)" }
                     diagnostics.append(Diagnostic(.missingProcedure, at: procedure.location,
-                        "procedure file '\(procedure.value)' does not exist\(Suggestion.hint(for: procedure.value, in: known))"))
+                        "procedure file \(shown(procedure.value)) does not exist\(Suggestion.hint(for: procedure.value, in: known))"))
                     continue
                 }
                 let info = procedures.check(fileAt: url, path: normalized(procedure.value))
@@ -150,7 +161,7 @@ public final class Linter {
                 }
                 if !info.diagnostics.isEmpty {
                     diagnostics.append(Diagnostic(.invalidProcedure, at: procedure.location,
-                        "procedure '\(procedure.value)' does not prepare; see \(info.diagnostics[0].location)"))
+                        "procedure \(shown(procedure.value)) does not prepare; see \(info.diagnostics[0].location)"))
                 }
             }
         }
@@ -180,7 +191,7 @@ public final class Linter {
                 let given = Set(paramsNode?.mapping?.compactMap(\.key.scalarText) ?? [])
                 for parameter in info.parameters where !given.contains(parameter) {
                     diagnostics.append(Diagnostic(.missingField, at: paramsNode?.location ?? procedure.location,
-                        "\(procedure.value) uses :\(parameter), but step '\(step.id.value)' gives no params.\(parameter)"))
+                        "\(procedure.value) uses :\(parameter), but step \(shown(step.id.value)) gives no params.\(parameter)"))
                 }
             }
         }
@@ -197,12 +208,11 @@ public final class Linter {
         return nil
     }
 
-    private func checkTables(_ definition: PipelineDefinition, _ infos: [String: ProcedureInfo]) -> [Diagnostic] {
+    private func checkTables(_ definition: PipelineDefinition, _ infos: [String: ProcedureInfo], plan: PipelinePlan?) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         // Columns of every table this pipeline can see: schemas first, then what its steps write.
         var columns: [String: [String]] = schemas.tables.mapValues(\.columnNames)
         var producers = Set<String>()
-        let plan = try? PipelinePlan.build(definition, procedures: infos).get()
         let order = plan?.order ?? definition.steps.map(\.id.value)
         for id in order {
             guard let step = definition.step(id) else { continue }
@@ -222,7 +232,7 @@ public final class Linter {
                     let missing = derived.filter { schema.column($0) == nil }
                     if !missing.isEmpty {
                         diagnostics.append(Diagnostic(.conflictingSchema, at: table.location,
-                            "step '\(step.id.value)' writes \(missing.map { "'\($0)'" }.joined(separator: ", ")) into '\(table.value)', but \(schema.file) has no such column\(missing.count == 1 ? "" : "s")"))
+                            "step \(shown(step.id.value)) writes \(missing.map { "'\($0)'" }.joined(separator: ", ")) into \(shown(table.value)), but \(schema.file) has no such column\(missing.count == 1 ? "" : "s")"))
                     }
                 }
             }
@@ -231,15 +241,19 @@ public final class Linter {
         for step in definition.steps {
             for read in step.io.reads where !producers.contains(read.value) && schemas[read.value] == nil {
                 diagnostics.append(Diagnostic(.unproducedTable, at: read.location,
-                    "step '\(step.id.value)' reads table '\(read.value)', which no step of this pipeline writes and no file in schemas/ declares\(Suggestion.hint(for: read.value, in: Set(columns.keys)))"))
+                    "step \(shown(step.id.value)) reads table \(shown(read.value)), which no step of this pipeline writes and no file in schemas/ declares\(Suggestion.hint(for: read.value, in: Set(columns.keys)))"))
             }
             for use in step.io.columnUses {
                 let known = use.tables.compactMap { columns[$0] }
                 guard !use.tables.isEmpty, known.count == use.tables.count else { continue }
                 let all = known.flatMap { $0 }
-                if !all.contains(use.column.value) {
+                if use.inEveryTable, let missingFrom = zip(use.tables, known).first(where: { !$0.1.contains(use.column.value) })?.0,
+                   all.contains(use.column.value) {
                     diagnostics.append(Diagnostic(.unknownColumn, at: use.column.location,
-                        "step '\(step.id.value)': '\(use.field)': column '\(use.column.value)' is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"))
+                        "step \(shown(step.id.value)): \(shown(use.field)): join column \(shown(use.column.value)) is not in table \(shown(missingFrom)); a join key must be in both tables"))
+                } else if !all.contains(use.column.value) {
+                    diagnostics.append(Diagnostic(.unknownColumn, at: use.column.location,
+                        "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(use.column.value)) is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"))
                 }
             }
             for use in step.io.sqlExpressions {
@@ -248,7 +262,7 @@ public final class Linter {
                     expression = try SQLExpression(parsing: use.text.value)
                 } catch {
                     diagnostics.append(Diagnostic(.invalidValue, at: location(in: use, offset: error.offset),
-                                                  "step '\(step.id.value)': '\(use.field)': \(error.description)"))
+                                                  "step \(shown(step.id.value)): \(shown(use.field)): \(error.description)"))
                     continue
                 }
                 let known = use.tables.compactMap { columns[$0] }
@@ -256,7 +270,7 @@ public final class Linter {
                 let all = Set(known.flatMap { $0 })
                 for column in expression.columns where !all.contains(column.name) {
                     diagnostics.append(Diagnostic(.unknownColumn, at: location(in: use, offset: column.offset),
-                        "step '\(step.id.value)': '\(use.field)': column '\(column.name)' is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"))
+                        "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(column.name)) is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"))
                 }
             }
         }
@@ -271,7 +285,7 @@ public final class Linter {
 
     private func tableList(_ tables: [String]) -> String {
         let unique = tables.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        return unique.count == 1 ? "table '\(unique[0])'" : "tables " + unique.map { "'\($0)'" }.joined(separator: ", ")
+        return unique.count == 1 ? "table \(shown(unique[0]))" : "tables " + unique.map { "'\($0)'" }.joined(separator: ", ")
     }
 
     private func normalized(_ path: String) -> String {

@@ -20,9 +20,20 @@ public struct ProcedureInfo: Sendable {
 public final class ProcedureChecker {
     private var connection: OpaquePointer?
     private var cache: [String: ProcedureInfo] = [:]
+    private let progressCalls = UnsafeMutablePointer<Int>.allocate(capacity: 1)
 
     public init(schemas: SchemaCatalog) {
+        progressCalls.initialize(to: 0)
         sqlite3_open_v2(":memory:", &connection, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil)
+        // Statements that change the schema are executed (on empty tables). A recursive CTE in
+        // one could run forever: stop any statement after about a million VM steps.
+        sqlite3_progress_handler(connection, 10_000, { counter in
+            guard let counter else { return 1 }
+            let calls = counter.assumingMemoryBound(to: Int.self)
+            calls.pointee += 1
+            return calls.pointee > 100 ? 1 : 0
+        }, progressCalls)
+        sqlite3_limit(connection, SQLITE_LIMIT_LENGTH, 1 << 20)
         for schema in schemas.tables.values.sorted(by: { $0.table < $1.table }) {
             let columns = schema.columns.map { "\"\($0.name)\" \($0.type.sqliteType)" }.joined(separator: ", ")
             // Names passed Identifier checks in SchemaParser; quoting keeps keywords usable.
@@ -32,6 +43,7 @@ public final class ProcedureChecker {
 
     deinit {
         sqlite3_close_v2(connection)
+        progressCalls.deallocate()
     }
 
     /// Checks a procedure file once; later calls for the same path return the same result.
@@ -96,6 +108,7 @@ public final class ProcedureChecker {
             sqlite3_exec(connection, "RELEASE sluice_procedure_check", nil, nil, nil)
         }
 
+        progressCalls.pointee = 0
         var parameters: [String] = []
         var statements = 0
         sql.withCString { base in
@@ -131,7 +144,15 @@ public final class ProcedureChecker {
                             if !parameters.contains(bare) { parameters.append(bare) }
                         }
                     }
-                    if log.changedSchema { sqlite3_step(statement) }
+                    if log.changedSchema {
+                        progressCalls.pointee = 0
+                        if sqlite3_step(statement) == SQLITE_INTERRUPT {
+                            info.diagnostics.append(Diagnostic(.invalidProcedure, at: TextScan.location(ofByte: statementStart, in: data, file: info.path),
+                                "this statement changes the schema and did not finish within lint's step limit (a recursive query?); lint does not run it"))
+                            sqlite3_finalize(statement)
+                            return
+                        }
+                    }
                     sqlite3_finalize(statement)
                 }
                 cursor = tail

@@ -2,9 +2,11 @@
 /// to be a likely typo.
 public enum Suggestion {
     public static func closest(to name: String, in candidates: some Sequence<String>) -> String? {
+        // Names this long are not typos of anything we know; and edit distance is quadratic.
+        guard name.count <= 64 else { return nil }
         let limit = max(2, name.count / 3)
         var best: (name: String, distance: Int)?
-        for candidate in candidates {
+        for candidate in candidates where abs(candidate.count - name.count) <= limit {
             let distance = editDistance(name.lowercased(), candidate.lowercased())
             if distance <= limit, distance < (best?.distance ?? .max) { best = (candidate, distance) }
         }

@@ -22,6 +22,9 @@ public struct PipelineDefinition: Sendable {
     public var secretsTTL: Duration?
     public var steps: [StepDefinition]
     public var onFailure: [StepDefinition]
+    /// Every step id written in the file, including steps left out for errors, so that a
+    /// broken step does not make its dependents' `needs` look wrong too.
+    public var writtenStepIDs: Set<String> = []
     /// Where the document starts, for problems with the pipeline as a whole.
     public var location: SourceLocation
 
@@ -120,6 +123,8 @@ public struct ColumnUse: Sendable {
     public var column: Located<String>
     public var tables: [String]
     public var field: String
+    /// The column must be in every table (a join key), not just one of them.
+    public var inEveryTable: Bool
 }
 
 public struct SQLExpressionUse: Sendable {

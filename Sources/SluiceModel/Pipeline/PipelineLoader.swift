@@ -57,7 +57,7 @@ public struct PipelineLoader: Sendable {
         for step in allSteps {
             if let first = seen[step.id.value] {
                 diagnostics.append(Diagnostic(.duplicateStepId, at: step.id.location,
-                    "step id '\(step.id.value)' is used twice; the first is at \(first.line):\(first.column)"))
+                    "step id \(shown(step.id.value)) is used twice; the first is at \(first.line):\(first.column)"))
             } else {
                 seen[step.id.value] = step.id.location
                 steps.append(step)
@@ -70,11 +70,11 @@ public struct PipelineLoader: Sendable {
             let expected = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             if text != expected {
                 diagnostics.append(Diagnostic(.pipelineNameMismatch, at: node.location,
-                    "pipeline id '\(text)' differs from its file name '\(expected)'; name the file \(text).yml or the pipeline \(expected)"))
+                    "pipeline id \(shown(text)) differs from its file name \(shown(expected)); name the file \(text).yml or the pipeline \(expected)"))
             }
         }
 
-        let definition = PipelineDefinition(
+        var definition = PipelineDefinition(
             file: file,
             id: id,
             description: root["description"]?.scalarText,
@@ -88,6 +88,7 @@ public struct PipelineLoader: Sendable {
             steps: steps,
             onFailure: handlers,
             location: root.location)
+        definition.writtenStepIDs = Set((root["steps"]?.sequence ?? []).compactMap { $0["id"]?.scalarText })
         return Result(definition: definition, diagnostics: diagnostics)
     }
 
@@ -101,7 +102,13 @@ public struct PipelineLoader: Sendable {
         for step in root["steps"]?.sequence ?? [] {
             guard let id = step["id"]?.scalarText else { continue }
             let uses = step["uses"]?.scalarText ?? ""
-            scope.stepOutputs[id] = registry[uses]?.outputs.map(\.name) ?? []
+            if let spec = registry[uses] {
+                scope.stepOutputs[id] = spec.outputs.map(\.name)
+            } else {
+                // Its processor is unknown (and reported): don't also call its outputs wrong.
+                scope.stepOutputs[id] = []
+                scope.stepsWithUnknownOutputs.insert(id)
+            }
             for field in registry[uses]?.fields ?? [] where field.role == .definesSecret {
                 if let name = step["with"]?[field.name]?.scalarText { scope.secrets.insert(name) }
             }
@@ -161,7 +168,7 @@ public struct PipelineLoader: Sendable {
         // Param defaults are evaluated before the run exists: they may read run.* and env.* only.
         let outer = validator.scope
         validator.scope.allowsParamsStepsAndSecrets = false
-        validator.validateValue(node, spec: spec, owner: "pipeline", withRoot: nil, path: "params")
+        validator.validate(node, as: spec.type, spec: spec, owner: "pipeline", withRoot: nil, path: "params")
         validator.scope = outer
 
         var params: [ParamDefinition] = []
@@ -191,30 +198,30 @@ public struct PipelineLoader: Sendable {
             do {
                 regex = try NSRegularExpression(pattern: "^(?:\(pattern))$")
             } catch {
-                validator.report(.invalidParam, patternNode.location, "param '\(name)': pattern '\(pattern)' is not a valid regular expression")
+                validator.report(.invalidParam, patternNode.location, "param \(shown(name)): pattern \(shown(pattern)) is not a valid regular expression")
             }
             if param.type != .string {
-                validator.report(.invalidParam, patternNode.location, "param '\(name)': a pattern applies to string params, not \(param.type.rawValue)")
+                validator.report(.invalidParam, patternNode.location, "param \(shown(name)): a pattern applies to string params, not \(param.type.rawValue)")
             }
         }
         if param.required, let value = param.defaultValue {
-            validator.report(.invalidParam, value.location, "param '\(name)' is required and has a default; a required param must be given by each run, so drop one of them")
+            validator.report(.invalidParam, value.location, "param \(shown(name)) is required and has a default; a required param must be given by each run, so drop one of them")
         }
         var candidates: [YAMLNode] = param.allowedValues ?? []
         if let value = param.defaultValue { candidates.append(value) }
         for value in candidates {
             guard let text = value.scalarText, !Template.containsExpression(text) else { continue }
             if let problem = ParamValue.problem(text: text, node: value, type: param.type) {
-                validator.report(.invalidParam, value.location, "param '\(name)': \(problem)")
+                validator.report(.invalidParam, value.location, "param \(shown(name)): \(problem)")
                 continue
             }
             if let regex, !regex.matches(text) {
-                validator.report(.invalidParam, value.location, "param '\(name)': '\(text)' does not match its pattern \(param.pattern ?? "")")
+                validator.report(.invalidParam, value.location, "param \(shown(name)): \(shown(text)) does not match its pattern \(param.pattern ?? "")")
             }
         }
         if let allowed = param.allowedValues, let value = param.defaultValue, let text = value.scalarText,
            !Template.containsExpression(text), !allowed.contains(where: { $0.scalarText == text }) {
-            validator.report(.invalidParam, value.location, "param '\(name)': default '\(text)' is not one of its values")
+            validator.report(.invalidParam, value.location, "param \(shown(name)): default \(shown(text)) is not one of its values")
         }
     }
 
@@ -249,10 +256,10 @@ public enum ParamValue {
     public static func problem(text: String, node: YAMLNode?, type: ParamDefinition.ParamType) -> String? {
         switch type {
         case .string: return nil
-        case .integer: return Int(text) == nil ? "'\(text)' is not an integer" : nil
-        case .number: return Double(text) == nil ? "'\(text)' is not a number" : nil
-        case .boolean: return ["true", "false"].contains(text) ? nil : "'\(text)' is not true or false"
-        case .date: return CalendarDate(parsing: text) == nil ? "'\(text)' is not a YYYY-MM-DD date" : nil
+        case .integer: return Int(text) == nil ? "\(shown(text)) is not an integer" : nil
+        case .number: return Double(text) == nil ? "\(shown(text)) is not a number" : nil
+        case .boolean: return ["true", "false"].contains(text) ? nil : "\(shown(text)) is not true or false"
+        case .date: return CalendarDate(parsing: text) == nil ? "\(shown(text)) is not a YYYY-MM-DD date" : nil
         case .duration:
             do { _ = try DurationText.parse(text); return nil } catch { return error.description }
         }

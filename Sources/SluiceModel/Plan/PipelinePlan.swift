@@ -126,8 +126,19 @@ public struct PipelinePlan: Sendable {
     static func findCycles(among stuck: Set<String>, ids: [String], edges: [Edge]) -> [Cycle] {
         var cycles: [Cycle] = []
         var covered = Set<String>()
-        let inside = edges.filter { stuck.contains($0.from) && stuck.contains($0.to) }
-        for start in ids where stuck.contains(start) && !covered.contains(start) {
+        // Steps left after Kahn's algorithm are on a cycle or downstream of one. Peel off those
+        // with no edge to another remaining step until only cycle members are left, so every
+        // walk below ends on a cycle.
+        var remaining = stuck
+        var inside = edges.filter { remaining.contains($0.from) && remaining.contains($0.to) }
+        while true {
+            let sources = Set(inside.map(\.from))
+            let dead = remaining.subtracting(sources)
+            if dead.isEmpty { break }
+            remaining.subtract(dead)
+            inside = inside.filter { remaining.contains($0.from) && remaining.contains($0.to) }
+        }
+        for start in ids where remaining.contains(start) && !covered.contains(start) {
             // Walk forward from `start` until a step repeats; the repeat closes a cycle.
             var path: [String] = [start]
             var pathEdges: [Edge] = []

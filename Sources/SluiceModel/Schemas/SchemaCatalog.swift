@@ -44,7 +44,7 @@ public struct SchemaCatalog: Sendable {
         if let existing = tables[schema.table] {
             if !existing.agrees(with: schema) {
                 diagnostics.append(Diagnostic(.conflictingSchema, at: .start(of: schema.file),
-                    "table '\(schema.table)' is also described by \(existing.file), differently: \(SchemaParser.difference(existing, schema))"))
+                    "table \(shown(schema.table)) is also described by \(existing.file), differently: \(SchemaParser.difference(existing, schema))"))
             }
             return
         }
@@ -109,7 +109,7 @@ enum SchemaParser {
         }
         if items.isEmpty { problem(fieldsNode, "the schema has no fields") }
         if !Identifier.isValid(schema.table) {
-            problem(root, "the file name '\(schema.table)' is not a valid table name; rename it or add \"table\": \"name\"")
+            problem(root, "the file name \(shown(schema.table)) is not a valid table name; rename it or add \"table\": \"name\"")
         }
 
         var seen: [String: SourceLocation] = [:]
@@ -127,22 +127,22 @@ enum SchemaParser {
             }
             if let why = Identifier.problem(with: name) { problem(nameNode, "column \(why)") }
             if let first = seen[name] {
-                problem(nameNode, "column '\(name)' is declared twice; the first is at \(first.line):\(first.column)")
+                problem(nameNode, "column \(shown(name)) is declared twice; the first is at \(first.line):\(first.column)")
             }
             seen[name] = nameNode.location
             guard let typeNode = item["type"], let typeName = typeNode.scalarText else {
-                problem(item, "field '\(name)' needs \"type\"")
+                problem(item, "field \(shown(name)) needs \"type\"")
                 continue
             }
             guard let type = ColumnType(bigQueryName: typeName) else {
                 let names = ColumnType.allCases.map(\.rawValue)
-                problem(typeNode, "field '\(name)': unknown type '\(typeName)'\(Suggestion.hint(for: typeName.uppercased(), in: names)) (types: \(names.joined(separator: ", ")))")
+                problem(typeNode, "field \(shown(name)): unknown type \(shown(typeName))\(Suggestion.hint(for: typeName.uppercased(), in: names)) (types: \(names.joined(separator: ", ")))")
                 continue
             }
             var mode = TableSchema.Column.Mode.nullable
             if let modeNode = item["mode"], let modeName = modeNode.scalarText {
                 if let parsed = TableSchema.Column.Mode(rawValue: modeName.uppercased()) { mode = parsed }
-                else { problem(modeNode, "field '\(name)': mode must be NULLABLE, REQUIRED or REPEATED, not '\(modeName)'") }
+                else { problem(modeNode, "field \(shown(name)): mode must be NULLABLE, REQUIRED or REPEATED, not \(shown(modeName))") }
             }
             schema.columns.append(TableSchema.Column(name: name, type: mode == .repeated ? .json : type, mode: mode,
                                                      description: item["description"]?.scalarText, location: nameNode.location))
@@ -152,7 +152,7 @@ enum SchemaParser {
             for column in key.sequence ?? [key] {
                 guard let name = column.scalarText else { continue }
                 if seen[name] == nil {
-                    problem(column, "primary_key column '\(name)' is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
+                    problem(column, "primary_key column \(shown(name)) is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
                 }
                 schema.primaryKey.append(name)
             }
@@ -160,10 +160,10 @@ enum SchemaParser {
         if let partition = root["partition_by"], let name = partition.scalarText {
             if let column = schema.column(name) {
                 if ![.date, .timestamp, .datetime, .int64, .string].contains(column.type) {
-                    problem(partition, "partition_by column '\(name)' is \(column.type.rawValue); partitions are by DATE, TIMESTAMP, DATETIME, INT64 or STRING")
+                    problem(partition, "partition_by column \(shown(name)) is \(column.type.rawValue); partitions are by DATE, TIMESTAMP, DATETIME, INT64 or STRING")
                 }
-            } else if seen[name] == nil {
-                problem(partition, "partition_by column '\(name)' is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
+            } else if seen[name] == nil {  // a field whose type failed is reported already
+                problem(partition, "partition_by column \(shown(name)) is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
             }
             schema.partitionBy = name
         }
@@ -173,11 +173,11 @@ enum SchemaParser {
     /// The first way two schemas differ, in words.
     static func difference(_ a: TableSchema, _ b: TableSchema) -> String {
         let aNames = Set(a.columnNames), bNames = Set(b.columnNames)
-        if let missing = a.columnNames.first(where: { !bNames.contains($0) }) { return "column '\(missing)' is only in \(a.file)" }
-        if let extra = b.columnNames.first(where: { !aNames.contains($0) }) { return "column '\(extra)' is only in \(b.file)" }
+        if let missing = a.columnNames.first(where: { !bNames.contains($0) }) { return "column \(shown(missing)) is only in \(a.file)" }
+        if let extra = b.columnNames.first(where: { !aNames.contains($0) }) { return "column \(shown(extra)) is only in \(b.file)" }
         for column in a.columns {
             if let other = b.column(column.name), other != column {
-                return "column '\(column.name)' is \(column.type.rawValue) \(column.mode.rawValue) in \(a.file) but \(other.type.rawValue) \(other.mode.rawValue) in \(b.file)"
+                return "column \(shown(column.name)) is \(column.type.rawValue) \(column.mode.rawValue) in \(a.file) but \(other.type.rawValue) \(other.mode.rawValue) in \(b.file)"
             }
         }
         if a.columnNames != b.columnNames { return "the columns are in a different order" }

@@ -51,9 +51,11 @@ public enum FieldRole: Sendable, Equatable {
     case readsTable
     /// The field names a table the step writes.
     case writesTable
-    /// The field names columns of the tables named by these sibling paths (dotted, from the
-    /// root of `with`), such as `["from", "join.table"]`.
+    /// The field names columns of the tables named at these paths (dotted, from the root of
+    /// `with`, such as `["from", "join.table"]`; a leading `.` means a field of the same object).
     case columns(ofTablesAt: [String])
+    /// Like `columns`, but each column must be in every one of the tables (join keys).
+    case sharedColumns(ofTablesAt: [String])
     /// SQL expressions over the columns of the tables at these paths (measures, filters).
     case sqlOver(tablesAt: [String])
     /// The field names a schema file whose table the step writes.

@@ -53,7 +53,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         var body = trimmed
         if trimmed.hasPrefix("@") {
             guard let expansion = Self.macros[trimmed.lowercased()] else {
-                throw ParseError(description: "unknown cron shorthand '\(trimmed)'; use @hourly, @daily, @weekly, @monthly or @yearly", offset: 0)
+                throw ParseError(description: "unknown cron shorthand \(shown(trimmed)); use @hourly, @daily, @weekly, @monthly or @yearly", offset: 0)
             }
             body = expansion
         }
@@ -93,13 +93,13 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             defer { itemOffset += item.count + 1 }
             func fail(_ why: String) -> ParseError {
-                ParseError(description: "\(field.name) field '\(text)': \(why)", offset: itemOffset)
+                ParseError(description: "\(field.name) field \(shown(text)): \(why)", offset: itemOffset)
             }
             guard !item.isEmpty else { throw fail("empty list item") }
             let pieces = item.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             var step = 1
             if pieces.count == 2 {
-                guard let parsed = Int(pieces[1]), parsed > 0 else { throw fail("step '\(pieces[1])' must be a positive number") }
+                guard let parsed = Int(pieces[1]), parsed > 0 else { throw fail("step \(shown(pieces[1])) must be a positive number") }
                 step = parsed
             }
             let rangeText = pieces[0]
@@ -111,13 +111,13 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             } else {
                 let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
                 guard let first = value(bounds[0], field) else {
-                    throw fail("'\(bounds[0])' is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))")
+                    throw fail("\(shown(bounds[0])) is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))")
                 }
                 low = first
                 high = first
                 if bounds.count == 2 {
                     guard let last = value(bounds[1], field) else {
-                        throw fail("'\(bounds[1])' is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound))")
+                        throw fail("\(shown(bounds[1])) is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound))")
                     }
                     high = last
                 } else if pieces.count == 2 {

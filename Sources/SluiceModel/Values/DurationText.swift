@@ -18,21 +18,21 @@ public enum DurationText {
         while !rest.isEmpty {
             let digits = rest.prefix { $0.isASCII && $0.isNumber }
             guard !digits.isEmpty, let amount = Int64(digits) else {
-                throw ParseError(description: "'\(text)' is not a duration; \(expected)")
+                throw ParseError(description: "\(shown(text)) is not a duration; \(expected)")
             }
             rest = rest.dropFirst(digits.count)
             let unitText = rest.prefix { $0.isASCII && $0.isLetter }
             guard let unit = units.first(where: { $0.suffix == unitText }) else {
-                let hint = unitText.isEmpty ? "a unit is missing after \(digits)" : "unknown unit '\(unitText)'"
-                throw ParseError(description: "'\(text)' is not a duration (\(hint)); \(expected)")
+                let hint = unitText.isEmpty ? "a unit is missing after \(digits)" : "unknown unit \(shown(unitText))"
+                throw ParseError(description: "\(shown(text)) is not a duration (\(hint)); \(expected)")
             }
             rest = rest.dropFirst(unitText.count)
             let (product, overflow) = amount.multipliedReportingOverflow(by: unit.milliseconds)
             let (sum, overflow2) = total.addingReportingOverflow(product)
-            guard !overflow, !overflow2 else { throw ParseError(description: "'\(text)' is too long a duration") }
+            guard !overflow, !overflow2 else { throw ParseError(description: "\(shown(text)) is too long a duration") }
             total = sum
         }
-        guard total > 0 else { throw ParseError(description: "'\(text)' is zero; a duration must be positive") }
+        guard total > 0 else { throw ParseError(description: "\(shown(text)) is zero; a duration must be positive") }
         return .milliseconds(total)
     }
 

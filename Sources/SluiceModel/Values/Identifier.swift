@@ -3,6 +3,8 @@
 /// 63 characters (PostgreSQL's limit), so the same name works in every warehouse.
 public enum Identifier {
     public static let maxLength = 63
+    /// The same rule as a regular expression, for JSON Schema.
+    public static let pattern = "^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
     public static func isValid(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= maxLength else { return false }
@@ -15,7 +17,7 @@ public enum Identifier {
         if isValid(name) { return nil }
         if name.isEmpty { return "a name can't be empty" }
         if name.utf8.count > maxLength { return "'\(name.prefix(20))…' is longer than \(maxLength) characters" }
-        return "'\(name)' is not a valid name: use letters, digits and _, not starting with a digit"
+        return "\(shown(name)) is not a valid name: use letters, digits and _, not starting with a digit"
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool {

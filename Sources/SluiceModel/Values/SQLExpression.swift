@@ -71,11 +71,11 @@ public struct SQLExpression: Sendable, Hashable {
                 while next < characters.count, characters[next].isWhitespace { next += 1 }
                 let isCall = next < characters.count && characters[next] == "("
                 if Self.refused.contains(lower) {
-                    throw ParseError(description: "'\(word)' is not allowed: write an expression over columns, not a statement or subquery", offset: start)
+                    throw ParseError(description: "\(shown(word)) is not allowed: write an expression over columns, not a statement or subquery", offset: start)
                 }
                 if isCall {
                     guard Self.functions.contains(lower) else {
-                        throw ParseError(description: "unknown SQL function '\(word)'\(Suggestion.hint(for: lower, in: Self.functions)) (functions: \(Self.functions.sorted().joined(separator: ", ")))", offset: start)
+                        throw ParseError(description: "unknown SQL function \(shown(word))\(Suggestion.hint(for: lower, in: Self.functions)) (functions: \(Self.functions.sorted().joined(separator: ", ")))", offset: start)
                     }
                     tokens.append((.function(lower), start))
                 } else if Self.keywords.contains(lower) {
@@ -118,7 +118,7 @@ public struct SQLExpression: Sendable, Hashable {
                     continue
                 }
                 guard "+-*/%()<>=,".contains(character) else {
-                    let why = character == ";" ? "';' is not allowed: a measure is one expression" : "unexpected character '\(character)'"
+                    let why = character == ";" ? "';' is not allowed: a measure is one expression" : "unexpected character \(shown(String(character)))"
                     throw ParseError(description: why, offset: start)
                 }
                 if character == "(" { depth += 1 }

@@ -25,22 +25,6 @@ enum TextScan {
         return SourceLocation(file: file, line: line, column: column)
     }
 
-    /// Line and column of the n-th Character of a string.
-    static func location(ofCharacter offset: Int, in text: String, file: String) -> SourceLocation {
-        var line = 1
-        var column = 1
-        for (index, character) in text.enumerated() {
-            if index >= offset { break }
-            if character == "\n" || character == "\r\n" {
-                line += 1
-                column = 1
-            } else {
-                column += character.unicodeScalars.count
-            }
-        }
-        return SourceLocation(file: file, line: line, column: column)
-    }
-
     static func character(at mark: Mark, in text: String) -> Unicode.Scalar? {
         var line = 1
         var column = 1
@@ -70,7 +54,7 @@ enum TextScan {
             let prefixIsBlank = scalars[..<start].allSatisfy { $0 == " " || $0 == "-" }
             guard prefixIsBlank else { continue }
             let rest = String(String.UnicodeScalarView(scalars[start...]))
-            for candidate in [key, "\"\(key)\"", "'\(key)'"] where rest.hasPrefix(candidate) {
+            for candidate in [key, "\"\(key)\"", "\(shown(key))"] where rest.hasPrefix(candidate) {
                 let after = rest.dropFirst(candidate.count).drop { $0 == " " }
                 if after.hasPrefix(":") {
                     return (lineNumber, first.column)
@@ -138,7 +122,12 @@ enum TextScan {
                         String(format: "byte 0x%02X is not valid UTF-8; pipeline files must be UTF-8 text", byte))
                     return
                 }
-                if (0x80...0x9F).contains(scalar) && scalar != 0x85 {
+                if scalar == 0x85 || scalar == 0x2028 || scalar == 0x2029 {
+                    failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                        String(format: "U+%04X is a line break to YAML but not to editors, so positions would be off; use a plain newline", scalar))
+                    return
+                }
+                if (0x80...0x9F).contains(scalar) {
                     failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                         String(format: "control character U+%04X is not allowed in YAML", scalar))
                     return
@@ -161,7 +150,12 @@ enum TextScan {
         var deepest: Int
         /// False when a quoted string seemed to run across lines, where the bound may be off.
         var certain: Bool
+        /// Aliases (`*name`) seen; they can nest values deeper than the text shows.
+        var aliases = 0
     }
+
+    /// More aliases than any pipeline needs: a document built to expand or nest through them.
+    static let maxAliases = 1_000
 
     /// An upper bound on nesting (indentation levels, `- ` indicators, open flow brackets)
     /// checked against `maxDepth`, and a refusal of aliases used as mapping keys, which would
@@ -189,6 +183,7 @@ enum TextScan {
         var blockScalarParentIndent: Int?
         var lineNumber = 0
         var lineStart = 0
+        var aliases = 0
 
         func isBlank(_ byte: UInt8) -> Bool { byte == space || byte == tab || byte == cr }
         func isAnchorCharacter(_ byte: UInt8) -> Bool {
@@ -290,6 +285,11 @@ enum TextScan {
                         if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                     }
                 } else if byte == star && atTokenStart {
+                    aliases += 1
+                    if aliases > maxAliases {
+                        return Structure(refusal: Diagnostic(.inputLimit, at: at(index),
+                            "more than \(maxAliases) aliases; pipeline files may not use that many"), deepest: deepest, certain: certain)
+                    }
                     // libyaml's anchor names: letters, digits, `-` and `_`.
                     var next = index + 1
                     while next < lineEnd, isAnchorCharacter(bytes[next]) { next += 1 }
@@ -309,7 +309,7 @@ enum TextScan {
             }
         }
         if quote != 0 { certain = false }
-        return Structure(refusal: nil, deepest: deepest, certain: certain)
+        return Structure(refusal: nil, deepest: deepest, certain: certain, aliases: aliases)
     }
 
     /// Whether a line ends with a block scalar indicator (`|` or `>` with optional chomping and

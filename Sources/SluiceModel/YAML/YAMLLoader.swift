@@ -54,7 +54,8 @@ public struct YAMLLoader: Sendable {
         var effective = limits
         effective.maxNodes = max(limits.maxNodes, 2 * data.count)
         let scaled = effective
-        if structure.certain && structure.deepest <= 64 {
+        // Aliases can nest values deeper than the text shows, and freeing such a tree recurses.
+        if structure.certain && structure.deepest <= 64 && structure.aliases == 0 {
             return Self.compose(text, file: file, limits: scaled)
         }
         return Self.onLargeStack { Self.compose(text, file: file, limits: scaled) }
@@ -73,7 +74,7 @@ public struct YAMLLoader: Sendable {
             return .failure(Diagnostic(.yamlSyntax, at: .start(of: file), "\(error)"))
         }
         guard let root else { return .success(nil) }
-        var converter = Converter(file: file, limits: limits)
+        var converter = Converter(file: file, limits: limits, lines: text.split(separator: "\n", omittingEmptySubsequences: false))
         do {
             return .success(try converter.convert(root, depth: 0))
         } catch let diagnostic as Diagnostic {
@@ -122,18 +123,18 @@ public struct YAMLLoader: Sendable {
         case let .scanner(context, problem, mark, _),
              let .parser(context, problem, mark, _),
              let .composer(context, problem, mark, _):
+            if problem.contains("Maximum nesting level") {
+                return Diagnostic(.inputLimit, at: place(mark), "values nest deeper than libyaml allows; pipeline files may not")
+            }
             return Diagnostic(.yamlSyntax, at: place(mark), describe(problem, context, at: mark))
         case let .duplicatedKeysInMapping(duplicates, context):
             let key = duplicates.sorted().first ?? "?"
             let first = place(context.mark)
             if let second = TextScan.repeatedKey(key, after: context.mark, in: text) {
                 return Diagnostic(.duplicateKey, at: SourceLocation(file: file, line: second.line, column: second.column),
-                    "duplicate key '\(key)'; it was already given at \(first.line):\(first.column)")
+                    "duplicate key \(shown(key)); it was already given at \(first.line):\(first.column)")
             }
-            return Diagnostic(.duplicateKey, at: first, "duplicate key '\(key)' in this mapping")
-        case let .reader(problem, offset, _, _):
-            let location = offset.map { TextScan.location(ofCharacter: $0, in: text, file: file) } ?? .start(of: file)
-            return Diagnostic(.yamlSyntax, at: location, problem)
+            return Diagnostic(.duplicateKey, at: first, "duplicate key \(shown(key)) in this mapping")
         default:
             return Diagnostic(.yamlSyntax, at: .start(of: file), "\(error)")
         }
@@ -144,11 +145,22 @@ public struct YAMLLoader: Sendable {
     private struct Converter {
         let file: String
         let limits: Limits
+        let lines: [Substring]
         var nodes = 0
 
-        init(file: String, limits: Limits) {
+        init(file: String, limits: Limits, lines: [Substring]) {
             self.file = file
             self.limits = limits
+            self.lines = lines
+        }
+
+        /// Whether `text` stands as is in the file at the mark (after the opening quote).
+        func standsVerbatim(_ text: String, at mark: Mark?, quoted: Bool) -> Bool {
+            guard let mark, mark.line >= 1, mark.line <= lines.count, !text.contains("\n") else { return false }
+            let skip = mark.column - 1 + (quoted ? 1 : 0)
+            let line = lines[mark.line - 1].unicodeScalars
+            guard skip >= 0, skip <= line.count else { return false }
+            return line.dropFirst(skip).starts(with: text.unicodeScalars)
         }
 
         func place(_ node: Node) -> SourceLocation {
@@ -168,7 +180,10 @@ public struct YAMLLoader: Sendable {
             }
             switch node {
             case .scalar(let scalar):
-                return YAMLNode(.scalar(scalar.string, quoted: scalar.style != .plain), at: place(node))
+                let quoted = scalar.style != .plain
+                let verbatim = (scalar.style == .plain || scalar.style == .singleQuoted || scalar.style == .doubleQuoted)
+                    && standsVerbatim(scalar.string, at: scalar.mark, quoted: quoted)
+                return YAMLNode(.scalar(scalar.string, quoted: quoted), at: place(node), verbatim: verbatim)
             case .alias:
                 throw Diagnostic(.yamlSyntax, at: place(node), "unresolved alias")
             case .sequence(let sequence):

@@ -11,10 +11,15 @@ public struct YAMLNode: Sendable, Hashable {
 
     public var value: Value
     public var location: SourceLocation
+    /// The scalar's text stands verbatim in the file right at `location` (after an opening
+    /// quote): no escapes, folding or line breaks, so a character offset in the text is a
+    /// column offset in the file.
+    public var verbatim: Bool
 
-    public init(_ value: Value, at location: SourceLocation) {
+    public init(_ value: Value, at location: SourceLocation, verbatim: Bool = false) {
         self.value = value
         self.location = location
+        self.verbatim = verbatim
     }
 
     // MARK: Shape

@@ -87,6 +87,8 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
     private struct SARIF: Encodable {
         struct Run: Encodable {
             var tool: Tool
+            /// Sluice counts columns in Unicode scalars; SARIF's default is UTF-16 units.
+            var columnKind = "unicodeCodePoints"
             var results: [Result]
         }
         struct Tool: Encodable {

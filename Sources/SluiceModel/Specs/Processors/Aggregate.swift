@@ -13,7 +13,7 @@ extension ProcessorSpec {
             FieldSpec("from", .identifier, .required, role: .readsTable, description: "Table to aggregate.", example: "genai_usage"),
             FieldSpec("join", .list(.object([
                 FieldSpec("table", .identifier, .required, role: .readsTable, description: "Lookup table.", example: "genai_pricing"),
-                FieldSpec("on", .list(.identifier), .required, role: .columns(ofTablesAt: ["from", "join.table"]),
+                FieldSpec("on", .list(.identifier), .required, role: .sharedColumns(ofTablesAt: ["from", ".table"]),
                           description: "Columns both tables share.", example: "[provider, model]"),
                 FieldSpec("type", .enumeration(["left", "inner"]), .defaultValue("left"), description: "Join type."),
             ])), description: "Lookup joins, one or a list."),
