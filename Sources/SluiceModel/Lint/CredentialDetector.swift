@@ -14,6 +14,15 @@ public enum CredentialDetector {
         let kind: String
         let minimumTail: Int
         let tail: @Sendable (Character) -> Bool
+        let prefixBytes: [UInt8]
+
+        init(prefix: String, kind: String, minimumTail: Int, tail: @escaping @Sendable (Character) -> Bool) {
+            self.prefix = prefix
+            self.kind = kind
+            self.minimumTail = minimumTail
+            self.tail = tail
+            prefixBytes = Array(prefix.utf8)
+        }
     }
 
     private static func isTokenCharacter(_ character: Character) -> Bool {
@@ -55,7 +64,7 @@ public enum CredentialDetector {
             return Finding(kind: "a private key", offset: characterOffset(start, in: bytes))
         }
         for pattern in patterns {
-            let prefix = Array(pattern.prefix.utf8)
+            let prefix = pattern.prefixBytes
             var from = 0
             while let start = find(prefix, in: bytes, from: from) {
                 from = start + 1

@@ -244,6 +244,10 @@ enum TextScan {
             }
             if let refusal = tooDeep(indents.count + compact + flowDepth, first) { return refusal }
 
+            // Quotes, brackets and aliases mean something only where a value starts: at the
+            // start of the line's content, after `: `, or after `[`, `{` and `,` in flow
+            // context. Elsewhere (`sum(a * b)`, `it's`) they are text of a plain scalar.
+            var expectingNode = true
             var previous = space
             while index < lineEnd {
                 let byte = bytes[index]
@@ -258,19 +262,26 @@ enum TextScan {
                             continue
                         }
                         quote = 0
+                        expectingNode = false
                     }
                     previous = byte
                     index += 1
                     continue
                 }
-                let atTokenStart = isBlank(previous) || previous == openSquare || previous == openCurly || previous == comma
-                    || (previous == colon && flowDepth > 0)
                 if byte == hash && isBlank(previous) { break }
-                if (byte == doubleQuote || byte == singleQuote) && atTokenStart {
+                if isBlank(byte) {
+                    previous = byte
+                    index += 1
+                    continue
+                }
+                let startsNode = expectingNode
+                expectingNode = false
+                if (byte == doubleQuote || byte == singleQuote) && startsNode {
                     quote = byte
-                } else if (byte == openSquare || byte == openCurly) && atTokenStart {
+                } else if (byte == openSquare || byte == openCurly) && startsNode {
                     flowDepth += 1
                     aliasInOpenFlow.append(false)
+                    expectingNode = true
                     if let refusal = tooDeep(indents.count + compact + flowDepth, index) { return refusal }
                 } else if (byte == closeSquare || byte == closeCurly) && flowDepth > 0 {
                     flowDepth -= 1
@@ -284,7 +295,11 @@ enum TextScan {
                         }
                         if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                     }
-                } else if byte == star && atTokenStart {
+                } else if byte == comma && flowDepth > 0 {
+                    expectingNode = true
+                } else if byte == colon && (flowDepth > 0 || index + 1 == lineEnd || isBlank(bytes[index + 1])) {
+                    expectingNode = true
+                } else if byte == star && startsNode {
                     aliases += 1
                     if aliases > maxAliases {
                         return Structure(refusal: Diagnostic(.inputLimit, at: at(index),
@@ -299,6 +314,14 @@ enum TextScan {
                             "an alias is used as a mapping key; pipeline files use plain keys"), deepest: deepest, certain: certain)
                     }
                     if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
+                } else if byte == 0x26 && startsNode {
+                    // `&anchor value`: the value after the anchor starts a node too.
+                    var next = index + 1
+                    while next < lineEnd, isAnchorCharacter(bytes[next]) { next += 1 }
+                    index = next
+                    previous = space
+                    expectingNode = true
+                    continue
                 }
                 previous = byte
                 index += 1

@@ -156,7 +156,7 @@ public struct YAMLLoader: Sendable {
 
         /// Whether `text` stands as is in the file at the mark (after the opening quote).
         func standsVerbatim(_ text: String, at mark: Mark?, quoted: Bool) -> Bool {
-            guard let mark, mark.line >= 1, mark.line <= lines.count, !text.contains("\n") else { return false }
+            guard let mark, mark.line >= 1, mark.line <= lines.count, !text.utf8.contains(0x0A) else { return false }
             let skip = mark.column - 1 + (quoted ? 1 : 0)
             let line = lines[mark.line - 1].unicodeScalars
             guard skip >= 0, skip <= line.count else { return false }
