@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceModel
+
+/// A file read with read(2) into one buffer that the readers parse in place. Parsed bytes are
+/// discarded on the next refill; the bytes of the record being parsed are kept (the buffer
+/// grows for a record longer than a chunk, up to ``maxRecordBytes``).
+final class InputFile {
+    /// Bytes asked of read(2) at a time.
+    static let chunkBytes = 1 << 20
+    /// A single record (and so the buffer) may not grow past this.
+    static let maxRecordBytes = 64 << 20
+
+    let file: String
+    private let descriptor: Int32
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Valid bytes in the buffer.
+    private(set) var count = 0
+    /// The input has no more bytes than those in the buffer.
+    private(set) var atEnd = false
+    private(set) var bytesRead = 0
+
+    /// Opens `path`; `file` is how messages name it.
+    init(path: String, file: String) throws(StepFailure) {
+        self.file = file
+        var status = stat()
+        let opened = open(path, O_RDONLY)
+        guard opened >= 0 else {
+            let code = errno
+            if code == ENOENT {
+                throw StepFailure("missing_input", "input file \(file) does not exist")
+            }
+            throw StepFailure("unreadable_input", "can't open input file \(file): \(String(cString: strerror(code)))")
+        }
+        if fstat(opened, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            close(opened)
+            throw StepFailure("unreadable_input", "input \(file) is a directory, not a file")
+        }
+        descriptor = opened
+        capacity = Self.chunkBytes
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        close(descriptor)
+        base.deallocate()
+    }
+
+    /// Drops the bytes before `keep` and reads more after the rest, which move to the start of
+    /// the buffer: an index `i` ≥ `keep` becomes `i - keep`. Returns false when no more bytes
+    /// can be kept because the record from `keep` on is longer than ``maxRecordBytes``.
+    func refill(keeping keep: Int) throws(StepFailure) -> Bool {
+        if keep > 0 {
+            base.update(from: base + keep, count: count - keep)
+            count -= keep
+        }
+        if count > capacity / 2, capacity < Self.maxRecordBytes {
+            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+            grown.update(from: base, count: count)
+            base.deallocate()
+            base = grown
+            capacity *= 2
+        }
+        if count == capacity { return false }
+        while !atEnd {
+            let got = read(descriptor, base + count, capacity - count)
+            if got > 0 {
+                count += got
+                bytesRead += got
+                return true
+            }
+            if got == 0 {
+                atEnd = true
+            } else if errno != EINTR {
+                throw StepFailure("unreadable_input", "reading \(file) failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        return true
+    }
+
+    /// Skips a UTF-8 byte order mark at the start of the file; call before parsing anything.
+    /// Returns the index parsing should start at.
+    func skipByteOrderMark() throws(StepFailure) -> Int {
+        while count < 3 && !atEnd {
+            _ = try refill(keeping: 0)
+        }
+        if count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { return 3 }
+        return 0
+    }
+}
