@@ -49,6 +49,9 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceModel",
+                "SluiceEngine",
+                "SluiceSQLite",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -69,7 +69,77 @@ public final class SQLiteRunStore: RunStore {
                 CREATE INDEX transition_run ON transition (run_id, seq);
                 """)
         }
+        migrator.registerMigration("v2: data test results") { db in
+            try db.execute(sql: """
+                CREATE TABLE check_result (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    step_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    table_name TEXT NOT NULL,
+                    passed INTEGER NOT NULL,
+                    severity TEXT NOT NULL,
+                    observed TEXT NOT NULL,
+                    PRIMARY KEY (run_id, step_id, name)
+                )
+                """)
+        }
+        migrator.registerMigration("v3: quarantined rows") { db in
+            try db.execute(sql: """
+                CREATE TABLE quarantined_row (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    step_id TEXT NOT NULL,
+                    file TEXT NOT NULL,
+                    line INTEGER NOT NULL,
+                    column_number INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    raw TEXT NOT NULL
+                );
+                CREATE INDEX quarantined_row_run ON quarantined_row (run_id, step_id, line);
+                """)
+        }
         return migrator
+    }
+
+    public func saveQuarantined(_ rows: [QuarantinedRow]) async throws {
+        guard !rows.isEmpty else { return }
+        try await database.write { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO quarantined_row (run_id, step_id, file, line, column_number, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            for row in rows {
+                try statement.execute(arguments: [row.runID, row.stepID, row.file, row.line, row.column, row.reason, row.raw])
+            }
+        }
+    }
+
+    public func quarantined(of runID: String) async throws -> [QuarantinedRow] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM quarantined_row WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
+                QuarantinedRow(runID: row["run_id"], stepID: row["step_id"], file: row["file"], line: row["line"],
+                               column: row["column_number"], reason: row["reason"], raw: row["raw"])
+            }
+        }
+    }
+
+    public func saveCheckResults(_ results: [CheckResult]) async throws {
+        try await database.write { db in
+            for result in results {
+                try db.execute(sql: """
+                    INSERT INTO check_result (run_id, step_id, name, table_name, passed, severity, observed) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, step_id, name) DO UPDATE SET passed = excluded.passed, severity = excluded.severity,
+                        observed = excluded.observed, table_name = excluded.table_name
+                    """, arguments: [result.runID, result.stepID, result.name, result.table, result.passed, result.severity, result.observed])
+            }
+        }
+    }
+
+    public func checkResults(of runID: String) async throws -> [CheckResult] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM check_result WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
+                CheckResult(runID: row["run_id"], stepID: row["step_id"], name: row["name"], table: row["table_name"],
+                            passed: row["passed"], severity: row["severity"], observed: row["observed"])
+            }
+        }
     }
 
     // MARK: Writing

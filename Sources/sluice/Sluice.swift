@@ -5,18 +5,22 @@ import SluiceModel
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.
 @main
-struct Sluice: ParsableCommand {
+struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Declarative data pipelines: YAML in, a checked DAG of processor steps out.",
         version: "0.1.0",
-        subcommands: [Lint.self, Plan.self, Processors.self, Schema.self, Init.self])
+        subcommands: [Lint.self, Plan.self, Run.self, Runs.self, Query.self, Processors.self, Schema.self, Init.self])
 
     /// Usage errors exit 2 (as `lint` documents), not ArgumentParser's 64.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {

@@ -23,13 +23,19 @@ public struct ExecutorOptions: Sendable {
 public struct Executor: Sendable {
     public var processors: ProcessorCatalog
     public var store: any RunStore
+    /// Where steps read and write tables; a run publishes into it when every step succeeded.
+    public var warehouse: (any Warehouse)?
+    public var project: ProjectContext?
     public var options: ExecutorOptions
     public var logger: Logger
 
-    public init(processors: ProcessorCatalog, store: any RunStore, options: ExecutorOptions = ExecutorOptions(),
+    public init(processors: ProcessorCatalog, store: any RunStore, warehouse: (any Warehouse)? = nil,
+                project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),
                 logger: Logger = Logger(label: "sluice.executor")) {
         self.processors = processors
         self.store = store
+        self.warehouse = warehouse
+        self.project = project
         self.options = options
         self.logger = logger
     }
@@ -99,17 +105,43 @@ public struct Executor: Sendable {
         }
         defer { heartbeat.cancel() }
 
-        let outcome = await runSteps(plan, run: run, base: base, logger: logger)
+        var workspace: (any RunWorkspace)?
+        if let warehouse {
+            do {
+                workspace = try await warehouse.workspace(org: run.org, runID: run.id)
+            } catch {
+                try await shielded { [store] in
+                    try await store.recordRun(run.id, state: .failed, reason: "the warehouse could not be opened: \(error)", at: Date())
+                }
+                return
+            }
+        }
+
+        let outcome = await runSteps(plan, run: run, base: base, workspace: workspace, logger: logger)
         switch outcome {
         case .succeeded:
+            // Every target table changes now, in one transaction, or not at all.
+            if let workspace {
+                do {
+                    try await shielded { try await workspace.publish() }
+                } catch {
+                    let reason = "publishing failed, nothing was changed: \(error)"
+                    try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+                    logger.error("\(reason)")
+                    return
+                }
+            }
+            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not needed: the run succeeded")
             try await shielded { [store] in try await store.recordRun(run.id, state: .succeeded, reason: "every step succeeded", at: Date()) }
             logger.info("run succeeded")
         case .failed(let step, let failure):
             let reason = "step '\(step)' failed: \(failure.message)"
-            await runHandlers(plan, run: run, base: base, logger: logger)
+            // The staging stays for a resume; nothing of it is published.
+            await runHandlers(plan, run: run, base: base, workspace: workspace, logger: logger)
             try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
+            if let workspace { try? await shielded { try await workspace.discard() } }
             try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: "the run was cancelled", at: Date()) }
             logger.notice("run cancelled")
         }
@@ -135,7 +167,8 @@ public struct Executor: Sendable {
         case cancelled
     }
 
-    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, logger: Logger) async -> Outcome {
+    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, workspace: (any RunWorkspace)?,
+                          logger: Logger) async -> Outcome {
         let definition = plan.definition
         var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
         var dependents: [String: [String]] = [:]
@@ -160,7 +193,7 @@ public struct Executor: Sendable {
                     var context = base
                     context.stepOutputs = outputs
                     group.addTask {
-                        (id, await self.runStep(step, plan: plan, run: run, context: context, logger: logger))
+                        (id, await self.runStep(step, plan: plan, run: run, context: context, workspace: workspace, logger: logger))
                     }
                 }
             }
@@ -202,16 +235,17 @@ public struct Executor: Sendable {
     }
 
     /// `on_failure` handlers, each once, in order; their own failures are recorded, not raised.
-    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, logger: Logger) async {
+    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, workspace: (any RunWorkspace)?,
+                             logger: Logger) async {
         for handler in plan.definition.onFailure {
-            _ = await runStep(handler, plan: plan, run: run, context: base, logger: logger)
+            _ = await runStep(handler, plan: plan, run: run, context: base, workspace: workspace, logger: logger)
         }
     }
 
     // MARK: One step
 
     private func runStep(_ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
-                         logger parentLogger: Logger) async -> StepResult {
+                         workspace: (any RunWorkspace)?, logger parentLogger: Logger) async -> StepResult {
         let id = step.id.value
         var logger = parentLogger
         logger[metadataKey: "step_id"] = "\(id)"
@@ -254,7 +288,7 @@ public struct Executor: Sendable {
                 return .failed(error)
             }
             let stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: config, logger: logger)
+                                          config: config, logger: logger, workspace: workspace, project: project, runStore: store)
             let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) {
                 try await processor.run(stepContext)
             }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SluiceModel
 
@@ -23,6 +24,33 @@ public struct StepContext: Sendable {
     /// The step's `with`, with every `${{ }}` evaluated; positions still point into the file.
     public var config: YAMLNode
     public var logger: Logger
+    /// The run's view of the warehouse; nil when the executor runs without one.
+    public var workspace: (any RunWorkspace)?
+    /// The project the pipeline belongs to: its folder and table schemas.
+    public var project: ProjectContext?
+    /// The run store, for what a step records beyond its outputs (data test results).
+    public var runStore: (any RunStore)?
+
+    /// The workspace, or a failure saying this step needs one.
+    public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
+        guard let workspace else { throw StepFailure("no_warehouse", "step '\(stepID)' needs a warehouse, and this run has none") }
+        return workspace
+    }
+}
+
+/// The project a run's pipeline comes from: where relative paths start, and the schemas.
+public struct ProjectContext: Sendable {
+    public var root: URL
+    public var schemas: SchemaCatalog
+
+    public init(root: URL, schemas: SchemaCatalog) {
+        self.root = root
+        self.schemas = schemas
+    }
+
+    public init(root: URL) {
+        self.init(root: root, schemas: SchemaCatalog(projectRoot: root))
+    }
 }
 
 /// The processors an executor can run, by name.
@@ -34,6 +62,13 @@ public struct ProcessorCatalog: Sendable {
     }
 
     public subscript(name: String) -> (any Processor)? { processors[name] }
+
+    /// The processors that run in this version. The others in `ProcessorRegistry.builtIn` are
+    /// specified (lint and docs know them) and fail a run with `unknown_processor` until their
+    /// run logic lands.
+    public static let builtIn = ProcessorCatalog([
+        IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(),
+    ])
 
     /// The specs, for lint and docs when the catalog holds more than the built-in processors.
     public var registry: ProcessorRegistry {

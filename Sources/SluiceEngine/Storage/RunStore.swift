@@ -26,9 +26,63 @@ public protocol RunStore: Sendable {
     /// with the reason, and their unfinished steps as failed. Returns those runs.
     func abandonRuns(heartbeatBefore cutoff: Date, reason: String, at: Date) async throws -> [RunRecord]
 
+    /// Stores the results of a `validate_data` step's checks.
+    func saveCheckResults(_ results: [CheckResult]) async throws
+
+    func checkResults(of runID: String) async throws -> [CheckResult]
+
+    /// Keeps rows an `ingest` step quarantined: their raw text, line and reason.
+    func saveQuarantined(_ rows: [QuarantinedRow]) async throws
+
+    func quarantined(of runID: String) async throws -> [QuarantinedRow]
+
     func run(_ id: String) async throws -> RunRecord?
     func steps(of runID: String) async throws -> [StepRunRecord]
     func transitions(of runID: String) async throws -> [Transition]
     /// Newest first.
     func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord]
+}
+
+/// One data test's outcome, stored with the run.
+public struct CheckResult: Sendable, Hashable, Codable {
+    public var runID: String
+    public var stepID: String
+    public var name: String
+    public var table: String
+    public var passed: Bool
+    /// `error` fails the step when the check fails; `warn` only records it.
+    public var severity: String
+    /// What was measured (offending rows, the row count, the newest value), in words.
+    public var observed: String
+
+    public init(runID: String, stepID: String, name: String, table: String, passed: Bool, severity: String, observed: String) {
+        self.runID = runID
+        self.stepID = stepID
+        self.name = name
+        self.table = table
+        self.passed = passed
+        self.severity = severity
+        self.observed = observed
+    }
+}
+
+/// A source row that did not fit its schema under `on_bad_row: quarantine`.
+public struct QuarantinedRow: Sendable, Hashable, Codable {
+    public var runID: String
+    public var stepID: String
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var reason: String
+    public var raw: String
+
+    public init(runID: String, stepID: String, file: String, line: Int, column: Int, reason: String, raw: String) {
+        self.runID = runID
+        self.stepID = stepID
+        self.file = file
+        self.line = line
+        self.column = column
+        self.reason = reason
+        self.raw = raw
+    }
 }

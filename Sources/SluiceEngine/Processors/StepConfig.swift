@@ -1,0 +1,84 @@
+import SluiceModel
+
+/// Reading a step's evaluated `with`. Lint has checked shapes already; these accessors still
+/// fail cleanly (a `StepFailure` naming the field and its place) for what only a run can
+/// know, like an expression that evaluated to something unusable.
+extension YAMLNode {
+    func text(_ field: String) throws(StepFailure) -> String {
+        guard let node = self[field], let text = node.scalarText, !node.isNull else {
+            throw .config("'\(field)' is missing", at: location)
+        }
+        return text
+    }
+
+    func optionalText(_ field: String) -> String? {
+        guard let node = self[field], !node.isNull else { return nil }
+        return node.scalarText
+    }
+
+    /// A name that reaches SQL: it must pass `Identifier`, whatever an expression produced.
+    func identifier(_ field: String) throws(StepFailure) -> String {
+        let name = try text(field)
+        if let problem = Identifier.problem(with: name) { throw .config("'\(field)': \(problem)", at: self[field]?.location) }
+        return name
+    }
+
+    func optionalIdentifier(_ field: String) throws(StepFailure) -> String? {
+        guard optionalText(field) != nil else { return nil }
+        return try identifier(field)
+    }
+
+    /// A list of names, where a single name is accepted too.
+    func identifiers(_ field: String) throws(StepFailure) -> [String] {
+        guard let node = self[field], !node.isNull else { return [] }
+        var names: [String] = []
+        for item in node.sequence ?? [node] {
+            guard let name = item.scalarText, Identifier.isValid(name) else {
+                throw .config("'\(field)': \(Identifier.problem(with: item.scalarText ?? "") ?? "expected names")", at: item.location)
+            }
+            names.append(name)
+        }
+        return names
+    }
+
+    func integer(_ field: String, default value: Int) throws(StepFailure) -> Int {
+        guard let node = self[field], !node.isNull else { return value }
+        guard let number = node.int ?? node.scalarText.flatMap({ Int($0) }) else {
+            throw .config("'\(field)' must be an integer, not \(shown(node.scalarText ?? node.kindDescription))", at: node.location)
+        }
+        return number
+    }
+
+    func flag(_ field: String, default value: Bool) -> Bool {
+        guard let node = self[field], !node.isNull else { return value }
+        return node.bool ?? (node.scalarText == "true")
+    }
+}
+
+extension RunWorkspace {
+    /// How to read `table`, or a failure saying no step wrote it and the warehouse lacks it.
+    func requireSource(_ table: String, for step: StepContext) async throws -> String {
+        guard let source = try await source(table) else {
+            throw StepFailure("missing_table", "step '\(step.stepID)' reads table '\(table)', which no earlier step of this run wrote and the warehouse of org '\(step.org)' does not have")
+        }
+        return source
+    }
+
+    func requireColumns(_ table: String) async throws -> [ColumnDefinition] {
+        guard let columns = try await columns(of: table) else {
+            throw StepFailure("missing_table", "table '\(table)' does not exist")
+        }
+        return columns
+    }
+
+    /// One number from a `SELECT count(*)`-like query.
+    func count(_ sql: String, _ arguments: [WarehouseValue] = []) async throws -> Int {
+        let result = try await query(sql, arguments)
+        guard let first = result.rows.first?.first else { return 0 }
+        switch first {
+        case .integer(let value): return Int(value)
+        case .real(let value): return Int(value)
+        default: return 0
+        }
+    }
+}

@@ -1,0 +1,344 @@
+import Foundation
+import GRDB
+import SluiceEngine
+import SluiceModel
+
+/// The embedded warehouse: one SQLite file (WAL) per org under `root/orgs/<org>/`, and a
+/// staging file per run beside it that is attached to the run's connection as `stage`. A run's
+/// steps write only into `stage`; `publish` applies the staged changes to the org's file in
+/// one transaction. Killing the process at any point leaves the org's tables as they were.
+public struct SQLiteWarehouse: Warehouse {
+    public let root: URL
+
+    public init(root: URL) {
+        self.root = root
+    }
+
+    func orgFolder(_ org: String) throws -> URL {
+        guard Identifier.isValid(org) else {
+            throw StepFailure("invalid_org", "'\(org)' is not a valid org name: use letters, digits and _")
+        }
+        return root.appendingPathComponent("orgs").appendingPathComponent(org)
+    }
+
+    public func warehousePath(org: String) throws -> String {
+        try orgFolder(org).appendingPathComponent("warehouse.sqlite").path
+    }
+
+    public func stagingPath(org: String, runID: String) throws -> String {
+        guard Identifier.isValid(runID) else { throw StepFailure("invalid_run", "'\(runID)' is not a run id") }
+        return try orgFolder(org).appendingPathComponent("staging").appendingPathComponent("\(runID).sqlite").path
+    }
+
+    public func workspace(org: String, runID: String) async throws -> any RunWorkspace {
+        let folder = try orgFolder(org)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("staging"), withIntermediateDirectories: true)
+        return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID))
+    }
+
+    public func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
+        let path = try warehousePath(org: org)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StepFailure("no_warehouse", "org '\(org)' has no warehouse yet (no run has published for it)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try await queue.read { db in try SQLiteWorkspace.fetch(db, sql, arguments) }
+    }
+}
+
+/// A run's connection: the org's warehouse as `main`, the run's staging file as `stage`, and
+/// temporary views that let SQL written against table names (procedures) read the run's view.
+final class SQLiteWorkspace: RunWorkspace {
+    let queue: DatabaseQueue
+    let stagingPath: String
+    let dialect: any SQLDialect = SQLiteDialect()
+
+    init(warehouse: String, staging: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA temp_store = FILE")
+        }
+        queue = try DatabaseQueue(path: warehouse, configuration: configuration)
+        stagingPath = staging
+        try queue.writeWithoutTransaction { db in
+            // WAL lets readers (`sluice query`, other runs) read while a run publishes.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "ATTACH DATABASE ? AS stage", arguments: [staging])
+            try db.execute(sql: "PRAGMA stage.journal_mode = WAL")
+            try db.execute(sql: "PRAGMA stage.synchronous = NORMAL")
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS stage._sluice_staged (
+                    name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL)
+                """)
+            // A resumed run finds its staged tables again: recreate their views.
+            for row in try Row.fetchAll(db, sql: "SELECT name, change, detail FROM stage._sluice_staged ORDER BY position") {
+                try Self.createView(db, table: row["name"], change: Self.decodeChange(row["change"], row["detail"]))
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    func source(_ table: String) async throws -> String? {
+        try await queue.read { db in try Self.source(db, table) }
+    }
+
+    /// The staged table itself when it holds the whole content (so it has a rowid, which
+    /// orders rows as they arrived), the composed view for upserts and partitions, else the
+    /// published table.
+    static func source(_ db: Database, _ table: String) throws -> String? {
+        let quoted = SQLiteDialect().quote(table)
+        if let kind = try String.fetchOne(db, sql: "SELECT change FROM stage._sluice_staged WHERE name = ?", arguments: [table]) {
+            return kind == "scratch" || kind == "replace" ? "stage.\(quoted)" : "temp.\(quoted)"
+        }
+        if try db.tableExists(table, in: "main") { return "main.\(quoted)" }
+        return nil
+    }
+
+    func columns(of table: String) async throws -> [SluiceEngine.ColumnDefinition]? {
+        try await queue.read { db in
+            guard let source = try Self.source(db, table) else { return nil }
+            let schema = String(source.prefix { $0 != "." })
+            return try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, ?)", arguments: [table, schema]).map { row in
+                SluiceEngine.ColumnDefinition(row["name"], ColumnType(sqliteType: row["type"]))
+            }
+        }
+    }
+
+    func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
+        try await queue.read { db in try Self.fetch(db, sql, arguments) }
+    }
+
+    static func fetch(_ db: Database, _ sql: String, _ arguments: [WarehouseValue]) throws -> QueryResult {
+        let statement = try db.makeStatement(sql: sql)
+        let columns = statement.columnNames
+        let rows = try Row.fetchAll(statement, arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
+            (0..<row.count).map { WarehouseValue(row[$0] as DatabaseValue) }
+        }
+        return QueryResult(columns: columns, rows: rows)
+    }
+
+    // MARK: Staging
+
+    func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange) async throws -> String {
+        try await queue.writeWithoutTransaction { db in
+            try db.inTransaction {
+                let quoted = self.dialect.quote(table)
+                try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
+                try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
+                let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
+                try db.execute(sql: "CREATE TABLE stage.\(quoted) (\(definitions))")
+                let (kind, detail) = Self.encodeChange(change)
+                let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
+                try db.execute(sql: """
+                    INSERT INTO stage._sluice_staged (name, change, detail, position) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail, position = excluded.position
+                    """, arguments: [table, kind, detail, position])
+                try Self.createView(db, table: table, change: change)
+                return .commit
+            }
+            return "stage.\(self.dialect.quote(table))"
+        }
+    }
+
+    /// The run's view of a staged table, under the table's own name in `temp`, which SQLite
+    /// searches before `main`: the staged rows, composed with the published ones for upserts
+    /// and partitions.
+    static func createView(_ db: Database, table: String, change: StagedChange) throws {
+        let dialect = SQLiteDialect()
+        let quoted = dialect.quote(table)
+        try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
+        let staged = "stage.\(quoted)"
+        let published = "main.\(quoted)"
+        let stagedColumns = try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [table]).map { $0["name"] as String }
+        let publishedExists = try db.tableExists(table, in: "main")
+        let list = dialect.quotedList(stagedColumns)
+        let body: String
+        switch change {
+        case .scratch, .replace:
+            body = "SELECT \(list) FROM \(staged)"
+        case .upsert(let key) where publishedExists:
+            let match = key.map { dialect.nullSafeEquals("s.\(dialect.quote($0))", "p.\(dialect.quote($0))") }.joined(separator: " AND ")
+            body = """
+                SELECT \(stagedColumns.map { "p.\(dialect.quote($0))" }.joined(separator: ", ")) FROM \(published) AS p
+                WHERE NOT EXISTS (SELECT 1 FROM \(staged) AS s WHERE \(match))
+                UNION ALL SELECT \(list) FROM \(staged)
+                """
+        case .replacePartitions(let column) where publishedExists:
+            let partition = dialect.quote(column)
+            body = """
+                SELECT \(stagedColumns.map { "p.\(dialect.quote($0))" }.joined(separator: ", ")) FROM \(published) AS p
+                WHERE p.\(partition) NOT IN (SELECT \(partition) FROM \(staged) WHERE \(partition) IS NOT NULL)
+                UNION ALL SELECT \(list) FROM \(staged)
+                """
+        case .upsert, .replacePartitions:
+            body = "SELECT \(list) FROM \(staged)"
+        }
+        try db.execute(sql: "CREATE TEMP VIEW \(quoted) AS \(body)")
+    }
+
+    func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
+        guard !rows.isEmpty else { return }
+        try await queue.write { db in
+            let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+            let statement = try db.cachedStatement(sql: "INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) VALUES (\(placeholders))")
+            for row in rows {
+                statement.setUncheckedArguments(StatementArguments(row.map(\.databaseValue)))
+                try statement.execute()
+            }
+        }
+    }
+
+    func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
+        try await queue.write { db in
+            try db.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
+            return db.changesCount
+        }
+    }
+
+    // MARK: Publishing
+
+    func publish() async throws {
+        try await queue.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                let staged = try Row.fetchAll(db, sql: "SELECT name, change, detail FROM stage._sluice_staged ORDER BY position")
+                for row in staged {
+                    let table: String = row["name"]
+                    let change = Self.decodeChange(row["change"], row["detail"])
+                    try Self.apply(db, table: table, change: change)
+                }
+                return .commit
+            }
+            try Self.dropStaging(db)
+        }
+        try? FileManager.default.removeItem(atPath: stagingPath)
+        try? FileManager.default.removeItem(atPath: stagingPath + "-wal")
+        try? FileManager.default.removeItem(atPath: stagingPath + "-shm")
+    }
+
+    func discard() async throws {
+        try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) }
+        try? FileManager.default.removeItem(atPath: stagingPath)
+        try? FileManager.default.removeItem(atPath: stagingPath + "-wal")
+        try? FileManager.default.removeItem(atPath: stagingPath + "-shm")
+    }
+
+    private static func dropStaging(_ db: Database) throws {
+        let names = try String.fetchAll(db, sql: "SELECT name FROM stage._sluice_staged")
+        for name in names { try db.execute(sql: "DROP VIEW IF EXISTS temp.\(SQLiteDialect().quote(name))") }
+        try db.execute(sql: "DETACH DATABASE stage")
+    }
+
+    /// Applies one staged table to the published one (inside the publish transaction).
+    private static func apply(_ db: Database, table: String, change: StagedChange) throws {
+        if case .scratch = change { return }
+        let dialect = SQLiteDialect()
+        let quoted = dialect.quote(table)
+        let stagedInfo = try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, 'stage')", arguments: [table])
+        let columns = stagedInfo.map { $0["name"] as String }
+        if try !db.tableExists(table, in: "main") {
+            let definitions = stagedInfo.map { "\(dialect.quote($0["name"])) \($0["type"] as String)" }
+            var key: [String] = []
+            if case .upsert(let upsertKey) = change { key = upsertKey }
+            let primary = key.isEmpty ? "" : ", PRIMARY KEY (\(dialect.quotedList(key)))"
+            try db.execute(sql: "CREATE TABLE main.\(quoted) (\(definitions.joined(separator: ", "))\(primary))")
+        } else {
+            // Schema evolution: columns the run adds are added to the published table.
+            let existing = Set(try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [table]).map { $0["name"] as String })
+            for column in stagedInfo where !existing.contains(column["name"] as String) {
+                try db.execute(sql: "ALTER TABLE main.\(quoted) ADD COLUMN \(dialect.quote(column["name"])) \(column["type"] as String)")
+            }
+        }
+        let list = dialect.quotedList(columns)
+        switch change {
+        case .scratch:
+            return
+        case .replace:
+            try db.execute(sql: "DELETE FROM main.\(quoted)")
+            try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted)")
+        case .upsert(let key):
+            try db.execute(sql: "CREATE UNIQUE INDEX IF NOT EXISTS main.\(dialect.quote("\(table)__key")) ON \(quoted) (\(dialect.quotedList(key)))")
+            let updates = columns.filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
+            let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET \(updates.joined(separator: ", "))"
+            try db.execute(sql: """
+                INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) WHERE true
+                ON CONFLICT (\(dialect.quotedList(key))) \(action)
+                """)
+        case .replacePartitions(let column):
+            let partition = dialect.quote(column)
+            try db.execute(sql: """
+                DELETE FROM main.\(quoted) WHERE \(partition) IN (SELECT \(partition) FROM stage.\(quoted) WHERE \(partition) IS NOT NULL)
+                """)
+            try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted)")
+        }
+    }
+
+    // MARK: Change encoding
+
+    static func encodeChange(_ change: StagedChange) -> (String, String) {
+        switch change {
+        case .scratch: ("scratch", "")
+        case .replace: ("replace", "")
+        case .upsert(let key): ("upsert", key.joined(separator: ","))
+        case .replacePartitions(let column): ("partitions", column)
+        }
+    }
+
+    static func decodeChange(_ kind: String, _ detail: String) -> StagedChange {
+        switch kind {
+        case "replace": .replace
+        case "upsert": .upsert(key: detail.split(separator: ",").map(String.init))
+        case "partitions": .replacePartitions(column: detail)
+        default: .scratch
+        }
+    }
+}
+
+extension ColumnType {
+    /// The closest column type to a declared SQLite type (views report their source's).
+    init(sqliteType: String) {
+        switch sqliteType.uppercased() {
+        case "INTEGER", "INT", "BIGINT": self = .int64
+        case "REAL", "FLOAT", "DOUBLE": self = .float64
+        case "NUMERIC", "DECIMAL": self = .numeric
+        case "BLOB": self = .bytes
+        default: self = .string
+        }
+    }
+}
+
+/// SQLite's spelling of the few things that differ between warehouses.
+struct SQLiteDialect: SQLDialect {
+    func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    func placeholder(_ index: Int) -> String { "?\(index)" }
+
+    func nullSafeEquals(_ left: String, _ right: String) -> String { "\(left) IS \(right)" }
+}
+
+extension WarehouseValue {
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: .null
+        case .integer(let value): value.databaseValue
+        case .real(let value): value.databaseValue
+        case .text(let value): value.databaseValue
+        case .blob(let bytes): Data(bytes).databaseValue
+        }
+    }
+
+    init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null: self = .null
+        case .int64(let number): self = .integer(number)
+        case .double(let number): self = .real(number)
+        case .string(let text): self = .text(text)
+        case .blob(let data): self = .blob([UInt8](data))
+        }
+    }
+}

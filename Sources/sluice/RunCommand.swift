@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// Where a project keeps its run history and warehouse: `.sluice/` at the project root.
+struct LocalState {
+    let root: URL
+
+    init(projectRoot: URL) {
+        root = projectRoot.appendingPathComponent(".sluice")
+    }
+
+    func runStore() throws -> SQLiteRunStore {
+        try SQLiteRunStore(path: root.appendingPathComponent("runs.sqlite").path)
+    }
+
+    var warehouse: SQLiteWarehouse { SQLiteWarehouse(root: root) }
+}
+
+extension Sluice {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a pipeline on the embedded SQLite warehouse.",
+            discussion: """
+                Lints the pipeline first and runs nothing if it has errors. Target tables change \
+                only if every step succeeds, all in one transaction. Ctrl-C cancels the run; \
+                nothing is published. Exit status 0 when the run succeeded, 1 otherwise.
+                """)
+
+        @Argument(help: "A pipeline file, or a pipeline id found as pipelines/<id>.yml.")
+        var pipeline: String
+
+        @Option(name: .customLong("param"), help: "A param value, as name=value (repeatable).")
+        var params: [String] = []
+
+        @Option(help: "The org (tenant) the run belongs to.")
+        var org: String = "default"
+
+        @Option(help: "The day the run is for, YYYY-MM-DD (default: today, UTC).")
+        var logicalDate: String?
+
+        @Flag(help: "Check and plan the pipeline, run nothing.")
+        var dryRun = false
+
+        @OptionGroup var project: ProjectOptions
+
+        func validate() throws {
+            for param in params where !param.contains("=") {
+                throw ValidationError("--param takes name=value, not '\(param)'")
+            }
+            if let logicalDate, CalendarDate(parsing: logicalDate) == nil {
+                throw ValidationError("--logical-date takes a YYYY-MM-DD date, not '\(logicalDate)'")
+            }
+            guard Identifier.isValid(org) else { throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'") }
+        }
+
+        func run() async throws {
+            let root = project.root
+            let path = try resolvePipeline(pipeline, project: project)
+            let linter = Linter(projectRoot: root, registry: .builtIn)
+            let (planned, diagnostics) = linter.plan(file: path)
+            guard let plan = planned else {
+                writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
+                writeError("sluice run: fix the errors above first; nothing was run")
+                throw ExitCode(1)
+            }
+            if dryRun {
+                print(PlanOutputFormat.text.render(plan), terminator: "")
+                print("(dry run: nothing was run)")
+                return
+            }
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+                return handler
+            }
+            let state = LocalState(projectRoot: root)
+            let store = try state.runStore()
+            let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root))
+            var values: [String: String] = [:]
+            for param in params {
+                let parts = param.split(separator: "=", maxSplits: 1)
+                values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            let day = logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
+            let request = Executor.RunRequest(org: org, logicalDate: day, trigger: .cli, params: values)
+
+            // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
+            let task = Task { try await executor.start(plan, request) }
+            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { task.cancel() }
+                source.resume()
+                return source
+            }
+            let record = try await task.value
+            signals.forEach { $0.cancel() }
+
+            print(try await RunReport.render(record, store: store))
+            if record.state == .succeeded {
+                let warehouse = try state.warehouse.warehousePath(org: org)
+                print("\nResults are in \(relative(warehouse, to: root)); look with: sluice query \(org) \"SELECT * FROM <table> LIMIT 10\"")
+            } else {
+                throw ExitCode(1)
+            }
+        }
+
+        private func relative(_ path: String, to root: URL) -> String {
+            let base = root.standardizedFileURL.path + "/"
+            return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : path
+        }
+    }
+}
+
+/// A pipeline argument as a path inside the project: a file, or an id under pipelines/.
+func resolvePipeline(_ pipeline: String, project: ProjectOptions) throws -> String {
+    let root = project.root
+    var path = project.projectPath(pipeline)
+    if !FileManager.default.fileExists(atPath: URL(fileURLWithPath: path, relativeTo: root).path), Identifier.isValid(pipeline) {
+        path = "pipelines/\(pipeline).yml"
+    }
+    guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: path, relativeTo: root).path) else {
+        writeError("sluice: no pipeline file '\(pipeline)' (looked for \(path))")
+        throw ExitCode(1)
+    }
+    return path
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import SluiceEngine
+import SluiceModel
+
+extension Sluice {
+    struct Runs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show run history: what ran, when, with which input, and why it failed.",
+            subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
+
+            @Option(help: "Only runs of this pipeline.")
+            var pipeline: String?
+
+            @Option(help: "Only runs of this org.")
+            var org: String?
+
+            @Option(help: "How many runs to show.")
+            var limit: Int = 20
+
+            @OptionGroup var project: ProjectOptions
+
+            func run() async throws {
+                let store = try LocalState(projectRoot: project.root).runStore()
+                let runs = try await store.runs(pipeline: pipeline, org: org, limit: max(1, limit))
+                if runs.isEmpty {
+                    print("no runs yet")
+                    return
+                }
+                let formatter = ISO8601DateFormatter()
+                let rows = runs.map { [$0.id, $0.pipeline, $0.org, $0.logicalDate, $0.state.rawValue, formatter.string(from: $0.createdAt), $0.reason] }
+                print(TextTable.render(header: ["run", "pipeline", "org", "logical date", "state", "created", "reason"], rows: rows))
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one run: its steps, outputs, transitions, data tests and quarantined rows.")
+
+            @Argument(help: "The run id.")
+            var runID: String
+
+            @OptionGroup var project: ProjectOptions
+
+            func run() async throws {
+                let store = try LocalState(projectRoot: project.root).runStore()
+                guard let record = try await store.run(runID) else {
+                    writeError("sluice runs show: no run '\(runID)'")
+                    throw ExitCode(1)
+                }
+                print(try await RunReport.render(record, store: store, detailed: true))
+            }
+        }
+    }
+}
+
+/// The text `sluice run` and `sluice runs show` print for a run.
+enum RunReport {
+    static func render(_ run: RunRecord, store: any RunStore, detailed: Bool = false) async throws -> String {
+        var lines = ["run \(run.id): \(run.pipeline) for org \(run.org), logical date \(run.logicalDate): \(run.state.rawValue) — \(run.reason)"]
+        if !run.params.isEmpty {
+            lines.append("params: " + run.params.keys.sorted().map { "\($0)=\(run.params[$0]!)" }.joined(separator: ", "))
+        }
+        let steps = try await store.steps(of: run.id)
+        let rows = steps.map { step -> [String] in
+            let took: String
+            if let start = step.startedAt, let end = step.finishedAt {
+                took = String(format: "%.2fs", end.timeIntervalSince(start))
+            } else {
+                took = ""
+            }
+            let outputs = step.outputs.keys.sorted().map { "\($0)=\(step.outputs[$0]!)" }.joined(separator: " ")
+            return [step.stepID, step.processor, step.state.rawValue, step.attempt == 0 ? "" : "\(step.attempt)", took,
+                    step.state == .succeeded ? outputs : step.reason]
+        }
+        lines.append(TextTable.render(header: ["step", "processor", "state", "attempt", "took", "outputs / reason"], rows: rows))
+        let checks = try await store.checkResults(of: run.id)
+        if !checks.isEmpty {
+            lines.append("data tests:")
+            lines.append(TextTable.render(header: ["step", "check", "table", "result", "observed"], rows: checks.map {
+                [$0.stepID, $0.name, $0.table, $0.passed ? "passed" : ($0.severity == "warn" ? "warned" : "FAILED"), $0.observed]
+            }))
+        }
+        let quarantined = try await store.quarantined(of: run.id)
+        if !quarantined.isEmpty {
+            lines.append("quarantined rows: \(quarantined.count)")
+            for row in quarantined.prefix(detailed ? 50 : 5) {
+                lines.append("  \(row.file):\(row.line):\(row.column): \(row.reason)")
+            }
+        }
+        if detailed {
+            lines.append("transitions:")
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            for transition in try await store.transitions(of: run.id) {
+                let subject = transition.stepID.map { "step \($0) (attempt \(transition.attempt))" } ?? "run"
+                lines.append("  \(formatter.string(from: transition.at))  \(subject) → \(transition.state.rawValue): \(transition.reason)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Columns padded to their widest cell.
+enum TextTable {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
