@@ -67,7 +67,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceEngine", "SluiceSQLite"]
+            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SluiceCLITests",

@@ -1,9 +1,13 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 @testable import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+
+/// Executor logs would bury the test output; the run store holds what tests check.
+let quietLogger = Logger(label: "sluice.test") { _ in SwiftLogNoOpLogHandler() }
 
 // Processors that exist only to drive the executor through its paths. They touch no storage;
 // the run store under test is a real SQLite file.
@@ -109,7 +113,7 @@ struct Harness {
         var options = ExecutorOptions()
         options.cancellationGrace = grace
         options.heartbeatInterval = .milliseconds(100)
-        return Executor(processors: catalog, store: store, options: options)
+        return Executor(processors: catalog, store: store, options: options, logger: quietLogger)
     }
 
     func start(_ yaml: String, params: [String: String] = [:], key: String? = nil) async throws -> RunRecord {

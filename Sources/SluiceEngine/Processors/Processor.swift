@@ -44,7 +44,8 @@ public struct ProjectContext: Sendable {
     public var schemas: SchemaCatalog
 
     public init(root: URL, schemas: SchemaCatalog) {
-        self.root = root
+        // A directory URL, so relative paths resolve inside it rather than beside it.
+        self.root = URL(fileURLWithPath: root.standardizedFileURL.path, isDirectory: true)
         self.schemas = schemas
     }
 

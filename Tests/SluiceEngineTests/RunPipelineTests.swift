@@ -1,0 +1,276 @@
+import Foundation
+import Logging
+import Testing
+@testable import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// A throwaway project folder with schemas, data and pipelines, run for real on SQLite files.
+struct PipelineProject {
+    let root: URL
+    let store: SQLiteRunStore
+    let warehouse: SQLiteWarehouse
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
+        warehouse = SQLiteWarehouse(root: root.appendingPathComponent(".sluice"))
+        try write("schemas/events_raw.json", """
+            [
+              {"name": "event_id", "type": "STRING", "mode": "REQUIRED"},
+              {"name": "ts", "type": "TIMESTAMP", "mode": "REQUIRED"},
+              {"name": "day", "type": "DATE", "mode": "REQUIRED"},
+              {"name": "org", "type": "STRING", "mode": "REQUIRED"},
+              {"name": "amount", "type": "NUMERIC"}
+            ]
+            """)
+        try write("schemas/events.json", """
+            {"table": "events", "primary_key": ["event_id"], "fields": [
+              {"name": "event_id", "type": "STRING", "mode": "REQUIRED"},
+              {"name": "ts", "type": "TIMESTAMP", "mode": "REQUIRED"},
+              {"name": "day", "type": "DATE", "mode": "REQUIRED"},
+              {"name": "org", "type": "STRING", "mode": "REQUIRED"},
+              {"name": "amount", "type": "NUMERIC"},
+              {"name": "x_run_id", "type": "STRING"},
+              {"name": "x_pipeline", "type": "STRING"},
+              {"name": "x_ingested_at", "type": "TIMESTAMP"}
+            ]}
+            """)
+        try write("schemas/rates.json", #"[{"name": "org", "type": "STRING"}, {"name": "rate", "type": "FLOAT64"}]"#)
+        try write("schemas/rates_raw.json", #"[{"name": "org", "type": "STRING", "mode": "REQUIRED"}, {"name": "rate", "type": "FLOAT64"}]"#)
+        try write("data/rates.csv", "org,rate\nacme,2\nglobex,10\n")
+    }
+
+    func write(_ path: String, _ text: String) throws {
+        let url = root.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: url)
+    }
+
+    /// Lints the pipeline (it must be clean) and runs it.
+    func run(_ pipeline: String, yaml: String, params: [String: String] = [:]) async throws -> RunRecord {
+        try write("pipelines/\(pipeline).yml", yaml)
+        let (plan, diagnostics) = Linter(projectRoot: root).plan(file: "pipelines/\(pipeline).yml")
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let executor = Executor(processors: .builtIn, store: store, warehouse: warehouse, project: ProjectContext(root: root), logger: quietLogger)
+        return try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-01", params: params, env: [:]))
+    }
+
+    func rows(_ sql: String) async throws -> [[String]] {
+        try await warehouse.query(org: "acme", sql, []).rows.map { $0.map(\.displayText) }
+    }
+
+    func tableExists(_ table: String) async throws -> Bool {
+        try await rows("SELECT count(*) FROM sqlite_master WHERE name = '\(table)'") == [["1"]]
+    }
+
+    func outputs(_ run: RunRecord, _ step: String) async throws -> [String: ExpressionValue] {
+        try await store.steps(of: run.id).first { $0.stepID == step }?.outputs ?? [:]
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: root) }
+
+    static func mergePipeline(file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }") -> String {
+        let latest = strategy == "latest_wins" ? ", latest_by: ts" : strategy == "replace_partitions" ? ", partition_by: day" : ""
+        return """
+            pipeline: merge_events
+            defaults: { timeout: 1m }
+            steps:
+              - id: load
+                uses: ingest
+                with: { source: { format: csv, path: \(file) }, table: events_raw, schema: schemas/events_raw.json, on_bad_row: quarantine }
+              - id: merge
+                uses: merge_dedupe
+                with: { from: events_raw, into: events, key: [event_id], strategy: \(strategy)\(latest) }
+              - id: test
+                uses: validate_data
+                with: { table: events, checks: [\(check)] }
+            """
+    }
+}
+
+struct RunPipelineTests {
+    @Test func targetsArePublishedTogetherAndScratchTablesAreNot() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", """
+            event_id,ts,day,org,amount
+            e1,2026-03-01T10:00:00Z,2026-03-01,acme,5
+            e2,2026-03-01T11:00:00Z,2026-03-01,globex,1.5
+            e3,2026-03-02T09:30:00+02:00,2026-03-02,acme,2
+            """)
+        let run = try await project.run("daily", yaml: """
+            pipeline: daily
+            defaults: { timeout: 1m }
+            params: { min_amount: { type: number, default: 0 } }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: load_rates, uses: ingest, with: { source: { format: csv, path: data/rates.csv }, table: rates_raw, schema: schemas/rates_raw.json } }
+              - { id: rates, uses: merge_dedupe, with: { from: rates_raw, into: rates, key: [org], strategy: first_wins, lineage: false } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - id: roll
+                uses: aggregate
+                with:
+                  from: events
+                  join: { table: rates, on: [org] }
+                  where: amount >= :min_amount
+                  params: { min_amount: "${{ params.min_amount }}" }
+                  group_by: [day, org]
+                  measures: { events: count(*), billed: sum(amount * rate) }
+                  into: daily
+                  mode: replace_partitions
+                  partition_by: day
+            """)
+        #expect(run.state == .succeeded, "\(run.reason)")
+        #expect(try await project.rows("SELECT event_id, ts, org FROM events ORDER BY event_id") == [
+            ["e1", "2026-03-01T10:00:00Z", "acme"], ["e2", "2026-03-01T11:00:00Z", "globex"], ["e3", "2026-03-02T07:30:00Z", "acme"],
+        ])
+        #expect(try await project.rows("SELECT day, org, events, billed FROM daily ORDER BY day, org") == [
+            ["2026-03-01", "acme", "1", "10.0"], ["2026-03-01", "globex", "1", "15.0"], ["2026-03-02", "acme", "1", "4.0"],
+        ])
+        #expect(try await project.rows("SELECT DISTINCT x_run_id, x_pipeline FROM events") == [[run.id, "daily"]])
+        #expect(try await project.tableExists("events_raw") == false)
+        // The staging file is gone once published.
+        let staging = try project.warehouse.stagingPath(org: "acme", runID: run.id)
+        #expect(!FileManager.default.fileExists(atPath: staging))
+    }
+
+    @Test func aFailingStepLeavesEveryTargetAsItWas() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let first = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(first.state == .succeeded)
+        let before = try await project.rows("SELECT * FROM events ORDER BY event_id")
+
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,99\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
+        let failed = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(check: "{ type: row_count, max: 1 }"))
+        #expect(failed.state == .failed)
+        #expect(failed.reason == "step 'test' failed: 1 data test on 'events' failed: row_count_1 (2 rows)")
+        // The merge ran and staged its rows, but nothing reached the published table.
+        #expect(try await project.outputs(failed, "merge")["rows_updated"] == .number(1))
+        #expect(try await project.rows("SELECT * FROM events ORDER BY event_id") == before)
+        let results = try await project.store.checkResults(of: failed.id)
+        #expect(results.map(\.passed) == [false])
+    }
+
+    @Test func runningTheSameInputTwiceLeavesTargetsIdentical() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T10:00:00Z,2026-03-01,acme,1\n")
+        let first = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        let snapshot = try await project.rows("SELECT event_id, ts, day, org, amount FROM events ORDER BY event_id")
+        let second = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(first.state == .succeeded && second.state == .succeeded)
+        #expect(try await project.rows("SELECT event_id, ts, day, org, amount FROM events ORDER BY event_id") == snapshot)
+        #expect(try await project.outputs(second, "merge")["rows_unchanged"] == .number(2))
+        #expect(try await project.outputs(second, "merge")["rows_inserted"] == .number(0))
+    }
+
+    @Test func redeliveredRowsCountOnceAndTheLatestVersionWins() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        var first = "event_id,ts,day,org,amount\n"
+        for index in 0..<100 { first += "e\(index),2026-03-01T10:00:00Z,2026-03-01,acme,1\n" }
+        try project.write("data/events.csv", first)
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+
+        // The next delivery: 5 rows again as they were, 1 row updated later, 1 new row, and
+        // inside the batch one key twice (the later version must win) and one older version.
+        var second = "event_id,ts,day,org,amount\n"
+        for index in 0..<5 { second += "e\(index),2026-03-01T10:00:00Z,2026-03-01,acme,1\n" }
+        second += "e50,2026-03-01T12:00:00Z,2026-03-01,acme,7\n"
+        second += "e50,2026-03-01T11:00:00Z,2026-03-01,acme,6\n"
+        second += "e60,2026-03-01T09:00:00Z,2026-03-01,acme,99\n"
+        second += "e100,2026-03-01T10:00:00Z,2026-03-01,acme,3\n"
+        try project.write("data/events.csv", second)
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(run.state == .succeeded)
+        let outputs = try await project.outputs(run, "merge")
+        #expect(outputs["rows_inserted"] == .number(1))
+        #expect(outputs["rows_updated"] == .number(1))
+        #expect(outputs["rows_unchanged"] == .number(6))
+        #expect(outputs["duplicates_collapsed"] == .number(1))
+        #expect(try await project.rows("SELECT count(*), count(DISTINCT event_id), printf('%.1f', sum(amount)) FROM events") == [["101", "101", "109.0"]])
+        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events WHERE event_id IN ('e50', 'e60') ORDER BY event_id") == [["7.0"], ["1.0"]])
+    }
+
+    @Test func firstWinsKeepsWhatArrivedFirst() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,1\ne1,2026-03-01T11:00:00Z,2026-03-01,acme,2\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T12:00:00Z,2026-03-01,acme,3\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
+        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events") == [["1.0"]])
+    }
+
+    @Test func replacePartitionsReplacesOnlyTheDaysInTheBatch() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\na,2026-03-01T10:00:00Z,2026-03-01,acme,1\nb,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "replace_partitions"))
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\nc,2026-03-02T11:00:00Z,2026-03-02,acme,5\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "replace_partitions"))
+        #expect(try await project.rows("SELECT event_id, day FROM events ORDER BY event_id") == [["a", "2026-03-01"], ["c", "2026-03-02"]])
+    }
+
+    @Test func badRowsAreQuarantinedWithTheirLineAndReason() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", """
+            event_id,ts,day,org,amount
+            e1,2026-03-01T10:00:00Z,2026-03-01,acme,5
+            e2,yesterday,2026-03-01,acme,1
+            e3,2026-03-01T10:00:00Z,2026-02-30,acme,1
+            """)
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(run.state == .succeeded)
+        let quarantined = try await project.store.quarantined(of: run.id)
+        #expect(quarantined.map { "\($0.file):\($0.line):\($0.column)" } == ["data/events.csv:3:4", "data/events.csv:4:25"])
+        #expect(quarantined.first?.raw == "e2,yesterday,2026-03-01,acme,1")
+        #expect(quarantined.first?.reason.hasPrefix("column ts: 'yesterday' is not a TIMESTAMP") == true)
+        #expect(try await project.outputs(run, "load")["rows_quarantined"] == .number(2))
+        #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
+    }
+
+    @Test func aBadRowUnderFailStopsTheRunAndPublishesNothing() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,lots\n")
+        let yaml = PipelineProject.mergePipeline().replacingOccurrences(of: "on_bad_row: quarantine", with: "on_bad_row: fail")
+        let run = try await project.run("merge_events", yaml: yaml)
+        #expect(run.state == .failed)
+        let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+        #expect(step?.errorCode == "bad_row")
+        #expect(step?.reason == "column amount: 'lots' is not a NUMERIC")
+        #expect(try await project.tableExists("events") == false)
+    }
+
+    @Test func nullKeysAreRefusedWithACountNotMergedSilently() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("schemas/loose_raw.json", #"[{"name": "event_id", "type": "STRING"}, {"name": "amount", "type": "NUMERIC"}]"#)
+        try project.write("data/loose.csv", "event_id,amount\na,1\n,2\n,3\n")
+        let run = try await project.run("loose", yaml: """
+            pipeline: loose
+            defaults: { timeout: 1m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/loose.csv }, table: loose_raw, schema: schemas/loose_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: loose_raw, into: loose, key: [event_id], strategy: first_wins } }
+            """)
+        #expect(run.state == .failed)
+        #expect(run.reason == "step 'merge' failed: 2 of 3 rows of 'loose_raw' have a null key (event_id); nothing was merged")
+    }
+
+    @Test func aMissingInputFileNamesTheFileAndPlace() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(file: "data/nope.csv"))
+        #expect(run.state == .failed)
+        let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+        #expect(step?.errorCode == "missing_input")
+        #expect(step?.reason == "input file 'data/nope.csv' does not exist")
+    }
+}
