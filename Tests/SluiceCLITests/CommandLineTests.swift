@@ -177,3 +177,61 @@ struct DocumentationTests {
         }
     }
 }
+
+struct RunCommandTests {
+    /// A copy of the repository's example project in a temp folder, so runs don't touch the checkout.
+    func exampleProject() throws -> URL {
+        let folder = try temporaryFolder()
+        for item in ["pipelines", "schemas", "procedures", "examples"] {
+            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item), to: folder.appendingPathComponent(item))
+        }
+        return folder
+    }
+
+    @Test func theExampleRunsEndToEndAndAgainWithTheSameResult() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let first = try sluice("run", "genai_costs_daily", in: project)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stdout.contains(": succeeded — every step succeeded"))
+        #expect(first.stdout.contains("quarantined rows: 3"))
+        #expect(first.stderr.contains("run_id="))
+        let totals = "SELECT count(*), printf('%.6f', sum(cost_usd)), sum(requests) FROM genai_costs_daily"
+        let before = try sluice("query", "default", totals, in: project)
+        #expect(before.status == 0, "\(before.stderr)")
+        #expect(before.stdout.contains("\n374 "))
+
+        let second = try sluice("run", "genai_costs_daily", in: project)
+        #expect(second.status == 0)
+        #expect(try sluice("query", "default", totals, in: project).stdout == before.stdout)
+
+        let list = try sluice("runs", "list", in: project)
+        #expect(list.stdout.components(separatedBy: "genai_costs_daily").count - 1 == 2)
+        let runID = try #require(first.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+        let show = try sluice("runs", "show", runID, in: project)
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("transitions:"))
+        #expect(show.stdout.contains("step daily_costs (attempt 1) → succeeded"))
+    }
+
+    @Test func aPipelineWithLintErrorsRunsNothing() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let broken = try String(contentsOf: project.appendingPathComponent("pipelines/genai_costs_daily.yml"), encoding: .utf8)
+            .replacingOccurrences(of: "uses: merge_dedupe", with: "uses: merge_dedup")
+        try Data(broken.utf8).write(to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
+        let result = try sluice("run", "genai_costs_daily", in: project)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("unknown processor 'merge_dedup'; did you mean 'merge_dedupe'?"))
+        #expect(result.stderr.contains("nothing was run"))
+        #expect(try sluice("runs", "list", in: project).stdout == "no runs yet\n")
+    }
+
+    @Test func queryingAnOrgWithoutAWarehouseSaysSo() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let result = try sluice("query", "nobody", "SELECT 1", in: project)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("org 'nobody' has no warehouse yet"))
+    }
+}
