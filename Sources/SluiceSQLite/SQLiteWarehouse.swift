@@ -199,6 +199,47 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
+    func runScript(_ sql: String, named: [String: WarehouseValue],
+                   writes: [(table: String, columns: [SluiceEngine.ColumnDefinition])]) async throws -> Int {
+        try await queue.writeWithoutTransaction { db in
+            var changed = 0
+            try db.inTransaction {
+                // Unqualified names find `temp` first: a temp table under the target's name
+                // takes the script's writes, away from the published table.
+                for (table, columns) in writes {
+                    let quoted = self.dialect.quote(table)
+                    let current = try Self.source(db, table)
+                    try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
+                    if let current {
+                        try db.execute(sql: "CREATE TEMP TABLE \(quoted) AS SELECT * FROM \(current == "temp.\(quoted)" ? "stage.\(quoted)" : current)")
+                    } else {
+                        let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
+                        try db.execute(sql: "CREATE TEMP TABLE \(quoted) (\(definitions))")
+                    }
+                }
+                let arguments = StatementArguments(named.mapValues { $0.databaseValue as (any DatabaseValueConvertible)? })
+                let before = db.totalChangesCount
+                try db.execute(sql: sql, arguments: arguments)
+                changed = db.totalChangesCount - before
+                // The script's result replaces the table when the run publishes.
+                for (table, _) in writes {
+                    let quoted = self.dialect.quote(table)
+                    try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
+                    try db.execute(sql: "CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
+                    try db.execute(sql: "DROP TABLE temp.\(quoted)")
+                    let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
+                    try db.execute(sql: """
+                        INSERT INTO stage._sluice_staged (name, change, detail, position) VALUES (?, 'replace', '', ?)
+                        ON CONFLICT (name) DO UPDATE SET change = 'replace', detail = '', position = excluded.position
+                        """, arguments: [table, position])
+                    try Self.createView(db, table: table, change: .replace)
+                }
+                return .commit
+            }
+            return changed
+        }
+    }
+
     // MARK: Publishing
 
     func publish() async throws {

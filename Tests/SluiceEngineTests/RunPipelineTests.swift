@@ -273,4 +273,41 @@ struct RunPipelineTests {
         #expect(step?.errorCode == "missing_input")
         #expect(step?.reason == "input file 'data/nope.csv' does not exist")
     }
+
+    @Test func aProcedureWritesThroughStagingAndPublishesWithTheRun() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("schemas/day_totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "FLOAT64"}, {"name": "note", "type": "STRING"}]"#)
+        try project.write("procedures/totals.sql", """
+            -- One day's total; the day is a bound parameter, never spliced.
+            DELETE FROM day_totals WHERE day = :day;
+            INSERT INTO day_totals (day, total, note)
+            SELECT day, sum(amount), :note FROM events WHERE day = :day GROUP BY day;
+            """)
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,7\n")
+        func pipeline(failAfter: Bool) -> String {
+            """
+            pipeline: totals
+            defaults: { timeout: 1m }
+            params: { day: { type: date, required: true } }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - { id: totals, uses: sql, needs: [merge], with: { procedure: procedures/totals.sql, params: { day: "${{ params.day }}", note: "it's; DROP TABLE events" } } }
+              - { id: check, uses: validate_data, needs: [totals], with: { table: day_totals, checks: [{ type: row_count, max: \(failAfter ? 0 : 10) }] } }
+            """
+        }
+        let first = try await project.run("totals", yaml: pipeline(failAfter: false), params: ["day": "2026-03-01"])
+        #expect(first.state == .succeeded, "\(first.reason)")
+        #expect(try await project.outputs(first, "totals")["rows_affected"] == .number(1))
+        let second = try await project.run("totals", yaml: pipeline(failAfter: false), params: ["day": "2026-03-02"])
+        #expect(second.state == .succeeded)
+        let expected = [["2026-03-01", "5.0", "it's; DROP TABLE events"], ["2026-03-02", "7.0", "it's; DROP TABLE events"]]
+        #expect(try await project.rows("SELECT day, printf('%.1f', total), note FROM day_totals ORDER BY day") == expected)
+        // A failure after the procedure leaves its table untouched.
+        let failed = try await project.run("totals", yaml: pipeline(failAfter: true), params: ["day": "2026-03-01"])
+        #expect(failed.state == .failed)
+        #expect(try await project.rows("SELECT day, printf('%.1f', total), note FROM day_totals ORDER BY day") == expected)
+        #expect(try await project.tableExists("events"))
+    }
 }

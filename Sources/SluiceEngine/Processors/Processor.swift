@@ -68,7 +68,7 @@ public struct ProcessorCatalog: Sendable {
     /// specified (lint and docs know them) and fail a run with `unknown_processor` until their
     /// run logic lands.
     public static let builtIn = ProcessorCatalog([
-        IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(),
+        IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(), SQLProcedureProcessor(),
     ])
 
     /// The specs, for lint and docs when the catalog holds more than the built-in processors.

@@ -71,6 +71,12 @@ public protocol RunWorkspace: Sendable {
     @discardableResult
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int
 
+    /// Runs a SQL script (several statements, `:name` parameters bound by name) written
+    /// against table names. Each table in `writes` gets a writable copy of the run's view of
+    /// it first (or an empty table with `columns` when none exists); the script's changes to
+    /// it are then staged to replace the published table. Returns the rows changed.
+    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [ColumnDefinition])]) async throws -> Int
+
     /// Runs a query and returns its rows.
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
 
