@@ -36,6 +36,18 @@ public struct SQLiteWarehouse: Warehouse {
         return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID))
     }
 
+    public func wasPublished(org: String, runID: String) async throws -> Bool {
+        let path = try warehousePath(org: org)
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try await queue.read { db in
+            guard try db.tableExists("_sluice_published") else { return false }
+            return try Bool.fetchOne(db, sql: "SELECT 1 FROM _sluice_published WHERE run_id = ?", arguments: [runID]) ?? false
+        }
+    }
+
     public func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
         let path = try warehousePath(org: org)
         guard FileManager.default.fileExists(atPath: path) else {
@@ -55,7 +67,10 @@ final class SQLiteWorkspace: RunWorkspace {
     let stagingPath: String
     let dialect: any SQLDialect = SQLiteDialect()
 
+    let runID: String
+
     init(warehouse: String, staging: String) throws {
+        runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
         configuration.prepareDatabase { db in
@@ -251,6 +266,11 @@ final class SQLiteWorkspace: RunWorkspace {
                     let change = Self.decodeChange(row["change"], row["detail"])
                     try Self.apply(db, table: table, change: change)
                 }
+                // The marker commits with the data: after a crash, it tells whether this run's
+                // changes are in.
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS main._sluice_published (run_id TEXT PRIMARY KEY, at REAL NOT NULL)")
+                try db.execute(sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
+                               arguments: [self.runID, Date().timeIntervalSince1970])
                 return .commit
             }
             try Self.dropStaging(db)

@@ -13,8 +13,11 @@ struct LocalState {
         root = projectRoot.appendingPathComponent(".sluice")
     }
 
-    func runStore() throws -> SQLiteRunStore {
-        try SQLiteRunStore(path: root.appendingPathComponent("runs.sqlite").path)
+    /// The run store, after marking runs whose process died as abandoned.
+    func runStore() async throws -> SQLiteRunStore {
+        let store = try SQLiteRunStore(path: root.appendingPathComponent("runs.sqlite").path)
+        try await RunRecovery.recover(store: store, warehouse: warehouse, lease: RunRecovery.lease())
+        return store
     }
 
     var warehouse: SQLiteWarehouse { SQLiteWarehouse(root: root) }
@@ -78,8 +81,12 @@ extension Sluice {
                 return handler
             }
             let state = LocalState(projectRoot: root)
-            let store = try state.runStore()
-            let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root))
+            let store = try await state.runStore()
+            var options = ExecutorOptions()
+            // Heartbeats well inside the lease, so a live run is never taken for a dead one.
+            options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
+            let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
+                                    options: options)
             var values: [String: String] = [:]
             for param in params {
                 let parts = param.split(separator: "=", maxSplits: 1)

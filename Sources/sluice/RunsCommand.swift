@@ -24,7 +24,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try LocalState(projectRoot: project.root).runStore()
+                let store = try await LocalState(projectRoot: project.root).runStore()
                 let runs = try await store.runs(pipeline: pipeline, org: org, limit: max(1, limit))
                 if runs.isEmpty {
                     print("no runs yet")
@@ -45,7 +45,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try LocalState(projectRoot: project.root).runStore()
+                let store = try await LocalState(projectRoot: project.root).runStore()
                 guard let record = try await store.run(runID) else {
                     writeError("sluice runs show: no run '\(runID)'")
                     throw ExitCode(1)

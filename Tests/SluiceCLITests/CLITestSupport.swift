@@ -23,12 +23,13 @@ struct CommandResult {
 }
 
 /// Runs a program to completion and captures its output.
-func run(_ executable: URL, _ arguments: [String], in directory: URL) throws -> CommandResult {
+func run(_ executable: URL, _ arguments: [String], in directory: URL,
+         environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CommandResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
     process.currentDirectoryURL = directory
-    var environment = ProcessInfo.processInfo.environment
+    var environment = environment
     environment["NO_COLOR"] = nil
     process.environment = environment
     // Output goes to files, so a large output can't fill a pipe and block the child.

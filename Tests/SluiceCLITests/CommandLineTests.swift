@@ -235,3 +235,93 @@ struct RunCommandTests {
         #expect(result.stderr.contains("org 'nobody' has no warehouse yet"))
     }
 }
+
+/// Invariant 2: killing `sluice run` (SIGKILL) at any moment leaves every target table exactly
+/// as before the run, or, if the kill came after the publish committed, exactly as the run
+/// made it; never a mix. After a restart the run shows as abandoned, with the reason.
+struct CrashSafetyTests {
+    func writeEvents(_ project: URL, rows: Int, amount: Int, hour: Int) throws {
+        var text = "event_id,ts,day,org,amount\n"
+        text.reserveCapacity(rows * 50)
+        for index in 0..<rows {
+            text += "e\(index),2026-03-0\(index % 7 + 1)T\(hour):00:00Z,2026-03-0\(index % 7 + 1),org\(index % 13),\(amount)\n"
+        }
+        try Data(text.utf8).write(to: project.appendingPathComponent("data/events.csv"))
+    }
+
+    func snapshot(_ project: URL) throws -> String {
+        let events = try sluice("query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events", in: project)
+        let daily = try sluice("query", "acme", "SELECT count(*), sum(total) FROM daily", in: project)
+        return events.stdout + daily.stdout
+    }
+
+    @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() throws {
+        let project = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let files = [
+            "schemas/events_raw.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
+            "pipelines/crash.yml": """
+                pipeline: crash
+                defaults: { timeout: 10m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+                  - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
+                """,
+        ]
+        for (path, text) in files {
+            let url = project.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("data"), withIntermediateDirectories: true)
+
+        // Before: a small run publishes state A.
+        try writeEvents(project, rows: 1_000, amount: 1, hour: 10)
+        #expect(try sluice("run", "crash", "--org", "acme", in: project).status == 0)
+        let before = try snapshot(project)
+
+        // The runs that get killed: 150,000 rows, newer, with a new amount, so a partial publish would show.
+        try writeEvents(project, rows: 150_000, amount: 2, hour: 11)
+        var killedWhileRunning = 0
+        var outcomes: [String] = []
+        for delay in [0.4, 1.2, 2.5, 4.5] {
+            let process = Process()
+            process.executableURL = sluiceBinary
+            process.arguments = ["run", "crash", "--org", "acme"]
+            process.currentDirectoryURL = project
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            Thread.sleep(forTimeInterval: delay)
+            if process.isRunning {
+                killedWhileRunning += 1
+                kill(process.processIdentifier, SIGKILL)
+            }
+            process.waitUntilExit()
+            Thread.sleep(forTimeInterval: 1.2)
+
+            // A restart notices the dead run (lease 1s) and says why.
+            var environment = ProcessInfo.processInfo.environment
+            environment["SLUICE_RUN_LEASE"] = "1s"
+            let list = try run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
+            let state = list.stdout.contains("  succeeded  ") ? "succeeded" : list.stdout.contains("  failed  ") ? "failed" : "?"
+            outcomes.append("\(delay)s: \(state)")
+            let now = try snapshot(project)
+            if state == "failed" {
+                #expect(list.stdout.contains("abandoned: no heartbeat for 1s; the process running it stopped"), "\(list.stdout)")
+                #expect(now == before, "killed after \(delay)s: the targets changed")
+            } else {
+                #expect(state == "succeeded", "\(list.stdout)")
+                #expect(now != before)
+            }
+        }
+        #expect(killedWhileRunning >= 2, "\(outcomes)")
+        #expect(outcomes.contains { $0.hasSuffix("failed") }, "no kill landed before the publish: \(outcomes)")
+
+        // After: an uninterrupted run leaves state B in full.
+        #expect(try sluice("run", "crash", "--org", "acme", in: project).status == 0)
+        let totals = try sluice("query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events", in: project)
+        #expect(totals.stdout.contains("150000/300000"), "\(totals.stdout)")
+    }
+}

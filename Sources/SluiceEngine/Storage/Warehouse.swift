@@ -8,6 +8,10 @@ public protocol Warehouse: Sendable {
     /// Opens the workspace of a run (a new one, or the one a failed run left, for resume).
     func workspace(org: String, runID: String) async throws -> any RunWorkspace
 
+    /// Whether the run's publish transaction committed: it records the run id with the data,
+    /// so a run whose process died right after publishing is not taken for a failed one.
+    func wasPublished(org: String, runID: String) async throws -> Bool
+
     /// Runs a read-only query against an org's published tables.
     func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
 }

@@ -1,0 +1,30 @@
+import Foundation
+import SluiceModel
+
+/// Finds runs whose process died: `running` runs whose heartbeat is older than the lease are
+/// marked failed (abandoned) with the reason, unless the warehouse shows their publish
+/// committed, in which case they are marked succeeded. Called when a command starts.
+public enum RunRecovery {
+    /// The lease: `SLUICE_RUN_LEASE` (a duration) or 30 s, six missed heartbeats.
+    public static func lease(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration {
+        environment["SLUICE_RUN_LEASE"].flatMap { try? DurationText.parse($0) } ?? .seconds(30)
+    }
+
+    @discardableResult
+    public static func recover(store: any RunStore, warehouse: (any Warehouse)?, lease: Duration, now: Date = Date()) async throws -> [RunRecord] {
+        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        let abandoned = try await store.abandonRuns(
+            heartbeatBefore: now.addingTimeInterval(-seconds),
+            reason: "no heartbeat for \(DurationText.format(lease)); the process running it stopped (killed or crashed)", at: now)
+        var recovered: [RunRecord] = []
+        for var run in abandoned {
+            if let warehouse, try await warehouse.wasPublished(org: run.org, runID: run.id) {
+                try await store.recordRun(run.id, state: .succeeded,
+                                          reason: "its changes were published before the process stopped", at: now)
+                run.state = .succeeded
+            }
+            recovered.append(run)
+        }
+        return recovered
+    }
+}
