@@ -288,15 +288,15 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         (.bool, "1", .integer(1)),
         (.bool, "0", .integer(0)),
         (.date, "2024-02-29", .text("2024-02-29")),
-        (.timestamp, "2025-06-02T00:01:02Z", .text("2025-06-02T00:01:02Z")),
-        (.timestamp, "2025-06-02 00:01:02", .text("2025-06-02T00:01:02Z")),
+        (.timestamp, "2025-06-02T00:01:02Z", .text("2025-06-02T00:01:02.000000Z")),
+        (.timestamp, "2025-06-02 00:01:02", .text("2025-06-02T00:01:02.000000Z")),
         (.timestamp, "2025-06-02T00:01:02.5Z", .text("2025-06-02T00:01:02.500000Z")),
         (.timestamp, "2025-06-02T00:01:02.123456789Z", .text("2025-06-02T00:01:02.123456Z")),
-        (.timestamp, "2025-06-02T00:01:02.000Z", .text("2025-06-02T00:01:02Z")),
-        (.timestamp, "2025-06-02T01:30:00+02:00", .text("2025-06-01T23:30:00Z")),
-        (.timestamp, "2025-12-31T23:00:00-01:30", .text("2026-01-01T00:30:00Z")),
-        (.timestamp, "2025-06-02 10:00:00 UTC", .text("2025-06-02T10:00:00Z")),
-        (.timestamp, "2025-06-02T10:00:00+0530", .text("2025-06-02T04:30:00Z")),
+        (.timestamp, "2025-06-02T00:01:02.000Z", .text("2025-06-02T00:01:02.000000Z")),
+        (.timestamp, "2025-06-02T01:30:00+02:00", .text("2025-06-01T23:30:00.000000Z")),
+        (.timestamp, "2025-12-31T23:00:00-01:30", .text("2026-01-01T00:30:00.000000Z")),
+        (.timestamp, "2025-06-02 10:00:00 UTC", .text("2025-06-02T10:00:00.000000Z")),
+        (.timestamp, "2025-06-02T10:00:00+0530", .text("2025-06-02T04:30:00.000000Z")),
         (.datetime, "2025-06-02 10:00:00.25", .text("2025-06-02T10:00:00.250000")),
         (.time, "23:59:59", .text("23:59:59")),
         (.time, "07:00:00.1", .text("07:00:00.100000")),
@@ -505,7 +505,7 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         #expect(try readAll(&escaped).count == 1)
 
         // Values around the array that are larger than a read chunk stream past too.
-        let big = "[" + (0..<200_000).map { #"{"k": [\#($0), "\#($0)"]}"# }.joined(separator: ",") + "]"
+        let big = "[" + (0..<60_000).map { #"{"k": [\#($0), "\#($0)"]}"# }.joined(separator: ",") + "]"
         let wrapped = #"{"included": \#(big), "data": [{"id": "x"}, {"id": "y"}], "links": \#(big)}"#
         var large = try JSONArrayReader(path: folder.file("w.json", wrapped), fields: ["id"], items: "/data")
         #expect(try readAll(&large).map(\.values) == [[.text("x", quoted: true)], [.text("y", quoted: true)]])
@@ -532,6 +532,9 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
             ("{\"data\": {\"id\": 1}}", "/data", "j.json:1:10: expected an array of objects at /data (items), found an object [malformed_json]"),
             ("{\"data\": [{\"id\": 1}], \"next\": }", "/data", "j.json:1:31: expected a value (a string, number, object, array, true, false or null), found '}' [malformed_json]"),
             ("{\"data\": [{\"id\": 1}], \"next\": [1, 2}", "/data", "j.json:1:36: expected ',' or ']', found '}' [malformed_json]"),
+            ("[{\"id\": 1}]", "/data", "j.json:1:1: items is /data, so the document must be an object, but it is an array [malformed_json]"),
+            ("{\"a\": {\"b\": 1}}", "/a/b", "j.json:1:13: expected an array of objects at /a/b (items), found a number [malformed_json]"),
+            ("{\"a\": [1]}", "/a/b", "j.json:1:7: items is /a/b, so /a must be an object, but it is an array [malformed_json]"),
         ]
         for (text, items, expected) in cases {
             let failure = stepFailure { () throws(StepFailure) in
@@ -540,6 +543,12 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
             }
             #expect(failure?.description == expected, "\(text)")
         }
+        let utf8 = Array("[\n  {\"id\": \"ok\"},\n  {\"id\": \"".utf8) + [0xF5] + Array("\"}]".utf8)
+        let invalid = stepFailure { () throws(StepFailure) in
+            var reader = try JSONArrayReader(path: folder.bytes("u.json", utf8), file: "u.json", fields: ["id"])
+            _ = try readAll(&reader)
+        }
+        #expect(invalid?.description == "u.json:3:11: byte 0xF5 is not valid UTF-8 (the file must be UTF-8 text) [invalid_utf8]")
         for (name, text) in [("zero.json", ""), ("space.json", " \n\t\n")] {
             let failure = stepFailure { () throws(StepFailure) in
                 _ = try JSONArrayReader(path: folder.file(name, text), file: name, fields: ["id"])
@@ -562,10 +571,10 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
 
     @Test func batchesHoldAtMostTheLimitAndTogetherEqualTheWholeInput() throws {
         let folder = IngestFolder()
-        let path = folder.file("big.csv", Self.bigCSV(rows: 40_000))
+        let path = folder.file("big.csv", Self.bigCSV(rows: 30_000))
         var whole = try CSVReader(path: path)
         let all = try readAll(&whole, limit: 1_000_000)
-        #expect(all.count == 40_000)
+        #expect(all.count == 30_000)
         for limit in [1, 7, 4096] {
             var reader = try CSVReader(path: path)
             var batched: [RawRecord] = []
@@ -605,6 +614,25 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         let before = #"{"page": 1, "data": ["# + lines[..<29_999].joined(separator: ",") + ","
         #expect(last.position(ofField: 1) == (line: 1, column: before.unicodeScalars.count + #"{"id": "#.count + 1))
         #expect(last.position(ofRawOffset: 0) == (line: 1, column: before.unicodeScalars.count + 1))
+    }
+
+    @Test func recordsKeptFromAnEarlierBatchStayIntactWhileLaterBatchesAreRead() throws {
+        let folder = IngestFolder()
+        let path = folder.file("keep.csv", Self.bigCSV(rows: 30_000))
+        var reader = try CSVReader(path: path)
+        let first = try reader.next(limit: 100)
+        let expected = first.map(\.values)
+        var later = 0
+        while true {
+            // Each later batch is dropped before the next, so the reader reuses its memory;
+            // the first batch is still held and must not be.
+            let batch = try reader.next(limit: 1_000)
+            if batch.isEmpty { break }
+            later += batch.count
+        }
+        #expect(later == 29_900)
+        #expect(first.map(\.values) == expected)
+        #expect(first[0].values[0] == .text("r0", quoted: false))
     }
 
     @Test func aLargeFileIsReadInBoundedBatches() throws {

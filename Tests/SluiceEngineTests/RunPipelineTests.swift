@@ -124,7 +124,7 @@ struct RunPipelineTests {
             """)
         #expect(run.state == .succeeded, "\(run.reason)")
         #expect(try await project.rows("SELECT event_id, ts, org FROM events ORDER BY event_id") == [
-            ["e1", "2026-03-01T10:00:00Z", "acme"], ["e2", "2026-03-01T11:00:00Z", "globex"], ["e3", "2026-03-02T07:30:00Z", "acme"],
+            ["e1", "2026-03-01T10:00:00.000000Z", "acme"], ["e2", "2026-03-01T11:00:00.000000Z", "globex"], ["e3", "2026-03-02T07:30:00.000000Z", "acme"],
         ])
         #expect(try await project.rows("SELECT day, org, events, billed FROM daily ORDER BY day, org") == [
             ["2026-03-01", "acme", "1", "10.0"], ["2026-03-01", "globex", "1", "15.0"], ["2026-03-02", "acme", "1", "4.0"],
@@ -309,5 +309,17 @@ struct RunPipelineTests {
         #expect(failed.state == .failed)
         #expect(try await project.rows("SELECT day, printf('%.1f', total), note FROM day_totals ORDER BY day") == expected)
         #expect(try await project.tableExists("events"))
+    }
+
+    @Test func aFractionOfASecondLaterStillWins() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        // Without a fixed-width fraction, '...:05.25Z' would sort before '...:05Z' as text.
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05.25Z,2026-03-01,acme,2\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,1\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(try await project.rows("SELECT printf('%.1f', amount), ts FROM events") == [["2.0", "2026-03-01T10:00:05.250000Z"]])
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,3\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events") == [["2.0"]])
     }
 }

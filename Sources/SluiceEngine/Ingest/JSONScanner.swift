@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Why a JSON scan stopped before the end of what it was scanning.
 enum JSONStop: Error {
     /// The buffer ends before the token does, and more input may follow: refill and retry.
@@ -112,7 +104,22 @@ struct JSONScanner {
         index += 1
         let start = index
         var escaped = false
+        let raw = UnsafeRawPointer(text)
         while true {
+            // Eight bytes at a time up to the first quote, backslash, control or non-ASCII byte.
+            while index + 8 <= end {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, high: UInt64 = 0x8080_8080_8080_8080
+                let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+                // The high bit of each byte that is zero, below 0x20, or not ASCII; the lowest is exact.
+                let special = ~(((quotes & low7) &+ low7) | quotes | low7) | ~(((backslashes & low7) &+ low7) | backslashes | low7)
+                    | ((word &- 0x2020_2020_2020_2020) & ~word & high) | (word & high)
+                if special != 0 {
+                    index += special.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
             while index < end {
                 let byte = text[index]
                 if byte == 0x22 || byte == 0x5C || byte < 0x20 || byte >= 0x80 { break }
@@ -391,7 +398,10 @@ struct FieldMatcher: Sendable {
     private func matches(_ name: [UInt8], _ key: UnsafeBufferPointer<UInt8>) -> Bool {
         guard name.count == key.count else { return false }
         return name.withUnsafeBufferPointer { name in
-            name.count == 0 || memcmp(name.baseAddress!, key.baseAddress!, name.count) == 0
+            for index in 0..<name.count where name[index] != key[index] {
+                return false
+            }
+            return true
         }
     }
 }

@@ -1,8 +1,10 @@
 import SluiceModel
 
 /// Reads records from a file in batches. Memory is bounded by the batch (and the largest
-/// record), never by the file: the file is read in 1 MiB chunks and each batch holds only
-/// its own records' bytes.
+/// record), never by the file: the file is read in 1 MiB chunks, each batch holds only its own
+/// records' bytes, and a batch's memory is reused for the next once its records are released.
+/// A reader holds an open file: use it from one task at a time (records and batches, though,
+/// are `Sendable`).
 ///
 /// Malformed input (an unterminated quote, invalid UTF-8, broken JSON, an empty file, a file
 /// that can't be read) throws a ``StepFailure`` whose location is the file, line and column of
@@ -150,7 +152,7 @@ struct RecordHead: Sendable, BitwiseCopyable {
     var firstField: UInt32
     var fieldCount: UInt32
     var line: Int
-    var column: Int32
+    var column: Int
     /// Index into the batch's issues, or -1.
     var issue: Int32
 }
@@ -300,7 +302,7 @@ struct BatchBuilder {
             issues.append(issue)
         }
         heads.append(RecordHead(rawStart: UInt32(base), rawEnd: UInt32(base + end - start), firstField: UInt32(firstField),
-                                fieldCount: UInt32(fields.count - firstField), line: line, column: Int32(column),
+                                fieldCount: UInt32(fields.count - firstField), line: line, column: column,
                                 issue: issueIndex))
     }
 

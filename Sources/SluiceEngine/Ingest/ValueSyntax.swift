@@ -178,13 +178,14 @@ enum ValueSyntax {
     /// A TIMESTAMP (`zoned`) or DATETIME: `YYYY-MM-DD`, `T` or a space, `HH:MM:SS`, an
     /// optional fraction; a TIMESTAMP may end in `Z`, `UTC` or an offset `±HH:MM` (`±HHMM`,
     /// `±HH`), optionally after a space, and without one is UTC. Returns the canonical text
-    /// `YYYY-MM-DDTHH:MM:SS[.ffffff]` with `Z` for a TIMESTAMP, converted to UTC; the fraction
-    /// only when it isn't zero.
+    /// `YYYY-MM-DDTHH:MM:SS.ffffff` with `Z` for a TIMESTAMP, converted to UTC. The fraction
+    /// is always six digits, so canonical values sort as text in time order (`05Z` would sort
+    /// after `05.25Z`), which latest-wins merges rely on.
     static func timestamp(_ bytes: UnsafeBufferPointer<UInt8>, zoned: Bool) -> Parsed<String> {
-        // The common case, already canonical.
+        // The common case: only the fraction is missing.
         if zoned, bytes.count == 20, bytes[10] == UInt8(ascii: "T"), bytes[19] == UInt8(ascii: "Z"),
            date(bytes, at: 0) != nil, let time = time(bytes, at: 11), time.end == 19 {
-            return .value(text(bytes))
+            return .value(text(UnsafeBufferPointer(rebasing: bytes[0..<19])) + ".000000Z")
         }
         guard bytes.count >= 19, let day = date(bytes, at: 0),
               bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " ") || bytes[10] == UInt8(ascii: "t"),
@@ -242,15 +243,15 @@ enum ValueSyntax {
         result += String(year / 1000) + String(year / 100 % 10) + String(year / 10 % 10) + String(year % 10)
         result += month < 10 ? "-0\(month)" : "-\(month)"
         result += day < 10 ? "-0\(day)T" : "-\(day)T"
-        result += clock(seconds: seconds, micros: micros)
+        result += clock(seconds: seconds, micros: micros, alwaysFraction: true)
         result += zone
         return result
     }
 
-    private static func clock(seconds: Int, micros: Int) -> String {
+    private static func clock(seconds: Int, micros: Int, alwaysFraction: Bool = false) -> String {
         func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
         var result = "\(pad(seconds / 3600)):\(pad(seconds / 60 % 60)):\(pad(seconds % 60))"
-        if micros > 0 {
+        if micros > 0 || alwaysFraction {
             let digits = String(micros)
             result += "." + String(repeating: "0", count: 6 - digits.count) + digits
         }

@@ -70,7 +70,7 @@ public struct IngestProcessor: Processor {
                     case "skip":
                         skipped += 1
                     case "quarantine":
-                        bad.append(QuarantinedRow(runID: step.runID, stepID: step.stepID, file: path, line: problem.line,
+                        bad.append(QuarantinedRow(runID: step.runID, stepID: step.stepID, file: path, line: problem.location.line,
                                                   column: problem.location.column, reason: problem.reason, raw: problem.raw))
                     default:
                         throw problem.failure
