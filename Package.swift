@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 "SluiceEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         // The command-line tool: flags in, calls into the modules out.
@@ -59,6 +60,10 @@ let package = Package(
             name: "LintBenchmark",
             dependencies: ["SluiceModel"],
             path: "Benchmarks/LintBenchmark"
+        ),
+        .executableTarget(
+            name: "RunBenchmark",
+            path: "Benchmarks/RunBenchmark"
         ),
         .testTarget(
             name: "SluiceModelTests",

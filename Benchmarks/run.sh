@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v yamllint >/dev/null 2>&1 || python3 -m pip install --quiet yamllint || echo "could not install yamllint; running without the comparison"
+# Usage: bash Benchmarks/run.sh [lint|run] [benchmark arguments]   (default: both)
+which="${1:-all}"
+[ $# -gt 0 ] && shift
 swift build -c release --product sluice
-swift build -c release --product LintBenchmark
-"$(swift build -c release --show-bin-path)/LintBenchmark" "$@"
+bin="$(swift build -c release --show-bin-path)"
+if [ "$which" = "lint" ] || [ "$which" = "all" ]; then
+    swift build -c release --product LintBenchmark
+    "$bin/LintBenchmark" "$@"
+fi
+if [ "$which" = "run" ] || [ "$which" = "all" ]; then
+    swift build -c release --product RunBenchmark
+    "$bin/RunBenchmark" "$@"
+fi

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import SluiceEngine
 import SluiceModel
 
@@ -138,14 +139,16 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Staging
 
-    func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange) async throws -> String {
+    func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange,
+               primaryKey: [String]) async throws -> String {
         try await queue.writeWithoutTransaction { db in
             try db.inTransaction {
                 let quoted = self.dialect.quote(table)
                 try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
                 try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
                 let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
-                try db.execute(sql: "CREATE TABLE stage.\(quoted) (\(definitions))")
+                let key = primaryKey.isEmpty ? "" : ", PRIMARY KEY (\(self.dialect.quotedList(primaryKey)))"
+                try db.execute(sql: "CREATE TABLE stage.\(quoted) (\(definitions)\(key))")
                 let (kind, detail) = Self.encodeChange(change)
                 let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
                 try db.execute(sql: """
@@ -200,10 +203,40 @@ final class SQLiteWorkspace: RunWorkspace {
         try await queue.write { db in
             let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
             let statement = try db.cachedStatement(sql: "INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) VALUES (\(placeholders))")
+            // Bound straight through SQLite's C API: building GRDB arguments per row cost more
+            // than the insert itself. Text is bound as transient, so SQLite copies it.
+            let handle = statement.sqliteStatement
+            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
             for row in rows {
-                statement.setUncheckedArguments(StatementArguments(row.map(\.databaseValue)))
-                try statement.execute()
+                sqlite3_reset(handle)
+                for (index, value) in row.enumerated() {
+                    let position = Int32(index + 1)
+                    switch value {
+                    case .null: sqlite3_bind_null(handle, position)
+                    case .integer(let number): sqlite3_bind_int64(handle, position, number)
+                    case .real(let number): sqlite3_bind_double(handle, position, number)
+                    case .text(let text) where text.isEmpty:
+                        // An empty buffer has no address, and a null pointer would bind NULL.
+                        sqlite3_bind_text(handle, position, "", 0, transient)
+                    case .text(let text):
+                        var text = text
+                        text.withUTF8 { bytes in
+                            _ = sqlite3_bind_text(handle, position, UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                                                  Int32(bytes.count), transient)
+                        }
+                    case .blob(let bytes):
+                        bytes.withUnsafeBytes { buffer in
+                            _ = sqlite3_bind_blob(handle, position, buffer.baseAddress, Int32(buffer.count), transient)
+                        }
+                    }
+                }
+                let status = sqlite3_step(handle)
+                guard status == SQLITE_DONE else {
+                    throw DatabaseError(resultCode: ResultCode(rawValue: status), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                }
             }
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
         }
     }
 

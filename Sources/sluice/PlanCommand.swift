@@ -23,15 +23,7 @@ extension Sluice {
 
         func run() throws {
             let root = project.root
-            var path = project.projectPath(pipeline)
-            if !FileManager.default.fileExists(atPath: URL(fileURLWithPath: path, relativeTo: root).path),
-               Identifier.isValid(pipeline) {
-                path = "pipelines/\(pipeline).yml"
-            }
-            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: path, relativeTo: root).path) else {
-                writeError("sluice plan: no pipeline file '\(pipeline)' (looked for \(path))")
-                throw ExitCode(1)
-            }
+            let path = try resolvePipeline(pipeline, project: project)
             let linter = Linter(projectRoot: root)
             let (plan, diagnostics) = linter.plan(file: path)
             guard let plan else {

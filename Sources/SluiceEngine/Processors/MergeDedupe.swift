@@ -72,59 +72,62 @@ public struct MergeDedupeProcessor: Processor {
         default:
             throw StepFailure.config("unknown strategy '\(strategy)'")
         }
-        let staged = try await workspace.stage(into, columns: columns, change: change)
+        let staged = try await workspace.stage(into, columns: columns, change: change, primaryKey: key)
 
-        // Rank rows per key: the newest first for latest_wins, else in arrival order.
-        let arrival = source.hasPrefix("main.") || source.hasPrefix("stage.") ? "rowid" : dialect.quotedList(sourceNames)
-        let order: String
-        if let latestBy, strategy != "first_wins" {
-            order = "\(dialect.quote(latestBy)) DESC NULLS LAST, \(arrival == "rowid" ? "rowid DESC" : arrival)"
-        } else {
-            order = arrival
-        }
-        let winners = """
-            WITH ranked AS (
-                SELECT \(dialect.quotedList(copied)), row_number() OVER (PARTITION BY \(quotedKey.joined(separator: ", ")) ORDER BY \(order)) AS sluice_rank
-                FROM \(source)
-            )
-            """
+        // 1. Collapse the batch into the keyed staging table, in arrival order (a table scans in
+        //    the order its rows were loaded): a later row replaces the staged one when it is at
+        //    least as new (latest_wins) or never (first_wins). Re-delivered copies collapse here.
         let insertList = dialect.quotedList(copied + lineageNames)
-        let selectList = copied.map { "w.\(dialect.quote($0))" } + Array(repeating: "?", count: lineageNames.count)
         let now = ISO8601DateFormatter().string(from: Date())
         let lineageValues: [WarehouseValue] = Array([.text(step.runID), .text(step.pipeline), .text(now)].prefix(lineageNames.count))
-        let matches = quotedKey.map { dialect.nullSafeEquals("t.\($0)", "w.\($0)") }.joined(separator: " AND ")
-
-        var inserted = 0
-        var updated = 0
-        if let published, strategy != "replace_partitions" {
-            inserted = try await workspace.execute("""
-                \(winners)
-                INSERT INTO \(staged) (\(insertList))
-                SELECT \(selectList.joined(separator: ", ")) FROM ranked AS w
-                WHERE w.sluice_rank = 1 AND NOT EXISTS (SELECT 1 FROM \(published) AS t WHERE \(matches))
-                """, lineageValues)
-            if strategy == "latest_wins", let latestBy {
-                let newer = "w.\(dialect.quote(latestBy)) > t.\(dialect.quote(latestBy)) OR (t.\(dialect.quote(latestBy)) IS NULL AND w.\(dialect.quote(latestBy)) IS NOT NULL)"
-                updated = try await workspace.execute("""
-                    \(winners)
-                    INSERT INTO \(staged) (\(insertList))
-                    SELECT \(selectList.joined(separator: ", ")) FROM ranked AS w
-                    WHERE w.sluice_rank = 1 AND EXISTS (SELECT 1 FROM \(published) AS t WHERE \(matches) AND (\(newer)))
-                    """, lineageValues)
-            }
+        let selectList = copied.map(dialect.quote) + lineageNames.indices.map { dialect.placeholder($0 + 1) }
+        let keyList = quotedKey.joined(separator: ", ")
+        let latest = latestBy.map(dialect.quote)
+        let onConflict: String
+        if let latest, strategy != "first_wins" {
+            let updates = (copied + lineageNames).filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
+            onConflict = updates.isEmpty ? "DO NOTHING" : """
+                DO UPDATE SET \(updates.joined(separator: ", "))
+                WHERE excluded.\(latest) IS NOT NULL AND (\(staged).\(latest) IS NULL OR excluded.\(latest) >= \(staged).\(latest))
+                """
         } else {
-            inserted = try await workspace.execute("""
-                \(winners)
-                INSERT INTO \(staged) (\(insertList))
-                SELECT \(selectList.joined(separator: ", ")) FROM ranked AS w WHERE w.sluice_rank = 1
-                """, lineageValues)
+            onConflict = "DO NOTHING"
         }
-        let distinct = try await workspace.count("SELECT count(*) FROM (SELECT DISTINCT \(quotedKey.joined(separator: ", ")) FROM \(source)) AS k")
+        try await workspace.execute("""
+            INSERT INTO \(staged) (\(insertList))
+            SELECT \(selectList.joined(separator: ", ")) FROM \(source) WHERE true
+            ON CONFLICT (\(keyList)) \(onConflict)
+            """, lineageValues)
+        let distinct = try await workspace.count("SELECT count(*) FROM \(staged)")
+
+        // 2. Against the published table: keep only what changes it.
+        var inserted = distinct
+        var updated = 0
+        var unchanged = 0
+        if let published, strategy != "replace_partitions" {
+            let matches = quotedKey.map { dialect.nullSafeEquals("p.\($0)", "s.\($0)") }.joined(separator: " AND ")
+            let stale: String
+            if strategy == "latest_wins", let latest {
+                // Not newer than what is published: the published row stays.
+                stale = "NOT (s.\(latest) IS NOT NULL AND (p.\(latest) IS NULL OR s.\(latest) > p.\(latest)))"
+            } else {
+                stale = "true"
+            }
+            unchanged = try await workspace.execute("""
+                DELETE FROM \(staged) WHERE (\(keyList)) IN (
+                    SELECT \(quotedKey.map { "s.\($0)" }.joined(separator: ", ")) FROM \(staged) AS s JOIN \(published) AS p ON \(matches)
+                    WHERE \(stale))
+                """, [])
+            updated = try await workspace.count("""
+                SELECT count(*) FROM \(staged) AS s WHERE EXISTS (SELECT 1 FROM \(published) AS p WHERE \(matches))
+                """)
+            inserted = distinct - unchanged - updated
+        }
         step.logger.info("merged \(from) into \(into)", metadata: ["inserted": "\(inserted)", "updated": "\(updated)"])
         return [
             "rows_inserted": .number(Double(inserted)),
             "rows_updated": .number(Double(updated)),
-            "rows_unchanged": .number(Double(max(0, distinct - inserted - updated))),
+            "rows_unchanged": .number(Double(unchanged)),
             "duplicates_collapsed": .number(Double(total - distinct)),
         ]
     }

@@ -66,7 +66,8 @@ public protocol RunWorkspace: Sendable {
     func columns(of table: String) async throws -> [ColumnDefinition]?
 
     /// Creates (or recreates) the staged version of `table` and returns its name for writing.
-    func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange) async throws -> String
+    /// With a `primaryKey`, the staged table is unique on it (for upserts into staging).
+    func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange, primaryKey: [String]) async throws -> String
 
     /// Inserts rows into a staged table through one prepared statement, in one transaction.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws
@@ -101,6 +102,12 @@ public protocol SQLDialect: Sendable {
     func placeholder(_ index: Int) -> String
     /// An expression that is true when two values are equal or both null.
     func nullSafeEquals(_ left: String, _ right: String) -> String
+}
+
+extension RunWorkspace {
+    public func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange) async throws -> String {
+        try await stage(table, columns: columns, change: change, primaryKey: [])
+    }
 }
 
 extension SQLDialect {

@@ -1,0 +1,171 @@
+import Foundation
+
+// End to end: GenAI usage CSV → ingest → merge_dedupe → aggregate (with a pricing join) →
+// validate_data → publish, with `sluice run` on the example pipeline, against the baseline a
+// data engineer would write by hand: the sqlite3 shell doing `.import` into a staging table,
+// an upsert that keeps the newer version, and the same GROUP BY. Both must produce the same
+// daily totals. Prints wall time, rows/s and peak memory for each size. Release build:
+//   bash Benchmarks/run.sh run   (or: swift run -c release RunBenchmark [--rows 100000,1000000])
+
+let arguments = CommandLine.arguments
+let sizes = arguments.firstIndex(of: "--rows").map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
+    ?? [100_000, 1_000_000]
+let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let binFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+let sluice = binFolder.appendingPathComponent("sluice").path
+let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("sluice-run-bench")
+guard FileManager.default.isExecutableFile(atPath: sluice) else {
+    print("build the sluice product in release first: swift build -c release --product sluice")
+    exit(1)
+}
+
+struct Measured {
+    var seconds: Double
+    var peakMB: Double
+    var status: Int32
+    var output: String
+}
+
+/// Runs a command under GNU time to read its peak resident memory (Foundation's Process
+/// reaps its children itself, so wait4 can't see their usage).
+func measure(_ executable: String, _ arguments: [String], in folder: URL, stdin: String? = nil) throws -> Measured {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+    process.arguments = ["-f", "SLUICE_BENCH_MAXRSS_KB=%M", executable] + arguments
+    process.currentDirectoryURL = folder
+    let output = folder.appendingPathComponent("output-\(UUID().uuidString).txt")
+    FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    process.standardOutput = handle
+    process.standardError = handle
+    if let stdin {
+        let input = folder.appendingPathComponent("input-\(UUID().uuidString).sql")
+        try Data(stdin.utf8).write(to: input)
+        process.standardInput = try FileHandle(forReadingFrom: input)
+    }
+    let started = Date()
+    try process.run()
+    process.waitUntilExit()
+    let seconds = Date().timeIntervalSince(started)
+    try handle.close()
+    var text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(at: output)
+    var peak = 0.0
+    if let range = text.range(of: "SLUICE_BENCH_MAXRSS_KB=") {
+        peak = (Double(text[range.upperBound...].prefix { $0.isNumber }) ?? 0) / 1024
+        text = String(text[..<range.lowerBound])
+    }
+    return Measured(seconds: seconds, peakMB: peak, status: process.terminationStatus, output: text)
+}
+
+func shell(_ command: String) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    try? process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+let baselineScript = """
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    CREATE TABLE usage_raw (request_id TEXT, request_ts TEXT, updated_at TEXT, usage_date TEXT, org_slug TEXT, project_id TEXT,
+        provider TEXT, model TEXT, operation TEXT, input_tokens INTEGER, output_tokens INTEGER, latency_ms INTEGER, status TEXT,
+        request_tags TEXT);
+    CREATE TABLE pricing_raw (provider TEXT, model TEXT, input_price_per_1m REAL, output_price_per_1m REAL, currency TEXT,
+        price_updated_at TEXT);
+    .mode csv
+    .import --skip 1 USAGE usage_raw
+    .import --skip 1 PRICING pricing_raw
+    CREATE TABLE usage (request_id TEXT PRIMARY KEY, request_ts TEXT, updated_at TEXT, usage_date TEXT, org_slug TEXT,
+        project_id TEXT, provider TEXT, model TEXT, operation TEXT, input_tokens INTEGER, output_tokens INTEGER,
+        latency_ms INTEGER, status TEXT, request_tags TEXT);
+    INSERT INTO usage SELECT * FROM usage_raw WHERE true
+        ON CONFLICT (request_id) DO UPDATE SET request_ts = excluded.request_ts, updated_at = excluded.updated_at,
+            usage_date = excluded.usage_date, org_slug = excluded.org_slug, project_id = excluded.project_id,
+            provider = excluded.provider, model = excluded.model, operation = excluded.operation,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, latency_ms = excluded.latency_ms,
+            status = excluded.status, request_tags = excluded.request_tags
+        WHERE excluded.updated_at > usage.updated_at;
+    CREATE TABLE pricing (provider TEXT, model TEXT, input_price_per_1m REAL, output_price_per_1m REAL, price_updated_at TEXT,
+        PRIMARY KEY (provider, model));
+    INSERT INTO pricing SELECT provider, model, input_price_per_1m, output_price_per_1m, price_updated_at FROM pricing_raw WHERE true
+        ON CONFLICT (provider, model) DO UPDATE SET input_price_per_1m = excluded.input_price_per_1m,
+            output_price_per_1m = excluded.output_price_per_1m, price_updated_at = excluded.price_updated_at
+        WHERE excluded.price_updated_at > pricing.price_updated_at;
+    CREATE TABLE genai_costs_daily AS
+        SELECT u.usage_date, u.org_slug, u.provider, u.model, count(*) AS requests,
+            sum(u.input_tokens * p.input_price_per_1m / 1e6 + u.output_tokens * p.output_price_per_1m / 1e6) AS cost_usd
+        FROM usage AS u LEFT JOIN pricing AS p ON p.provider = u.provider AND p.model = u.model
+        GROUP BY u.usage_date, u.org_slug, u.provider, u.model;
+    """
+
+let totalsQuery = "SELECT usage_date, org_slug, provider, model, requests, printf('%.6f', cost_usd) FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
+
+print("Run benchmark: genai_costs_daily end to end, sluice (release) vs the sqlite3 shell")
+print("size       tool     wall s   rows/s     peak MB")
+for rows in sizes {
+    let data = work.appendingPathComponent("data-\(rows)")
+    if !FileManager.default.fileExists(atPath: data.appendingPathComponent("genai_usage.csv").path) {
+        print("(generating \(rows) rows with scripts/generate_sample_data.py …)")
+        guard shell("python3 '\(repository.path)/scripts/generate_sample_data.py' --rows \(rows) --bad-rows 0 --out '\(data.path)' > /dev/null") == 0 else {
+            print("generating the data failed")
+            exit(1)
+        }
+    }
+    let usage = data.appendingPathComponent("genai_usage.csv").path
+    let pricing = data.appendingPathComponent("genai_pricing.csv").path
+
+    // Sluice, in a fresh project holding the example pipeline and schemas.
+    let project = work.appendingPathComponent("project-\(rows)")
+    try? FileManager.default.removeItem(at: project)
+    try FileManager.default.createDirectory(at: project.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: repository.appendingPathComponent("schemas"), to: project.appendingPathComponent("schemas"))
+    try FileManager.default.copyItem(at: repository.appendingPathComponent("procedures"), to: project.appendingPathComponent("procedures"))
+    try FileManager.default.copyItem(at: repository.appendingPathComponent("pipelines/genai_costs_daily.yml"),
+                                     to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
+    let ours = try measure(sluice, ["run", "genai_costs_daily", "--param", "usage_file=\(usage)", "--param", "pricing_file=\(pricing)"],
+                           in: project)
+    guard ours.status == 0 else {
+        print("sluice run failed:\n\(ours.output.suffix(2_000))")
+        exit(1)
+    }
+
+    // The sqlite3 baseline.
+    let baselineFolder = work.appendingPathComponent("baseline-\(rows)")
+    try? FileManager.default.removeItem(at: baselineFolder)
+    try FileManager.default.createDirectory(at: baselineFolder, withIntermediateDirectories: true)
+    let script = baselineScript.replacingOccurrences(of: "USAGE", with: usage).replacingOccurrences(of: "PRICING", with: pricing)
+    let theirs = try measure("/usr/bin/sqlite3", [baselineFolder.appendingPathComponent("baseline.sqlite").path], in: baselineFolder, stdin: script)
+    guard theirs.status == 0 else {
+        print("the sqlite3 baseline failed:\n\(theirs.output.suffix(2_000))")
+        exit(1)
+    }
+
+    // Same daily totals from both.
+    let ourTotals = try measure("/usr/bin/sqlite3", ["-readonly", project.appendingPathComponent(".sluice/orgs/default/warehouse.sqlite").path, totalsQuery], in: project)
+    let theirTotals = try measure("/usr/bin/sqlite3", ["-readonly", baselineFolder.appendingPathComponent("baseline.sqlite").path, totalsQuery], in: baselineFolder)
+    // Requests must match exactly; costs up to float rounding (the sums run in another order).
+    func parse(_ text: String) -> [(key: String, requests: String, cost: Double)] {
+        text.split(separator: "\n").map { line in
+            let parts = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            return (parts.prefix(4).joined(separator: "|"), parts.count > 4 ? parts[4] : "", parts.count > 5 ? Double(parts[5]) ?? .nan : .nan)
+        }
+    }
+    let ourRows = parse(ourTotals.output), theirRows = parse(theirTotals.output)
+    let same = !ourRows.isEmpty && ourRows.count == theirRows.count && zip(ourRows, theirRows).allSatisfy { ours, theirs in
+        ours.key == theirs.key && ours.requests == theirs.requests && abs(ours.cost - theirs.cost) <= 1e-9 * max(1, abs(theirs.cost))
+    }
+
+    func line(_ tool: String, _ measured: Measured) -> String {
+        String(format: "%-10d %-8@ %7.2f %9.0f %9.1f", rows, tool as NSString, measured.seconds, Double(rows) / measured.seconds, measured.peakMB)
+    }
+    print(line("sluice", ours))
+    print(line("sqlite3", theirs))
+    print(String(format: "%-10d ratio    %.2fx sluice/sqlite3; daily totals %@ (%d rows)", rows, ours.seconds / theirs.seconds,
+                 (same ? "identical" : "DIFFER") as NSString, ourTotals.output.split(separator: "\n").count))
+    if !same {
+        print("first lines, sluice:\n\(ourTotals.output.prefix(400))\nsqlite3:\n\(theirTotals.output.prefix(400))")
+    }
+}
