@@ -421,6 +421,10 @@ struct SQLiteDialect: SQLDialect {
     func placeholder(_ index: Int) -> String { "?\(index)" }
 
     func nullSafeEquals(_ left: String, _ right: String) -> String { "\(left) IS \(right)" }
+
+    /// Rows of a table in load order. (A composed view has no rowid; a staged table and a
+    /// published one, which are what merges read, do.)
+    var arrivalOrder: String { "rowid" }
 }
 
 extension WarehouseValue {

@@ -102,6 +102,8 @@ public protocol SQLDialect: Sendable {
     func placeholder(_ index: Int) -> String
     /// An expression that is true when two values are equal or both null.
     func nullSafeEquals(_ left: String, _ right: String) -> String
+    /// An ORDER BY term giving a table's rows in the order they were loaded.
+    var arrivalOrder: String { get }
 }
 
 extension RunWorkspace {
