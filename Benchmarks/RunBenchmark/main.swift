@@ -101,7 +101,7 @@ let baselineScript = """
         GROUP BY u.usage_date, u.org_slug, u.provider, u.model;
     """
 
-let totalsQuery = "SELECT usage_date, org_slug, provider, model, requests, printf('%.6f', cost_usd) FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
+let totalsQuery = "SELECT usage_date, org_slug, provider, model, requests, printf('%.17g', cost_usd) FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
 
 print("Run benchmark: genai_costs_daily end to end, sluice (release) vs the sqlite3 shell")
 print("size       tool     wall s   rows/s     peak MB")
