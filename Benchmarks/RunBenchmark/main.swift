@@ -34,7 +34,7 @@ func measure(_ executable: String, _ arguments: [String], in folder: URL, stdin:
     process.arguments = ["-f", "SLUICE_BENCH_MAXRSS_KB=%M", executable] + arguments
     process.currentDirectoryURL = folder
     let output = folder.appendingPathComponent("output-\(UUID().uuidString).txt")
-    FileManager.default.createFile(atPath: output.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     let handle = try FileHandle(forWritingTo: output)
     process.standardOutput = handle
     process.standardError = handle
