@@ -244,7 +244,7 @@ struct RunPipelineTests {
         #expect(run.state == .failed)
         let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
         #expect(step?.errorCode == "bad_row")
-        #expect(step?.reason == "column amount: 'lots' is not a NUMERIC")
+        #expect(step?.reason == "data/events.csv:2:41: column amount: 'lots' is not a NUMERIC")
         #expect(try await project.tableExists("events") == false)
     }
 
@@ -271,7 +271,8 @@ struct RunPipelineTests {
         #expect(run.state == .failed)
         let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
         #expect(step?.errorCode == "missing_input")
-        #expect(step?.reason == "input file 'data/nope.csv' does not exist")
+        #expect(step?.reason.hasSuffix("input file 'data/nope.csv' does not exist") == true)
+        #expect(step?.reason.hasPrefix("pipelines/merge_events.yml:") == true)
     }
 
     @Test func aProcedureWritesThroughStagingAndPublishesWithTheRun() async throws {
@@ -321,5 +322,51 @@ struct RunPipelineTests {
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,3\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
         #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events") == [["2.0"]])
+    }
+
+    static let header = Data("event_id,ts,day,org,amount\n".utf8)
+
+    /// Input that can't be read at all fails the ingest step with the file, line and column,
+    /// and the run publishes nothing.
+    @Test(arguments: [
+        ("unterminated quote", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,\"2026-03-01".utf8),
+         "unterminated_quote", "data/events.csv:3:4: "),
+        ("empty file", Data(), "empty_input", "data/events.csv:1:1: "),
+        ("invalid UTF-8", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,ac".utf8) + Data([0xFF]) + Data("me,5\n".utf8),
+         "invalid_utf8", "data/events.csv:2:38: "),
+    ])
+    func unreadableInputFailsWithItsPlace(_ name: String, _ data: Data, _ code: String, _ place: String) async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try data.write(to: project.root.appendingPathComponent("data/events.csv"))
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(run.state == .failed)
+        let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+        #expect(step?.errorCode == code, "\(name): \(step?.reason ?? "")")
+        #expect(step?.reason.hasPrefix(place) == true, "\(name): \(step?.reason ?? "")")
+        #expect(try await project.tableExists("events") == false)
+    }
+
+    @Test func aHeaderWithoutARequiredColumnFailsBeforeAnyRow() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,org,amount\ne1,2026-03-01T10:00:00Z,acme,5\n")
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(run.state == .failed)
+        let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+        #expect(step?.errorCode == "missing_column")
+        #expect(step?.reason.contains("day") == true)
+    }
+
+    @Test func aTruncatedLastLineIsABadRowNotACrash() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T1")
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(run.state == .succeeded)
+        let quarantined = try await project.store.quarantined(of: run.id)
+        #expect(quarantined.map(\.line) == [3])
+        #expect(quarantined.first?.raw == "e2,2026-03-01T1")
+        #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
     }
 }

@@ -321,7 +321,9 @@ public struct Executor: Sendable {
             }
 
             if !failure.transient {
-                await record(.failed, attempt, failure.message, failure.code)
+                // Where the problem is (a file, line and column) leads the stored reason.
+                let reason = failure.location.map { "\($0): \(failure.message)" } ?? failure.message
+                await record(.failed, attempt, reason, failure.code)
                 logger.error("step failed: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
                 return .failed(failure)
             }
