@@ -65,6 +65,11 @@ let package = Package(
             name: "RunBenchmark",
             path: "Benchmarks/RunBenchmark"
         ),
+        .executableTarget(
+            name: "DAGBenchmark",
+            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/DAGBenchmark"
+        ),
         .testTarget(
             name: "SluiceModelTests",
             dependencies: ["SluiceModel"],

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v yamllint >/dev/null 2>&1 || python3 -m pip install --quiet yamllint || echo "could not install yamllint; running without the comparison"
-# Usage: bash Benchmarks/run.sh [lint|run] [benchmark arguments]   (default: both)
+# Usage: bash Benchmarks/run.sh [lint|run|dag] [benchmark arguments]   (default: all)
 which="${1:-all}"
 [ $# -gt 0 ] && shift
 swift build -c release --product sluice
@@ -16,4 +16,8 @@ fi
 if [ "$which" = "run" ] || [ "$which" = "all" ]; then
     swift build -c release --product RunBenchmark
     "$bin/RunBenchmark" "$@"
+fi
+if [ "$which" = "dag" ] || [ "$which" = "all" ]; then
+    swift build -c release --product DAGBenchmark
+    "$bin/DAGBenchmark" "$@"
 fi
