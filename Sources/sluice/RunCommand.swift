@@ -34,7 +34,10 @@ extension Sluice {
                 """)
 
         @Argument(help: "A pipeline file, or a pipeline id found as pipelines/<id>.yml.")
-        var pipeline: String
+        var pipeline: String?
+
+        @Option(help: "Run a failed run again from its failed steps, reusing what succeeded (same params and logical date).")
+        var resume: String?
 
         @Option(name: .customLong("param"), help: "A param value, as name=value (repeatable).")
         var params: [String] = []
@@ -51,6 +54,12 @@ extension Sluice {
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
+            guard (pipeline == nil) != (resume == nil) else {
+                throw ValidationError("give a pipeline to run, or --resume RUN_ID, not both")
+            }
+            if resume != nil, !params.isEmpty || logicalDate != nil {
+                throw ValidationError("--resume reuses the run's params and logical date; --param and --logical-date don't apply")
+            }
             for param in params where !param.contains("=") {
                 throw ValidationError("--param takes name=value, not '\(param)'")
             }
@@ -62,7 +71,16 @@ extension Sluice {
 
         func run() async throws {
             let root = project.root
-            let path = try resolvePipeline(pipeline, project: project)
+            let state = LocalState(projectRoot: root)
+            var previous: RunRecord?
+            if let resume {
+                guard let record = try await state.runStore().run(resume) else {
+                    writeError("sluice run: no run '\(resume)'")
+                    throw ExitCode(1)
+                }
+                previous = record
+            }
+            let path = try resolvePipeline(pipeline ?? previous!.pipeline, project: project)
             let linter = Linter(projectRoot: root, registry: .builtIn)
             let (planned, diagnostics) = linter.plan(file: path)
             guard let plan = planned else {
@@ -80,7 +98,6 @@ extension Sluice {
                 handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
                 return handler
             }
-            let state = LocalState(projectRoot: root)
             let store = try await state.runStore()
             var options = ExecutorOptions()
             // Heartbeats well inside the lease, so a live run is never taken for a dead one.
@@ -96,7 +113,10 @@ extension Sluice {
             let request = Executor.RunRequest(org: org, logicalDate: day, trigger: .cli, params: values)
 
             // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
-            let task = Task { try await executor.start(plan, request) }
+            let task = Task {
+                if let previous { return try await executor.resume(plan, runID: previous.id) }
+                return try await executor.start(plan, request)
+            }
             let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number)
@@ -109,9 +129,10 @@ extension Sluice {
 
             print(try await RunReport.render(record, store: store))
             if record.state == .succeeded {
-                let warehouse = try state.warehouse.warehousePath(org: org)
-                print("\nResults are in \(relative(warehouse, to: root)); look with: sluice query \(org) \"SELECT * FROM <table> LIMIT 10\"")
+                let warehouse = try state.warehouse.warehousePath(org: record.org)
+                print("\nResults are in \(relative(warehouse, to: root)); look with: sluice query \(record.org) \"SELECT * FROM <table> LIMIT 10\"")
             } else {
+                print("\nTo run it again from the failed steps, reusing what succeeded: sluice run --resume \(record.id)")
                 throw ExitCode(1)
             }
         }

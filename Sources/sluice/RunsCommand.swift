@@ -72,8 +72,13 @@ enum RunReport {
                 took = ""
             }
             let outputs = step.outputs.keys.sorted().map { "\($0)=\(step.outputs[$0]!)" }.joined(separator: " ")
-            return [step.stepID, step.processor, step.state.rawValue, step.attempt == 0 ? "" : "\(step.attempt)", took,
-                    step.state == .succeeded ? outputs : step.reason]
+            let detail: String
+            switch step.state {
+            case .succeeded where step.attempt == 0: detail = "\(step.reason): \(outputs)"  // reused by a resume
+            case .succeeded: detail = outputs
+            default: detail = step.reason
+            }
+            return [step.stepID, step.processor, step.state.rawValue, step.attempt == 0 ? "" : "\(step.attempt)", took, detail]
         }
         lines.append(TextTable.render(header: ["step", "processor", "state", "attempt", "took", "outputs / reason"], rows: rows))
         let checks = try await store.checkResults(of: run.id)

@@ -214,6 +214,28 @@ struct RunCommandTests {
         #expect(show.stdout.contains("step daily_costs (attempt 1) → succeeded"))
     }
 
+    @Test func aFailedRunResumesFromItsFailedStep() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let usage = project.appendingPathComponent("examples/data/genai_usage.csv")
+        let pricing = project.appendingPathComponent("examples/data/genai_pricing.csv")
+        let moved = project.appendingPathComponent("pricing-later.csv")
+        try FileManager.default.moveItem(at: pricing, to: moved)
+        let failed = try sluice("run", "genai_costs_daily", in: project)
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("To run it again from the failed steps, reusing what succeeded: sluice run --resume "))
+        let runID = try #require(failed.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+
+        try FileManager.default.moveItem(at: moved, to: pricing)
+        try Data("broken\n".utf8).write(to: usage)  // a reused load must not read the file again
+        let resumed = try sluice("run", "--resume", runID, in: project)
+        #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+        #expect(resumed.stdout.contains("reused from run \(runID)"))
+        let totals = try sluice("query", "default", "SELECT count(*) FROM genai_costs_daily", in: project)
+        #expect(totals.stdout.contains("\n374\n"))
+        #expect(try sluice("run", "--resume", runID, "--param", "x=1", in: project).status == 2)
+    }
+
     @Test func aPipelineWithLintErrorsRunsNothing() throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

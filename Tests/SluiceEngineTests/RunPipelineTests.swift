@@ -369,4 +369,42 @@ struct RunPipelineTests {
         #expect(quarantined.first?.raw == "e2,2026-03-01T1")
         #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
     }
+
+    @Test func aResumedRunReusesWhatSucceededAndRunsTheRest() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let yaml = """
+            pipeline: two_loads
+            defaults: { timeout: 1m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - { id: load_rates, uses: ingest, needs: [merge], with: { source: { format: csv, path: data/late_rates.csv }, table: rates_raw, schema: schemas/rates_raw.json } }
+              - { id: rates, uses: merge_dedupe, with: { from: rates_raw, into: rates, key: [org], strategy: first_wins, lineage: false } }
+            """
+        let failed = try await project.run("two_loads", yaml: yaml)
+        #expect(failed.state == .failed)
+        #expect(try await project.tableExists("events") == false)
+
+        // The late file arrives; the events input changes, which a reused step must not see.
+        try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne9,2026-03-01T10:00:00Z,2026-03-01,acme,9\n")
+        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/two_loads.yml")
+        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
+        #expect(resumed.state == .succeeded, "\(resumed.reason)")
+        #expect(resumed.resumeOf == failed.id)
+        let steps = Dictionary(uniqueKeysWithValues: try await project.store.steps(of: resumed.id).map { ($0.stepID, $0) })
+        #expect(steps["load"]?.reason == "reused from run \(failed.id)")
+        #expect(steps["merge"]?.reason == "reused from run \(failed.id)")
+        #expect(steps["load_rates"]?.state == .succeeded && steps["load_rates"]?.attempt == 1)
+        #expect(steps["merge"]?.outputs["rows_inserted"] == .number(1))
+        // The staged events from the first run were published, not the new file's.
+        #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
+        #expect(try await project.rows("SELECT org, rate FROM rates") == [["acme", "3.0"]])
+        // Resuming a run that succeeded is refused.
+        await #expect(throws: StepFailure.self) { try await executor.resume(try #require(plan), runID: resumed.id, env: [:]) }
+    }
 }

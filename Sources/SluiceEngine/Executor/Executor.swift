@@ -78,8 +78,38 @@ public struct Executor: Sendable {
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
 
-    /// Executes a run that exists in the store.
-    public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String]) async throws {
+    /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not
+    /// succeed: a new run, with the same params and logical date, that reuses the old run's
+    /// staging and the outputs of its succeeded steps. Returns the new run as it ended.
+    public func resume(_ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment) async throws -> RunRecord {
+        guard let previous = try await store.run(runID) else {
+            throw StepFailure("unknown_run", "no run '\(runID)'")
+        }
+        guard previous.state == .failed || previous.state == .cancelled else {
+            throw StepFailure("not_resumable", "run '\(runID)' is \(previous.state.rawValue); only failed or cancelled runs can be resumed")
+        }
+        guard previous.pipeline == plan.definition.id?.value else {
+            throw StepFailure("not_resumable", "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
+        }
+        let succeeded = try await store.steps(of: runID).filter { $0.state == .succeeded }
+        let ids = Set(plan.definition.steps.map(\.id.value))
+        var reused: [String: [String: ExpressionValue]] = [:]
+        for step in succeeded where ids.contains(step.stepID) { reused[step.stepID] = step.outputs }
+        let record = RunRecord(pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
+                               params: previous.params, resumeOf: previous.id)
+        let steps = (plan.definition.steps + plan.definition.onFailure).map {
+            StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
+        }
+        let (run, _) = try await store.createRun(record, steps: steps)
+        try await execute(plan, run: run, env: env, reuse: reused,
+                          stagingOf: try await RunRecovery.stagingRun(of: previous, store: store))
+        return try await shielded { [store] in try await store.run(run.id) } ?? run
+    }
+
+    /// Executes a run that exists in the store. `reuse` holds steps that already succeeded
+    /// (in the run whose staging `stagingOf` names) with their outputs; they are not run again.
+    public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
+                        reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil) async throws {
         var logger = self.logger
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
@@ -108,7 +138,7 @@ public struct Executor: Sendable {
         var workspace: (any RunWorkspace)?
         if let warehouse {
             do {
-                workspace = try await warehouse.workspace(org: run.org, runID: run.id)
+                workspace = try await warehouse.workspace(org: run.org, runID: stagingRun ?? run.id)
             } catch {
                 try await shielded { [store] in
                     try await store.recordRun(run.id, state: .failed, reason: "the warehouse could not be opened: \(error)", at: Date())
@@ -117,7 +147,14 @@ public struct Executor: Sendable {
             }
         }
 
-        let outcome = await runSteps(plan, run: run, base: base, workspace: workspace, logger: logger)
+        for (step, outputs) in reuse.sorted(by: { $0.key < $1.key }) {
+            try await shielded { [store] in
+                try await store.saveOutputs(run.id, step: step, outputs: outputs)
+                try await store.recordStep(run.id, step: step, state: .succeeded, attempt: 0,
+                                           reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
+            }
+        }
+        let outcome = await runSteps(plan, run: run, base: base, workspace: workspace, reused: reuse, logger: logger)
         switch outcome {
         case .succeeded:
             // Every target table changes now, in one transaction, or not at all.
@@ -168,7 +205,7 @@ public struct Executor: Sendable {
     }
 
     private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, workspace: (any RunWorkspace)?,
-                          logger: Logger) async -> Outcome {
+                          reused: [String: [String: ExpressionValue]] = [:], logger: Logger) async -> Outcome {
         let definition = plan.definition
         var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
         var dependents: [String: [String]] = [:]
@@ -176,8 +213,11 @@ public struct Executor: Sendable {
             waitingOn[edge.to, default: []].insert(edge.from)
             dependents[edge.from, default: []].append(edge.to)
         }
-        var started = Set<String>()
-        var outputs: [String: [String: ExpressionValue]] = [:]
+        var started = Set(reused.keys)
+        var outputs: [String: [String: ExpressionValue]] = reused
+        for id in reused.keys {
+            for next in dependents[id] ?? [] { waitingOn[next]?.remove(id) }
+        }
         var failure: (step: String, failure: StepFailure)?
         var cancelled = false
         let maxParallel = max(1, definition.defaults.maxParallel)

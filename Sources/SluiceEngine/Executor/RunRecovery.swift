@@ -18,7 +18,7 @@ public enum RunRecovery {
             reason: "no heartbeat for \(DurationText.format(lease)); the process running it stopped (killed or crashed)", at: now)
         var recovered: [RunRecord] = []
         for var run in abandoned {
-            if let warehouse, try await warehouse.wasPublished(org: run.org, runID: run.id) {
+            if let warehouse, try await warehouse.wasPublished(org: run.org, runID: try await stagingRun(of: run, store: store)) {
                 try await store.recordRun(run.id, state: .succeeded,
                                           reason: "its changes were published before the process stopped", at: now)
                 run.state = .succeeded
@@ -26,5 +26,16 @@ public enum RunRecovery {
             recovered.append(run)
         }
         return recovered
+    }
+
+    /// The run whose staging a run works in: its own, or for a resumed run, that of the run
+    /// the chain of resumes started from.
+    public static func stagingRun(of run: RunRecord, store: any RunStore) async throws -> String {
+        var current = run
+        var seen: Set<String> = [run.id]
+        while let previous = current.resumeOf, seen.insert(previous).inserted, let record = try await store.run(previous) {
+            current = record
+        }
+        return current.id
     }
 }
