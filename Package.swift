@@ -77,7 +77,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "SluiceCLITests",

@@ -10,9 +10,12 @@ import SluiceModel
 /// one transaction. Killing the process at any point leaves the org's tables as they were.
 public struct SQLiteWarehouse: Warehouse {
     public let root: URL
+    /// How long a run waits for another writer (another run publishing) before failing.
+    public let busyTimeout: Duration
 
-    public init(root: URL) {
+    public init(root: URL, busyTimeout: Duration = .seconds(30)) {
         self.root = root
+        self.busyTimeout = busyTimeout
     }
 
     func orgFolder(_ org: String) throws -> URL {
@@ -34,7 +37,8 @@ public struct SQLiteWarehouse: Warehouse {
     public func workspace(org: String, runID: String) async throws -> any RunWorkspace {
         let folder = try orgFolder(org)
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("staging"), withIntermediateDirectories: true)
-        return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID))
+        return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID),
+                                   busyTimeout: busyTimeout)
     }
 
     public func wasPublished(org: String, runID: String) async throws -> Bool {
@@ -70,10 +74,10 @@ final class SQLiteWorkspace: RunWorkspace {
 
     let runID: String
 
-    init(warehouse: String, staging: String) throws {
+    init(warehouse: String, staging: String, busyTimeout: Duration) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA temp_store = FILE")
         }
@@ -142,7 +146,7 @@ final class SQLiteWorkspace: RunWorkspace {
     func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange,
                primaryKey: [String]) async throws -> String {
         try await queue.writeWithoutTransaction { db in
-            try db.inTransaction {
+            try db.inTransaction(.deferred) {
                 let quoted = self.dialect.quote(table)
                 try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
                 try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
@@ -200,7 +204,7 @@ final class SQLiteWorkspace: RunWorkspace {
 
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
         guard !rows.isEmpty else { return }
-        try await queue.write { db in
+        try await stagingWrite { db in
             let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
             let statement = try db.cachedStatement(sql: "INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) VALUES (\(placeholders))")
             // Bound straight through SQLite's C API: building GRDB arguments per row cost more
@@ -241,7 +245,7 @@ final class SQLiteWorkspace: RunWorkspace {
     }
 
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
-        try await queue.write { db in
+        try await stagingWrite { db in
             try db.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
             return db.changesCount
         }
@@ -251,7 +255,7 @@ final class SQLiteWorkspace: RunWorkspace {
                    writes: [(table: String, columns: [SluiceEngine.ColumnDefinition])]) async throws -> Int {
         try await queue.writeWithoutTransaction { db in
             var changed = 0
-            try db.inTransaction {
+            try db.inTransaction(.deferred) {
                 // Unqualified names find `temp` first: a temp table under the target's name
                 // takes the script's writes, away from the published table.
                 for (table, columns) in writes {
@@ -285,6 +289,24 @@ final class SQLiteWorkspace: RunWorkspace {
                 return .commit
             }
             return changed
+        }
+    }
+
+    /// A write to the run's staging: a deferred transaction, so it locks only `stage` and
+    /// runs while other runs of the org publish. A database still locked after the busy
+    /// timeout is a transient failure (the step's retry policy decides).
+    private func stagingWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.deferred) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            throw StepFailure("database_locked", "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
         }
     }
 

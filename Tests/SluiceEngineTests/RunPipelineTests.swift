@@ -4,6 +4,7 @@ import Testing
 @testable import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import GRDB
 
 /// A throwaway project folder with schemas, data and pipelines, run for real on SQLite files.
 struct PipelineProject {
@@ -406,5 +407,39 @@ struct RunPipelineTests {
         #expect(try await project.rows("SELECT org, rate FROM rates") == [["acme", "3.0"]])
         // Resuming a run that succeeded is refused.
         await #expect(throws: StepFailure.self) { try await executor.resume(try #require(plan), runID: resumed.id, env: [:]) }
+    }
+
+    @Test func aPublishThatCannotGetTheDatabaseRollsBackAndFailsTheRun() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        let before = try await project.rows("SELECT * FROM events")
+
+        // Another writer holds the org's database past the busy timeout while the run publishes.
+        let blocker = try DatabaseQueue(path: try project.warehouse.warehousePath(org: "acme"))
+        let locked = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? blocker.inTransaction(.exclusive) { _ in
+                locked.signal()
+                _ = release.wait(timeout: .now() + 30)
+                return .rollback
+            }
+        }
+        locked.wait()
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,7\n")
+        try project.write("pipelines/merge_events.yml", PipelineProject.mergePipeline())
+        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
+        let executor = Executor(processors: .builtIn, store: project.store,
+                                warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), busyTimeout: .milliseconds(300)),
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))
+        release.signal()
+
+        #expect(run.state == .failed)
+        #expect(run.reason.hasPrefix("publishing failed, nothing was changed:"))
+        #expect(run.reason.contains("locked"), "\(run.reason)")
+        #expect(try await project.rows("SELECT * FROM events") == before)
     }
 }
