@@ -93,13 +93,18 @@ extension Sluice {
                 print("(dry run: nothing was run)")
                 return
             }
+            // On a terminal, a live view of the steps; elsewhere (CI, files) plain log lines.
+            let interactive = isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+                    ?? (interactive ? .warning : .info)
                 return handler
             }
             let store = try await state.runStore()
             var options = ExecutorOptions()
+            let printer = interactive ? ProgressPrinter(plan) : nil
+            if let printer { options.observer = { printer.apply($0) } }
             // Heartbeats well inside the lease, so a live run is never taken for a dead one.
             options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
             let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
@@ -124,7 +129,17 @@ extension Sluice {
                 source.resume()
                 return source
             }
+            // Keep the elapsed times moving between events.
+            let ticker = Task {
+                while !Task.isCancelled, let printer {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    printer.redraw()
+                }
+            }
             let record = try await task.value
+            ticker.cancel()
+            printer?.redraw()
+            if printer != nil { print("") }
             signals.forEach { $0.cancel() }
 
             print(try await RunReport.render(record, store: store))

@@ -11,6 +11,8 @@ public struct ExecutorOptions: Sendable {
     public var heartbeatInterval: Duration = .seconds(5)
     /// The timeout of a step when neither it nor the pipeline's `defaults` set one.
     public var fallbackTimeout: Duration = .seconds(3_600)
+    /// Told of every transition as it is stored (a progress display, metrics).
+    public var observer: (@Sendable (RunEvent) -> Void)?
 
     public init() {}
 }
@@ -120,12 +122,14 @@ public struct Executor: Sendable {
             base = try RunParameters.context(for: plan.definition, run: run, env: env)
         } catch {
             try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: error.description, at: Date()) }
+            notify(run.id, step: nil, .failed, error.description)
             try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "the run's params are invalid")
             logger.error("run failed before any step: \(error.description)")
             return
         }
 
         try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: "started", at: Date()) }
+        notify(run.id, step: nil, .running, "started")
         logger.info("run started")
         let heartbeat = Task { [store, options] in
             while !Task.isCancelled {
@@ -164,24 +168,34 @@ public struct Executor: Sendable {
                 } catch {
                     let reason = "publishing failed, nothing was changed: \(error)"
                     try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+                    notify(run.id, step: nil, .failed, reason)
                     logger.error("\(reason)")
                     return
                 }
             }
             try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not needed: the run succeeded")
             try await shielded { [store] in try await store.recordRun(run.id, state: .succeeded, reason: "every step succeeded", at: Date()) }
+            notify(run.id, step: nil, .succeeded, "every step succeeded")
             logger.info("run succeeded")
         case .failed(let step, let failure):
             let reason = "step '\(step)' failed: \(failure.message)"
             // The staging stays for a resume; nothing of it is published.
             await runHandlers(plan, run: run, base: base, workspace: workspace, logger: logger)
             try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+            notify(run.id, step: nil, .failed, reason)
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
             if let workspace { try? await shielded { try await workspace.discard() } }
             try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: "the run was cancelled", at: Date()) }
+            notify(run.id, step: nil, .cancelled, "the run was cancelled")
             logger.notice("run cancelled")
         }
+    }
+
+    private func notify(_ runID: String, step: String?, _ state: RunState, attempt: Int = 0, _ reason: String,
+                        outputs: [String: ExpressionValue]? = nil) {
+        options.observer?(RunEvent(transition: Transition(stepID: step, attempt: attempt, state: state, reason: reason, at: Date()),
+                                   outputs: outputs))
     }
 
     /// Runs a store write in a task of its own, so that a cancelled run still records that it
@@ -271,6 +285,7 @@ public struct Executor: Sendable {
             try await shielded { [store] in
                 try await store.recordStep(runID, step: step, state: .skipped, attempt: 0, reason: reason, errorCode: nil, at: Date())
             }
+            notify(runID, step: step, .skipped, reason)
         }
     }
 
@@ -293,12 +308,14 @@ public struct Executor: Sendable {
         let policy = step.retry ?? definition.defaults.retry ?? .none
         let limit = step.timeout ?? definition.defaults.timeout ?? options.fallbackTimeout
         var generator = SystemRandomNumberGenerator()
+        var lastOutputs: [String: ExpressionValue]?
 
         func record(_ state: RunState, _ attempt: Int, _ reason: String, _ code: String? = nil) async {
             do {
                 try await shielded { [store] in
                     try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code, at: Date())
                 }
+                notify(run.id, step: id, state, attempt: attempt, reason, outputs: state == .succeeded ? lastOutputs : nil)
             } catch {
                 logger.error("could not store the step's state \(state.rawValue): \(error)")
             }
@@ -336,6 +353,7 @@ public struct Executor: Sendable {
             let failure: StepFailure
             switch outcome {
             case .finished(.success(let published)):
+                lastOutputs = published
                 do {
                     try await shielded { [store] in try await store.saveOutputs(run.id, step: id, outputs: published) }
                 } catch {
