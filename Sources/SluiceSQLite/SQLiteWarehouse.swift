@@ -12,10 +12,14 @@ public struct SQLiteWarehouse: Warehouse {
     public let root: URL
     /// How long a run waits for another writer (another run publishing) before failing.
     public let busyTimeout: Duration
+    /// The most an org's warehouse file may grow to, if limited: a publish that would pass it
+    /// fails like a full disk (SQLITE_FULL) and changes nothing.
+    public let maxBytesPerOrg: Int?
 
-    public init(root: URL, busyTimeout: Duration = .seconds(30)) {
+    public init(root: URL, busyTimeout: Duration = .seconds(30), maxBytesPerOrg: Int? = nil) {
         self.root = root
         self.busyTimeout = busyTimeout
+        self.maxBytesPerOrg = maxBytesPerOrg
     }
 
     func orgFolder(_ org: String) throws -> URL {
@@ -38,7 +42,7 @@ public struct SQLiteWarehouse: Warehouse {
         let folder = try orgFolder(org)
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("staging"), withIntermediateDirectories: true)
         return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID),
-                                   busyTimeout: busyTimeout)
+                                   busyTimeout: busyTimeout, maxBytes: maxBytesPerOrg)
     }
 
     public func wasPublished(org: String, runID: String) async throws -> Bool {
@@ -74,7 +78,7 @@ final class SQLiteWorkspace: RunWorkspace {
 
     let runID: String
 
-    init(warehouse: String, staging: String, busyTimeout: Duration) throws {
+    init(warehouse: String, staging: String, busyTimeout: Duration, maxBytes: Int?) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
         var configuration = Configuration()
         configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
@@ -89,6 +93,10 @@ final class SQLiteWorkspace: RunWorkspace {
             try db.execute(sql: "ATTACH DATABASE ? AS stage", arguments: [staging])
             try db.execute(sql: "PRAGMA stage.journal_mode = WAL")
             try db.execute(sql: "PRAGMA stage.synchronous = NORMAL")
+            if let maxBytes {
+                let pageSize = try Int.fetchOne(db, sql: "PRAGMA main.page_size") ?? 4096
+                try db.execute(sql: "PRAGMA main.max_page_count = \(max(1, maxBytes / pageSize))")
+            }
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS stage._sluice_staged (
                     name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL)

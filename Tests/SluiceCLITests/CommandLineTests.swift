@@ -277,6 +277,49 @@ struct CrashSafetyTests {
         return events.stdout + daily.stdout
     }
 
+    @Test func ctrlCCancelsTheRunAndPublishesNothing() throws {
+        let project = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: project) }
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("data"), withIntermediateDirectories: true)
+        try Data(#"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#.utf8)
+            .write(to: project.appendingPathComponent("schemas/events_raw.json"))
+        try Data("""
+            pipeline: crash
+            defaults: { timeout: 10m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+            """.utf8).write(to: project.appendingPathComponent("pipelines/crash.yml"))
+        try writeEvents(project, rows: 300_000, amount: 1, hour: 10)
+
+        let process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = ["run", "crash"]
+        process.currentDirectoryURL = project
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        // Interrupt once the run is under way (its staging exists).
+        let staging = project.appendingPathComponent(".sluice/orgs/default/staging")
+        for _ in 0..<200 where (try? FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty) ?? true {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(process.isRunning)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+
+        let list = try sluice("runs", "list", in: project)
+        #expect(list.stdout.contains("  cancelled  "), "\(list.stdout)")
+        #expect(list.stdout.contains("the run was cancelled"))
+        let query = try sluice("query", "default", "SELECT count(*) FROM events", in: project)
+        #expect(query.status == 1, "nothing may be published: \(query.stdout)")
+        // The cancelled run's staging is removed.
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: staging.path))?.filter { $0.hasSuffix(".sqlite") } == [])
+    }
+
     @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() throws {
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }

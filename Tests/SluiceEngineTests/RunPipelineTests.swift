@@ -442,4 +442,27 @@ struct RunPipelineTests {
         #expect(run.reason.contains("locked"), "\(run.reason)")
         #expect(try await project.rows("SELECT * FROM events") == before)
     }
+
+    @Test func aPublishThatRunsOutOfSpaceRollsBackAndFailsTheRun() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        let before = try await project.rows("SELECT * FROM events")
+        let size = try FileManager.default.attributesOfItem(atPath: try project.warehouse.warehousePath(org: "acme"))[.size] as? Int ?? 0
+
+        // 20,000 new rows cannot fit in the few pages the org may grow by.
+        var csv = "event_id,ts,day,org,amount\n"
+        for index in 0..<20_000 { csv += "n\(index),2026-03-02T10:00:00Z,2026-03-02,acme,1\n" }
+        try project.write("data/events.csv", csv)
+        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
+        let executor = Executor(processors: .builtIn, store: project.store,
+                                warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))
+        #expect(run.state == .failed)
+        #expect(run.reason.hasPrefix("publishing failed, nothing was changed:"))
+        #expect(run.reason.contains("full"), "\(run.reason)")
+        #expect(try await project.rows("SELECT * FROM events") == before)
+    }
 }
