@@ -118,6 +118,12 @@ final class SQLiteWorkspace: RunWorkspace {
         try await queue.read { db in try Self.source(db, table) }
     }
 
+    func isStaged(_ table: String) async throws -> Bool {
+        try await queue.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM stage._sluice_staged WHERE name = ?", arguments: [table]) ?? false
+        }
+    }
+
     /// The staged table itself when it holds the whole content (so it has a rowid, which
     /// orders rows as they arrived), the composed view for upserts and partitions, else the
     /// published table.
@@ -342,16 +348,17 @@ final class SQLiteWorkspace: RunWorkspace {
             }
             try Self.dropStaging(db)
         }
-        try? FileManager.default.removeItem(atPath: stagingPath)
-        try? FileManager.default.removeItem(atPath: stagingPath + "-wal")
-        try? FileManager.default.removeItem(atPath: stagingPath + "-shm")
+        removeStagingFiles()
     }
 
     func discard() async throws {
         try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) }
-        try? FileManager.default.removeItem(atPath: stagingPath)
-        try? FileManager.default.removeItem(atPath: stagingPath + "-wal")
-        try? FileManager.default.removeItem(atPath: stagingPath + "-shm")
+        removeStagingFiles()
+    }
+
+    /// The staging file and its WAL companions, once nothing of it is needed.
+    private func removeStagingFiles() {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: stagingPath + suffix) }
     }
 
     private static func dropStaging(_ db: Database) throws {

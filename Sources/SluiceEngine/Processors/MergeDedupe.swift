@@ -31,7 +31,7 @@ public struct MergeDedupeProcessor: Processor {
         for column in key + [latestBy, partitionBy].compactMap({ $0 }) where !sourceNames.contains(column) {
             throw StepFailure.config("column '\(column)' is not in table '\(from)' (its columns: \(sourceNames.joined(separator: ", ")))")
         }
-        if let target = try await workspace.source(into), !target.hasPrefix("main.") {
+        if try await workspace.isStaged(into) {
             throw StepFailure.config("table '\(into)' was already written by another step of this run; merge into it once per run")
         }
         let published = try await workspace.source(into)

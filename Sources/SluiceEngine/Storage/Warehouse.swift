@@ -62,6 +62,9 @@ public protocol RunWorkspace: Sendable {
     /// table. nil when neither exists.
     func source(_ table: String) async throws -> String?
 
+    /// Whether a step of this run has already staged `table`.
+    func isStaged(_ table: String) async throws -> Bool
+
     /// The columns of `table` as this run sees it, in order; nil when it doesn't exist.
     func columns(of table: String) async throws -> [ColumnDefinition]?
 
