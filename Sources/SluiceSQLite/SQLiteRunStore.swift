@@ -283,6 +283,13 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
+    public func activeRuns() async throws -> [RunRecord] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM run WHERE state IN ('pending', 'running') ORDER BY created_at, id")
+                .map(Self.decodeRun)
+        }
+    }
+
     // MARK: Rows
 
     private static func insertTransition(_ db: Database, runID: String, step: String?, attempt: Int, state: RunState,

@@ -67,6 +67,38 @@ public struct SQLiteWarehouse: Warehouse {
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         return try await queue.read { db in try SQLiteWorkspace.fetch(db, sql, arguments) }
     }
+
+    public func stagings() async throws -> [StagingInfo] {
+        let manager = FileManager.default
+        let orgs = root.appendingPathComponent("orgs")
+        var found: [StagingInfo] = []
+        for org in (try? manager.contentsOfDirectory(atPath: orgs.path)) ?? [] where Identifier.isValid(org) {
+            let folder = orgs.appendingPathComponent(org).appendingPathComponent("staging")
+            for name in (try? manager.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasSuffix(".sqlite") {
+                let runID = String(name.dropLast(".sqlite".count))
+                guard Identifier.isValid(runID) else { continue }
+                // The file and its WAL: a running run may have written only the WAL lately.
+                var bytes: Int64 = 0
+                var modified = Date.distantPast
+                for suffix in ["", "-wal", "-shm"] {
+                    guard let attributes = try? manager.attributesOfItem(atPath: folder.appendingPathComponent(name + suffix).path)
+                    else { continue }
+                    bytes += (attributes[.size] as? NSNumber)?.int64Value ?? 0
+                    if let date = attributes[.modificationDate] as? Date, date > modified { modified = date }
+                }
+                found.append(StagingInfo(org: org, runID: runID, bytes: bytes, modifiedAt: modified))
+            }
+        }
+        return found.sorted { ($0.org, $0.runID) < ($1.org, $1.runID) }
+    }
+
+    public func hasStaging(org: String, runID: String) async throws -> Bool {
+        FileManager.default.fileExists(atPath: try stagingPath(org: org, runID: runID))
+    }
+
+    public func removeStaging(org: String, runID: String) async throws {
+        SQLiteWorkspace.removeFiles(at: try stagingPath(org: org, runID: runID))
+    }
 }
 
 /// A run's connection: the org's warehouse as `main`, the run's staging file as `stage`, and
@@ -348,16 +380,16 @@ final class SQLiteWorkspace: RunWorkspace {
             }
             try Self.dropStaging(db)
         }
-        removeStagingFiles()
+        Self.removeFiles(at: stagingPath)
     }
 
     func discard() async throws {
         try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) }
-        removeStagingFiles()
+        Self.removeFiles(at: stagingPath)
     }
 
-    /// The staging file and its WAL companions, once nothing of it is needed.
-    private func removeStagingFiles() {
+    /// A staging database and its WAL companions, once nothing of it is needed.
+    static func removeFiles(at stagingPath: String) {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: stagingPath + suffix) }
     }
 

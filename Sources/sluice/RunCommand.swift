@@ -13,10 +13,12 @@ struct LocalState {
         root = projectRoot.appendingPathComponent(".sluice")
     }
 
-    /// The run store, after marking runs whose process died as abandoned.
+    /// The run store, after marking runs whose process died as abandoned and removing the
+    /// staging of failed runs past their retention.
     func runStore() async throws -> SQLiteRunStore {
         let store = try SQLiteRunStore(path: root.appendingPathComponent("runs.sqlite").path)
         try await RunRecovery.recover(store: store, warehouse: warehouse, lease: RunRecovery.lease())
+        try await StagingRetention.prune(store: store, warehouse: warehouse, keep: try StagingRetention.period())
         return store
     }
 

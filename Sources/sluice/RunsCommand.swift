@@ -7,7 +7,7 @@ extension Sluice {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show run history: what ran, when, with which input, and why it failed.",
-            subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+            subcommands: [List.self, Show.self, Prune.self], defaultSubcommand: List.self)
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
@@ -33,6 +33,46 @@ extension Sluice {
                 let formatter = ISO8601DateFormatter()
                 let rows = runs.map { [$0.id, $0.pipeline, $0.org, $0.logicalDate, $0.state.rawValue, formatter.string(from: $0.createdAt), $0.reason] }
                 print(TextTable.render(header: ["run", "pipeline", "org", "logical date", "state", "created", "reason"], rows: rows))
+            }
+        }
+
+        struct Prune: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove the staging failed runs keep for a resume, once unused for a while.",
+                discussion: """
+                    Every command does this with the retention SLUICE_STAGING_RETENTION (7 days by \
+                    default); this command does it now, with the retention you give. A pruned run \
+                    can no longer be resumed. Staging of pending or running runs is never removed.
+                    """)
+
+            @Option(help: "Remove staging not written for this long (a duration: 0s, 12h, 3d).")
+            var olderThan: String?
+
+            @OptionGroup var project: ProjectOptions
+
+            func run() async throws {
+                let keep: Duration
+                do {
+                    switch olderThan?.trimmingCharacters(in: .whitespaces) {
+                    case nil: keep = try StagingRetention.period()
+                    case "0", "0s": keep = .zero
+                    case let text?: keep = try DurationText.parse(text)
+                    }
+                } catch {
+                    writeError("sluice runs prune: --older-than: \(error)")
+                    throw ExitCode(2)
+                }
+                let state = LocalState(projectRoot: project.root)
+                let store = try await state.runStore()
+                let removed = try await StagingRetention.prune(store: store, warehouse: state.warehouse, keep: keep)
+                if removed.isEmpty {
+                    print("nothing to remove")
+                    return
+                }
+                let rows = removed.map { [$0.staging.org, $0.staging.runID, ByteCountFormatter.string(fromByteCount: $0.staging.bytes, countStyle: .file), $0.reason] }
+                print(TextTable.render(header: ["org", "run", "size", "why"], rows: rows))
+                let total = removed.reduce(Int64(0)) { $0 + $1.staging.bytes }
+                print("removed \(removed.count) staging \(removed.count == 1 ? "database" : "databases"), \(ByteCountFormatter.string(fromByteCount: total, countStyle: .file))")
             }
         }
 

@@ -236,6 +236,31 @@ struct RunCommandTests {
         #expect(try sluice("run", "--resume", runID, "--param", "x=1", in: project).status == 2)
     }
 
+    @Test func pruningRemovesAFailedRunsStagingAndItCanNoLongerBeResumed() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        try FileManager.default.removeItem(at: project.appendingPathComponent("examples/data/genai_pricing.csv"))
+        let failed = try sluice("run", "genai_costs_daily", in: project)
+        #expect(failed.status == 1)
+        let runID = try #require(failed.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+        let staging = project.appendingPathComponent(".sluice/orgs/default/staging/\(runID).sqlite").path
+        #expect(FileManager.default.fileExists(atPath: staging))
+
+        // The default retention (7 days) keeps it; --older-than 0s removes it.
+        #expect(try sluice("runs", "prune", in: project).stdout == "nothing to remove\n")
+        #expect(FileManager.default.fileExists(atPath: staging))
+        let pruned = try sluice("runs", "prune", "--older-than", "0s", in: project)
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(pruned.stdout.contains(runID))
+        #expect(pruned.stdout.contains("removed 1 staging database"))
+        #expect(!FileManager.default.fileExists(atPath: staging))
+
+        let resumed = try sluice("run", "--resume", runID, in: project)
+        #expect(resumed.status != 0)
+        #expect((resumed.stdout + resumed.stderr).contains("its staging was removed"))
+        #expect(try sluice("runs", "prune", "--older-than", "later", in: project).status == 2)
+    }
+
     @Test func aPipelineWithLintErrorsRunsNothing() throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

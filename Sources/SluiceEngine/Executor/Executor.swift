@@ -97,14 +97,20 @@ public struct Executor: Sendable {
         let ids = Set(plan.definition.steps.map(\.id.value))
         var reused: [String: [String: ExpressionValue]] = [:]
         for step in succeeded where ids.contains(step.stepID) { reused[step.stepID] = step.outputs }
+        let stagingRun = try await RunRecovery.stagingRun(of: previous, store: store)
+        if let warehouse, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
+            throw StepFailure("not_resumable", """
+                run '\(runID)' can't be resumed: its staging was removed (a failed run keeps it for \
+                SLUICE_STAGING_RETENTION, 7 days by default); start a new run instead
+                """)
+        }
         let record = RunRecord(pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
                                params: previous.params, resumeOf: previous.id)
         let steps = (plan.definition.steps + plan.definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
         let (run, _) = try await store.createRun(record, steps: steps)
-        try await execute(plan, run: run, env: env, reuse: reused,
-                          stagingOf: try await RunRecovery.stagingRun(of: previous, store: store))
+        try await execute(plan, run: run, env: env, reuse: reused, stagingOf: stagingRun)
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
 

@@ -41,6 +41,9 @@ public protocol RunStore: Sendable {
     func transitions(of runID: String) async throws -> [Transition]
     /// Newest first.
     func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord]
+
+    /// Runs that are `pending` or `running`, oldest first.
+    func activeRuns() async throws -> [RunRecord]
 }
 
 /// One data test's outcome, stored with the run.

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceModel
 
 /// Where tables live, per org. A run never writes published tables directly: it works in a
@@ -14,6 +15,31 @@ public protocol Warehouse: Sendable {
 
     /// Runs a read-only query against an org's published tables.
     func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
+
+    /// The run workspaces (staging) that exist, in every org: those of running runs, and those
+    /// failed runs keep for a resume until `StagingRetention` removes them.
+    func stagings() async throws -> [StagingInfo]
+
+    /// Whether the run's workspace still exists (a resume needs it).
+    func hasStaging(org: String, runID: String) async throws -> Bool
+
+    /// Removes a run's workspace without publishing it.
+    func removeStaging(org: String, runID: String) async throws
+}
+
+/// A run workspace left in the warehouse: whose it is, how big, when it was last written.
+public struct StagingInfo: Sendable, Hashable {
+    public var org: String
+    public var runID: String
+    public var bytes: Int64
+    public var modifiedAt: Date
+
+    public init(org: String, runID: String, bytes: Int64, modifiedAt: Date) {
+        self.org = org
+        self.runID = runID
+        self.bytes = bytes
+        self.modifiedAt = modifiedAt
+    }
 }
 
 /// A column of a table a step writes.

@@ -1,0 +1,53 @@
+import Foundation
+import SluiceModel
+
+/// Removes run workspaces (staging) nothing can use any more. A failed run keeps its staging
+/// so `sluice run --resume` can reuse what succeeded; that staging is removed once it has not
+/// been written for the retention period. Staging of a run that succeeded or was cancelled
+/// (left behind by a process that died after its publish committed) and staging without a
+/// run are removed too; staging a pending or running run works in is never touched.
+public enum StagingRetention {
+    /// `SLUICE_STAGING_RETENTION` (a duration) or 7 days.
+    public static func period(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Duration {
+        guard let text = environment["SLUICE_STAGING_RETENTION"] else { return .seconds(7 * 24 * 3600) }
+        do {
+            return try DurationText.parse(text)
+        } catch {
+            throw StepFailure("invalid_setting", "SLUICE_STAGING_RETENTION: \(error)")
+        }
+    }
+
+    /// A staging that was removed, and why.
+    public struct Removal: Sendable, Hashable {
+        public var staging: StagingInfo
+        public var reason: String
+    }
+
+    @discardableResult
+    public static func prune(store: any RunStore, warehouse: any Warehouse, keep: Duration, now: Date = Date()) async throws -> [Removal] {
+        let seconds = Double(keep.components.seconds) + Double(keep.components.attoseconds) / 1e18
+        let cutoff = now.addingTimeInterval(-seconds)
+        var inUse: Set<String> = []
+        for run in try await store.activeRuns() {
+            inUse.insert(try await RunRecovery.stagingRun(of: run, store: store))
+        }
+        var removed: [Removal] = []
+        for staging in try await warehouse.stagings() where !inUse.contains(staging.runID) {
+            let reason: String?
+            switch try await store.run(staging.runID)?.state {
+            case nil:
+                reason = staging.modifiedAt < cutoff ? "no run has this id" : nil
+            case .failed?:
+                reason = staging.modifiedAt < cutoff
+                    ? "the run failed and its staging was not used for \(DurationText.format(keep)); it can no longer be resumed"
+                    : nil
+            case let state?:
+                reason = "the run is \(state.rawValue); nothing can resume it"
+            }
+            guard let reason else { continue }
+            try await warehouse.removeStaging(org: staging.org, runID: staging.runID)
+            removed.append(Removal(staging: staging, reason: reason))
+        }
+        return removed
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// Failed runs keep their staging for a resume, but not for ever.
+struct StagingRetentionTests {
+    static let failingPipeline = """
+        pipeline: late_rates
+        defaults: { timeout: 1m }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+          - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+          - { id: load_rates, uses: ingest, needs: [merge], with: { source: { format: csv, path: data/late_rates.csv }, table: rates_raw, schema: schemas/rates_raw.json } }
+        """
+
+    func failedRun(_ project: PipelineProject) async throws -> RunRecord {
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let run = try await project.run("late_rates", yaml: Self.failingPipeline)
+        #expect(run.state == .failed)
+        return run
+    }
+
+    @Test func aFailedRunKeepsItsStagingUntilTheRetentionPasses() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        let failed = try await failedRun(project)
+        #expect(try await project.warehouse.stagings().map(\.runID) == [failed.id])
+
+        // Within the retention: kept.
+        let early = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600))
+        #expect(early.isEmpty)
+        #expect(try await project.warehouse.hasStaging(org: "acme", runID: failed.id))
+
+        // A day later with a retention of an hour: removed, with the reason.
+        let removed = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
+                                                       now: Date().addingTimeInterval(86_400))
+        #expect(removed.map(\.staging.runID) == [failed.id])
+        #expect(removed.first?.reason.contains("can no longer be resumed") == true)
+        #expect(try await project.warehouse.stagings().isEmpty)
+        let folder = project.root.appendingPathComponent(".sluice/orgs/acme/staging").path
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty, "no -wal or -shm left either")
+
+        // Resuming it now is refused with the reason, and creates no run.
+        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
+        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let before = try await project.store.runs(pipeline: nil, org: nil, limit: 100).count
+        await #expect {
+            _ = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
+        } throws: { error in
+            (error as? StepFailure)?.code == "not_resumable" && "\(error)".contains("staging was removed")
+        }
+        #expect(try await project.store.runs(pipeline: nil, org: nil, limit: 100).count == before)
+    }
+
+    @Test func theStagingOfAnActiveRunIsNeverRemoved() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        let failed = try await failedRun(project)
+        // A resume of it is running (its record is active and names the failed run).
+        let resume = RunRecord(pipeline: "late_rates", org: "acme", logicalDate: failed.logicalDate, trigger: .resume,
+                               params: [:], resumeOf: failed.id)
+        _ = try await project.store.createRun(resume, steps: [])
+        try await project.store.recordRun(resume.id, state: .running, reason: "started", at: Date())
+
+        let removed = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .zero,
+                                                       now: Date().addingTimeInterval(86_400))
+        #expect(removed.isEmpty)
+        #expect(try await project.warehouse.hasStaging(org: "acme", runID: failed.id))
+    }
+
+    @Test func stagingNothingCanUseIsRemoved() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        // Left by a run that succeeded (its process died after the publish committed) and by a
+        // run the store has never heard of.
+        let succeeded = RunRecord(pipeline: "p", org: "acme", logicalDate: "2026-03-01", trigger: .cli, params: [:])
+        _ = try await project.store.createRun(succeeded, steps: [])
+        try await project.store.recordRun(succeeded.id, state: .succeeded, reason: "published", at: Date())
+        for id in [succeeded.id, "r_orphan"] {
+            let workspace = try await project.warehouse.workspace(org: "acme", runID: id)
+            _ = try await workspace.stage("t", columns: [ColumnDefinition("a", .string)], change: .replace, primaryKey: [])
+        }
+        // Now: the succeeded run's goes at once; the orphan only once it is old.
+        let now = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600))
+        #expect(now.map(\.staging.runID) == [succeeded.id])
+        let later = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
+                                                     now: Date().addingTimeInterval(7200))
+        #expect(later.map(\.staging.runID) == ["r_orphan"])
+        #expect(later.first?.reason == "no run has this id")
+    }
+
+    @Test func theRetentionComesFromTheEnvironment() throws {
+        #expect(try StagingRetention.period(environment: [:]) == .seconds(7 * 86_400))
+        #expect(try StagingRetention.period(environment: ["SLUICE_STAGING_RETENTION": "12h"]) == .seconds(12 * 3600))
+        #expect(throws: StepFailure.self) { try StagingRetention.period(environment: ["SLUICE_STAGING_RETENTION": "soon"]) }
+    }
+}
