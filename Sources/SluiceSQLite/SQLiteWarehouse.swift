@@ -77,10 +77,10 @@ public struct SQLiteWarehouse: Warehouse {
             for name in (try? manager.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasSuffix(".sqlite") {
                 let runID = String(name.dropLast(".sqlite".count))
                 guard Identifier.isValid(runID) else { continue }
-                // The file and its WAL: a running run may have written only the WAL lately.
+                // The file and its journal or WAL files.
                 var bytes: Int64 = 0
                 var modified = Date.distantPast
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-journal", "-wal", "-shm"] {
                     guard let attributes = try? manager.attributesOfItem(atPath: folder.appendingPathComponent(name + suffix).path)
                     else { continue }
                     bytes += (attributes[.size] as? NSNumber)?.int64Value ?? 0
@@ -119,12 +119,27 @@ final class SQLiteWorkspace: RunWorkspace {
         }
         queue = try DatabaseQueue(path: warehouse, configuration: configuration)
         stagingPath = staging
+        let reopened = FileManager.default.fileExists(atPath: staging)
         try queue.writeWithoutTransaction { db in
             // WAL lets readers (`sluice query`, other runs) read while a run publishes.
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "ATTACH DATABASE ? AS stage", arguments: [staging])
-            try db.execute(sql: "PRAGMA stage.journal_mode = WAL")
-            try db.execute(sql: "PRAGMA stage.synchronous = NORMAL")
+            // Staging is written once and read by its own run only: a rollback journal that is
+            // not synced. A killed process leaves a journal that rolls the file back when it is
+            // opened again, without WAL's second copy of every page. It is not proof against
+            // the machine losing power: a resumed run (the only reader of an old staging)
+            // checks the file first.
+            try db.execute(sql: "PRAGMA stage.journal_mode = TRUNCATE")
+            try db.execute(sql: "PRAGMA stage.synchronous = OFF")
+            if reopened {
+                let problems = try String.fetchAll(db, sql: "PRAGMA stage.quick_check(3)")
+                guard problems == ["ok"] else {
+                    throw StepFailure("staging_damaged", """
+                        the staging of run \(URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent) \
+                        is damaged (\(problems.joined(separator: "; "))); start a new run
+                        """)
+                }
+            }
             // Merges and publishes walk B-trees of the whole batch: a 48 MiB page cache each for
             // the warehouse, the staging and temp (sorts), instead of SQLite's 2 MiB, keeps most
             // of them in memory; memory stays bounded whatever the input.
@@ -388,9 +403,9 @@ final class SQLiteWorkspace: RunWorkspace {
         Self.removeFiles(at: stagingPath)
     }
 
-    /// A staging database and its WAL companions, once nothing of it is needed.
+    /// A staging database and its journal (or, from older versions, WAL) files, once nothing of it is needed.
     static func removeFiles(at stagingPath: String) {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: stagingPath + suffix) }
+        for suffix in ["", "-journal", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: stagingPath + suffix) }
     }
 
     private static func dropStaging(_ db: Database) throws {
@@ -408,9 +423,22 @@ final class SQLiteWorkspace: RunWorkspace {
         let columns = stagedInfo.map { $0["name"] as String }
         let created = try !db.tableExists(table, in: "main")
         if created {
-            let definitions = stagedInfo.map { "\(dialect.quote($0["name"])) \($0["type"] as String)" }
             var key: [String] = []
             if case .upsert(let upsertKey) = change { key = upsertKey }
+            let stagedKey = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage') WHERE pk > 0 ORDER BY pk",
+                                                arguments: [table])
+            let stagedSQL = try String.fetchOne(db, sql: "SELECT sql FROM stage.sqlite_master WHERE type = 'table' AND name = ?",
+                                                arguments: [table]) ?? ""
+            let prefix = "CREATE TABLE \(quoted) ("
+            if stagedKey == key, stagedSQL.hasPrefix(prefix) {
+                // The staged table's own definition, so that `INSERT … SELECT *` qualifies for
+                // SQLite's transfer optimisation: records and key entries are copied as they
+                // are, without decoding, sorting or checking them again.
+                try db.execute(sql: "CREATE TABLE main.\(quoted) (" + stagedSQL.dropFirst(prefix.count))
+                try db.execute(sql: "INSERT INTO main.\(quoted) SELECT * FROM stage.\(quoted)")
+                return
+            }
+            let definitions = stagedInfo.map { "\(dialect.quote($0["name"])) \($0["type"] as String)" }
             let primary = key.isEmpty ? "" : ", PRIMARY KEY (\(dialect.quotedList(key)))"
             try db.execute(sql: "CREATE TABLE main.\(quoted) (\(definitions.joined(separator: ", "))\(primary))")
         } else {

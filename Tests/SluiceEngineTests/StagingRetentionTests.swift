@@ -55,6 +55,29 @@ struct StagingRetentionTests {
         #expect(try await project.store.runs(pipeline: nil, org: nil, limit: 100).count == before)
     }
 
+    @Test func aDamagedStagingIsNotResumed() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        let failed = try await failedRun(project)
+        // What a power loss in the middle of a staging write could leave: pages of garbage.
+        let path = try project.warehouse.stagingPath(org: "acme", runID: failed.id)
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        let size = try handle.seekToEnd()
+        #expect(size >= 4 * 4096)
+        try handle.seek(toOffset: 4096)
+        handle.write(Data(repeating: 0xA5, count: Int(size) - 4096))
+        try handle.close()
+
+        try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
+        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
+        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
+        #expect(resumed.state == .failed)
+        #expect(resumed.reason.contains("damaged") || resumed.reason.contains("malformed"), "\(resumed.reason)")
+        #expect(try await project.tableExists("events") == false)
+    }
+
     @Test func theStagingOfAnActiveRunIsNeverRemoved() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
