@@ -28,9 +28,13 @@ struct EchoProcessor: Processor {
 /// Fails transiently `failures` times per step id, then succeeds.
 final class FlakyProcessor: Processor, Sendable {
     let failures: Int
+    let retryAfter: Duration?
     let calls = Mutex([String: Int]())
 
-    init(failures: Int) { self.failures = failures }
+    init(failures: Int, retryAfter: Duration? = nil) {
+        self.failures = failures
+        self.retryAfter = retryAfter
+    }
 
     var spec: ProcessorSpec {
         ProcessorSpec(name: "test_flaky", summary: "s", description: "d", fields: [],
@@ -42,7 +46,7 @@ final class FlakyProcessor: Processor, Sendable {
             calls[step.stepID, default: 0] += 1
             return calls[step.stepID]!
         }
-        if call <= failures { throw StepFailure("rate_limited", "the provider said 429", transient: true) }
+        if call <= failures { throw StepFailure("rate_limited", "the provider said 429", transient: true, retryAfter: retryAfter) }
         return ["attempts": .number(Double(call))]
     }
 }
@@ -95,11 +99,11 @@ struct Harness {
     let flaky: FlakyProcessor
     let catalog: ProcessorCatalog
 
-    init(flakyFailures: Int = 2) throws {
+    init(flakyFailures: Int = 2, retryAfter: Duration? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
-        flaky = FlakyProcessor(failures: flakyFailures)
+        flaky = FlakyProcessor(failures: flakyFailures, retryAfter: retryAfter)
         catalog = ProcessorCatalog([EchoProcessor(), flaky, FailProcessor(), sleeper] + [BuiltinNotify()])
     }
 
@@ -192,6 +196,38 @@ struct ExecutorTests {
         #expect(try await harness.stepHistory(run) == ["call:running", "call:retrying", "call:running", "call:retrying", "call:running", "call:succeeded"])
         let retrying = try await harness.store.transitions(of: run.id).first { $0.state == .retrying }
         #expect(retrying?.reason.hasPrefix("the provider said 429; retrying in ") == true)
+    }
+
+    @Test func aRetryWaitsAtLeastWhatTheProviderAskedFor() async throws {
+        let harness = try Harness(flakyFailures: 1, retryAfter: .milliseconds(400))
+        defer { harness.remove() }
+        let run = try await harness.start("""
+            pipeline: test_run
+            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 2s } }
+            steps:
+              - { id: call, uses: test_flaky }
+            """)
+        #expect(run.state == .succeeded)
+        let transitions = try await harness.store.transitions(of: run.id).filter { $0.stepID == "call" }
+        let retrying = try #require(transitions.first { $0.state == .retrying })
+        #expect(retrying.reason == "the provider said 429; retrying in 400ms")
+        let second = try #require(transitions.last { $0.state == .running })
+        #expect(second.at.timeIntervalSince(retrying.at) >= 0.39)
+    }
+
+    @Test func aProviderWaitBeyondMaxDelayFailsTheStepAtOnce() async throws {
+        let harness = try Harness(flakyFailures: 1, retryAfter: .seconds(120))
+        defer { harness.remove() }
+        let run = try await harness.start("""
+            pipeline: test_run
+            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 1s } }
+            steps:
+              - { id: call, uses: test_flaky }
+            """)
+        #expect(run.state == .failed)
+        #expect(try await harness.stepHistory(run) == ["call:running", "call:failed"])
+        let steps = try await harness.store.steps(of: run.id)
+        #expect(steps[0].reason.contains("asked to wait 2m, more than retry.max_delay (1s)"), "\(steps[0].reason)")
     }
 
     @Test func exhaustedRetriesDeadLetterSkipDownstreamAndRunHandlers() async throws {

@@ -397,7 +397,16 @@ public struct Executor: Sendable {
                 logger.error("step dead-lettered: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
                 return .failed(StepFailure(failure.code, reason, transient: false, at: failure.location))
             }
-            let delay = policy.delay(afterFailedAttempts: attempt, using: &generator)
+            var delay = policy.delay(afterFailedAttempts: attempt, using: &generator)
+            if let wanted = failure.retryAfter, wanted > delay {
+                guard wanted <= policy.maxDelay else {
+                    let reason = "\(failure.message); asked to wait \(DurationText.format(wanted)), more than retry.max_delay (\(DurationText.format(policy.maxDelay)))"
+                    await record(.failed, attempt, reason, failure.code)
+                    logger.error("step failed: \(reason)", metadata: ["error_code": "\(failure.code)"])
+                    return .failed(StepFailure(failure.code, reason, transient: false, at: failure.location))
+                }
+                delay = wanted
+            }
             await record(.retrying, attempt, "\(failure.message); retrying in \(DurationText.format(delay))", failure.code)
             logger.warning("step will retry", metadata: ["error_code": "\(failure.code)", "delay": "\(DurationText.format(delay))"])
             do {

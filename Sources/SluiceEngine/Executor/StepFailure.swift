@@ -9,12 +9,18 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
     public var transient: Bool
     /// Where in the pipeline or input file the problem is, when it has a place.
     public var location: SourceLocation?
+    /// For a transient failure, the least the retry should wait (a provider's `Retry-After`);
+    /// the retry waits this or the policy's backoff, whichever is longer, and fails the step
+    /// now if this is beyond the policy's `max_delay`.
+    public var retryAfter: Duration?
 
-    public init(_ code: String, _ message: String, transient: Bool = false, at location: SourceLocation? = nil) {
+    public init(_ code: String, _ message: String, transient: Bool = false, at location: SourceLocation? = nil,
+                retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
         self.transient = transient
         self.location = location
+        self.retryAfter = retryAfter
     }
 
     public var description: String {
