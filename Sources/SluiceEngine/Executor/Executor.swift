@@ -30,6 +30,8 @@ public struct Executor: Sendable {
     public var project: ProjectContext?
     public var options: ExecutorOptions
     public var logger: Logger
+    /// Where `kms_decrypt` opens an org's stored credentials; nil when there is no keyring.
+    public var credentials: (any CredentialOpener)?
 
     public init(processors: ProcessorCatalog, store: any RunStore, warehouse: (any Warehouse)? = nil,
                 project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),
@@ -39,6 +41,10 @@ public struct Executor: Sendable {
         self.warehouse = warehouse
         self.project = project
         self.options = options
+        // Whatever handler the caller set up, nothing this executor (or a processor) logs
+        // leaves unredacted.
+        var logger = logger
+        if !(logger.handler is RedactingLogHandler) { logger.handler = RedactingLogHandler(wrapping: logger.handler) }
         self.logger = logger
     }
 
@@ -118,6 +124,19 @@ public struct Executor: Sendable {
     /// (in the run whose staging `stagingOf` names) with their outputs; they are not run again.
     public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
                         reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil) async throws {
+        // The run's secrets: cleared (buffers overwritten) however the run ends.
+        let vault = SecretVault(owner: run.id)
+        do {
+            try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault)
+        } catch {
+            await vault.clearAll()
+            throw error
+        }
+        await vault.clearAll()
+    }
+
+    private func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
+                         reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault) async throws {
         var logger = self.logger
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
@@ -164,7 +183,8 @@ public struct Executor: Sendable {
                                            reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
             }
         }
-        let outcome = await runSteps(plan, run: run, base: base, workspace: workspace, reused: reuse, logger: logger)
+        let resources = RunResources(workspace: workspace, vault: vault)
+        let outcome = await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger)
         switch outcome {
         case .succeeded:
             // Every target table changes now, in one transaction, or not at all.
@@ -186,7 +206,7 @@ public struct Executor: Sendable {
         case .failed(let step, let failure):
             let reason = "step '\(step)' failed: \(failure.message)"
             // The staging stays for a resume; nothing of it is published.
-            await runHandlers(plan, run: run, base: base, workspace: workspace, logger: logger)
+            await runHandlers(plan, run: run, base: base, resources: resources, logger: logger)
             try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
             notify(run.id, step: nil, .failed, reason)
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
@@ -224,7 +244,7 @@ public struct Executor: Sendable {
         case cancelled
     }
 
-    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, workspace: (any RunWorkspace)?,
+    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
                           reused: [String: [String: ExpressionValue]] = [:], logger: Logger) async -> Outcome {
         let definition = plan.definition
         var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
@@ -253,7 +273,7 @@ public struct Executor: Sendable {
                     var context = base
                     context.stepOutputs = outputs
                     group.addTask {
-                        (id, await self.runStep(step, plan: plan, run: run, context: context, workspace: workspace, logger: logger))
+                        (id, await self.runStep(step, plan: plan, run: run, context: context, resources: resources, logger: logger))
                     }
                 }
             }
@@ -296,17 +316,38 @@ public struct Executor: Sendable {
     }
 
     /// `on_failure` handlers, each once, in order; their own failures are recorded, not raised.
-    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, workspace: (any RunWorkspace)?,
+    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
                              logger: Logger) async {
         for handler in plan.definition.onFailure {
-            _ = await runStep(handler, plan: plan, run: run, context: base, workspace: workspace, logger: logger)
+            _ = await runStep(handler, plan: plan, run: run, context: base, resources: resources, logger: logger)
         }
     }
 
     // MARK: One step
 
+    /// What every step of a run shares.
+    struct RunResources: Sendable {
+        var workspace: (any RunWorkspace)?
+        var vault: SecretVault
+    }
+
+    private var redactor: SecretRedactor { .shared }
+
+    /// A failure whose message has been through the redactor, so that nothing stored, logged
+    /// or reported from it carries a secret.
+    private func redacted(_ failure: StepFailure) -> StepFailure {
+        var failure = failure
+        failure.message = redactor.redact(failure.message)
+        return failure
+    }
+
+    private func redacted(_ value: ExpressionValue) -> ExpressionValue {
+        if case .string(let text) = value { return .string(redactor.redact(text)) }
+        return value
+    }
+
     private func runStep(_ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
-                         workspace: (any RunWorkspace)?, logger parentLogger: Logger) async -> StepResult {
+                         resources: RunResources, logger parentLogger: Logger) async -> StepResult {
         let id = step.id.value
         var logger = parentLogger
         logger[metadataKey: "step_id"] = "\(id)"
@@ -316,7 +357,8 @@ public struct Executor: Sendable {
         var generator = SystemRandomNumberGenerator()
         var lastOutputs: [String: ExpressionValue]?
 
-        func record(_ state: RunState, _ attempt: Int, _ reason: String, _ code: String? = nil) async {
+        func record(_ state: RunState, _ attempt: Int, _ text: String, _ code: String? = nil) async {
+            let reason = redactor.redact(text)
             do {
                 try await shielded { [store] in
                     try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code, at: Date())
@@ -345,20 +387,32 @@ public struct Executor: Sendable {
             attemptContext.run["attempt"] = .number(Double(attempt))
             let config: YAMLNode
             do {
+                // Every secret the step reads must still be alive, now.
+                let names = Set(step.io.secretReferences.map(\.value))
+                if !names.isEmpty { attemptContext.secrets = try await resources.vault.values(for: names, step: id) }
                 config = try ConfigResolver.resolve(step.config ?? YAMLNode(.mapping([]), at: step.location), in: attemptContext)
             } catch {
-                await record(.failed, attempt, error.description, error.code)
-                return .failed(error)
+                let failure = error
+                await record(.failed, attempt, failure.message, failure.code)
+                logger.error("step failed: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
+                return .failed(redacted(failure))
             }
-            let stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: config, logger: logger, workspace: workspace, project: project, runStore: store)
-            let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) {
+            var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
+                                          config: config, logger: logger, workspace: resources.workspace, project: project, runStore: store)
+            stepContext.vault = resources.vault
+            stepContext.credentials = credentials
+            stepContext.secretsTTL = definition.secretsTTL
+            let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) { [stepContext] in
                 try await processor.run(stepContext)
             }
+            // Secrets past their time go now, whatever the step did.
+            let expired = await resources.vault.clearExpired()
+            if !expired.isEmpty { logger.info("cleared expired secrets", metadata: ["secrets": "\(expired.joined(separator: ", "))"]) }
 
             let failure: StepFailure
             switch outcome {
-            case .finished(.success(let published)):
+            case .finished(.success(let outputs)):
+                let published = outputs.mapValues(redacted)
                 lastOutputs = published
                 do {
                     try await shielded { [store] in try await store.saveOutputs(run.id, step: id, outputs: published) }
@@ -373,7 +427,7 @@ public struct Executor: Sendable {
                     await record(.cancelled, attempt, "the run was cancelled")
                     return .cancelled
                 }
-                failure = (error as? StepFailure) ?? StepFailure("error", "\(error)")
+                failure = redacted((error as? StepFailure) ?? StepFailure("error", "\(error)"))
             case .timedOut(let abandoned):
                 failure = .timedOut(after: limit, abandoned: abandoned)
                 await record(.timedOut, attempt, failure.message, failure.code)

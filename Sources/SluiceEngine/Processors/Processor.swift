@@ -30,6 +30,12 @@ public struct StepContext: Sendable {
     public var project: ProjectContext?
     /// The run store, for what a step records beyond its outputs (data test results).
     public var runStore: (any RunStore)?
+    /// The run's secrets; `kms_decrypt` puts what it decrypts here.
+    public var vault: SecretVault?
+    /// Where `kms_decrypt` opens stored credentials; nil without a keyring.
+    public var credentials: (any CredentialOpener)?
+    /// The pipeline's `secrets.ttl`, the lifetime of a secret whose step sets none.
+    public var secretsTTL: Duration?
 
     /// The workspace, or a failure saying this step needs one.
     public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
@@ -69,6 +75,7 @@ public struct ProcessorCatalog: Sendable {
     /// run logic lands.
     public static let builtIn = ProcessorCatalog([
         IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(), SQLProcedureProcessor(),
+        KMSDecryptProcessor(),
     ])
 
     /// The specs, for lint and docs when the catalog holds more than the built-in processors.

@@ -16,6 +16,15 @@ extension YAMLNode {
         return node.scalarText
     }
 
+    func optionalDuration(_ field: String) throws(StepFailure) -> Duration? {
+        guard let text = optionalText(field) else { return nil }
+        do {
+            return try DurationText.parse(text)
+        } catch {
+            throw .config("'\(field)': \(error)", at: self[field]?.location)
+        }
+    }
+
     /// A name that reaches SQL: it must pass `Identifier`, whatever an expression produced.
     func identifier(_ field: String) throws(StepFailure) -> String {
         let name = try text(field)

@@ -60,8 +60,29 @@ public enum CredentialDetector {
         // Most values are short words; skip them without looking closer.
         guard text.utf8.count >= 12 else { return nil }
         let bytes = Array(text.utf8)
-        if let start = find("-----BEGIN", in: bytes, from: 0), find("PRIVATE KEY-----", in: bytes, from: start) != nil {
-            return Finding(kind: "a private key", offset: characterOffset(start, in: bytes))
+        return matches(in: bytes, firstOnly: true).first.map {
+            Finding(kind: $0.kind, offset: characterOffset($0.start, in: bytes))
+        }
+    }
+
+    /// Every credential-like literal in `text`: its kind and the UTF-8 byte range of the part
+    /// that is secret (the token after `Bearer `, the password in a URL or DSN, a whole key).
+    public static func secretRanges(in text: String) -> [(kind: String, bytes: Range<Int>)] {
+        guard text.utf8.count >= 12 else { return [] }
+        return matches(in: Array(text.utf8), firstOnly: false).map { ($0.kind, $0.bytes) }
+    }
+
+    /// `start` is where the finding is reported (`Bearer …` at the word); `bytes` what is secret.
+    private static func matches(in bytes: [UInt8], firstOnly: Bool) -> [(kind: String, bytes: Range<Int>, start: Int)] {
+        var found: [(kind: String, bytes: Range<Int>, start: Int)] = []
+        var from = 0
+        while let start = find("-----BEGIN", in: bytes, from: from), let marker = find("PRIVATE KEY-----", in: bytes, from: start) {
+            let end = find("-----END", in: bytes, from: marker).map { index in
+                (find("-----", in: bytes, from: index + 8) ?? index) + 5
+            } ?? bytes.count
+            found.append(("a private key", start..<min(end, bytes.count), start))
+            if firstOnly { return found }
+            from = max(end, start + 1)
         }
         for pattern in patterns {
             let prefix = pattern.prefixBytes
@@ -78,18 +99,24 @@ public enum CredentialDetector {
                     end += 1
                 }
                 if end - start - prefix.count >= pattern.minimumTail, digits || pattern.prefix.hasPrefix("hooks") {
-                    return Finding(kind: pattern.kind, offset: characterOffset(start, in: bytes))
+                    let secret = pattern.prefix == "Bearer " ? start + prefix.count : start
+                    found.append((pattern.kind, secret..<end, start))
+                    if firstOnly { return found }
+                    from = end
                 }
             }
         }
-        if find("://", in: bytes, from: 0) != nil, let offset = passwordInURL(text) {
-            return Finding(kind: "a password inside a URL or DSN", offset: offset)
+        if find("://", in: bytes, from: 0) != nil {
+            for range in passwordsInURLs(bytes) {
+                found.append(("a password inside a URL or DSN", range, range.lowerBound))
+                if firstOnly { return found }
+            }
         }
-        if (find("password=", in: bytes, from: 0) ?? find("pwd=", in: bytes, from: 0) ?? find("Password=", in: bytes, from: 0)) != nil,
-           let offset = passwordInDSN(text) {
-            return Finding(kind: "a password inside a connection string", offset: offset)
+        for range in passwordsInDSN(bytes) {
+            found.append(("a password inside a connection string", range, range.lowerBound))
+            if firstOnly { return found }
         }
-        return nil
+        return found
     }
 
     private static func find(_ needle: String, in bytes: [UInt8], from: Int) -> Int? {
@@ -119,39 +146,44 @@ public enum CredentialDetector {
         String(decoding: bytes[..<byteOffset], as: UTF8.self).count
     }
 
-    /// `scheme://user:password@host`: the offset of the password.
-    private static func passwordInURL(_ text: String) -> Int? {
-        var searchStart = text.startIndex
-        while let scheme = text.range(of: "://", range: searchStart..<text.endIndex) {
-            searchStart = scheme.upperBound
-            let authority = text[scheme.upperBound...].prefix { $0 != "/" && $0 != " " && $0 != "?" && $0 != "#" }
-            guard let at = authority.lastIndex(of: "@") else { continue }
-            let userInfo = authority[..<at]
-            guard let colon = userInfo.firstIndex(of: ":") else { continue }
-            let password = userInfo[userInfo.index(after: colon)...]
-            if isLiteralSecret(password) {
-                return text.distance(from: text.startIndex, to: password.startIndex)
-            }
+    /// `scheme://user:password@host`: the byte ranges of the passwords.
+    private static func passwordsInURLs(_ bytes: [UInt8]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var from = 0
+        while let scheme = find("://", in: bytes, from: from) {
+            from = scheme + 3
+            var end = from
+            while end < bytes.count, ![UInt8(ascii: "/"), UInt8(ascii: " "), UInt8(ascii: "?"), UInt8(ascii: "#"),
+                                      UInt8(ascii: "\n"), UInt8(ascii: "\""), UInt8(ascii: "'")].contains(bytes[end]) { end += 1 }
+            guard let at = bytes[from..<end].lastIndex(of: UInt8(ascii: "@")),
+                  let colon = bytes[from..<at].firstIndex(of: UInt8(ascii: ":")) else { continue }
+            if isLiteralSecret(bytes[(colon + 1)..<at]) { ranges.append((colon + 1)..<at) }
         }
-        return nil
+        return ranges
     }
 
-    /// `password=...` in a libpq-style key/value DSN.
-    private static func passwordInDSN(_ text: String) -> Int? {
+    /// `password=...` in a libpq-style key/value DSN: the byte ranges of the values.
+    private static func passwordsInDSN(_ bytes: [UInt8]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
         for key in ["password=", "pwd=", "Password="] {
-            guard let range = text.range(of: key) else { continue }
-            if range.lowerBound > text.startIndex, isTokenCharacter(text[text.index(before: range.lowerBound)]) { continue }
-            let value = text[range.upperBound...].prefix { $0 != " " && $0 != ";" && $0 != "&" }
-            if isLiteralSecret(value) {
-                return text.distance(from: text.startIndex, to: value.startIndex)
+            var from = 0
+            while let start = find(key, in: bytes, from: from) {
+                from = start + 1
+                if start > 0, isTokenCharacter(Character(Unicode.Scalar(bytes[start - 1]))) { continue }
+                let valueStart = start + key.utf8.count
+                var end = valueStart
+                while end < bytes.count, ![UInt8(ascii: " "), UInt8(ascii: ";"), UInt8(ascii: "&"), UInt8(ascii: "\n")].contains(bytes[end]) {
+                    end += 1
+                }
+                if isLiteralSecret(bytes[valueStart..<end]) { ranges.append(valueStart..<end) }
             }
         }
-        return nil
+        return ranges
     }
 
     /// A password that is really written down: not empty, not an expression, not a mask.
-    private static func isLiteralSecret(_ value: Substring) -> Bool {
-        guard !value.isEmpty, !value.hasPrefix("${{"), !value.hasPrefix("${") else { return false }
-        return !value.allSatisfy { $0 == "*" || $0 == "x" || $0 == "X" }
+    private static func isLiteralSecret(_ value: ArraySlice<UInt8>) -> Bool {
+        guard !value.isEmpty, !value.starts(with: Array("${".utf8)) else { return false }
+        return !value.allSatisfy { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }
     }
 }

@@ -1,0 +1,40 @@
+import Foundation
+import SluiceModel
+
+/// `kms_decrypt`: opens a stored credential of the run's org (through the executor's
+/// `CredentialOpener`, which checks its format and expiry and audits the access) and puts the
+/// value into the run's vault as `secrets.<as>`, alive for `ttl`, else the pipeline's
+/// `secrets.ttl`, else 15 minutes, and never past the credential's own expiry.
+public struct KMSDecryptProcessor: Processor {
+    public static let defaultTTL: Duration = .seconds(15 * 60)
+
+    public init() {}
+
+    public var spec: ProcessorSpec { .kmsDecrypt }
+
+    public func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
+        let config = step.config
+        let credential = try config.text("credential")
+        let name = try config.identifier("as")
+        let ttl = try config.optionalDuration("ttl") ?? step.secretsTTL ?? Self.defaultTTL
+        let expect = config.optionalText("expect") ?? "any"
+        guard let vault = step.vault else {
+            throw StepFailure("no_vault", "step '\(step.stepID)' needs the run's secret vault, and this run has none")
+        }
+        guard let credentials = step.credentials else {
+            throw StepFailure("no_keyring", """
+                kms_decrypt needs the keyring the credentials were sealed with: run `sluice keys init`, \
+                or set SLUICE_KEYRING (or SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT)
+                """, at: config["credential"]?.location)
+        }
+        let opened = try await credentials.open(org: step.org, name: credential, expect: expect, runID: step.runID, stepID: step.stepID)
+        let now = Date()
+        let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
+        var expiresAt = now.addingTimeInterval(seconds)
+        if let own = opened.expiresAt, own < expiresAt { expiresAt = own }
+        await vault.put(name, opened.value, expiresAt: expiresAt, credential: credential)
+        step.logger.info("decrypted a credential into the vault",
+                         metadata: ["credential": "\(credential)", "secret": "\(name)", "expires_at": "\(SecretVault.format(expiresAt))"])
+        return ["expires_at": .string(SecretVault.format(expiresAt))]
+    }
+}
