@@ -75,8 +75,11 @@ public enum CredentialProvider: String, Sendable, CaseIterable, Codable {
 
     private static func checkServiceAccount(_ bytes: UnsafeRawBufferPointer) throws(SecretsError) {
         let expected = "a GCP service-account key file (JSON with \"type\": \"service_account\" and \(serviceAccountFields.joined(separator: ", ")))"
-        // Foundation copies the key into its objects here; they are released at the end of this call.
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+        // Foundation copies the key into its objects here; they are released at the end of this
+        // call. The copy this function makes is zeroed.
+        var copy = Data(bytes)
+        defer { copy.resetBytes(in: 0..<copy.count) }
+        guard let object = (try? JSONSerialization.jsonObject(with: copy)) as? [String: Any] else {
             throw SecretsError(.valueFormat, "the value is not a JSON object; expected \(expected)")
         }
         guard let type = object["type"] as? String else {

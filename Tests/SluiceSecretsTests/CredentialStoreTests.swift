@@ -211,6 +211,22 @@ struct CredentialStoreTests {
         #expect(failed.failed.first?.error.hasPrefix("key_retired") == true)
     }
 
+    /// A previous value under a key past its grace can't be opened by anyone: re-wrapping
+    /// drops it and still moves the current value to the new key.
+    @Test func rewrapDropsAPreviousValueWhoseKeyIsPastItsGrace() async throws {
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await credentials().put(org: "acme", name: "a", value: SecretBytes(utf8: "value-1"), provider: "generic", expiresAt: nil, metadata: nil)
+        let second = try keys.rotated(at: clock.now, grace: .seconds(60))
+        try await credentials(keys: second).rotate(org: "acme", name: "a", value: SecretBytes(utf8: "value-2"), grace: .seconds(86400))
+        clock.advance(by: 120)
+        let third = try second.rotated(at: clock.now, grace: .seconds(3600))
+        let report = try await credentials(keys: third).rewrapAll()
+        #expect(report.rewrapped == ["acme/a"] && report.failed.isEmpty)
+        let stored = try #require(try await credentials().store.credential(org: "acme", name: "a"))
+        #expect(stored.keyVersion == 3 && stored.previousSealed == nil && stored.previousValidUntil == nil)
+        #expect(try await credentials(keys: third).open(org: "acme", name: "a", for: .commandLine).value.isEqual(to: SecretBytes(utf8: "value-2")))
+    }
+
     /// Many writers, each on its own connection, race to add credentials to one org: the
     /// database's insert statement lets exactly `limit` through.
     @Test func concurrentPutsNeverExceedTheOrgLimit() async throws {

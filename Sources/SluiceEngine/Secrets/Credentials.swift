@@ -229,14 +229,15 @@ public struct Credentials: Sendable {
                     updated.sealed = try CredentialEnvelope.rewrap(stored.sealed, org: stored.org, name: stored.name, keys: keys, at: time)
                     updated.keyVersion = current
                     if let previous = stored.previousSealed {
+                        // A previous value past its grace period, or under a key past its own,
+                        // can't be opened by anyone any more: drop it rather than carry it.
+                        var rewrappedPrevious: Data?
                         if let until = stored.previousValidUntil, time < until {
-                            updated.previousSealed = try CredentialEnvelope.rewrap(previous, org: stored.org, name: stored.name, keys: keys, at: time)
-                            updated.previousKeyVersion = current
-                        } else {
-                            updated.previousSealed = nil
-                            updated.previousKeyVersion = nil
-                            updated.previousValidUntil = nil
+                            rewrappedPrevious = try Self.rewrapUnlessRetired(previous, org: stored.org, name: stored.name, keys: keys, at: time)
                         }
+                        updated.previousSealed = rewrappedPrevious
+                        updated.previousKeyVersion = rewrappedPrevious == nil ? nil : current
+                        updated.previousValidUntil = rewrappedPrevious == nil ? nil : stored.previousValidUntil
                     }
                     updated.updatedAt = time
                     _ = try await store.updateCredential(updated, expectedVersion: stored.version, audit: record(
@@ -255,6 +256,16 @@ public struct Credentials: Sendable {
             }
         }
         return report
+    }
+
+    /// The blob re-wrapped, or nil when the key that wraps it is past its grace period.
+    private static func rewrapUnlessRetired(_ blob: Data, org: String, name: String, keys: Keyring, at time: Date) throws(SecretsError) -> Data? {
+        do {
+            return try CredentialEnvelope.rewrap(blob, org: org, name: name, keys: keys, at: time)
+        } catch {
+            if error.code == .keyRetired { return nil }
+            throw error
+        }
     }
 
     // MARK: Checks
