@@ -74,6 +74,7 @@ extension Sluice {
 
             func run() async throws {
                 try await reportingSecretsErrors("secrets list") {
+                    _ = try keyOptions.keySource()
                     guard Identifier.isValid(org) else { throw ValidationError("org: \(Identifier.problem(with: org)!)") }
                     var stored: [StoredCredential] = []
                     if let store = try keyOptions.existingStore() { stored = try await store.credentials(org: org) }
@@ -160,7 +161,9 @@ extension Sluice {
 
             func run() async throws {
                 try await reportingSecretsErrors("secrets delete") {
-                    // No keys needed to delete; the store alone decides.
+                    // Deleting opens nothing, so the keys aren't loaded; a half-configured key
+                    // source is still refused, as everywhere.
+                    _ = try keyOptions.keySource()
                     let credentials = Credentials(store: try keyOptions.store(), keys: nil, logger: commandLogger("sluice.secrets"))
                     try await credentials.delete(org: org, name: name, expectedVersion: expectVersion)
                     print("deleted credential \(org)/\(name)")
@@ -209,19 +212,22 @@ extension Sluice {
             @OptionGroup var keyOptions: KeyOptions
 
             func run() async throws {
-                var records: [CredentialAuditRecord] = []
-                if let store = try keyOptions.existingStore() {
-                    records = try await store.auditRecords(org: org, credential: name, limit: max(1, limit))
+                try await reportingSecretsErrors("secrets audit") {
+                    _ = try keyOptions.keySource()
+                    var records: [CredentialAuditRecord] = []
+                    if let store = try keyOptions.existingStore() {
+                        records = try await store.auditRecords(org: org, credential: name, limit: max(1, limit))
+                    }
+                    if records.isEmpty {
+                        print("no audit records for org \(org)")
+                        return
+                    }
+                    let rows = records.map { record in
+                        [record.at.formatted(.iso8601), record.credential, record.action.rawValue, record.outcome.rawValue,
+                         record.runID ?? "-", record.stepID ?? "-", record.detail]
+                    }
+                    print(TextTable.render(header: ["at", "credential", "action", "outcome", "run", "step", "detail"], rows: rows))
                 }
-                if records.isEmpty {
-                    print("no audit records for org \(org)")
-                    return
-                }
-                let rows = records.map { record in
-                    [record.at.formatted(.iso8601), record.credential, record.action.rawValue, record.outcome.rawValue,
-                     record.runID ?? "-", record.stepID ?? "-", record.detail]
-                }
-                print(TextTable.render(header: ["at", "credential", "action", "outcome", "run", "step", "detail"], rows: rows))
             }
         }
     }

@@ -230,6 +230,11 @@ struct SecretsCommandTests {
         #expect(noSalt.status == 1)
         #expect(noSalt.stderr.contains("[salt_missing]"))
         #expect(!noSalt.stderr.contains(passphrase))
+        // Commands that open nothing refuse half a key configuration too.
+        for arguments in [["secrets", "list", "acme"], ["secrets", "audit", "acme"], ["secrets", "delete", "acme", "k"], ["keys", "list"]] {
+            let refused = try launch(arguments, environment: Self.environment(["SLUICE_KEY_SALT": salt])).finish()
+            #expect(refused.status == 1 && refused.stderr.contains("[passphrase_missing]"), "\(arguments): \(refused.stderr)")
+        }
 
         let right = Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt])
         let put = try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value, environment: right)
