@@ -55,10 +55,10 @@ extension Sluice {
             func run() async throws {
                 try await reportingSecretsErrors("keys rotate") {
                     let file = try keyOptions.keyringFile()
-                    let before = try file.load()
                     let keyring = try file.rotate(at: Date(), grace: try parseDuration(grace, flag: "--grace"))
-                    let retired = keyring.entries.first { $0.version == before.current.version }!
-                    print("key version \(keyring.current.version) is now active (check \(keyring.current.checkHex)); version \(before.current.version) is retired and still decrypts until \(retired.usableUntil!.formatted(.iso8601))")
+                    // The key this rotation retired: the most recently retired one.
+                    let retired = keyring.entries.filter { $0.status == .retired }.max { $0.retiredAt! < $1.retiredAt! }!
+                    print("key version \(keyring.current.version) is now active (check \(keyring.current.checkHex)); version \(retired.version) is retired and still decrypts until \(retired.usableUntil!.formatted(.iso8601))")
                     try await rewrap(with: keyring, options: keyOptions)
                 }
             }
