@@ -9,12 +9,14 @@ let package = Package(
         .library(name: "SluiceModel", targets: ["SluiceModel"]),
         .library(name: "SluiceEngine", targets: ["SluiceEngine"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
+        .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
@@ -27,12 +29,24 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
-        // The executor, run context, retry and timeout policy, processors, and the Warehouse
-        // and RunStore protocols. No SQLite or PostgreSQL in here.
+        // Envelope encryption of stored credentials: the keyring of key-encryption keys (or a
+        // key derived from a passphrase), sealing and opening with AES-GCM, re-wrapping for
+        // key rotation, provider format checks. No storage in here: it seals and opens bytes.
+        .target(
+            name: "SluiceSecrets",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executor, run context, retry and timeout policy, processors, and the Warehouse,
+        // RunStore and CredentialStore protocols. No SQLite or PostgreSQL in here.
         .target(
             name: "SluiceEngine",
             dependencies: [
                 "SluiceModel",
+                "SluiceSecrets",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -52,6 +66,7 @@ let package = Package(
                 "SluiceModel",
                 "SluiceEngine",
                 "SluiceSQLite",
+                "SluiceSecrets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -77,7 +92,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceEngine", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "SluiceSecretsTests",
+            dependencies: ["SluiceSecrets", "SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(

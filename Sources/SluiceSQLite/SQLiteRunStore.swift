@@ -6,7 +6,8 @@ import SluiceModel
 /// The run store on a SQLite file (WAL): runs, step runs, every transition and step outputs,
 /// with versioned migrations applied when it opens.
 public final class SQLiteRunStore: RunStore {
-    private let database: DatabasePool
+    /// Shared with `SQLiteCredentialStore`, which keeps credentials in the same database.
+    let database: DatabasePool
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current version.
     public init(path: String) throws {
@@ -96,6 +97,9 @@ public final class SQLiteRunStore: RunStore {
                 );
                 CREATE INDEX quarantined_row_run ON quarantined_row (run_id, step_id, line);
                 """)
+        }
+        migrator.registerMigration("v4: credentials and their audit log") { db in
+            try SQLiteCredentialStore.createTables(db)
         }
         return migrator
     }

@@ -4,6 +4,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceSecrets
 
 /// Where a project keeps its run history and warehouse: `.sluice/` at the project root.
 struct LocalState {
@@ -101,7 +102,7 @@ extension Sluice {
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
                     ?? (interactive ? .warning : .info)
-                return handler
+                return RedactingLogHandler(wrapping: handler)
             }
             let store = try await state.runStore()
             var options = ExecutorOptions()
@@ -109,8 +110,20 @@ extension Sluice {
             if let printer { options.observer = { printer.apply($0) } }
             // Heartbeats well inside the lease, so a live run is never taken for a dead one.
             options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
-            let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
+            var executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
                                     options: options)
+            // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
+            if plan.definition.steps.contains(where: { $0.uses.value == "kms_decrypt" }) {
+                do {
+                    let keys = try KeySource.resolve(keyringPath: nil, environment: ProcessInfo.processInfo.environment,
+                                                     defaultKeyringPath: state.root.appendingPathComponent("keyring.json").path).load()
+                    executor.credentials = Credentials(store: try SQLiteCredentialStore(sharing: store), keys: keys,
+                                                       logger: Logger(label: "sluice.credentials"))
+                } catch {
+                    writeError("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: \(error)")
+                    throw ExitCode(1)
+                }
+            }
             var values: [String: String] = [:]
             for param in params {
                 let parts = param.split(separator: "=", maxSplits: 1)

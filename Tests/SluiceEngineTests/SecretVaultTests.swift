@@ -5,6 +5,7 @@ import Testing
 @testable import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceSecrets
 
 /// Puts `value` into the vault as `secrets.<as>` for `ttl`, like kms_decrypt without the
 /// keyring, and keeps the buffer so tests can see it wiped.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SluiceModel
+import SluiceSecrets
 
 /// Settings of the executor that are not part of a pipeline.
 public struct ExecutorOptions: Sendable {
@@ -31,7 +32,7 @@ public struct Executor: Sendable {
     public var options: ExecutorOptions
     public var logger: Logger
     /// Where `kms_decrypt` opens an org's stored credentials; nil when there is no keyring.
-    public var credentials: (any CredentialOpener)?
+    public var credentials: Credentials?
 
     public init(processors: ProcessorCatalog, store: any RunStore, warehouse: (any Warehouse)? = nil,
                 project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),

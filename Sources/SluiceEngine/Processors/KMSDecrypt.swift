@@ -1,8 +1,9 @@
 import Foundation
 import SluiceModel
+import SluiceSecrets
 
 /// `kms_decrypt`: opens a stored credential of the run's org (through the executor's
-/// `CredentialOpener`, which checks its format and expiry and audits the access) and puts the
+/// `Credentials`, which checks its format and expiry and audits the access) and puts the
 /// value into the run's vault as `secrets.<as>`, alive for `ttl`, else the pipeline's
 /// `secrets.ttl`, else 15 minutes, and never past the credential's own expiry.
 public struct KMSDecryptProcessor: Processor {
@@ -27,7 +28,18 @@ public struct KMSDecryptProcessor: Processor {
                 or set SLUICE_KEYRING (or SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT)
                 """, at: config["credential"]?.location)
         }
-        let opened = try await credentials.open(org: step.org, name: credential, expect: expect, runID: step.runID, stepID: step.stepID)
+        let opened: Credentials.Opened
+        do {
+            let provider = expect == "any" ? nil : try CredentialProvider(named: expect)
+            opened = try await credentials.open(org: step.org, name: credential, for: .init(runID: step.runID, stepID: step.stepID),
+                                                expect: provider)
+        } catch let error as SecretsError {
+            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .keyringUnavailable,
+                              at: config["credential"]?.location)
+        } catch let error as CredentialStoreError {
+            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .auditFailed,
+                              at: config["credential"]?.location)
+        }
         let now = Date()
         let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
         var expiresAt = now.addingTimeInterval(seconds)

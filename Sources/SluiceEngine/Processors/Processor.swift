@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SluiceModel
+import SluiceSecrets
 
 /// A processor's run logic. Each built-in processor is one type holding its spec (from
 /// SluiceModel, where lint and docs read it) and the code that runs a step.
@@ -33,7 +34,7 @@ public struct StepContext: Sendable {
     /// The run's secrets; `kms_decrypt` puts what it decrypts here.
     public var vault: SecretVault?
     /// Where `kms_decrypt` opens stored credentials; nil without a keyring.
-    public var credentials: (any CredentialOpener)?
+    public var credentials: Credentials?
     /// The pipeline's `secrets.ttl`, the lifetime of a secret whose step sets none.
     public var secretsTTL: Duration?
 

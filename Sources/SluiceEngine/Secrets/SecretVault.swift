@@ -1,32 +1,12 @@
 import Foundation
 import SluiceModel
-import Synchronization
+import SluiceSecrets
 
-/// A secret's bytes, held in one buffer its owner can overwrite. Copies made from it (the
-/// `String`s a step's evaluated config holds) are Swift values the vault cannot reach; they
-/// live as long as that step's attempt.
-public final class SecretBytes: Sendable {
-    private let storage: Mutex<[UInt8]>
-
-    public init(_ bytes: [UInt8]) {
-        storage = Mutex(bytes)
-    }
-
-    public var isWiped: Bool { storage.withLock { $0.isEmpty } }
-
-    /// The value as text (UTF-8), for a step's config.
-    public func text() -> String {
-        storage.withLock { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Overwrites the bytes with zeros, then empties the buffer.
-    public func wipe() {
-        storage.withLock { bytes in
-            bytes.withUnsafeMutableBufferPointer { buffer in
-                for index in buffer.indices { buffer[index] = 0 }
-            }
-            bytes.removeAll()
-        }
+extension SecretBytes {
+    /// The value as text (UTF-8), for a step's config: a copy the vault cannot wipe, which
+    /// lives as long as that step's attempt.
+    func text() -> String {
+        withBytes { String(decoding: $0, as: UTF8.self) }
     }
 }
 

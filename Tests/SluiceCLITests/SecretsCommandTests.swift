@@ -1,0 +1,314 @@
+import Foundation
+import Testing
+
+/// `sluice keys` and `sluice secrets` driven through the built binary: outputs, exit codes,
+/// each bad input's error code, races between processes, and values that never show.
+struct SecretsCommandTests {
+    let project: URL
+    let value = "sk-proj-CliValue0nlyForTests_abcdefghijklmnopq0123"
+
+    init() throws {
+        project = try temporaryFolder()
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
+    }
+
+    /// The test process's environment without any key settings, with every log level shown.
+    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["SLUICE_KEYRING", "SLUICE_KEY_PASSPHRASE", "SLUICE_KEY_SALT", "SLUICE_CREDENTIAL_LIMIT"] { environment[name] = nil }
+        environment["SLUICE_LOG_LEVEL"] = "trace"
+        return environment.merging(extra) { $1 }
+    }
+
+    /// A started `sluice` process; `finish()` feeds its stdin and waits.
+    struct Launched {
+        let process: Process
+        let input: Pipe
+        let folder: URL
+        let stdin: Data?
+
+        func finish() throws -> CommandResult {
+            if let stdin { input.fileHandleForWriting.write(stdin) }
+            try input.fileHandleForWriting.close()
+            process.waitUntilExit()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            return CommandResult(status: process.terminationStatus,
+                                 stdout: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stdout")), as: UTF8.self),
+                                 stderr: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stderr")), as: UTF8.self))
+        }
+    }
+
+    func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = Self.environment(),
+                in directory: URL? = nil) throws -> Launched {
+        let process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory ?? project
+        process.environment = environment
+        let folder = try temporaryFolder()
+        let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        return Launched(process: process, input: input, folder: folder, stdin: stdin.map { Data($0.utf8) })
+    }
+
+    /// Every output of the test, to check that no value ever appears in one.
+    final class Transcript: @unchecked Sendable {
+        private let lock = NSLock()
+        private var texts: [String] = []
+
+        func add(_ result: CommandResult) {
+            lock.withLock { texts.append(result.stdout + result.stderr) }
+        }
+
+        var all: String { lock.withLock { texts.joined(separator: "\n") } }
+    }
+
+    let transcript = Transcript()
+
+    @discardableResult
+    func sluice(_ arguments: String..., stdin: String? = nil, environment: [String: String] = Self.environment(),
+                in directory: URL? = nil) throws -> CommandResult {
+        let result = try launch(arguments, stdin: stdin, environment: environment, in: directory).finish()
+        transcript.add(result)
+        return result
+    }
+
+    func sql(_ statement: String, in directory: URL? = nil) throws {
+        let database = (directory ?? project).appendingPathComponent(".sluice/runs.sqlite").path
+        let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\n"
+        let result = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, database, statement], in: project)
+        #expect(result.status == 0, "python3 sqlite3: \(result.stderr)")
+    }
+
+    func keyringMode() throws -> Int {
+        let path = project.appendingPathComponent(".sluice/keyring.json").path
+        return (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    @Test func keysAndSecretsFromInitToDelete() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        let initialized = try sluice("keys", "init")
+        #expect(initialized.status == 0, "\(initialized.stderr)")
+        #expect(initialized.stdout.hasPrefix("created keyring .sluice/keyring.json (mode 0600) with key version 1, check "))
+        #expect(try keyringMode() == 0o600)
+        let again = try sluice("keys", "init")
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("[keyring_exists]"))
+
+        let put = try sluice("secrets", "put", "acme", "openai/admin_key", "--from-stdin", "--provider", "openai",
+                             "--metadata", #"{"owner": "finops", "organization": "org-7"}"#, stdin: value + "\n")
+        #expect(put.status == 0, "\(put.stderr)")
+        #expect(put.stdout == "stored credential acme/openai/admin_key (openai, value 1, key version 1)\n")
+
+        let file = project.appendingPathComponent("db-password.txt")
+        try Data("correct horse\n".utf8).write(to: file)
+        #expect(try sluice("secrets", "put", "acme", "warehouse/password", "--from-file", file.path, "--expires-at", "2099-01-01").status == 0)
+
+        let list = try sluice("secrets", "list", "acme")
+        #expect(list.status == 0)
+        let lines = list.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix("name"))
+        #expect(lines[1].hasPrefix("openai/admin_key ") && lines[1].contains(" openai ") && lines[1].hasSuffix("organization,owner"))
+        #expect(lines[2].hasPrefix("warehouse/password") && lines[2].contains("2099-01-01T00:00:00Z"))
+
+        let verify = try sluice("secrets", "verify", "acme", "openai/admin_key")
+        #expect(verify.stdout == "credential acme/openai/admin_key opens: openai, value 1, key version 1, \(value.utf8.count) bytes, format ok\n")
+        #expect(try sluice("secrets", "verify", "acme", "warehouse/password").stdout.contains("13 bytes"))
+
+        let rotate = try sluice("secrets", "rotate", "acme", "openai/admin_key", "--from-stdin", "--grace", "2h",
+                                stdin: "sk-proj-CliRotated0nlyForTests_abcdefghijklmn0123")
+        #expect(rotate.status == 0, "\(rotate.stderr)")
+        #expect(rotate.stdout.hasPrefix("rotated credential acme/openai/admin_key to value 2; value 1 stays valid until "))
+        #expect(try sluice("secrets", "verify", "acme", "openai/admin_key", "--previous").stdout.contains("value 1 (previous)"))
+
+        let keys = try sluice("keys", "rotate", "--grace", "1d")
+        #expect(keys.status == 0, "\(keys.stderr)")
+        #expect(keys.stdout.contains("key version 2 is now active"))
+        #expect(keys.stdout.contains("version 1 is retired and still decrypts until "))
+        #expect(keys.stdout.contains("re-wrapped 2 credentials to key version 2"))
+        #expect(try keyringMode() == 0o600)
+        let keyList = try sluice("keys", "list")
+        let keyLines = keyList.stdout.split(separator: "\n")
+        #expect(keyLines.count == 4)
+        #expect(keyLines[2].hasPrefix("1 ") && keyLines[2].contains(" retired ") && keyLines[2].hasSuffix(" 0"))
+        #expect(keyLines[3].hasPrefix("2 ") && keyLines[3].contains(" active ") && keyLines[3].hasSuffix(" 3"))
+        #expect(try sluice("keys", "rewrap").stdout == "nothing to re-wrap: every stored value is wrapped by key version 2\n")
+        #expect(try sluice("secrets", "verify", "acme", "openai/admin_key").stdout.contains("value 2, key version 2"))
+
+        #expect(try sluice("secrets", "delete", "acme", "warehouse/password").stdout == "deleted credential acme/warehouse/password\n")
+        let afterDelete = try sluice("secrets", "delete", "acme", "warehouse/password")
+        #expect(afterDelete.status == 1 && afterDelete.stderr.contains("[credential_not_found]"))
+        #expect(try sluice("secrets", "list", "globex").stdout == "no credentials in org globex\n")
+
+        let audit = try sluice("secrets", "audit", "acme", "openai/admin_key")
+        #expect(audit.stdout.contains(" rewrap ") && audit.stdout.contains(" rotate ") && audit.stdout.contains(" put "))
+
+        let everything = transcript.all
+        #expect(!everything.contains("CliValue0nly"))
+        #expect(!everything.contains("CliRotated0nly"))
+        #expect(!everything.contains("correct horse"))
+    }
+
+    @Test func eachBadInputGetsItsOwnError() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        func expectError(_ result: CommandResult, _ code: String, _ context: String) {
+            #expect(result.status == 1, "\(context): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("[\(code)]"), "\(context): \(result.stderr)")
+        }
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value), "keyring_missing", "no keyring")
+        #expect(try sluice("keys", "init").status == 0)
+        let keyring = project.appendingPathComponent(".sluice/keyring.json").path
+
+        chmod(keyring, 0o644)
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value), "keyring_permissions", "0644 keyring")
+        expectError(try sluice("keys", "list"), "keyring_permissions", "0644 keyring, keys list")
+        chmod(keyring, 0o600)
+
+        let good = try Data(contentsOf: URL(fileURLWithPath: keyring))
+        try good.prefix(good.count - 10).write(to: URL(fileURLWithPath: keyring))
+        chmod(keyring, 0o600)
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value), "keyring_corrupt", "corrupt keyring")
+        expectError(try sluice("keys", "rotate"), "keyring_corrupt", "rotating a corrupt keyring")
+        try good.write(to: URL(fileURLWithPath: keyring))
+        chmod(keyring, 0o600)
+
+        // Usage errors: no value source, a bad time or duration.
+        #expect(try sluice("secrets", "put", "acme", "k").status == 2)
+        #expect(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--from-file", "x").status == 2)
+        #expect(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--expires-at", "soon", stdin: "v").status == 2)
+        #expect(try sluice("secrets", "rotate", "acme", "k", "--from-stdin", "--grace", "0s", stdin: "v").status == 2)
+
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: " \n\t\n"), "value_empty", "whitespace value")
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "openai", stdin: "hunter2-hunter2-hunter2-hunter2"),
+                    "value_format", "not an OpenAI key")
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "gcp", stdin: #"{"type": "user"}"#),
+                    "value_format", "not a service account")
+        let unknown = try sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "vault", stdin: value)
+        expectError(unknown, "provider_unknown", "unknown provider")
+        #expect(unknown.stderr.contains("warning") && unknown.stderr.contains("unknown provider 'vault'"))
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--metadata", "[1]", stdin: value), "metadata_invalid", "metadata")
+        expectError(try sluice("secrets", "put", "acme", "k", "--from-stdin", "--expires-at", "2001-01-01", stdin: value), "time_invalid", "past expiry")
+        expectError(try sluice("secrets", "put", "acme", "a b", "--from-stdin", stdin: value), "name_invalid", "name")
+        expectError(try sluice("secrets", "verify", "acme", "missing"), "credential_not_found", "missing credential")
+
+        #expect(try sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
+        #expect(try sluice("secrets", "put", "globex", "openai/key", "--from-stdin", "--provider", "openai",
+                           stdin: "sk-proj-Globex0nlyForTests_abcdefghijklmnopq0123").status == 0)
+        #expect(try sluice("secrets", "put", "acme", "short_lived", "--from-stdin", stdin: "temporary").status == 0)
+        expectError(try sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value),
+                    "credential_exists", "put twice")
+
+        try sql("UPDATE credential SET expires_at = 1.0 WHERE name = 'short_lived'")
+        expectError(try sluice("secrets", "verify", "acme", "short_lived"), "credential_expired", "expired")
+
+        try sql("UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key') WHERE org = 'globex'")
+        expectError(try sluice("secrets", "verify", "globex", "openai/key"), "credential_wrong_org", "blob copied to another org")
+
+        try sql("UPDATE credential SET sealed = substr(sealed, 1, length(sealed) - 17) || X'00' || substr(sealed, length(sealed) - 15) WHERE org = 'acme' AND name = 'openai/key'")
+        expectError(try sluice("secrets", "verify", "acme", "openai/key"), "credential_tampered", "tampered ciphertext")
+        let audit = try sluice("secrets", "audit", "acme", "openai/key", "--limit", "1")
+        #expect(audit.stdout.contains(" decrypt ") && audit.stdout.contains(" failed ") && audit.stdout.contains("credential_tampered"))
+
+        #expect(!transcript.all.contains("CliValue0nly"))
+        #expect(!transcript.all.contains("Globex0nly"))
+        #expect(!transcript.all.contains("hunter2"))
+    }
+
+    @Test func aPassphraseKeyNeedsItsSaltAndAWrongPassphraseIsNamed() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        let passphrase = "tests-only passphrase, long enough"
+        let salt = "0f9e8d7c6b5a49382716051423324150"
+        let noSalt = try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value,
+                                environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase]))
+        #expect(noSalt.status == 1)
+        #expect(noSalt.stderr.contains("[salt_missing]"))
+        #expect(!noSalt.stderr.contains(passphrase))
+        // Commands that open nothing refuse half a key configuration too.
+        for arguments in [["secrets", "list", "acme"], ["secrets", "audit", "acme"], ["secrets", "delete", "acme", "k"], ["keys", "list"]] {
+            let refused = try launch(arguments, environment: Self.environment(["SLUICE_KEY_SALT": salt])).finish()
+            #expect(refused.status == 1 && refused.stderr.contains("[passphrase_missing]"), "\(arguments): \(refused.stderr)")
+        }
+
+        let right = Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt])
+        let put = try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value, environment: right)
+        #expect(put.status == 0, "\(put.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: project.appendingPathComponent(".sluice/keyring.json").path))
+        #expect(try sluice("secrets", "verify", "acme", "k", environment: right).status == 0)
+        #expect(try sluice("keys", "list", environment: right).stdout.contains("key derived from SLUICE_KEY_PASSPHRASE"))
+
+        let wrong = try sluice("secrets", "verify", "acme", "k",
+                               environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase + "?", "SLUICE_KEY_SALT": salt]))
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("[key_mismatch]") && wrong.stderr.contains("wrong passphrase"))
+        let rotate = try sluice("keys", "rotate", environment: right)
+        #expect(rotate.status == 1 && rotate.stderr.contains("[keyring_required]"))
+        let both = try sluice("secrets", "verify", "acme", "k", "--keyring", "k.json", environment: right)
+        #expect(both.status == 1 && both.stderr.contains("[key_source_ambiguous]"))
+        #expect(!transcript.all.contains(passphrase))
+        #expect(!transcript.all.contains("CliValue0nly"))
+    }
+
+    /// Two projects share a keyring; one rotates it and the other never re-wraps: its
+    /// credentials open until the old key's grace period ends, then are refused.
+    @Test func aRetiredKeyIsRefusedAfterItsGracePeriod() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        let other = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: other) }
+        let shared = Self.environment(["SLUICE_KEYRING": project.appendingPathComponent("shared-keyring.json").path])
+        #expect(try sluice("keys", "init", environment: shared).status == 0)
+        #expect(try sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value, environment: shared).status == 0)
+        let rotate = try sluice("keys", "rotate", "--grace", "2s", environment: shared, in: other)
+        #expect(rotate.stdout.contains("no credentials in this project to re-wrap"))
+        #expect(try sluice("secrets", "verify", "acme", "k", environment: shared).status == 0)
+        Thread.sleep(forTimeInterval: 2.2)
+        let refused = try sluice("secrets", "verify", "acme", "k", environment: shared)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("[key_retired]") && refused.stderr.contains("grace period ended"))
+        let rewrap = try sluice("keys", "rewrap", environment: shared)
+        #expect(rewrap.status == 1)
+        #expect(rewrap.stderr.contains("could not re-wrap acme/k: key_retired"))
+        #expect(try sluice("keys", "list", environment: shared).stdout.contains(" expired "))
+    }
+
+    /// Ten processes race to store credentials in an org that takes three.
+    @Test func processesRacingPutsStoreExactlyTheLimit() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        #expect(try sluice("keys", "init").status == 0)
+        #expect(try sluice("secrets", "list", "acme").status == 0)
+        let environment = Self.environment(["SLUICE_CREDENTIAL_LIMIT": "3"])
+        let launched = try (0..<10).map { index in
+            try launch(["secrets", "put", "acme", "token_\(index)", "--from-stdin"], stdin: "token-value-\(index)", environment: environment)
+        }
+        let results = try launched.map { try $0.finish() }
+        results.forEach(transcript.add)
+        #expect(results.filter { $0.status == 0 }.count == 3, "\(results.map(\.stderr))")
+        #expect(results.filter { $0.status == 1 && $0.stderr.contains("[credential_limit]") }.count == 7, "\(results.map(\.stderr))")
+        #expect(try sluice("secrets", "list", "acme").stdout.split(separator: "\n").count == 4)
+        #expect(!transcript.all.contains("token-value-"))
+    }
+
+    /// Six processes rotate one credential, all expecting version 1: one wins.
+    @Test func processesRacingRotationsHaveOneWinner() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        #expect(try sluice("keys", "init").status == 0)
+        #expect(try sluice("secrets", "put", "acme", "shared", "--from-stdin", stdin: "first-value").status == 0)
+        let launched = try (0..<6).map { index in
+            try launch(["secrets", "rotate", "acme", "shared", "--from-stdin", "--expect-version", "1"], stdin: "next-value-\(index)")
+        }
+        let results = try launched.map { try $0.finish() }
+        results.forEach(transcript.add)
+        #expect(results.filter { $0.status == 0 }.count == 1, "\(results.map(\.stderr))")
+        #expect(results.filter { $0.status == 1 && $0.stderr.contains("[conflict]") }.count == 5, "\(results.map(\.stderr))")
+        let list = try sluice("secrets", "list", "acme").stdout.split(separator: "\n")
+        // name, provider, value 2, row version 2.
+        #expect(list.count == 2 && Array(list[1].split(separator: " ").prefix(4)) == ["shared", "generic", "2", "2"], "\(list)")
+        #expect(!transcript.all.contains("next-value-") && !transcript.all.contains("first-value"))
+    }
+}
