@@ -322,6 +322,19 @@ struct ProcessorRegistryTests {
 }
 
 struct CredentialPlacementTests {
+    @Test func aCredentialNameMustFollowTheNamingRule() {
+        let result = loadPipeline("""
+            pipeline: test_pipeline
+            defaults: { timeout: 1m }
+            steps:
+              - { id: good, uses: kms_decrypt, with: { credential: openai/admin_key, as: a } }
+              - { id: bad, uses: kms_decrypt, with: { credential: "openai//admin key", as: b } }
+            """)
+        #expect(result.diagnostics.map(\.description) == [
+            "pipelines/test_pipeline.yml:5:55: error: step 'bad' (kms_decrypt): 'credential': 'openai//admin key' is not a valid credential name: use segments of letters, digits, _, - and . separated by /, like openai/admin_key [invalid-value]",
+        ])
+    }
+
     @Test func aCredentialUnderAnUnknownKeyIsStillReported() {
         let result = loadPipeline("""
             pipeline: test_pipeline

@@ -62,7 +62,7 @@ public enum PipelineJSONSchema {
     private static func schema(for type: FieldType, registry: ProcessorRegistry) -> [String: JSONValue] {
         let expression: JSONValue = .object(["type": .string("string"), "pattern": .string(expressionPattern)])
         switch type {
-        case .string, .cron, .timezone:
+        case .string, .cron, .timezone, .credentialName:
             return ["type": .string("string")]
         case .integer(let range):
             var integer: [String: JSONValue] = ["type": .string("integer")]

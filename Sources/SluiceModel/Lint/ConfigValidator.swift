@@ -231,6 +231,9 @@ struct ConfigValidator {
                 return
             }
             recordRole(spec.role, text: text, node: node, withRoot: withRoot, parent: parent, path: path)
+        case .credentialName:
+            guard let text = literalOrExpression() else { return }
+            if let problem = CredentialName.problem(with: text) { report(.invalidValue, node.location, "\(label): \(problem)") }
         case .enumeration(let values):
             guard let text = expectScalar() else { return }
             if !values.contains(text) {

@@ -79,6 +79,8 @@ public indirect enum FieldType: Sendable {
     case timezone
     /// A name that may reach SQL or key the DAG (checked by `Identifier`).
     case identifier
+    /// The name of a stored credential, `openai/admin_key` (checked by `CredentialName`).
+    case credentialName
     case enumeration([String])
     /// A list; a single item is accepted where a list is expected (`needs: load`).
     case list(FieldType)
@@ -105,6 +107,7 @@ public indirect enum FieldType: Sendable {
         case .cron: return "cron expression"
         case .timezone: return "IANA timezone"
         case .identifier: return "name"
+        case .credentialName: return "credential name"
         case .enumeration(let values): return values.joined(separator: " | ")
         case .list(let item): return "list of \(item.summary)"
         case .map(let value, _): return "map of \(value.summary)"
@@ -119,7 +122,7 @@ public indirect enum FieldType: Sendable {
     /// How the type reads in a sentence: "must be a name, not a mapping".
     public var phrase: String {
         switch self {
-        case .integer, .identifier, .duration, .cron, .number, .string, .object, .scalar:
+        case .integer, .identifier, .credentialName, .duration, .cron, .number, .string, .object, .scalar:
             let text = summary
             return ("aeiou".contains(text.first ?? "x") ? "an " : "a ") + text
         case .timezone: return "an IANA timezone"

@@ -10,7 +10,7 @@ extension ProcessorSpec {
             `ttl` (else the pipeline's `secrets.ttl`); every decrypt is audited.
             """,
         fields: [
-            FieldSpec("credential", .string, .required,
+            FieldSpec("credential", .credentialName, .required,
                       description: "Name of the stored credential in the run's org.", example: "openai/admin_key"),
             FieldSpec("as", .identifier, .required, role: .definesSecret,
                       description: "Vault name: later steps read `${{ secrets.<as> }}`.", example: "openai_key"),
