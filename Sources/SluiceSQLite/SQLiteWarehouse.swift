@@ -152,6 +152,7 @@ final class SQLiteWorkspace: RunWorkspace {
                 CREATE TABLE IF NOT EXISTS stage._sluice_staged (
                     name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL)
                 """)
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS stage._sluice_cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             // A resumed run finds its staged tables again: recreate their views.
             for row in try Row.fetchAll(db, sql: "SELECT name, change, detail FROM stage._sluice_staged ORDER BY position") {
                 try Self.createView(db, table: row["name"], change: Self.decodeChange(row["change"], row["detail"]))
@@ -375,6 +376,21 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
+    // MARK: Cursors
+
+    func cursor(_ key: String) async throws -> String? {
+        try await queue.read { db in
+            guard try db.tableExists("_sluice_cursors", in: "main") else { return nil }
+            return try String.fetchOne(db, sql: "SELECT value FROM main._sluice_cursors WHERE key = ?", arguments: [key])
+        }
+    }
+
+    func stageCursor(_ key: String, value: String) async throws {
+        try await stagingWrite { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO stage._sluice_cursors (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+    }
+
     // MARK: Publishing
 
     func publish() async throws {
@@ -385,6 +401,18 @@ final class SQLiteWorkspace: RunWorkspace {
                     let table: String = row["name"]
                     let change = Self.decodeChange(row["change"], row["detail"])
                     try Self.apply(db, table: table, change: change)
+                }
+                // Incremental cursors commit with the data they describe.
+                if try db.tableExists("_sluice_cursors", in: "stage"),
+                   try Int.fetchOne(db, sql: "SELECT count(*) FROM stage._sluice_cursors") ?? 0 > 0 {
+                    try db.execute(sql: """
+                        CREATE TABLE IF NOT EXISTS main._sluice_cursors (
+                            key TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, at REAL NOT NULL)
+                        """)
+                    try db.execute(sql: """
+                        INSERT OR REPLACE INTO main._sluice_cursors (key, value, run_id, at)
+                        SELECT key, value, ?, ? FROM stage._sluice_cursors
+                        """, arguments: [self.runID, Date().timeIntervalSince1970])
                 }
                 // The marker commits with the data: after a crash, it tells whether this run's
                 // changes are in.

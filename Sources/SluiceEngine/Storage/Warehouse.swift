@@ -114,6 +114,14 @@ public protocol RunWorkspace: Sendable {
     /// Runs a query and returns its rows.
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
 
+    /// The published value of an incremental cursor (`pipeline/step`), nil before one was
+    /// ever published in this org.
+    func cursor(_ key: String) async throws -> String?
+
+    /// Stages a cursor value; `publish` writes it in the same transaction as the tables, so
+    /// the data and the position it was read up to never disagree.
+    func stageCursor(_ key: String, value: String) async throws
+
     /// Applies every staged change to the published tables in one transaction, then removes
     /// the staging. A failure leaves the published tables exactly as they were.
     func publish() async throws

@@ -1,0 +1,166 @@
+import Foundation
+import SluiceModel
+
+/// `ingest` with `format: http`: fetches pages of JSON from an API and streams the records at
+/// `items` (a JSON pointer, default `/data`) into the staged table, following the pagination
+/// (`cursor`, `page` or `link_header`). With `incremental`, the first request carries the
+/// cursor the last successful run published (or `initial`), and the largest value of the
+/// cursor column among the rows loaded is staged as the next cursor, to be published in the
+/// same transaction as the tables.
+struct HTTPSource {
+    let source: YAMLNode
+    let transport: any HTTPTransport
+    let step: StepContext
+
+    /// How long one request may take.
+    static let requestTimeout: Duration = .seconds(30)
+    /// Pages fetched at most when the pipeline does not say.
+    static let defaultMaxPages = 10_000
+
+    /// Loads every page; returns the source as messages name it.
+    func load(into load: inout Load, fields: [String]) async throws -> String {
+        let config = source
+        let urlText = try config.text("url")
+        guard let first = URL(string: urlText), let scheme = first.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            throw StepFailure.config("'url' must be an http or https URL", at: config["url"]?.location)
+        }
+        let method = config.optionalText("method") ?? "GET"
+        var headers: [(name: String, value: String)] = []
+        for pair in config["headers"]?.mapping ?? [] {
+            if let name = pair.key.scalarText, let value = pair.value.scalarText { headers.append((name, value)) }
+        }
+        let items = config.optionalText("items") ?? "/data"
+        let pagination = config["pagination"]
+        let kind = pagination?.optionalText("type") ?? "none"
+        let maxPages = try pagination?.integer("max_pages", default: Self.defaultMaxPages) ?? Self.defaultMaxPages
+        let label = HTTPRequestSpec.shown(first)
+
+        // The incremental cursor: where the last published run stopped.
+        var cursorKey: String?
+        var queryAdditions: [String: String] = [:]
+        var newest: WarehouseValue?
+        if let incremental = config["incremental"] {
+            let column = try incremental.identifier("column")
+            let parameter = try incremental.text("param")
+            guard let index = load.columns.firstIndex(where: { $0.name == column }) else {
+                throw StepFailure.config("incremental column '\(column)' is not in the schema", at: incremental["column"]?.location)
+            }
+            let key = "\(step.pipeline)/\(step.stepID)"
+            cursorKey = key
+            let stored = try await load.workspace.cursor(key) ?? incremental.optionalText("initial")
+            if let stored { queryAdditions[parameter] = stored }
+            let previous = load.observe
+            load.observe = { row in
+                previous?(row)
+                if Self.isGreater(row[index], than: newest) { newest = row[index] }
+            }
+        }
+        if let size = pagination?.optionalText("page_size") { queryAdditions["limit"] = size }
+
+        var next: URL? = Self.url(first, adding: queryAdditions)
+        var page = 1
+        if kind == "page" { next = Self.url(first, adding: queryAdditions.merging([Self.pageParameter(pagination): "1"]) { $1 }) }
+        var pages = 0
+        while let url = next, pages < maxPages {
+            try Task.checkCancellation()
+            pages += 1
+            let request = HTTPRequestSpec(method: method, url: url, headers: headers, timeout: Self.requestTimeout)
+            let response = try await transport.send(request)
+            if let failure = HTTPOutcome.failure(for: response, request: request, what: "page \(pages)") { throw failure }
+            let before = load.read
+            try await Self.records(of: response.body, items: items, fields: fields, name: "\(label) (page \(pages))", into: &load)
+            let count = load.read - before
+            switch kind {
+            case "cursor":
+                guard let path = pagination?.optionalText("cursor_path"), let parameter = pagination?.optionalText("cursor_param") else {
+                    throw StepFailure.config("cursor pagination needs 'cursor_path' and 'cursor_param'", at: pagination?.location)
+                }
+                let value = try Self.pointer(path, in: response.body, name: "\(label) (page \(pages))")
+                next = value.map { Self.url(first, adding: queryAdditions.merging([parameter: $0]) { $1 }) }
+            case "page":
+                page += 1
+                next = count == 0 ? nil : Self.url(first, adding: queryAdditions.merging([Self.pageParameter(pagination): "\(page)"]) { $1 })
+            case "link_header":
+                next = Self.nextLink(response.header("Link"), relativeTo: url)
+            default:
+                next = nil
+            }
+        }
+        if let cursorKey, let newest {
+            try await load.workspace.stageCursor(cursorKey, value: newest.displayText)
+        }
+        return label
+    }
+
+    static func pageParameter(_ pagination: YAMLNode?) -> String {
+        pagination?.optionalText("page_param") ?? "page"
+    }
+
+    /// `base` with query parameters set (replacing ones of the same name).
+    static func url(_ base: URL, adding parameters: [String: String]) -> URL {
+        guard !parameters.isEmpty, var parts = URLComponents(url: base, resolvingAgainstBaseURL: false) else { return base }
+        var items = (parts.queryItems ?? []).filter { parameters[$0.name] == nil }
+        for name in parameters.keys.sorted() { items.append(URLQueryItem(name: name, value: parameters[name])) }
+        parts.queryItems = items
+        return parts.url ?? base
+    }
+
+    /// The records of one page, through the same streaming JSON reader as files.
+    static func records(of body: Data, items: String, fields: [String], name: String, into load: inout Load) async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-page-\(UUID().uuidString).json")
+        try body.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let reader = try JSONArrayReader(path: file.path, file: name, fields: fields, items: items)
+        try await load.records(from: reader, file: name)
+    }
+
+    /// The scalar at a JSON pointer in a page, as text; nil for a missing, null or empty one.
+    static func pointer(_ path: String, in body: Data, name: String) throws -> String? {
+        guard let document = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
+            throw StepFailure("bad_response", "\(name) is not JSON")
+        }
+        var current: Any? = document
+        for token in path.split(separator: "/", omittingEmptySubsequences: true) {
+            let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+            if let object = current as? [String: Any] {
+                current = object[key]
+            } else if let array = current as? [Any], let index = Int(key), array.indices.contains(index) {
+                current = array[index]
+            } else {
+                return nil
+            }
+        }
+        switch current {
+        case let text as String: return text.isEmpty ? nil : text
+        case let number as NSNumber: return number.stringValue
+        default: return nil
+        }
+    }
+
+    /// The `rel="next"` target of a `Link` header.
+    static func nextLink(_ header: String?, relativeTo url: URL) -> URL? {
+        guard let header else { return nil }
+        for part in header.split(separator: ",") {
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let target = pieces.first, target.hasPrefix("<"), target.hasSuffix(">"),
+                  pieces.dropFirst().contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "rel=\"next\"" || $0.lowercased() == "rel=next" })
+            else { continue }
+            return URL(string: String(target.dropFirst().dropLast()), relativeTo: url)?.absoluteURL
+        }
+        return nil
+    }
+
+    /// Orders values of one column: numbers numerically, text (canonical timestamps and
+    /// dates sort as text) lexically; null never wins.
+    static func isGreater(_ value: WarehouseValue, than current: WarehouseValue?) -> Bool {
+        guard let current else { return value != .null }
+        switch (value, current) {
+        case (.integer(let a), .integer(let b)): return a > b
+        case (.real(let a), .real(let b)): return a > b
+        case (.integer(let a), .real(let b)): return Double(a) > b
+        case (.real(let a), .integer(let b)): return a > Double(b)
+        case (.text(let a), .text(let b)): return a > b
+        default: return false
+        }
+    }
+}

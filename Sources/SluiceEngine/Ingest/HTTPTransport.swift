@@ -1,0 +1,92 @@
+import Foundation
+
+/// One HTTP request, as sources and validators describe it.
+public struct HTTPRequestSpec: Sendable {
+    public var method: String
+    public var url: URL
+    public var headers: [(name: String, value: String)]
+    public var body: Data?
+    public var timeout: Duration
+
+    public init(method: String = "GET", url: URL, headers: [(name: String, value: String)] = [], body: Data? = nil,
+                timeout: Duration = .seconds(30)) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
+
+    /// The URL as messages show it: scheme, host, port and path, never the query (which may
+    /// carry a key) or user info.
+    public var shownURL: String { HTTPRequestSpec.shown(url) }
+
+    public static func shown(_ url: URL) -> String {
+        guard var parts = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return "(a URL)" }
+        parts.user = nil
+        parts.password = nil
+        parts.query = nil
+        parts.fragment = nil
+        return parts.string ?? "(a URL)"
+    }
+}
+
+/// A whole response: status, headers and body (bounded by the transport).
+public struct HTTPResponseData: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: Data
+
+    public init(status: Int, headers: [(name: String, value: String)], body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The first header of that name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+}
+
+/// Sends HTTP requests for the engine's processors. SluiceProviders implements it with
+/// AsyncHTTPClient; the engine itself has no HTTP client. A transport throws a transient
+/// `StepFailure` (`provider_unavailable`) for timeouts, refused and dropped connections.
+public protocol HTTPTransport: Sendable {
+    func send(_ request: HTTPRequestSpec) async throws -> HTTPResponseData
+}
+
+/// What an HTTP status means for a step: success, or a failure that says whether retrying
+/// can help. One mapping for every processor that calls an API.
+public enum HTTPOutcome {
+    /// nil for 2xx; else the failure. 429 and 5xx are transient (429 with its `Retry-After`);
+    /// 401 and 403 are permanent (`http_unauthorized`); other statuses are permanent.
+    public static func failure(for response: HTTPResponseData, request: HTTPRequestSpec, what: String) -> StepFailure? {
+        switch response.status {
+        case 200..<300:
+            return nil
+        case 401, 403:
+            return StepFailure("http_unauthorized", "\(what): \(request.shownURL) answered \(response.status): the credential was refused")
+        case 429:
+            return StepFailure("rate_limited", "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
+                               retryAfter: retryAfter(response.header("Retry-After")))
+        case 500..<600:
+            return StepFailure("provider_unavailable", "\(what): \(request.shownURL) answered \(response.status)", transient: true,
+                               retryAfter: retryAfter(response.header("Retry-After")))
+        default:
+            return StepFailure("http_error", "\(what): \(request.shownURL) answered \(response.status)")
+        }
+    }
+
+    /// `Retry-After` as seconds or an HTTP date; nil when absent or unreadable.
+    public static func retryAfter(_ value: String?, now: Date = Date()) -> Duration? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Int(value), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .milliseconds(max(0, Int(date.timeIntervalSince(now) * 1000)))
+    }
+}
