@@ -121,3 +121,29 @@ struct StagingRetentionTests {
         #expect(throws: StepFailure.self) { try StagingRetention.period(environment: ["SLUICE_STAGING_RETENTION": "soon"]) }
     }
 }
+
+/// Incremental cursors live with the data: staged by the run, published in its transaction.
+struct CursorTests {
+    @Test func aCursorIsPublishedWithTheTablesAndOnlyThen() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        let first = try await project.warehouse.workspace(org: "acme", runID: "r_cursor_1")
+        #expect(try await first.cursor("p/load") == nil)
+        let staged = try await first.stage("t", columns: [ColumnDefinition("a", .string)], change: .replace, primaryKey: [])
+        try await first.insert(into: staged, columns: ["a"], rows: [[.text("x")]])
+        try await first.stageCursor("p/load", value: "2026-03-01T00:00:00.000000Z")
+        // Not visible before the publish, to this run or any other.
+        #expect(try await first.cursor("p/load") == nil)
+        try await first.publish()
+        let second = try await project.warehouse.workspace(org: "acme", runID: "r_cursor_2")
+        #expect(try await second.cursor("p/load") == "2026-03-01T00:00:00.000000Z")
+
+        // A run that stages a newer cursor and is discarded leaves the published one.
+        try await second.stageCursor("p/load", value: "2026-04-01T00:00:00.000000Z")
+        try await second.discard()
+        let third = try await project.warehouse.workspace(org: "acme", runID: "r_cursor_3")
+        #expect(try await third.cursor("p/load") == "2026-03-01T00:00:00.000000Z")
+        #expect(try await project.rows("SELECT key, value, run_id FROM _sluice_cursors") == [["p/load", "2026-03-01T00:00:00.000000Z", "r_cursor_1"]])
+        try await third.discard()
+    }
+}
