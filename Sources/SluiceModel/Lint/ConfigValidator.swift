@@ -211,7 +211,13 @@ struct ConfigValidator {
             }
         case .cron:
             guard let text = expectScalar() else { return }
-            do { _ = try CronExpression(parsing: text) } catch {
+            do {
+                let cron = try CronExpression(parsing: text)
+                if let impossibility = cron.impossibility {
+                    report(.cronNeverFires, offsetLocation(node, offset: impossibility.offset + leadingSpaces(text)),
+                           "\(label): \(shown(cron.source)) \(impossibility.description)")
+                }
+            } catch {
                 report(.invalidCron, offsetLocation(node, offset: error.offset + leadingSpaces(text)), "\(label): \(error.description)")
             }
         case .timezone:
