@@ -11,8 +11,6 @@ struct ConfigValidator {
     /// What the step being validated touches; the caller resets it per step.
     var io = StepIO()
 
-    private static let knownTimeZones = Set(TimeZone.knownTimeZoneIdentifiers)
-
     init(registry: ProcessorRegistry, scope: ReferenceScope) {
         self.registry = registry
         self.scope = scope
@@ -222,9 +220,8 @@ struct ConfigValidator {
             }
         case .timezone:
             guard let text = expectScalar() else { return }
-            if !Self.knownTimeZones.contains(text) && text != "UTC" && TimeZone(identifier: text) == nil {
-                report(.invalidTimezone, node.location,
-                       "\(label): \(shown(text)) is not an IANA timezone\(Suggestion.hint(for: text, in: Self.knownTimeZones)) (e.g. UTC, Europe/Berlin, America/New_York)")
+            do { _ = try TimeZoneName.zone(named: text) } catch {
+                report(.invalidTimezone, node.location, "\(label): \(error.description)")
             }
         case .identifier:
             guard let text = expectScalar() else { return }
