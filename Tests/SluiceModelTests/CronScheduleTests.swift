@@ -259,6 +259,22 @@ struct CronScheduleTests {
         #expect(hourly.nextFireTime(after: instant("2026-01-01T00:59:59Z").addingTimeInterval(0.9)) == instant("2026-01-01T01:00:00Z"))
     }
 
+    // MARK: Notes for people
+
+    @Test func notesSayWhatTheClockChangeDid() throws {
+        func note(_ expression: String, _ fire: String) throws -> String? {
+            try schedule(expression, "America/New_York").clockNote(for: instant(fire))
+        }
+        #expect(try note("30 2 * * *", "2026-03-08T07:00:00Z") == "for 02:30, skipped: clocks jump from 02:00 to 03:00")
+        #expect(try note("0-45/15 2 * * *", "2026-03-08T07:00:00Z") == "for 4 times from 02:00 to 02:45, skipped: clocks jump from 02:00 to 03:00")
+        #expect(try note("30 * * * *", "2026-03-08T07:30:00Z") == "02:30, skipped: clocks jump from 02:00 to 03:00")
+        #expect(try note("30 1 * * *", "2026-11-01T05:30:00Z") == "01:30 comes twice: clocks go back from 02:00 to 01:00; runs the first time only")
+        #expect(try note("*/30 * * * *", "2026-11-01T05:30:00Z") == "01:30 comes twice: clocks go back from 02:00 to 01:00; runs both times")
+        #expect(try note("*/30 * * * *", "2026-11-01T06:00:00Z") == "01:00 again: clocks went back from 02:00 to 01:00")
+        #expect(try note("30 2 * * *", "2026-03-09T06:30:00Z") == nil)
+        #expect(try note("*/30 * * * *", "2026-11-01T07:00:00Z") == nil)
+    }
+
     // MARK: Against brute force
 
     static let zones = [

@@ -29,8 +29,8 @@ import Foundation
 public struct CronSchedule: Sendable {
     public let expression: CronExpression
     public let timeZone: TimeZone
-    private let matcher: CronMatcher
-    private let clock: LocalClock
+    let matcher: CronMatcher
+    let clock: LocalClock
     private let firesAtAll: Bool
 
     /// 400 Gregorian years, weekdays included, in seconds: any date the fields can match
