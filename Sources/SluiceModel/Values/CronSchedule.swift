@@ -11,11 +11,11 @@ import Foundation
 ///   02:00 to 03:00) fires once, at the end of the gap (03:00); several skipped times fire
 ///   together, once. A time the clock shows twice (02:30 on a day that goes back from 03:00
 ///   to 02:00) fires once, at its first occurrence.
-/// - **Every hour** (the hour field starts with `*`: `*/15 * * * *`, `5 * * * *`,
-///   `0 */2 * * *`) keeps time by the hour rather than by the clock: it fires at every
-///   instant at which the clock reads a matching time. In a repeated hour it fires in both
-///   passes (`*/15 * * * *` stays every 15 real minutes); in a gap there is no such
-///   instant, so nothing fires for the skipped times and nothing is made up later.
+/// - **An hour written with `*`** (`*/15 * * * *`, `5 * * * *`, `0 */2 * * *`, `@hourly`)
+///   keeps time by the hour rather than by the clock: it fires at every instant at which
+///   the clock reads a matching time. In a repeated hour it fires in both passes
+///   (`*/15 * * * *` stays every 15 real minutes); in a gap there is no such instant, so
+///   nothing fires for the skipped times and nothing is made up later.
 ///
 /// This follows Vixie cron and cronie, which run fixed-time jobs once across a change and
 /// wildcard jobs by elapsed time; unlike them, a `*` in the minute field alone
