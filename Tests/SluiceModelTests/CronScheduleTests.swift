@@ -257,6 +257,9 @@ struct CronScheduleTests {
         let fromAFraction = Array(hourly.fireTimes(from: instant("2026-01-01T00:00:00Z").addingTimeInterval(0.25), to: instant("2026-01-01T02:00:00Z")))
         #expect(fromAFraction == [instant("2026-01-01T01:00:00Z")])
         #expect(hourly.nextFireTime(after: instant("2026-01-01T00:59:59Z").addingTimeInterval(0.9)) == instant("2026-01-01T01:00:00Z"))
+        // Without an end the sequence goes on, past Date.distantFuture (4001) too.
+        let leapDays = try schedule("0 0 29 2 *", "UTC").fireTimes(from: instant("3999-01-01T00:00:00Z")).prefix(2)
+        #expect(shown(Array(leapDays), in: "UTC") == ["Tue 4000-02-29 00:00 +00:00", "Sun 4004-02-29 00:00 +00:00"])
     }
 
     // MARK: Notes for people

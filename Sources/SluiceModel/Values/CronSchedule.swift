@@ -56,22 +56,23 @@ public struct CronSchedule: Sendable {
         previous(atOrBefore: Self.seconds(instant)).map(Self.date)
     }
 
-    /// The fire times in `start ..< end`, in order, computed as the sequence is read.
-    public func fireTimes(from start: Date, to end: Date = .distantFuture) -> FireTimes {
+    /// The fire times in `start ..< end` (or from `start` on, without an end), in order,
+    /// computed as the sequence is read.
+    public func fireTimes(from start: Date, to end: Date? = nil) -> FireTimes {
         // Fire times are whole seconds, so "at or after start" is "after ⌈start⌉ - 1".
         FireTimes(schedule: self, cursor: Self.seconds(start, rounded: .up) - 1, end: end)
     }
 
-    /// Fire times in order, from a start (inclusive) to an end (exclusive).
+    /// Fire times in order, from a start (inclusive) to an end (exclusive) if there is one.
     public struct FireTimes: Sequence, IteratorProtocol, Sendable {
         let schedule: CronSchedule
         var cursor: Int
-        let end: Date
+        let end: Date?
 
         public mutating func next() -> Date? {
             guard let fire = schedule.next(after: cursor) else { return nil }
             let date = CronSchedule.date(fire)
-            guard date < end else { return nil }
+            if let end, date >= end { return nil }
             cursor = fire
             return date
         }
