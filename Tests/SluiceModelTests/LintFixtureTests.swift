@@ -20,6 +20,9 @@ struct LintFixtureTests {
     }
 
     static let cases: [Case] = [
+        Case("project", "cron_never_fires.yml", [
+            "pipelines/cron_never_fires.yml:4:14: warning: pipeline: 'schedule.cron': '0 6 31 apr,jun *' never fires: April and June have no day 31 [cron-never-fires]"
+        ]),
         Case("project", "cycle.yml", [
             "pipelines/cycle.yml:4:9: error: steps depend on each other in a circle: a → b (needs) → c (needs) → a (needs) [cycle]",
             "pipelines/cycle.yml:18:13: error: step 'd' needs itself [cycle]"

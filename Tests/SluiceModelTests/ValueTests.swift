@@ -19,6 +19,52 @@ struct DurationTextTests {
     }
 }
 
+struct InstantTextTests {
+    let berlin = TimeZone(identifier: "Europe/Berlin")!
+
+    @Test(arguments: [
+        ("2026-03-29T00:30:00Z", "2026-03-29T00:30:00Z"), ("2026-03-29T02:30+02:00", "2026-03-29T00:30:00Z"),
+        ("2026-03-28 19:30:00-0500", "2026-03-29T00:30:00Z"), ("2026-03-29t00:30z", "2026-03-29T00:30:00Z"),
+        // Without an offset, on Berlin's clock.
+        ("2026-06-01T12:00", "2026-06-01T10:00:00Z"), ("2026-03-29", "2026-03-28T23:00:00Z"),
+        // 02:30 does not exist on 2026-03-29 (the end of the gap), and happens twice on 2026-10-25 (the first).
+        ("2026-03-29T02:30", "2026-03-29T01:00:00Z"), ("2026-10-25T02:30", "2026-10-25T00:30:00Z"),
+    ])
+    func readsISO8601WithOrWithoutAnOffset(_ text: String, _ expected: String) throws {
+        #expect(try InstantText.parse(text, in: berlin) == ISO8601DateFormatter().date(from: expected)!)
+    }
+
+    @Test func keepsFractionsOfASecond() throws {
+        #expect(try InstantText.parse("1970-01-01T00:00:01.25Z", in: berlin).timeIntervalSince1970 == 1.25)
+    }
+
+    @Test(arguments: [
+        ("yesterday", 0), ("2026-13-01", 5), ("2026-02-30", 8), ("2026-03-29T25:00", 11), ("2026-03-29T02:61", 14),
+        ("2026-03-29T02:30+2", 17), ("2026-03-29T02:30x", 16), ("2026-3-29", 5), ("", 0),
+    ])
+    func refusesWhatIsNotATimeAndPointsAtIt(_ text: String, _ offset: Int) {
+        do {
+            _ = try InstantText.parse(text, in: berlin)
+            Issue.record("'\(text)' parsed")
+        } catch {
+            #expect(error.offset == offset, "\(error.description)")
+        }
+    }
+}
+
+struct TimeZoneNameTests {
+    @Test func knowsIANANamesAndSuggestsNearOnes() throws {
+        #expect(try TimeZoneName.zone(named: "Australia/Lord_Howe").identifier == "Australia/Lord_Howe")
+        #expect(try TimeZoneName.zone(named: "UTC").secondsFromGMT() == 0)
+        #expect(throws: TimeZoneName.UnknownError.self) { try TimeZoneName.zone(named: "Mars/Olympus") }
+        do {
+            _ = try TimeZoneName.zone(named: "Europe/Berln")
+        } catch {
+            #expect(error.description == "'Europe/Berln' is not an IANA timezone; did you mean 'Europe/Berlin'? (e.g. UTC, Europe/Berlin, America/New_York)")
+        }
+    }
+}
+
 struct CronExpressionTests {
     @Test func expandsListsRangesStepsAndNames() throws {
         let cron = try CronExpression(parsing: "0,30 9-17/4 1,15 jan-mar mon-fri")

@@ -18,6 +18,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
     case cycle = "cycle"
     case unknownProcessor = "unknown-processor"
     case invalidCron = "invalid-cron"
+    case cronNeverFires = "cron-never-fires"
     case invalidTimezone = "invalid-timezone"
     case invalidDuration = "invalid-duration"
     case invalidParam = "invalid-param"
@@ -37,7 +38,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
 
     public var defaultSeverity: Severity {
         switch self {
-        case .missingTimeout: .warning
+        case .missingTimeout, .cronNeverFires: .warning
         default: .error
         }
     }
@@ -61,6 +62,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
         case .cycle: "The steps depend on each other in a circle (the cycle is printed)."
         case .unknownProcessor: "`uses` names a processor that does not exist."
         case .invalidCron: "A schedule's cron expression is malformed."
+        case .cronNeverFires: "A schedule's cron expression names no date that exists, like February 30, so it never runs (warning)."
         case .invalidTimezone: "A timezone that is not an IANA name."
         case .invalidDuration: "A duration that is not like 500ms, 30s, 10m, 2h or 7d."
         case .invalidParam: "A param whose type, default or pattern do not agree."

@@ -11,8 +11,6 @@ struct ConfigValidator {
     /// What the step being validated touches; the caller resets it per step.
     var io = StepIO()
 
-    private static let knownTimeZones = Set(TimeZone.knownTimeZoneIdentifiers)
-
     init(registry: ProcessorRegistry, scope: ReferenceScope) {
         self.registry = registry
         self.scope = scope
@@ -211,14 +209,19 @@ struct ConfigValidator {
             }
         case .cron:
             guard let text = expectScalar() else { return }
-            do { _ = try CronExpression(parsing: text) } catch {
+            do {
+                let cron = try CronExpression(parsing: text)
+                if let impossibility = cron.impossibility {
+                    report(.cronNeverFires, offsetLocation(node, offset: impossibility.offset + leadingSpaces(text)),
+                           "\(label): \(shown(cron.source)) \(impossibility.description)")
+                }
+            } catch {
                 report(.invalidCron, offsetLocation(node, offset: error.offset + leadingSpaces(text)), "\(label): \(error.description)")
             }
         case .timezone:
             guard let text = expectScalar() else { return }
-            if !Self.knownTimeZones.contains(text) && text != "UTC" && TimeZone(identifier: text) == nil {
-                report(.invalidTimezone, node.location,
-                       "\(label): \(shown(text)) is not an IANA timezone\(Suggestion.hint(for: text, in: Self.knownTimeZones)) (e.g. UTC, Europe/Berlin, America/New_York)")
+            do { _ = try TimeZoneName.zone(named: text) } catch {
+                report(.invalidTimezone, node.location, "\(label): \(error.description)")
             }
         case .identifier:
             guard let text = expectScalar() else { return }

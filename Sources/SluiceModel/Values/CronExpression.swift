@@ -4,6 +4,9 @@ import Foundation
 /// `@hourly @daily @weekly @monthly @yearly @annually`, parsed into the sets of values each
 /// field allows. Lists, ranges, steps, month and weekday names; 0 and 7 both mean Sunday.
 /// When both day fields are restricted, a day matches if either does (Vixie cron's rule).
+///
+/// An expression matches local wall-clock times; ``CronSchedule`` turns it into instants in
+/// a time zone, including what happens when daylight saving time skips or repeats an hour.
 public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     public var minutes: Set<Int>
     public var hours: Set<Int>
@@ -13,7 +16,13 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     public var daysOfWeek: Set<Int>
     public var dayOfMonthRestricted: Bool
     public var dayOfWeekRestricted: Bool
+    /// The hour field is written without `*` (`2`, `9-17`), so it names hours of the local
+    /// clock; with `*` or `*/n` the expression keeps time by the hour, however the clock is
+    /// set. This decides what happens in daylight saving time changes (see ``CronSchedule``).
+    public var hourRestricted: Bool
     public var source: String
+    /// Where the day-of-month field starts in `source` (0 for a shorthand), for messages.
+    var dayOfMonthOffset: Int
 
     public var description: String { source }
 
@@ -85,6 +94,8 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         daysOfWeek = Set(sets[4].map { $0 == 7 ? 0 : $0 })
         dayOfMonthRestricted = !parts[2].text.hasPrefix("*")
         dayOfWeekRestricted = !parts[4].text.hasPrefix("*")
+        hourRestricted = !parts[1].text.hasPrefix("*")
+        dayOfMonthOffset = body == trimmed ? parts[2].offset : 0
     }
 
     private static func parseField(_ text: Substring, _ field: Field, offset: Int) throws(ParseError) -> Set<Int> {
