@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceProviders
 import SluiceSQLite
 
 /// Where a project keeps its run history and warehouse: `.sluice/` at the project root.
@@ -109,7 +110,7 @@ extension Sluice {
             if let printer { options.observer = { printer.apply($0) } }
             // Heartbeats well inside the lease, so a live run is never taken for a dead one.
             options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
-            let executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
+            let executor = Executor(processors: .standard, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
                                     options: options)
             var values: [String: String] = [:]
             for param in params {
