@@ -1,7 +1,7 @@
 extension ProcessorSpec {
     static let validatorOutputs = [
-        OutputSpec("status", "string", "valid, invalid, rate_limited, unavailable, partially_valid or expired."),
-        OutputSpec("http_status", "integer", "The provider's HTTP status (0 when no response arrived)."),
+        OutputSpec("status", "string", "valid or partially_valid; the other outcomes (invalid, rate_limited, unavailable, expired) fail the step, and its stored reason starts with the outcome."),
+        OutputSpec("http_status", "integer", "The provider's HTTP status (of the last request)."),
     ]
 
     /// How long a validator waits for a provider when its step sets no `request_timeout`: the
@@ -32,8 +32,7 @@ extension ProcessorSpec {
         description: """
             Calls `GET {base_url}/v1/models` with the key as a bearer token (and OpenAI-Organization \
             when `organization` is set). The base URL is configurable for proxies and tests.
-
-            """ + validatorOutcomes,
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
@@ -59,8 +58,7 @@ extension ProcessorSpec {
             Sends the key as `x-api-key` with `anthropic-version`: `check: models` calls \
             `GET {base_url}/v1/models`; `check: messages` calls `POST {base_url}/v1/messages` with a \
             one-token request to `model` (it costs a token, and proves the key may generate).
-
-            """ + validatorOutcomes,
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
@@ -93,8 +91,7 @@ extension ProcessorSpec {
             missing_permissions (a 403 there counts every permission as missing). The token endpoint's \
             invalid_grant (key disabled, deleted or expired) is `expired`: credential_expired, not \
             retried. A service-account JSON that can't be read is credential_malformed.
-
-            """ + validatorOutcomes,
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("service_account_json", .string, .required, secret: .required,
                       description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
@@ -133,8 +130,7 @@ extension ProcessorSpec {
             status in `expected_status` is valid; the others are classified like the provider \
             validators' (its body is not read as JSON). Only `secret_in: query` puts the secret into \
             the URL; logs and errors show the URL without its query.
-
-            """ + validatorOutcomes,
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("url", .string, .required, description: "Endpoint to call.", example: "https://api.example.com/v1/me"),
             FieldSpec("method", .enumeration(["GET", "POST", "HEAD"]), .defaultValue("GET"), description: "HTTP method."),
