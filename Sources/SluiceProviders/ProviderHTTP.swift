@@ -53,11 +53,13 @@ struct ProviderResponse: Sendable {
 /// timed, logged and, when no answer arrives, turned into `provider_unavailable`.
 enum ProviderHTTP {
     /// Redirects are not followed: a key sent to one address must never be forwarded to another.
+    /// A refused connection fails at once instead of being retried inside the client until the
+    /// timeout: retrying is the executor's job, with the step's policy.
     /// The client lives as long as the process, like `HTTPClient.shared`.
     static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
@@ -137,10 +139,14 @@ enum ProviderHTTP {
         if error is NIOTooManyBytesError {
             return "the answer was larger than \(maxBodyBytes / (1 << 20)) MiB"
         }
+        if let error = error as? HTTPParserError {
+            // The body ended with the connection, before the length the head announced.
+            if error == .invalidEOFState { return "the connection closed before the answer was complete" }
+            return "the answer was not valid HTTP"
+        }
         let text = String(describing: error)
         if text.localizedCaseInsensitiveContains("refused") { return "the connection was refused" }
         if text.localizedCaseInsensitiveContains("reset") { return "the connection was reset" }
-        if error is HTTPParserError { return "the answer was not valid HTTP" }
         return "the request failed (\(shown(text)))"
     }
 }

@@ -13,8 +13,8 @@ struct ServiceAccountKey: Sendable {
 
     init(json text: String) throws(StepFailure) {
         func malformed(_ problem: String) -> StepFailure {
-            StepFailure(ValidatorErrorCode.credentialMalformed.rawValue,
-                        "invalid: 'service_account_json' \(problem) (the value is not shown); download a new key file for the service account")
+            .validator(.credentialMalformed,
+                       "'service_account_json' \(problem) (the value is not shown); download a new key file for the service account")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
             throw malformed("is not a JSON object")

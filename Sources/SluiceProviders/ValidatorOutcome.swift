@@ -60,9 +60,10 @@ public enum ValidatorErrorCode: String, Sendable, CaseIterable {
 extension StepFailure {
     /// A validator's failure: the code decides whether it is retried; the message says the
     /// outcome first so that a stored reason reads on its own.
-    static func validator(_ code: ValidatorErrorCode, _ message: String, retryAfter: Duration? = nil) -> StepFailure {
+    static func validator(_ code: ValidatorErrorCode, _ message: String, retryAfter: Duration? = nil,
+                          at location: SourceLocation? = nil) -> StepFailure {
         let prefix = code.outcome.map { "\($0.rawValue): " } ?? ""
-        return StepFailure(code.rawValue, prefix + message, transient: code.isTransient, retryAfter: retryAfter)
+        return StepFailure(code.rawValue, prefix + message, transient: code.isTransient, at: location, retryAfter: retryAfter)
     }
 
     /// The same failure with every occurrence of the secrets masked, as a last guard: no

@@ -41,8 +41,7 @@ struct ValidatorSettings {
     func secret(_ field: String) throws(StepFailure) -> String {
         let value = config.optionalText(field) ?? ""
         guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw StepFailure(ValidatorErrorCode.credentialMalformed.rawValue,
-                              "'\(field)' is empty: the secret it reads has no value", at: location(field))
+            throw .validator(.credentialMalformed, "'\(field)' is empty: the secret it reads has no value", at: location(field))
         }
         return value
     }
@@ -51,9 +50,8 @@ struct ValidatorSettings {
     func headerSafeSecret(_ field: String) throws(StepFailure) -> String {
         let value = try secret(field).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw StepFailure(ValidatorErrorCode.credentialMalformed.rawValue,
-                              "'\(field)' holds line breaks or control characters, which no key has (its value is not shown)",
-                              at: location(field))
+            throw .validator(.credentialMalformed, "'\(field)' holds line breaks or control characters, which no key has (its value is not shown)",
+                             at: location(field))
         }
         return value
     }
