@@ -101,6 +101,21 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
+            name: "SluiceProvidersTests",
+            dependencies: [
+                "SluiceProviders",
+                "SluiceEngine",
+                "SluiceModel",
+                "SluiceSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
             name: "SluiceCLITests",
             dependencies: ["SluiceModel"],
             exclude: ["Support/validate_pipelines.py"]
