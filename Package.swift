@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SluiceEngine", targets: ["SluiceEngine"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
         .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
+        .library(name: "SluiceProviders", targets: ["SluiceProviders"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
@@ -59,6 +62,21 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
+        // Processors that call providers over HTTP: the credential validators. The only module
+        // with an HTTP client, so lint and the engine build without one.
+        .target(
+            name: "SluiceProviders",
+            dependencies: [
+                "SluiceModel",
+                "SluiceEngine",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command-line tool: flags in, calls into the modules out.
         .executableTarget(
             name: "sluice",
@@ -67,6 +85,7 @@ let package = Package(
                 "SluiceEngine",
                 "SluiceSQLite",
                 "SluiceSecrets",
+                "SluiceProviders",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -99,6 +118,21 @@ let package = Package(
             name: "SluiceSecretsTests",
             dependencies: ["SluiceSecrets", "SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "SluiceProvidersTests",
+            dependencies: [
+                "SluiceProviders",
+                "SluiceEngine",
+                "SluiceModel",
+                "SluiceSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "SluiceCLITests",

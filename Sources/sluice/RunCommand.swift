@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceProviders
 import SluiceSQLite
 import SluiceSecrets
 
@@ -110,7 +111,7 @@ extension Sluice {
             if let printer { options.observer = { printer.apply($0) } }
             // Heartbeats well inside the lease, so a live run is never taken for a dead one.
             options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
-            var executor = Executor(processors: .builtIn, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
+            var executor = Executor(processors: .standard, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
                                     options: options)
             // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
             if plan.definition.steps.contains(where: { $0.uses.value == "kms_decrypt" }) {

@@ -58,7 +58,7 @@ struct FailProcessor: Processor {
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
-        throw StepFailure("invalid_credential", "the provider said 401")
+        throw StepFailure("credential_invalid", "the provider said 401")
     }
 }
 

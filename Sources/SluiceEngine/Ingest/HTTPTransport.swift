@@ -69,24 +69,13 @@ public enum HTTPOutcome {
             return StepFailure("http_unauthorized", "\(what): \(request.shownURL) answered \(response.status): the credential was refused")
         case 429:
             return StepFailure("rate_limited", "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
-                               retryAfter: retryAfter(response.header("Retry-After")))
+                               retryAfter: RetryAfter.wait(response.header("Retry-After")))
         case 500..<600:
             return StepFailure("provider_unavailable", "\(what): \(request.shownURL) answered \(response.status)", transient: true,
-                               retryAfter: retryAfter(response.header("Retry-After")))
+                               retryAfter: RetryAfter.wait(response.header("Retry-After")))
         default:
             return StepFailure("http_error", "\(what): \(request.shownURL) answered \(response.status)")
         }
     }
 
-    /// `Retry-After` as seconds or an HTTP date; nil when absent or unreadable.
-    public static func retryAfter(_ value: String?, now: Date = Date()) -> Duration? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Int(value), seconds >= 0 { return .seconds(seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value) else { return nil }
-        return .milliseconds(max(0, Int(date.timeIntervalSince(now) * 1000)))
-    }
 }

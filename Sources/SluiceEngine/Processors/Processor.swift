@@ -79,6 +79,14 @@ public struct ProcessorCatalog: Sendable {
         KMSDecryptProcessor(),
     ])
 
+    /// This catalog with `more` added; one with a name already here replaces that one. Other
+    /// modules (the provider validators) add their processors this way.
+    public func adding(_ more: [any Processor]) -> ProcessorCatalog {
+        var copy = self
+        for processor in more { copy.processors[processor.spec.name] = processor }
+        return copy
+    }
+
     /// The specs, for lint and docs when the catalog holds more than the built-in processors.
     public var registry: ProcessorRegistry {
         ProcessorRegistry(processors.values.map(\.spec).sorted { $0.name < $1.name })

@@ -2,16 +2,17 @@ import SluiceModel
 
 /// Reading a step's evaluated `with`. Lint has checked shapes already; these accessors still
 /// fail cleanly (a `StepFailure` naming the field and its place) for what only a run can
-/// know, like an expression that evaluated to something unusable.
+/// know, like an expression that evaluated to something unusable. Public for processors that
+/// live in other modules (the provider validators).
 extension YAMLNode {
-    func text(_ field: String) throws(StepFailure) -> String {
+    public func text(_ field: String) throws(StepFailure) -> String {
         guard let node = self[field], let text = node.scalarText, !node.isNull else {
             throw .config("'\(field)' is missing", at: location)
         }
         return text
     }
 
-    func optionalText(_ field: String) -> String? {
+    public func optionalText(_ field: String) -> String? {
         guard let node = self[field], !node.isNull else { return nil }
         return node.scalarText
     }
@@ -23,6 +24,19 @@ extension YAMLNode {
         } catch {
             throw .config("'\(field)': \(error)", at: self[field]?.location)
         }
+    }
+
+    /// A list of scalars as text, where a single scalar is accepted too; empty when absent.
+    public func texts(_ field: String) throws(StepFailure) -> [String] {
+        guard let node = self[field], !node.isNull else { return [] }
+        var texts: [String] = []
+        for item in node.sequence ?? [node] {
+            guard let text = item.scalarText else {
+                throw .config("'\(field)' must be a list of values, not a list holding \(item.kindDescription)", at: item.location)
+            }
+            texts.append(text)
+        }
+        return texts
     }
 
     /// A name that reaches SQL: it must pass `Identifier`, whatever an expression produced.

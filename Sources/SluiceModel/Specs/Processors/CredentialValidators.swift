@@ -1,23 +1,38 @@
 extension ProcessorSpec {
     static let validatorOutputs = [
-        OutputSpec("status", "string", "valid, invalid, rate_limited, unavailable, partially_valid or expired."),
-        OutputSpec("http_status", "integer", "The provider's HTTP status (0 when no response arrived)."),
+        OutputSpec("status", "string", "valid or partially_valid; the other outcomes (invalid, rate_limited, unavailable, expired) fail the step, and its stored reason starts with the outcome."),
+        OutputSpec("http_status", "integer", "The provider's HTTP status (of the last request)."),
     ]
 
+    /// How long a validator waits for a provider when its step sets no `request_timeout`: the
+    /// one place this default lives (the field's documented default is formatted from it).
+    public static let defaultRequestTimeout: Duration = .seconds(10)
+
     static func timeoutField() -> FieldSpec {
-        FieldSpec("request_timeout", .duration, .defaultValue("10s"),
-                  description: "How long to wait for the provider before the check counts as unavailable.")
+        FieldSpec("request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
+                  description: "How long to wait for the provider's whole answer before the check counts as unavailable.")
     }
+
+    /// How every validator's answers become outcomes; the codes are listed in
+    /// docs/pipeline-format.md ("Validator outcomes and error codes").
+    static let validatorOutcomes = """
+        Outcomes: 2xx is `valid` (the step succeeds with status and http_status). 401 and 403 are \
+        `invalid`: the step fails with credential_invalid and is not retried. 429 is `rate_limited`, \
+        not invalid: a transient failure (rate_limited) retried no sooner than Retry-After. 5xx, a \
+        timeout, a refused or dropped connection are `unavailable`: transient (provider_unavailable). \
+        A success whose body is not the JSON expected is provider_bad_response (transient); any other \
+        status is provider_unexpected_status (permanent). Redirects are not followed, so a key never \
+        travels to another address.
+        """
 
     /// Checks an OpenAI API key.
     public static let validateOpenAI = ProcessorSpec(
         name: "validate_openai",
         summary: "Checks an OpenAI API key against the API (valid, invalid, rate limited, unavailable).",
         description: """
-            Calls the models list with the key. 200 is valid; 401 and 403 invalid; 429 rate limited \
-            (not invalid; Retry-After honoured); 5xx, timeouts and refused connections unavailable \
-            (transient, retried). The base URL is configurable for proxies and tests.
-            """,
+            Calls `GET {base_url}/v1/models` with the key as a bearer token (and OpenAI-Organization \
+            when `organization` is set). The base URL is configurable for proxies and tests.
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
@@ -40,9 +55,10 @@ extension ProcessorSpec {
         name: "validate_anthropic",
         summary: "Checks an Anthropic API key (models list or a one-token Messages call).",
         description: """
-            Sends the key as `x-api-key` with `anthropic-version`, to the models list (default) or \
-            the Messages API. Outcomes as for validate_openai.
-            """,
+            Sends the key as `x-api-key` with `anthropic-version`: `check: models` calls \
+            `GET {base_url}/v1/models`; `check: messages` calls `POST {base_url}/v1/messages` with a \
+            one-token request to `model` (it costs a token, and proves the key may generate).
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
@@ -50,6 +66,8 @@ extension ProcessorSpec {
             FieldSpec("api_version", .string, .defaultValue("2023-06-01"), description: "The anthropic-version header."),
             FieldSpec("check", .enumeration(["models", "messages"]), .defaultValue("models"),
                       description: "Which endpoint proves the key works."),
+            FieldSpec("model", .string, .defaultValue("claude-haiku-4-5"),
+                      description: "The model of the one-token request of `check: messages`."),
             timeoutField(),
         ],
         outputs: validatorOutputs,
@@ -66,15 +84,19 @@ extension ProcessorSpec {
         name: "validate_gcp",
         summary: "Checks a GCP service-account key by exchanging a signed JWT for a token; optionally tests permissions.",
         description: """
-            Signs a JWT with the service account's private key and exchanges it at the token \
-            endpoint. With `required_permissions` and `project`, asks testIamPermissions and reports \
-            partially_valid with the missing ones.
-            """,
+            Signs an RS256 JWT with the service account's private key and exchanges it at the token \
+            endpoint (`token_url`, else the JSON's token_uri). With `required_permissions` and \
+            `project`, asks `POST {resource_manager_url}/v1/projects/{project}:testIamPermissions`; when \
+            some are missing the step still succeeds with status `partially_valid` and \
+            missing_permissions (a 403 there counts every permission as missing). The token endpoint's \
+            invalid_grant (key disabled, deleted or expired) is `expired`: credential_expired, not \
+            retried. A service-account JSON that can't be read is credential_malformed.
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("service_account_json", .string, .required, secret: .required,
                       description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
-            FieldSpec("token_url", .string, .defaultValue("https://oauth2.googleapis.com/token"),
-                      description: "OAuth token endpoint."),
+            FieldSpec("token_url", .string,
+                      description: "OAuth token endpoint; by default the service account's token_uri (https://oauth2.googleapis.com/token)."),
             FieldSpec("scopes", .list(.string), .defaultValue("[https://www.googleapis.com/auth/cloud-platform]"),
                       description: "OAuth scopes to request."),
             FieldSpec("project", .string, description: "Project whose IAM permissions are tested."),
@@ -104,9 +126,11 @@ extension ProcessorSpec {
         name: "validate_http",
         summary: "Checks a credential against any HTTP endpoint: where the secret goes and which status means valid.",
         description: """
-            Sends one request with the secret as a bearer token, a header or a query parameter, and \
-            classifies the response like the provider validators.
-            """,
+            Sends one request with the secret as a bearer token, a header or a query parameter. A \
+            status in `expected_status` is valid; the others are classified like the provider \
+            validators' (its body is not read as JSON). Only `secret_in: query` puts the secret into \
+            the URL; logs and errors show the URL without its query.
+            """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec("url", .string, .required, description: "Endpoint to call.", example: "https://api.example.com/v1/me"),
             FieldSpec("method", .enumeration(["GET", "POST", "HEAD"]), .defaultValue("GET"), description: "HTTP method."),

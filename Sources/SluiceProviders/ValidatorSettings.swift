@@ -1,0 +1,100 @@
+import Foundation
+import SluiceEngine
+import SluiceModel
+
+/// A validator step's evaluated `with`, where a field the step leaves out takes the default its
+/// spec declares: the defaults live in the specs only, so docs, lint and runs agree.
+struct ValidatorSettings {
+    let config: YAMLNode
+    let spec: ProcessorSpec
+
+    init(_ step: StepContext, _ spec: ProcessorSpec) {
+        self.config = step.config
+        self.spec = spec
+    }
+
+    private func defaultNode(_ field: String) -> YAMLNode? {
+        guard case .defaultValue(let text)? = spec.field(field)?.requirement else { return nil }
+        guard case .success(let node?) = YAMLLoader().load(Data(text.utf8), file: "(default of \(field))") else { return nil }
+        return node
+    }
+
+    private func location(_ field: String) -> SourceLocation {
+        config[field]?.location ?? config.location
+    }
+
+    func optionalText(_ field: String) -> String? {
+        config.optionalText(field) ?? defaultNode(field)?.scalarText
+    }
+
+    func text(_ field: String) throws(StepFailure) -> String {
+        guard let text = optionalText(field) else { throw .config("'\(field)' is missing", at: location(field)) }
+        return text
+    }
+
+    func texts(_ field: String) throws(StepFailure) -> [String] {
+        if let node = config[field], !node.isNull { return try config.texts(field) }
+        return (defaultNode(field).map { $0.sequence ?? [$0] } ?? []).compactMap(\.scalarText)
+    }
+
+    /// The credential in `field`. It is never shown: a problem with it is described, not quoted.
+    func secret(_ field: String) throws(StepFailure) -> String {
+        let value = config.optionalText(field) ?? ""
+        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw .validator(.credentialMalformed, "'\(field)' is empty: the secret it reads has no value", at: location(field))
+        }
+        return value
+    }
+
+    /// A credential that goes into a header or URL: one line, no control characters.
+    func headerSafeSecret(_ field: String) throws(StepFailure) -> String {
+        let value = try secret(field).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw .validator(.credentialMalformed, "'\(field)' holds line breaks or control characters, which no key has (its value is not shown)",
+                             at: location(field))
+        }
+        return value
+    }
+
+    /// An http or https URL with a host and no credentials in it.
+    func url(_ field: String) throws(StepFailure) -> URL {
+        try Self.checkedURL(try text(field), field: field, at: location(field))
+    }
+
+    func optionalURL(_ field: String) throws(StepFailure) -> URL? {
+        guard let text = optionalText(field) else { return nil }
+        return try Self.checkedURL(text, field: field, at: location(field))
+    }
+
+    /// `base_url` (no query) followed by `path`; a trailing slash on the base is dropped.
+    func url(_ field: String, appending path: String) throws(StepFailure) -> URL {
+        let base = try url(field)
+        guard base.query == nil, base.fragment == nil else {
+            throw .config("'\(field)' must be a base URL without a query or fragment", at: location(field))
+        }
+        var text = base.absoluteString
+        while text.hasSuffix("/") { text.removeLast() }
+        return try Self.checkedURL(text + path, field: field, at: location(field))
+    }
+
+    static func checkedURL(_ text: String, field: String, at location: SourceLocation) throws(StepFailure) -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              let host = url.host, !host.isEmpty else {
+            throw .config("'\(field)' must be an http or https URL with a host, not \(shown(text))", at: location)
+        }
+        guard url.user == nil, url.password == nil else {
+            throw .config("'\(field)' must not carry a user or password; credentials go in secret fields", at: location)
+        }
+        return url
+    }
+
+    /// `request_timeout`, else the default every validator shares.
+    func timeout() throws(StepFailure) -> Duration {
+        guard let text = optionalText("request_timeout") else { return ProcessorSpec.defaultRequestTimeout }
+        do {
+            return try DurationText.parse(text)
+        } catch {
+            throw .config("'request_timeout': \(error.description)", at: location("request_timeout"))
+        }
+    }
+}

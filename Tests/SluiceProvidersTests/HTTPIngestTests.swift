@@ -1,0 +1,157 @@
+import Foundation
+import SluiceEngine
+import SluiceModel
+import SluiceProviders
+import SluiceSQLite
+import Testing
+
+/// `ingest` with `format: http` against a real server on 127.0.0.1, through the executor,
+/// a real run store and a real SQLite warehouse.
+struct HTTPIngestTests {
+    struct Project {
+        let root: URL
+        let store: SQLiteRunStore
+        let warehouse: SQLiteWarehouse
+
+        init() throws {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-http-ingest-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: root.appendingPathComponent("schemas"), withIntermediateDirectories: true)
+            store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
+            warehouse = SQLiteWarehouse(root: root.appendingPathComponent(".sluice"))
+            try Data("""
+                [{"name": "id", "type": "STRING", "mode": "REQUIRED"},
+                 {"name": "updated_at", "type": "TIMESTAMP", "mode": "REQUIRED"},
+                 {"name": "amount", "type": "NUMERIC"}]
+                """.utf8).write(to: root.appendingPathComponent("schemas/usage_raw.json"))
+            try Data("""
+                {"table": "usage", "primary_key": ["id"], "fields": [
+                 {"name": "id", "type": "STRING", "mode": "REQUIRED"},
+                 {"name": "updated_at", "type": "TIMESTAMP", "mode": "REQUIRED"},
+                 {"name": "amount", "type": "NUMERIC"}]}
+                """.utf8).write(to: root.appendingPathComponent("schemas/usage.json"))
+        }
+
+        func pipeline(_ server: FakeProviderServer, minRows: Int = 1) -> String {
+            """
+            pipeline: api_usage
+            defaults: { timeout: 30s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 5s } }
+            steps:
+              - id: fetch
+                uses: ingest
+                with:
+                  source:
+                    format: http
+                    url: "\(server.baseURL)/v1/usage"
+                    headers: { X-Api-Token: "${{ env.API_TOKEN }}" }
+                    items: /data
+                    pagination: { type: cursor, cursor_path: /next, cursor_param: after, page_size: 2 }
+                    incremental: { column: updated_at, param: updated_after, initial: "2026-01-01T00:00:00Z" }
+                  table: usage_raw
+                  schema: schemas/usage_raw.json
+              - id: merge
+                uses: merge_dedupe
+                with: { from: usage_raw, into: usage, key: [id], latest_by: updated_at }
+              - id: check
+                uses: validate_data
+                with: { table: usage, checks: [{ type: row_count, min: \(minRows) }] }
+            """
+        }
+
+        func run(_ yaml: String) async throws -> RunRecord {
+            let result = PipelineLoader(registry: ProcessorCatalog.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
+            #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
+            let plan = try PipelinePlan.build(try #require(result.definition)).get()
+            let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
+                                    logger: LogCapture().logger)
+            return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: ["API_TOKEN": "tok-123456"]))
+        }
+
+        func rows() async throws -> [[String]] {
+            try await warehouse.query(org: "acme", "SELECT id, updated_at, amount FROM usage ORDER BY id", []).rows.map { $0.map(\.displayText) }
+        }
+
+        func remove() { try? FileManager.default.removeItem(at: root) }
+    }
+
+    static func page(_ rows: [(String, String, Double)], next: String?) -> ScriptedResponse {
+        let data = rows.map { #"{"id": "\#($0.0)", "updated_at": "\#($0.1)", "amount": \#($0.2), "extra": {"ignored": true}}"# }
+        let cursor = next.map { #""\#($0)""# } ?? "null"
+        return .json(200, #"{"object": "page", "data": [\#(data.joined(separator: ", "))], "next": \#(cursor)}"#)
+    }
+
+    @Test func pagesAreFollowedAndTheCursorCommitsWithTheData() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let server = try await FakeProviderServer.start { request, _ in
+            let after = request.uri.contains("after=p2") ? 2 : request.uri.contains("after=p1") ? 1 : 0
+            if request.uri.contains("updated_after=2026-03-01T10") {  // the second run
+                return Self.page([("u3", "2026-03-02T08:00:00Z", 4.5)], next: nil)
+            }
+            switch after {
+            case 0: return Self.page([("u1", "2026-03-01T08:00:00Z", 1), ("u2", "2026-03-01T09:00:00Z", 2)], next: "p1")
+            case 1: return Self.page([("u2", "2026-03-01T09:30:00Z", 2.5)], next: "p2")
+            default: return Self.page([("u3", "2026-03-01T10:00:00Z", 3)], next: nil)
+            }
+        }
+        defer { Task { await server.stop() } }
+
+        let first = try await project.run(project.pipeline(server))
+        #expect(first.state == .succeeded, "\(first.reason)")
+        #expect(try await project.rows() == [
+            ["u1", "2026-03-01T08:00:00.000000Z", "1"], ["u2", "2026-03-01T09:30:00.000000Z", "2.5"], ["u3", "2026-03-01T10:00:00.000000Z", "3"],
+        ])
+        let requests = server.requests
+        #expect(requests.count == 3)
+        #expect(requests[0].uri == "/v1/usage?limit=2&updated_after=2026-01-01T00:00:00Z")
+        #expect(requests[1].uri.contains("after=p1") && requests[2].uri.contains("after=p2"))
+        #expect(requests.allSatisfy { $0.values("X-Api-Token") == ["tok-123456"] })
+        let fetch = try #require(try await project.store.steps(of: first.id).first { $0.stepID == "fetch" })
+        #expect(fetch.outputs["rows_written"] == .number(4))
+
+        // The next run asks from where the published data ends.
+        let second = try await project.run(project.pipeline(server))
+        #expect(second.state == .succeeded, "\(second.reason)")
+        #expect(server.requests[3].uri == "/v1/usage?limit=2&updated_after=2026-03-01T10:00:00.000000Z")
+        #expect(try await project.rows().last == ["u3", "2026-03-02T08:00:00.000000Z", "4.5"])
+        #expect(try await project.warehouse.query(org: "acme", "SELECT value FROM _sluice_cursors", []).rows.map { $0.map(\.displayText) }
+                == [["2026-03-02T08:00:00.000000Z"]])
+    }
+
+    @Test func aFailedRunLeavesTheCursorWhereTheLastPublishedRunPutIt() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let server = try await FakeProviderServer.start { _, _ in Self.page([("u1", "2026-03-01T08:00:00Z", 1)], next: nil) }
+        defer { Task { await server.stop() } }
+        // The data test fails, so nothing is published: neither the rows nor the cursor.
+        let failed = try await project.run(project.pipeline(server, minRows: 5))
+        #expect(failed.state == .failed)
+        let again = try await project.run(project.pipeline(server))
+        #expect(again.state == .succeeded, "\(again.reason)")
+        #expect(server.requests.map(\.uri) == Array(repeating: "/v1/usage?limit=2&updated_after=2026-01-01T00:00:00Z", count: 2))
+    }
+
+    @Test func aRateLimitedPageIsRetriedAndARefusedTokenIsNot() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let limited = try await FakeProviderServer.start(answering: [
+            .json(429, #"{"error": "slow down"}"#, headers: [("Retry-After", "1")]),
+            Self.page([("u1", "2026-03-01T08:00:00Z", 1)], next: nil),
+        ])
+        defer { Task { await limited.stop() } }
+        let started = Date()
+        let run = try await project.run(project.pipeline(limited))
+        #expect(run.state == .succeeded, "\(run.reason)")
+        #expect(Date().timeIntervalSince(started) >= 0.95)
+        #expect(limited.requests.count == 2)
+
+        let refusing = try await FakeProviderServer.start(answering: .json(401, #"{"error": "bad token"}"#))
+        defer { Task { await refusing.stop() } }
+        let refused = try await project.run(project.pipeline(refusing))
+        #expect(refused.state == .failed)
+        let fetch = try #require(try await project.store.steps(of: refused.id).first { $0.stepID == "fetch" })
+        #expect(fetch.errorCode == "http_unauthorized")
+        #expect(fetch.attempt == 1)
+        #expect(fetch.reason == "page 1: \(refusing.baseURL)/v1/usage answered 401: the credential was refused")
+        #expect(refusing.requests.count == 1)
+    }
+}
