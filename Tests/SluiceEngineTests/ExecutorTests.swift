@@ -263,7 +263,7 @@ struct ExecutorTests {
             """)
         #expect(run.state == .failed)
         #expect(try await harness.stepHistory(run) == ["login:running", "login:failed"])
-        #expect(try await harness.store.steps(of: run.id).first?.errorCode == "invalid_credential")
+        #expect(try await harness.store.steps(of: run.id).first?.errorCode == "credential_invalid")
     }
 
     @Test func aStepPastItsTimeoutIsCancelledAndRetried() async throws {
