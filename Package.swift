@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "SluiceCLITests",
             dependencies: ["SluiceModel"],
-            exclude: ["Support/validate_pipelines.py"]
+            exclude: ["Support/validate_pipelines.py", "Support/fake_openai.py"]
         ),
     ]
 )

@@ -91,6 +91,59 @@ struct SecretsCommandTests {
         return (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
     }
 
+    @Test func aRunThatFailsHoldingASecretLeavesItInNoOutputLogOrDatabase() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        // A provider that refuses the key and repeats it back.
+        let provider = Process()
+        provider.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        provider.arguments = ["python3", repositoryRoot.appendingPathComponent("Tests/SluiceCLITests/Support/fake_openai.py").path]
+        let portPipe = Pipe()
+        provider.standardOutput = portPipe
+        provider.standardError = FileHandle.nullDevice
+        try provider.run()
+        defer { kill(provider.processIdentifier, SIGKILL) }
+        let port = String(decoding: portPipe.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(port) != nil, "the fake provider did not start")
+
+        try Data("""
+            pipeline: check_key
+            defaults: { timeout: 30s, retry: { attempts: 2, initial_delay: 10ms } }
+            params:
+              base: { type: string }
+            steps:
+              - id: decrypt
+                uses: kms_decrypt
+                with: { credential: openai/admin_key, as: openai_key, ttl: 5m, expect: openai }
+              - id: validate
+                uses: validate_openai
+                with: { api_key: "${{ secrets.openai_key }}", base_url: "${{ params.base }}", request_timeout: 5s }
+            """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
+        #expect(try sluice("keys", "init").status == 0)
+        #expect(try sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
+
+        let run = try sluice("run", "check_key", "--param", "base=http://127.0.0.1:\(port)")
+        #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("credential_invalid") || run.stdout.contains("OpenAI refused the key"), "\(run.stdout)")
+        let runID = try #require(run.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+        try sluice("runs", "show", runID)
+        try sluice("runs", "list")
+        let audit = try sluice("secrets", "audit", "default")
+        #expect(audit.stdout.contains(runID), "the decrypt is audited with its run: \(audit.stdout)")
+        try sluice("secrets", "list", "default")
+
+        // Every output stream of every command, and every file Sluice wrote.
+        #expect(!transcript.all.contains(value))
+        #expect(!transcript.all.contains(String(value.suffix(12))), "not even the tail OpenAI would quote")
+        let files = FileManager.default.enumerator(at: project.appendingPathComponent(".sluice"), includingPropertiesForKeys: nil)
+        var searched = 0
+        while let file = files?.nextObject() as? URL {
+            guard let bytes = try? Data(contentsOf: file) else { continue }
+            searched += 1
+            #expect(bytes.range(of: Data(value.utf8)) == nil, "the key is in \(file.lastPathComponent)")
+        }
+        #expect(searched >= 3, "runs.sqlite, its WAL and the keyring at least")
+    }
+
     @Test func keysAndSecretsFromInitToDelete() throws {
         defer { try? FileManager.default.removeItem(at: project) }
         let initialized = try sluice("keys", "init")
