@@ -174,6 +174,29 @@ struct SecretVaultTests {
         #expect(await vault.names.isEmpty)
     }
 
+    @Test func aResumedRunDecryptsAgainInsteadOfReusingAnEmptyVault() async throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let yaml = """
+            pipeline: test_run
+            defaults: { timeout: 5s }
+            steps:
+              - { id: decrypt, uses: test_put_secret, with: { as: key, value: "\(Self.secret)", ttl: 1m } }
+              - { id: other, uses: test_echo, with: { value: x } }
+              - { id: use, uses: test_use_secret, needs: [other], with: { key: "${{ secrets.key }}", leak: true } }
+            """
+        let failed = try await setup.start(yaml)
+        #expect(failed.state == .failed)
+        let result = PipelineLoader(registry: setup.catalog.registry).load(Data(yaml.utf8), file: "pipelines/test_run.yml")
+        let plan = try PipelinePlan.build(try #require(result.definition)).get()
+        let executor = Executor(processors: setup.catalog, store: setup.store, logger: setup.log.logger)
+        let resumed = try await executor.resume(plan, runID: failed.id, env: [:])
+        let steps = Dictionary(uniqueKeysWithValues: try await setup.store.steps(of: resumed.id).map { ($0.stepID, $0) })
+        #expect(steps["other"]?.reason == "reused from run \(failed.id)")
+        #expect(steps["decrypt"]?.state == .succeeded && steps["decrypt"]?.attempt == 1, "decrypted again, not reused")
+        #expect(steps["use"]?.errorCode == "provider_refused", "it had its secret: \(steps["use"]?.reason ?? "")")
+    }
+
     @Test func aRunThatFailsHoldingASecretLeavesItNowhere() async throws {
         let setup = try Setup()
         defer { setup.remove() }

@@ -103,7 +103,10 @@ public struct Executor: Sendable {
         let succeeded = try await store.steps(of: runID).filter { $0.state == .succeeded }
         let ids = Set(plan.definition.steps.map(\.id.value))
         var reused: [String: [String: ExpressionValue]] = [:]
-        for step in succeeded where ids.contains(step.stepID) { reused[step.stepID] = step.outputs }
+        // A step that put secrets into the vault runs again: the vault ended with that run.
+        for step in succeeded where ids.contains(step.stepID) && plan.definition.step(step.stepID)?.io.definesSecrets.isEmpty != false {
+            reused[step.stepID] = step.outputs
+        }
         let stagingRun = try await RunRecovery.stagingRun(of: previous, store: store)
         if let warehouse, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
             throw StepFailure("not_resumable", """
