@@ -101,6 +101,9 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v4: credentials and their audit log") { db in
             try SQLiteCredentialStore.createTables(db)
         }
+        migrator.registerMigration("v5: API tokens") { db in
+            try SQLiteAPITokenStore.createTables(db)
+        }
         return migrator
     }
 
