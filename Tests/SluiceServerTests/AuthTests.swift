@@ -28,6 +28,8 @@ struct AuthTests {
                 let response = try await live.request(method, path, headers: header.map { ["Authorization": $0] } ?? [:])
                 #expect(response.status == 401, "\(method) \(path) with \(label) token: \(response.status) \(response.text)")
                 #expect(response.errorCode == "unauthenticated")
+                #expect((response.error["message"] as? String)?.contains("token") == true, "\(response.text)")
+                #expect(response.text.contains("[redacted]") == false, "\(response.text)")
                 #expect(response.header("WWW-Authenticate") == #"Bearer realm="sluice""#)
             }
         }

@@ -15,6 +15,8 @@ struct RequestIDMiddleware: RouterMiddleware {
         let id = request.headers[Self.header].flatMap(Self.accepted) ?? Self.generate()
         context.requestID = id
         context.logger[metadataKey: "request_id"] = "\(id)"
+        // One id per request: Hummingbird's own (`context.id`) becomes ours too.
+        context.logger[metadataKey: "hb.request.id"] = "\(id)"
         var response = try await next(request, context)
         response.headers[Self.header] = id
         return response

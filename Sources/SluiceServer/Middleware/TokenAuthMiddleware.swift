@@ -13,7 +13,8 @@ struct TokenAuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
-            throw APIError.unauthenticated("this endpoint needs a token: send Authorization: Bearer slc_… (create one with `sluice tokens create ORG`)")
+            // (Not "Authorization: Bearer …" in the text: the redactor masks whatever follows that.)
+            throw APIError.unauthenticated("this endpoint needs a token: send it in the Authorization header as 'Bearer slc_…' (create one with `sluice tokens create ORG`)")
         }
         let scheme = "bearer "
         guard header.utf8.count > scheme.utf8.count, header.prefix(scheme.count).lowercased() == scheme else {
