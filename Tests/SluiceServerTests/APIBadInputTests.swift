@@ -26,7 +26,7 @@ struct APIBadInputTests {
         }
         let cases: [Case] = [
             Case(name: "malformed JSON", path: trigger, body: #"{"params": {"usage_file": }"#, status: 400, code: "invalid_json",
-                 message: "the body is not valid JSON"),
+                 message: "the body is not valid JSON: Invalid value around character 26."),
             Case(name: "JSON, not an object", path: trigger, body: "[1, 2]", status: 400, code: "invalid_json",
                  message: "the body must be a JSON object"),
             Case(name: "unknown field", path: trigger, body: #"{"parms": {}}"#, status: 422, code: "invalid_body",

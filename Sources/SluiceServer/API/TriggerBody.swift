@@ -84,11 +84,14 @@ enum JSONBody {
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
+            // JSONDecoder says only "not valid JSON"; Foundation's parser says where.
             var detail = ""
-            if case DecodingError.dataCorrupted(let context) = error,
-               let underlying = context.underlyingError.map({ ($0 as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "" }),
-               !underlying.isEmpty {
-                detail = ": " + underlying.prefix(160)
+            do {
+                _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            } catch {
+                if let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String, !text.isEmpty {
+                    detail = ": " + text.prefix(160)
+                }
             }
             throw APIError.badRequest("invalid_json", "the body is not valid JSON\(detail)")
         }
