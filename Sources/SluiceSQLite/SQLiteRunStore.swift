@@ -104,6 +104,9 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v5: API tokens") { db in
             try SQLiteAPITokenStore.createTables(db)
         }
+        migrator.registerMigration("v6: webhook delivery audit") { db in
+            try SQLiteWebhookAuditStore.createTables(db)
+        }
         return migrator
     }
 
