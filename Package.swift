@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceServerTests",
-            dependencies: ["SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel",
+            dependencies: ["SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]

@@ -27,8 +27,9 @@ public final class ServerMetrics: Sendable {
     ]
 
     /// The reasons a webhook delivery is refused, counted from zero.
-    public static let webhookRefusalReasons = ["missing_header", "bad_signature", "stale_timestamp", "future_timestamp",
-                                               "replayed", "unknown_hook", "invalid_payload"]
+    public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "stale_timestamp",
+                                               "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
+                                               "unavailable"]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry

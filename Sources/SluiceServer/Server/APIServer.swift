@@ -8,7 +8,8 @@ import SluiceSecrets
 import SluiceSQLite
 
 /// The HTTP API of a project (`sluice serve`): runs triggered by API calls, read, listed and
-/// cancelled per org behind API tokens; `/healthz`, `/metrics`, `/openapi.json`. Runs execute
+/// cancelled per org behind API tokens; runs triggered by signed webhooks; `/healthz`,
+/// `/metrics`, `/openapi.json`. Runs execute
 /// in this process with the same executor `sluice run` builds (`LocalState`).
 public struct APIServer: Sendable {
     public let configuration: ServerConfiguration
@@ -20,6 +21,8 @@ public struct APIServer: Sendable {
     let keys: Keyring?
     let launcher: RunLauncher
     let catalog: PipelineCatalog
+    let hooks: WebhookHooks
+    let webhookAudit: any WebhookAuditStore
     let logger: Logger
 
     /// Opens the project's run store (marking runs a dead process left as abandoned) and
@@ -35,6 +38,11 @@ public struct APIServer: Sendable {
         keys = try Self.loadKeys(state, configuration, logger)
         launcher = RunLauncher(logger: logger)
         catalog = PipelineCatalog(state: state)
+        let credentialStore = SQLiteCredentialStore(sharing: store)
+        hooks = WebhookHooks(store: credentialStore, credentials: keys.map {
+            Credentials(store: credentialStore, keys: $0, logger: logger)
+        })
+        webhookAudit = SQLiteWebhookAuditStore(sharing: store)
     }
 
     /// The keys, or nil when none are configured (no keyring file, no passphrase).
@@ -99,8 +107,13 @@ public struct APIServer: Sendable {
             table.add(method, path)
         }
 
+        let webhooks = WebhooksAPI(server: self)
+
         let open = router.group()
         route(open, .get, "/healthz", operations.health)
+        // No token: a webhook's signature is its credential.
+        route(open, .post, "/v1/hooks/{org}/{pipeline}", webhooks.deliver)
+        route(open, .post, "/v1/hooks/{org}/{pipeline}/verify", webhooks.verifyOnly)
 
         let api = router.group().add(middleware: TokenAuthMiddleware(tokens: tokens, scopes: [.api]))
         route(api, .get, "/v1/orgs/{org}/pipelines", pipelines.list)
@@ -123,6 +136,11 @@ public struct APIServer: Sendable {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
         return Application(router: router().router, configuration: appConfiguration, services: [launcher],
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
+    }
+
+    /// An org's webhook audit records, newest first.
+    public func webhookAuditRecords(org: String, pipeline: String? = nil, limit: Int = 1000) async throws -> [WebhookAuditRecord] {
+        try await webhookAudit.webhookAudit(org: org, pipeline: pipeline, limit: limit)
     }
 
     /// Stops taking runs, cancels those executing and waits (the application's shutdown does
