@@ -116,4 +116,74 @@ struct ServeCommandTests {
         let list = try sluice("runs", "list", "--org", "acme", in: project)
         #expect(list.stdout.contains(id))
     }
+
+    @Test func hooksAreCreatedListedRotatedAndAudited() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        #expect(try sluice("keys", "init", in: project).status == 0)
+        let created = try sluice("hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
+                                 in: project)
+        #expect(created.status == 0, "\(created.stderr)")
+        let secret = created.stdout.trimmingCharacters(in: .newlines)
+        #expect(secret.hasPrefix("whsec_") && Data(base64Encoded: String(secret.dropFirst(6)))?.count == 24, "\(secret)")
+        #expect(created.stderr.contains("deliveries go to POST /v1/hooks/acme/genai_costs_daily"))
+        let list = try sluice("hooks", "list", "acme", in: project)
+        #expect(list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
+        // The secret is sealed like any credential: not in the database in clear.
+        let database = try Data(contentsOf: project.appendingPathComponent(".sluice/runs.sqlite"))
+        #expect(database.range(of: Data(secret.utf8)) == nil)
+        #expect(try sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
+        #expect(try sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
+
+        let rotated = try sluice("hooks", "rotate", "acme", "genai_costs_daily", "--grace", "1h", in: project)
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let newSecret = rotated.stdout.trimmingCharacters(in: .newlines)
+        #expect(newSecret.hasPrefix("whsec_") && newSecret != secret)
+        #expect(try sluice("hooks", "list", "acme", in: project).stdout.contains("secret 2, previous secret until "))
+
+        // A delivery signed with the old secret (still in its grace period) is accepted by `sluice serve`.
+        let process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = ["serve", "--port", "0"]
+        process.currentDirectoryURL = project
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let port = try #require(String(decoding: line, as: UTF8.self).split(separator: ":").last
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let script = """
+            import base64, hashlib, hmac, http.client, json, sys, time
+            secret, port = sys.argv[1], int(sys.argv[2])
+            body = json.dumps({"data": {"file": "examples/data/genai_usage.csv", "day": "2026-03-05"}})
+            timestamp = str(int(time.time()))
+            key = base64.b64decode(secret[len("whsec_"):])
+            signature = base64.b64encode(hmac.new(key, f"msg_cli.{timestamp}.{body}".encode(), hashlib.sha256).digest()).decode()
+            connection = http.client.HTTPConnection("127.0.0.1", port)
+            connection.request("POST", "/v1/hooks/acme/genai_costs_daily", body, {"webhook-id": "msg_cli", "webhook-timestamp": timestamp,
+                               "webhook-signature": "v1," + signature, "Content-Type": "application/json"})
+            response = connection.getresponse()
+            print(response.status, response.read().decode())
+            """
+        let delivery = Process()
+        delivery.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        delivery.arguments = ["python3", "-c", script, secret, String(port)]
+        let answer = Pipe()
+        delivery.standardOutput = answer
+        try delivery.run()
+        delivery.waitUntilExit()
+        let text = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.hasPrefix("202 "), "\(text)")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let audit = try sluice("hooks", "audit", "acme", in: project)
+        #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
+    }
 }
