@@ -53,12 +53,13 @@ public struct LocalState: Sendable {
 
     /// An executor over the project's warehouse and `store`, with heartbeats well inside the
     /// lease (so a live run is never taken for a dead one), and, given keys, the org
-    /// credentials `kms_decrypt` opens.
+    /// credentials `kms_decrypt` opens. `project` is the project's schemas as read before
+    /// (a server keeps them between runs); by default they are read now.
     public func executor(store: SQLiteRunStore, options: ExecutorOptions = ExecutorOptions(), keys: Keyring? = nil,
-                         logger: Logger = Logger(label: "sluice.executor")) -> Executor {
+                         logger: Logger = Logger(label: "sluice.executor"), project: ProjectContext? = nil) -> Executor {
         var options = options
         options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
-        var executor = Executor(processors: .builtIn, store: store, warehouse: warehouse, project: ProjectContext(root: projectRoot),
+        var executor = Executor(processors: .builtIn, store: store, warehouse: warehouse, project: project ?? ProjectContext(root: projectRoot),
                                 options: options, logger: logger)
         if let keys {
             executor.credentials = Credentials(store: SQLiteCredentialStore(sharing: store), keys: keys,

@@ -97,9 +97,10 @@ struct OperationsTests {
         #expect(broken["valid"] as? Bool == false)
         #expect((broken["errors"] as? [String])?.first?.hasPrefix("pipelines/broken.yml:3:") == true)
 
-        // An edited pipeline is linted again on the next request, without a restart.
+        // An edited pipeline is linted again within a second, without a restart.
         try Data("pipeline: broken\ndefaults: { timeout: 1m }\nsteps:\n  - { id: a, uses: sql, with: { sql: \"SELECT 1\" } }\n".utf8)
             .write(to: live.project.appendingPathComponent("pipelines/broken.yml"))
+        try await Task.sleep(for: .milliseconds(1_100))
         let again = try await live.get("/v1/orgs/acme/pipelines", token: token)
         let fixed = (again.json["pipelines"] as? [[String: Any]])?.first { $0["id"] as? String == "broken" }
         #expect(fixed?["errors"] as? [String] != broken["errors"] as? [String], "\(String(describing: fixed))")

@@ -42,7 +42,7 @@ struct RunsAPI: Sendable {
         } catch {
             throw APIError.unprocessable("invalid_params", error.message.replacingOccurrences(of: "give it with --param", with: "give it in params as"))
         }
-        let executor = server.executor(for: plan)
+        let executor = server.executor(for: entry, plan: plan)
         let (run, created) = try await executor.create(plan, Executor.RunRequest(
             org: org, logicalDate: logicalDate, trigger: .api, params: body.params, env: server.configuration.environment,
             triggerKey: key.map { "api:\($0)" }, requestID: context.requestID))

@@ -147,7 +147,7 @@ struct WebhooksAPI: Sendable {
             throw Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
                 error.message.replacingOccurrences(of: "give it with --param", with: "map it from the payload with --param")))
         }
-        let executor = server.executor(for: plan)
+        let executor = server.executor(for: entry, plan: plan)
         // The message id is the run's trigger key: the unique index makes a second delivery of
         // it (now, concurrently, or after a restart) find the first run instead of making one.
         let (run, created) = try await executor.create(plan, Executor.RunRequest(

@@ -1,10 +1,13 @@
 import Foundation
+import SluiceEngine
 import SluiceModel
 import SluiceSQLite
 
-/// The project's pipelines (`pipelines/<id>.yml`), linted into plans. A plan is kept until a
-/// file under `pipelines/`, `schemas/` or `procedures/` (or `sluice.yml`) changes, so an
-/// edited pipeline is linted again on the next request rather than after a restart.
+/// The project's pipelines (`pipelines/<id>.yml`), linted into plans, and its schemas as runs
+/// read them. Both are kept until a file under `pipelines/`, `schemas/` or `procedures/` (or
+/// `sluice.yml`) changes — looked for at most once a second — so an edited pipeline is linted
+/// again within a second rather than after a restart, and a delivery or trigger does not
+/// parse every schema again.
 actor PipelineCatalog {
     let state: LocalState
 
@@ -14,10 +17,14 @@ actor PipelineCatalog {
         var file: String
         var plan: PipelinePlan?
         var diagnostics: [Diagnostic]
+        /// The project's schemas, read with this plan.
+        var project: ProjectContext
     }
 
     private var fingerprint: [String: Double] = [:]
+    private var checkedAt: ContinuousClock.Instant?
     private var entries: [String: Entry] = [:]
+    private var project: ProjectContext?
 
     init(state: LocalState) {
         self.state = state
@@ -31,7 +38,9 @@ actor PipelineCatalog {
         let file = "pipelines/\(id).yml"
         guard FileManager.default.fileExists(atPath: state.projectRoot.appendingPathComponent(file).path) else { return nil }
         let (plan, diagnostics) = state.plan(file: file)
-        let entry = Entry(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading())
+        let project = self.project ?? ProjectContext(root: state.projectRoot)
+        self.project = project
+        let entry = Entry(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
         entries[id] = entry
         return entry
     }
@@ -46,6 +55,9 @@ actor PipelineCatalog {
     /// Forgets every plan when any file the plans were made from changed (modification time
     /// or size), appeared or went away.
     private func refreshIfChanged() {
+        let now = ContinuousClock.now
+        if let checkedAt, now - checkedAt < .seconds(1) { return }
+        checkedAt = now
         var current: [String: Double] = [:]
         let root = state.projectRoot
         for name in ["sluice.yml"] {
@@ -64,6 +76,7 @@ actor PipelineCatalog {
         if current != fingerprint {
             fingerprint = current
             entries = [:]
+            project = nil
         }
     }
 

@@ -61,13 +61,13 @@ public struct APIServer: Sendable {
         }
     }
 
-    /// An executor for one run of `plan`, its transitions counted in the metrics.
-    func executor(for plan: PipelinePlan) -> Executor {
+    /// An executor for one run of the entry's plan, its transitions counted in the metrics.
+    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
         var options = ExecutorOptions()
         options.observer = metrics.observer(for: plan)
         var executorLogger = logger
         executorLogger[metadataKey: "component"] = "executor"
-        return state.executor(store: store, options: options, keys: keys, logger: executorLogger)
+        return state.executor(store: store, options: options, keys: keys, logger: executorLogger, project: entry.project)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one, 415
