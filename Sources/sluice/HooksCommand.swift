@@ -64,7 +64,7 @@ extension Sluice {
                     try await credentials.put(org: org, name: "webhooks/\(pipeline)", value: value, provider: CredentialProvider.generic.rawValue,
                                               expiresAt: nil, metadata: String(decoding: metadata, as: UTF8.self))
                     print(secret)
-                    writeError("created hook for \(org)/\(pipeline): deliveries go to POST /v1/hooks/\(org)/\(pipeline), signed with the secret above; it is shown only now, so give it to the sender")
+                    writeError("created hook for \(org)/\(pipeline): deliveries go to POST /v1/hooks/\(org)/\(pipeline), signed with the secret printed on standard output, which is shown only now: give it to the sender")
                 }
             }
         }

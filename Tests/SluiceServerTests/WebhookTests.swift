@@ -115,8 +115,10 @@ struct WebhookTests {
         check(try await Self.deliver(live, id: "msg_1", body: body, signature: "v2,aGVsbG8="), 401, "unauthenticated", "bad_signature",
               "has no v1,")
         // Signed for another body (a tampered payload).
-        let tampered = try Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now, body: body)
-        check(try await Self.deliver(live, id: "msg_1", body: body.replacingOccurrences(of: "03-04", with: "03-05"), signature: tampered),
+        let signedAt = Self.now
+        let tampered = try Self.sign(Self.secret1, id: "msg_1", timestamp: signedAt, body: body)
+        check(try await Self.deliver(live, id: "msg_1", timestamp: signedAt, body: body.replacingOccurrences(of: "03-04", with: "03-05"),
+                                     signature: tampered),
               401, "unauthenticated", "bad_signature", "matches")
         check(try await Self.deliver(live, path: "/v1/hooks/acme/finops_data_quality", id: "msg_1", body: body), 404, "hook_not_found",
               "unknown_hook", "no webhook for pipeline 'finops_data_quality' in org 'acme'")
@@ -127,6 +129,12 @@ struct WebhookTests {
         let large = "{\"pad\": \"" + String(repeating: "x", count: 1 << 20) + "\"}"
         check(try await Self.deliver(live, id: "msg_1", body: large, signature: "v1,abc"), 413, "body_too_large", "body_too_large", "1 MiB")
         check(try await Self.deliver(live, id: "msg_1", body: "{not json"), 400, "invalid_json", "invalid_payload", "not valid JSON")
+        // The Content-Type header is not signed, so it decides nothing: curl's default form type
+        // with a stale timestamp is a stale timestamp.
+        check(try await live.request("POST", "/v1/hooks/acme/genai_costs_daily", headers: [
+            "webhook-id": "msg_1", "webhook-timestamp": String(Self.now - 600), "Content-Type": "application/x-www-form-urlencoded",
+            "webhook-signature": try Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now - 600, body: body)], body: Data(body.utf8)),
+              401, "unauthenticated", "stale_timestamp", "deliveries older than 300 s")
         check(try await Self.deliver(live, id: "bad id", body: body), 400, "invalid_header", "invalid_header", "webhook-id must be")
 
         // Just inside the window on both sides: verified.
@@ -174,9 +182,12 @@ struct WebhookTests {
 
         // Twenty copies at once: one run.
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
-            let signature = try Self.sign(Self.secret1, id: "msg_burst", timestamp: Self.now, body: Self.payload)
+            let timestamp = Self.now
+            let signature = try Self.sign(Self.secret1, id: "msg_burst", timestamp: timestamp, body: Self.payload)
             for _ in 0..<20 {
-                group.addTask { try await Self.deliver(restarted, id: "msg_burst", body: Self.payload, signature: signature).status }
+                group.addTask {
+                    try await Self.deliver(restarted, id: "msg_burst", timestamp: timestamp, body: Self.payload, signature: signature).status
+                }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }

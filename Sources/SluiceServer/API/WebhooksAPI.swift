@@ -85,7 +85,7 @@ struct WebhooksAPI: Sendable {
         }
         let body: Data
         do {
-            body = try await server.readBody(request)
+            body = try await server.readBody(request, checkType: false)
         } catch let error as APIError where error.status == .contentTooLarge {
             throw Refusal(reason: "body_too_large", error: error)
         } catch let error as APIError {

@@ -70,9 +70,10 @@ public struct APIServer: Sendable {
         return state.executor(store: store, options: options, keys: keys, logger: executorLogger, project: entry.project)
     }
 
-    /// Reads a request body up to the limit: 413 for a declared or actual larger one, 415
-    /// for a body that says it is not JSON.
-    func readBody(_ request: Request) async throws -> Data {
+    /// Reads a request body up to the limit: 413 for a declared or actual larger one; with
+    /// `checkType`, 415 for a body that says it is not JSON. (Webhook deliveries are checked
+    /// by their signature first, and a header that is not signed decides nothing.)
+    func readBody(_ request: Request, checkType: Bool = true) async throws -> Data {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > configuration.maxBodyBytes {
             throw APIError.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
@@ -82,7 +83,7 @@ public struct APIServer: Sendable {
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw APIError.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
-        if !data.isEmpty, let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+        if checkType, !data.isEmpty, let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json, not \(shown(type.prefix(64)))")
         }
         return data
