@@ -9,8 +9,8 @@ import SluiceSQLite
 
 /// The HTTP API of a project (`sluice serve`): runs triggered by API calls, read, listed and
 /// cancelled per org behind API tokens; runs triggered by signed webhooks; `/healthz`,
-/// `/metrics`, `/openapi.json`. Runs execute
-/// in this process with the same executor `sluice run` builds (`LocalState`).
+/// `/metrics`, `/openapi.json`. Runs execute in this process with the same executor
+/// `sluice run` builds (`LocalState`).
 public struct APIServer: Sendable {
     public let configuration: ServerConfiguration
     public let state: LocalState
@@ -54,7 +54,7 @@ public struct APIServer: Sendable {
         case .success(let keys):
             return keys
         case .failure(let error) where error.code == .keyringMissing && configuration.keyringPath == nil:
-            logger.notice("no keys: pipelines that decrypt credentials won't be started")
+            logger.notice("no keys: pipelines that decrypt credentials won't be started, and webhooks can't be verified")
             return nil
         case .failure(let error):
             throw error
