@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
         .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
         .library(name: "SluiceProviders", targets: ["SluiceProviders"]),
+        .library(name: "SluiceServer", targets: ["SluiceServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -20,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
@@ -77,6 +83,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP API (`sluice serve`): runs triggered by API calls and signed webhooks, per-org
+        // tokens, request ids, JSON errors, /metrics, /openapi.json. Hummingbird stays in here.
+        .target(
+            name: "SluiceServer",
+            dependencies: [
+                "SluiceModel",
+                "SluiceEngine",
+                "SluiceSQLite",
+                "SluiceSecrets",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Resources/openapi.json")]
+        ),
         // The command-line tool: flags in, calls into the modules out.
         .executableTarget(
             name: "sluice",
@@ -86,6 +112,9 @@ let package = Package(
                 "SluiceSQLite",
                 "SluiceSecrets",
                 "SluiceProviders",
+                "SluiceServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -133,6 +162,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "SluiceServerTests",
+            dependencies: ["SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SluiceCLITests",

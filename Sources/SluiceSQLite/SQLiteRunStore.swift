@@ -101,6 +101,12 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v4: credentials and their audit log") { db in
             try SQLiteCredentialStore.createTables(db)
         }
+        migrator.registerMigration("v5: API tokens") { db in
+            try SQLiteAPITokenStore.createTables(db)
+        }
+        migrator.registerMigration("v6: webhook delivery audit") { db in
+            try SQLiteWebhookAuditStore.createTables(db)
+        }
         return migrator
     }
 
@@ -278,12 +284,13 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
-    public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
+    public func runs(pipeline: String?, org: String?, limit: Int, after cursor: RunCursor?) async throws -> [RunRecord] {
         try await database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM run WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR org = ?2)
+                    AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5))
                 ORDER BY created_at DESC, id DESC LIMIT ?3
-                """, arguments: [pipeline, org, limit]).map(Self.decodeRun)
+                """, arguments: [pipeline, org, limit, cursor?.createdAt.timeIntervalSince1970, cursor?.id]).map(Self.decodeRun)
         }
     }
 

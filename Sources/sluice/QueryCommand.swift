@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceSQLite
 
 extension Sluice {
     struct Query: AsyncParsableCommand {

@@ -7,26 +7,6 @@ import SluiceProviders
 import SluiceSQLite
 import SluiceSecrets
 
-/// Where a project keeps its run history and warehouse: `.sluice/` at the project root.
-struct LocalState {
-    let root: URL
-
-    init(projectRoot: URL) {
-        root = projectRoot.appendingPathComponent(".sluice")
-    }
-
-    /// The run store, after marking runs whose process died as abandoned and removing the
-    /// staging of failed runs past their retention.
-    func runStore() async throws -> SQLiteRunStore {
-        let store = try SQLiteRunStore(path: root.appendingPathComponent("runs.sqlite").path)
-        try await RunRecovery.recover(store: store, warehouse: warehouse, lease: RunRecovery.lease())
-        try await StagingRetention.prune(store: store, warehouse: warehouse, keep: try StagingRetention.period())
-        return store
-    }
-
-    var warehouse: SQLiteWarehouse { SQLiteWarehouse(root: root) }
-}
-
 extension Sluice {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -85,8 +65,7 @@ extension Sluice {
                 previous = record
             }
             let path = try resolvePipeline(pipeline ?? previous!.pipeline, project: project)
-            let linter = Linter(projectRoot: root, registry: .builtIn)
-            let (planned, diagnostics) = linter.plan(file: path)
+            let (planned, diagnostics) = state.plan(file: path)
             guard let plan = planned else {
                 writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
                 writeError("sluice run: fix the errors above first; nothing was run")
@@ -109,22 +88,17 @@ extension Sluice {
             var options = ExecutorOptions()
             let printer = interactive ? ProgressPrinter(plan) : nil
             if let printer { options.observer = { printer.apply($0) } }
-            // Heartbeats well inside the lease, so a live run is never taken for a dead one.
-            options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
-            var executor = Executor(processors: .standard, store: store, warehouse: state.warehouse, project: ProjectContext(root: root),
-                                    options: options)
             // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
-            if plan.definition.steps.contains(where: { $0.uses.value == "kms_decrypt" }) {
+            var keys: Keyring?
+            if LocalState.needsKeys(plan) {
                 do {
-                    let keys = try KeySource.resolve(keyringPath: nil, environment: ProcessInfo.processInfo.environment,
-                                                     defaultKeyringPath: state.root.appendingPathComponent("keyring.json").path).load()
-                    executor.credentials = Credentials(store: try SQLiteCredentialStore(sharing: store), keys: keys,
-                                                       logger: Logger(label: "sluice.credentials"))
+                    keys = try state.keys()
                 } catch {
                     writeError("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: \(error)")
                     throw ExitCode(1)
                 }
             }
+            let executor = state.executor(store: store, options: options, keys: keys, processors: .standard)
             var values: [String: String] = [:]
             for param in params {
                 let parts = param.split(separator: "=", maxSplits: 1)

@@ -290,7 +290,7 @@ struct ValueInput: ParsableArguments {
 }
 
 /// Keys, store and limit for commands that seal or open.
-private func openCredentials(_ options: KeyOptions) async throws -> Credentials {
+func openCredentials(_ options: KeyOptions) async throws -> Credentials {
     let keys = try options.loadKeys()
     let environment = ProcessInfo.processInfo.environment
     var limit = Credentials.defaultLimitPerOrg

@@ -28,8 +28,11 @@ struct SecretsCommandTests {
         let stdin: Data?
 
         func finish() throws -> CommandResult {
-            if let stdin { input.fileHandleForWriting.write(stdin) }
-            try input.fileHandleForWriting.close()
+            // A command that refuses early exits without reading its input: writing to it must
+            // be an error here (EPIPE), not a signal that kills the whole test process.
+            signal(SIGPIPE, SIG_IGN)
+            if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
+            try? input.fileHandleForWriting.close()
             process.waitUntilExit()
             defer { try? FileManager.default.removeItem(at: folder) }
             return CommandResult(status: process.terminationStatus,

@@ -171,6 +171,8 @@ struct CredentialDetectorTests {
         ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc123", "a bearer token", 15),
         ("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", "a Slack webhook URL", 8),
         ("ghp_1234567890abcdefghijklmnopqrstuvwxyz", "a GitHub token", 0),
+        ("token=slc_0a1b2c3d4e5f_Zm9vYmFyYmF6cXV4cXV1eHh5enp5MTIzNDU2Nzg5MDEyMzQ", "a Sluice API token", 6),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a webhook signing secret", 0),
     ])
     func findsCredentials(_ text: String, _ kind: String, _ offset: Int) {
         #expect(CredentialDetector.scan(text) == .init(kind: kind, offset: offset))

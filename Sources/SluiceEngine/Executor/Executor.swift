@@ -74,6 +74,16 @@ public struct Executor: Sendable {
     /// Creates the run in the store (once per trigger key) and executes it. Returns the run as
     /// it ended; for a trigger key seen before, the earlier run, untouched.
     public func start(_ plan: PipelinePlan, _ request: RunRequest) async throws -> RunRecord {
+        let (run, created) = try await create(plan, request)
+        guard created else { return run }
+        try await execute(plan, run: run, env: request.env)
+        return try await shielded { [store] in try await store.run(run.id) } ?? run
+    }
+
+    /// Creates the run in the store, pending, without executing it (once per trigger key:
+    /// for a key seen before, the earlier run and `created` false). A server starts runs this
+    /// way, answers its caller, and executes the run in a task of its own.
+    public func create(_ plan: PipelinePlan, _ request: RunRequest) async throws -> (run: RunRecord, created: Bool) {
         let definition = plan.definition
         let pipeline = definition.id?.value ?? "pipeline"
         let record = RunRecord(pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
@@ -81,10 +91,7 @@ public struct Executor: Sendable {
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
-        let (run, created) = try await store.createRun(record, steps: steps)
-        guard created else { return run }
-        try await execute(plan, run: run, env: request.env)
-        return try await shielded { [store] in try await store.run(run.id) } ?? run
+        return try await store.createRun(record, steps: steps)
     }
 
     /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not

@@ -39,11 +39,60 @@ public protocol RunStore: Sendable {
     func run(_ id: String) async throws -> RunRecord?
     func steps(of runID: String) async throws -> [StepRunRecord]
     func transitions(of runID: String) async throws -> [Transition]
-    /// Newest first.
-    func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord]
+    /// Newest first (by creation time, then id), at most `limit`; with a cursor, only the
+    /// runs that come after the run the cursor names (keyset pagination, so a page is stable
+    /// while new runs are created).
+    func runs(pipeline: String?, org: String?, limit: Int, after cursor: RunCursor?) async throws -> [RunRecord]
 
     /// Runs that are `pending` or `running`, oldest first.
     func activeRuns() async throws -> [RunRecord]
+}
+
+extension RunStore {
+    /// Newest first, at most `limit`.
+    public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
+        try await runs(pipeline: pipeline, org: org, limit: limit, after: nil)
+    }
+}
+
+/// Where a page of runs ends: the creation time and id of its last run, the order runs are
+/// listed in. Shown to clients as an opaque token.
+public struct RunCursor: Sendable, Hashable {
+    public var createdAt: Date
+    public var id: String
+
+    public init(createdAt: Date, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    /// The cursor of the page that ends with `run`.
+    public init(after run: RunRecord) {
+        self.init(createdAt: run.createdAt, id: run.id)
+    }
+
+    /// The opaque form: base64url of the time's exact bits and the id, so that a cursor
+    /// round-trips without losing precision.
+    public var token: String {
+        let text = "1.\(String(createdAt.timeIntervalSince1970.bitPattern, radix: 16)).\(id)"
+        return Data(text.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A cursor from its opaque form; nil for anything that is not one.
+    public init?(token: String) {
+        guard token.utf8.count <= 200 else { return nil }
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "1", let bits = UInt64(parts[1], radix: 16), !parts[2].isEmpty,
+              parts[2].utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) }) else { return nil }
+        let seconds = Double(bitPattern: bits)
+        guard seconds.isFinite else { return nil }
+        self.init(createdAt: Date(timeIntervalSince1970: seconds), id: String(parts[2]))
+    }
 }
 
 /// One data test's outcome, stored with the run.

@@ -47,6 +47,10 @@ public enum CredentialDetector {
         TokenPattern(prefix: "github_pat_", kind: "a GitHub token", minimumTail: 30, tail: isTokenCharacter),
         TokenPattern(prefix: "xoxb-", kind: "a Slack token", minimumTail: 10, tail: isTokenCharacter),
         TokenPattern(prefix: "xoxp-", kind: "a Slack token", minimumTail: 10, tail: isTokenCharacter),
+        TokenPattern(prefix: "slc_", kind: "a Sluice API token", minimumTail: 40, tail: isTokenCharacter),
+        TokenPattern(prefix: "whsec_", kind: "a webhook signing secret", minimumTail: 24, tail: {
+            isTokenCharacter($0) || $0 == "+" || $0 == "/" || $0 == "="
+        }),
         TokenPattern(prefix: "hooks.slack.com/services/", kind: "a Slack webhook URL", minimumTail: 20, tail: {
             isTokenCharacter($0) || $0 == "/"
         }),

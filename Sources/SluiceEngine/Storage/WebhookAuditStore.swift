@@ -1,0 +1,49 @@
+import Foundation
+
+/// One webhook delivery as the audit log keeps it: accepted (with the run it started) or
+/// refused (with the reason). Nothing of the body or the signature is kept.
+public struct WebhookAuditRecord: Sendable, Hashable {
+    public enum Outcome: String, Sendable, Codable {
+        case accepted, refused
+    }
+
+    /// As the URL named them (cut to 64 characters; refusals may name orgs and pipelines
+    /// that do not exist).
+    public var org: String
+    public var pipeline: String
+    /// The `webhook-id` header, when there was a sane one.
+    public var messageID: String?
+    public var outcome: Outcome
+    /// `accepted`, or why it was refused: `missing_header`, `bad_signature`, `stale_timestamp`,
+    /// `future_timestamp`, `replayed`, `unknown_hook`, `invalid_payload`, …
+    public var reason: String
+    /// The HTTP status of the answer.
+    public var status: Int
+    /// What happened, in words; never a secret.
+    public var detail: String
+    public var requestID: String
+    public var runID: String?
+    public var at: Date
+
+    public init(org: String, pipeline: String, messageID: String?, outcome: Outcome, reason: String, status: Int, detail: String,
+                requestID: String, runID: String? = nil, at: Date) {
+        self.org = org
+        self.pipeline = pipeline
+        self.messageID = messageID
+        self.outcome = outcome
+        self.reason = reason
+        self.status = status
+        self.detail = detail
+        self.requestID = requestID
+        self.runID = runID
+        self.at = at
+    }
+}
+
+/// The audit log of webhook deliveries. SluiceSQLite keeps it in the run store database.
+public protocol WebhookAuditStore: Sendable {
+    func appendWebhookAudit(_ record: WebhookAuditRecord) async throws
+
+    /// An org's records (of one pipeline, if given), newest first.
+    func webhookAudit(org: String, pipeline: String?, limit: Int) async throws -> [WebhookAuditRecord]
+}

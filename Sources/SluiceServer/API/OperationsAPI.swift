@@ -1,0 +1,29 @@
+import Foundation
+import Hummingbird
+
+/// `GET /healthz` (the one route without a token), `GET /metrics` and `GET /openapi.json`.
+struct OperationsAPI: Sendable {
+    let server: APIServer
+
+    func health(_ request: Request, context: APIRequestContext) async throws -> Response {
+        JSONResponse.make(["status": "ok"])
+    }
+
+    func metrics(_ request: Request, context: APIRequestContext) async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: server.metrics.exposition())))
+    }
+
+    func openAPI(_ request: Request, context: APIRequestContext) async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+    }
+}
+
+/// The committed OpenAPI 3.1 document (Sources/SluiceServer/Resources/openapi.json), compiled
+/// into the binary so the server needs no resource files at run time.
+public enum OpenAPIDocument {
+    public static var bytes: [UInt8] { PackageResources.openapi_json }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// `POST /v1/orgs/{org}/pipelines/{pipeline}/runs`, `GET /v1/orgs/{org}/runs`,
+/// `GET /v1/runs/{run}` and `POST /v1/runs/{run}/cancel`.
+struct RunsAPI: Sendable {
+    let server: APIServer
+
+    static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
+    static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
+
+    // MARK: Trigger
+
+    func trigger(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let org = try context.requireOrg(try context.parameters.require("org"))
+        let pipelineID = try context.parameters.require("pipeline")
+        guard let entry = await server.catalog.entry(pipelineID) else {
+            throw APIError.notFound("pipeline_not_found", "org '\(org)' has no pipeline \(shown(pipelineID.prefix(64))); GET /v1/orgs/\(org)/pipelines lists them")
+        }
+        let key = try Self.idempotencyKey(request.headers)
+        let body = try TriggerBody.parse(try await server.readBody(request))
+        guard let plan = entry.plan else {
+            let errors = entry.diagnostics.filter { $0.severity == .error }
+            throw APIError.unprocessable("pipeline_invalid", "pipeline '\(pipelineID)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(entry.file)`")
+        }
+        guard await server.launcher.isAccepting else {
+            throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; try again shortly")
+        }
+        if server.keys == nil, LocalState.needsKeys(plan) {
+            throw APIError(.serviceUnavailable, "keys_unavailable", "pipeline '\(pipelineID)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
+        }
+        let logicalDate = body.logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
+        // The params are checked now, so bad ones are a 422 rather than a failed run.
+        let probe = RunRecord(pipeline: pipelineID, org: org, logicalDate: logicalDate, trigger: .api, requestID: context.requestID,
+                              params: body.params)
+        do {
+            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
+        } catch {
+            throw APIError.unprocessable("invalid_params", error.message.replacingOccurrences(of: "give it with --param", with: "give it in params as"))
+        }
+        let executor = server.executor(for: entry, plan: plan)
+        let (run, created) = try await executor.create(plan, Executor.RunRequest(
+            org: org, logicalDate: logicalDate, trigger: .api, params: body.params, env: server.configuration.environment,
+            triggerKey: key.map { "api:\($0)" }, requestID: context.requestID))
+        var headers = HTTPFields()
+        headers[.location] = "/v1/runs/\(run.id)"
+        if created {
+            server.metrics.runCreated()
+            context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
+            await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
+            var response = JSONResponse.make(RunResource(run), status: .accepted)
+            response.headers.append(contentsOf: headers)
+            return response
+        }
+        // The key was used before: the same request gets the same run; another request is a mistake.
+        if run.params != body.params || (body.logicalDate != nil && body.logicalDate != run.logicalDate) {
+            throw APIError.conflict("idempotency_key_reused", "Idempotency-Key was used for run \(run.id) with other params or logical_date; use a new key for a different request")
+        }
+        let current = try await server.store.run(run.id) ?? run
+        var response = JSONResponse.make(RunResource(current), status: .ok)
+        response.headers.append(contentsOf: headers)
+        response.headers[Self.replayedHeader] = "true"
+        return response
+    }
+
+    /// `Idempotency-Key`: 1 to 255 visible ASCII characters, or absent.
+    static func idempotencyKey(_ headers: HTTPFields) throws(APIError) -> String? {
+        guard let key = headers[idempotencyHeader] else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw APIError.badRequest("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
+        }
+        return key
+    }
+
+    // MARK: Read
+
+    func list(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let org = try context.requireOrg(try context.parameters.require("org"))
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...200).contains(value) else {
+                throw APIError.badRequest("invalid_limit", "limit must be a whole number from 1 to 200")
+            }
+            limit = value
+        }
+        let pipeline = query.get("pipeline")
+        if let pipeline, !Identifier.isValid(pipeline) {
+            throw APIError.badRequest("invalid_pipeline", "pipeline must be a pipeline id (letters, digits, _)")
+        }
+        var cursor: RunCursor?
+        if let text = query.get("cursor") {
+            guard let parsed = RunCursor(token: text) else {
+                throw APIError.badRequest("invalid_cursor", "cursor is not one this API handed out; use next_cursor from the previous page")
+            }
+            cursor = parsed
+        }
+        let runs = try await server.store.runs(pipeline: pipeline, org: org, limit: limit + 1, after: cursor)
+        let page = Array(runs.prefix(limit))
+        let next = runs.count > limit ? page.last.map { RunCursor(after: $0).token } : nil
+        return JSONResponse.make(RunPage(runs: page.map { RunResource($0) }, nextCursor: next))
+    }
+
+    func get(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let run = try await ownRun(context)
+        return JSONResponse.make(RunResource(run, steps: try await server.store.steps(of: run.id)))
+    }
+
+    // MARK: Cancel
+
+    func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let run = try await ownRun(context)
+        if run.state.isFinal {
+            throw APIError.conflict("run_finished", "run \(run.id) has ended (\(run.state.rawValue)); there is nothing to cancel")
+        }
+        guard await server.launcher.cancel(run.id) else {
+            throw APIError.conflict("not_cancellable", "run \(run.id) is not executing in this server (it was started by \(run.trigger.rawValue)); cancel it where it runs")
+        }
+        context.logger.notice("run cancel requested", metadata: ["run_id": "\(run.id)"])
+        return JSONResponse.make(RunResource(try await server.store.run(run.id) ?? run), status: .accepted)
+    }
+
+    /// The run named in the path if it belongs to the token's org. Another org's run is
+    /// "not found" exactly like a run that does not exist, so ids can't be probed.
+    private func ownRun(_ context: APIRequestContext) async throws -> RunRecord {
+        let org = try context.tokenOrg()
+        let id = try context.parameters.require("run")
+        let notFound = APIError.notFound("run_not_found", "no run \(shown(id.prefix(64))) in org '\(org)'")
+        guard id.utf8.count <= 64, let run = try await server.store.run(id), run.org == org else { throw notFound }
+        return run
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// `POST /v1/hooks/{org}/{pipeline}`: a Standard Webhooks delivery starts a run of the
+/// pipeline, its params mapped from the payload. No token: the signature is the credential.
+/// Checked in this order, each refusal counted (`sluice_webhook_refusals_total{reason}`) and
+/// audited (`sluice hooks audit`): the three headers (400), the hook (404), the body size
+/// (413), the timestamp (401, older than 5 minutes or more than 1 minute ahead), the
+/// signature (401), the payload (400/422), then the message id, which may start one run
+/// only (409 after that, across restarts: it is the run's trigger key).
+///
+/// `POST /v1/hooks/{org}/{pipeline}/verify` does the same checks up to the signature and
+/// starts nothing: for senders testing their setup (and for measuring verification).
+struct WebhooksAPI: Sendable {
+    let server: APIServer
+
+    static let idHeader = HTTPField.Name("webhook-id")!
+    static let timestampHeader = HTTPField.Name("webhook-timestamp")!
+    static let signatureHeader = HTTPField.Name("webhook-signature")!
+
+    /// A refusal: the reason it is counted and audited under, and the answer.
+    struct Refusal: Error {
+        var reason: String
+        var error: APIError
+    }
+
+    /// What a verified delivery carries.
+    struct Delivery {
+        var org: String
+        var pipeline: String
+        var messageID: String
+        var body: Data
+        var hook: WebhookHooks.Hook
+    }
+
+    func deliver(_ request: Request, context: APIRequestContext) async throws -> Response {
+        try await audited(request, context) { messageID in
+            let delivery = try await verify(request, context, messageID: &messageID)
+            return try await start(delivery, context)
+        }
+    }
+
+    func verifyOnly(_ request: Request, context: APIRequestContext) async throws -> Response {
+        try await audited(request, context, auditAccepted: false) { messageID in
+            let delivery = try await verify(request, context, messageID: &messageID)
+            return (JSONResponse.make(["verified": "true", "message_id": delivery.messageID]), nil)
+        }
+    }
+
+    // MARK: Checks
+
+    private func verify(_ request: Request, _ context: APIRequestContext, messageID: inout String?) async throws -> Delivery {
+        let org = try context.parameters.require("org")
+        let pipeline = try context.parameters.require("pipeline")
+        guard let id = request.headers[Self.idHeader], let timestamp = request.headers[Self.timestampHeader],
+              let signature = request.headers[Self.signatureHeader] else {
+            let missing = [Self.idHeader, Self.timestampHeader, Self.signatureHeader].filter { request.headers[$0] == nil }
+            throw Refusal(reason: "missing_header", error: .badRequest("missing_header",
+                "a Standard Webhooks delivery needs the \(missing.map(\.rawName).joined(separator: ", ")) header\(missing.count == 1 ? "" : "s")"))
+        }
+        guard (1...256).contains(id.utf8.count), id.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw Refusal(reason: "invalid_header", error: .badRequest("invalid_header", "webhook-id must be 1 to 256 visible ASCII characters"))
+        }
+        messageID = id
+        guard timestamp.utf8.count <= 12, timestamp.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int64(timestamp) else {
+            throw Refusal(reason: "invalid_header", error: .badRequest("invalid_header", "webhook-timestamp must be whole seconds since 1970 (UTC)"))
+        }
+        let hook: WebhookHooks.Hook
+        let now = Date()
+        switch try await server.hooks.hook(org: org, pipeline: pipeline, now: now) {
+        case .found(let found):
+            hook = found
+        case .notFound:
+            throw Refusal(reason: "unknown_hook", error: .notFound("hook_not_found",
+                "no webhook for pipeline \(shown(pipeline.prefix(64))) in org \(shown(org.prefix(64))); `sluice hooks create ORG PIPELINE` makes one"))
+        case .unavailable(let why):
+            context.logger.error("webhook refused: \(why)")
+            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "hook_unavailable",
+                "the hook can't verify deliveries right now; its owner has been told (see the server log)"))
+        }
+        let body: Data
+        do {
+            body = try await server.readBody(request, checkType: false)
+        } catch let error as APIError where error.status == .contentTooLarge {
+            throw Refusal(reason: "body_too_large", error: error)
+        } catch let error as APIError {
+            throw Refusal(reason: "invalid_payload", error: error)
+        }
+        let age = now.timeIntervalSince1970 - Double(seconds)
+        if age > WebhookSignature.maximumAge {
+            throw Refusal(reason: "stale_timestamp", error: .unauthenticated(
+                "webhook-timestamp is \(Int(age)) s old; deliveries older than \(Int(WebhookSignature.maximumAge)) s are refused (a replay, or a clock that is wrong)"))
+        }
+        if -age > WebhookSignature.maximumSkewAhead {
+            throw Refusal(reason: "future_timestamp", error: .unauthenticated(
+                "webhook-timestamp is \(Int(-age)) s in the future; at most \(Int(WebhookSignature.maximumSkewAhead)) s ahead is accepted (check the sender's clock)"))
+        }
+        let signatures = WebhookSignature.signatures(in: signature)
+        guard WebhookSignature.isValid(id: id, timestamp: timestamp, body: body, signatures: signatures, keys: hook.keys) else {
+            throw Refusal(reason: "bad_signature", error: .unauthenticated(signatures.isEmpty
+                ? "webhook-signature has no v1,<base64 HMAC-SHA256> entry"
+                : "no signature in webhook-signature matches the hook's secret (HMAC-SHA256 of webhook-id.webhook-timestamp.body)"))
+        }
+        return Delivery(org: org, pipeline: pipeline, messageID: id, body: body, hook: hook)
+    }
+
+    // MARK: Starting the run
+
+    private func start(_ delivery: Delivery, _ context: APIRequestContext) async throws -> (Response, String?) {
+        let payload: [String: JSONValue]
+        do {
+            payload = try JSONBody.object(from: delivery.body)
+        } catch {
+            throw Refusal(reason: "invalid_payload", error: error)
+        }
+        let mapped: (params: [String: String], logicalDate: String?)
+        do {
+            mapped = try delivery.hook.mapping.apply(to: payload)
+        } catch {
+            throw Refusal(reason: "invalid_payload", error: error)
+        }
+        guard let entry = await server.catalog.entry(delivery.pipeline) else {
+            throw Refusal(reason: "unknown_hook", error: .notFound("pipeline_not_found", "the project has no pipeline '\(delivery.pipeline)'"))
+        }
+        guard let plan = entry.plan else {
+            throw Refusal(reason: "invalid_pipeline", error: .unprocessable("pipeline_invalid",
+                "pipeline '\(delivery.pipeline)' does not lint; its owner must fix it (`sluice lint \(entry.file)`)"))
+        }
+        guard await server.launcher.isAccepting else {
+            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
+        }
+        if server.keys == nil, LocalState.needsKeys(plan) {
+            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "keys_unavailable",
+                "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
+        }
+        let logicalDate = mapped.logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
+        let probe = RunRecord(pipeline: delivery.pipeline, org: delivery.org, logicalDate: logicalDate, trigger: .webhook,
+                              requestID: context.requestID, params: mapped.params)
+        do {
+            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
+        } catch {
+            throw Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
+                error.message.replacingOccurrences(of: "give it with --param", with: "map it from the payload with --param")))
+        }
+        let executor = server.executor(for: entry, plan: plan)
+        // The message id is the run's trigger key: the unique index makes a second delivery of
+        // it (now, concurrently, or after a restart) find the first run instead of making one.
+        let (run, created) = try await executor.create(plan, Executor.RunRequest(
+            org: delivery.org, logicalDate: logicalDate, trigger: .webhook, params: mapped.params, env: server.configuration.environment,
+            triggerKey: "webhook:\(delivery.messageID)", requestID: context.requestID))
+        guard created else {
+            throw Refusal(reason: "replayed", error: .conflict("replayed",
+                "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
+        }
+        server.metrics.runCreated()
+        await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
+        let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
+        return (response, run.id)
+    }
+
+    // MARK: Counting and auditing
+
+    /// Runs `body`; audits what came of it (refusals always, acceptances when `auditAccepted`)
+    /// and counts refusals.
+    private func audited(_ request: Request, _ context: APIRequestContext, auditAccepted: Bool = true,
+                         _ body: (inout String?) async throws -> (Response, String?)) async throws -> Response {
+        let org = context.parameters.get("org") ?? "?"
+        let pipeline = context.parameters.get("pipeline") ?? "?"
+        var messageID: String?
+        do {
+            let (response, runID) = try await body(&messageID)
+            if auditAccepted {
+                await audit(WebhookAuditRecord(org: org, pipeline: pipeline, messageID: messageID, outcome: .accepted, reason: "accepted",
+                                               status: Int(response.status.code), detail: runID.map { "started run \($0)" } ?? "verified",
+                                               requestID: context.requestID, runID: runID, at: Date()), context)
+            }
+            return response
+        } catch let refusal as Refusal {
+            server.metrics.webhookRefused(reason: refusal.reason)
+            context.logger.notice("webhook refused: \(refusal.reason)", metadata: ["org": "\(org.prefix(64))", "pipeline": "\(pipeline.prefix(64))"])
+            await audit(WebhookAuditRecord(org: org, pipeline: pipeline, messageID: messageID, outcome: .refused, reason: refusal.reason,
+                                           status: Int(refusal.error.status.code), detail: SecretRedactor.shared.redact(refusal.error.message),
+                                           requestID: context.requestID, at: Date()), context)
+            throw refusal.error
+        }
+    }
+
+    private func audit(_ record: WebhookAuditRecord, _ context: APIRequestContext) async {
+        do {
+            try await server.webhookAudit.appendWebhookAudit(record)
+        } catch {
+            context.logger.error("could not write the webhook audit record (\(record.reason)): \(error)")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Metrics
+import Prometheus
+import SluiceEngine
+import SluiceModel
+import Synchronization
+
+/// The server's metrics, through swift-metrics into a Prometheus registry of its own (no
+/// global bootstrap, so tests can run several servers in one process):
+///
+/// - `sluice_runs_total{state}`: run transitions into each state (`pending` counts runs
+///   created, the final states how they ended);
+/// - `sluice_step_duration_seconds{processor,state}`: time from a step's first attempt to its
+///   final state, as a histogram;
+/// - `sluice_rows_ingested_total`: rows `ingest` steps wrote;
+/// - `sluice_step_retries_total`: step attempts that failed transiently and were retried;
+/// - `sluice_webhook_refusals_total{reason}`: refused webhook deliveries.
+///
+/// They count what this server process did, not runs started elsewhere (`sluice run`).
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    static let stepBuckets: [Duration] = [
+        .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600),
+    ]
+
+    /// The reasons a webhook delivery is refused, counted from zero.
+    public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "stale_timestamp",
+                                               "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
+                                               "unavailable"]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["sluice_step_duration_seconds"] = Self.stepBuckets
+        self.factory = factory
+        // Series that exist from the start, at zero, so dashboards and alerts see them.
+        for state in RunState.allCases where state == .pending || state == .running || state.isFinal && state != .skipped
+            && state != .deadLettered {
+            _ = Counter(label: "sluice_runs_total", dimensions: [("state", state.rawValue)], factory: factory)
+        }
+        _ = Counter(label: "sluice_rows_ingested_total", factory: factory)
+        _ = Counter(label: "sluice_step_retries_total", factory: factory)
+        for reason in Self.webhookRefusalReasons {
+            _ = Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory)
+        }
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    /// A run was created (it is pending); the executor's transitions count the rest.
+    func runCreated() {
+        Counter(label: "sluice_runs_total", dimensions: [("state", RunState.pending.rawValue)], factory: factory).increment()
+    }
+
+    public func webhookRefused(reason: String) {
+        Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    /// An executor observer for one run of `plan`: counts its transitions, times its steps.
+    func observer(for plan: PipelinePlan) -> @Sendable (RunEvent) -> Void {
+        var processors: [String: String] = [:]
+        for step in plan.definition.steps + plan.definition.onFailure { processors[step.id.value] = step.uses.value }
+        let started = Mutex<[String: Date]>([:])
+        let factory = self.factory
+        return { [processors] event in
+            let transition = event.transition
+            guard let stepID = transition.stepID else {
+                Counter(label: "sluice_runs_total", dimensions: [("state", transition.state.rawValue)], factory: factory).increment()
+                return
+            }
+            let processor = processors[stepID] ?? "unknown"
+            switch transition.state {
+            case .running:
+                started.withLock { if $0[stepID] == nil { $0[stepID] = transition.at } }
+            case .retrying:
+                Counter(label: "sluice_step_retries_total", factory: factory).increment()
+            case .succeeded, .failed, .deadLettered, .cancelled:
+                if let start = started.withLock({ $0.removeValue(forKey: stepID) }) {
+                    let seconds = max(0, transition.at.timeIntervalSince(start))
+                    Metrics.Timer(label: "sluice_step_duration_seconds", dimensions: [("processor", processor), ("state", transition.state.rawValue)],
+                                  factory: factory).recordNanoseconds(Int64(seconds * 1e9))
+                }
+                if transition.state == .succeeded, processor == "ingest", case .number(let rows)? = event.outputs?["rows_written"], rows > 0 {
+                    Counter(label: "sluice_rows_ingested_total", factory: factory).increment(by: Int64(rows))
+                }
+            case .pending, .skipped, .timedOut:
+                break
+            }
+        }
+    }
+}

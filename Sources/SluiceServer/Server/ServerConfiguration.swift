@@ -1,0 +1,23 @@
+import Foundation
+import SluiceEngine
+
+/// How `sluice serve` listens and what it accepts.
+public struct ServerConfiguration: Sendable {
+    /// The body limit: 1 MiB (docs/api.md#limits).
+    public static let defaultMaxBodyBytes = 1 << 20
+
+    public var host: String = "127.0.0.1"
+    /// The processors runs execute: the built-in ones, unless the caller adds more (`sluice
+    /// serve` passes the standard catalog, with the HTTP validators and HTTP ingest).
+    public var processors: ProcessorCatalog = .builtIn
+    /// 0 picks a free port (tests); the port is reported once the server listens.
+    public var port: Int = 8080
+    /// Larger request bodies are refused with 413 before they are read in full.
+    public var maxBodyBytes: Int = ServerConfiguration.defaultMaxBodyBytes
+    /// The environment runs see as `env.*` (and where keys are looked up).
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// The keyring file, when not the default (`SLUICE_KEYRING`, else `.sluice/keyring.json`).
+    public var keyringPath: String?
+
+    public init() {}
+}

@@ -1,0 +1,98 @@
+import Crypto
+import Foundation
+import SluiceEngine
+import SluiceModel
+import SluiceSecrets
+
+/// The webhook hooks of a project: a hook for org O and pipeline P exists when O holds the
+/// credential `webhooks/P` (a `generic` credential whose value is a `whsec_…` secret, put
+/// there by `sluice hooks create` or `sluice secrets put`). Opening a secret is a decrypt,
+/// audited by `Credentials`; so that a delivery does not cost one, the opened keys are kept
+/// until the credential's row version changes (a rotation, a re-wrap, a delete). The
+/// previous value of a rotated secret verifies until its grace period ends.
+actor WebhookHooks {
+    /// What verifies a hook's deliveries and maps their payloads.
+    struct Hook: Sendable {
+        var keys: [SymmetricKey]
+        var mapping: PayloadMapping
+    }
+
+    enum Lookup: Sendable {
+        case found(Hook)
+        case notFound
+        /// The hook exists but can't verify now; the reason is for the log, not the caller.
+        case unavailable(String)
+    }
+
+    private struct Cached {
+        var version: Int
+        var current: SymmetricKey
+        var previous: SymmetricKey?
+        var previousUntil: Date?
+    }
+
+    private let store: any CredentialStore
+    private let credentials: Credentials?
+    private var cache: [String: Cached] = [:]
+
+    init(store: any CredentialStore, credentials: Credentials?) {
+        self.store = store
+        self.credentials = credentials
+    }
+
+    static func credentialName(pipeline: String) -> String { "webhooks/\(pipeline)" }
+
+    func hook(org: String, pipeline: String, now: Date) async throws -> Lookup {
+        guard Identifier.isValid(org), Identifier.isValid(pipeline) else { return .notFound }
+        let name = Self.credentialName(pipeline: pipeline)
+        guard let stored = try await store.credential(org: org, name: name) else {
+            cache[org + "/" + name] = nil
+            return .notFound
+        }
+        if let expiresAt = stored.expiresAt, expiresAt <= now {
+            return .unavailable("the secret of hook \(org)/\(pipeline) expired at \(expiresAt.formatted(.iso8601))")
+        }
+        let mapping = PayloadMapping(metadata: stored.metadata)
+        let cacheKey = org + "/" + name
+        var entry = cache[cacheKey]
+        if entry?.version != stored.version {
+            guard let credentials else {
+                return .unavailable("the server has no keys, so hook secrets can't be opened")
+            }
+            let accessor = Credentials.Accessor(runID: nil, stepID: "webhook")
+            do {
+                let current = try await open(credentials, org: org, name: name, previous: false, accessor: accessor)
+                var previous: SymmetricKey?
+                if stored.previousSealed != nil, let until = stored.previousValidUntil, until > now {
+                    previous = try? await open(credentials, org: org, name: name, previous: true, accessor: accessor)
+                }
+                entry = Cached(version: stored.version, current: current, previous: previous, previousUntil: stored.previousValidUntil)
+                cache[cacheKey] = entry
+            } catch {
+                return .unavailable("the secret of hook \(org)/\(pipeline) can't be used: \(error)")
+            }
+        }
+        guard let entry else { return .notFound }
+        var keys = [entry.current]
+        if let previous = entry.previous, let until = entry.previousUntil, now < until { keys.append(previous) }
+        return .found(Hook(keys: keys, mapping: mapping))
+    }
+
+    /// Opens one value of the credential as an HMAC key and wipes the opened bytes.
+    private func open(_ credentials: Credentials, org: String, name: String, previous: Bool,
+                      accessor: Credentials.Accessor) async throws -> SymmetricKey {
+        let opened = try await credentials.open(org: org, name: name, for: accessor, previous: previous)
+        defer { opened.value.wipe() }
+        let key = opened.value.withBytes { bytes in
+            WebhookSignature.key(fromSecret: String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        guard let key else {
+            throw WebhookSecretError(description: "the value is not a whsec_ secret (whsec_ and base64 of 16 to 128 bytes)")
+        }
+        return key
+    }
+}
+
+struct WebhookSecretError: Error, CustomStringConvertible {
+    var description: String
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceEngine
+import SluiceProviders
+import SluiceServer
+import UnixSignals
+
+extension Sluice {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the HTTP API: trigger, list, read and cancel runs per org; /metrics; /openapi.json.",
+            discussion: """
+                Every route but GET /healthz needs an API token (sluice tokens create ORG). Runs \
+                triggered over HTTP execute in this process. Ctrl-C or SIGTERM stops taking \
+                requests, cancels the runs executing (recorded as cancelled; nothing is \
+                published) and exits. The API is described in docs/api.md and at /openapi.json.
+                """)
+
+        @Option(help: "The address to listen on.")
+        var host = "127.0.0.1"
+
+        @Option(help: "The port to listen on (0 picks a free one).")
+        var port = 8080
+
+        @Option(help: "Keyring file, for pipelines that decrypt credentials (default: SLUICE_KEYRING, else .sluice/keyring.json).")
+        var keyring: String?
+
+        @OptionGroup var project: ProjectOptions
+
+        func validate() throws {
+            guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
+            guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
+        }
+
+        func run() async throws {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+                return RedactingLogHandler(wrapping: handler)
+            }
+            let logger = Logger(label: "sluice.server")
+            var configuration = ServerConfiguration()
+            configuration.host = host
+            configuration.port = port
+            configuration.keyringPath = keyring
+            configuration.processors = .standard
+            let server: APIServer
+            do {
+                server = try await APIServer(projectRoot: project.root, configuration: configuration, logger: logger)
+            } catch {
+                writeError("sluice serve: the server could not start: \(error)")
+                throw ExitCode(1)
+            }
+            let host = self.host
+            let application = server.application { port in
+                // Unbuffered, so a script waiting for this line sees it at once.
+                FileHandle.standardOutput.write(Data("sluice serve: listening on http://\(host):\(port)\n".utf8))
+            }
+            let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                          logger: logger))
+            try await group.run()
+            FileHandle.standardOutput.write(Data("sluice serve: stopped\n".utf8))
+        }
+    }
+}

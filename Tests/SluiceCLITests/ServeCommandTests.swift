@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `sluice tokens` and `sluice serve` as a user runs them: the binary, a temp project, real
+/// HTTP on 127.0.0.1, SIGTERM to stop.
+struct ServeCommandTests {
+    func exampleProject() throws -> URL {
+        let folder = try temporaryFolder()
+        for item in ["pipelines", "schemas", "procedures", "examples"] {
+            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item), to: folder.appendingPathComponent(item))
+        }
+        return folder
+    }
+
+    @Test func tokensAreCreatedShownOnceListedAndRevoked() throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let created = try sluice("tokens", "create", "acme", "--name", "ci", in: project)
+        #expect(created.status == 0, "\(created.stderr)")
+        let token = created.stdout.trimmingCharacters(in: .newlines)
+        #expect(token.hasPrefix("slc_") && token.count == 60, "\(token)")
+        let id = String(token.dropFirst(4).prefix(12))
+        #expect(created.stderr.contains("created api token \(id) for org acme (name ci); it is shown only now"))
+
+        let list = try sluice("tokens", "list", "acme", in: project)
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("\(id)  ci    api      "))
+        #expect(!list.stdout.contains(token.suffix(43)), "a listing must never show the token")
+        // Only the hash is stored.
+        let database = try Data(contentsOf: project.appendingPathComponent(".sluice/runs.sqlite"))
+        #expect(database.range(of: Data(token.suffix(43).utf8)) == nil)
+
+        #expect(try sluice("tokens", "list", "other", in: project).stdout == "org other has no tokens\n")
+        let wrongOrg = try sluice("tokens", "revoke", "other", id, in: project)
+        #expect(wrongOrg.status == 1)
+        #expect(wrongOrg.stderr.contains("org other has no active token '\(id)'"))
+        let revoked = try sluice("tokens", "revoke", "acme", id, in: project)
+        #expect(revoked.status == 0)
+        #expect(revoked.stdout == "revoked token \(id)\n")
+        #expect(try sluice("tokens", "revoke", "acme", id, in: project).status == 1)
+        #expect(try sluice("tokens", "list", "acme", in: project).stdout.contains(" - ") == false)
+
+        let metrics = try sluice("tokens", "create", "--metrics", in: project)
+        #expect(metrics.status == 0)
+        #expect(metrics.stderr.contains("created metrics token"))
+        #expect(try sluice("tokens", "list", "--metrics", in: project).stdout.contains("metrics"))
+
+        #expect(try sluice("tokens", "create", in: project).status == 2)
+        #expect(try sluice("tokens", "create", "acme", "--metrics", in: project).status == 2)
+        let badOrg = try sluice("tokens", "create", "not-an-org", in: project)
+        #expect(badOrg.status == 1)
+        #expect(badOrg.stderr.contains("org:"))
+    }
+
+    @Test func serveAnswersWithATokenAndStopsOnSIGTERM() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let token = try sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
+
+        let process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = ["serve", "--port", "0"]
+        process.currentDirectoryURL = project
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_LOG_LEVEL"] = "warning"
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // The first line says where it listens.
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try #require(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")
+        #expect(text.hasPrefix("sluice serve: listening on http://127.0.0.1:"))
+
+        func call(_ method: String, _ path: String, token: String? = nil, body: String? = nil) async throws -> (Int, [String: Any]) {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            request.httpMethod = method
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            if let body {
+                request.httpBody = Data(body.utf8)
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            return ((response as! HTTPURLResponse).statusCode, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+        }
+        #expect(try await call("GET", "/healthz").0 == 200)
+        #expect(try await call("GET", "/v1/orgs/acme/runs").0 == 401)
+        let (status, run) = try await call("POST", "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token, body: "{}")
+        #expect(status == 202)
+        let id = try #require(run["id"] as? String)
+        var state = ""
+        for _ in 0..<600 where !["succeeded", "failed", "cancelled"].contains(state) {
+            try await Task.sleep(for: .milliseconds(100))
+            state = try await call("GET", "/v1/runs/\(id)", token: token).1["state"] as? String ?? ""
+        }
+        #expect(state == "succeeded")
+
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(rest.contains("sluice serve: stopped"))
+        // The run is in the history the CLI reads.
+        let list = try sluice("runs", "list", "--org", "acme", in: project)
+        #expect(list.stdout.contains(id))
+    }
+
+    @Test func hooksAreCreatedListedRotatedAndAudited() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        #expect(try sluice("keys", "init", in: project).status == 0)
+        let created = try sluice("hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
+                                 in: project)
+        #expect(created.status == 0, "\(created.stderr)")
+        let secret = created.stdout.trimmingCharacters(in: .newlines)
+        #expect(secret.hasPrefix("whsec_") && Data(base64Encoded: String(secret.dropFirst(6)))?.count == 24, "\(secret)")
+        #expect(created.stderr.contains("deliveries go to POST /v1/hooks/acme/genai_costs_daily"))
+        let list = try sluice("hooks", "list", "acme", in: project)
+        #expect(list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
+        // The secret is sealed like any credential: not in the database in clear.
+        let database = try Data(contentsOf: project.appendingPathComponent(".sluice/runs.sqlite"))
+        #expect(database.range(of: Data(secret.utf8)) == nil)
+        #expect(try sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
+        #expect(try sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
+
+        let rotated = try sluice("hooks", "rotate", "acme", "genai_costs_daily", "--grace", "1h", in: project)
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let newSecret = rotated.stdout.trimmingCharacters(in: .newlines)
+        #expect(newSecret.hasPrefix("whsec_") && newSecret != secret)
+        #expect(try sluice("hooks", "list", "acme", in: project).stdout.contains("secret 2, previous secret until "))
+
+        // A delivery signed with the old secret (still in its grace period) is accepted by `sluice serve`.
+        let process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = ["serve", "--port", "0"]
+        process.currentDirectoryURL = project
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let port = try #require(String(decoding: line, as: UTF8.self).split(separator: ":").last
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let script = """
+            import base64, hashlib, hmac, http.client, json, sys, time
+            secret, port = sys.argv[1], int(sys.argv[2])
+            body = json.dumps({"data": {"file": "examples/data/genai_usage.csv", "day": "2026-03-05"}})
+            timestamp = str(int(time.time()))
+            key = base64.b64decode(secret[len("whsec_"):])
+            signature = base64.b64encode(hmac.new(key, f"msg_cli.{timestamp}.{body}".encode(), hashlib.sha256).digest()).decode()
+            connection = http.client.HTTPConnection("127.0.0.1", port)
+            connection.request("POST", "/v1/hooks/acme/genai_costs_daily", body, {"webhook-id": "msg_cli", "webhook-timestamp": timestamp,
+                               "webhook-signature": "v1," + signature, "Content-Type": "application/json"})
+            response = connection.getresponse()
+            print(response.status, response.read().decode())
+            """
+        let delivery = Process()
+        delivery.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        delivery.arguments = ["python3", "-c", script, secret, String(port)]
+        let answer = Pipe()
+        delivery.standardOutput = answer
+        try delivery.run()
+        delivery.waitUntilExit()
+        let text = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.hasPrefix("202 "), "\(text)")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let audit = try sluice("hooks", "audit", "acme", in: project)
+        #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
+    }
+}
