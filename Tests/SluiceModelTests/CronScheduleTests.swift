@@ -215,7 +215,7 @@ struct CronScheduleTests {
             #expect(schedule.previousFireTime(atOrBefore: instant("2026-01-01T00:00:00Z")) == nil)
             #expect(Array(schedule.fireTimes(from: instant("2026-01-01T00:00:00Z"))).isEmpty)
         }
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(10), "it must not search for ever")
     }
 
     @Test func theImpossibilityNamesTheMonthsAndDays() throws {
