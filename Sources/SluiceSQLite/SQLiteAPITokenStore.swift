@@ -3,17 +3,11 @@ import GRDB
 import SluiceEngine
 
 /// API tokens (hashed) in the run store's SQLite database (migration v5).
-public final class SQLiteAPITokenStore: APITokenStore {
+public final class SQLiteAPITokenStore: APITokenStore, RunStoreDatabaseShare {
     private let database: DatabasePool
 
-    /// Uses the run store's database (and its connection pool).
-    public init(sharing runStore: SQLiteRunStore) {
-        database = runStore.database
-    }
-
-    /// Opens (creating and migrating if needed) the run store database at `path`.
-    public convenience init(path: String) throws {
-        self.init(sharing: try SQLiteRunStore(path: path))
+    public init(database: DatabasePool) {
+        self.database = database
     }
 
     /// Migration v5 of the run store. Frozen: a later change is a new migration.

@@ -6,17 +6,11 @@ import SluiceEngine
 /// Writes take SQLite's write lock up front (`BEGIN IMMEDIATE`), so the per-org limit, checked
 /// inside the insert statement, holds across connections and processes; updates and deletes
 /// name the row version they read.
-public final class SQLiteCredentialStore: CredentialStore {
+public final class SQLiteCredentialStore: CredentialStore, RunStoreDatabaseShare {
     private let database: DatabasePool
 
-    /// Uses the run store's database (and its connection pool).
-    public init(sharing runStore: SQLiteRunStore) {
-        database = runStore.database
-    }
-
-    /// Opens (creating and migrating if needed) the run store database at `path`.
-    public convenience init(path: String) throws {
-        self.init(sharing: try SQLiteRunStore(path: path))
+    public init(database: DatabasePool) {
+        self.database = database
     }
 
     /// Migration v4 of the run store. Frozen: a later change is a new migration.

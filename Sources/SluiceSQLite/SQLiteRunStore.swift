@@ -6,7 +6,7 @@ import SluiceModel
 /// The run store on a SQLite file (WAL): runs, step runs, every transition and step outputs,
 /// with versioned migrations applied when it opens.
 public final class SQLiteRunStore: RunStore {
-    /// Shared with `SQLiteCredentialStore`, which keeps credentials in the same database.
+    /// Shared with the stores that keep their tables here (`RunStoreDatabaseShare`).
     let database: DatabasePool
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current version.
@@ -16,7 +16,28 @@ public final class SQLiteRunStore: RunStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        try Self.migrate(database, path: path)
+    }
+
+    /// Applies the pending migrations. Processes that open a new store at the same moment
+    /// (two `sluice` commands in a fresh project) would each find the tables missing and both
+    /// create them, so migrating is serialized across processes by a lock file beside the
+    /// database; a store that is up to date takes no lock.
+    static func migrate(_ database: DatabasePool, path: String) throws {
+        if try database.read({ try migrator.hasCompletedMigrations($0) }) { return }
+        let lockPath = path + "-migrate.lock"
+        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw StepFailure("run_store_unavailable", "could not open \(lockPath) to migrate the run store (errno \(errno))")
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw StepFailure("run_store_unavailable", "could not lock \(lockPath) to migrate the run store (errno \(errno))")
+            }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        try migrator.migrate(database)
     }
 
     static var migrator: DatabaseMigrator {

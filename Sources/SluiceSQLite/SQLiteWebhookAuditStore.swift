@@ -5,17 +5,11 @@ import SluiceEngine
 /// The webhook delivery audit log in the run store's SQLite database (migration v6). Which
 /// message ids were seen is not kept here: a delivery's run carries `webhook:<id>` as its
 /// trigger key, under the run table's unique index.
-public final class SQLiteWebhookAuditStore: WebhookAuditStore {
+public final class SQLiteWebhookAuditStore: WebhookAuditStore, RunStoreDatabaseShare {
     private let database: DatabasePool
 
-    /// Uses the run store's database (and its connection pool).
-    public init(sharing runStore: SQLiteRunStore) {
-        database = runStore.database
-    }
-
-    /// Opens (creating and migrating if needed) the run store database at `path`.
-    public convenience init(path: String) throws {
-        self.init(sharing: try SQLiteRunStore(path: path))
+    public init(database: DatabasePool) {
+        self.database = database
     }
 
     /// Migration v6 of the run store. Frozen: a later change is a new migration.

@@ -147,3 +147,23 @@ struct CursorTests {
         try await third.discard()
     }
 }
+
+/// Several processes (here: connections) opening a new run store at once migrate it once.
+struct RunStoreOpeningTests {
+    @Test func storesOpenedAtOnceOnANewFileAllOpen() async throws {
+        for _ in 0..<5 {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-open-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let path = folder.appendingPathComponent("runs.sqlite").path
+            let opened = await withTaskGroup(of: String?.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do { _ = try SQLiteRunStore(path: path); return nil } catch { return "\(error)" }
+                    }
+                }
+                return await group.reduce(into: [String]()) { if let error = $1 { $0.append(error) } }
+            }
+            #expect(opened.isEmpty, "\(opened)")
+        }
+    }
+}
