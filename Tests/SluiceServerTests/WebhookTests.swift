@@ -209,7 +209,7 @@ struct WebhookTests {
         // Rotation: both secrets verify during the grace period.
         let credentials = try Self.credentials(live)
         let stored = try await credentials.rotate(org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array(Self.secret2.utf8)),
-                                                  grace: .seconds(6))
+                                                  grace: .seconds(20))
         let graceEnds = try #require(stored.previousValidUntil)
         #expect(try await Self.deliver(live, path: verify, id: "m2", body: body, secret: Self.secret1).status == 200)
         #expect(try await Self.deliver(live, path: verify, id: "m2", body: body, secret: Self.secret2).status == 200)
