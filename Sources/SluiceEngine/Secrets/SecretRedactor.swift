@@ -15,8 +15,18 @@ public final class SecretRedactor: Sendable {
 
     public static let mask = "[redacted]"
 
-    /// Live values by owner (a run id), longest first when used.
-    private let live = Mutex<[String: [String]]>([:])
+    /// Live values by owner (a run id), and all of them longest first, kept sorted as values
+    /// come and go rather than on every line redacted.
+    private struct Live {
+        var byOwner: [String: [String]] = [:]
+        var longestFirst: [String] = []
+
+        mutating func resort() {
+            longestFirst = byOwner.values.flatMap { $0 }.sorted { $0.utf8.count > $1.utf8.count }
+        }
+    }
+
+    private let live = Mutex(Live())
 
     public init() {}
 
@@ -31,22 +41,27 @@ public final class SecretRedactor: Sendable {
             forms.append(escaped)
         }
         forms.append(Data(value.utf8).base64EncodedString())
-        live.withLock { $0[owner, default: []].append(contentsOf: forms) }
+        live.withLock {
+            $0.byOwner[owner, default: []].append(contentsOf: forms)
+            $0.resort()
+        }
     }
 
     /// Stops masking the values of `owner` (at the end of its run, once they are cleared).
     public func forget(owner: String) {
-        _ = live.withLock { $0.removeValue(forKey: owner) }
+        live.withLock {
+            $0.byOwner.removeValue(forKey: owner)
+            $0.resort()
+        }
     }
 
     /// Whether any value is registered (for tests).
-    public var isEmpty: Bool { live.withLock { $0.values.allSatisfy(\.isEmpty) } }
+    public var isEmpty: Bool { live.withLock { $0.longestFirst.isEmpty } }
 
     /// `text` with every secret masked.
     public func redact(_ text: String) -> String {
         var result = text
-        let values = live.withLock { $0.values.flatMap { $0 } }.sorted { $0.utf8.count > $1.utf8.count }
-        for value in values where result.contains(value) {
+        for value in live.withLock({ $0.longestFirst }) where result.contains(value) {
             result = result.replacingOccurrences(of: value, with: Self.mask)
         }
         result = Self.maskAuthorization(result)
