@@ -26,16 +26,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
-        // the DAG and lint. SQLite (the system library, through GRDB's module) only to prepare
+        // the DAG, lint and the project's settings (sluice.yml and SLUICE_* variables, read
+        // with swift-configuration). SQLite (the system library, through GRDB's module) only to prepare
         // procedures against the schemas.
         .target(
             name: "SluiceModel",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Envelope encryption of stored credentials: the keyring of key-encryption keys (or a

@@ -176,7 +176,28 @@ public final class SQLiteRunStore: RunStore {
     // MARK: Writing
 
     public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {
+        switch try await createRun(run, steps: steps, activeLimit: nil) {
+        case .created(let created): return (created, true)
+        case .existing(let existing): return (existing, false)
+        case .limited: preconditionFailure("no limit was given")
+        }
+    }
+
+    public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation {
+        // One write transaction (SQLite takes the write lock first), so the count and the
+        // insert can't interleave with another process's.
         try await database.write { db in
+            if let key = run.triggerKey,
+               let existing = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                                               arguments: [run.pipeline, run.org, key]) {
+                return .existing(try Self.decodeRun(existing))
+            }
+            if let activeLimit {
+                let active = try Int.fetchOne(db, sql: """
+                    SELECT count(*) FROM run WHERE pipeline = ? AND org = ? AND state IN ('pending', 'running')
+                    """, arguments: [run.pipeline, run.org]) ?? 0
+                if active >= activeLimit { return .limited(active: active) }
+            }
             let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
             try db.execute(sql: """
                 INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
@@ -187,13 +208,13 @@ public final class SQLiteRunStore: RunStore {
                                  run.requestID, params, run.state.rawValue, run.reason,
                                  run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf])
             guard db.changesCount == 1 else {
-                // The trigger key exists: hand back the run it created.
+                // The unique key on the trigger holds even if the lookup above missed it.
                 guard let key = run.triggerKey,
                       let existing = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
                                                       arguments: [run.pipeline, run.org, key]) else {
                     throw DatabaseError(resultCode: .SQLITE_CONSTRAINT, message: "run id \(run.id) exists already")
                 }
-                return (try Self.decodeRun(existing), false)
+                return .existing(try Self.decodeRun(existing))
             }
             for step in steps {
                 try db.execute(sql: """
@@ -203,7 +224,7 @@ public final class SQLiteRunStore: RunStore {
                                      try Self.encode(step.outputs)])
             }
             try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: run.state, reason: run.reason, at: run.createdAt)
-            return (run, true)
+            return .created(run)
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceEngine
+import SluiceModel
 import SluiceProviders
 import SluiceServer
 import UnixSignals
@@ -15,7 +16,9 @@ extension Sluice {
                 Every route but GET /healthz needs an API token (sluice tokens create ORG). Runs \
                 triggered over HTTP execute in this process. Ctrl-C or SIGTERM stops taking \
                 requests, cancels the runs executing (recorded as cancelled; nothing is \
-                published) and exits. The API is described in docs/api.md and at /openapi.json.
+                published) and exits. The API is described in docs/api.md and at /openapi.json. \
+                With --scheduler, the process also creates the pipelines' scheduled runs, as \
+                `sluice scheduler` does, and /metrics counts them.
                 """)
 
         @Option(help: "The address to listen on.")
@@ -27,11 +30,21 @@ extension Sluice {
         @Option(help: "Keyring file, for pipelines that decrypt credentials (default: SLUICE_KEYRING, else .sluice/keyring.json).")
         var keyring: String?
 
+        @Flag(help: "Also create and execute scheduled runs in this process (as sluice scheduler does).")
+        var scheduler = false
+
+        @Option(name: .customLong("org"), help: "With --scheduler: an org to schedule for (repeatable; default: sluice.yml's orgs).")
+        var orgs: [String] = []
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
+            for org in orgs where !Identifier.isValid(org) {
+                throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
+            }
+            if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
         }
 
         func run() async throws {
@@ -47,14 +60,19 @@ extension Sluice {
             configuration.keyringPath = keyring
             configuration.processors = .standard
             let server: APIServer
+            var services: [any Service] = []
             do {
                 server = try await APIServer(projectRoot: project.root, configuration: configuration, logger: logger)
+                if scheduler {
+                    let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil, poll: .seconds(5))
+                    services.append(Scheduler(runner: server.runner, options: options, logger: Logger(label: "sluice.scheduler")))
+                }
             } catch {
                 writeError("sluice serve: the server could not start: \(error)")
                 throw ExitCode(1)
             }
             let host = self.host
-            let application = server.application { port in
+            let application = server.application(services: services) { port in
                 // Unbuffered, so a script waiting for this line sees it at once.
                 FileHandle.standardOutput.write(Data("sluice serve: listening on http://\(host):\(port)\n".utf8))
             }

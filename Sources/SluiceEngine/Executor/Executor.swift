@@ -84,6 +84,18 @@ public struct Executor: Sendable {
     /// for a key seen before, the earlier run and `created` false). A server starts runs this
     /// way, answers its caller, and executes the run in a task of its own.
     public func create(_ plan: PipelinePlan, _ request: RunRequest) async throws -> (run: RunRecord, created: Bool) {
+        let (record, steps) = Self.records(plan, request)
+        return try await store.createRun(record, steps: steps)
+    }
+
+    /// Like `create(_:_:)`, but creates nothing while `activeLimit` runs of the pipeline and
+    /// org are pending or running (a schedule's `max_active_runs`).
+    public func create(_ plan: PipelinePlan, _ request: RunRequest, activeLimit: Int) async throws -> RunCreation {
+        let (record, steps) = Self.records(plan, request)
+        return try await store.createRun(record, steps: steps, activeLimit: activeLimit)
+    }
+
+    private static func records(_ plan: PipelinePlan, _ request: RunRequest) -> (RunRecord, [StepRunRecord]) {
         let definition = plan.definition
         let pipeline = definition.id?.value ?? "pipeline"
         let record = RunRecord(pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
@@ -91,7 +103,7 @@ public struct Executor: Sendable {
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
-        return try await store.createRun(record, steps: steps)
+        return (record, steps)
     }
 
     /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not

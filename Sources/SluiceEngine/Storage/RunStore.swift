@@ -9,6 +9,11 @@ public protocol RunStore: Sendable {
     /// exists (enforced by a unique key, so two callers at once still create one run).
     func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool)
 
+    /// Like `createRun(_:steps:)`, and with `activeLimit`, creates nothing while that many runs
+    /// of the same pipeline and org are pending or running. The check and the insert are one
+    /// transaction, so schedulers in several processes together never pass the limit.
+    func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation
+
     /// Stores a new state for the run, with its reason, as a transition.
     func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws
 
@@ -53,6 +58,16 @@ extension RunStore {
     public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
         try await runs(pipeline: pipeline, org: org, limit: limit, after: nil)
     }
+}
+
+/// What `createRun(_:steps:activeLimit:)` did.
+public enum RunCreation: Sendable, Hashable {
+    /// The run was created, pending.
+    case created(RunRecord)
+    /// A run with the same trigger key exists: this one.
+    case existing(RunRecord)
+    /// Nothing was created: this many runs of the pipeline and org are active, the limit.
+    case limited(active: Int)
 }
 
 /// Where a page of runs ends: the creation time and id of its last run, the order runs are

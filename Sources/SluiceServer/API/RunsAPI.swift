@@ -49,7 +49,7 @@ struct RunsAPI: Sendable {
         var headers = HTTPFields()
         headers[.location] = "/v1/runs/\(run.id)"
         if created {
-            server.metrics.runCreated()
+            server.metrics.runCreated(trigger: .api)
             context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
             await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
             var response = JSONResponse.make(RunResource(run), status: .accepted)

@@ -157,7 +157,7 @@ struct WebhooksAPI: Sendable {
             throw Refusal(reason: "replayed", error: .conflict("replayed",
                 "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
         }
-        server.metrics.runCreated()
+        server.metrics.runCreated(trigger: .webhook)
         await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
         let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
         return (response, run.id)

@@ -14,7 +14,12 @@ import Synchronization
 ///   final state, as a histogram;
 /// - `sluice_rows_ingested_total`: rows `ingest` steps wrote;
 /// - `sluice_step_retries_total`: step attempts that failed transiently and were retried;
-/// - `sluice_webhook_refusals_total{reason}`: refused webhook deliveries.
+/// - `sluice_webhook_refusals_total{reason}`: refused webhook deliveries;
+/// - `sluice_runs_created_total{trigger}`: runs created here, by what created them (`api`,
+///   `webhook`, `schedule`);
+/// - `sluice_scheduled_runs_deferred_total`: looks at which a due scheduled run waited for
+///   `max_active_runs`;
+/// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat.
 ///
 /// They count what this server process did, not runs started elsewhere (`sluice run`).
 public final class ServerMetrics: Sendable {
@@ -43,6 +48,11 @@ public final class ServerMetrics: Sendable {
         }
         _ = Counter(label: "sluice_rows_ingested_total", factory: factory)
         _ = Counter(label: "sluice_step_retries_total", factory: factory)
+        for trigger in [RunTrigger.api, .webhook, .schedule] {
+            _ = Counter(label: "sluice_runs_created_total", dimensions: [("trigger", trigger.rawValue)], factory: factory)
+        }
+        _ = Counter(label: "sluice_scheduled_runs_deferred_total", factory: factory)
+        _ = Counter(label: "sluice_runs_abandoned_total", factory: factory)
         for reason in Self.webhookRefusalReasons {
             _ = Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory)
         }
@@ -56,8 +66,17 @@ public final class ServerMetrics: Sendable {
     }
 
     /// A run was created (it is pending); the executor's transitions count the rest.
-    func runCreated() {
+    func runCreated(trigger: RunTrigger) {
         Counter(label: "sluice_runs_total", dimensions: [("state", RunState.pending.rawValue)], factory: factory).increment()
+        Counter(label: "sluice_runs_created_total", dimensions: [("trigger", trigger.rawValue)], factory: factory).increment()
+    }
+
+    func scheduledRunDeferred() {
+        Counter(label: "sluice_scheduled_runs_deferred_total", factory: factory).increment()
+    }
+
+    func runAbandoned() {
+        Counter(label: "sluice_runs_abandoned_total", factory: factory).increment()
     }
 
     public func webhookRefused(reason: String) {

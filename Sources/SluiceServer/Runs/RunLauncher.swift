@@ -4,17 +4,19 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 
-/// Executes the runs the API starts, each in a task of its own, registered by run id so a
-/// cancel request can reach it. A service of the server: on graceful shutdown it stops taking
-/// runs, cancels the ones executing (the executor records them cancelled, publishing
-/// nothing) and waits for them to finish.
+/// Executes the runs the API and the scheduler start, each in a task of its own, registered by
+/// run id so a cancel request can reach it. A service of the server: on graceful shutdown it
+/// stops taking runs, gives the ones executing the shutdown grace to finish, cancels the rest
+/// (the executor records them cancelled, publishing nothing) and waits for them to end.
 actor RunLauncher: Service {
     private var tasks: [String: Task<Void, Never>] = [:]
     private var accepting = true
     private let logger: Logger
+    private let shutdownGrace: Duration
 
-    init(logger: Logger) {
+    init(logger: Logger, shutdownGrace: Duration = .zero) {
         self.logger = logger
+        self.shutdownGrace = shutdownGrace
     }
 
     /// Whether new runs are taken (false once shutdown began).
@@ -62,12 +64,38 @@ actor RunLauncher: Service {
         await stop()
     }
 
-    /// Stops taking runs, cancels those executing and waits for them.
+    /// Returns when no run is executing here (runs launched meanwhile are waited for too).
+    func waitUntilIdle() async {
+        // A task removes itself from `tasks` before its value is ready.
+        while !tasks.isEmpty {
+            for task in Array(tasks.values) { await task.value }
+        }
+    }
+
+    /// Stops taking runs, waits up to the shutdown grace for those executing, cancels the
+    /// rest and waits for them.
     func stop() async {
         accepting = false
-        let running = tasks
-        if !running.isEmpty { logger.notice("shutting down: cancelling \(running.count) run(s)") }
-        for task in running.values { task.cancel() }
-        for task in running.values { await task.value }
+        let running = Array(tasks.values)
+        guard !running.isEmpty else { return }
+        if shutdownGrace > .zero {
+            logger.notice("shutting down: waiting up to \(DurationText.format(shutdownGrace)) for \(running.count) run(s) to finish")
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for task in running { await task.value } }
+                group.addTask { [shutdownGrace] in try? await Task.sleep(for: shutdownGrace) }
+                await group.next()
+                group.cancelAll()
+                // Awaiting a task's value can't be cancelled: the runs are, so the wait ends.
+                self.cancelAll()
+            }
+        } else {
+            cancelAll()
+        }
+        for task in running { await task.value }
+    }
+
+    private func cancelAll() {
+        if !tasks.isEmpty { logger.notice("shutting down: cancelling \(tasks.count) run(s)") }
+        for task in tasks.values { task.cancel() }
     }
 }

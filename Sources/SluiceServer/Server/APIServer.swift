@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
@@ -12,63 +13,42 @@ import SluiceSQLite
 /// `/metrics`, `/openapi.json`. Runs execute in this process with the same executor
 /// `sluice run` builds (`LocalState`).
 public struct APIServer: Sendable {
-    public let configuration: ServerConfiguration
-    public let state: LocalState
-    public let store: SQLiteRunStore
+    /// The run store, pipelines, keys, metrics and launcher the routes work with.
+    public let runner: Runner
     public let tokens: APITokens
-    public let metrics: ServerMetrics
-    /// The key-encryption keys, when configured: needed by pipelines that decrypt credentials.
-    let keys: Keyring?
-    let launcher: RunLauncher
-    let catalog: PipelineCatalog
     let hooks: WebhookHooks
     let webhookAudit: any WebhookAuditStore
-    let logger: Logger
+
+    public var configuration: ServerConfiguration { runner.configuration }
+    public var state: LocalState { runner.state }
+    public var store: SQLiteRunStore { runner.store }
+    public var metrics: ServerMetrics { runner.metrics }
+    var keys: Keyring? { runner.keys }
+    var launcher: RunLauncher { runner.launcher }
+    var catalog: PipelineCatalog { runner.catalog }
+    var logger: Logger { runner.logger }
 
     /// Opens the project's run store (marking runs a dead process left as abandoned) and
     /// loads the keys if there are any. A keyring that exists but can't be read is an error.
     public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
                 metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sluice.server")) async throws {
-        self.configuration = configuration
-        state = LocalState(projectRoot: projectRoot)
-        store = try await state.runStore()
-        tokens = APITokens(store: SQLiteAPITokenStore(sharing: store))
-        self.metrics = metrics
-        self.logger = logger
-        keys = try Self.loadKeys(state, configuration, logger)
-        launcher = RunLauncher(logger: logger)
-        catalog = PipelineCatalog(state: state)
-        let credentialStore = SQLiteCredentialStore(sharing: store)
-        hooks = WebhookHooks(store: credentialStore, credentials: keys.map {
-            Credentials(store: credentialStore, keys: $0, logger: logger)
-        })
-        webhookAudit = SQLiteWebhookAuditStore(sharing: store)
+        self.init(runner: try await Runner(projectRoot: projectRoot, configuration: configuration, metrics: metrics, logger: logger))
     }
 
-    /// The keys, or nil when none are configured (no keyring file, no passphrase).
-    private static func loadKeys(_ state: LocalState, _ configuration: ServerConfiguration, _ logger: Logger) throws -> Keyring? {
-        let result = Result { () throws(SecretsError) -> Keyring in
-            try state.keys(keyringPath: configuration.keyringPath, environment: configuration.environment)
-        }
-        switch result {
-        case .success(let keys):
-            return keys
-        case .failure(let error) where error.code == .keyringMissing && configuration.keyringPath == nil:
-            logger.notice("no keys: pipelines that decrypt credentials won't be started, and webhooks can't be verified")
-            return nil
-        case .failure(let error):
-            throw error
-        }
+    /// A server over a runner that may be shared with a scheduler.
+    public init(runner: Runner) {
+        self.runner = runner
+        tokens = APITokens(store: SQLiteAPITokenStore(sharing: runner.store))
+        let credentialStore = SQLiteCredentialStore(sharing: runner.store)
+        hooks = WebhookHooks(store: credentialStore, credentials: runner.keys.map {
+            Credentials(store: credentialStore, keys: $0, logger: runner.logger)
+        })
+        webhookAudit = SQLiteWebhookAuditStore(sharing: runner.store)
     }
 
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.
     func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
-        var options = ExecutorOptions()
-        options.observer = metrics.observer(for: plan)
-        var executorLogger = logger
-        executorLogger[metadataKey: "component"] = "executor"
-        return state.executor(store: store, options: options, keys: keys, logger: executorLogger, project: entry.project,
-                              processors: configuration.processors)
+        runner.executor(for: entry, plan: plan)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with
@@ -133,10 +113,12 @@ public struct APIServer: Sendable {
     }
 
     /// The Hummingbird application: the router, and the run launcher as a service that stops
-    /// after the HTTP server on graceful shutdown. `onListening` gets the port (useful with 0).
-    public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    /// after the HTTP server on graceful shutdown, with `services` (a scheduler) between the
+    /// two. `onListening` gets the port (useful with 0).
+    public func application(services: [any Service] = [],
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
-        return Application(router: router().router, configuration: appConfiguration, services: [launcher],
+        return Application(router: router().router, configuration: appConfiguration, services: [launcher] + services,
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
@@ -148,6 +130,6 @@ public struct APIServer: Sendable {
     /// Stops taking runs, cancels those executing and waits (the application's shutdown does
     /// this; for embedding without it).
     public func stopRuns() async {
-        await launcher.stop()
+        await runner.stopRuns()
     }
 }

@@ -18,6 +18,9 @@ public struct ServerConfiguration: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// The keyring file, when not the default (`SLUICE_KEYRING`, else `.sluice/keyring.json`).
     public var keyringPath: String?
+    /// On graceful shutdown, how long runs executing may go on before they are cancelled
+    /// (`sluice serve`: none; `sluice scheduler`: 30 s by default).
+    public var shutdownGrace: Duration = .zero
 
     public init() {}
 }

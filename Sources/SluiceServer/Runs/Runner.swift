@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceEngine
+import SluiceModel
+import SluiceSecrets
+import SluiceSQLite
+
+/// What executes a project's runs in a long-running process, shared by the HTTP API and the
+/// scheduler: the run store, the linted pipelines, the keys, the metrics, and the launcher
+/// that runs each run in a task of its own. `sluice serve` and `sluice scheduler` each build
+/// one; `sluice serve --scheduler` shares one between the two.
+public struct Runner: Sendable {
+    public let configuration: ServerConfiguration
+    public let state: LocalState
+    public let store: SQLiteRunStore
+    public let metrics: ServerMetrics
+    /// The key-encryption keys, when configured: needed by pipelines that decrypt credentials.
+    let keys: Keyring?
+    let launcher: RunLauncher
+    let catalog: PipelineCatalog
+    let logger: Logger
+
+    /// Opens the project's run store (marking runs a dead process left as abandoned) and
+    /// loads the keys if there are any. A keyring that exists but can't be read is an error.
+    public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
+                metrics: ServerMetrics = ServerMetrics(), logger: Logger) async throws {
+        self.configuration = configuration
+        state = LocalState(projectRoot: projectRoot)
+        store = try await state.runStore()
+        self.metrics = metrics
+        self.logger = logger
+        keys = try Self.loadKeys(state, configuration, logger)
+        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace)
+        catalog = PipelineCatalog(state: state)
+    }
+
+    /// The keys, or nil when none are configured (no keyring file, no passphrase).
+    private static func loadKeys(_ state: LocalState, _ configuration: ServerConfiguration, _ logger: Logger) throws -> Keyring? {
+        let result = Result { () throws(SecretsError) -> Keyring in
+            try state.keys(keyringPath: configuration.keyringPath, environment: configuration.environment)
+        }
+        switch result {
+        case .success(let keys):
+            return keys
+        case .failure(let error) where error.code == .keyringMissing && configuration.keyringPath == nil:
+            logger.notice("no keys: pipelines that decrypt credentials won't be started, and webhooks can't be verified")
+            return nil
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    /// An executor for one run of the entry's plan, its transitions counted in the metrics.
+    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
+        var options = ExecutorOptions()
+        options.observer = metrics.observer(for: plan)
+        var executorLogger = logger
+        executorLogger[metadataKey: "component"] = "executor"
+        return state.executor(store: store, options: options, keys: keys, logger: executorLogger, project: entry.project,
+                              processors: configuration.processors)
+    }
+
+    /// The launcher as a service, for a service group that stops it after the scheduler (it
+    /// stops taking runs, gives those executing the shutdown grace, then cancels them).
+    public var launcherService: any Service { launcher }
+
+    /// Returns when no run is executing in this process.
+    public func waitForRuns() async {
+        await launcher.waitUntilIdle()
+    }
+
+    /// Stops taking runs, waits for those executing up to the shutdown grace, cancels the
+    /// rest and waits for them.
+    public func stopRuns() async {
+        await launcher.stop()
+    }
+}

@@ -1,0 +1,279 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceEngine
+import SluiceModel
+import SluiceSQLite
+
+/// `sluice scheduler`: creates runs at their pipelines' cron times, for each configured org,
+/// and executes them in this process.
+///
+/// - A scheduled run's trigger key is its fire time (`schedule:2026-11-22T02:15:00Z`), unique
+///   per pipeline and org in the run store, so schedulers running at once (or one restarted,
+///   or a backfill) never create the same run twice; only the one that created a run
+///   executes it.
+/// - On start, fire times back to `schedule.catchup` before now are due; without `catchup`,
+///   only fire times from the start on.
+/// - `max_active_runs`: a due run is created only while fewer runs of the pipeline and org are
+///   pending or running (counted in the insert's transaction); it waits for the next look
+///   otherwise, and due runs are created oldest first.
+/// - Pipeline files are linted again when they change; one that stops linting keeps being
+///   scheduled by its last good version, and why is logged once per change.
+/// - A watchdog marks runs whose process stopped heartbeating as abandoned (wall clock).
+public actor Scheduler: Service {
+    public struct Options: Sendable {
+        /// The orgs runs are created for (`sluice.yml` `orgs`, or `--org`).
+        public var orgs: [String]
+        /// The pipelines scheduled; nil for every pipeline of the project.
+        public var pipelines: Set<String>?
+        /// How often the scheduler looks at files, limits and the watchdog between fire times.
+        public var poll: Duration = .seconds(5)
+        /// A run without a heartbeat for this long is abandoned.
+        public var lease: Duration = RunRecovery.lease()
+        /// At most this many runs are created for one pipeline and org in one look (a
+        /// minutely schedule with a week of catch-up is worked through over several looks).
+        public var maxRunsPerLook = 100
+
+        public init(orgs: [String], pipelines: Set<String>? = nil) {
+            self.orgs = orgs
+            self.pipelines = pipelines
+        }
+    }
+
+    /// A run the scheduler created, for callers that watch (tests, `--once`).
+    public struct Created: Sendable, Hashable {
+        public var run: RunRecord
+        public var fireTime: Date
+    }
+
+    private let runner: Runner
+    private let options: Options
+    private let clock: any SchedulerClock
+    private let logger: Logger
+    private var startedAt: Date?
+    /// Per pipeline and org (`pipeline/org`): the latest fire time handled (created, found
+    /// created, or skipped). Fire times after it are due once they pass.
+    private var handledThrough: [String: Date] = [:]
+    /// The last plan of each pipeline that linted, and the file's diagnostics last logged.
+    private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
+    private var reported: [String: String] = [:]
+    private var lastWatchdog: Date?
+
+    public init(runner: Runner, options: Options, clock: any SchedulerClock = SystemSchedulerClock(),
+                logger: Logger = Logger(label: "sluice.scheduler")) {
+        self.runner = runner
+        self.options = options
+        self.clock = clock
+        self.logger = logger
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let orgs = options.orgs.joined(separator: ", ")
+        logger.info("scheduler started for org(s) \(orgs)")
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.loop()
+            }
+        } catch is CancellationError {
+        }
+        logger.info("scheduler stopped: no more runs are created")
+    }
+
+    private func loop() async throws {
+        while !Task.isCancelled {
+            // A look runs to its end even when shutdown begins during it, so that a run it
+            // created is also handed to the launcher.
+            let wake = await Task { await self.look() }.value
+            try await clock.sleep(until: wake)
+        }
+        throw CancellationError()
+    }
+
+    /// One look at the schedules: runs the watchdog when due, creates and launches the runs
+    /// due now. Returns when to look next: the earliest next fire time, or the poll interval.
+    @discardableResult
+    func look() async -> Date {
+        let now = clock.now()
+        await watchdog()
+        _ = await createDueRuns(at: now)
+        var wake = now.addingTimeInterval(Self.seconds(options.poll))
+        for pipeline in await scheduled() {
+            if let next = pipeline.cron.nextFireTime(after: now), next < wake { wake = next }
+        }
+        return wake
+    }
+
+    // MARK: Creating runs
+
+    /// Creates (and launches) the runs due at `now` for every scheduled pipeline and org;
+    /// returns those created here.
+    @discardableResult
+    public func createDueRuns(at now: Date) async -> [Created] {
+        if startedAt == nil { startedAt = now }
+        var created: [Created] = []
+        for pipeline in await scheduled() {
+            for org in options.orgs {
+                created += await createDueRuns(pipeline, org: org, now: now)
+            }
+        }
+        return created
+    }
+
+    private func createDueRuns(_ pipeline: ScheduledPipeline, org: String, now: Date) async -> [Created] {
+        let id = pipeline.id
+        let key = "\(id)/\(org)"
+        // Exclusive: fire times after this are due.
+        let after = handledThrough[key] ?? (pipeline.schedule.catchup.map { now.addingTimeInterval(-Self.seconds($0)) }
+            ?? (startedAt ?? now).addingTimeInterval(-0.001))
+        var created: [Created] = []
+        var fireTimes = pipeline.cron.fireTimes(from: after.addingTimeInterval(0.001), to: now.addingTimeInterval(0.001))
+        var count = 0
+        let executor = runner.executor(for: pipeline.entry, plan: pipeline.plan)
+        let maxActive = max(1, pipeline.schedule.maxActiveRuns)
+        while count < options.maxRunsPerLook, let fire = fireTimes.next() {
+            count += 1
+            let request = Executor.RunRequest(
+                org: org, logicalDate: ScheduledRun.logicalDate(of: fire, in: pipeline.cron.timeZone).description, trigger: .schedule,
+                env: runner.configuration.environment, triggerKey: ScheduledRun.triggerKey(fire))
+            let outcome: RunCreation
+            do {
+                outcome = try await executor.create(pipeline.plan, request, activeLimit: maxActive)
+            } catch {
+                logger.error("could not create the run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)): \(SecretRedactor.shared.redact(String(describing: error))); trying again at the next look")
+                break
+            }
+            switch outcome {
+            case .created(let run):
+                handledThrough[key] = fire
+                runner.metrics.runCreated(trigger: .schedule)
+                logger.info("scheduled run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(id)", "org": "\(org)",
+                                                                  "fire_time": "\(ScheduledRun.instantText(fire))"])
+                created.append(Created(run: run, fireTime: fire))
+                await runner.launcher.launch(run, plan: pipeline.plan, executor: executor, env: runner.configuration.environment)
+            case .existing:
+                // Created before: by another scheduler, an earlier start of this one, or a backfill.
+                handledThrough[key] = fire
+            case .limited(let active):
+                logger.debug("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(active) active, max_active_runs \(maxActive)")
+                runner.metrics.scheduledRunDeferred()
+                return created
+            }
+        }
+        return created
+    }
+
+    // MARK: Pipelines
+
+    /// A pipeline with a schedule, as the scheduler goes by it.
+    struct ScheduledPipeline: Sendable {
+        var id: String
+        var entry: PipelineCatalog.Entry
+        var plan: PipelinePlan
+        var schedule: Schedule
+        var cron: CronSchedule
+    }
+
+    /// The pipelines with a schedule: each by its plan as the file is now, or by its last
+    /// good plan when the file stopped linting.
+    private func scheduled() async -> [ScheduledPipeline] {
+        var entries = await runner.catalog.all()
+        if let wanted = options.pipelines { entries = entries.filter { wanted.contains($0.id) } }
+        let present = Set(entries.map(\.id))
+        for id in lastGood.keys where !present.contains(id) {
+            lastGood[id] = nil
+            reported[id] = nil
+            logger.notice("pipelines/\(id).yml is gone: no more runs of \(id) are scheduled")
+        }
+        var result: [ScheduledPipeline] = []
+        for entry in entries {
+            guard let (goodEntry, plan) = usable(entry), let schedule = plan.definition.schedule, let expression = schedule.cron,
+                  let zone = TimeZone(identifier: schedule.timezone) else { continue }
+            result.append(ScheduledPipeline(id: entry.id, entry: goodEntry, plan: plan, schedule: schedule,
+                                            cron: CronSchedule(expression, timeZone: zone)))
+        }
+        return result
+    }
+
+    /// The entry and plan to schedule by: the file's, when it lints; else the last good one,
+    /// with the reason logged once per change of the file's diagnostics.
+    private func usable(_ entry: PipelineCatalog.Entry) -> (PipelineCatalog.Entry, PipelinePlan)? {
+        let id = entry.id
+        guard let plan = entry.plan else {
+            let errors = entry.diagnostics.filter { $0.severity == .error }
+            let summary = "\(errors.count) error\(errors.count == 1 ? "" : "s"); the first: \(errors.first?.description ?? "?")"
+            if let good = lastGood[id] {
+                report(id, "\(entry.file) no longer lints (\(summary)): scheduling its last good version until it is fixed")
+                return (good.entry, good.plan)
+            }
+            report(id, "\(entry.file) does not lint (\(summary)): it is not scheduled until it is fixed")
+            return nil
+        }
+        if plan.definition.schedule?.cron != nil, runner.keys == nil, LocalState.needsKeys(plan) {
+            report(id, "\(entry.file) decrypts credentials and this scheduler has no keys (set SLUICE_KEYRING or the passphrase variables): its runs are not created")
+            return nil
+        }
+        if reported.removeValue(forKey: id) != nil, lastGood[id] != nil {
+            logger.notice("\(entry.file) lints again: scheduling it as it is now", metadata: ["pipeline": "\(id)"])
+        }
+        lastGood[id] = (entry, plan)
+        return (entry, plan)
+    }
+
+    private func report(_ id: String, _ message: String) {
+        guard reported[id] != message else { return }
+        reported[id] = message
+        logger.error("\(message)", metadata: ["pipeline": "\(id)"])
+    }
+
+    // MARK: Watchdog
+
+    /// Marks runs whose process stopped heartbeating as abandoned, at most once per half
+    /// lease (wall clock).
+    private func watchdog() async {
+        let now = Date()
+        let interval = Self.seconds(options.lease) / 2
+        if let lastWatchdog, now.timeIntervalSince(lastWatchdog) < interval { return }
+        lastWatchdog = now
+        do {
+            let runs = try await RunRecovery.recover(store: runner.store, warehouse: runner.state.warehouse, lease: options.lease, now: now)
+            for run in runs {
+                runner.metrics.runAbandoned()
+                logger.warning("run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
+                               metadata: ["run_id": "\(run.id)", "pipeline": "\(run.pipeline)", "org": "\(run.org)"])
+            }
+        } catch {
+            logger.error("the watchdog could not look for abandoned runs: \(error)")
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> TimeInterval {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// How a scheduled run is named: its trigger key and logical date, from its fire time.
+public enum ScheduledRun {
+    /// `schedule:` and the fire time in UTC, to the second: unique per pipeline and org.
+    public static func triggerKey(_ fireTime: Date) -> String {
+        "schedule:" + instantText(fireTime)
+    }
+
+    /// The fire time as `2026-11-22T02:15:00Z`.
+    public static func instantText(_ instant: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: instant)
+    }
+
+    /// The calendar date of the fire time in the schedule's time zone: a run at 02:15 in
+    /// Europe/Berlin on 22 November has logical date 2026-11-22.
+    public static func logicalDate(of fireTime: Date, in timeZone: TimeZone) -> CalendarDate {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let parts = calendar.dateComponents([.year, .month, .day], from: fireTime)
+        return CalendarDate(year: parts.year ?? 1970, month: parts.month ?? 1, day: parts.day ?? 1)
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceEngine
+import SluiceModel
+import SluiceProviders
+import SluiceServer
+import UnixSignals
+
+extension Sluice {
+    struct SchedulerCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scheduler",
+            abstract: "Create and execute runs at the pipelines' cron times, for each configured org.",
+            discussion: """
+                Schedules every pipeline of the project that has a schedule (or the one PATH \
+                names), for the orgs in sluice.yml (orgs: [...]; SLUICE_ORGS overrides; default: \
+                default) or --org. A scheduled run's key is its fire time, so schedulers running \
+                at once never create the same run; on start, missed fire times are caught up \
+                as far back as the schedule's catchup. Edited pipeline files are linted again; \
+                one that stops linting keeps its last good version (the reason is logged). \
+                Runs whose process died are marked abandoned. SIGTERM or Ctrl-C stops creating \
+                runs, gives the runs executing --shutdown-grace to finish, cancels the rest \
+                (nothing of theirs is published) and exits. See docs/scheduling.md.
+                """)
+
+        @Argument(help: "The project folder, its pipelines/ folder, or one pipeline file (default: the project found from here).")
+        var path: String?
+
+        @Option(name: .customLong("org"), help: "An org to schedule for (repeatable; default: sluice.yml's orgs).")
+        var orgs: [String] = []
+
+        @Option(help: "How often to look at files, max_active_runs and dead runs between fire times.")
+        var poll = "5s"
+
+        @Option(help: "On SIGTERM, how long executing runs may go on before they are cancelled.")
+        var shutdownGrace = "30s"
+
+        @Option(help: "Keyring file, for pipelines that decrypt credentials (default: SLUICE_KEYRING, else .sluice/keyring.json).")
+        var keyring: String?
+
+        @Flag(help: "Look once: create the runs due now (with catch-up), wait for them, print them and exit (1 if one failed).")
+        var once = false
+
+        @OptionGroup var project: ProjectOptions
+
+        func validate() throws {
+            for org in orgs where !Identifier.isValid(org) {
+                throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
+            }
+            _ = try parseDuration(poll, "--poll")
+            _ = try parseDuration(shutdownGrace, "--shutdown-grace")
+        }
+
+        func run() async throws {
+            let target = try SchedulerTarget(path: path, project: project)
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+                return RedactingLogHandler(wrapping: handler)
+            }
+            let logger = Logger(label: "sluice.scheduler")
+            var configuration = ServerConfiguration()
+            configuration.keyringPath = keyring
+            configuration.processors = .standard
+            configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace")
+            let runner: Runner
+            let options: Scheduler.Options
+            do {
+                options = try await schedulerOptions(root: target.root, orgs: orgs, pipelines: target.pipelines,
+                                                     poll: try parseDuration(poll, "--poll"))
+                runner = try await Runner(projectRoot: target.root, configuration: configuration, logger: logger)
+            } catch {
+                writeError("sluice scheduler: \(error)")
+                throw ExitCode(1)
+            }
+            let scheduler = Scheduler(runner: runner, options: options, logger: logger)
+            if once {
+                // Due runs that wait for max_active_runs are created as the earlier ones end.
+                let now = Date()
+                var created: [Scheduler.Created] = []
+                while true {
+                    let batch = await scheduler.createDueRuns(at: now)
+                    if batch.isEmpty { break }
+                    created += batch
+                    await runner.waitForRuns()
+                }
+                var failed = false
+                if created.isEmpty { print("No runs were due.") }
+                for item in created {
+                    let run = try await runner.store.run(item.run.id) ?? item.run
+                    failed = failed || run.state != .succeeded
+                    print("\(run.id)  \(run.pipeline)  org \(run.org)  \(ScheduledRun.instantText(item.fireTime))  \(run.state.rawValue)")
+                }
+                if failed { throw ExitCode(1) }
+                return
+            }
+            FileHandle.standardOutput.write(Data("sluice scheduler: scheduling for org(s) \(options.orgs.joined(separator: ", "))\n".utf8))
+            let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler],
+                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            FileHandle.standardOutput.write(Data("sluice scheduler: stopped\n".utf8))
+        }
+    }
+}
+
+/// What `sluice scheduler PATH` schedules: a project, or one pipeline file in it.
+struct SchedulerTarget {
+    var root: URL
+    var pipelines: Set<String>?
+
+    init(path: String?, project: ProjectOptions) throws {
+        guard let path else {
+            root = project.root
+            return
+        }
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ValidationError("no file or folder '\(path)'")
+        }
+        if isDirectory.boolValue {
+            root = url.lastPathComponent == "pipelines" ? url.deletingLastPathComponent() : url
+        } else {
+            guard url.pathExtension == "yml", url.deletingLastPathComponent().lastPathComponent == "pipelines" else {
+                throw ValidationError("'\(path)' is not a pipeline file (pipelines/<id>.yml) or a folder")
+            }
+            root = url.deletingLastPathComponent().deletingLastPathComponent()
+            pipelines = [url.deletingPathExtension().lastPathComponent]
+        }
+    }
+}
+
+/// The scheduler's options: the orgs from `--org`, else the project's settings.
+func schedulerOptions(root: URL, orgs: [String], pipelines: Set<String>?, poll: Duration) async throws -> Scheduler.Options {
+    let configured = orgs.isEmpty ? try await ProjectSettings.load(projectRoot: root).orgs : orgs
+    var options = Scheduler.Options(orgs: configured, pipelines: pipelines)
+    options.poll = poll
+    return options
+}
+
+func parseDuration(_ text: String, _ option: String) throws -> Duration {
+    do {
+        return try DurationText.parse(text)
+    } catch {
+        throw ValidationError("\(option) takes a duration like 5s, 2m or 1h: \(error)")
+    }
+}
