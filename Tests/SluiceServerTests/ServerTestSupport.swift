@@ -75,13 +75,15 @@ final class LiveServer: Sendable {
         return handler
     }
 
-    static func start(project: URL, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> LiveServer {
+    /// `services` run beside the HTTP server (a scheduler over the server's runner).
+    static func start(project: URL, configure: (inout ServerConfiguration) -> Void = { _ in },
+                      services: (APIServer) -> [any Service] = { _ in [] }) async throws -> LiveServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
         let server = try await APIServer(projectRoot: project, configuration: configuration, logger: quiet)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let application = server.application { port in continuation.yield(port) }
+        let application = server.application(services: services(server)) { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [application], logger: quiet))
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()

@@ -13,6 +13,7 @@ actor RunLauncher: Service {
     private var accepting = true
     private let logger: Logger
     private let shutdownGrace: Duration
+    private var finishObservers: [@Sendable () async -> Void] = []
 
     init(logger: Logger, shutdownGrace: Duration = .zero) {
         self.logger = logger
@@ -57,6 +58,13 @@ actor RunLauncher: Service {
 
     private func finished(_ runID: String) {
         tasks[runID] = nil
+        for observer in finishObservers { Task { await observer() } }
+    }
+
+    /// `observer` is called each time a run launched here ends (the scheduler looks again
+    /// then, so a run waiting for `max_active_runs` starts without waiting for the poll).
+    func onRunFinished(_ observer: @escaping @Sendable () async -> Void) {
+        finishObservers.append(observer)
     }
 
     func run() async throws {

@@ -58,6 +58,8 @@ public actor Scheduler: Service {
     private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
     private var lastWatchdog: Date?
+    /// The sleep until the next look, which a run ending cuts short.
+    private var sleeper: Task<Void, any Error>?
 
     public init(runner: Runner, options: Options, clock: any SchedulerClock = SystemSchedulerClock(),
                 logger: Logger = Logger(label: "sluice.scheduler")) {
@@ -82,13 +84,33 @@ public actor Scheduler: Service {
     }
 
     private func loop() async throws {
+        await runner.launcher.onRunFinished { [weak self] in await self?.nudge() }
         while !Task.isCancelled {
             // A look runs to its end even when shutdown begins during it, so that a run it
             // created is also handed to the launcher.
             let wake = await Task { await self.look() }.value
-            try await clock.sleep(until: wake)
+            await pause(until: wake)
         }
         throw CancellationError()
+    }
+
+    /// Sleeps on the scheduler's clock until `wake`, or until a run ends, or the task is
+    /// cancelled.
+    private func pause(until wake: Date) async {
+        let task = Task { [clock] in try await clock.sleep(until: wake) }
+        sleeper = task
+        await withTaskCancellationHandler {
+            _ = try? await task.value
+        } onCancel: {
+            task.cancel()
+        }
+        sleeper = nil
+    }
+
+    /// Cuts the current sleep short: a run ended, so a run waiting for `max_active_runs` may
+    /// be created now.
+    func nudge() {
+        sleeper?.cancel()
     }
 
     /// One look at the schedules: runs the watchdog when due, creates and launches the runs

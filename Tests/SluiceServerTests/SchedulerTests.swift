@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceEngine
+import SluiceModel
+import SluiceServer
+import SluiceSQLite
+import Testing
+
+/// The scheduler over a real project and run store, on a clock the tests move by hand.
+struct SchedulerTests {
+    /// A small pipeline every quarter hour, with the schedule given.
+    static func project(schedule: String, extra: [String: String] = [:]) throws -> URL {
+        try exampleProject(extra: [
+            "schemas/ticks_raw.json": #"[{"name": "tick_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "amount", "type": "INT64"}]"#,
+            "data/ticks.csv": "tick_id,amount\nt1,1\nt2,2\nt3,3\n",
+            "pipelines/ticks.yml": """
+                pipeline: ticks
+                schedule: \(schedule)
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/ticks.csv }, table: ticks_raw, schema: schemas/ticks_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: ticks_raw, into: ticks, key: [tick_id], latest_by: amount } }
+                """,
+        ].merging(extra) { $1 })
+    }
+
+    static func runner(_ project: URL, logger: Logger = LiveServer.quiet) async throws -> Runner {
+        try await Runner(projectRoot: project, logger: logger)
+    }
+
+    static func scheduler(_ runner: Runner, orgs: [String] = ["acme"], clock: ManualSchedulerClock,
+                          logger: Logger = LiveServer.quiet) -> Scheduler {
+        Scheduler(runner: runner, options: Scheduler.Options(orgs: orgs, pipelines: ["ticks"]), clock: clock, logger: logger)
+    }
+
+    static func date(_ text: String) -> Date {
+        ISO8601DateFormatter().date(from: text)!
+    }
+
+    static func scheduledRuns(_ runner: Runner, org: String? = nil) async throws -> [RunRecord] {
+        try await runner.store.runs(pipeline: "ticks", org: org, limit: 1000).sorted { $0.triggerKey ?? "" < $1.triggerKey ?? "" }
+    }
+
+    @Test func catchUpCreatesTheMissedFireTimesOldestFirstWithinMaxActiveRuns() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 1h, max_active_runs: 1 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
+        let scheduler = Self.scheduler(runner, clock: clock)
+
+        // Due: 09:15, 09:30, 09:45, 10:00 (an hour back from 10:07). One at a time.
+        var fireTimes: [Date] = []
+        for _ in 0..<10 {
+            let created = await scheduler.createDueRuns(at: clock.now())
+            #expect(created.count <= 1, "max_active_runs 1 lets one run be active at a time")
+            guard let first = created.first else { break }
+            fireTimes.append(first.fireTime)
+            await runner.waitForRuns()
+        }
+        #expect(fireTimes == ["09:15", "09:30", "09:45", "10:00"].map { Self.date("2026-03-04T\($0):00Z") })
+        let runs = try await Self.scheduledRuns(runner)
+        #expect(runs.map(\.triggerKey) == ["09:15", "09:30", "09:45", "10:00"].map { "schedule:2026-03-04T\($0):00Z" })
+        #expect(runs.allSatisfy { $0.state == .succeeded && $0.trigger == .schedule && $0.logicalDate == "2026-03-04" && $0.org == "acme" })
+
+        // Nothing more is due until 10:15.
+        #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:14:59Z")).isEmpty)
+        let next = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:15:00Z"))
+        #expect(next.map(\.fireTime) == [Self.date("2026-03-04T10:15:00Z")])
+        await runner.waitForRuns()
+    }
+
+    @Test func withoutCatchUpOnlyFireTimesFromTheStartOnAreDue() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, max_active_runs: 5 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
+        let scheduler = Self.scheduler(runner, clock: clock)
+        #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty, "10:00 was before the scheduler started")
+        let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:31:00Z"))
+        #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:15:00Z"), Self.date("2026-03-04T10:30:00Z")])
+        await runner.waitForRuns()
+    }
+
+    @Test func twoSchedulersAtOnceCreateEveryRunExactlyOnce() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 1h, max_active_runs: 10 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        // Two processes' worth: each its own run store connection, pipeline catalog and launcher.
+        let first = try await Self.runner(project), second = try await Self.runner(project)
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
+        let one = Self.scheduler(first, orgs: ["acme", "globex"], clock: clock)
+        let other = Self.scheduler(second, orgs: ["acme", "globex"], clock: clock)
+        async let a = one.createDueRuns(at: clock.now())
+        async let b = other.createDueRuns(at: clock.now())
+        let (fromOne, fromOther) = await (a, b)
+        await first.waitForRuns()
+        await second.waitForRuns()
+
+        let created = (fromOne + fromOther).map(\.run.id)
+        #expect(created.count == 8, "4 fire times × 2 orgs")
+        #expect(Set(created).count == created.count)
+        let runs = try await Self.scheduledRuns(first)
+        #expect(runs.count == 8)
+        for org in ["acme", "globex"] {
+            #expect(runs.filter { $0.org == org }.map(\.triggerKey)
+                == ["09:15", "09:30", "09:45", "10:00"].map { "schedule:2026-03-04T\($0):00Z" })
+        }
+        #expect(runs.allSatisfy { $0.state == .succeeded }, "\(runs.map { "\($0.id) \($0.state) \($0.reason)" })")
+        // A third look, by either, creates nothing.
+        #expect(await one.createDueRuns(at: clock.now()).isEmpty)
+        #expect(await Self.scheduler(second, orgs: ["acme", "globex"], clock: clock).createDueRuns(at: clock.now()).isEmpty)
+    }
+
+    @Test func maxActiveRunsCountsRunsStartedElsewhere() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 20m, max_active_runs: 1 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        // A run of the pipeline that is running (in another process, say), heartbeating.
+        let busy = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .api)
+        _ = try await runner.store.createRun(busy, steps: [])
+        try await runner.store.recordRun(busy.id, state: .running, reason: "started", at: Date())
+        try await runner.store.heartbeat(busy.id, at: Date())
+
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
+        let scheduler = Self.scheduler(runner, clock: clock)
+        #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty, "the 10:00 run waits while another is active")
+        #expect(runner.metrics.exposition().text.contains("sluice_scheduled_runs_deferred_total 1"))
+
+        try await runner.store.recordRun(busy.id, state: .succeeded, reason: "done", at: Date())
+        let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:08:00Z"))
+        #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:00:00Z")], "the waiting run is created once the other ended")
+        await runner.waitForRuns()
+    }
+
+    @Test func aPipelineThatStopsLintingIsScheduledByItsLastGoodVersion() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
+        let scheduler = Self.scheduler(runner, clock: clock)
+        #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty)
+
+        // The file is broken (an unknown processor); the catalog looks at files at most once a second.
+        let file = project.appendingPathComponent("pipelines/ticks.yml")
+        let good = try String(contentsOf: file, encoding: .utf8)
+        try good.replacingOccurrences(of: "uses: merge_dedupe", with: "uses: merge_dedupee").write(to: file, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(1100))
+        let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:15:00Z"))
+        #expect(created.count == 1, "the last good version is still scheduled")
+        await runner.waitForRuns()
+        let run = try #require(try await Self.scheduledRuns(runner).first)
+        #expect(run.state == .succeeded)
+        #expect(try await runner.store.steps(of: run.id).map(\.processor).sorted() == ["ingest", "merge_dedupe"])
+
+        // A scheduler that never saw it lint does not schedule it.
+        let fresh = Self.scheduler(try await Self.runner(project), clock: clock)
+        #expect(await fresh.createDueRuns(at: Self.date("2026-03-04T10:30:00Z")).isEmpty)
+        await runner.waitForRuns()
+    }
+
+    @Test func theWatchdogMarksARunWithoutAHeartbeatAbandoned() async throws {
+        let project = try Self.project(schedule: #"{ cron: "0 0 1 1 *", timezone: UTC }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let dead = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .schedule)
+        _ = try await runner.store.createRun(dead, steps: [StepRunRecord(runID: dead.id, stepID: "load", processor: "ingest")])
+        try await runner.store.recordRun(dead.id, state: .running, reason: "started", at: Date())
+        try await runner.store.heartbeat(dead.id, at: Date().addingTimeInterval(-120))
+
+        var options = Scheduler.Options(orgs: ["acme"], pipelines: ["ticks"])
+        options.lease = .seconds(60)
+        let clock = ManualSchedulerClock(Date())
+        let scheduler = Scheduler(runner: runner, options: options, clock: clock, logger: LiveServer.quiet)
+        let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler], logger: LiveServer.quiet))
+        let task = Task { try await group.run() }
+        var run = try await runner.store.run(dead.id)
+        for _ in 0..<200 where run?.state == .running {
+            try await Task.sleep(for: .milliseconds(50))
+            run = try await runner.store.run(dead.id)
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+        #expect(run?.state == .failed)
+        #expect(run?.reason.hasPrefix("abandoned: no heartbeat for 1m") == true, "\(run?.reason ?? "")")
+        #expect(try await runner.store.steps(of: dead.id).first?.errorCode == "abandoned")
+        #expect(runner.metrics.exposition().text.contains("sluice_runs_abandoned_total 1"))
+    }
+
+    @Test func theServiceCreatesRunsAsTheClockReachesFireTimesAndStopsGracefully() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: Europe/Berlin }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T23:50:00Z"))
+        let scheduler = Self.scheduler(runner, clock: clock)
+        let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler], logger: LiveServer.quiet))
+        let task = Task { try await group.run() }
+
+        func waitUntilAsleep() async throws {
+            for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(clock.sleeperCount == 1)
+        }
+        func runs() async throws -> [RunRecord] { try await Self.scheduledRuns(runner) }
+        try await waitUntilAsleep()
+        #expect(try await runs().isEmpty)
+        // 00:00 UTC is 01:00 in Berlin: the logical date is the Berlin day.
+        clock.advance(to: Self.date("2026-03-05T00:00:00Z"))
+        var created: [RunRecord] = []
+        for _ in 0..<400 where created.count < 1 {
+            try await Task.sleep(for: .milliseconds(10))
+            created = try await runs()
+        }
+        #expect(created.map(\.triggerKey) == ["schedule:2026-03-05T00:00:00Z"])
+        #expect(created.first?.logicalDate == "2026-03-05")
+        await runner.waitForRuns()
+        try await waitUntilAsleep()
+        clock.advance(to: Self.date("2026-03-05T00:31:00Z"))
+        for _ in 0..<400 where created.count < 3 {
+            try await Task.sleep(for: .milliseconds(10))
+            created = try await runs()
+        }
+        #expect(created.map(\.triggerKey) == ["00:00", "00:15", "00:30"].map { "schedule:2026-03-05T\($0):00Z" })
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let ended = try await runs()
+        #expect(ended.allSatisfy { $0.state == .succeeded || $0.state == .cancelled }, "\(ended.map(\.state))")
+    }
+}
+
+extension Array where Element == UInt8 {
+    var text: String { String(decoding: self, as: UTF8.self) }
+}
