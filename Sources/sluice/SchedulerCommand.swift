@@ -75,7 +75,10 @@ extension Sluice {
                 writeError("sluice scheduler: \(error)")
                 throw ExitCode(1)
             }
-            let scheduler = Scheduler(runner: runner, options: options, logger: logger)
+            let scheduler = Scheduler(runner: runner, options: options, logger: logger) {
+                // Unbuffered, so a script waiting for this line sees it at once.
+                FileHandle.standardOutput.write(Data("sluice scheduler: scheduling for org(s) \(options.orgs.joined(separator: ", "))\n".utf8))
+            }
             if once {
                 // Due runs that wait for max_active_runs are created as the earlier ones end.
                 let now = Date()
@@ -96,7 +99,6 @@ extension Sluice {
                 if failed { throw ExitCode(1) }
                 return
             }
-            FileHandle.standardOutput.write(Data("sluice scheduler: scheduling for org(s) \(options.orgs.joined(separator: ", "))\n".utf8))
             let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler],
                                                           gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

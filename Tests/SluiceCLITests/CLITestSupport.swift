@@ -59,3 +59,13 @@ func temporaryFolder() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// A copy of the repository's example project (pipelines, schemas, procedures, sample data)
+/// in a temp folder.
+func exampleProject() throws -> URL {
+    let folder = try temporaryFolder()
+    for item in ["pipelines", "schemas", "procedures", "examples"] {
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item), to: folder.appendingPathComponent(item))
+    }
+    return folder
+}

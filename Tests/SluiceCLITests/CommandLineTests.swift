@@ -180,14 +180,6 @@ struct DocumentationTests {
 
 struct RunCommandTests {
     /// A copy of the repository's example project in a temp folder, so runs don't touch the checkout.
-    func exampleProject() throws -> URL {
-        let folder = try temporaryFolder()
-        for item in ["pipelines", "schemas", "procedures", "examples"] {
-            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item), to: folder.appendingPathComponent(item))
-        }
-        return folder
-    }
-
     @Test func theExampleRunsEndToEndAndAgainWithTheSameResult() throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

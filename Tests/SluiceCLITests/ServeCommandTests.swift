@@ -7,14 +7,6 @@ import FoundationNetworking
 /// `sluice tokens` and `sluice serve` as a user runs them: the binary, a temp project, real
 /// HTTP on 127.0.0.1, SIGTERM to stop.
 struct ServeCommandTests {
-    func exampleProject() throws -> URL {
-        let folder = try temporaryFolder()
-        for item in ["pipelines", "schemas", "procedures", "examples"] {
-            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item), to: folder.appendingPathComponent(item))
-        }
-        return folder
-    }
-
     @Test func tokensAreCreatedShownOnceListedAndRevoked() throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

@@ -50,6 +50,7 @@ public actor Scheduler: Service {
     private let options: Options
     private let clock: any SchedulerClock
     private let logger: Logger
+    private let onStart: @Sendable () -> Void
     private var startedAt: Date?
     /// Per pipeline and org (`pipeline/org`): the latest fire time handled (created, found
     /// created, or skipped). Fire times after it are due once they pass.
@@ -61,12 +62,15 @@ public actor Scheduler: Service {
     /// The sleep until the next look, which a run ending cuts short.
     private var sleeper: Task<Void, any Error>?
 
+    /// `onStart` is called as the service starts (when run by a service group, its signal
+    /// handlers are in place by then).
     public init(runner: Runner, options: Options, clock: any SchedulerClock = SystemSchedulerClock(),
-                logger: Logger = Logger(label: "sluice.scheduler")) {
+                logger: Logger = Logger(label: "sluice.scheduler"), onStart: @escaping @Sendable () -> Void = {}) {
         self.runner = runner
         self.options = options
         self.clock = clock
         self.logger = logger
+        self.onStart = onStart
     }
 
     // MARK: Service
@@ -74,6 +78,7 @@ public actor Scheduler: Service {
     public func run() async throws {
         let orgs = options.orgs.joined(separator: ", ")
         logger.info("scheduler started for org(s) \(orgs)")
+        onStart()
         do {
             try await cancelWhenGracefulShutdown {
                 try await self.loop()

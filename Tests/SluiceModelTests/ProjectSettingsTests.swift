@@ -1,0 +1,56 @@
+import Foundation
+import SluiceModel
+import Testing
+
+/// `sluice.yml` and the `SLUICE_*` variables over it.
+struct ProjectSettingsTests {
+    func project(_ settings: String?) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if let settings { try Data(settings.utf8).write(to: folder.appendingPathComponent("sluice.yml")) }
+        return folder
+    }
+
+    func load(_ settings: String?, environment: [String: String] = [:]) async throws -> ProjectSettings {
+        let folder = try project(settings)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await ProjectSettings.load(projectRoot: folder, environment: environment)
+    }
+
+    func error(_ settings: String?, environment: [String: String] = [:]) async -> String {
+        do {
+            _ = try await load(settings, environment: environment)
+            return "no error"
+        } catch {
+            return String(describing: error)
+        }
+    }
+
+    @Test func noFileMeansTheDefaultOrg() async throws {
+        #expect(try await load(nil).orgs == ["default"])
+        #expect(try await load("# nothing set yet\n").orgs == ["default"])
+    }
+
+    @Test func orgsComeFromTheFileInTheirOrder() async throws {
+        #expect(try await load("orgs: [globex, acme]\n").orgs == ["globex", "acme"])
+        #expect(try await load("orgs:\n  - acme\n  - initech\n").orgs == ["acme", "initech"])
+    }
+
+    @Test func theEnvironmentWinsOverTheFile() async throws {
+        #expect(try await load("orgs: [acme]\n", environment: ["SLUICE_ORGS": "globex, initech"]).orgs == ["globex", "initech"])
+        #expect(try await load(nil, environment: ["SLUICE_ORGS": "solo"]).orgs == ["solo"])
+        // Variables without the prefix are not settings.
+        #expect(try await load("orgs: [acme]\n", environment: ["ORGS": "globex"]).orgs == ["acme"])
+    }
+
+    @Test func mistakesNameTheLineAndColumn() async {
+        #expect(await error("orgs: [acme, 'bad name']\n").hasPrefix("sluice.yml:1:14: org 'bad name': "))
+        #expect(await error("orgs: acme\n") == "sluice.yml:1:7: orgs must be a list of org names, like orgs: [acme, globex], not a string")
+        #expect(await error("orgs: [acme]\norgz: [b]\n").hasPrefix("sluice.yml:2:1: unknown setting 'orgz'; sluice.yml has orgs"))
+        #expect(await error("orgs: [acme, acme]\n") == "sluice.yml:1:14: org 'acme' is listed twice")
+        #expect(await error("orgs: []\n").hasPrefix("sluice.yml:1:7: orgs is empty"))
+        #expect(await error("- acme\n").hasPrefix("sluice.yml:1:1: sluice.yml must be a mapping"))
+        #expect(await error("orgs: [acme\n").hasPrefix("sluice.yml:"))
+        #expect(await error(nil, environment: ["SLUICE_ORGS": "acme,no way"]).hasPrefix("SLUICE_ORGS: org 'no way': "))
+    }
+}
