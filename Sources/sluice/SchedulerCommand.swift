@@ -49,7 +49,7 @@ extension Sluice {
             for org in orgs where !Identifier.isValid(org) {
                 throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
             }
-            _ = try parseDuration(poll, "--poll")
+            guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
             _ = try parseDuration(shutdownGrace, "--shutdown-grace")
         }
 
@@ -85,7 +85,7 @@ extension Sluice {
                 var created: [Scheduler.Created] = []
                 while true {
                     let batch = await scheduler.createDueRuns(at: now)
-                    if batch.isEmpty { break }
+                    if batch.isEmpty, await !scheduler.backlog { break }
                     created += batch
                     await runner.waitForRuns()
                 }

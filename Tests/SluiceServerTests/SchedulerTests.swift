@@ -82,6 +82,21 @@ struct SchedulerTests {
         await runner.waitForRuns()
     }
 
+    @Test func aLongCatchUpIsWorkedThroughAFewFireTimesPerLook() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 1h, max_active_runs: 10 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        var options = Scheduler.Options(orgs: ["acme"], pipelines: ["ticks"])
+        options.maxRunsPerLook = 3
+        let now = Self.date("2026-03-04T10:07:00Z")
+        let scheduler = Scheduler(runner: runner, options: options, clock: ManualSchedulerClock(now), logger: LiveServer.quiet)
+        #expect(await scheduler.createDueRuns(at: now).count == 3)
+        #expect(await scheduler.backlog)
+        #expect(await scheduler.createDueRuns(at: now).map(\.fireTime) == [Self.date("2026-03-04T10:00:00Z")])
+        #expect(await !scheduler.backlog)
+        await runner.waitForRuns()
+    }
+
     @Test func twoSchedulersAtOnceCreateEveryRunExactlyOnce() async throws {
         let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 1h, max_active_runs: 10 }"#)
         defer { try? FileManager.default.removeItem(at: project) }

@@ -59,6 +59,8 @@ public actor Scheduler: Service {
     private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
     private var lastWatchdog: Date?
+    /// Whether the last look stopped at `maxRunsPerLook` with fire times left: look again at once.
+    public private(set) var backlog = false
     /// The sleep until the next look, which a run ending cuts short.
     private var sleeper: Task<Void, any Error>?
 
@@ -125,6 +127,7 @@ public actor Scheduler: Service {
         let now = clock.now()
         await watchdog()
         _ = await createDueRuns(at: now)
+        if backlog { return now }
         var wake = now.addingTimeInterval(Self.seconds(options.poll))
         for pipeline in await scheduled() {
             if let next = pipeline.cron.nextFireTime(after: now), next < wake { wake = next }
@@ -139,6 +142,7 @@ public actor Scheduler: Service {
     @discardableResult
     public func createDueRuns(at now: Date) async -> [Created] {
         if startedAt == nil { startedAt = now }
+        backlog = false
         var created: [Created] = []
         for pipeline in await scheduled() {
             for org in options.orgs {
@@ -159,7 +163,11 @@ public actor Scheduler: Service {
         var count = 0
         let executor = runner.executor(for: pipeline.entry, plan: pipeline.plan)
         let maxActive = max(1, pipeline.schedule.maxActiveRuns)
-        while count < options.maxRunsPerLook, let fire = fireTimes.next() {
+        while let fire = fireTimes.next() {
+            guard count < options.maxRunsPerLook else {
+                backlog = true
+                break
+            }
             count += 1
             let request = Executor.RunRequest(
                 org: org, logicalDate: ScheduledRun.logicalDate(of: fire, in: pipeline.cron.timeZone).description, trigger: .schedule,
