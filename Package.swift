@@ -138,6 +138,11 @@ let package = Package(
             dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/DAGBenchmark"
         ),
+        // Drives the release `sluice` binary: `scheduler --once` catching up against a loop of `sluice run`.
+        .executableTarget(
+            name: "ScheduleBenchmark",
+            path: "Benchmarks/ScheduleBenchmark"
+        ),
         .testTarget(
             name: "SluiceModelTests",
             dependencies: ["SluiceModel"],

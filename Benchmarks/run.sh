@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v yamllint >/dev/null 2>&1 || python3 -m pip install --quiet yamllint || echo "could not install yamllint; running without the comparison"
-# Usage: bash Benchmarks/run.sh [lint|run|dag] [benchmark arguments]   (default: all)
+# Usage: bash Benchmarks/run.sh [lint|run|dag|schedule] [benchmark arguments]   (default: all)
 which="${1:-all}"
 [ $# -gt 0 ] && shift
 swift build -c release --product sluice
@@ -20,4 +20,8 @@ fi
 if [ "$which" = "dag" ] || [ "$which" = "all" ]; then
     swift build -c release --product DAGBenchmark
     "$bin/DAGBenchmark" "$@"
+fi
+if [ "$which" = "schedule" ] || [ "$which" = "all" ]; then
+    swift build -c release --product ScheduleBenchmark
+    "$bin/ScheduleBenchmark" "$@"
 fi
