@@ -44,19 +44,13 @@ extension Sluice {
         func validate() throws {
             guard CalendarDate(parsing: from) != nil else { throw ValidationError("--from takes a YYYY-MM-DD date, not '\(from)'") }
             guard CalendarDate(parsing: to) != nil else { throw ValidationError("--to takes a YYYY-MM-DD date, not '\(to)'") }
-            for org in orgs where !Identifier.isValid(org) {
-                throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
-            }
+            try validateOrgs(orgs)
         }
 
         func run() async throws {
             let root = project.root
             let path = try resolvePipeline(pipeline, project: project)
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-                return RedactingLogHandler(wrapping: handler)
-            }
+            bootstrapLogging(defaultLevel: .warning)
             var configuration = ServerConfiguration()
             configuration.keyringPath = keyring
             configuration.processors = .standard

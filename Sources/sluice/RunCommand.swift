@@ -78,12 +78,7 @@ extension Sluice {
             }
             // On a terminal, a live view of the steps; elsewhere (CI, files) plain log lines.
             let interactive = isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-                    ?? (interactive ? .warning : .info)
-                return RedactingLogHandler(wrapping: handler)
-            }
+            bootstrapLogging(defaultLevel: interactive ? .warning : .info)
             let store = try await state.runStore()
             var options = ExecutorOptions()
             let printer = interactive ? ProgressPrinter(plan) : nil

@@ -46,20 +46,14 @@ extension Sluice {
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
-            for org in orgs where !Identifier.isValid(org) {
-                throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
-            }
+            try validateOrgs(orgs)
             guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
             _ = try parseDuration(shutdownGrace, "--shutdown-grace")
         }
 
         func run() async throws {
             let target = try SchedulerTarget(path: path, project: project)
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-                return RedactingLogHandler(wrapping: handler)
-            }
+            bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "sluice.scheduler")
             var configuration = ServerConfiguration()
             configuration.keyringPath = keyring

@@ -41,18 +41,12 @@ extension Sluice {
         func validate() throws {
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
-            for org in orgs where !Identifier.isValid(org) {
-                throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
-            }
+            try validateOrgs(orgs)
             if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
         }
 
         func run() async throws {
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-                return RedactingLogHandler(wrapping: handler)
-            }
+            bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "sluice.server")
             var configuration = ServerConfiguration()
             configuration.host = host

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import SluiceEngine
 import SluiceModel
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
@@ -57,4 +59,21 @@ struct ProjectOptions: ParsableArguments {
 
 func writeError(_ text: String) {
     FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+/// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
+/// `defaultLevel`. Once per process.
+func bootstrapLogging(defaultLevel: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
+        return RedactingLogHandler(wrapping: handler)
+    }
+}
+
+/// Checks `--org` values: names of letters, digits and `_`.
+func validateOrgs(_ orgs: [String]) throws {
+    for org in orgs where !Identifier.isValid(org) {
+        throw ValidationError("--org takes a name (letters, digits, _), not '\(org)'")
+    }
 }

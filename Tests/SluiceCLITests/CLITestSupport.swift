@@ -69,3 +69,44 @@ func exampleProject() throws -> URL {
     }
     return folder
 }
+
+/// A `sluice` command that keeps running (serve, scheduler), started in `directory` with
+/// warnings-only logging; `firstLine` is the first line it printed (it prints one when ready).
+struct LongRunningCommand {
+    let process: Process
+    let output: Pipe
+    let firstLine: String
+
+    init(_ arguments: [String], in directory: URL) throws {
+        process = Process()
+        process.executableURL = sluiceBinary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_LOG_LEVEL"] = "warning"
+        process.environment = environment
+        output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        firstLine = String(decoding: line, as: UTF8.self)
+    }
+
+    /// Sends SIGTERM and returns the exit status and what it printed after the first line.
+    func terminate() -> (status: Int32, rest: String) {
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    /// Kills it if it still runs (for `defer`).
+    func stop() {
+        if process.isRunning { process.terminate() }
+    }
+}

@@ -72,29 +72,11 @@ struct SchedulerCommandTests {
     @Test func theSchedulerStopsOnSIGTERM() throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let process = Process()
-        process.executableURL = sluiceBinary
-        process.arguments = ["scheduler", "--org", "acme", "pipelines/openai_usage_api.yml"]
-        process.currentDirectoryURL = project
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLUICE_LOG_LEVEL"] = "warning"
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        #expect(String(decoding: line, as: UTF8.self) == "sluice scheduler: scheduling for org(s) acme\n")
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let scheduler = try LongRunningCommand(["scheduler", "--org", "acme", "pipelines/openai_usage_api.yml"], in: project)
+        defer { scheduler.stop() }
+        #expect(scheduler.firstLine == "sluice scheduler: scheduling for org(s) acme\n")
+        let (status, rest) = scheduler.terminate()
+        #expect(status == 0)
         #expect(rest == "sluice scheduler: stopped\n")
     }
 }

@@ -52,27 +52,10 @@ struct ServeCommandTests {
         defer { try? FileManager.default.removeItem(at: project) }
         let token = try sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
 
-        let process = Process()
-        process.executableURL = sluiceBinary
-        process.arguments = ["serve", "--port", "0"]
-        process.currentDirectoryURL = project
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLUICE_LOG_LEVEL"] = "warning"
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-
+        let server = try LongRunningCommand(["serve", "--port", "0"], in: project)
+        defer { server.stop() }
         // The first line says where it listens.
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let text = String(decoding: line, as: UTF8.self)
+        let text = server.firstLine
         let port = try #require(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")
         #expect(text.hasPrefix("sluice serve: listening on http://127.0.0.1:"))
 
@@ -99,10 +82,8 @@ struct ServeCommandTests {
         }
         #expect(state == "succeeded")
 
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (exitStatus, rest) = server.terminate()
+        #expect(exitStatus == 0)
         #expect(rest.contains("sluice serve: stopped"))
         // The run is in the history the CLI reads.
         let list = try sluice("runs", "list", "--org", "acme", in: project)
@@ -134,22 +115,9 @@ struct ServeCommandTests {
         #expect(try sluice("hooks", "list", "acme", in: project).stdout.contains("secret 2, previous secret until "))
 
         // A delivery signed with the old secret (still in its grace period) is accepted by `sluice serve`.
-        let process = Process()
-        process.executableURL = sluiceBinary
-        process.arguments = ["serve", "--port", "0"]
-        process.currentDirectoryURL = project
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let port = try #require(String(decoding: line, as: UTF8.self).split(separator: ":").last
+        let server = try LongRunningCommand(["serve", "--port", "0"], in: project)
+        defer { server.stop() }
+        let port = try #require(server.firstLine.split(separator: ":").last
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         let script = """
             import base64, hashlib, hmac, http.client, json, sys, time
@@ -173,8 +141,7 @@ struct ServeCommandTests {
         delivery.waitUntilExit()
         let text = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(text.hasPrefix("202 "), "\(text)")
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        _ = server.terminate()
         let audit = try sluice("hooks", "audit", "acme", in: project)
         #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
     }
