@@ -51,9 +51,7 @@ extension Sluice {
             let root = project.root
             let path = try resolvePipeline(pipeline, project: project)
             bootstrapLogging(defaultLevel: .warning)
-            var configuration = ServerConfiguration()
-            configuration.keyringPath = keyring
-            configuration.processors = .standard
+            let configuration = ServerConfiguration.command(keyring: keyring)
             let runner: Runner
             let orgs: [String]
             do {

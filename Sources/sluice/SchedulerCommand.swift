@@ -55,9 +55,7 @@ extension Sluice {
             let target = try SchedulerTarget(path: path, project: project)
             bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "sluice.scheduler")
-            var configuration = ServerConfiguration()
-            configuration.keyringPath = keyring
-            configuration.processors = .standard
+            var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace")
             let runner: Runner
             let options: Scheduler.Options

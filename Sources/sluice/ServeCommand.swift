@@ -48,11 +48,9 @@ extension Sluice {
         func run() async throws {
             bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "sluice.server")
-            var configuration = ServerConfiguration()
+            var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.host = host
             configuration.port = port
-            configuration.keyringPath = keyring
-            configuration.processors = .standard
             let server: APIServer
             var services: [any Service] = []
             do {
@@ -75,5 +73,16 @@ extension Sluice {
             try await group.run()
             FileHandle.standardOutput.write(Data("sluice serve: stopped\n".utf8))
         }
+    }
+}
+
+extension ServerConfiguration {
+    /// What `serve`, `scheduler` and `backfill` execute runs with: the standard processors
+    /// (HTTP validators and ingest included) and the keyring given, if any.
+    static func command(keyring: String?) -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.keyringPath = keyring
+        configuration.processors = .standard
+        return configuration
     }
 }
