@@ -364,3 +364,20 @@ struct NotifyProcessorTests {
         }
     }
 }
+
+struct NotifyCatalogTests {
+    @Test func sluiceRunCanNotifyAndTheDocsListEveryCode() throws {
+        #expect(ProcessorCatalog.standard["notify"] is NotifyProcessor)
+        #expect(NotifyErrorCode.allCases.filter(\.isTransient).map(\.rawValue) == ["notify_rate_limited", "notify_unavailable"])
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/pipeline-format.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "\n## notify\n").dropFirst().first?.components(separatedBy: "\n## ").first)
+        for code in NotifyErrorCode.allCases.map(\.rawValue) + ["invalid_config"] {
+            #expect(section.contains("| `\(code)` |"), "\(code) is not in the docs table")
+        }
+        for field in ["pipeline", "org", "run_id", "logical_date", "state", "failed_step", "error_code", "error", "failed_at", "message", "link", "summary"] {
+            #expect(section.contains("| `\(field)` |"), "\(field) is not in the docs table")
+        }
+    }
+}
