@@ -107,7 +107,7 @@ enum ProviderHTTP {
             return response
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            let reason = describe(error, timeout: request.timeout, limit: request.maxBodyBytes)
+            let reason = describe(error, timeout: request.timeout, limit: request.maxBodyBytes, quoting: !request.hidesPath)
             logger.warning("provider did not answer", metadata: [
                 "provider": "\(request.provider)", "url": "\(request.shownURL)",
                 "http_status": "0", "elapsed_ms": "\(elapsed())", "reason": "\(reason)",
@@ -135,8 +135,9 @@ enum ProviderHTTP {
 
     private enum NoAnswer: Error { case timedOut }
 
-    /// Why no answer arrived, in words; never the URL's query or a header.
-    static func describe(_ error: any Error, timeout: Duration, limit: Int = maxBodyBytes) -> String {
+    /// Why no answer arrived, in words; never the URL's query or a header. Without `quoting`,
+    /// an error of an unknown kind is named by its type only: its text could hold the URL.
+    static func describe(_ error: any Error, timeout: Duration, limit: Int = maxBodyBytes, quoting: Bool = true) -> String {
         let within = "no complete answer within \(DurationText.format(timeout)) (request_timeout)"
         if case NoAnswer.timedOut? = error as? NoAnswer { return within }
         if let error = error as? HTTPClientError {
@@ -148,7 +149,8 @@ enum ProviderHTTP {
             case .bodyLengthMismatch:
                 return "the answer was shorter than it announced"
             default:
-                return "the request failed (\(error))"
+                // `shortDescription` carries no associated values (header values, a scheme).
+                return quoting ? "the request failed (\(error))" : "the request failed (\(error.shortDescription))"
             }
         }
         if error is NIOTooManyBytesError {
@@ -162,7 +164,7 @@ enum ProviderHTTP {
         let text = String(describing: error)
         if text.localizedCaseInsensitiveContains("refused") { return "the connection was refused" }
         if text.localizedCaseInsensitiveContains("reset") { return "the connection was reset" }
-        return "the request failed (\(shown(text)))"
+        return quoting ? "the request failed (\(shown(text)))" : "the request failed (\(type(of: error)))"
     }
 }
 

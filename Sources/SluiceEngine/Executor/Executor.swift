@@ -354,10 +354,12 @@ public struct Executor: Sendable {
     /// raised, and change nothing about the run's.
     private func runHandlers(_ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, failure: RunFailure,
                              resources: RunResources, logger: Logger) async {
+        var failure = failure
+        failure.message = redactor.redact(failure.message)
         var context = context
         context.run["failed_step"] = failure.stepID.map(ExpressionValue.string) ?? .null
         context.run["error_code"] = .string(failure.code)
-        context.run["error"] = .string(redactor.redact(failure.message))
+        context.run["error"] = .string(failure.message)
         for handler in plan.definition.onFailure {
             _ = await runStep(handler, plan: plan, run: run, context: context, resources: resources, runFailure: failure, logger: logger)
         }
