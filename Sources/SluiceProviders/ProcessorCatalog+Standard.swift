@@ -7,6 +7,7 @@ extension ProcessorCatalog {
     ]
 
     /// What `sluice run` executes: the built-in processors, with `ingest` able to fetch HTTP
-    /// sources, and the validators.
-    public static let standard = ProcessorCatalog.builtIn.adding(validators + [IngestProcessor(transport: ProviderHTTPTransport())])
+    /// sources, the validators and `notify`.
+    public static let standard = ProcessorCatalog.builtIn.adding(
+        validators + [IngestProcessor(transport: ProviderHTTPTransport()), NotifyProcessor()])
 }

@@ -17,11 +17,19 @@ struct ProviderRequest: Sendable {
     var body: Data?
     var timeout: Duration
 
-    /// The URL as logs and messages show it: scheme, host, port and path, never the query.
     /// The most of an answer's body that is read; a larger one is `provider_unavailable`.
     var maxBodyBytes = ProviderHTTP.maxBodyBytes
 
-    var shownURL: String { HTTPRequestSpec.shown(url) }
+    /// Whether logs and messages show only the URL's scheme, host and port: a webhook URL's
+    /// path is its secret (Slack's is).
+    var hidesPath = false
+
+    /// The URL as logs and messages show it: scheme, host, port and path (or not, when
+    /// `hidesPath`), never the query.
+    var shownURL: String {
+        guard hidesPath else { return HTTPRequestSpec.shown(url) }
+        return ProviderHTTP.origin(of: url)
+    }
 }
 
 /// A provider's answer: its status, headers and (at most `ProviderHTTP.maxBodyBytes` of) body.
@@ -60,10 +68,21 @@ enum ProviderHTTP {
     /// Enough for a models list; a larger body is not what a check expects.
     static let maxBodyBytes = 4 << 20
 
+    /// Sent with every request unless the request sets its own.
+    static let userAgent = "sluice/\(SluiceVersion.current)"
+
+    /// `scheme://host[:port]`: all of a URL that may be shown when its path is a secret.
+    static func origin(of url: URL) -> String {
+        let port = url.port.map { ":\($0)" } ?? ""
+        return "\(url.scheme ?? "https")://\(url.host ?? "(no host)")\(port)"
+    }
+
     /// Sends `request` and reads the whole answer within `request.timeout`. Whatever the
     /// status, the answer is returned; a timeout, a refused connection or one that closes before
-    /// the answer is complete throws `provider_unavailable` (transient).
-    static func send(_ request: ProviderRequest, logger: Logger) async throws -> ProviderResponse {
+    /// the answer is complete throws `unanswered` of the reason, by default a validator's
+    /// `provider_unavailable` (transient).
+    static func send(_ request: ProviderRequest, logger: Logger,
+                     unanswered: ((_ reason: String) -> StepFailure)? = nil) async throws -> ProviderResponse {
         let started = ContinuousClock.now
         func elapsed() -> String {
             let duration = ContinuousClock.now - started
@@ -88,11 +107,12 @@ enum ProviderHTTP {
             return response
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            let reason = describe(error, timeout: request.timeout, limit: request.maxBodyBytes)
+            let reason = describe(error, timeout: request.timeout, limit: request.maxBodyBytes, quoting: !request.hidesPath)
             logger.warning("provider did not answer", metadata: [
                 "provider": "\(request.provider)", "url": "\(request.shownURL)",
                 "http_status": "0", "elapsed_ms": "\(elapsed())", "reason": "\(reason)",
             ])
+            if let unanswered { throw unanswered(reason) }
             throw StepFailure.validator(.providerUnavailable, "\(request.provider) (\(request.shownURL)) did not answer: \(reason)")
         }
     }
@@ -101,6 +121,7 @@ enum ProviderHTTP {
         var outgoing = HTTPClientRequest(url: request.url.absoluteString)
         outgoing.method = request.method
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
+        if !outgoing.headers.contains(name: "User-Agent") { outgoing.headers.add(name: "User-Agent", value: userAgent) }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await client.execute(outgoing, deadline: .now() + TimeAmount(request.timeout))
         var body = Data()
@@ -114,8 +135,9 @@ enum ProviderHTTP {
 
     private enum NoAnswer: Error { case timedOut }
 
-    /// Why no answer arrived, in words; never the URL's query or a header.
-    static func describe(_ error: any Error, timeout: Duration, limit: Int = maxBodyBytes) -> String {
+    /// Why no answer arrived, in words; never the URL's query or a header. Without `quoting`,
+    /// an error of an unknown kind is named by its type only: its text could hold the URL.
+    static func describe(_ error: any Error, timeout: Duration, limit: Int = maxBodyBytes, quoting: Bool = true) -> String {
         let within = "no complete answer within \(DurationText.format(timeout)) (request_timeout)"
         if case NoAnswer.timedOut? = error as? NoAnswer { return within }
         if let error = error as? HTTPClientError {
@@ -127,7 +149,8 @@ enum ProviderHTTP {
             case .bodyLengthMismatch:
                 return "the answer was shorter than it announced"
             default:
-                return "the request failed (\(error))"
+                // `shortDescription` carries no associated values (header values, a scheme).
+                return quoting ? "the request failed (\(error))" : "the request failed (\(error.shortDescription))"
             }
         }
         if error is NIOTooManyBytesError {
@@ -141,7 +164,7 @@ enum ProviderHTTP {
         let text = String(describing: error)
         if text.localizedCaseInsensitiveContains("refused") { return "the connection was refused" }
         if text.localizedCaseInsensitiveContains("reset") { return "the connection was reset" }
-        return "the request failed (\(shown(text)))"
+        return quoting ? "the request failed (\(shown(text)))" : "the request failed (\(type(of: error)))"
     }
 }
 

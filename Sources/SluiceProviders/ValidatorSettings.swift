@@ -2,8 +2,8 @@ import Foundation
 import SluiceEngine
 import SluiceModel
 
-/// A validator step's evaluated `with`, where a field the step leaves out takes the default its
-/// spec declares: the defaults live in the specs only, so docs, lint and runs agree.
+/// A validator's (or `notify`'s) evaluated `with`, where a field the step leaves out takes the
+/// default its spec declares: the defaults live in the specs only, so docs, lint and runs agree.
 struct ValidatorSettings {
     let config: YAMLNode
     let spec: ProcessorSpec

@@ -134,7 +134,7 @@ struct Harness {
     func remove() { try? FileManager.default.removeItem(at: folder) }
 }
 
-/// A stand-in for `on_failure` handlers that records it ran (the real notify comes later).
+/// A stand-in for `notify` (the real one, in SluiceProviders, posts over HTTP).
 struct BuiltinNotify: Processor {
     var spec: ProcessorSpec { .notify }
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] { ["http_status": .number(200)] }

@@ -22,7 +22,8 @@ public struct ExecutorOptions: Sendable {
 /// `max_parallel` at once; each step attempt under its timeout, retried with backoff while its
 /// failures are transient; every state change stored with time and reason. When a step fails
 /// no new step starts, the steps that did not run are skipped with the reason, and the
-/// `on_failure` handlers run. Cancelling the calling task cancels the run.
+/// `on_failure` handlers run, as they do when the warehouse can't be opened or publishing
+/// fails. Cancelling the calling task cancels the run, and a cancelled run runs no handler.
 public struct Executor: Sendable {
     public var processors: ProcessorCatalog
     public var store: any RunStore
@@ -172,6 +173,8 @@ public struct Executor: Sendable {
             try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: error.description, at: Date()) }
             notify(run.id, step: nil, .failed, error.description)
             try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "the run's params are invalid")
+            // Handlers read params too; the caller (a command or an API call) hears of the error.
+            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run's params are invalid")
             logger.error("run failed before any step: \(error.description)")
             return
         }
@@ -192,9 +195,12 @@ public struct Executor: Sendable {
             do {
                 workspace = try await warehouse.workspace(org: run.org, runID: stagingRun ?? run.id)
             } catch {
-                try await shielded { [store] in
-                    try await store.recordRun(run.id, state: .failed, reason: "the warehouse could not be opened: \(error)", at: Date())
-                }
+                let reason = redactor.redact("the warehouse could not be opened: \(error)")
+                logger.error("\(reason)")
+                try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "not run: the warehouse could not be opened")
+                try await fail(plan, run: run, context: base, reason: reason,
+                               failure: RunFailure(stepID: nil, code: RunFailure.warehouseUnavailableCode, message: reason),
+                               resources: RunResources(workspace: nil, vault: vault), logger: logger)
                 return
             }
         }
@@ -207,7 +213,10 @@ public struct Executor: Sendable {
             }
         }
         let resources = RunResources(workspace: workspace, vault: vault)
-        let outcome = await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger)
+        let (outcome, outputs) = await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger)
+        // Handlers see the outputs of the steps that succeeded.
+        var handlerContext = base
+        handlerContext.stepOutputs = outputs
         switch outcome {
         case .succeeded:
             // Every target table changes now, in one transaction, or not at all.
@@ -215,10 +224,11 @@ public struct Executor: Sendable {
                 do {
                     try await shielded { try await workspace.publish() }
                 } catch {
-                    let reason = "publishing failed, nothing was changed: \(error)"
-                    try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
-                    notify(run.id, step: nil, .failed, reason)
+                    let reason = redactor.redact("publishing failed, nothing was changed: \(error)")
                     logger.error("\(reason)")
+                    try await fail(plan, run: run, context: handlerContext, reason: reason,
+                                   failure: RunFailure(stepID: nil, code: RunFailure.publishFailedCode, message: reason),
+                                   resources: resources, logger: logger)
                     return
                 }
             }
@@ -229,16 +239,27 @@ public struct Executor: Sendable {
         case .failed(let step, let failure):
             let reason = "step '\(step)' failed: \(failure.message)"
             // The staging stays for a resume; nothing of it is published.
-            await runHandlers(plan, run: run, base: base, resources: resources, logger: logger)
-            try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
-            notify(run.id, step: nil, .failed, reason)
+            try await fail(plan, run: run, context: handlerContext, reason: reason,
+                           failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
+                           resources: resources, logger: logger)
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
             if let workspace { try? await shielded { try await workspace.discard() } }
+            // Whoever cancelled a run knows; alerting them would be noise.
+            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run was cancelled")
             try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: "the run was cancelled", at: Date()) }
             notify(run.id, step: nil, .cancelled, "the run was cancelled")
             logger.notice("run cancelled")
         }
+    }
+
+    /// Ends a run that failed: its `on_failure` handlers run, then the run is stored as failed
+    /// with `reason`, whatever the handlers did.
+    private func fail(_ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, reason: String, failure: RunFailure,
+                      resources: RunResources, logger: Logger) async throws {
+        await runHandlers(plan, run: run, context: context, failure: failure, resources: resources, logger: logger)
+        try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+        notify(run.id, step: nil, .failed, reason)
     }
 
     private func notify(_ runID: String, step: String?, _ state: RunState, attempt: Int = 0, _ reason: String,
@@ -267,8 +288,10 @@ public struct Executor: Sendable {
         case cancelled
     }
 
+    /// Runs the DAG; returns how it ended and the outputs of the steps that succeeded.
     private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
-                          reused: [String: [String: ExpressionValue]] = [:], logger: Logger) async -> Outcome {
+                          reused: [String: [String: ExpressionValue]] = [:],
+                          logger: Logger) async -> (Outcome, [String: [String: ExpressionValue]]) {
         let definition = plan.definition
         var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
         var dependents: [String: [String]] = [:]
@@ -324,9 +347,9 @@ public struct Executor: Sendable {
         let unstarted = plan.order.filter { !started.contains($0) }
         try? await skipAll(unstarted, of: run.id, reason: reason)
 
-        if let failure { return .failed(step: failure.step, failure.failure) }
-        if cancelled || Task.isCancelled { return .cancelled }
-        return .succeeded
+        if let failure { return (.failed(step: failure.step, failure.failure), outputs) }
+        if cancelled || Task.isCancelled { return (.cancelled, outputs) }
+        return (.succeeded, outputs)
     }
 
     private func skipAll(_ steps: [String], of runID: String, reason: String) async throws {
@@ -338,11 +361,19 @@ public struct Executor: Sendable {
         }
     }
 
-    /// `on_failure` handlers, each once, in order; their own failures are recorded, not raised.
-    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
-                             logger: Logger) async {
+    /// `on_failure` handlers, each once, in order (with their retry policy), with the failure in
+    /// `run.failed_step`, `run.error_code` and `run.error`; their own failures are recorded, not
+    /// raised, and change nothing about the run's.
+    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, failure: RunFailure,
+                             resources: RunResources, logger: Logger) async {
+        var failure = failure
+        failure.message = redactor.redact(failure.message)
+        var context = context
+        context.run["failed_step"] = failure.stepID.map(ExpressionValue.string) ?? .null
+        context.run["error_code"] = .string(failure.code)
+        context.run["error"] = .string(failure.message)
         for handler in plan.definition.onFailure {
-            _ = await runStep(handler, plan: plan, run: run, context: base, resources: resources, logger: logger)
+            _ = await runStep(handler, plan: plan, run: run, context: context, resources: resources, runFailure: failure, logger: logger)
         }
     }
 
@@ -370,12 +401,11 @@ public struct Executor: Sendable {
     }
 
     private func runStep(_ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
-                         resources: RunResources, logger parentLogger: Logger) async -> StepResult {
+                         resources: RunResources, runFailure: RunFailure? = nil, logger parentLogger: Logger) async -> StepResult {
         let id = step.id.value
         var logger = parentLogger
         logger[metadataKey: "step_id"] = "\(id)"
         let definition = plan.definition
-        let policy = step.retry ?? definition.defaults.retry ?? .none
         let limit = step.timeout ?? definition.defaults.timeout ?? options.fallbackTimeout
         var generator = SystemRandomNumberGenerator()
         var lastOutputs: [String: ExpressionValue]?
@@ -397,6 +427,8 @@ public struct Executor: Sendable {
             await record(.failed, 0, failure.message, failure.code)
             return .failed(failure)
         }
+        // The step's own policy, else the pipeline's, else the one its processor asks for.
+        let policy = step.retry ?? definition.defaults.retry ?? processor.spec.defaultRetry ?? .none
 
         var attempt = 0
         while true {
@@ -422,6 +454,8 @@ public struct Executor: Sendable {
             }
             var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
                                           config: config, logger: logger, workspace: resources.workspace, project: project, runStore: store)
+            stepContext.logicalDate = run.logicalDate
+            stepContext.runFailure = runFailure
             stepContext.vault = resources.vault
             stepContext.credentials = credentials
             stepContext.secretsTTL = definition.secretsTTL

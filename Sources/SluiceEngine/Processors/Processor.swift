@@ -20,6 +20,8 @@ public struct StepContext: Sendable {
     public var runID: String
     public var pipeline: String
     public var org: String
+    /// The day (YYYY-MM-DD) the run is for.
+    public var logicalDate: String?
     public var stepID: String
     public var attempt: Int
     /// The step's `with`, with every `${{ }}` evaluated; positions still point into the file.
@@ -37,6 +39,8 @@ public struct StepContext: Sendable {
     public var credentials: Credentials?
     /// The pipeline's `secrets.ttl`, the lifetime of a secret whose step sets none.
     public var secretsTTL: Duration?
+    /// Why the run failed, for an `on_failure` handler; nil for the pipeline's steps.
+    public var runFailure: RunFailure?
 
     /// The workspace, or a failure saying this step needs one.
     public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
@@ -71,9 +75,10 @@ public struct ProcessorCatalog: Sendable {
 
     public subscript(name: String) -> (any Processor)? { processors[name] }
 
-    /// The processors that run in this version. The others in `ProcessorRegistry.builtIn` are
-    /// specified (lint and docs know them) and fail a run with `unknown_processor` until their
-    /// run logic lands.
+    /// The processors that need nothing beyond the engine. The ones that call out over HTTP
+    /// (the credential validators, `notify`, `ingest` of HTTP sources) are added by
+    /// SluiceProviders' `ProcessorCatalog.standard`; a catalog without them fails a step that
+    /// uses one with `unknown_processor`.
     public static let builtIn = ProcessorCatalog([
         IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(), SQLProcedureProcessor(),
         KMSDecryptProcessor(),

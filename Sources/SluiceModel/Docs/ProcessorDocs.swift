@@ -15,6 +15,9 @@ public enum ProcessorDocs {
             lines += ["", "Rules"]
             lines += spec.rules.map { "  " + describe($0) }
         }
+        if let retry = spec.defaultRetry {
+            lines += ["", "Retries (when neither the step nor `defaults` sets `retry`)", "  " + describe(retry)]
+        }
         lines += ["", "Outputs (read as ${{ steps.<id>.outputs.<name> }})"]
         let width = spec.outputs.map(\.name.count).max() ?? 0
         lines += spec.outputs.map { "  \($0.name.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.type): \($0.description)" }
@@ -55,6 +58,15 @@ public enum ProcessorDocs {
             }
         }
         return lines
+    }
+
+    /// "3 attempts, exponential backoff from 1s to 30s, with jitter".
+    static func describe(_ retry: RetryPolicy) -> String {
+        guard retry.attempts > 1 else { return "1 attempt, no retry" }
+        let delays = retry.backoff == .exponential
+            ? "exponential backoff from \(DurationText.format(retry.initialDelay)) to \(DurationText.format(retry.maxDelay))"
+            : "\(DurationText.format(retry.initialDelay)) apart"
+        return "\(retry.attempts) attempts, \(delays)\(retry.jitter ? ", with jitter" : ""); only transient failures retry"
     }
 
     static func describe(_ rule: FieldRule) -> String {

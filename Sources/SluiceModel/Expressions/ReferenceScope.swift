@@ -8,6 +8,8 @@ public struct ReferenceScope: Sendable {
     public var stepsWithUnknownOutputs: Set<String> = []
     /// Param defaults may read only `run.*` and `env.*`: params and steps don't exist yet.
     public var allowsParamsStepsAndSecrets: Bool = true
+    /// `on_failure` handlers may also read why the run failed (`run.failed_step`, …).
+    public var allowsFailureFields: Bool = false
 
     public init(params: Set<String> = [], stepOutputs: [String: [String]] = [:], secrets: Set<String> = []) {
         self.params = params
@@ -38,7 +40,11 @@ public struct ReferenceScope: Sendable {
             }
             return .ok
         case "run":
-            let fields = PipelineFormat.runFields.map(\.name)
+            let failureFields = PipelineFormat.failureRunFields.map(\.name)
+            if path.count == 2, failureFields.contains(path[1]), !allowsFailureFields {
+                return .problem("\(shown(name)) is set only in on_failure handlers, where the run has failed")
+            }
+            let fields = PipelineFormat.runFields.map(\.name) + (allowsFailureFields ? failureFields : [])
             guard path.count == 2, fields.contains(path[1]) else {
                 let field = path.dropFirst().joined(separator: ".")
                 return .problem("run has no field \(shown(field))\(Suggestion.hint(for: field, in: fields)) (run fields: \(fields.joined(separator: ", ")))")

@@ -47,8 +47,11 @@ public struct PipelineLoader: Sendable {
 
         let params = loadParams(root["params"], validator: &validator)
         let allSteps = loadSteps(root["steps"], fields: PipelineFormat.stepFields, kind: "step", required: true, validator: &validator)
+        // Handlers run once the run has failed: they may read why.
+        validator.scope.allowsFailureFields = true
         let handlers = loadSteps(root["on_failure"], fields: PipelineFormat.handlerFields, kind: "on_failure handler",
                                  required: false, validator: &validator)
+        validator.scope.allowsFailureFields = false
         var diagnostics = validator.diagnostics
 
         // A repeated id is reported and the later step left out, so the DAG has one node per id.

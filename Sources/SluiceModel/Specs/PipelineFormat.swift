@@ -31,8 +31,9 @@ public enum PipelineFormat {
     public static let handlerFields: [FieldSpec] = [
         FieldSpec("id", .identifier, description: "Name for the handler in run history."),
         FieldSpec("uses", .string, .required, description: "The processor, usually notify.", example: "notify"),
-        FieldSpec("with", .processorConfig, description: "The processor's fields."),
+        FieldSpec("with", .processorConfig, description: "The processor's fields; may read `run.failed_step`, `run.error_code`, `run.error`."),
         timeout,
+        retry,
     ]
 
     public static let paramFields: [FieldSpec] = [
@@ -65,7 +66,7 @@ public enum PipelineFormat {
             FieldSpec("ttl", .duration, .defaultValue("15m"), description: "How long decrypted secrets live unless a step says otherwise."),
         ]), description: "Secret handling for the run."),
         FieldSpec("steps", .list(.object(stepFields)), .required, description: "The steps; order in the file does not matter, the DAG does."),
-        FieldSpec("on_failure", .list(.object(handlerFields)), description: "Handlers run when the run fails, with the failure in context."),
+        FieldSpec("on_failure", .list(.object(handlerFields)), description: "Handlers run once, in order, when the run fails (not when it is cancelled), with the failure in `run.failed_step`, `run.error_code`, `run.error`."),
     ]
 
     /// Fields of `run.*` that expressions may read.
@@ -78,5 +79,13 @@ public enum PipelineFormat {
         ("trigger", "schedule, api, webhook, cli or backfill."),
         ("request_id", "The HTTP request that started the run, if any."),
         ("attempt", "Which try of the current step this is."),
+    ]
+
+    /// Fields of `run.*` that say why the run failed: set only for `on_failure` handlers, so
+    /// lint refuses them anywhere else.
+    public static let failureRunFields: [(name: String, description: String)] = [
+        ("failed_step", "The id of the step that failed; empty when the run failed outside a step (publishing, the warehouse)."),
+        ("error_code", "The failure's error code: the failed step's (`rate_limited`, `invalid_config` …), or `publish_failed`, `warehouse_unavailable`."),
+        ("error", "The failure's message, every secret masked."),
     ]
 }

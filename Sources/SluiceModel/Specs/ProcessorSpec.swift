@@ -14,10 +14,15 @@ public struct ProcessorSpec: Sendable {
     /// columns of other tables), so lint can check steps that read it. Steps with a schema
     /// file don't need this: the schema says.
     public var resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)?
+    /// How a step of this processor retries when neither it nor the pipeline's `defaults` set a
+    /// `retry` policy; nil means the general default, one try. `notify` sets one so an alert
+    /// survives a webhook's brief outage in a pipeline that never thought about retries.
+    public var defaultRetry: RetryPolicy?
 
     public init(name: String, summary: String, description: String, fields: [FieldSpec],
                 rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
-                resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil) {
+                resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil,
+                defaultRetry: RetryPolicy? = nil) {
         self.name = name
         self.summary = summary
         self.description = description
@@ -26,6 +31,7 @@ public struct ProcessorSpec: Sendable {
         self.outputs = outputs
         self.example = example
         self.resultColumns = resultColumns
+        self.defaultRetry = defaultRetry
     }
 
     public func field(_ name: String) -> FieldSpec? {

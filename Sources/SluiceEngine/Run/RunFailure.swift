@@ -1,0 +1,26 @@
+import Foundation
+
+/// Why a run failed, as its `on_failure` handlers see it: in `StepContext.runFailure`, and in
+/// their expressions as `run.failed_step`, `run.error_code` and `run.error`. The message has
+/// been through the redactor, like every stored reason.
+public struct RunFailure: Sendable, Hashable {
+    /// The step that failed; nil when the run failed outside any step (the warehouse could not
+    /// be opened, or publishing failed after every step succeeded).
+    public var stepID: String?
+    /// The failed step's error code, or `warehouse_unavailable`, `publish_failed`.
+    public var code: String
+    public var message: String
+    public var at: Date
+
+    public init(stepID: String?, code: String, message: String, at: Date = Date()) {
+        self.stepID = stepID
+        self.code = code
+        self.message = message
+        self.at = at
+    }
+
+    /// Publishing the run's tables failed after every step succeeded; nothing was changed.
+    public static let publishFailedCode = "publish_failed"
+    /// The run's warehouse could not be opened, so no step ran.
+    public static let warehouseUnavailableCode = "warehouse_unavailable"
+}
