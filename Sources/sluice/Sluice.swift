@@ -11,7 +11,7 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Declarative data pipelines: YAML in, a checked DAG of processor steps out.",
-        version: "0.1.0",
+        version: SluiceVersion.current,
         subcommands: [Lint.self, Plan.self, Run.self, Runs.self, Query.self, Processors.self, Schema.self, Init.self, Keys.self, Secrets.self, Cron.self, SchedulerCommand.self, BackfillCommand.self, Serve.self, Tokens.self, Hooks.self])
 
     /// Usage errors exit 2 (as `lint` documents), not ArgumentParser's 64.
