@@ -143,6 +143,12 @@ let package = Package(
             name: "ScheduleBenchmark",
             path: "Benchmarks/ScheduleBenchmark"
         ),
+        // What several test targets share: a logger that keeps its lines.
+        .target(
+            name: "SluiceTestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/SluiceTestSupport"
+        ),
         .testTarget(
             name: "SluiceModelTests",
             dependencies: ["SluiceModel"],
@@ -150,17 +156,18 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceEngine", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "SluiceSecretsTests",
-            dependencies: ["SluiceSecrets", "SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceTestSupport", "SluiceSecrets", "SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "SluiceProvidersTests",
             dependencies: [
+                "SluiceTestSupport",
                 "SluiceProviders",
                 "SluiceEngine",
                 "SluiceModel",
@@ -175,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceServerTests",
-            dependencies: ["SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
+            dependencies: ["SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]

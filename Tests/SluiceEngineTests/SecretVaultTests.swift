@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceTestSupport
 import Synchronization
 import Testing
 @testable import SluiceEngine
@@ -51,33 +52,6 @@ struct UseSecretProcessor: Processor {
     }
 }
 
-/// Keeps every log line it is given, as text, for searching.
-final class CapturedLog: Sendable {
-    let lines = Mutex([String]())
-
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
-
-    var logger: Logger {
-        Logger(label: "sluice.test") { _ in Handler(log: self) }
-    }
-
-    struct Handler: LogHandler {
-        let log: CapturedLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
-            log.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
-        }
-    }
-}
-
 struct SecretVaultTests {
     static let secret = "vault-test-value-7Qm2Xr9Lp4Kd8Zs1"
 
@@ -85,7 +59,7 @@ struct SecretVaultTests {
         let folder: URL
         let store: SQLiteRunStore
         let putter = PutSecretProcessor()
-        let log = CapturedLog()
+        let log = LogCapture()
         let catalog: ProcessorCatalog
 
         init() throws {

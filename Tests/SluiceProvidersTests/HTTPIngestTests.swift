@@ -4,6 +4,7 @@ import SluiceModel
 import SluiceProviders
 import SluiceSQLite
 import Testing
+import SluiceTestSupport
 
 /// `ingest` with `format: http` against a real server on 127.0.0.1, through the executor,
 /// a real run store and a real SQLite warehouse.

@@ -4,6 +4,7 @@ import SluiceModel
 @testable import SluiceProviders
 import SluiceSQLite
 import Testing
+import SluiceTestSupport
 
 /// Fails with a message that quotes a secret the run holds, as a provider echoing a key back
 /// would. The secret is registered with the redactor for the run, as the vault does.

@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceModel
 @testable import SluiceProviders
 import Testing
+import SluiceTestSupport
 
 struct ValidateHTTPTests {
     let processor = ValidateHTTPProcessor()

@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceModel
 @testable import SluiceProviders
 import Testing
+import SluiceTestSupport
 
 /// Bodies the way OpenAI writes them.
 enum OpenAIBodies {

@@ -3,6 +3,7 @@ import Foundation
 import SluiceModel
 @testable import SluiceProviders
 import Testing
+import SluiceTestSupport
 
 struct RetryAfterTests {
     let now = Date(timeIntervalSince1970: 784_111_777) // Sun, 06 Nov 1994 08:49:37 GMT

@@ -4,6 +4,7 @@ import SluiceModel
 import SluiceProviders
 import SluiceSQLite
 import Testing
+import SluiceTestSupport
 
 /// Runs pipelines through the executor with a real SQLite run store, so retries, the
 /// Retry-After wait and what is stored are the ones `sluice run` produces.

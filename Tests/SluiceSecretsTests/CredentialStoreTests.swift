@@ -6,6 +6,7 @@ import SluiceEngine
 import SluiceModel
 @testable import SluiceSecrets
 import SluiceSQLite
+import SluiceTestSupport
 
 /// Credentials on a real SQLite run store: storing, rotating, opening with audit, limits and
 /// conflicts raced on separate connections.

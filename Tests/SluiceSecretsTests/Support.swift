@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceTestSupport
 import Synchronization
 import Testing
 @testable import SluiceSecrets
@@ -26,39 +27,6 @@ final class TestClock: Sendable {
     }
 
     var function: @Sendable () -> Date { { self.now } }
-}
-
-/// Collects every log line (message and metadata) so tests can check no value leaks into one.
-final class LogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var all: [String] { lines.withLock { $0 } }
-
-    var logger: Logger {
-        var logger = Logger(label: "sluice.test.capture") { _ in Handler(capture: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    fileprivate func append(_ line: String) {
-        lines.withLock { $0.append(line) }
-    }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.append("\(event.level) \(event.message) \(merged)")
-        }
-    }
 }
 
 /// Holds every task until `count` have arrived, then lets them all go at once, so a race

@@ -5,6 +5,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceServer
 import SluiceSQLite
+import SluiceTestSupport
 import Testing
 
 /// The scheduler over a real project and run store, on a clock the tests move by hand.
@@ -147,12 +148,13 @@ struct SchedulerTests {
         await runner.waitForRuns()
     }
 
-    @Test func aPipelineThatStopsLintingIsScheduledByItsLastGoodVersion() async throws {
+    @Test func aPipelineThatStopsLintingIsScheduledByItsLastGoodVersionAndSaysWhy() async throws {
         let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
         let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
-        let scheduler = Self.scheduler(runner, clock: clock)
+        let logs = LogCapture()
+        let scheduler = Self.scheduler(runner, clock: clock, logger: logs.logger)
         #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty)
 
         // The file is broken (an unknown processor); the catalog looks at files at most once a second.
@@ -166,10 +168,21 @@ struct SchedulerTests {
         let run = try #require(try await Self.scheduledRuns(runner).first)
         #expect(run.state == .succeeded)
         #expect(try await runner.store.steps(of: run.id).map(\.processor).sorted() == ["ingest", "merge_dedupe"])
+        let why = logs.all.filter { $0.contains("no longer lints") }
+        #expect(why.count == 1, "logged once per change: \(logs.text)")
+        #expect(why.first?.hasPrefix("error pipelines/ticks.yml no longer lints (1 error; the first: pipelines/ticks.yml:6:") == true)
+        #expect(why.first?.contains("unknown processor 'merge_dedupee'") == true)
+        #expect(why.first?.contains("scheduling its last good version until it is fixed") == true)
 
         // A scheduler that never saw it lint does not schedule it.
         let fresh = Self.scheduler(try await Self.runner(project), clock: clock)
         #expect(await fresh.createDueRuns(at: Self.date("2026-03-04T10:30:00Z")).isEmpty)
+
+        // Fixed: scheduled as it is, and said so.
+        try good.write(to: file, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:30:00Z")).count == 1)
+        #expect(logs.all.contains { $0.hasPrefix("notice pipelines/ticks.yml lints again") })
         await runner.waitForRuns()
     }
 

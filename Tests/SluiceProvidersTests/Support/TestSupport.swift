@@ -3,42 +3,9 @@ import Foundation
 import Logging
 @testable import SluiceEngine
 import SluiceModel
+import SluiceTestSupport
 import Synchronization
 import Testing
-
-/// Every log line a test's logger wrote, level, message and metadata together, so a test can
-/// grep them for a key.
-final class LogCapture: Sendable {
-    private let lines = Mutex([String]())
-
-    var all: [String] { lines.withLock { $0 } }
-    var text: String { all.joined(separator: "\n") }
-
-    var logger: Logger {
-        var logger = Logger(label: "sluice.providers.test") { _ in CapturingHandler(capture: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-    private struct CapturingHandler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            capture.append("\(event.level) \(event.message) \(fields)")
-        }
-    }
-}
 
 /// A step of `processor` with `with:` given as YAML (values as the executor would have
 /// evaluated them), run directly, without an executor.
