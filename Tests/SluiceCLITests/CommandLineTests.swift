@@ -128,6 +128,12 @@ struct InitCommandTests {
         #expect(lint.stdout == "1 file checked, no problems\n")
         let plan = try sluice("plan", "daily_usage", in: project)
         #expect(plan.stdout.hasPrefix("daily_usage: 4 steps in 4 layers"))
+        // Its settings read, the scheduler finds nothing due (no catch-up) and the backfill runs it.
+        let scheduler = try sluice("scheduler", "--once", in: project)
+        #expect(scheduler.status == 0, "\(scheduler.stderr)")
+        #expect(scheduler.stdout == "No runs were due.\n")
+        let backfill = try sluice("backfill", "daily_usage", "--from", "2026-03-01", "--to", "2026-03-01", in: project)
+        #expect(backfill.stdout.contains("org default  2026-03-01T03:00:00Z  succeeded"), "\(backfill.stdout)\(backfill.stderr)")
         let again = try sluice("init", "demo", in: folder)
         #expect(again.status == 1)
         #expect(again.stderr.contains("nothing was written"))

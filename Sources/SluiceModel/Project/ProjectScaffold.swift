@@ -14,6 +14,7 @@ public struct ProjectScaffold: Sendable {
             "schemas/usage_daily.json": dailySchema,
             "data/usage.csv": sampleData,
             ".gitignore": ".sluice/\n",
+            ProjectSettings.fileName: settings,
             "README.md": readme,
         ]
     }
@@ -128,6 +129,14 @@ public struct ProjectScaffold: Sendable {
         """
     }
 
+    private var settings: String {
+        """
+        # Project settings. An environment variable SLUICE_<NAME> overrides each (SLUICE_ORGS=a,b).
+        orgs: [default]   # the orgs (tenants) `sluice scheduler` creates scheduled runs for
+
+        """
+    }
+
     private var readme: String {
         """
         # A Sluice project
@@ -135,6 +144,10 @@ public struct ProjectScaffold: Sendable {
         - `pipelines/` — one pipeline per file; `sluice plan \(Self.pipelineID)` shows its DAG.
         - `schemas/` — table schemas (BigQuery JSON schema format, optionally with table options).
         - `data/` — sample input.
+        - `sluice.yml` — project settings: the orgs scheduled runs are created for.
+
+        Run the pipeline now with `sluice run \(Self.pipelineID)`; `sluice scheduler` runs it at
+        its cron time (`sluice scheduler --once` looks once and exits).
 
         Check everything with `sluice lint`; `sluice processors` lists what steps can use.
 
