@@ -43,7 +43,7 @@ actor RunLauncher: Service {
                 logger.error("run \(run.id) stopped with an error: \(SecretRedactor.shared.redact(String(describing: error)))",
                              metadata: ["run_id": "\(run.id)"])
             }
-            await self.finished(run.id)
+            self.finished(run.id)
         }
         return true
     }
