@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v yamllint >/dev/null 2>&1 || python3 -m pip install --quiet yamllint || echo "could not install yamllint; running without the comparison"
-# Usage: bash Benchmarks/run.sh [lint|run|dag|schedule] [benchmark arguments]   (default: all)
+# Usage: bash Benchmarks/run.sh [lint|run|dag|schedule|serve] [benchmark arguments]   (default: all)
 which="${1:-all}"
 [ $# -gt 0 ] && shift
 swift build -c release --product sluice
@@ -24,4 +24,7 @@ fi
 if [ "$which" = "schedule" ] || [ "$which" = "all" ]; then
     swift build -c release --product ScheduleBenchmark
     "$bin/ScheduleBenchmark" "$@"
+fi
+if [ "$which" = "serve" ] || [ "$which" = "all" ]; then
+    if [ "$which" = "serve" ]; then bash Benchmarks/serve.sh "$@"; else bash Benchmarks/serve.sh; fi
 fi

@@ -304,16 +304,26 @@ public final class SQLiteRunStore: RunStore {
     }
 
     public func steps(of runID: String) async throws -> [StepRunRecord] {
+        try await database.read { db in try Self.fetchSteps(db, runID: runID) }
+    }
+
+    public func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
         try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM step_run WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
-                StepRunRecord(
-                    runID: row["run_id"], stepID: row["step_id"], processor: row["processor"],
-                    state: RunState(rawValue: row["state"]) ?? .pending, attempt: row["attempt"], reason: row["reason"],
-                    errorCode: row["error_code"],
-                    startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    outputs: try JSONDecoder().decode([String: ExpressionValue].self, from: Data((row["outputs"] as String).utf8)))
-            }
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]) else { return nil }
+            return (try Self.decodeRun(row), try Self.fetchSteps(db, runID: id))
+        }
+    }
+
+    private static func fetchSteps(_ db: Database, runID: String) throws -> [StepRunRecord] {
+        let decoder = JSONDecoder()
+        return try Row.fetchAll(db, sql: "SELECT * FROM step_run WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
+            StepRunRecord(
+                runID: row["run_id"], stepID: row["step_id"], processor: row["processor"],
+                state: RunState(rawValue: row["state"]) ?? .pending, attempt: row["attempt"], reason: row["reason"],
+                errorCode: row["error_code"],
+                startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                outputs: try decoder.decode([String: ExpressionValue].self, from: Data((row["outputs"] as String).utf8)))
         }
     }
 

@@ -43,6 +43,8 @@ public protocol RunStore: Sendable {
 
     func run(_ id: String) async throws -> RunRecord?
     func steps(of runID: String) async throws -> [StepRunRecord]
+    /// A run and its steps, read together (one consistent snapshot); nil if there is no such run.
+    func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])?
     func transitions(of runID: String) async throws -> [Transition]
     /// Newest first (by creation time, then id), at most `limit`; with a cursor, only the
     /// runs that come after the run the cursor names (keyset pagination, so a page is stable

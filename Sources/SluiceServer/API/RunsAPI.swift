@@ -106,8 +106,9 @@ struct RunsAPI: Sendable {
     }
 
     func get(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let run = try await ownRun(context)
-        return JSONResponse.make(RunResource(run, steps: try await server.store.steps(of: run.id)))
+        let (org, id) = try runPath(context)
+        guard let (run, steps) = try await server.store.runWithSteps(id), run.org == org else { throw runNotFound(id, org: org) }
+        return JSONResponse.make(RunResource(run, steps: steps))
     }
 
     // MARK: Cancel
@@ -127,10 +128,20 @@ struct RunsAPI: Sendable {
     /// The run named in the path if it belongs to the token's org. Another org's run is
     /// "not found" exactly like a run that does not exist, so ids can't be probed.
     private func ownRun(_ context: APIRequestContext) async throws -> RunRecord {
+        let (org, id) = try runPath(context)
+        guard let run = try await server.store.run(id), run.org == org else { throw runNotFound(id, org: org) }
+        return run
+    }
+
+    /// The token's org and the run id in the path (an id longer than any run id is not found).
+    private func runPath(_ context: APIRequestContext) throws -> (org: String, id: String) {
         let org = try context.tokenOrg()
         let id = try context.parameters.require("run")
-        let notFound = APIError.notFound("run_not_found", "no run \(shown(id.prefix(64))) in org '\(org)'")
-        guard id.utf8.count <= 64, let run = try await server.store.run(id), run.org == org else { throw notFound }
-        return run
+        guard id.utf8.count <= 64 else { throw runNotFound(id, org: org) }
+        return (org, id)
+    }
+
+    private func runNotFound(_ id: String, org: String) -> APIError {
+        APIError.notFound("run_not_found", "no run \(shown(id.prefix(64))) in org '\(org)'")
     }
 }
