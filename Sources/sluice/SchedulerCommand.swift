@@ -17,8 +17,8 @@ extension Sluice {
                 Schedules every pipeline of the project that has a schedule (or the one PATH \
                 names), for the orgs in sluice.yml (orgs: [...]; SLUICE_ORGS overrides; default: \
                 default) or --org. A scheduled run's key is its fire time, so schedulers running \
-                at once never create the same run; on start, missed fire times are caught up \
-                as far back as the schedule's catchup. Edited pipeline files are linted again; \
+                at once never create the same run; missed fire times are caught up as far back \
+                as the schedule's catchup (without one, only the latest is run). Edited pipeline files are linted again; \
                 one that stops linting keeps its last good version (the reason is logged). \
                 Runs whose process died are marked abandoned. SIGTERM or Ctrl-C stops creating \
                 runs, gives the runs executing --shutdown-grace to finish, cancels the rest \
@@ -82,11 +82,17 @@ extension Sluice {
                     await runner.waitForRuns()
                 }
                 var failed = false
-                if created.isEmpty { print("No runs were due.") }
+                let waiting = await scheduler.waiting
+                if created.isEmpty, waiting.isEmpty { print("No runs were due.") }
                 for item in created {
                     let run = try await runner.store.run(item.run.id) ?? item.run
                     failed = failed || run.state != .succeeded
                     print("\(run.id)  \(run.pipeline)  org \(run.org)  \(ScheduledRun.instantText(item.fireTime))  \(run.state.rawValue)")
+                }
+                // Runs active elsewhere (another scheduler, the API, `sluice run`) hold these back;
+                // a later look creates them while they are within catchup.
+                for item in waiting {
+                    print("-  \(item.pipeline)  org \(item.org)  \(ScheduledRun.instantText(item.fireTime))  not created: max_active_runs are active elsewhere")
                 }
                 if failed { throw ExitCode(1) }
                 return

@@ -117,6 +117,17 @@ struct ProcessorsCommandTests {
 }
 
 struct InitCommandTests {
+    /// The latest 03:00 UTC at or before now (the new project's schedule), as `sluice` prints it.
+    static func latestThreeOClock() -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let now = Date()
+        var day = calendar.date(bySettingHour: 3, minute: 0, second: 0, of: now)!
+        if day > now { day = calendar.date(byAdding: .day, value: -1, to: day)! }
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: day)
+    }
+
     @Test func aNewProjectLintsCleanAndPlans() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -128,10 +139,12 @@ struct InitCommandTests {
         #expect(lint.stdout == "1 file checked, no problems\n")
         let plan = try sluice("plan", "daily_usage", in: project)
         #expect(plan.stdout.hasPrefix("daily_usage: 4 steps in 4 layers"))
-        // Its settings read, the scheduler finds nothing due (no catch-up) and the backfill runs it.
+        // Its settings read, the scheduler runs the latest fire time (no catch-up), then finds
+        // nothing due; the backfill runs an earlier day.
         let scheduler = try sluice("scheduler", "--once", in: project)
         #expect(scheduler.status == 0, "\(scheduler.stderr)")
-        #expect(scheduler.stdout == "No runs were due.\n")
+        #expect(scheduler.stdout.hasSuffix("  daily_usage  org default  \(Self.latestThreeOClock())  succeeded\n"), "\(scheduler.stdout)")
+        #expect(try sluice("scheduler", "--once", in: project).stdout == "No runs were due.\n")
         let backfill = try sluice("backfill", "daily_usage", "--from", "2026-03-01", "--to", "2026-03-01", in: project)
         #expect(backfill.stdout.contains("org default  2026-03-01T03:00:00Z  succeeded"), "\(backfill.stdout)\(backfill.stderr)")
         let again = try sluice("init", "demo", in: folder)

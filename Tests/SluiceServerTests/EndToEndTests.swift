@@ -32,17 +32,24 @@ struct EndToEndTests {
         #expect(delivered.status == 202, "\(delivered.text)")
         let hookRun = try #require(delivered.json["run_id"] as? String)
 
-        // By schedule: nothing until the clock reaches 03:00.
-        for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        let before = try await live.get("/v1/orgs/acme/runs?pipeline=ticks", token: token).json["runs"] as? [[String: Any]]
-        #expect(before?.isEmpty == true)
-        clock.advance(to: SchedulerTests.date("2026-03-04T03:00:00Z"))
-        var scheduled: [[String: Any]] = []
-        for _ in 0..<600 where scheduled.isEmpty {
-            try await Task.sleep(for: .milliseconds(20))
-            scheduled = try await live.get("/v1/orgs/acme/runs?pipeline=ticks", token: token).json["runs"] as? [[String: Any]] ?? []
+        // By schedule: on start the latest fire time (yesterday's 03:00, no catchup) is due, then
+        // nothing until the clock reaches 03:00.
+        func scheduled(_ count: Int) async throws -> [[String: Any]] {
+            var runs: [[String: Any]] = []
+            for _ in 0..<600 where runs.count < count {
+                try await Task.sleep(for: .milliseconds(20))
+                runs = try await live.get("/v1/orgs/acme/runs?pipeline=ticks", token: token).json["runs"] as? [[String: Any]] ?? []
+            }
+            return runs
         }
-        let scheduledRun = try #require(scheduled.first?["id"] as? String)
+        let onStart = try await scheduled(1)
+        #expect(onStart.map { $0["logical_date"] as? String } == ["2026-03-03"])
+        let startRun = try #require(onStart.first?["id"] as? String)
+        _ = try await live.waitForEnd(startRun, token: token)
+        for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await scheduled(1).count == 1)
+        clock.advance(to: SchedulerTests.date("2026-03-04T03:00:00Z"))
+        let scheduledRun = try #require(try await scheduled(2).first?["id"] as? String, "newest first")
 
         var ended: [String: [String: Any]] = [:]
         for id in [apiRun, hookRun, scheduledRun] { ended[id] = try await live.waitForEnd(id, token: token) }
@@ -55,14 +62,14 @@ struct EndToEndTests {
             let steps = run["steps"] as? [[String: Any]] ?? []
             #expect(!steps.isEmpty && steps.allSatisfy { ["succeeded", "skipped"].contains($0["state"] as? String ?? "") }, "\(steps)")
         }
-        // The three together in the org's list, newest first.
+        // All together in the org's list.
         let listed = (try await live.get("/v1/orgs/acme/runs", token: token).json["runs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-        #expect(Set(listed) == [apiRun, hookRun, scheduledRun])
+        #expect(Set(listed) == [apiRun, hookRun, startRun, scheduledRun])
 
         let metrics = try await live.get("/metrics", token: metricsToken).text
         for line in [#"sluice_runs_created_total{trigger="api"} 1"#, #"sluice_runs_created_total{trigger="webhook"} 1"#,
-                     #"sluice_runs_created_total{trigger="schedule"} 1"#, #"sluice_runs_total{state="pending"} 3"#,
-                     #"sluice_runs_total{state="succeeded"} 3"#, #"sluice_runs_total{state="failed"} 0"#] {
+                     #"sluice_runs_created_total{trigger="schedule"} 2"#, #"sluice_runs_total{state="pending"} 4"#,
+                     #"sluice_runs_total{state="succeeded"} 4"#, #"sluice_runs_total{state="failed"} 0"#] {
             #expect(metrics.contains(line), "\(line) in:\n\(metrics)")
         }
         #expect(metrics.contains(#"sluice_step_duration_seconds_count{processor="merge_dedupe",state="succeeded"}"#))

@@ -71,16 +71,54 @@ struct SchedulerTests {
         await runner.waitForRuns()
     }
 
-    @Test func withoutCatchUpOnlyFireTimesFromTheStartOnAreDue() async throws {
+    @Test func withoutCatchUpOnlyTheLatestFireTimeIsDueAndOlderOnesAreSkippedAndSaidSo() async throws {
         let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, max_active_runs: 5 }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
         let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
-        let scheduler = Self.scheduler(runner, clock: clock)
-        #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty, "10:00 was before the scheduler started")
+        let logs = LogCapture()
+        let scheduler = Self.scheduler(runner, clock: clock, logger: logs.logger)
+        // Started just after 10:00 (a restart, say): 10:00 is still due, 09:45 and before are not.
+        #expect(await scheduler.createDueRuns(at: clock.now()).map(\.fireTime) == [Self.date("2026-03-04T10:00:00Z")])
+        #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:14:59Z")).isEmpty)
+        // No look between 10:07 and 10:31 (the process was suspended): 10:15 is skipped, 10:30 is due.
         let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:31:00Z"))
-        #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:15:00Z"), Self.date("2026-03-04T10:30:00Z")])
+        #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:30:00Z")])
         await runner.waitForRuns()
+        #expect(try await Self.scheduledRuns(runner).map(\.triggerKey) == ["10:00", "10:30"].map { "schedule:2026-03-04T\($0):00Z" })
+        #expect(logs.all.contains { $0.hasPrefix("warning 1 fire time of ticks for org acme skipped, at 2026-03-04T10:15:00Z: without catchup only the latest fire time is due") },
+                "\(logs.text)")
+        #expect(runner.metrics.exposition().text.contains("sluice_scheduled_runs_skipped_total 1"))
+    }
+
+    @Test func runsThatWaitedPastTheCatchUpWindowAreSkippedNotCreatedLate() async throws {
+        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 30m, max_active_runs: 1 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let busy = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .api)
+        _ = try await runner.store.createRun(busy, steps: [])
+        try await runner.store.recordRun(busy.id, state: .running, reason: "started", at: Date())
+        try await runner.store.heartbeat(busy.id, at: Date())
+        let logs = LogCapture()
+        let scheduler = Self.scheduler(runner, clock: ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z")), logger: logs.logger)
+        // 09:45 and 10:00 are due; 09:45 waits for the run elsewhere.
+        #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:07:00Z")).isEmpty)
+        try await runner.store.recordRun(busy.id, state: .succeeded, reason: "done", at: Date())
+        // The next look is at 10:50 (the process was suspended): the window reaches back to 10:20,
+        // so 10:30 and 10:45 are created, one at a time; 09:45 to 10:15 fell out of it.
+        var fireTimes: [Date] = []
+        for _ in 0..<5 {
+            let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:50:00Z"))
+            fireTimes += created.map(\.fireTime)
+            await runner.waitForRuns()
+        }
+        #expect(fireTimes == [Self.date("2026-03-04T10:30:00Z"), Self.date("2026-03-04T10:45:00Z")])
+        #expect(logs.all.filter { $0.contains("skipped") } == [
+            "warning 3 fire times of ticks for org acme skipped, from 2026-03-04T09:45:00Z to 2026-03-04T10:15:00Z: older than catchup 30m org=acme pipeline=ticks",
+        ], "\(logs.text)")
+        let metrics = runner.metrics.exposition().text
+        #expect(metrics.contains("sluice_scheduled_runs_skipped_total 3"))
+        #expect(metrics.contains("sluice_scheduled_runs_deferred_total 2"), "09:45 waited for the run elsewhere, 10:45 for 10:30")
     }
 
     @Test func aLongCatchUpIsWorkedThroughAFewFireTimesPerLook() async throws {
@@ -140,11 +178,16 @@ struct SchedulerTests {
         let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
         let scheduler = Self.scheduler(runner, clock: clock)
         #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty, "the 10:00 run waits while another is active")
-        #expect(runner.metrics.exposition().text.contains("sluice_scheduled_runs_deferred_total 1"))
+        #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:07:30Z")).isEmpty)
+        #expect(runner.metrics.exposition().text.contains("sluice_scheduled_runs_deferred_total 1"), "counted once per fire time")
+        let waiting = await scheduler.waiting
+        #expect(waiting.map { "\($0.pipeline) \($0.org)" } == ["ticks acme"])
+        #expect(waiting.map(\.fireTime) == [Self.date("2026-03-04T10:00:00Z")])
 
         try await runner.store.recordRun(busy.id, state: .succeeded, reason: "done", at: Date())
         let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:08:00Z"))
         #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:00:00Z")], "the waiting run is created once the other ended")
+        #expect(await scheduler.waiting.isEmpty)
         await runner.waitForRuns()
     }
 
@@ -155,7 +198,8 @@ struct SchedulerTests {
         let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
         let logs = LogCapture()
         let scheduler = Self.scheduler(runner, clock: clock, logger: logs.logger)
-        #expect(await scheduler.createDueRuns(at: clock.now()).isEmpty)
+        #expect(await scheduler.createDueRuns(at: clock.now()).count == 1, "10:00, the latest fire time")
+        await runner.waitForRuns()
 
         // The file is broken (an unknown processor); the catalog looks at files at most once a second.
         let file = project.appendingPathComponent("pipelines/ticks.yml")
@@ -165,7 +209,8 @@ struct SchedulerTests {
         let created = await scheduler.createDueRuns(at: Self.date("2026-03-04T10:15:00Z"))
         #expect(created.count == 1, "the last good version is still scheduled")
         await runner.waitForRuns()
-        let run = try #require(try await Self.scheduledRuns(runner).first)
+        let createdID = try #require(created.first).run.id
+        let run = try #require(try await runner.store.run(createdID))
         #expect(run.state == .succeeded)
         #expect(try await runner.store.steps(of: run.id).map(\.processor).sorted() == ["ingest", "merge_dedupe"])
         let why = logs.all.filter { $0.contains("no longer lints") }
@@ -214,11 +259,13 @@ struct SchedulerTests {
         #expect(runner.metrics.exposition().text.contains("sluice_runs_abandoned_total 1"))
     }
 
-    @Test func theServiceCreatesRunsAsTheClockReachesFireTimesAndStopsGracefully() async throws {
-        let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: Europe/Berlin }"#)
+    @Test func theServiceCreatesRunsAsTheClockReachesFireTimesInTheScheduleTimeZoneAndStopsGracefully() async throws {
+        // 00:15 in Berlin (UTC+1 in March) is 23:15 UTC the day before: the fire times and the
+        // logical dates both differ from what the same cron would give in UTC.
+        let project = try Self.project(schedule: #"{ cron: "15 0 * * *", timezone: Europe/Berlin }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
-        let clock = ManualSchedulerClock(Self.date("2026-03-04T23:50:00Z"))
+        let clock = ManualSchedulerClock(Self.date("2026-03-04T23:10:00Z"))
         let scheduler = Self.scheduler(runner, clock: clock)
         let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler], logger: LiveServer.quiet))
         let task = Task { try await group.run() }
@@ -227,29 +274,29 @@ struct SchedulerTests {
             for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(clock.sleeperCount == 1)
         }
-        func runs() async throws -> [RunRecord] { try await Self.scheduledRuns(runner) }
-        try await waitUntilAsleep()
-        #expect(try await runs().isEmpty)
-        // 00:00 UTC is 01:00 in Berlin: the logical date is the Berlin day.
-        clock.advance(to: Self.date("2026-03-05T00:00:00Z"))
-        var created: [RunRecord] = []
-        for _ in 0..<400 where created.count < 1 {
-            try await Task.sleep(for: .milliseconds(10))
-            created = try await runs()
+        func runs(_ count: Int) async throws -> [RunRecord] {
+            var runs: [RunRecord] = []
+            for _ in 0..<400 where runs.count < count {
+                try await Task.sleep(for: .milliseconds(10))
+                runs = try await Self.scheduledRuns(runner)
+            }
+            return runs
         }
-        #expect(created.map(\.triggerKey) == ["schedule:2026-03-05T00:00:00Z"])
-        #expect(created.first?.logicalDate == "2026-03-05")
+        // On start the latest fire time, 00:15 Berlin on 4 March, is due (no catchup).
+        var created = try await runs(1)
+        #expect(created.map(\.triggerKey) == ["schedule:2026-03-03T23:15:00Z"])
+        #expect(created.map(\.logicalDate) == ["2026-03-04"])
         await runner.waitForRuns()
         try await waitUntilAsleep()
-        clock.advance(to: Self.date("2026-03-05T00:31:00Z"))
-        for _ in 0..<400 where created.count < 3 {
-            try await Task.sleep(for: .milliseconds(10))
-            created = try await runs()
-        }
-        #expect(created.map(\.triggerKey) == ["00:00", "00:15", "00:30"].map { "schedule:2026-03-05T\($0):00Z" })
+        #expect(try await Self.scheduledRuns(runner).count == 1, "nothing more before 23:15 UTC")
+
+        clock.advance(to: Self.date("2026-03-04T23:15:00Z"))
+        created = try await runs(2)
+        #expect(created.map(\.triggerKey) == ["schedule:2026-03-03T23:15:00Z", "schedule:2026-03-04T23:15:00Z"])
+        #expect(created.map(\.logicalDate) == ["2026-03-04", "2026-03-05"], "the Berlin day of the fire time")
         await group.triggerGracefulShutdown()
         try await task.value
-        let ended = try await runs()
+        let ended = try await Self.scheduledRuns(runner)
         #expect(ended.allSatisfy { $0.state == .succeeded || $0.state == .cancelled }, "\(ended.map(\.state))")
     }
 }

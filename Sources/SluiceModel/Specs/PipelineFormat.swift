@@ -53,7 +53,7 @@ public enum PipelineFormat {
             FieldSpec("cron", .cron, .required, description: "Five-field cron or @hourly, @daily, @weekly, @monthly, @yearly.",
                       example: "15 2 * * *"),
             FieldSpec("timezone", .timezone, .defaultValue("UTC"), description: "IANA timezone the cron is read in."),
-            FieldSpec("catchup", .duration, description: "Run missed intervals up to this far back on start-up.", example: "7d"),
+            FieldSpec("catchup", .duration, description: "Run missed fire times up to this far back (without it, only the latest one).", example: "7d"),
             FieldSpec("max_active_runs", .integer(1...1_000), .defaultValue("1"), description: "Runs of this pipeline at once."),
         ]), description: "When the scheduler runs the pipeline."),
         FieldSpec("params", .map(.object(paramFields)), description: "Inputs a run can set (`--param k=v`), read as `${{ params.k }}`."),

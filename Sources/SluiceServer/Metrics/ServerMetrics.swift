@@ -52,6 +52,7 @@ public final class ServerMetrics: Sendable {
             _ = Counter(label: "sluice_runs_created_total", dimensions: [("trigger", trigger.rawValue)], factory: factory)
         }
         _ = Counter(label: "sluice_scheduled_runs_deferred_total", factory: factory)
+        _ = Counter(label: "sluice_scheduled_runs_skipped_total", factory: factory)
         _ = Counter(label: "sluice_runs_abandoned_total", factory: factory)
         for reason in Self.webhookRefusalReasons {
             _ = Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory)
@@ -71,8 +72,14 @@ public final class ServerMetrics: Sendable {
         Counter(label: "sluice_runs_created_total", dimensions: [("trigger", trigger.rawValue)], factory: factory).increment()
     }
 
+    /// A due scheduled run waits for `max_active_runs` (counted once per fire time).
     func scheduledRunDeferred() {
         Counter(label: "sluice_scheduled_runs_deferred_total", factory: factory).increment()
+    }
+
+    /// Fire times that fell out of the catch-up window before their run could be created.
+    func scheduledRunsSkipped(_ count: Int) {
+        Counter(label: "sluice_scheduled_runs_skipped_total", factory: factory).increment(by: Int64(count))
     }
 
     func runAbandoned() {

@@ -12,8 +12,9 @@ import SluiceSQLite
 ///   per pipeline and org in the run store, so schedulers running at once (or one restarted,
 ///   or a backfill) never create the same run twice; only the one that created a run
 ///   executes it.
-/// - On start, fire times back to `schedule.catchup` before now are due; without `catchup`,
-///   only fire times from the start on.
+/// - Fire times back to `schedule.catchup` before now are due (on start, and for runs that
+///   waited); without `catchup`, only the latest fire time at or before now. Older fire times
+///   not created by then are skipped, logged and counted.
 /// - `max_active_runs`: a due run is created only while fewer runs of the pipeline and org are
 ///   pending or running (counted in the insert's transaction); it waits for the next look
 ///   otherwise, and due runs are created oldest first.
@@ -51,18 +52,36 @@ public actor Scheduler: Service {
     private let clock: any SchedulerClock
     private let logger: Logger
     private let onStart: @Sendable () -> Void
-    private var startedAt: Date?
     /// Per pipeline and org (`pipeline/org`): the latest fire time handled (created, found
     /// created, or skipped). Fire times after it are due once they pass.
     private var handledThrough: [String: Date] = [:]
+    /// Per pipeline and org: the fire time waiting for `max_active_runs`, counted once.
+    private var deferred: [String: Date] = [:]
     /// The last plan of each pipeline that linted, and the file's diagnostics last logged.
     private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
     private var lastWatchdog: Date?
+    /// A due run not created yet because `max_active_runs` runs of its pipeline and org are active.
+    public struct Waiting: Sendable, Hashable {
+        public var pipeline: String
+        public var org: String
+        public var fireTime: Date
+    }
+
+    /// The due runs waiting for `max_active_runs`, oldest first.
+    public var waiting: [Waiting] {
+        deferred.map { key, fire in
+            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+            return Waiting(pipeline: parts[0], org: parts.count > 1 ? parts[1] : "", fireTime: fire)
+        }.sorted { ($0.fireTime, $0.pipeline, $0.org) < ($1.fireTime, $1.pipeline, $1.org) }
+    }
+
     /// Whether the last look stopped at `maxRunsPerLook` with fire times left: look again at once.
     public private(set) var backlog = false
     /// The sleep until the next look, which a run ending cuts short.
     private var sleeper: Task<Void, any Error>?
+    /// A run ended since the current look began: look again without sleeping.
+    private var nudged = false
 
     /// `onStart` is called as the service starts (when run by a service group, its signal
     /// handlers are in place by then).
@@ -104,6 +123,7 @@ public actor Scheduler: Service {
     /// Sleeps on the scheduler's clock until `wake`, or until a run ends, or the task is
     /// cancelled.
     private func pause(until wake: Date) async {
+        if nudged { return }
         let task = Task { [clock] in try await clock.sleep(until: wake) }
         sleeper = task
         await withTaskCancellationHandler {
@@ -117,6 +137,7 @@ public actor Scheduler: Service {
     /// Cuts the current sleep short: a run ended, so a run waiting for `max_active_runs` may
     /// be created now.
     func nudge() {
+        nudged = true
         sleeper?.cancel()
     }
 
@@ -124,6 +145,7 @@ public actor Scheduler: Service {
     /// due now. Returns when to look next: the earliest next fire time, or the poll interval.
     @discardableResult
     func look() async -> Date {
+        nudged = false
         let now = clock.now()
         await watchdog()
         _ = await createDueRuns(at: now)
@@ -141,7 +163,6 @@ public actor Scheduler: Service {
     /// returns those created here.
     @discardableResult
     public func createDueRuns(at now: Date) async -> [Created] {
-        if startedAt == nil { startedAt = now }
         backlog = false
         var created: [Created] = []
         for pipeline in await scheduled() {
@@ -155,9 +176,24 @@ public actor Scheduler: Service {
     private func createDueRuns(_ pipeline: ScheduledPipeline, org: String, now: Date) async -> [Created] {
         let id = pipeline.id
         let key = "\(id)/\(org)"
+        // Fire times from `windowStart` on are due: back to `catchup`, else only the latest.
+        let windowStart: Date
+        if let catchup = pipeline.schedule.catchup {
+            windowStart = now.addingTimeInterval(-Self.seconds(catchup))
+        } else {
+            guard let latest = pipeline.cron.previousFireTime(atOrBefore: now) else { return [] }
+            windowStart = latest
+        }
         // Exclusive: fire times after this are due.
-        let after = handledThrough[key] ?? (pipeline.schedule.catchup.map { now.addingTimeInterval(-Self.seconds($0)) }
-            ?? (startedAt ?? now).addingTimeInterval(-0.001))
+        var after = windowStart.addingTimeInterval(-0.001)
+        // The last fire time handled, or just before the one that has been waiting.
+        if let handled = handledThrough[key] ?? deferred[key].map({ $0.addingTimeInterval(-0.001) }) {
+            if handled >= windowStart {
+                after = handled
+            } else {
+                skipped(pipeline, org: org, between: handled, and: windowStart)
+            }
+        }
         var created: [Created] = []
         var fireTimes = pipeline.cron.fireTimes(from: after.addingTimeInterval(0.001), to: now.addingTimeInterval(0.001))
         var count = 0
@@ -182,6 +218,7 @@ public actor Scheduler: Service {
             switch outcome {
             case .created(let run):
                 handledThrough[key] = fire
+                deferred[key] = nil
                 runner.metrics.runCreated(trigger: .schedule)
                 logger.info("scheduled run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(id)", "org": "\(org)",
                                                                   "fire_time": "\(ScheduledRun.instantText(fire))"])
@@ -190,13 +227,37 @@ public actor Scheduler: Service {
             case .existing:
                 // Created before: by another scheduler, an earlier start of this one, or a backfill.
                 handledThrough[key] = fire
+                deferred[key] = nil
             case .limited(let active):
-                logger.debug("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(active) active, max_active_runs \(maxActive)")
-                runner.metrics.scheduledRunDeferred()
+                if deferred[key] != fire {
+                    deferred[key] = fire
+                    logger.info("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(active) active, max_active_runs \(maxActive)")
+                    runner.metrics.scheduledRunDeferred()
+                }
                 return created
             }
         }
         return created
+    }
+
+    /// Fire times after `handled` and before `windowStart` were never created (they waited for
+    /// `max_active_runs`, or the process was stopped or suspended, past `catchup`): they are
+    /// skipped for good, and said so.
+    private func skipped(_ pipeline: ScheduledPipeline, org: String, between handled: Date, and windowStart: Date) {
+        let key = "\(pipeline.id)/\(org)"
+        handledThrough[key] = nil
+        if let waiting = deferred[key], waiting < windowStart { deferred[key] = nil }
+        let limit = 100_000
+        let missed = Array(pipeline.cron.fireTimes(from: handled.addingTimeInterval(0.001), to: windowStart).prefix(limit))
+        guard let first = missed.first, let last = missed.last else { return }
+        runner.metrics.scheduledRunsSkipped(missed.count)
+        let count = missed.count == limit ? "at least \(limit) fire times" : missed.count == 1 ? "1 fire time" : "\(missed.count) fire times"
+        let when = missed.count == 1 ? "at \(ScheduledRun.instantText(first))"
+            : "from \(ScheduledRun.instantText(first)) to \(ScheduledRun.instantText(last))"
+        let why = pipeline.schedule.catchup.map { "older than catchup \(DurationText.format($0))" }
+            ?? "without catchup only the latest fire time is due"
+        logger.warning("\(count) of \(pipeline.id) for org \(org) skipped, \(when): \(why)",
+                       metadata: ["pipeline": "\(pipeline.id)", "org": "\(org)"])
     }
 
     // MARK: Pipelines
@@ -219,6 +280,10 @@ public actor Scheduler: Service {
         for id in lastGood.keys where !present.contains(id) {
             lastGood[id] = nil
             reported[id] = nil
+            for org in options.orgs {
+                handledThrough["\(id)/\(org)"] = nil
+                deferred["\(id)/\(org)"] = nil
+            }
             logger.notice("pipelines/\(id).yml is gone: no more runs of \(id) are scheduled")
         }
         var result: [ScheduledPipeline] = []
