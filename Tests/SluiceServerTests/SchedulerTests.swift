@@ -6,6 +6,7 @@ import SluiceModel
 import SluiceServer
 import SluiceSQLite
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 /// The scheduler over a real project and run store, on a clock the tests move by hand.
@@ -259,6 +260,60 @@ struct SchedulerTests {
         #expect(runner.metrics.exposition().text.contains("sluice_runs_abandoned_total 1"))
     }
 
+    @Test func backfillDaysAreTheScheduleTimeZoneDays() async throws {
+        // 00:15 in Berlin is 23:15 UTC the evening before: 4 to 5 March in Berlin starts on 3 March in UTC.
+        let project = try Self.project(schedule: #"{ cron: "15 0 * * *", timezone: Europe/Berlin }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        let plan = try #require(runner.state.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
+        let slots = try Backfill(runner: runner).slots(plan, from: CalendarDate(parsing: "2026-03-04")!, to: CalendarDate(parsing: "2026-03-05")!,
+                                                       orgs: ["acme"])
+        #expect(slots.map { $0.triggerKey } == ["schedule:2026-03-03T23:15:00Z", "schedule:2026-03-04T23:15:00Z"])
+        #expect(slots.map { $0.logicalDate.description } == ["2026-03-04", "2026-03-05"])
+    }
+
+    @Test func aBackfillWaitingForARunWhoseProcessDiedMarksItAbandonedAndGoesOn() async throws {
+        let project = try Self.project(schedule: #"{ cron: "0 3 * * *", timezone: UTC, max_active_runs: 1 }"#)
+        defer { try? FileManager.default.removeItem(at: project) }
+        let runner = try await Self.runner(project)
+        // Left running by a process that was killed an hour ago (after this one started, so
+        // recovery on start did not see it).
+        let dead = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-01", trigger: .api)
+        _ = try await runner.store.createRun(dead, steps: [])
+        let anHourAgo = Date().addingTimeInterval(-3600)
+        try await runner.store.recordRun(dead.id, state: .running, reason: "started", at: anHourAgo)
+        try await runner.store.heartbeat(dead.id, at: anHourAgo)
+
+        let logs = LogCapture()
+        let backfill = Backfill(runner: runner, logger: logs.logger)
+        let plan = try #require(runner.state.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
+        let slots = try backfill.slots(plan, from: CalendarDate(parsing: "2026-03-02")!, to: CalendarDate(parsing: "2026-03-02")!, orgs: ["acme"])
+        // Bounded, so a backfill that waits for good fails the test instead of hanging it.
+        let ran = try await withThrowingTaskGroup(of: [Backfill.Outcome].self) { group in
+            group.addTask {
+                let outcomes = Outcomes()
+                try await backfill.run(pipeline: "ticks", slots: slots) { _, outcome in outcomes.append(outcome) }
+                return outcomes.all
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(60))
+                return []
+            }
+            let first = try await group.next() ?? []
+            group.cancelAll()
+            return first
+        }
+        guard case .ran(let run)? = ran.first else {
+            Issue.record("the backfill did not run its slot: \(ran)\n\(logs.text)")
+            return
+        }
+        #expect(run.state == .succeeded)
+        #expect(try await runner.store.run(dead.id)?.state == .failed)
+        #expect(try await runner.store.run(dead.id)?.reason.hasPrefix("abandoned") == true)
+        #expect(logs.all.filter { $0.contains("the backfill waits for them") }.count == 1, "\(logs.text)")
+        #expect(logs.all.contains { $0.hasPrefix("warning run found without a heartbeat: marked abandoned") && $0.contains("run_id=\(dead.id)") })
+    }
+
     @Test func theServiceCreatesRunsAsTheClockReachesFireTimesInTheScheduleTimeZoneAndStopsGracefully() async throws {
         // 00:15 in Berlin (UTC+1 in March) is 23:15 UTC the day before: the fire times and the
         // logical dates both differ from what the same cron would give in UTC.
@@ -299,6 +354,13 @@ struct SchedulerTests {
         let ended = try await Self.scheduledRuns(runner)
         #expect(ended.allSatisfy { $0.state == .succeeded || $0.state == .cancelled }, "\(ended.map(\.state))")
     }
+}
+
+/// What a backfill reported, in order.
+final class Outcomes: Sendable {
+    private let list = Mutex<[Backfill.Outcome]>([])
+    func append(_ outcome: Backfill.Outcome) { list.withLock { $0.append(outcome) } }
+    var all: [Backfill.Outcome] { list.withLock { $0 } }
 }
 
 extension Array where Element == UInt8 {

@@ -61,6 +61,19 @@ public struct Runner: Sendable {
                               processors: configuration.processors)
     }
 
+    /// Marks the runs without a heartbeat for `lease` abandoned (or succeeded, when the
+    /// warehouse shows their publish committed), each logged and counted.
+    @discardableResult
+    func recoverDeadRuns(lease: Duration, logger: Logger, now: Date = Date()) async throws -> [RunRecord] {
+        let runs = try await RunRecovery.recover(store: store, warehouse: state.warehouse, lease: lease, now: now)
+        for run in runs {
+            metrics.runAbandoned()
+            logger.warning("run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
+                           metadata: ["run_id": "\(run.id)", "pipeline": "\(run.pipeline)", "org": "\(run.org)"])
+        }
+        return runs
+    }
+
     /// The launcher as a service, for a service group that stops it after the scheduler (it
     /// stops taking runs, gives those executing the shutdown grace, then cancels them).
     public var launcherService: any Service { launcher }

@@ -80,6 +80,8 @@ public struct Backfill: Sendable {
             try Task.checkCancellation()
             let request = Executor.RunRequest(org: slot.org, logicalDate: slot.logicalDate.description, trigger: .backfill,
                                               env: env, triggerKey: slot.triggerKey)
+            var waitingSince: Date?
+            var lastRecovery = Date.distantPast
             while true {
                 switch try await executor.create(plan, request, activeLimit: limit) {
                 case .created(let run):
@@ -88,7 +90,18 @@ public struct Backfill: Sendable {
                 case .existing(let run):
                     await report(slot, .existed(run))
                 case .limited(let active):
-                    logger.info("\(active) run(s) of \(id) for org \(slot.org) are active (max_active_runs \(limit)); waiting")
+                    let now = Date()
+                    if waitingSince == nil {
+                        waitingSince = now
+                        logger.warning("\(active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit)): the backfill waits for them")
+                    }
+                    // A run whose process died holds its place until it is found without a
+                    // heartbeat, which no scheduler may be around to do.
+                    let lease = RunRecovery.lease()
+                    if now.timeIntervalSince(lastRecovery) >= Scheduler.seconds(lease) / 2 {
+                        lastRecovery = now
+                        try await runner.recoverDeadRuns(lease: lease, logger: logger, now: now)
+                    }
                     try await Task.sleep(for: .seconds(1))
                     continue
                 }

@@ -337,12 +337,7 @@ public actor Scheduler: Service {
         if let lastWatchdog, now.timeIntervalSince(lastWatchdog) < interval { return }
         lastWatchdog = now
         do {
-            let runs = try await RunRecovery.recover(store: runner.store, warehouse: runner.state.warehouse, lease: options.lease, now: now)
-            for run in runs {
-                runner.metrics.runAbandoned()
-                logger.warning("run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
-                               metadata: ["run_id": "\(run.id)", "pipeline": "\(run.pipeline)", "org": "\(run.org)"])
-            }
+            try await runner.recoverDeadRuns(lease: options.lease, logger: logger, now: now)
         } catch {
             logger.error("the watchdog could not look for abandoned runs: \(error)")
         }
