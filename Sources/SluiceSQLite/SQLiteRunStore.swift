@@ -257,9 +257,12 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
-    public func heartbeat(_ runID: String, at: Date) async throws {
+    @discardableResult
+    public func heartbeat(_ runID: String, at: Date) async throws -> Bool {
         try await database.write { db in
-            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ?", arguments: [at.timeIntervalSince1970, runID])
+            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND state IN ('pending', 'running')",
+                           arguments: [at.timeIntervalSince1970, runID])
+            return db.changesCount > 0
         }
     }
 
@@ -300,6 +303,13 @@ public final class SQLiteRunStore: RunStore {
     public func run(_ id: String) async throws -> RunRecord? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]).map(Self.decodeRun)
+        }
+    }
+
+    public func run(pipeline: String, org: String, triggerKey: String) async throws -> RunRecord? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                             arguments: [pipeline, org, triggerKey]).map(Self.decodeRun)
         }
     }
 

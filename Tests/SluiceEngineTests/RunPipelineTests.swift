@@ -405,8 +405,61 @@ struct RunPipelineTests {
         // The staged events from the first run were published, not the new file's.
         #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
         #expect(try await project.rows("SELECT org, rate FROM rates") == [["acme", "3.0"]])
+        // Resuming the same failed run again is refused: the two would share its staging.
+        let again = await #expect(throws: StepFailure.self) { try await executor.resume(try #require(plan), runID: failed.id, env: [:]) }
+        #expect(again?.code == "not_resumable")
+        #expect(again?.message.contains("was resumed already, as run '\(resumed.id)' (succeeded)") == true, "\(String(describing: again))")
         // Resuming a run that succeeded is refused.
         await #expect(throws: StepFailure.self) { try await executor.resume(try #require(plan), runID: resumed.id, env: [:]) }
+    }
+
+    @Test func aRunMarkedAbandonedByAnotherProcessStopsWithoutPublishingDiscardingOrRecording() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let catalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
+        let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
+            pipeline: slow_events
+            defaults: { timeout: 5m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - { id: wait, uses: test_sleep, needs: [merge], with: { for: 60s } }
+            """.utf8), file: "pipelines/slow_events.yml")
+        let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
+        var options = ExecutorOptions()
+        options.heartbeatInterval = .milliseconds(50)
+        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), options: options, logger: quietLogger)
+        let execution = Task { try await executor.start(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])) }
+
+        // While it sleeps, another process's watchdog finds it (as if this one had been suspended).
+        var runID: String?
+        for _ in 0..<400 where runID == nil {
+            try await Task.sleep(for: .milliseconds(25))
+            if let run = try await project.store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
+               try await project.store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
+                runID = run.id
+            }
+        }
+        let id = try #require(runID)
+        let marked = try await project.store.abandonRuns(heartbeatBefore: Date().addingTimeInterval(60), reason: "no heartbeat for 30s", at: Date())
+        #expect(marked.map(\.id) == [id])
+
+        // It stops within a few heartbeats, not after its 60 s step.
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(20))
+            execution.cancel()
+            return true
+        }
+        _ = try? await execution.value
+        deadline.cancel()
+        #expect((try? await deadline.value) != true, "the run went on after it was marked abandoned")
+        let run = try #require(try await project.store.run(id))
+        #expect(run.state == .failed)
+        #expect(run.reason == "abandoned: no heartbeat for 30s", "nothing recorded over the watchdog's state")
+        #expect(try await project.tableExists("events") == false, "nothing published")
+        #expect(try await project.warehouse.hasStaging(org: "acme", runID: id), "the staging is kept for a resume")
     }
 
     @Test func aPublishThatCannotGetTheDatabaseRollsBackAndFailsTheRun() async throws {

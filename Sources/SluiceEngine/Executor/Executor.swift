@@ -127,6 +127,11 @@ public struct Executor: Sendable {
         for step in succeeded where ids.contains(step.stepID) && plan.definition.step(step.stepID)?.io.definesSecrets.isEmpty != false {
             reused[step.stepID] = step.outputs
         }
+        // Keyed by the run it resumes: two resumes at once can't both work on its staging.
+        let resumeKey = "resume:\(previous.id)"
+        if let earlier = try await store.run(pipeline: previous.pipeline, org: previous.org, triggerKey: resumeKey) {
+            throw Self.resumedAlready(runID, as: earlier)
+        }
         let stagingRun = try await RunRecovery.stagingRun(of: previous, store: store)
         if let warehouse, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
             throw StepFailure("not_resumable", """
@@ -135,11 +140,12 @@ public struct Executor: Sendable {
                 """)
         }
         let record = RunRecord(pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
-                               params: previous.params, resumeOf: previous.id)
+                               triggerKey: resumeKey, params: previous.params, resumeOf: previous.id)
         let steps = (plan.definition.steps + plan.definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
-        let (run, _) = try await store.createRun(record, steps: steps)
+        let (run, created) = try await store.createRun(record, steps: steps)
+        guard created else { throw Self.resumedAlready(runID, as: run) }
         try await execute(plan, run: run, env: env, reuse: reused, stagingOf: stagingRun)
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
@@ -182,9 +188,13 @@ public struct Executor: Sendable {
         try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: "started", at: Date()) }
         notify(run.id, step: nil, .running, "started")
         logger.info("run started")
+        let ownership = RunOwnership()
         let heartbeat = Task { [store, options] in
             while !Task.isCancelled {
-                try? await store.heartbeat(run.id, at: Date())
+                if (try? await store.heartbeat(run.id, at: Date())) == false {
+                    ownership.lose()
+                    return
+                }
                 try? await Task.sleep(for: options.heartbeatInterval)
             }
         }
@@ -213,13 +223,26 @@ public struct Executor: Sendable {
             }
         }
         let resources = RunResources(workspace: workspace, vault: vault)
-        let (outcome, outputs) = await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger)
+        // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
+        let steps = Task { [self] in await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger) }
+        ownership.onLoss { steps.cancel() }
+        let (outcome, outputs) = await withTaskCancellationHandler { await steps.value } onCancel: { steps.cancel() }
+        if ownership.isLost {
+            logLost(logger)
+            return
+        }
         // Handlers see the outputs of the steps that succeeded.
         var handlerContext = base
         handlerContext.stepOutputs = outputs
         switch outcome {
         case .succeeded:
-            // Every target table changes now, in one transaction, or not at all.
+            // Every target table changes now, in one transaction, or not at all; and only if the
+            // run is still this process's.
+            if (try? await shielded { [store] in try await store.heartbeat(run.id, at: Date()) }) == false {
+                ownership.lose()
+                logLost(logger)
+                return
+            }
             if let workspace {
                 do {
                     try await shielded { try await workspace.publish() }
@@ -251,6 +274,18 @@ public struct Executor: Sendable {
             notify(run.id, step: nil, .cancelled, "the run was cancelled")
             logger.notice("run cancelled")
         }
+    }
+
+    private static func resumedAlready(_ runID: String, as resumed: RunRecord) -> StepFailure {
+        StepFailure("not_resumable", "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
+    }
+
+    private func logLost(_ logger: Logger) {
+        logger.error("""
+            another process marked this run abandoned (it had no heartbeat for the lease: this process \
+            was suspended or starved); stopping without publishing, discarding its staging or recording \
+            anything more. Look at it with sluice runs show, resume it with sluice run --resume
+            """)
     }
 
     /// Ends a run that failed: its `on_failure` handlers run, then the run is stored as failed

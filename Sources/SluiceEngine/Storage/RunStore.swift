@@ -25,7 +25,11 @@ public protocol RunStore: Sendable {
     func saveOutputs(_ runID: String, step: String, outputs: [String: ExpressionValue]) async throws
 
     /// Marks the run alive; a run whose heartbeat is older than its lease is abandoned.
-    func heartbeat(_ runID: String, at: Date) async throws
+    /// Returns false, changing nothing, when the run is no longer pending or running: another
+    /// process found it without a heartbeat and marked it abandoned, so this one no longer
+    /// owns it.
+    @discardableResult
+    func heartbeat(_ runID: String, at: Date) async throws -> Bool
 
     /// Marks runs that are `running` but whose last heartbeat is before `cutoff` as failed,
     /// with the reason, and their unfinished steps as failed. Returns those runs.
@@ -42,6 +46,8 @@ public protocol RunStore: Sendable {
     func quarantined(of runID: String) async throws -> [QuarantinedRow]
 
     func run(_ id: String) async throws -> RunRecord?
+    /// The run of the pipeline and org created with `triggerKey`, if any.
+    func run(pipeline: String, org: String, triggerKey: String) async throws -> RunRecord?
     func steps(of runID: String) async throws -> [StepRunRecord]
     /// A run and its steps, read together (one consistent snapshot); nil if there is no such run.
     func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])?
