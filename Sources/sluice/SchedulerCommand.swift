@@ -48,7 +48,7 @@ extension Sluice {
         func validate() throws {
             try validateOrgs(orgs)
             guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
-            _ = try parseDuration(shutdownGrace, "--shutdown-grace")
+            _ = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
         }
 
         func run() async throws {
@@ -56,7 +56,7 @@ extension Sluice {
             bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "sluice.scheduler")
             var configuration = ServerConfiguration.command(keyring: keyring)
-            configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace")
+            configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
             let runner: Runner
             let options: Scheduler.Options
             do {
@@ -141,7 +141,14 @@ func schedulerOptions(root: URL, orgs: [String], pipelines: Set<String>?, poll: 
     return options
 }
 
-func parseDuration(_ text: String, _ option: String) throws -> Duration {
+/// A duration option; `allowZero` also takes `0s` (a shutdown grace of none).
+func parseDuration(_ text: String, _ option: String, allowZero: Bool = false) throws -> Duration {
+    if allowZero, let unit = text.firstIndex(where: \.isLetter), !text[..<unit].isEmpty, text[..<unit].allSatisfy({ $0 == "0" }) {
+        guard (try? DurationText.parse("1" + text[unit...])) != nil else {
+            throw ValidationError("\(option) takes a duration like 0s, 5s, 2m or 1h: '\(text)' has an unknown unit")
+        }
+        return .zero
+    }
     do {
         return try DurationText.parse(text)
     } catch {

@@ -15,8 +15,8 @@ extension Sluice {
             discussion: """
                 Every route but GET /healthz needs an API token (sluice tokens create ORG). Runs \
                 triggered over HTTP execute in this process. Ctrl-C or SIGTERM stops taking \
-                requests, cancels the runs executing (recorded as cancelled; nothing is \
-                published) and exits. The API is described in docs/api.md and at /openapi.json. \
+                requests, gives the runs executing --shutdown-grace (default 0s) to finish, \
+                cancels the rest (recorded as cancelled; nothing is published) and exits. The API is described in docs/api.md and at /openapi.json. \
                 With --scheduler, the process also creates the pipelines' scheduled runs, as \
                 `sluice scheduler` does, and /metrics counts them.
                 """)
@@ -36,6 +36,12 @@ extension Sluice {
         @Option(name: .customLong("org"), help: "With --scheduler: an org to schedule for (repeatable; default: sluice.yml's orgs).")
         var orgs: [String] = []
 
+        @Option(help: "With --scheduler: how often to look at files, max_active_runs and dead runs between fire times.")
+        var poll = "5s"
+
+        @Option(help: "On SIGTERM, how long executing runs may go on before they are cancelled.")
+        var shutdownGrace = "0s"
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
@@ -43,6 +49,8 @@ extension Sluice {
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
             try validateOrgs(orgs)
             if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
+            guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
+            _ = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
         }
 
         func run() async throws {
@@ -51,12 +59,14 @@ extension Sluice {
             var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.host = host
             configuration.port = port
+            configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
             let server: APIServer
             var services: [any Service] = []
             do {
                 server = try await APIServer(projectRoot: project.root, configuration: configuration, logger: logger)
                 if scheduler {
-                    let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil, poll: .seconds(5))
+                    let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil,
+                                                             poll: try parseDuration(poll, "--poll"))
                     services.append(Scheduler(runner: server.runner, options: options, logger: Logger(label: "sluice.scheduler")))
                 }
             } catch {

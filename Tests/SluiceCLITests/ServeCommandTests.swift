@@ -60,15 +60,7 @@ struct ServeCommandTests {
         #expect(text.hasPrefix("sluice serve: listening on http://127.0.0.1:"))
 
         func call(_ method: String, _ path: String, token: String? = nil, body: String? = nil) async throws -> (Int, [String: Any]) {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-            request.httpMethod = method
-            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-            if let body {
-                request.httpBody = Data(body.utf8)
-                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            }
-            let (data, response) = try await URLSession.shared.data(for: request)
-            return ((response as! HTTPURLResponse).statusCode, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+            try await httpCall(port: port, method, path, token: token, body: body)
         }
         #expect(try await call("GET", "/healthz").0 == 200)
         #expect(try await call("GET", "/v1/orgs/acme/runs").0 == 401)
@@ -88,6 +80,38 @@ struct ServeCommandTests {
         // The run is in the history the CLI reads.
         let list = try sluice("runs", "list", "--org", "acme", in: project)
         #expect(list.stdout.contains(id))
+    }
+
+    @Test func serveWithTheSchedulerCatchesUpScheduledRunsAndStopsOnSIGTERM() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let token = try sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
+        let server = try LongRunningCommand(["serve", "--port", "0", "--scheduler", "--org", "acme", "--poll", "100ms",
+                                             "--shutdown-grace", "30s"], in: project)
+        defer { server.stop() }
+        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+                                "\(server.firstLine)")
+        // genai_costs_daily: 02:30 UTC daily with catchup 3d, max_active_runs 1: the last three
+        // fire times are run, one after another, by the process that answers the API.
+        var runs: [[String: Any]] = []
+        for _ in 0..<600 {
+            let (_, page) = try await httpCall(port: port, "GET", "/v1/orgs/acme/runs?pipeline=genai_costs_daily", token: token)
+            runs = page["runs"] as? [[String: Any]] ?? []
+            if runs.count == 3, runs.allSatisfy({ $0["state"] as? String == "succeeded" }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(runs.count == 3, "\(runs)")
+        #expect(runs.allSatisfy { $0["trigger"] as? String == "schedule" && $0["state"] as? String == "succeeded" }, "\(runs)")
+        #expect(Set(runs.compactMap { $0["logical_date"] as? String }).count == 3)
+        let metricsToken = try sluice("tokens", "create", "--metrics", in: project).stdout.trimmingCharacters(in: .newlines)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        request.setValue("Bearer \(metricsToken)", forHTTPHeaderField: "Authorization")
+        let metrics = String(decoding: try await URLSession.shared.data(for: request).0, as: UTF8.self)
+        #expect(metrics.contains(#"sluice_runs_created_total{trigger="schedule"}"#), "\(metrics)")
+
+        let (exitStatus, rest) = server.terminate()
+        #expect(exitStatus == 0)
+        #expect(rest.contains("sluice serve: stopped"))
     }
 
     @Test func hooksAreCreatedListedRotatedAndAudited() async throws {
@@ -145,4 +169,17 @@ struct ServeCommandTests {
         let audit = try sluice("hooks", "audit", "acme", in: project)
         #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
     }
+}
+
+/// One HTTP request to a server on 127.0.0.1: the status and the JSON body (empty if not JSON).
+func httpCall(port: Int, _ method: String, _ path: String, token: String? = nil, body: String? = nil) async throws -> (Int, [String: Any]) {
+    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    request.httpMethod = method
+    if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+    if let body {
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as! HTTPURLResponse).statusCode, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
 }
