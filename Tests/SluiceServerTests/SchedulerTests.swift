@@ -40,6 +40,15 @@ struct SchedulerTests {
         ISO8601DateFormatter().date(from: text)!
     }
 
+    /// A run of the pipeline for acme that is running (in another process, say), heartbeating.
+    static func runningElsewhere(_ runner: Runner, heartbeat: Date = Date()) async throws -> RunRecord {
+        let busy = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .api)
+        _ = try await runner.store.createRun(busy, steps: [])
+        try await runner.store.recordRun(busy.id, state: .running, reason: "started", at: heartbeat)
+        try await runner.store.heartbeat(busy.id, at: heartbeat)
+        return busy
+    }
+
     static func scheduledRuns(_ runner: Runner, org: String? = nil) async throws -> [RunRecord] {
         try await runner.store.runs(pipeline: "ticks", org: org, limit: 1000).sorted { $0.triggerKey ?? "" < $1.triggerKey ?? "" }
     }
@@ -96,10 +105,7 @@ struct SchedulerTests {
         let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 30m, max_active_runs: 1 }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
-        let busy = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .api)
-        _ = try await runner.store.createRun(busy, steps: [])
-        try await runner.store.recordRun(busy.id, state: .running, reason: "started", at: Date())
-        try await runner.store.heartbeat(busy.id, at: Date())
+        let busy = try await Self.runningElsewhere(runner)
         let logs = LogCapture()
         let scheduler = Self.scheduler(runner, clock: ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z")), logger: logs.logger)
         // 09:45 and 10:00 are due; 09:45 waits for the run elsewhere.
@@ -170,11 +176,7 @@ struct SchedulerTests {
         let project = try Self.project(schedule: #"{ cron: "*/15 * * * *", timezone: UTC, catchup: 20m, max_active_runs: 1 }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
-        // A run of the pipeline that is running (in another process, say), heartbeating.
-        let busy = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-04", trigger: .api)
-        _ = try await runner.store.createRun(busy, steps: [])
-        try await runner.store.recordRun(busy.id, state: .running, reason: "started", at: Date())
-        try await runner.store.heartbeat(busy.id, at: Date())
+        let busy = try await Self.runningElsewhere(runner)
 
         let clock = ManualSchedulerClock(Self.date("2026-03-04T10:07:00Z"))
         let scheduler = Self.scheduler(runner, clock: clock)
@@ -278,11 +280,7 @@ struct SchedulerTests {
         let runner = try await Self.runner(project)
         // Left running by a process that was killed an hour ago (after this one started, so
         // recovery on start did not see it).
-        let dead = RunRecord(pipeline: "ticks", org: "acme", logicalDate: "2026-03-01", trigger: .api)
-        _ = try await runner.store.createRun(dead, steps: [])
-        let anHourAgo = Date().addingTimeInterval(-3600)
-        try await runner.store.recordRun(dead.id, state: .running, reason: "started", at: anHourAgo)
-        try await runner.store.heartbeat(dead.id, at: anHourAgo)
+        let dead = try await Self.runningElsewhere(runner, heartbeat: Date().addingTimeInterval(-3600))
 
         let logs = LogCapture()
         let backfill = Backfill(runner: runner, logger: logs.logger)
