@@ -62,6 +62,7 @@ struct RunLauncherTests {
     @Test func aRunStillExecutingWhenTheGraceEndsIsCancelled() async throws {
         let (run, took) = try await stop(grace: .milliseconds(300), nap: "60s")
         #expect(run.state == .cancelled, "\(run.reason)")
+        #expect(run.reason == "cancelled at shutdown: the process was stopping and the run did not end within the 300ms shutdown grace; nothing was published, resume it with sluice run --resume")
         #expect(took >= .milliseconds(300))
         #expect(took < .seconds(30))
     }

@@ -157,11 +157,11 @@ struct RunsAPITests {
             if try await live.get("/v1/runs/\(id)", token: token).json["state"] as? String == "running" { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let cancel = try await live.post("/v1/runs/\(id)/cancel", token: token)
+        let cancel = try await live.post("/v1/runs/\(id)/cancel", token: token, headers: ["X-Request-Id": "stop-it.7"])
         #expect(cancel.status == 202, "\(cancel.text)")
         let ended = try await live.waitForEnd(id, token: token)
         #expect(ended["state"] as? String == "cancelled", "\(ended)")
-        #expect(ended["reason"] as? String == "the run was cancelled")
+        #expect(ended["reason"] as? String == "cancelled through the API (request stop-it.7)")
 
         let again = try await live.post("/v1/runs/\(id)/cancel", token: token)
         #expect(again.status == 409)
@@ -191,6 +191,7 @@ struct RunsAPITests {
         // Once stop returns the run has been recorded as it ended: cancelled, nothing published.
         let stored = try #require(try await live.server.store.run(id))
         #expect(stored.state == .cancelled, "\(stored.state) \(stored.reason)")
+        #expect(stored.reason.hasPrefix("cancelled at shutdown: the process was stopping (no shutdown grace)"), "\(stored.reason)")
         let warehouse = try live.server.state.warehouse.warehousePath(org: "acme")
         let published = FileManager.default.fileExists(atPath: warehouse) ? try tableCount(warehouse, "events") : 0
         #expect(published == 0)

@@ -152,12 +152,15 @@ public struct Executor: Sendable {
 
     /// Executes a run that exists in the store. `reuse` holds steps that already succeeded
     /// (in the run whose staging `stagingOf` names) with their outputs; they are not run again.
+    /// `cancellation` is where whoever cancels the task says why; the cancelled run is recorded
+    /// with that reason.
     public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
-                        reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil) async throws {
+                        reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil,
+                        cancellation: CancellationNote? = nil) async throws {
         // The run's secrets: cleared (buffers overwritten) however the run ends.
         let vault = SecretVault(owner: run.id)
         do {
-            try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault)
+            try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault, cancellation: cancellation)
         } catch {
             await vault.clearAll()
             throw error
@@ -166,7 +169,8 @@ public struct Executor: Sendable {
     }
 
     private func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
-                         reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault) async throws {
+                         reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault,
+                         cancellation: CancellationNote?) async throws {
         var logger = self.logger
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
@@ -270,8 +274,9 @@ public struct Executor: Sendable {
             if let workspace { try? await shielded { try await workspace.discard() } }
             // Whoever cancelled a run knows; alerting them would be noise.
             try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run was cancelled")
-            try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: "the run was cancelled", at: Date()) }
-            notify(run.id, step: nil, .cancelled, "the run was cancelled")
+            let reason = cancellation?.reason ?? "the run was cancelled"
+            try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: reason, at: Date()) }
+            notify(run.id, step: nil, .cancelled, reason)
             logger.notice("run cancelled")
         }
     }

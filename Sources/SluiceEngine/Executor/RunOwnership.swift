@@ -37,3 +37,17 @@ final class RunOwnership: Sendable {
         if lostAlready { action() }
     }
 }
+
+/// Why a run is being cancelled, said by whoever cancels its task (an API request, a shutdown)
+/// before cancelling, and recorded as the cancelled run's reason. The first reason given stays.
+public final class CancellationNote: Sendable {
+    private let text = Mutex<String?>(nil)
+
+    public init() {}
+
+    public var reason: String? { text.withLock { $0 } }
+
+    public func set(_ reason: String) {
+        text.withLock { if $0 == nil { $0 = reason } }
+    }
+}

@@ -118,7 +118,7 @@ struct RunsAPI: Sendable {
         if run.state.isFinal {
             throw APIError.conflict("run_finished", "run \(run.id) has ended (\(run.state.rawValue)); there is nothing to cancel")
         }
-        guard await server.launcher.cancel(run.id) else {
+        guard await server.launcher.cancel(run.id, reason: "cancelled through the API (request \(context.requestID))") else {
             throw APIError.conflict("not_cancellable", "run \(run.id) is not executing in this server (it was started by \(run.trigger.rawValue)); cancel it where it runs")
         }
         context.logger.notice("run cancel requested", metadata: ["run_id": "\(run.id)"])

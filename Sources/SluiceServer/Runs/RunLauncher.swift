@@ -10,6 +10,7 @@ import SluiceModel
 /// (the executor records them cancelled, publishing nothing) and waits for them to end.
 actor RunLauncher: Service {
     private var tasks: [String: Task<Void, Never>] = [:]
+    private var notes: [String: CancellationNote] = [:]
     private var accepting = true
     private let logger: Logger
     private let shutdownGrace: Duration
@@ -36,9 +37,11 @@ actor RunLauncher: Service {
             return false
         }
         let logger = self.logger
+        let note = CancellationNote()
+        notes[run.id] = note
         tasks[run.id] = Task {
             do {
-                try await executor.execute(plan, run: run, env: env)
+                try await executor.execute(plan, run: run, env: env, cancellation: note)
             } catch {
                 logger.error("run \(run.id) stopped with an error: \(SecretRedactor.shared.redact(String(describing: error)))",
                              metadata: ["run_id": "\(run.id)"])
@@ -48,16 +51,18 @@ actor RunLauncher: Service {
         return true
     }
 
-    /// Cancels the run if it executes here; false if it does not (it finished, or another
-    /// process runs it).
-    func cancel(_ runID: String) -> Bool {
+    /// Cancels the run if it executes here, recording `reason`; false if it does not (it
+    /// finished, or another process runs it).
+    func cancel(_ runID: String, reason: String) -> Bool {
         guard let task = tasks[runID] else { return false }
+        notes[runID]?.set(reason)
         task.cancel()
         return true
     }
 
     private func finished(_ runID: String) {
         tasks[runID] = nil
+        notes[runID] = nil
         for observer in finishObservers { Task { await observer() } }
     }
 
@@ -94,16 +99,19 @@ actor RunLauncher: Service {
                 await group.next()
                 group.cancelAll()
                 // Awaiting a task's value can't be cancelled: the runs are, so the wait ends.
-                self.cancelAll()
+                self.cancelAll(reason: "cancelled at shutdown: the process was stopping and the run did not end within the \(DurationText.format(self.shutdownGrace)) shutdown grace; nothing was published, resume it with sluice run --resume")
             }
         } else {
-            cancelAll()
+            cancelAll(reason: "cancelled at shutdown: the process was stopping (no shutdown grace); nothing was published, resume it with sluice run --resume")
         }
         for task in running { await task.value }
     }
 
-    private func cancelAll() {
+    private func cancelAll(reason: String) {
         if !tasks.isEmpty { logger.notice("shutting down: cancelling \(tasks.count) run(s)") }
-        for task in tasks.values { task.cancel() }
+        for (runID, task) in tasks {
+            notes[runID]?.set(reason)
+            task.cancel()
+        }
     }
 }
