@@ -103,14 +103,19 @@ extension Sluice {
             let request = Executor.RunRequest(org: org, logicalDate: day, trigger: .cli, params: values)
 
             // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
+            let note = CancellationNote()
             let task = Task {
-                if let previous { return try await executor.resume(plan, runID: previous.id) }
-                return try await executor.start(plan, request)
+                if let previous { return try await executor.resume(plan, runID: previous.id, cancellation: note) }
+                return try await executor.start(plan, request, cancellation: note)
             }
             let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number)
-                source.setEventHandler { task.cancel() }
+                let name = number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
+                source.setEventHandler {
+                    note.set("cancelled by \(name); nothing was published, resume it with sluice run --resume")
+                    task.cancel()
+                }
                 source.resume()
                 return source
             }

@@ -349,11 +349,17 @@ struct CrashSafetyTests {
 
         let list = try sluice("runs", "list", in: project)
         #expect(list.stdout.contains("  cancelled  "), "\(list.stdout)")
-        #expect(list.stdout.contains("the run was cancelled"))
+        #expect(list.stdout.contains("cancelled by Ctrl-C (SIGINT); nothing was published, resume it with sluice run --resume"))
         let query = try sluice("query", "default", "SELECT count(*) FROM events", in: project)
         #expect(query.status == 1, "nothing may be published: \(query.stdout)")
         // The cancelled run's staging is removed.
         #expect((try? FileManager.default.contentsOfDirectory(atPath: staging.path))?.filter { $0.hasSuffix(".sqlite") } == [])
+
+        // Its resume runs every step again, as the list's advice says.
+        let cancelledID = try #require(list.stdout.split(separator: "\n").first { $0.contains("  cancelled  ") }?.split(separator: " ").first)
+        let resumed = try sluice("run", "--resume", String(cancelledID), in: project)
+        #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+        #expect(try sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
     }
 
     @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() throws {

@@ -462,6 +462,50 @@ struct RunPipelineTests {
         #expect(try await project.warehouse.hasStaging(org: "acme", runID: id), "the staging is kept for a resume")
     }
 
+    @Test func aCancelledRunsResumeRunsEveryStepAgainAndRecordsWhoCancelled() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let catalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
+        func plan(wait: String) throws -> PipelinePlan {
+            let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
+                pipeline: slow_events
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+                  - { id: wait, uses: test_sleep, needs: [merge], with: { for: \(wait) } }
+                """.utf8), file: "pipelines/slow_events.yml")
+            return try PipelinePlan.build(try #require(loaded.definition)).get()
+        }
+        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let note = CancellationNote()
+        let slow = try plan(wait: "60s")
+        let execution = Task { try await executor.start(slow, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:]), cancellation: note) }
+        var runID: String?
+        for _ in 0..<400 where runID == nil {
+            try await Task.sleep(for: .milliseconds(25))
+            if let run = try await project.store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
+               try await project.store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
+                runID = run.id
+            }
+        }
+        note.set("cancelled by a test")
+        execution.cancel()
+        let cancelled = try await execution.value
+        #expect(cancelled.id == runID)
+        #expect(cancelled.state == .cancelled)
+        #expect(cancelled.reason == "cancelled by a test")
+
+        // Its staging went with the cancel, so nothing is reused: every step runs again.
+        let resumed = try await executor.resume(try plan(wait: "1ms"), runID: cancelled.id, env: [:])
+        #expect(resumed.state == .succeeded, "\(resumed.reason)")
+        let steps = try await project.store.steps(of: resumed.id)
+        #expect(steps.allSatisfy { $0.attempt == 1 && $0.state == .succeeded }, "\(steps.map { "\($0.stepID) \($0.attempt) \($0.reason)" })")
+        #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
+    }
+
     @Test func aPublishThatCannotGetTheDatabaseRollsBackAndFailsTheRun() async throws {
         let project = try PipelineProject()
         defer { project.remove() }

@@ -74,10 +74,11 @@ public struct Executor: Sendable {
 
     /// Creates the run in the store (once per trigger key) and executes it. Returns the run as
     /// it ended; for a trigger key seen before, the earlier run, untouched.
-    public func start(_ plan: PipelinePlan, _ request: RunRequest) async throws -> RunRecord {
+    /// `cancellation` is where whoever cancels the task says why.
+    public func start(_ plan: PipelinePlan, _ request: RunRequest, cancellation: CancellationNote? = nil) async throws -> RunRecord {
         let (run, created) = try await create(plan, request)
         guard created else { return run }
-        try await execute(plan, run: run, env: request.env)
+        try await execute(plan, run: run, env: request.env, cancellation: cancellation)
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
 
@@ -110,7 +111,8 @@ public struct Executor: Sendable {
     /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not
     /// succeed: a new run, with the same params and logical date, that reuses the old run's
     /// staging and the outputs of its succeeded steps. Returns the new run as it ended.
-    public func resume(_ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment) async throws -> RunRecord {
+    public func resume(_ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment,
+                       cancellation: CancellationNote? = nil) async throws -> RunRecord {
         guard let previous = try await store.run(runID) else {
             throw StepFailure("unknown_run", "no run '\(runID)'")
         }
@@ -123,8 +125,12 @@ public struct Executor: Sendable {
         let succeeded = try await store.steps(of: runID).filter { $0.state == .succeeded }
         let ids = Set(plan.definition.steps.map(\.id.value))
         var reused: [String: [String: ExpressionValue]] = [:]
+        // A cancelled run's staging was discarded when it stopped, so its resume runs every step
+        // again, with the same params and logical date.
+        let startsOver = previous.state == .cancelled
         // A step that put secrets into the vault runs again: the vault ended with that run.
-        for step in succeeded where ids.contains(step.stepID) && plan.definition.step(step.stepID)?.io.definesSecrets.isEmpty != false {
+        for step in succeeded where !startsOver && ids.contains(step.stepID)
+            && plan.definition.step(step.stepID)?.io.definesSecrets.isEmpty != false {
             reused[step.stepID] = step.outputs
         }
         // Keyed by the run it resumes: two resumes at once can't both work on its staging.
@@ -132,8 +138,8 @@ public struct Executor: Sendable {
         if let earlier = try await store.run(pipeline: previous.pipeline, org: previous.org, triggerKey: resumeKey) {
             throw Self.resumedAlready(runID, as: earlier)
         }
-        let stagingRun = try await RunRecovery.stagingRun(of: previous, store: store)
-        if let warehouse, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
+        let stagingRun = startsOver ? nil : try await RunRecovery.stagingRun(of: previous, store: store)
+        if let warehouse, let stagingRun, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
             throw StepFailure("not_resumable", """
                 run '\(runID)' can't be resumed: its staging was removed (a failed run keeps it for \
                 SLUICE_STAGING_RETENTION, 7 days by default); start a new run instead
@@ -146,7 +152,7 @@ public struct Executor: Sendable {
         }
         let (run, created) = try await store.createRun(record, steps: steps)
         guard created else { throw Self.resumedAlready(runID, as: run) }
-        try await execute(plan, run: run, env: env, reuse: reused, stagingOf: stagingRun)
+        try await execute(plan, run: run, env: env, reuse: reused, stagingOf: stagingRun, cancellation: cancellation)
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
 
