@@ -72,6 +72,35 @@ struct PipelineProject {
 
     func remove() { try? FileManager.default.removeItem(at: root) }
 
+    /// The processors of a slow pipeline: the built-in ones and `test_sleep`.
+    static let slowCatalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
+
+    /// `slow_events`: load and merge one event, then sleep for `wait` (the events file is written).
+    func slowPlan(wait: String) throws -> PipelinePlan {
+        try write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let loaded = PipelineLoader(registry: Self.slowCatalog.registry).load(Data("""
+            pipeline: slow_events
+            defaults: { timeout: 5m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - { id: wait, uses: test_sleep, needs: [merge], with: { for: \(wait) } }
+            """.utf8), file: "pipelines/slow_events.yml")
+        return try PipelinePlan.build(try #require(loaded.definition)).get()
+    }
+
+    /// The id of the `slow_events` run once its `wait` step is running.
+    func slowRunSleeping() async throws -> String {
+        for _ in 0..<400 {
+            if let run = try await store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
+               try await store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
+                return run.id
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw StepFailure("test_timeout", "slow_events never reached its wait step")
+    }
+
     static func mergePipeline(file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }") -> String {
         let latest = strategy == "latest_wins" ? ", latest_by: ts" : strategy == "replace_partitions" ? ", partition_by: day" : ""
         return """
@@ -416,33 +445,15 @@ struct RunPipelineTests {
     @Test func aRunMarkedAbandonedByAnotherProcessStopsWithoutPublishingDiscardingOrRecording() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
-        let catalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
-        let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
-            pipeline: slow_events
-            defaults: { timeout: 5m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-              - { id: wait, uses: test_sleep, needs: [merge], with: { for: 60s } }
-            """.utf8), file: "pipelines/slow_events.yml")
-        let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
+        let plan = try project.slowPlan(wait: "60s")
         var options = ExecutorOptions()
         options.heartbeatInterval = .milliseconds(50)
-        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), options: options, logger: quietLogger)
         let execution = Task { try await executor.start(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])) }
 
         // While it sleeps, another process's watchdog finds it (as if this one had been suspended).
-        var runID: String?
-        for _ in 0..<400 where runID == nil {
-            try await Task.sleep(for: .milliseconds(25))
-            if let run = try await project.store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
-               try await project.store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
-                runID = run.id
-            }
-        }
-        let id = try #require(runID)
+        let id = try await project.slowRunSleeping()
         let marked = try await project.store.abandonRuns(heartbeatBefore: Date().addingTimeInterval(60), reason: "no heartbeat for 30s", at: Date())
         #expect(marked.map(\.id) == [id])
 
@@ -465,32 +476,12 @@ struct RunPipelineTests {
     @Test func aCancelledRunsResumeRunsEveryStepAgainAndRecordsWhoCancelled() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
-        let catalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
-        func plan(wait: String) throws -> PipelinePlan {
-            let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
-                pipeline: slow_events
-                defaults: { timeout: 5m }
-                steps:
-                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-                  - { id: wait, uses: test_sleep, needs: [merge], with: { for: \(wait) } }
-                """.utf8), file: "pipelines/slow_events.yml")
-            return try PipelinePlan.build(try #require(loaded.definition)).get()
-        }
-        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let note = CancellationNote()
-        let slow = try plan(wait: "60s")
+        let slow = try project.slowPlan(wait: "60s")
         let execution = Task { try await executor.start(slow, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:]), cancellation: note) }
-        var runID: String?
-        for _ in 0..<400 where runID == nil {
-            try await Task.sleep(for: .milliseconds(25))
-            if let run = try await project.store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
-               try await project.store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
-                runID = run.id
-            }
-        }
+        let runID = try await project.slowRunSleeping()
         note.set("cancelled by a test")
         execution.cancel()
         let cancelled = try await execution.value
@@ -499,7 +490,7 @@ struct RunPipelineTests {
         #expect(cancelled.reason == "cancelled by a test")
 
         // Its staging went with the cancel, so nothing is reused: every step runs again.
-        let resumed = try await executor.resume(try plan(wait: "1ms"), runID: cancelled.id, env: [:])
+        let resumed = try await executor.resume(try project.slowPlan(wait: "1ms"), runID: cancelled.id, env: [:])
         #expect(resumed.state == .succeeded, "\(resumed.reason)")
         let steps = try await project.store.steps(of: resumed.id)
         #expect(steps.allSatisfy { $0.attempt == 1 && $0.state == .succeeded }, "\(steps.map { "\($0.stepID) \($0.attempt) \($0.reason)" })")
