@@ -47,7 +47,7 @@ extension Sluice {
 
         func validate() throws {
             try validateOrgs(orgs)
-            guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
+            _ = try parsePoll(poll)
             _ = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
         }
 
@@ -61,7 +61,7 @@ extension Sluice {
             let options: Scheduler.Options
             do {
                 options = try await schedulerOptions(root: target.root, orgs: orgs, pipelines: target.pipelines,
-                                                     poll: try parseDuration(poll, "--poll"))
+                                                     poll: try parsePoll(poll))
                 runner = try await Runner(projectRoot: target.root, configuration: configuration, logger: logger)
             } catch {
                 writeError("sluice scheduler: \(error)")
@@ -141,16 +141,17 @@ func schedulerOptions(root: URL, orgs: [String], pipelines: Set<String>?, poll: 
     return options
 }
 
+/// `--poll` of the scheduler (in `sluice scheduler` and `sluice serve --scheduler`).
+func parsePoll(_ text: String) throws -> Duration {
+    let poll = try parseDuration(text, "--poll")
+    guard poll >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
+    return poll
+}
+
 /// A duration option; `allowZero` also takes `0s` (a shutdown grace of none).
 func parseDuration(_ text: String, _ option: String, allowZero: Bool = false) throws -> Duration {
-    if allowZero, let unit = text.firstIndex(where: \.isLetter), !text[..<unit].isEmpty, text[..<unit].allSatisfy({ $0 == "0" }) {
-        guard (try? DurationText.parse("1" + text[unit...])) != nil else {
-            throw ValidationError("\(option) takes a duration like 0s, 5s, 2m or 1h: '\(text)' has an unknown unit")
-        }
-        return .zero
-    }
     do {
-        return try DurationText.parse(text)
+        return try DurationText.parse(text, allowZero: allowZero)
     } catch {
         throw ValidationError("\(option) takes a duration like 5s, 2m or 1h: \(error)")
     }

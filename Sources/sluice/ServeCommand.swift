@@ -49,7 +49,7 @@ extension Sluice {
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
             try validateOrgs(orgs)
             if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
-            guard try parseDuration(poll, "--poll") >= .milliseconds(100) else { throw ValidationError("--poll must be at least 100ms") }
+            _ = try parsePoll(poll)
             _ = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
         }
 
@@ -66,7 +66,7 @@ extension Sluice {
                 server = try await APIServer(projectRoot: project.root, configuration: configuration, logger: logger)
                 if scheduler {
                     let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil,
-                                                             poll: try parseDuration(poll, "--poll"))
+                                                             poll: try parsePoll(poll))
                     services.append(Scheduler(runner: server.runner, options: options, logger: Logger(label: "sluice.scheduler")))
                 }
             } catch {

@@ -9,8 +9,9 @@ public enum DurationText {
         ("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
     ]
 
-    /// Parses `text` into a `Duration`. Zero and negative durations are refused.
-    public static func parse(_ text: String) throws(ParseError) -> Duration {
+    /// Parses `text` into a `Duration`. Negative durations can't be written; zero (`0s`) is
+    /// refused unless `allowZero`.
+    public static func parse(_ text: String, allowZero: Bool = false) throws(ParseError) -> Duration {
         let expected = "expected a duration like 500ms, 30s, 10m, 2h or 7d"
         guard !text.isEmpty else { throw ParseError(description: "empty duration; \(expected)") }
         var total: Int64 = 0
@@ -32,7 +33,7 @@ public enum DurationText {
             guard !overflow, !overflow2 else { throw ParseError(description: "\(shown(text)) is too long a duration") }
             total = sum
         }
-        guard total > 0 else { throw ParseError(description: "\(shown(text)) is zero; a duration must be positive") }
+        guard total > 0 || allowZero else { throw ParseError(description: "\(shown(text)) is zero; a duration must be positive") }
         return .milliseconds(total)
     }
 

@@ -80,7 +80,7 @@ public struct Backfill: Sendable {
             try Task.checkCancellation()
             let request = Executor.RunRequest(org: slot.org, logicalDate: slot.logicalDate.description, trigger: .backfill,
                                               env: env, triggerKey: slot.triggerKey)
-            var waitingSince: Date?
+            var warned = false
             var lastRecovery = Date.distantPast
             while true {
                 switch try await executor.create(plan, request, activeLimit: limit) {
@@ -91,8 +91,8 @@ public struct Backfill: Sendable {
                     await report(slot, .existed(run))
                 case .limited(let active):
                     let now = Date()
-                    if waitingSince == nil {
-                        waitingSince = now
+                    if !warned {
+                        warned = true
                         logger.warning("\(active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit)): the backfill waits for them")
                     }
                     // A run whose process died holds its place until it is found without a

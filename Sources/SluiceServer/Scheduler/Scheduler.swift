@@ -52,11 +52,17 @@ public actor Scheduler: Service {
     private let clock: any SchedulerClock
     private let logger: Logger
     private let onStart: @Sendable () -> Void
-    /// Per pipeline and org (`pipeline/org`): the latest fire time handled (created, found
-    /// created, or skipped). Fire times after it are due once they pass.
-    private var handledThrough: [String: Date] = [:]
+    /// A pipeline's schedule for one org.
+    private struct Slot: Hashable {
+        var pipeline: String
+        var org: String
+    }
+
+    /// Per pipeline and org: the latest fire time handled (created, found created, or
+    /// skipped). Fire times after it are due once they pass.
+    private var handledThrough: [Slot: Date] = [:]
     /// Per pipeline and org: the fire time waiting for `max_active_runs`, counted once.
-    private var deferred: [String: Date] = [:]
+    private var deferred: [Slot: Date] = [:]
     /// The last plan of each pipeline that linted, and the file's diagnostics last logged.
     private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
@@ -70,10 +76,7 @@ public actor Scheduler: Service {
 
     /// The due runs waiting for `max_active_runs`, oldest first.
     public var waiting: [Waiting] {
-        deferred.map { key, fire in
-            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
-            return Waiting(pipeline: parts[0], org: parts.count > 1 ? parts[1] : "", fireTime: fire)
-        }.sorted { ($0.fireTime, $0.pipeline, $0.org) < ($1.fireTime, $1.pipeline, $1.org) }
+        deferred.map { slot, fire in Waiting(pipeline: slot.pipeline, org: slot.org, fireTime: fire) }.sorted { ($0.fireTime, $0.pipeline, $0.org) < ($1.fireTime, $1.pipeline, $1.org) }
     }
 
     /// Whether the last look stopped at `maxRunsPerLook` with fire times left: look again at once.
@@ -175,7 +178,7 @@ public actor Scheduler: Service {
 
     private func createDueRuns(_ pipeline: ScheduledPipeline, org: String, now: Date) async -> [Created] {
         let id = pipeline.id
-        let key = "\(id)/\(org)"
+        let key = Slot(pipeline: id, org: org)
         // Fire times from `windowStart` on are due: back to `catchup`, else only the latest.
         let windowStart: Date
         if let catchup = pipeline.schedule.catchup {
@@ -191,7 +194,7 @@ public actor Scheduler: Service {
             if handled >= windowStart {
                 after = handled
             } else {
-                skipped(pipeline, org: org, between: handled, and: windowStart)
+                skipped(pipeline, key, between: handled, and: windowStart)
             }
         }
         var created: [Created] = []
@@ -243,21 +246,26 @@ public actor Scheduler: Service {
     /// Fire times after `handled` and before `windowStart` were never created (they waited for
     /// `max_active_runs`, or the process was stopped or suspended, past `catchup`): they are
     /// skipped for good, and said so.
-    private func skipped(_ pipeline: ScheduledPipeline, org: String, between handled: Date, and windowStart: Date) {
-        let key = "\(pipeline.id)/\(org)"
+    private func skipped(_ pipeline: ScheduledPipeline, _ key: Slot, between handled: Date, and windowStart: Date) {
         handledThrough[key] = nil
         if let waiting = deferred[key], waiting < windowStart { deferred[key] = nil }
+        // Counted, not collected: a minutely schedule left for months misses many.
         let limit = 100_000
-        let missed = Array(pipeline.cron.fireTimes(from: handled.addingTimeInterval(0.001), to: windowStart).prefix(limit))
-        guard let first = missed.first, let last = missed.last else { return }
-        runner.metrics.scheduledRunsSkipped(missed.count)
-        let count = missed.count == limit ? "at least \(limit) fire times" : missed.count == 1 ? "1 fire time" : "\(missed.count) fire times"
-        let when = missed.count == 1 ? "at \(ScheduledRun.instantText(first))"
+        var first: Date?, last: Date?, missed = 0
+        for fire in pipeline.cron.fireTimes(from: handled.addingTimeInterval(0.001), to: windowStart).prefix(limit) {
+            if first == nil { first = fire }
+            last = fire
+            missed += 1
+        }
+        guard let first, let last else { return }
+        runner.metrics.scheduledRunsSkipped(missed)
+        let count = missed == limit ? "at least \(limit) fire times" : missed == 1 ? "1 fire time" : "\(missed) fire times"
+        let when = missed == 1 ? "at \(ScheduledRun.instantText(first))"
             : "from \(ScheduledRun.instantText(first)) to \(ScheduledRun.instantText(last))"
         let why = pipeline.schedule.catchup.map { "older than catchup \(DurationText.format($0))" }
             ?? "without catchup only the latest fire time is due"
-        logger.warning("\(count) of \(pipeline.id) for org \(org) skipped, \(when): \(why)",
-                       metadata: ["pipeline": "\(pipeline.id)", "org": "\(org)"])
+        logger.warning("\(count) of \(key.pipeline) for org \(key.org) skipped, \(when): \(why)",
+                       metadata: ["pipeline": "\(key.pipeline)", "org": "\(key.org)"])
     }
 
     // MARK: Pipelines
@@ -280,10 +288,8 @@ public actor Scheduler: Service {
         for id in lastGood.keys where !present.contains(id) {
             lastGood[id] = nil
             reported[id] = nil
-            for org in options.orgs {
-                handledThrough["\(id)/\(org)"] = nil
-                deferred["\(id)/\(org)"] = nil
-            }
+            handledThrough = handledThrough.filter { $0.key.pipeline != id }
+            deferred = deferred.filter { $0.key.pipeline != id }
             logger.notice("pipelines/\(id).yml is gone: no more runs of \(id) are scheduled")
         }
         var result: [ScheduledPipeline] = []
