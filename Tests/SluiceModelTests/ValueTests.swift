@@ -13,6 +13,15 @@ struct DurationTextTests {
         #expect(throws: DurationText.ParseError.self) { try DurationText.parse(text) }
     }
 
+    @Test func zeroIsTakenOnlyWhenAllowed() throws {
+        #expect(try DurationText.parse("0s", allowZero: true) == .zero)
+        #expect(try DurationText.parse("00ms", allowZero: true) == .zero)
+        #expect(try DurationText.parse("2m", allowZero: true) == .seconds(120))
+        for text in ["0", "0x", "-0s", ""] {
+            #expect(throws: DurationText.ParseError.self) { try DurationText.parse(text, allowZero: true) }
+        }
+    }
+
     @Test func formatsLargestUnitsFirst() {
         #expect(DurationText.format(.milliseconds(5_400_500)) == "1h30m500ms")
         #expect(DurationText.format(.seconds(86_400 * 7)) == "7d")
