@@ -363,6 +363,16 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
+    public func runCounts() async throws -> [RunState: Int] {
+        try await database.read { db in
+            var counts: [RunState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS runs FROM run GROUP BY state") {
+                if let state = RunState(rawValue: row["state"]) { counts[state] = row["runs"] }
+            }
+            return counts
+        }
+    }
+
     // MARK: Rows
 
     private static func insertTransition(_ db: Database, runID: String, step: String?, attempt: Int, state: RunState,

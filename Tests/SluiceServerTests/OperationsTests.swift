@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SluiceEngine
 import SluiceServer
 import Testing
 
@@ -17,6 +18,11 @@ struct OperationsTests {
         #expect(before.text.contains(#"sluice_runs_total{state="succeeded"} 0"#), "\(before.text)")
         #expect(before.text.contains(#"sluice_webhook_refusals_total{reason="bad_signature"} 0"#))
         #expect(before.text.contains("sluice_step_retries_total 0"))
+        #expect(before.text.contains(#"sluice_runs{state="succeeded"} 0"#), "\(before.text)")
+        // A run another process recorded: in the store's gauge, not in this process's counters.
+        let elsewhere = RunRecord(pipeline: "genai_costs_daily", org: "acme", logicalDate: "2026-03-01", trigger: .cli)
+        _ = try await live.server.store.createRun(elsewhere, steps: [])
+        try await live.server.store.recordRun(elsewhere.id, state: .failed, reason: "failed elsewhere", at: Date())
 
         let trigger = try await live.post("/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token, json: "{}")
         let id = try #require(trigger.json["id"] as? String)
@@ -31,6 +37,11 @@ struct OperationsTests {
         #expect(text.contains(#"sluice_runs_total{state="pending"} 1"#), "\(text)")
         #expect(text.contains(#"sluice_runs_total{state="running"} 1"#))
         #expect(text.contains(#"sluice_runs_total{state="succeeded"} 1"#))
+        #expect(text.contains(#"sluice_runs_total{state="failed"} 0"#))
+        #expect(text.contains("# TYPE sluice_runs gauge"))
+        #expect(text.contains(#"sluice_runs{state="succeeded"} 1"#), "\(text)")
+        #expect(text.contains(#"sluice_runs{state="failed"} 1"#))
+        #expect(text.contains(#"sluice_runs{state="running"} 0"#))
         #expect(text.contains("sluice_rows_ingested_total \(Int(ingested))"))
         #expect(text.contains("# TYPE sluice_step_duration_seconds histogram"))
         #expect(text.contains(#"sluice_step_duration_seconds_count{processor="ingest",state="succeeded"} 2"#))
@@ -104,6 +115,31 @@ struct OperationsTests {
         let again = try await live.get("/v1/orgs/acme/pipelines", token: token)
         let fixed = (again.json["pipelines"] as? [[String: Any]])?.first { $0["id"] as? String == "broken" }
         #expect(fixed?["errors"] as? [String] != broken["errors"] as? [String], "\(String(describing: fixed))")
+        try await live.stop()
+    }
+}
+
+/// `sluice serve` without `--scheduler` notices runs whose process died while it is up.
+struct ServeWatchdogTests {
+    @Test func aRunWhoseProcessDiedWhileTheServerIsUpIsMarkedAbandoned() async throws {
+        let live = try await LiveServer.start(project: try exampleProject()) { configuration in
+            configuration.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
+        }
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        // Created after the server opened the store, so only a watchdog can mark it.
+        let dead = RunRecord(pipeline: "genai_costs_daily", org: "acme", logicalDate: "2026-03-01", trigger: .cli)
+        _ = try await live.server.store.createRun(dead, steps: [StepRunRecord(runID: dead.id, stepID: "load_usage", processor: "ingest")])
+        try await live.server.store.recordRun(dead.id, state: .running, reason: "started", at: Date())
+        try await live.server.store.heartbeat(dead.id, at: Date().addingTimeInterval(-120))
+        var run = try await live.server.store.run(dead.id)
+        for _ in 0..<200 where run?.state == .running {
+            try await Task.sleep(for: .milliseconds(50))
+            run = try await live.server.store.run(dead.id)
+        }
+        #expect(run?.state == .failed)
+        #expect(run?.reason.hasPrefix("abandoned: no heartbeat for 1s") == true, "\(run?.reason ?? "")")
+        let metrics = try await live.get("/metrics", token: try await live.token(nil)).text
+        #expect(metrics.contains("sluice_runs_abandoned_total 1"), "\(metrics)")
         try await live.stop()
     }
 }

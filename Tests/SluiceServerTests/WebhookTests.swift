@@ -179,6 +179,8 @@ struct WebhookTests {
         #expect(afterRestart.errorCode == "replayed")
         let other = try await Self.deliver(restarted, id: "msg_twice", body: Self.payload)
         #expect(other.status == 202)
+        // genai_costs_daily keeps one run active at a time (max_active_runs).
+        _ = try await restarted.waitForEnd(try #require(other.json["run_id"] as? String), token: try await restarted.token("acme"))
 
         // Twenty copies at once: one run.
         let results = try await withThrowingTaskGroup(of: Int.self) { group in

@@ -59,6 +59,9 @@ public protocol RunStore: Sendable {
 
     /// Runs that are `pending` or `running`, oldest first.
     func activeRuns() async throws -> [RunRecord]
+
+    /// How many runs the store holds in each state now (states without runs are left out).
+    func runCounts() async throws -> [RunState: Int]
 }
 
 extension RunStore {

@@ -43,6 +43,20 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         APIError(.contentTooLarge, "body_too_large", "the request body is larger than the limit of \(ByteSize(limit)); see docs/api.md#limits")
     }
 
+    /// 429: the pipeline's `max_active_runs` runs of the org are pending or running, so no
+    /// run is created; the client may try again (Retry-After says when it is worth it).
+    static func activeRunsLimited(pipeline: String, org: String, active: Int) -> APIError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = "\(activeRunsRetryAfterSeconds)"
+        let runs = active == 1 ? "1 run" : "\(active) runs"
+        return APIError(.tooManyRequests, "max_active_runs", "pipeline '\(pipeline)' has \(runs) pending or running in org '\(org)', "
+            + "its schedule's max_active_runs; no run was created: try again when \(active == 1 ? "it ends" : "one ends")",
+            headers: headers)
+    }
+
+    /// The Retry-After of a `max_active_runs` refusal, in seconds.
+    static let activeRunsRetryAfterSeconds = 30
+
     static let internalError = APIError(.internalServerError, "internal_error",
                                         "the server failed to handle the request; quote the request id when reporting it")
 

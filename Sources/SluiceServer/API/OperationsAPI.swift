@@ -10,6 +10,7 @@ struct OperationsAPI: Sendable {
     }
 
     func metrics(_ request: Request, context: APIRequestContext) async throws -> Response {
+        server.metrics.recordRunCounts(try await server.store.runCounts())
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: server.metrics.exposition())))

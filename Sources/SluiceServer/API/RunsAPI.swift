@@ -23,6 +23,11 @@ struct RunsAPI: Sendable {
         }
         let key = try Self.idempotencyKey(request.headers)
         let body = try TriggerBody.parse(try await server.readBody(request))
+        // A request repeated with its key gets its run back, whatever has changed since (the
+        // pipeline may no longer lint, its max_active_runs may be reached).
+        if let key, let existing = try await server.store.run(pipeline: pipelineID, org: org, triggerKey: "api:\(key)") {
+            return try replay(existing, body: body)
+        }
         guard let plan = entry.plan else {
             let errors = entry.diagnostics.filter { $0.severity == .error }
             throw APIError.unprocessable("pipeline_invalid", "pipeline '\(pipelineID)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(entry.file)`")
@@ -43,26 +48,32 @@ struct RunsAPI: Sendable {
             throw APIError.unprocessable("invalid_params", error.message.replacingOccurrences(of: "give it with --param", with: "give it in params as"))
         }
         let executor = server.executor(for: entry, plan: plan)
-        let (run, created) = try await executor.create(plan, Executor.RunRequest(
+        let creation = try await server.createRun(plan, executor: executor, Executor.RunRequest(
             org: org, logicalDate: logicalDate, trigger: .api, params: body.params, env: server.configuration.environment,
             triggerKey: key.map { "api:\($0)" }, requestID: context.requestID))
-        var headers = HTTPFields()
-        headers[.location] = "/v1/runs/\(run.id)"
-        if created {
+        switch creation {
+        case .created(let run):
             server.metrics.runCreated(trigger: .api)
             context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
             await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
             var response = JSONResponse.make(RunResource(run), status: .accepted)
-            response.headers.append(contentsOf: headers)
+            response.headers[.location] = "/v1/runs/\(run.id)"
             return response
+        case .existing(let run):
+            return try replay(run, body: body)
+        case .limited(let active):
+            throw APIError.activeRunsLimited(pipeline: pipelineID, org: org, active: active)
         }
-        // The key was used before: the same request gets the same run; another request is a mistake.
+    }
+
+    /// The answer to a request whose Idempotency-Key made `run` before: the same request gets
+    /// the run as it is now (200); another request under the key is a mistake (409).
+    private func replay(_ run: RunRecord, body: TriggerBody) throws -> Response {
         if run.params != body.params || (body.logicalDate != nil && body.logicalDate != run.logicalDate) {
             throw APIError.conflict("idempotency_key_reused", "Idempotency-Key was used for run \(run.id) with other params or logical_date; use a new key for a different request")
         }
-        let current = try await server.store.run(run.id) ?? run
-        var response = JSONResponse.make(RunResource(current), status: .ok)
-        response.headers.append(contentsOf: headers)
+        var response = JSONResponse.make(RunResource(run), status: .ok)
+        response.headers[.location] = "/v1/runs/\(run.id)"
         response.headers[Self.replayedHeader] = "true"
         return response
     }

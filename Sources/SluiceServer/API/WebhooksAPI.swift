@@ -11,8 +11,9 @@ import SluiceSQLite
 /// Checked in this order, each refusal counted (`sluice_webhook_refusals_total{reason}`) and
 /// audited (`sluice hooks audit`): the three headers (400), the hook (404), the body size
 /// (413), the timestamp (401, older than 5 minutes or more than 1 minute ahead), the
-/// signature (401), the payload (400/422), then the message id, which may start one run
-/// only (409 after that, across restarts: it is the run's trigger key).
+/// signature (401), then the message id, which may start one run only (409 after that,
+/// across restarts: it is the run's trigger key), the payload (400/422) and the pipeline's
+/// `max_active_runs` (429, nothing created, so a redelivery may start it).
 ///
 /// `POST /v1/hooks/{org}/{pipeline}/verify` does the same checks up to the signature and
 /// starts nothing: for senders testing their setup (and for measuring verification).
@@ -79,7 +80,7 @@ struct WebhooksAPI: Sendable {
             throw Refusal(reason: "unknown_hook", error: .notFound("hook_not_found",
                 "no webhook for pipeline \(shown(pipeline.prefix(64))) in org \(shown(org.prefix(64))); `sluice hooks create ORG PIPELINE` makes one"))
         case .unavailable(let why):
-            context.logger.error("webhook refused: \(why)")
+            context.logger.error("webhook refused: \(SecretRedactor.shared.redact(why))")
             throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "hook_unavailable",
                 "the hook can't verify deliveries right now; its owner has been told (see the server log)"))
         }
@@ -112,6 +113,12 @@ struct WebhooksAPI: Sendable {
     // MARK: Starting the run
 
     private func start(_ delivery: Delivery, _ context: APIRequestContext) async throws -> (Response, String?) {
+        // A message delivered before is a replay whatever has changed since (the payload's
+        // mapping, the pipeline file), so this is the first check after the signature.
+        let triggerKey = "webhook:\(delivery.messageID)"
+        if let earlier = try await server.store.run(pipeline: delivery.pipeline, org: delivery.org, triggerKey: triggerKey) {
+            throw replayed(delivery, run: earlier)
+        }
         let payload: [String: JSONValue]
         do {
             payload = try JSONBody.object(from: delivery.body)
@@ -150,17 +157,28 @@ struct WebhooksAPI: Sendable {
         let executor = server.executor(for: entry, plan: plan)
         // The message id is the run's trigger key: the unique index makes a second delivery of
         // it (now, concurrently, or after a restart) find the first run instead of making one.
-        let (run, created) = try await executor.create(plan, Executor.RunRequest(
+        let creation = try await server.createRun(plan, executor: executor, Executor.RunRequest(
             org: delivery.org, logicalDate: logicalDate, trigger: .webhook, params: mapped.params, env: server.configuration.environment,
-            triggerKey: "webhook:\(delivery.messageID)", requestID: context.requestID))
-        guard created else {
-            throw Refusal(reason: "replayed", error: .conflict("replayed",
-                "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
+            triggerKey: triggerKey, requestID: context.requestID))
+        let run: RunRecord
+        switch creation {
+        case .created(let created):
+            run = created
+        case .existing(let earlier):
+            throw replayed(delivery, run: earlier)
+        case .limited(let active):
+            // Nothing is created, so the sender's redelivery of this message id can start it.
+            throw Refusal(reason: "max_active_runs", error: .activeRunsLimited(pipeline: delivery.pipeline, org: delivery.org, active: active))
         }
         server.metrics.runCreated(trigger: .webhook)
         await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
         let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
         return (response, run.id)
+    }
+
+    private func replayed(_ delivery: Delivery, run: RunRecord) -> Refusal {
+        Refusal(reason: "replayed", error: .conflict("replayed",
+            "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
     }
 
     // MARK: Counting and auditing
@@ -194,7 +212,7 @@ struct WebhooksAPI: Sendable {
         do {
             try await server.webhookAudit.appendWebhookAudit(record)
         } catch {
-            context.logger.error("could not write the webhook audit record (\(record.reason)): \(error)")
+            context.logger.error("could not write the webhook audit record (\(record.reason)): \(SecretRedactor.shared.redact("\(error)"))")
         }
     }
 }

@@ -17,11 +17,14 @@ import Synchronization
 /// - `sluice_webhook_refusals_total{reason}`: refused webhook deliveries;
 /// - `sluice_runs_created_total{trigger}`: runs created here, by what created them (`api`,
 ///   `webhook`, `schedule`);
-/// - `sluice_scheduled_runs_deferred_total`: looks at which a due scheduled run waited for
-///   `max_active_runs`;
+/// - `sluice_scheduled_runs_deferred_total`: due scheduled runs (fire times) that waited for
+///   `max_active_runs`, each counted once;
 /// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat.
 ///
-/// They count what this server process did, not runs started elsewhere (`sluice run`).
+/// They count what this server process did, not runs started elsewhere (`sluice run`). One
+/// gauge is read from the run store at each scrape instead, so it covers every process:
+///
+/// - `sluice_runs{state}`: the runs in the store in each state now.
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
@@ -34,7 +37,7 @@ public final class ServerMetrics: Sendable {
     /// The reasons a webhook delivery is refused, counted from zero.
     public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "stale_timestamp",
                                                "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
-                                               "unavailable"]
+                                               "max_active_runs", "unavailable"]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -42,8 +45,7 @@ public final class ServerMetrics: Sendable {
         factory.durationHistogramBuckets["sluice_step_duration_seconds"] = Self.stepBuckets
         self.factory = factory
         // Series that exist from the start, at zero, so dashboards and alerts see them.
-        for state in RunState.allCases where state == .pending || state == .running || state.isFinal && state != .skipped
-            && state != .deadLettered {
+        for state in Self.runStates {
             _ = Counter(label: "sluice_runs_total", dimensions: [("state", state.rawValue)], factory: factory)
         }
         _ = Counter(label: "sluice_rows_ingested_total", factory: factory)
@@ -59,6 +61,17 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// Sets `sluice_runs{state}` to the store's counts, every state a run can end in or be in
+    /// included (at 0 when no run is in it).
+    public func recordRunCounts(_ counts: [RunState: Int]) {
+        for state in Self.runStates {
+            Gauge(label: "sluice_runs", dimensions: [("state", state.rawValue)], factory: factory).record(counts[state] ?? 0)
+        }
+    }
+
+    /// The states a run (not a step) is in: pending, running, and how it ended.
+    static let runStates: [RunState] = [.pending, .running, .succeeded, .failed, .cancelled]
+
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {
         var buffer: [UInt8] = []
@@ -70,6 +83,11 @@ public final class ServerMetrics: Sendable {
     func runCreated(trigger: RunTrigger) {
         Counter(label: "sluice_runs_total", dimensions: [("state", RunState.pending.rawValue)], factory: factory).increment()
         Counter(label: "sluice_runs_created_total", dimensions: [("trigger", trigger.rawValue)], factory: factory).increment()
+    }
+
+    /// A run ended in `state` without the executor recording it (refused at shutdown).
+    func runEnded(_ state: RunState) {
+        Counter(label: "sluice_runs_total", dimensions: [("state", state.rawValue)], factory: factory).increment()
     }
 
     /// A due scheduled run waits for `max_active_runs` (counted once per fire time).

@@ -3,8 +3,10 @@ import Hummingbird
 import SluiceEngine
 
 /// The token check in front of every route but `/healthz`: `Authorization: Bearer slc_…`,
-/// valid and unrevoked, with one of `scopes`. Missing, malformed, unknown and revoked tokens
-/// all get the same 401; a valid token of the wrong scope gets 403.
+/// valid and unrevoked, with one of `scopes`. A missing header and one that is not `Bearer`
+/// each get a 401 that says so; malformed, unknown and revoked tokens and wrong secrets all
+/// get one and the same 401, which tells a prober nothing. A valid token of the wrong scope
+/// gets 403.
 struct TokenAuthMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
 

@@ -15,10 +15,12 @@ actor RunLauncher: Service {
     private let logger: Logger
     private let shutdownGrace: Duration
     private var finishObservers: [@Sendable () async -> Void] = []
+    private let metrics: ServerMetrics?
 
-    init(logger: Logger, shutdownGrace: Duration = .zero) {
+    init(logger: Logger, shutdownGrace: Duration = .zero, metrics: ServerMetrics? = nil) {
         self.logger = logger
         self.shutdownGrace = shutdownGrace
+        self.metrics = metrics
     }
 
     /// Whether new runs are taken (false once shutdown began).
@@ -34,6 +36,8 @@ actor RunLauncher: Service {
         guard accepting else {
             try? await executor.store.recordRun(run.id, state: .cancelled, reason: "the server was shutting down; the run did not start",
                                                 at: Date())
+            // Recorded here, not by the executor, so its metrics observer does not see it.
+            metrics?.runEnded(.cancelled)
             return false
         }
         let logger = self.logger

@@ -31,7 +31,7 @@ public struct Runner: Sendable {
         self.metrics = metrics
         self.logger = logger
         keys = try Self.loadKeys(state, configuration, logger)
-        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace)
+        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, metrics: metrics)
         catalog = PipelineCatalog(state: state)
     }
 

@@ -345,7 +345,7 @@ public actor Scheduler: Service {
         do {
             try await runner.recoverDeadRuns(lease: options.lease, logger: logger, now: now)
         } catch {
-            logger.error("the watchdog could not look for abandoned runs: \(error)")
+            logger.error("the watchdog could not look for abandoned runs: \(SecretRedactor.shared.redact("\(error)"))")
         }
     }
 

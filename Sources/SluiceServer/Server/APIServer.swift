@@ -51,6 +51,17 @@ public struct APIServer: Sendable {
         runner.executor(for: entry, plan: plan)
     }
 
+    /// Creates a run for the API or a webhook. A pipeline with a `schedule` keeps to its
+    /// `max_active_runs` (counted with the insert, in one transaction, like the scheduler):
+    /// `.limited` then, and nothing is created.
+    func createRun(_ plan: PipelinePlan, executor: Executor, _ request: Executor.RunRequest) async throws -> RunCreation {
+        if let limit = plan.definition.schedule?.maxActiveRuns {
+            return try await executor.create(plan, request, activeLimit: max(1, limit))
+        }
+        let (run, created) = try await executor.create(plan, request)
+        return created ? .created(run) : .existing(run)
+    }
+
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with
     /// `checkType`, 415 for a body that says it is not JSON. (Webhook deliveries are checked
     /// by their signature first, and a header that is not signed decides nothing.)
@@ -118,7 +129,15 @@ public struct APIServer: Sendable {
     public func application(services: [any Service] = [],
                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
-        return Application(router: router().router, configuration: appConfiguration, services: [launcher] + services,
+        let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
+            + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
+        // Without a scheduler (which runs the watchdog in its looks), a watchdog of its own.
+        var services = services
+        if !services.contains(where: { $0 is Scheduler }) {
+            services.append(RunWatchdog(runner: runner, lease: RunRecovery.lease(environment: configuration.environment), logger: logger))
+        }
+        return Application(router: router().router, server: .http1(configuration: .init(idleTimeout: idle)),
+                           configuration: appConfiguration, services: [launcher] + services,
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 

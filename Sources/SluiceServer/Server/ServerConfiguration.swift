@@ -21,6 +21,9 @@ public struct ServerConfiguration: Sendable {
     /// On graceful shutdown, how long runs executing may go on before they are cancelled
     /// (`sluice serve`: none; `sluice scheduler`: 30 s by default).
     public var shutdownGrace: Duration = .zero
+    /// A connection that sends nothing and is sent nothing for this long is closed, so idle
+    /// or abandoned clients can't hold connections open for good (docs/api.md#limits).
+    public var idleTimeout: Duration = .seconds(60)
 
     public init() {}
 }

@@ -34,6 +34,12 @@ actor WebhookHooks {
     private let store: any CredentialStore
     private let credentials: Credentials?
     private var cache: [String: Cached] = [:]
+    /// Hooks whose secret could not be opened, by the row version that failed and when:
+    /// anyone can post to a hook, and each post must not cost another audited decrypt. The
+    /// open is tried again when the credential changes, or `retryUnusableAfter` later (the
+    /// cause may have been passing, such as a locked audit table).
+    private var unusable: [String: (version: Int, at: Date, reason: String)] = [:]
+    static let retryUnusableAfter: TimeInterval = 60
 
     init(store: any CredentialStore, credentials: Credentials?) {
         self.store = store
@@ -47,6 +53,7 @@ actor WebhookHooks {
         let name = Self.credentialName(pipeline: pipeline)
         guard let stored = try await store.credential(org: org, name: name) else {
             cache[org + "/" + name] = nil
+            unusable[org + "/" + name] = nil
             return .notFound
         }
         if let expiresAt = stored.expiresAt, expiresAt <= now {
@@ -55,6 +62,9 @@ actor WebhookHooks {
         let mapping = PayloadMapping(metadata: stored.metadata)
         let cacheKey = org + "/" + name
         var entry = cache[cacheKey]
+        if let failed = unusable[cacheKey], failed.version == stored.version, now.timeIntervalSince(failed.at) < Self.retryUnusableAfter {
+            return .unavailable(failed.reason)
+        }
         if entry?.version != stored.version {
             guard let credentials else {
                 return .unavailable("the server has no keys, so hook secrets can't be opened")
@@ -68,8 +78,12 @@ actor WebhookHooks {
                 }
                 entry = Cached(version: stored.version, current: current, previous: previous, previousUntil: stored.previousValidUntil)
                 cache[cacheKey] = entry
+                unusable[cacheKey] = nil
             } catch {
-                return .unavailable("the secret of hook \(org)/\(pipeline) can't be used: \(error)")
+                let reason = "the secret of hook \(org)/\(pipeline) (value \(stored.version)) can't be used: \(error); "
+                    + "deliveries are refused until it is replaced (`sluice hooks rotate`)"
+                unusable[cacheKey] = (stored.version, now, reason)
+                return .unavailable(reason)
             }
         }
         guard let entry else { return .notFound }
