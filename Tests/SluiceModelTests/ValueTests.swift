@@ -136,8 +136,9 @@ struct CalendarDateTests {
         #expect(CalendarDate(parsing: "2026-01-01")?.adding(days: -1).description == "2025-12-31")
     }
 
-    @Test(arguments: ["2026-02-29", "2026-13-01", "2026-1-01", "20260101", "2026-04-31"])
-    func refusesDaysThatDoNotExist(_ text: String) {
+    @Test(arguments: ["2026-02-29", "2026-13-01", "2026-1-01", "20260101", "2026-04-31",
+                      "2026-+3-+1", "+026-03-01", "2026-03-٠١", "2026-03- 1"])
+    func refusesDaysThatDoNotExistOrAreNotWrittenInDigits(_ text: String) {
         #expect(CalendarDate(parsing: text) == nil)
     }
 }
