@@ -43,6 +43,24 @@ public final class SQLiteWebhookAuditStore: WebhookAuditStore, RunStoreDatabaseS
         }
     }
 
+    public func pruneWebhookRefusals(before cutoff: Date, keep: Int) async throws -> Int {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused' AND at < ?", arguments: [cutoff.timeIntervalSince1970])
+            var deleted = db.changesCount
+            // The newest `keep` refusals by seq; everything refused before the oldest of them goes.
+            if let oldestKept = try Int64.fetchOne(db, sql: """
+                SELECT seq FROM webhook_audit WHERE outcome = 'refused' ORDER BY seq DESC LIMIT 1 OFFSET ?
+                """, arguments: [max(0, keep - 1)]), keep > 0 {
+                try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused' AND seq < ?", arguments: [oldestKept])
+                deleted += db.changesCount
+            } else if keep == 0 {
+                try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused'")
+                deleted += db.changesCount
+            }
+            return deleted
+        }
+    }
+
     public func webhookAudit(org: String, pipeline: String?, limit: Int) async throws -> [WebhookAuditRecord] {
         try await database.read { db in
             try Row.fetchAll(db, sql: """

@@ -60,6 +60,12 @@ extension Sluice {
             configuration.host = host
             configuration.port = port
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
+            do {
+                configuration.webhookAuditRetention = try WebhookAuditRetention.from(environment: configuration.environment)
+            } catch {
+                writeError("sluice serve: \(error)")
+                throw ExitCode(2)
+            }
             let server: APIServer
             var services: [any Service] = []
             do {

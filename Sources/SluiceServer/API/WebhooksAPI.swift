@@ -204,6 +204,7 @@ struct WebhooksAPI: Sendable {
             await audit(WebhookAuditRecord(org: org, pipeline: pipeline, messageID: messageID, outcome: .refused, reason: refusal.reason,
                                            status: Int(refusal.error.status.code), detail: SecretRedactor.shared.redact(refusal.error.message),
                                            requestID: context.requestID, at: Date()), context)
+            await server.refusalPruning.refusalAudited()
             throw refusal.error
         }
     }

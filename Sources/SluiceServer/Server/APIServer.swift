@@ -18,6 +18,7 @@ public struct APIServer: Sendable {
     public let tokens: APITokens
     let hooks: WebhookHooks
     let webhookAudit: any WebhookAuditStore
+    let refusalPruning: WebhookRefusalPruning
 
     public var configuration: ServerConfiguration { runner.configuration }
     public var state: LocalState { runner.state }
@@ -44,6 +45,8 @@ public struct APIServer: Sendable {
             Credentials(store: credentialStore, keys: $0, logger: runner.logger)
         })
         webhookAudit = SQLiteWebhookAuditStore(sharing: runner.store)
+        refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: runner.configuration.webhookAuditRetention,
+                                               logger: runner.logger)
     }
 
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.

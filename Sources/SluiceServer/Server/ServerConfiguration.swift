@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     /// A connection that sends nothing and is sent nothing for this long is closed, so idle
     /// or abandoned clients can't hold connections open for good (docs/api.md#limits).
     public var idleTimeout: Duration = .seconds(60)
+    /// How long refused webhook deliveries stay in the audit log, and how many.
+    public var webhookAuditRetention = WebhookAuditRetention()
 
     public init() {}
 }
