@@ -317,9 +317,10 @@ public final class SQLiteRunStore: RunStore {
         try await database.read { db in try Self.fetchSteps(db, runID: runID) }
     }
 
-    public func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
+    public func runWithSteps(_ id: String, org: String?) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
         try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]) else { return nil }
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ? AND (? IS NULL OR org = ?)",
+                                             arguments: [id, org, org]) else { return nil }
             return (try Self.decodeRun(row), try Self.fetchSteps(db, runID: id))
         }
     }

@@ -49,8 +49,10 @@ public protocol RunStore: Sendable {
     /// The run of the pipeline and org created with `triggerKey`, if any.
     func run(pipeline: String, org: String, triggerKey: String) async throws -> RunRecord?
     func steps(of runID: String) async throws -> [StepRunRecord]
-    /// A run and its steps, read together (one consistent snapshot); nil if there is no such run.
-    func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])?
+    /// A run and its steps, read together (one consistent snapshot); nil if there is no such
+    /// run, or (with `org`) if it belongs to another org, which then costs no more than a
+    /// missing one.
+    func runWithSteps(_ id: String, org: String?) async throws -> (run: RunRecord, steps: [StepRunRecord])?
     func transitions(of runID: String) async throws -> [Transition]
     /// Newest first (by creation time, then id), at most `limit`; with a cursor, only the
     /// runs that come after the run the cursor names (keyset pagination, so a page is stable
@@ -65,6 +67,10 @@ public protocol RunStore: Sendable {
 }
 
 extension RunStore {
+    public func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
+        try await runWithSteps(id, org: nil)
+    }
+
     /// Newest first, at most `limit`.
     public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
         try await runs(pipeline: pipeline, org: org, limit: limit, after: nil)

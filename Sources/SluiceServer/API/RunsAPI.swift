@@ -118,7 +118,7 @@ struct RunsAPI: Sendable {
 
     func get(_ request: Request, context: APIRequestContext) async throws -> Response {
         let (org, id) = try runPath(context)
-        guard let (run, steps) = try await server.store.runWithSteps(id), run.org == org else { throw runNotFound(id, org: org) }
+        guard let (run, steps) = try await server.store.runWithSteps(id, org: org) else { throw runNotFound(id, org: org) }
         return JSONResponse.make(RunResource(run, steps: steps))
     }
 
