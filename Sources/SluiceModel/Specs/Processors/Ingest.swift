@@ -27,7 +27,8 @@ extension ProcessorSpec {
                               example: "/data"),
                 ],
                 "http": [
-                    FieldSpec("url", .string, .required, secret: .allowed, description: "First page to fetch."),
+                    FieldSpec("url", .string, .required, secret: .allowed, destination: true,
+                              description: "First page to fetch; later pages stay on its scheme, host and port."),
                     FieldSpec("method", .enumeration(["GET", "POST"]), .defaultValue("GET"), description: "HTTP method."),
                     FieldSpec("headers", .map(.string, anyKeys: true), secret: .allowed,
                               description: "Request headers; values may carry secrets.",
