@@ -13,7 +13,9 @@ extension ProcessorSpec {
             by the table's schema, and writes into a run-scoped staging table that becomes visible \
             only when the run publishes. Bad rows fail the step, are skipped, or are quarantined \
             with their line and reason, per `on_bad_row`. An HTTP source can paginate and resume \
-            from a cursor that commits with the data.
+            from a cursor that commits with the data; a `link_header` next page is followed only \
+            on the scheme, host and port of `url` (else http_link_other_origin), since every page \
+            carries the headers.
             """,
         fields: [
             FieldSpec("source", .variants(discriminator: "format", [
