@@ -111,20 +111,22 @@ struct SecretsCommandTests {
         try Data("""
             pipeline: check_key
             defaults: { timeout: 30s, retry: { attempts: 2, initial_delay: 10ms } }
-            params:
-              base: { type: string }
             steps:
               - id: decrypt
                 uses: kms_decrypt
                 with: { credential: openai/admin_key, as: openai_key, ttl: 5m, expect: openai }
               - id: validate
                 uses: validate_openai
-                with: { api_key: "${{ secrets.openai_key }}", base_url: "${{ params.base }}", request_timeout: 5s }
+                with:
+                  api_key: "${{ secrets.openai_key }}"
+                  base_url: "${{ env.OPENAI_BASE_URL || 'https://api.openai.com' }}"
+                  request_timeout: 5s
             """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
         #expect(try sluice("keys", "init").status == 0)
         #expect(try sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
 
-        let run = try sluice("run", "check_key", "--param", "base=http://127.0.0.1:\(port)")
+        // Where the key goes is the operator's to say (the environment), never a run's params.
+        let run = try sluice("run", "check_key", environment: Self.environment(["OPENAI_BASE_URL": "http://127.0.0.1:\(port)"]))
         #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.contains("credential_invalid") || run.stdout.contains("OpenAI refused the key"), "\(run.stdout)")
         let runID = try #require(run.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
@@ -145,6 +147,36 @@ struct SecretsCommandTests {
             #expect(bytes.range(of: Data(value.utf8)) == nil, "the key is in \(file.lastPathComponent)")
         }
         #expect(searched >= 3, "runs.sqlite, its WAL and the keyring at least")
+    }
+
+    @Test func aPipelineWhoseParamsChooseWhereTheKeyGoesIsRefusedBeforeAnythingIsDecrypted() throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        try Data("""
+            pipeline: check_key
+            defaults: { timeout: 30s }
+            params:
+              base: { type: string, default: "https://api.openai.com" }
+            steps:
+              - id: decrypt
+                uses: kms_decrypt
+                with: { credential: openai/admin_key, as: openai_key, ttl: 5m, expect: openai }
+              - id: validate
+                uses: validate_openai
+                with: { api_key: "${{ secrets.openai_key }}", base_url: "${{ params.base }}" }
+            """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
+        #expect(try sluice("keys", "init").status == 0)
+        #expect(try sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
+
+        // A token holder's host: nothing may be sent there, and the key must not even be opened.
+        let run = try sluice("run", "check_key", "--param", "base=http://127.0.0.1:9")
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("pipelines/check_key.yml:11:61: error: step 'validate' (validate_openai): 'base_url' decides where the step sends secrets.openai_key, but it reads params.base"), "\(run.stderr)")
+        #expect(run.stderr.contains("e.g. ${{ env.BASE || 'https://api.openai.com' }}"))
+        #expect(run.stderr.contains("[untrusted-secret-destination]"))
+        #expect(run.stderr.contains("sluice run: fix the errors above first; nothing was run"))
+        let audit = try sluice("secrets", "audit", "default")
+        #expect(audit.stdout.contains(" put ") && !audit.stdout.contains(" decrypt "), "nothing was decrypted: \(audit.stdout)")
+        #expect(try sluice("lint", "pipelines/check_key.yml").status == 1)
     }
 
     @Test func keysAndSecretsFromInitToDelete() throws {

@@ -671,4 +671,26 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         #expect(records[0].values[1] == .text(long, quoted: true))
         #expect(records[1].line == 3 + 500_000)
     }
+
+    @Test func aNextLinkIsFollowedOnlyOnTheFirstPagesSchemeHostAndPort() throws {
+        let first = try #require(URL(string: "https://API.example.com/v1/usage?limit=2"))
+        func follows(_ header: String) -> Bool {
+            guard let link = HTTPSource.nextLink(header, relativeTo: first) else { return false }
+            return (try? HTTPSource.sameOrigin(link, as: first, after: 1)) != nil
+        }
+        #expect(follows("</v1/usage?page=2>; rel=\"next\""))
+        #expect(follows("<?page=2>; rel=next"))
+        #expect(follows("<https://api.example.com:443/v1/usage?page=2>; rel=\"next\""), "443 is https's own port")
+        #expect(!follows("<http://api.example.com/v1/usage?page=2>; rel=\"next\""), "https to http")
+        #expect(!follows("<https://api.example.com:8443/v1/usage?page=2>; rel=\"next\""))
+        #expect(!follows("<https://api.example.com.evil.test/v1/usage>; rel=\"next\""))
+        #expect(!follows("<//evil.test/v1/usage>; rel=\"next\""), "a scheme-relative link to another host")
+        #expect(!follows("<https://api.example.com@evil.test/v1/usage>; rel=\"next\""))
+
+        let link = try #require(HTTPSource.nextLink("<http://evil.test:8080/x?token=abc>; rel=\"next\"", relativeTo: first))
+        #expect(throws: StepFailure("http_link_other_origin", """
+            page 3: the Link header's next page is on http://evil.test:8080, not on https://api.example.com:443 where 'url' points; \
+            the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed
+            """)) { try HTTPSource.sameOrigin(link, as: first, after: 3) }
+    }
 }

@@ -138,6 +138,10 @@ struct LintFixtureTests {
         Case("project", "unproduced_table.yml", [
             "pipelines/unproduced_table.yml:7:13: error: step 'daily' reads table 'event', which no step of this pipeline writes and no file in schemas/ declares; did you mean 'events'? [unproduced-table]"
         ]),
+        Case("project", "untrusted_secret_destination.yml", [
+            "pipelines/untrusted_secret_destination.yml:12:61: error: step 'check' (validate_openai): 'base_url' decides where the step sends secrets.openai_key, but it reads params.base (a param: whoever starts a run sets it, with an API token or a webhook payload); take it from the operator's environment or write it in the file, e.g. ${{ env.BASE || 'https://api.openai.com' }} (|| gives the first non-empty value) [untrusted-secret-destination]",
+            "pipelines/untrusted_secret_destination.yml:18:14: error: step 'load' (ingest): 'source.url' decides where the step sends secrets.openai_key, but it reads params.usage_base_url (a param: whoever starts a run sets it, with an API token or a webhook payload) and steps.check.outputs.status (a step output: the data that step read can shape it); take it from the operator's environment or write it in the file, e.g. ${{ env.USAGE_BASE_URL || 'https://llm-gateway.example.com' }} (|| gives the first non-empty value) [untrusted-secret-destination]"
+        ]),
         Case("project", "valid_pipeline.yml", []),
         Case("project", "wrong_type.yml", [
             "pipelines/wrong_type.yml:10:19: error: step 'load' (ingest): 'batch_size' must be an integer, not 'lots' [wrong-type]",

@@ -58,6 +58,25 @@ struct HTTPIngestTests {
             """
         }
 
+        /// One ingest step that follows `Link: <…>; rel="next"` from `url`.
+        func linkPipeline(_ url: String) -> String {
+            """
+            pipeline: api_usage
+            defaults: { timeout: 30s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 5s } }
+            steps:
+              - id: fetch
+                uses: ingest
+                with:
+                  source:
+                    format: http
+                    url: "\(url)"
+                    headers: { X-Api-Token: "${{ env.API_TOKEN }}" }
+                    pagination: { type: link_header }
+                  table: usage_raw
+                  schema: schemas/usage_raw.json
+            """
+        }
+
         func run(_ yaml: String) async throws -> RunRecord {
             let result = PipelineLoader(registry: ProcessorCatalog.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
             #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
@@ -154,5 +173,53 @@ struct HTTPIngestTests {
         #expect(fetch.attempt == 1)
         #expect(fetch.reason == "page 1: \(refusing.baseURL)/v1/usage answered 401: the credential was refused")
         #expect(refusing.requests.count == 1)
+    }
+
+    static func linkedPage(_ id: String, next link: String?) -> ScriptedResponse {
+        let page = page([(id, "2026-03-01T08:00:00Z", 1)], next: nil)
+        guard let link, case .answer(let status, let headers, let body) = page else { return page }
+        return .answer(status, headers: headers + [("Link", "<\(link)>; rel=\"next\"")], body: body)
+    }
+
+    @Test func linkHeaderPagesOnTheSameOriginAreFollowedRelativeOrAbsolute() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let server = try await FakeProviderServer.start { request, _ in
+            switch request.uri {
+            case "/v1/usage": return Self.linkedPage("u1", next: "/v1/usage?page=2")
+            // The server's own address, as the client named it: an absolute link to the same origin.
+            case "/v1/usage?page=2": return Self.linkedPage("u2", next: "http://\(request.values("Host").first ?? "")/v1/usage?page=3")
+            default: return Self.linkedPage("u3", next: nil)
+            }
+        }
+        defer { Task { await server.stop() } }
+
+        let run = try await project.run(project.linkPipeline("\(server.baseURL)/v1/usage"))
+        #expect(run.state == .succeeded, "\(run.reason)")
+        #expect(server.requests.map(\.uri) == ["/v1/usage", "/v1/usage?page=2", "/v1/usage?page=3"])
+        #expect(server.requests.allSatisfy { $0.values("X-Api-Token") == ["tok-123456"] })
+        let fetch = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fetch" })
+        #expect(fetch.outputs["rows_written"] == .number(3))
+    }
+
+    @Test func aLinkHeaderToAnotherOriginFailsTheStepAndIsNeverFetched() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        // Another port on the same host is another origin: it would receive the headers.
+        let elsewhere = try await FakeProviderServer.start(answering: Self.linkedPage("stolen", next: nil))
+        defer { Task { await elsewhere.stop() } }
+        let server = try await FakeProviderServer.start(answering: Self.linkedPage("u1", next: "\(elsewhere.baseURL)/collect?from=sluice"))
+        defer { Task { await server.stop() } }
+
+        let run = try await project.run(project.linkPipeline("\(server.baseURL)/v1/usage"))
+        #expect(run.state == .failed)
+        #expect(elsewhere.requests.isEmpty, "the other origin was asked: \(elsewhere.requests.map(\.everything))")
+        #expect(server.requests.count == 1)
+        let fetch = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fetch" })
+        #expect(fetch.errorCode == "http_link_other_origin")
+        #expect(fetch.attempt == 1, "a link to another origin is permanent, not retried")
+        #expect(fetch.reason == "page 1: the Link header's next page is on \(elsewhere.baseURL), not on \(server.baseURL) where 'url' points; "
+                + "the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed")
+        #expect(!fetch.reason.contains("tok-123456"))
     }
 }

@@ -81,7 +81,7 @@ struct HTTPSource {
                 page += 1
                 next = count == 0 ? nil : Self.url(first, adding: queryAdditions.merging([Self.pageParameter(pagination): "\(page)"]) { $1 })
             case "link_header":
-                next = Self.nextLink(response.header("Link"), relativeTo: url)
+                next = try Self.nextLink(response.header("Link"), relativeTo: url).map { try Self.sameOrigin($0, as: first, after: pages) }
             default:
                 next = nil
             }
@@ -148,6 +148,35 @@ struct HTTPSource {
             return URL(string: String(target.dropFirst().dropLast()), relativeTo: url)?.absoluteURL
         }
         return nil
+    }
+
+    /// A next-page link, if it stays on the scheme, host and port of `url`. Every page is
+    /// fetched with the step's headers, secrets included: a server must not be able to send
+    /// them to another host, or from https to http (which is why redirects aren't followed).
+    static func sameOrigin(_ link: URL, as first: URL, after page: Int) throws -> URL {
+        let origin = Origin(link), expected = Origin(first)
+        guard origin == expected else {
+            throw StepFailure("http_link_other_origin", """
+                page \(page): the Link header's next page is on \(origin), not on \(expected) where 'url' points; \
+                the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed
+                """)
+        }
+        return link
+    }
+
+    /// Scheme, host and port of a URL, with the scheme's default port filled in.
+    struct Origin: Equatable, CustomStringConvertible {
+        var scheme: String
+        var host: String
+        var port: Int?
+
+        init(_ url: URL) {
+            scheme = url.scheme?.lowercased() ?? ""
+            host = url.host?.lowercased() ?? ""
+            port = url.port ?? ["http": 80, "https": 443][scheme]
+        }
+
+        var description: String { "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "") }
     }
 
     /// Orders values of one column: numbers numerically, text (canonical timestamps and

@@ -55,6 +55,7 @@ public enum PipelineJSONSchema {
         var description = field.description
         if case .defaultValue(let value) = field.requirement { description += " Default: \(value)." }
         if field.secret == .required { description += " Secret: write ${{ secrets.<name> }}." }
+        if field.destination { description += " Where the request goes: in a step that carries a secret, not from params or step outputs (use env or a literal)." }
         result["description"] = .string(description)
         return result
     }

@@ -40,6 +40,7 @@ public enum ProcessorDocs {
             case .allowed: facts.append("may hold secrets")
             case .required: facts.append("secret: must be ${{ secrets.* }}")
             }
+            if field.destination { facts.append("destination: not from params or step outputs where the step carries a secret") }
             lines.append("\(indent)\(field.name) (\(facts.joined(separator: ", ")))")
             lines.append("\(indent)    \(field.description)")
             if let example = field.example { lines.append("\(indent)    e.g. \(example)") }

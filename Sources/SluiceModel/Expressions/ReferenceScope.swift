@@ -2,6 +2,8 @@
 /// the run fields, the steps and their processors' outputs, and the secrets some step decrypts.
 public struct ReferenceScope: Sendable {
     public var params: Set<String>
+    /// Params' literal defaults, for messages that suggest a replacement.
+    public var paramDefaults: [String: String] = [:]
     public var stepOutputs: [String: [String]]
     public var secrets: Set<String>
     /// Steps whose processor is unknown: any output name is accepted for them.
@@ -22,6 +24,19 @@ public struct ReferenceScope: Sendable {
         case secret(String)
         case step(String)
         case problem(String)
+    }
+
+    /// Why a reference's value is not the pipeline author's or the operator's to choose, or
+    /// nil when it is (`env.*`, the run's own fields, secrets). A field that decides where a
+    /// step sends its secrets must not read such a value.
+    public static func untrustedSource(of path: [String]) -> String? {
+        switch (path.first, path.count > 1 ? path[1] : nil) {
+        case ("params", _): return "a param: whoever starts a run sets it, with an API token or a webhook payload"
+        case ("steps", _): return "a step output: the data that step read can shape it"
+        case ("run", "request_id"): return "the caller of the API chooses it in X-Request-Id"
+        case ("run", "error"): return "it can quote the data or the answer that failed"
+        default: return nil
+        }
     }
 
     /// Checks one reference path.

@@ -10,6 +10,17 @@ struct ConfigValidator {
     var diagnostics: [Diagnostic] = []
     /// What the step being validated touches; the caller resets it per step.
     var io = StepIO()
+    /// Fields of the processor config being validated that decide where a request goes and
+    /// read a value the run's caller or data chooses; an error once the config is read, if
+    /// the step carries a secret.
+    private var untrustedDestinations: [UntrustedDestination] = []
+
+    private struct UntrustedDestination {
+        var label: String
+        var spec: FieldSpec
+        var location: SourceLocation
+        var references: [[String]]
+    }
 
     init(registry: ProcessorRegistry, scope: ReferenceScope) {
         self.registry = registry
@@ -134,8 +145,35 @@ struct ConfigValidator {
             report(.wrongType, configNode.location, "\(owner): `with` must be a mapping of \(name)'s fields, not \(configNode.kindDescription)")
             return
         }
+        untrustedDestinations = []
         validateObject(configNode, fields: spec.fields, rules: spec.rules, owner: "\(owner) (\(name))",
                        unknownRule: .unknownField, withRoot: configNode)
+        reportUntrustedDestinations()
+    }
+
+    /// A step that carries a secret sends it where its destination fields say: those must be
+    /// the pipeline author's or the operator's choice, or a token holder or a webhook payload
+    /// could point them at their own host and receive the secret.
+    private mutating func reportUntrustedDestinations() {
+        var secrets: [String] = []
+        for secret in io.secretReferences where !secrets.contains(secret.value) { secrets.append(secret.value) }
+        guard !secrets.isEmpty else { return }
+        for use in untrustedDestinations {
+            let reads = use.references.map { "\($0.joined(separator: ".")) (\(ReferenceScope.untrustedSource(of: $0) ?? ""))" }
+            let first = use.references[0]
+            let variable = (first.first == "params" ? first[1] : use.spec.name).uppercased()
+            var fallback = "https://…"
+            if case .defaultValue(let value) = use.spec.requirement { fallback = value }
+            if first.first == "params", let value = scope.paramDefaults[first[1]] { fallback = value }
+            report(.untrustedSecretDestination, use.location,
+                   "\(use.label) decides where the step sends \(Self.sentence(secrets.map { "secrets.\($0)" })), but it reads \(Self.sentence(reads)); "
+                   + "take it from the operator's environment or write it in the file, e.g. ${{ env.\(variable) || '\(fallback)' }} (|| gives the first non-empty value)")
+        }
+    }
+
+    /// "a", "a and b", "a, b and c".
+    private static func sentence(_ items: [String]) -> String {
+        items.count < 2 ? items.joined() : items.dropLast().joined(separator: ", ") + " and " + items.last!
     }
 
     // MARK: Values
@@ -381,6 +419,16 @@ struct ConfigValidator {
                     report(.secretInPlainField, location,
                            "\(label) is not a secret field, so secrets.\(name) could leak into logs or tables; only fields marked secret take secrets")
                 }
+            }
+        }
+        if spec.destination {
+            var untrusted: [[String]] = []
+            for reference in template.references where ReferenceScope.untrustedSource(of: reference.path) != nil {
+                if case .problem = scope.resolve(reference.path) { continue } // reported as unknown-reference
+                if !untrusted.contains(reference.path) { untrusted.append(reference.path) }
+            }
+            if !untrusted.isEmpty {
+                untrustedDestinations.append(UntrustedDestination(label: label, spec: spec, location: node.location, references: untrusted))
             }
         }
         if spec.secret == .required {

@@ -100,7 +100,9 @@ public struct PipelineLoader: Sendable {
     private func scope(for root: YAMLNode) -> ReferenceScope {
         var scope = ReferenceScope()
         for pair in root["params"]?.mapping ?? [] {
-            if let name = pair.key.scalarText { scope.params.insert(name) }
+            guard let name = pair.key.scalarText else { continue }
+            scope.params.insert(name)
+            if let value = pair.value["default"]?.scalarText, !Template.containsExpression(value) { scope.paramDefaults[name] = value }
         }
         for step in root["steps"]?.sequence ?? [] {
             guard let id = step["id"]?.scalarText else { continue }

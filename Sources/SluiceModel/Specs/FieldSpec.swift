@@ -7,6 +7,10 @@ public struct FieldSpec: Sendable {
     public var requirement: Requirement
     public var secret: SecretUse
     public var role: FieldRole
+    /// The field decides where a request goes (a base URL, an endpoint). In a step that
+    /// carries a secret, such a field must not be computed from what a run's caller or its
+    /// data chooses (`params.*`, `steps.*.outputs.*`): that would let them receive the secret.
+    public var destination: Bool
     public var description: String
     public var example: String?
 
@@ -20,13 +24,14 @@ public struct FieldSpec: Sendable {
     }
 
     public init(_ name: String, _ type: FieldType, _ requirement: Requirement = .optional,
-                secret: SecretUse = .never, role: FieldRole = .none,
+                secret: SecretUse = .never, role: FieldRole = .none, destination: Bool = false,
                 description: String, example: String? = nil) {
         self.name = name
         self.type = type
         self.requirement = requirement
         self.secret = secret
         self.role = role
+        self.destination = destination
         self.description = description
         self.example = example
     }

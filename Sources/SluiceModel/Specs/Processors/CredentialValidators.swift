@@ -36,7 +36,7 @@ extension ProcessorSpec {
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
-            FieldSpec("base_url", .string, .defaultValue("https://api.openai.com"),
+            FieldSpec("base_url", .string, .defaultValue("https://api.openai.com"), destination: true,
                       description: "API base URL."),
             FieldSpec("organization", .string, description: "Optional OpenAI organization id sent as OpenAI-Organization."),
             timeoutField(),
@@ -62,7 +62,8 @@ extension ProcessorSpec {
         fields: [
             FieldSpec("api_key", .string, .required, secret: .required,
                       description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
-            FieldSpec("base_url", .string, .defaultValue("https://api.anthropic.com"), description: "API base URL."),
+            FieldSpec("base_url", .string, .defaultValue("https://api.anthropic.com"), destination: true,
+                      description: "API base URL."),
             FieldSpec("api_version", .string, .defaultValue("2023-06-01"), description: "The anthropic-version header."),
             FieldSpec("check", .enumeration(["models", "messages"]), .defaultValue("models"),
                       description: "Which endpoint proves the key works."),
@@ -95,14 +96,14 @@ extension ProcessorSpec {
         fields: [
             FieldSpec("service_account_json", .string, .required, secret: .required,
                       description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
-            FieldSpec("token_url", .string,
+            FieldSpec("token_url", .string, destination: true,
                       description: "OAuth token endpoint; by default the service account's token_uri (https://oauth2.googleapis.com/token)."),
             FieldSpec("scopes", .list(.string), .defaultValue("[https://www.googleapis.com/auth/cloud-platform]"),
                       description: "OAuth scopes to request."),
             FieldSpec("project", .string, description: "Project whose IAM permissions are tested."),
             FieldSpec("required_permissions", .list(.string),
                       description: "Permissions the account must hold, e.g. bigquery.jobs.create."),
-            FieldSpec("resource_manager_url", .string, .defaultValue("https://cloudresourcemanager.googleapis.com"),
+            FieldSpec("resource_manager_url", .string, .defaultValue("https://cloudresourcemanager.googleapis.com"), destination: true,
                       description: "Base URL for testIamPermissions."),
             timeoutField(),
         ],
@@ -132,7 +133,8 @@ extension ProcessorSpec {
             the URL; logs and errors show the URL without its query.
             """ + "\n\n" + validatorOutcomes,
         fields: [
-            FieldSpec("url", .string, .required, description: "Endpoint to call.", example: "https://api.example.com/v1/me"),
+            FieldSpec("url", .string, .required, destination: true, description: "Endpoint to call.",
+                      example: "https://api.example.com/v1/me"),
             FieldSpec("method", .enumeration(["GET", "POST", "HEAD"]), .defaultValue("GET"), description: "HTTP method."),
             FieldSpec("secret", .string, .required, secret: .required,
                       description: "The credential, from the vault.", example: "${{ secrets.vendor_token }}"),

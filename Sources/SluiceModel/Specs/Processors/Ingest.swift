@@ -13,7 +13,9 @@ extension ProcessorSpec {
             by the table's schema, and writes into a run-scoped staging table that becomes visible \
             only when the run publishes. Bad rows fail the step, are skipped, or are quarantined \
             with their line and reason, per `on_bad_row`. An HTTP source can paginate and resume \
-            from a cursor that commits with the data.
+            from a cursor that commits with the data; a `link_header` next page is followed only \
+            on the scheme, host and port of `url` (else http_link_other_origin), since every page \
+            carries the headers.
             """,
         fields: [
             FieldSpec("source", .variants(discriminator: "format", [
@@ -27,7 +29,8 @@ extension ProcessorSpec {
                               example: "/data"),
                 ],
                 "http": [
-                    FieldSpec("url", .string, .required, secret: .allowed, description: "First page to fetch."),
+                    FieldSpec("url", .string, .required, secret: .allowed, destination: true,
+                              description: "First page to fetch; later pages stay on its scheme, host and port."),
                     FieldSpec("method", .enumeration(["GET", "POST"]), .defaultValue("GET"), description: "HTTP method."),
                     FieldSpec("headers", .map(.string, anyKeys: true), secret: .allowed,
                               description: "Request headers; values may carry secrets.",

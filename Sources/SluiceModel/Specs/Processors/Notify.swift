@@ -29,7 +29,7 @@ extension ProcessorSpec {
             With no `retry` on the step or in `defaults`, notify tries 3 times, 1s to 30s apart.
             """,
         fields: [
-            FieldSpec("url", .string, .required, secret: .allowed,
+            FieldSpec("url", .string, .required, secret: .allowed, destination: true,
                       description: "Webhook URL (http or https); often itself a secret. Never logged.",
                       example: "${{ env.ALERT_WEBHOOK_URL }}"),
             FieldSpec("format", .enumeration(["json", "slack"]), .defaultValue("json"),
