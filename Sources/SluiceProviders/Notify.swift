@@ -32,8 +32,9 @@ public struct NotifyProcessor: Processor {
             guard format == "json" || format == "slack" else {
                 throw StepFailure.config("'format' must be json or slack, not \(shown(format))", at: step.config["format"]?.location)
             }
-            let link = settings.optionalText("link").flatMap { text -> String? in
-                guard !text.isEmpty else { return nil }
+            var given = settings.optionalText("link").flatMap { $0.isEmpty ? nil : $0 }
+            if given == nil { given = await Self.defaultLink(step) }
+            let link = given.flatMap { text -> String? in
                 guard NotifySummary.isAbsoluteHTTP(text) else {
                     step.logger.notice("notify: the link is not an absolute http or https URL; it is left out",
                                        metadata: ["link": "\(shown(webhook.scrub(text)))"])
@@ -56,6 +57,19 @@ public struct NotifyProcessor: Processor {
             return ["http_status": .number(Double(response.status))]
         } catch let failure as StepFailure {
             throw failure.scrubbing(webhook)
+        }
+    }
+
+    /// `<public_url>/v1/runs/<run id>` when the project sets `public_url` (sluice.yml or
+    /// SLUICE_PUBLIC_URL); nil otherwise. Settings that can't be read leave the link out, with
+    /// a log line: the alert matters more than its link.
+    static func defaultLink(_ step: StepContext) async -> String? {
+        guard let root = step.project?.root else { return nil }
+        do {
+            return try await ProjectSettings.load(projectRoot: root).runLink(step.runID)
+        } catch {
+            step.logger.notice("notify: the project's settings can't be read, so the summary has no link: \(error)")
+            return nil
         }
     }
 

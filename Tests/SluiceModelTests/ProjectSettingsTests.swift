@@ -53,4 +53,22 @@ struct ProjectSettingsTests {
         #expect(await error("orgs: [acme\n").hasPrefix("sluice.yml:"))
         #expect(await error(nil, environment: ["SLUICE_ORGS": "acme,no way"]).hasPrefix("SLUICE_ORGS: org 'no way': "))
     }
+
+    @Test func thePublicURLLinksRunsAndMayComeFromTheEnvironment() async throws {
+        #expect(try await load(nil).publicURL == nil)
+        #expect(try await load(nil).runLink("r1") == nil)
+        let settings = try await load("orgs: [acme]\npublic_url: https://sluice.example.com/\n")
+        #expect(settings.publicURL == "https://sluice.example.com")
+        #expect(settings.runLink("r01abc") == "https://sluice.example.com/v1/runs/r01abc")
+        #expect(try await load("public_url: http://127.0.0.1:8080/sluice\n").runLink("r1") == "http://127.0.0.1:8080/sluice/v1/runs/r1")
+        #expect(try await load("public_url: https://a.example\n", environment: ["SLUICE_PUBLIC_URL": "https://b.example"]).publicURL == "https://b.example")
+    }
+
+    @Test func aPublicURLThatIsNoPlainHTTPURLIsRefusedWhereItIsWritten() async {
+        #expect(await error("public_url: sluice.example.com\n") == "sluice.yml:1:13: public_url: 'sluice.example.com' is not an absolute http or https URL (like https://sluice.example.com)")
+        #expect(await error("public_url: https://ops:pw@sluice.example.com\n") == "sluice.yml:1:13: public_url: the URL must not carry a user or password: it is put into notifications")
+        #expect(await error("public_url: https://sluice.example.com/?x=1\n") == "sluice.yml:1:13: public_url: the URL must not have a query or fragment: run paths are added to it")
+        #expect(await error("public_url: [a]\n") == "sluice.yml:1:13: public_url must be a URL, like public_url: https://sluice.example.com, not a list")
+        #expect(await error(nil, environment: ["SLUICE_PUBLIC_URL": "ftp://x.example"]) == "SLUICE_PUBLIC_URL: 'ftp://x.example' is not an absolute http or https URL (like https://sluice.example.com)")
+    }
 }

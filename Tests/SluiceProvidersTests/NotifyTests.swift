@@ -48,7 +48,8 @@ struct NotifyRunHarness {
 
     /// A pipeline whose one step (`test_leaking_step` or `test_ok`) fails or succeeds, with one
     /// notify handler.
-    static func pipeline(step: String = "test_leaking_step", with: String = "", retry: String = "") -> String {
+    static func pipeline(step: String = "test_leaking_step", with: String = "", retry: String = "",
+                         link: String? = "https://sluice.example.com/runs/${{ run.id }}") -> String {
         """
         pipeline: nightly_costs
         defaults: { timeout: 30s\(retry) }
@@ -59,18 +60,17 @@ struct NotifyRunHarness {
             uses: notify
             with:
               url: "${{ env.ALERT_WEBHOOK_URL }}"
-              message: "Costs for ${{ run.logical_date }} are late"
-              link: "https://sluice.example.com/runs/${{ run.id }}"\(with)
+              message: "Costs for ${{ run.logical_date }} are late"\(link.map { "\n      link: \"\($0)\"" } ?? "")\(with)
         """
     }
 
-    func run(_ yaml: String, webhook: FakeProviderServer?) async throws -> RunRecord {
+    func run(_ yaml: String, webhook: FakeProviderServer?, project: ProjectContext? = nil) async throws -> RunRecord {
         let result = PipelineLoader(registry: catalog.registry).load(Data(yaml.utf8), file: "pipelines/nightly_costs.yml")
         #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
         let plan = try PipelinePlan.build(try #require(result.definition)).get()
         var options = ExecutorOptions()
         options.heartbeatInterval = .milliseconds(100)
-        let executor = Executor(processors: catalog, store: store, options: options, logger: logs.logger)
+        let executor = Executor(processors: catalog, store: store, project: project, options: options, logger: logs.logger)
         let env = webhook.map { ["ALERT_WEBHOOK_URL": $0.baseURL + Self.secretPath] } ?? [:]
         return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: env))
     }
@@ -113,6 +113,27 @@ func jsonObject(_ request: RecordedRequest?) throws -> [String: Any] {
 
 struct NotifyRunTests {
     let originalReason = "step 'load_usage' failed: upstream refused key [redacted] for org acme"
+
+    @Test func withoutALinkTheSummaryLinksTheRunAtThePublicURLWhenTheProjectHasOne() async throws {
+        let harness = try NotifyRunHarness()
+        defer { harness.remove() }
+        let server = try await FakeProviderServer.start(answering: .answer(200, body: "ok"))
+        defer { Task { await server.stop() } }
+        let pipeline = NotifyRunHarness.pipeline(link: nil)
+        let project = ProjectContext(root: harness.folder)
+
+        let unlinked = try await harness.run(pipeline, webhook: server, project: project)
+        #expect(unlinked.state == .failed)
+        #expect(try jsonObject(server.requests.last)["link"] == nil, "no public_url, no link")
+
+        try Data("public_url: https://sluice.example.com/\n".utf8).write(to: harness.folder.appendingPathComponent("sluice.yml"))
+        let linked = try await harness.run(pipeline, webhook: server, project: project)
+        #expect(try jsonObject(server.requests.last)["link"] as? String == "https://sluice.example.com/v1/runs/\(linked.id)")
+        // A link the handler gives wins over the project's.
+        let given = try await harness.run(NotifyRunHarness.pipeline(), webhook: server, project: project)
+        #expect(try jsonObject(server.requests.last)["link"] as? String == "https://sluice.example.com/runs/\(given.id)")
+        #expect(server.requests.count == 3)
+    }
 
     @Test func aFailedRunPostsOneSanitizedJSONSummary() async throws {
         let harness = try NotifyRunHarness()

@@ -133,6 +133,7 @@ public struct ProjectScaffold: Sendable {
         """
         # Project settings. An environment variable SLUICE_<NAME> overrides each (SLUICE_ORGS=a,b).
         orgs: [default]   # the orgs (tenants) `sluice scheduler` creates scheduled runs for
+        # public_url: https://sluice.example.com   # where `sluice serve` is reached; notify links runs there
 
         """
     }
@@ -144,7 +145,7 @@ public struct ProjectScaffold: Sendable {
         - `pipelines/` — one pipeline per file; `sluice plan \(Self.pipelineID)` shows its DAG.
         - `schemas/` — table schemas (BigQuery JSON schema format, optionally with table options).
         - `data/` — sample input.
-        - `sluice.yml` — project settings: the orgs scheduled runs are created for.
+        - `sluice.yml` — project settings: the orgs scheduled runs are created for, and where the server is reached.
 
         Run the pipeline now with `sluice run \(Self.pipelineID)`; `sluice scheduler` runs it at
         its cron time (`sluice scheduler --once` looks once and exits).

@@ -11,6 +11,7 @@ import SystemPackage
 /// ```yaml
 /// # sluice.yml
 /// orgs: [acme, globex]    # the tenants `sluice scheduler` creates scheduled runs for
+/// public_url: https://sluice.example.com   # where `sluice serve` is reached, for links to runs
 /// ```
 public struct ProjectSettings: Sendable, Hashable {
     public static let fileName = "sluice.yml"
@@ -19,13 +20,23 @@ public struct ProjectSettings: Sendable, Hashable {
     /// The keys `sluice.yml` may have, with what each is for (for the "unknown key" error).
     public static let keys: [String: String] = [
         "orgs": "the orgs (tenants) scheduled runs are created for",
+        "public_url": "where `sluice serve` is reached, for links to runs in notifications",
     ]
 
     /// The orgs `sluice scheduler` and `sluice backfill` create runs for, in the order given.
     public var orgs: [String]
+    /// Where the project's `sluice serve` is reached (`https://sluice.example.com`), without a
+    /// trailing `/`: `notify` links a run at `<public_url>/v1/runs/<run id>`. Nil when unset.
+    public var publicURL: String?
 
-    public init(orgs: [String] = ProjectSettings.defaultOrgs) {
+    public init(orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil) {
         self.orgs = orgs
+        self.publicURL = publicURL
+    }
+
+    /// The link to a run in the API, when `public_url` is set.
+    public func runLink(_ runID: String) -> String? {
+        publicURL.map { "\($0)/v1/runs/\(runID)" }
     }
 
     /// Reads `sluice.yml` under `projectRoot` (if there is one) and the `SLUICE_*` variables of
@@ -55,6 +66,13 @@ public struct ProjectSettings: Sendable, Hashable {
             // The file's names were checked with their positions; these come from SLUICE_ORGS.
             if fromEnvironment { try checkOrgs(names, source: "SLUICE_ORGS") }
             settings.orgs = names
+        }
+        if let url = config.string(forKey: "public_url") {
+            // The file's value was checked with its position; this one comes from SLUICE_PUBLIC_URL.
+            if environment["SLUICE_PUBLIC_URL"] != nil, let problem = publicURLProblem(url) {
+                throw SettingsError("SLUICE_PUBLIC_URL: \(problem)")
+            }
+            settings.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         }
         return settings
     }
@@ -94,7 +112,29 @@ public struct ProjectSettings: Sendable, Hashable {
             }
             if items.isEmpty { throw SettingsError("\(orgs.location): orgs is empty; list at least one org, or leave it out for [default]") }
         }
+        if let url = root["public_url"] {
+            guard let text = url.scalarText, !url.isNull else {
+                throw SettingsError("\(url.location): public_url must be a URL, like public_url: https://sluice.example.com, not \(url.kindDescription)")
+            }
+            if let problem = publicURLProblem(text) { throw SettingsError("\(url.location): public_url: \(problem)") }
+        }
         return true
+    }
+
+    /// What is wrong with a `public_url`, or nil: it must be an absolute http or https URL with
+    /// a host, no user or password (it is put into notifications), no query or fragment.
+    static func publicURLProblem(_ text: String) -> String? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = url.host, !host.isEmpty else {
+            return "\(shown(text)) is not an absolute http or https URL (like https://sluice.example.com)"
+        }
+        if url.user != nil || url.password != nil {
+            return "the URL must not carry a user or password: it is put into notifications"
+        }
+        if url.query != nil || url.fragment != nil {
+            return "the URL must not have a query or fragment: run paths are added to it"
+        }
+        return nil
     }
 
     private static func checkOrgs(_ names: [String], source: String) throws(SettingsError) {

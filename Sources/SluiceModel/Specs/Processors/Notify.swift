@@ -35,7 +35,7 @@ extension ProcessorSpec {
             FieldSpec("format", .enumeration(["json", "slack"]), .defaultValue("json"),
                       description: "Body format: the summary's fields as JSON, or Slack's `{\"text\": …}`."),
             FieldSpec("message", .string, description: "Extra text for the summary (secrets masked, cut at \(notifyTextLimit) characters)."),
-            FieldSpec("link", .string, description: "Link to the run in your UI; left out unless it is an absolute http or https URL."),
+            FieldSpec("link", .string, description: "Link to the run in your UI; left out unless it is an absolute http or https URL. Default: <public_url>/v1/runs/<run id> when the project sets public_url (sluice.yml or SLUICE_PUBLIC_URL), else none."),
             FieldSpec("request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
                       description: "How long one attempt waits for the webhook's whole answer."),
         ],
