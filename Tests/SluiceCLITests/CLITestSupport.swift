@@ -60,6 +60,20 @@ func temporaryFolder() throws -> URL {
     return url
 }
 
+/// The files under the project's `.sluice/` that hold `text` (the run store, its WAL, the
+/// keyring, warehouses, staging), and how many files were searched.
+func filesHolding(_ text: String, in project: URL) -> (holding: [String], searched: Int) {
+    let files = FileManager.default.enumerator(at: project.appendingPathComponent(".sluice"), includingPropertiesForKeys: nil)
+    var holding: [String] = []
+    var searched = 0
+    while let file = files?.nextObject() as? URL {
+        guard let bytes = try? Data(contentsOf: file) else { continue }
+        searched += 1
+        if bytes.range(of: Data(text.utf8)) != nil { holding.append(file.lastPathComponent) }
+    }
+    return (holding, searched)
+}
+
 /// A copy of the repository's example project (pipelines, schemas, procedures, sample data)
 /// in a temp folder.
 func exampleProject() throws -> URL {

@@ -139,13 +139,8 @@ struct SecretsCommandTests {
         // Every output stream of every command, and every file Sluice wrote.
         #expect(!transcript.all.contains(value))
         #expect(!transcript.all.contains(String(value.suffix(12))), "not even the tail OpenAI would quote")
-        let files = FileManager.default.enumerator(at: project.appendingPathComponent(".sluice"), includingPropertiesForKeys: nil)
-        var searched = 0
-        while let file = files?.nextObject() as? URL {
-            guard let bytes = try? Data(contentsOf: file) else { continue }
-            searched += 1
-            #expect(bytes.range(of: Data(value.utf8)) == nil, "the key is in \(file.lastPathComponent)")
-        }
+        let (holding, searched) = filesHolding(value, in: project)
+        #expect(holding.isEmpty, "the key is in \(holding)")
         #expect(searched >= 3, "runs.sqlite, its WAL and the keyring at least")
     }
 

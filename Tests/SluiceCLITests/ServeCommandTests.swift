@@ -21,9 +21,10 @@ struct ServeCommandTests {
         #expect(list.status == 0)
         #expect(list.stdout.contains("\(id)  ci    api      "))
         #expect(!list.stdout.contains(token.suffix(43)), "a listing must never show the token")
-        // Only the hash is stored.
-        let database = try Data(contentsOf: project.appendingPathComponent(".sluice/runs.sqlite"))
-        #expect(database.range(of: Data(token.suffix(43).utf8)) == nil)
+        // Only the hash is stored: the secret part is in no file, the WAL included.
+        let stored = filesHolding(String(token.suffix(43)), in: project)
+        #expect(stored.holding.isEmpty, "the token is in \(stored.holding)")
+        #expect(stored.searched >= 2, "runs.sqlite and its WAL at least")
 
         #expect(try sluice("tokens", "list", "other", in: project).stdout == "org other has no tokens\n")
         let wrongOrg = try sluice("tokens", "revoke", "other", id, in: project)
@@ -129,9 +130,10 @@ struct ServeCommandTests {
         #expect(created.stderr.contains("deliveries go to POST /v1/hooks/acme/genai_costs_daily"))
         let list = try sluice("hooks", "list", "acme", in: project)
         #expect(list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
-        // The secret is sealed like any credential: not in the database in clear.
-        let database = try Data(contentsOf: project.appendingPathComponent(".sluice/runs.sqlite"))
-        #expect(database.range(of: Data(secret.utf8)) == nil)
+        // The secret is sealed like any credential: in no file in clear, the WAL included.
+        let stored = filesHolding(secret, in: project)
+        #expect(stored.holding.isEmpty, "the secret is in \(stored.holding)")
+        #expect(stored.searched >= 3, "runs.sqlite, its WAL and the keyring at least")
         #expect(try sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
         #expect(try sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
 

@@ -2,13 +2,15 @@ import Foundation
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceTestSupport
 import Testing
 
 /// Runs over HTTP: triggered, executed in the server, read back; request ids end up in the
 /// stored run; idempotency holds under concurrency; cancel and shutdown record cancelled runs.
 struct RunsAPITests {
     @Test func aTriggeredRunExecutesInTheServerAndCarriesTheRequestID() async throws {
-        let live = try await LiveServer.start(project: try exampleProject())
+        let logs = LogCapture()
+        let live = try await LiveServer.start(project: try exampleProject(), logger: logs.logger)
         defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
 
@@ -36,6 +38,14 @@ struct RunsAPITests {
         let stored = try #require(try await live.server.store.run(id))
         #expect(stored.requestID == "client-req.42")
         #expect(stored.trigger == .api)
+
+        // Every log line of the run, the executor's and its steps', carries the request id.
+        let runLines = logs.all.filter { $0.contains("run_id=\(id)") }
+        let executorLines = runLines.filter { $0.contains("component=executor") }
+        #expect(executorLines.count >= 7, "a line per step at least: \(runLines)")
+        #expect(executorLines.contains { $0.contains("step=load_usage") || $0.contains("step_id=load_usage") }, "\(executorLines)")
+        let without = runLines.filter { !$0.contains("request_id=client-req.42") }
+        #expect(without.isEmpty, "lines of the run without its request id: \(without)")
         try await live.stop()
     }
 

@@ -77,11 +77,11 @@ final class LiveServer: Sendable {
 
     /// `services` run beside the HTTP server (a scheduler over the server's runner).
     static func start(project: URL, configure: (inout ServerConfiguration) -> Void = { _ in },
-                      services: (APIServer) -> [any Service] = { _ in [] }) async throws -> LiveServer {
+                      logger: Logger = quiet, services: (APIServer) -> [any Service] = { _ in [] }) async throws -> LiveServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let server = try await APIServer(projectRoot: project, configuration: configuration, logger: quiet)
+        let server = try await APIServer(projectRoot: project, configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = server.application(services: services(server)) { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [application], logger: quiet))
