@@ -179,11 +179,11 @@ public final class SQLiteRunStore: RunStore {
         switch try await createRun(run, steps: steps, activeLimit: nil) {
         case .created(let created): return (created, true)
         case .existing(let existing): return (existing, false)
-        case .limited: preconditionFailure("no limit was given")
+        case .limited, .orgLimited: preconditionFailure("no limit was given")
         }
     }
 
-    public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation {
+    public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
         // One write transaction (SQLite takes the write lock first), so the count and the
         // insert can't interleave with another process's.
         try await database.write { db in
@@ -197,6 +197,12 @@ public final class SQLiteRunStore: RunStore {
                     SELECT count(*) FROM run WHERE pipeline = ? AND org = ? AND state IN ('pending', 'running')
                     """, arguments: [run.pipeline, run.org]) ?? 0
                 if active >= activeLimit { return .limited(active: active) }
+            }
+            if let orgActiveLimit {
+                let active = try Int.fetchOne(db, sql: """
+                    SELECT count(*) FROM run WHERE org = ? AND state IN ('pending', 'running')
+                    """, arguments: [run.org]) ?? 0
+                if active >= orgActiveLimit { return .orgLimited(active: active) }
             }
             let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
             try db.execute(sql: """

@@ -42,9 +42,13 @@ extension Sluice {
         @Option(help: "On SIGTERM, how long executing runs may go on before they are cancelled.")
         var shutdownGrace = "0s"
 
+        @Option(help: "The most runs of one org that may be pending or running for the API and webhooks to start another (0: no limit).")
+        var maxActiveRunsPerOrg = ServerConfiguration.defaultMaxActiveRunsPerOrg
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
+            guard maxActiveRunsPerOrg >= 0 else { throw ValidationError("--max-active-runs-per-org takes 0 (no limit) or more, not \(maxActiveRunsPerOrg)") }
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
             try validateOrgs(orgs)
@@ -58,6 +62,7 @@ extension Sluice {
             let logger = Logger(label: "sluice.server")
             var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.host = host
+            configuration.maxActiveRunsPerOrg = maxActiveRunsPerOrg == 0 ? nil : maxActiveRunsPerOrg
             configuration.port = port
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
             do {
@@ -80,6 +85,9 @@ extension Sluice {
                 throw ExitCode(1)
             }
             let host = self.host
+            if !["127.0.0.1", "localhost", "::1"].contains(host), !host.hasPrefix("127.") {
+                logger.warning("serving plain HTTP on \(host): bearer tokens and webhook deliveries cross the network unencrypted; put a TLS-terminating proxy in front, or listen on 127.0.0.1 behind it")
+            }
             let application = server.application(services: services) { port in
                 // Unbuffered, so a script waiting for this line sees it at once.
                 FileHandle.standardOutput.write(Data("sluice serve: listening on http://\(host):\(port)\n".utf8))

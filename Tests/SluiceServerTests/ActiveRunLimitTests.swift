@@ -58,4 +58,35 @@ struct ActiveRunLimitTests {
         #expect(retried.status == 202, "\(retried.text)")
         try await live.stop()
     }
+
+    @Test func anOrgAtTheServersLimitStartsNoMoreRunsWhileAnotherOrgStill() async throws {
+        let live = try await LiveServer.start(project: try exampleProject(extra: slowPipeline)) { configuration in
+            configuration.maxActiveRunsPerOrg = 1
+        }
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        let acme = try await live.token("acme")
+        let first = try await live.post("/v1/orgs/acme/pipelines/slow/runs", token: acme, json: "{}")
+        #expect(first.status == 202, "\(first.text)")
+        let firstRun = try #require(first.json["id"] as? String)
+
+        // Another pipeline of the same org: the org's limit, not the pipeline's.
+        let second = try await live.post("/v1/orgs/acme/pipelines/finops_data_quality/runs", token: acme, json: "{}")
+        #expect(second.status == 429, "\(second.text)")
+        #expect(second.errorCode == "org_active_runs")
+        #expect(second.header("Retry-After") == "30")
+        #expect(second.error["message"] as? String == "org 'acme' has 1 run pending or running, the most this server starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
+        // Another org is not held back by acme's runs.
+        let globex = try await live.token("globex")
+        let other = try await live.post("/v1/orgs/globex/pipelines/slow/runs", token: globex, json: "{}")
+        #expect(other.status == 202, "\(other.text)")
+        let otherRun = try #require(other.json["id"] as? String)
+
+        _ = try await live.post("/v1/runs/\(firstRun)/cancel", token: acme)
+        _ = try await live.waitForEnd(firstRun, token: acme)
+        let later = try await live.post("/v1/orgs/acme/pipelines/finops_data_quality/runs", token: acme, json: "{}")
+        #expect(later.status == 202, "\(later.text)")
+        _ = try await live.post("/v1/runs/\(otherRun)/cancel", token: globex)
+        _ = try await live.waitForEnd(otherRun, token: globex)
+        try await live.stop()
+    }
 }

@@ -93,8 +93,14 @@ public struct Executor: Sendable {
     /// Like `create(_:_:)`, but creates nothing while `activeLimit` runs of the pipeline and
     /// org are pending or running (a schedule's `max_active_runs`).
     public func create(_ plan: PipelinePlan, _ request: RunRequest, activeLimit: Int) async throws -> RunCreation {
+        try await create(plan, request, activeLimit: activeLimit, orgActiveLimit: nil)
+    }
+
+    /// Like `create(_:_:activeLimit:)`, either limit optional; with `orgActiveLimit`, nothing
+    /// is created while that many runs of the org are pending or running.
+    public func create(_ plan: PipelinePlan, _ request: RunRequest, activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
         let (record, steps) = Self.records(plan, request)
-        return try await store.createRun(record, steps: steps, activeLimit: activeLimit)
+        return try await store.createRun(record, steps: steps, activeLimit: activeLimit, orgActiveLimit: orgActiveLimit)
     }
 
     private static func records(_ plan: PipelinePlan, _ request: RunRequest) -> (RunRecord, [StepRunRecord]) {

@@ -14,6 +14,11 @@ public protocol RunStore: Sendable {
     /// transaction, so schedulers in several processes together never pass the limit.
     func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation
 
+    /// Like `createRun(_:steps:activeLimit:)`, and with `orgActiveLimit`, also creates nothing
+    /// while that many runs of the org (any pipeline) are pending or running (`.orgLimited`).
+    /// The limit a server keeps for each tenant.
+    func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation
+
     /// Stores a new state for the run, with its reason, as a transition.
     func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws
 
@@ -67,6 +72,10 @@ public protocol RunStore: Sendable {
 }
 
 extension RunStore {
+    public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation {
+        try await createRun(run, steps: steps, activeLimit: activeLimit, orgActiveLimit: nil)
+    }
+
     public func runWithSteps(_ id: String) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
         try await runWithSteps(id, org: nil)
     }
@@ -85,6 +94,8 @@ public enum RunCreation: Sendable, Hashable {
     case existing(RunRecord)
     /// Nothing was created: this many runs of the pipeline and org are active, the limit.
     case limited(active: Int)
+    /// Nothing was created: this many runs of the org are active, the org's limit.
+    case orgLimited(active: Int)
 }
 
 /// Where a page of runs ends: the creation time and id of its last run, the order runs are

@@ -54,6 +54,16 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             headers: headers)
     }
 
+    /// 429: the org has `active` runs pending or running, the server's limit per org.
+    static func orgRunsLimited(org: String, active: Int) -> APIError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = "\(activeRunsRetryAfterSeconds)"
+        let runs = active == 1 ? "1 run" : "\(active) runs"
+        return APIError(.tooManyRequests, "org_active_runs", "org '\(org)' has \(runs) pending or running, the most this server "
+            + "starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends",
+            headers: headers)
+    }
+
     /// The Retry-After of a `max_active_runs` refusal, in seconds.
     static let activeRunsRetryAfterSeconds = 30
 

@@ -63,6 +63,8 @@ struct RunsAPI: Sendable {
             return try replay(run, body: body)
         case .limited(let active):
             throw APIError.activeRunsLimited(pipeline: pipelineID, org: org, active: active)
+        case .orgLimited(let active):
+            throw APIError.orgRunsLimited(org: org, active: active)
         }
     }
 

@@ -169,6 +169,8 @@ struct WebhooksAPI: Sendable {
         case .limited(let active):
             // Nothing is created, so the sender's redelivery of this message id can start it.
             throw Refusal(reason: "max_active_runs", error: .activeRunsLimited(pipeline: delivery.pipeline, org: delivery.org, active: active))
+        case .orgLimited(let active):
+            throw Refusal(reason: "org_active_runs", error: .orgRunsLimited(org: delivery.org, active: active))
         }
         server.metrics.runCreated(trigger: .webhook)
         await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)

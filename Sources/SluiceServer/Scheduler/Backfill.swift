@@ -89,7 +89,7 @@ public struct Backfill: Sendable {
                     await report(slot, .ran(try await runner.store.run(run.id) ?? run))
                 case .existing(let run):
                     await report(slot, .existed(run))
-                case .limited(let active):
+                case .limited(let active), .orgLimited(let active):
                     let now = Date()
                     if !warned {
                         warned = true

@@ -231,7 +231,7 @@ public actor Scheduler: Service {
                 // Created before: by another scheduler, an earlier start of this one, or a backfill.
                 handledThrough[key] = fire
                 deferred[key] = nil
-            case .limited(let active):
+            case .limited(let active), .orgLimited(let active):
                 if deferred[key] != fire {
                     deferred[key] = fire
                     logger.info("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(active) active, max_active_runs \(maxActive)")

@@ -55,14 +55,12 @@ public struct APIServer: Sendable {
     }
 
     /// Creates a run for the API or a webhook. A pipeline with a `schedule` keeps to its
-    /// `max_active_runs` (counted with the insert, in one transaction, like the scheduler):
-    /// `.limited` then, and nothing is created.
+    /// `max_active_runs` (`.limited`), and every org to the server's `maxActiveRunsPerOrg`
+    /// (`.orgLimited`); both are counted with the insert, in one transaction, like the
+    /// scheduler's, and a limited request creates nothing.
     func createRun(_ plan: PipelinePlan, executor: Executor, _ request: Executor.RunRequest) async throws -> RunCreation {
-        if let limit = plan.definition.schedule?.maxActiveRuns {
-            return try await executor.create(plan, request, activeLimit: max(1, limit))
-        }
-        let (run, created) = try await executor.create(plan, request)
-        return created ? .created(run) : .existing(run)
+        try await executor.create(plan, request, activeLimit: plan.definition.schedule.map { max(1, $0.maxActiveRuns) },
+                                  orgActiveLimit: configuration.maxActiveRunsPerOrg)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with

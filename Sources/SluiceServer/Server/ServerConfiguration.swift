@@ -24,6 +24,11 @@ public struct ServerConfiguration: Sendable {
     /// A connection that sends nothing and is sent nothing for this long is closed, so idle
     /// or abandoned clients can't hold connections open for good (docs/api.md#limits).
     public var idleTimeout: Duration = .seconds(60)
+    /// The most runs of one org that may be pending or running at once for the API and
+    /// webhooks to start another (counted in the run store, so runs of other processes count
+    /// too); nil for no limit. One tenant can't fill the server with runs.
+    public var maxActiveRunsPerOrg: Int? = ServerConfiguration.defaultMaxActiveRunsPerOrg
+    public static let defaultMaxActiveRunsPerOrg = 20
     /// How long refused webhook deliveries stay in the audit log, and how many.
     public var webhookAuditRetention = WebhookAuditRetention()
 
