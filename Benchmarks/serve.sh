@@ -21,7 +21,8 @@ done
 
 if ! command -v wrk >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        apt-get install -y -qq wrk >/dev/null
+        # A fresh machine's package lists may be empty: update them first.
+        apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
     else
         echo "serve.sh: wrk is not installed (Debian: apt-get install wrk)" >&2; exit 2
     fi
