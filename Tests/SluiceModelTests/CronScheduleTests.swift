@@ -304,7 +304,7 @@ struct CronScheduleTests {
             let text = RandomCron.expression(&random, near: near)
             let cron = try CronExpression(parsing: text)
             let schedule = CronSchedule(cron, timeZone: timeZone)
-            let reference = ReferenceSchedule(cron: cron, timeZone: timeZone)
+            let reference = try #require(ReferenceSchedule(expression: text, timeZone: timeZone), "\(text)")
             let expected = reference.fireTimes(from: from, to: to)
             let context = "\(text) in \(zone) over \(Date(timeIntervalSince1970: Double(from)))"
             // prefix: a wrong `next` that doesn't advance must fail the test, not hang it.
@@ -350,24 +350,74 @@ struct CronScheduleTests {
 /// expression fires at each minute whose local reading matches; a specific-hour expression
 /// fires at a minute for every matching local time that the clock reaches (or passes) for
 /// the first time at that minute.
+///
+/// It reads the expression text itself (docs/pipeline-format.md, "Schedule"), never
+/// `CronExpression`'s fields, so the walk checks parsing too.
 struct ReferenceSchedule {
-    let cron: CronExpression
     let timeZone: TimeZone
     private let calendar: Calendar
+    /// Indexed by value: `minutes[30]` is whether minute 30 matches; `daysOfWeek[0]` is Sunday.
     private let minutes: [Bool], hours: [Bool], daysOfMonth: [Bool], months: [Bool], daysOfWeek: [Bool]
+    /// The hour field doesn't start with `*`, so it names hours of the local clock.
+    private let hourRestricted: Bool
+    /// Neither day field starts with `*`, so a day matches if either does.
+    private let eitherDay: Bool
 
-    init(cron: CronExpression, timeZone: TimeZone) {
-        self.cron = cron
+    /// Nil for text the reference can't read (the generator only writes what it can).
+    init?(expression: String, timeZone: TimeZone) {
+        let shorthands = [
+            "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+        ]
+        let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+        // Names and shorthands are case-insensitive.
+        let text = expression.lowercased()
+        let fields = (shorthands[text] ?? text).split(separator: " ")
+        guard fields.count == 5,
+              let minutes = Self.table(fields[0], 0...59),
+              let hours = Self.table(fields[1], 0...23),
+              let daysOfMonth = Self.table(fields[2], 1...31),
+              let months = Self.table(fields[3], 1...12, names: monthNames),
+              let daysOfWeek = Self.table(fields[4], 0...7, names: weekdayNames)
+        else { return nil }
+        self.minutes = minutes
+        self.hours = hours
+        self.daysOfMonth = daysOfMonth
+        self.months = months
+        // 7 is Sunday too.
+        self.daysOfWeek = (0..<7).map { daysOfWeek[$0] || ($0 == 0 && daysOfWeek[7]) }
+        hourRestricted = !fields[1].hasPrefix("*")
+        eitherDay = !fields[2].hasPrefix("*") && !fields[4].hasPrefix("*")
         self.timeZone = timeZone
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         self.calendar = calendar
-        func table(_ values: Set<Int>, _ count: Int) -> [Bool] { (0..<count).map(values.contains) }
-        minutes = table(cron.minutes, 60)
-        hours = table(cron.hours, 24)
-        daysOfMonth = table(cron.daysOfMonth, 32)
-        months = table(cron.months, 13)
-        daysOfWeek = table(cron.daysOfWeek, 7)
+    }
+
+    /// One field as a table indexed by value: a comma list of `*`, `v` or `a-b` (numbers, or
+    /// names counted from the field's first value), each with an optional `/step`; a step
+    /// after a single value runs to the end of the field.
+    private static func table(_ field: Substring, _ range: ClosedRange<Int>, names: [String] = []) -> [Bool]? {
+        func value(_ text: Substring) -> Int? {
+            if let index = names.firstIndex(of: String(text)) { return range.lowerBound + index }
+            return Int(text).flatMap { range.contains($0) ? $0 : nil }
+        }
+        var table = Array(repeating: false, count: range.upperBound + 1)
+        for item in field.split(separator: ",", omittingEmptySubsequences: false) {
+            let rangeAndStep = item.split(separator: "/", omittingEmptySubsequences: false)
+            let bounds = rangeAndStep[0].split(separator: "-", omittingEmptySubsequences: false)
+            guard rangeAndStep.count <= 2, bounds.count <= 2 else { return nil }
+            let step = rangeAndStep.count == 2 ? Int(rangeAndStep[1]) : 1
+            let low = rangeAndStep[0] == "*" ? range.lowerBound : value(bounds[0])
+            let high = rangeAndStep[0] == "*" ? range.upperBound
+                : bounds.count == 2 ? value(bounds[1])
+                : rangeAndStep.count == 2 ? range.upperBound
+                : low
+            guard let low, let high, let step, step > 0, low <= high else { return nil }
+            for value in stride(from: low, through: high, by: step) { table[value] = true }
+        }
+        return table
     }
 
     /// Fire times in `from ..< to` (whole minutes). The walk starts a few hours early so the
@@ -379,8 +429,7 @@ struct ReferenceSchedule {
             if let known = days[day] { return known }
             let date = calendar.dateComponents([.month, .day, .weekday], from: Date(timeIntervalSince1970: Double(day * 86_400)))
             let byMonthDay = daysOfMonth[date.day!], byWeekday = daysOfWeek[date.weekday! - 1]
-            let either = cron.dayOfMonthRestricted && cron.dayOfWeekRestricted
-            let matches = months[date.month!] && (either ? byMonthDay || byWeekday : byMonthDay && byWeekday)
+            let matches = months[date.month!] && (eitherDay ? byMonthDay || byWeekday : byMonthDay && byWeekday)
             days[day] = matches
             return matches
         }
@@ -398,7 +447,7 @@ struct ReferenceSchedule {
         for instant in stride(from: walkStart, to: to, by: 60) {
             let local = reading(instant)
             let due: Bool
-            if cron.hourRestricted {
+            if hourRestricted {
                 // Every local time the clock reaches (or jumps past) for the first time.
                 due = local > highest && stride(from: highest + 60, through: local, by: 60).contains(where: matches)
                 highest = max(highest, local)
