@@ -460,20 +460,23 @@ struct ReferenceSchedule {
     }
 }
 
-/// Cron expressions that fire often enough to meet offset changes: lists, ranges, steps,
-/// month and weekday names, 7 for Sunday, and both day fields restricted.
+/// Cron expressions that fire often enough to meet offset changes: lists mixing ranges and
+/// single values, ranges, steps (`*/n`, `a-b/n`, `a/n`), month and weekday names in any case
+/// (`jan`, `MON-fri`), 0 and 7 for Sunday, both day fields restricted, and the shorthands.
 enum RandomCron {
     static func expression(_ random: inout SplitMix64, near date: DateComponents) -> String {
+        if random.next() % 10 == 0 {
+            return pick(&random, ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"])
+        }
         func orNear(_ field: String, _ value: String) -> String {
             field == "*" || random.next() % 2 == 0 ? field : "\(field),\(value)"
         }
-        let weekdays = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-        let weekday = date.weekday! - 1
+        let today = date.weekday! - 1
         return [
             minute(&random), hour(&random),
             orNear(dayOfMonth(&random), "\(date.day!)"),
-            orNear(month(&random), "\(date.month!)"),
-            orNear(dayOfWeek(&random), random.next() % 2 == 0 ? weekdays[weekday] : "\(weekday == 0 ? 7 : weekday)"),
+            orNear(month(&random), month(&random, date.month!)),
+            orNear(dayOfWeek(&random), weekday(&random, today == 0 && random.next() % 2 == 0 ? 7 : today)),
         ].joined(separator: " ")
     }
 
@@ -485,8 +488,27 @@ enum RandomCron {
         range.lowerBound + Int(random.next() % UInt64(range.count))
     }
 
+    /// A name as `jan`, `Jan` or `JAN`.
+    private static func name(_ random: inout SplitMix64, _ names: [String], _ index: Int) -> String {
+        let name = names[index]
+        return pick(&random, [name, name.prefix(1).uppercased() + name.dropFirst(), name.uppercased()])
+    }
+
+    private static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    private static let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+    /// Month 1–12 as a number or a name.
+    private static func month(_ random: inout SplitMix64, _ month: Int) -> String {
+        random.next() % 2 == 0 ? "\(month)" : name(&random, monthNames, month - 1)
+    }
+
+    /// Weekday 0–7 as a number or (0–6) a name.
+    private static func weekday(_ random: inout SplitMix64, _ day: Int) -> String {
+        day == 7 || random.next() % 2 == 0 ? "\(day)" : name(&random, weekdayNames, day)
+    }
+
     private static func minute(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
+        switch random.next() % 9 {
         case 0: return "*/\(pick(&random, [5, 7, 10, 15, 20, 30]))"
         case 1: return "\(number(&random, 0...59))"
         case 2: return "\(number(&random, 0...29)),\(number(&random, 30...59))"
@@ -494,12 +516,15 @@ enum RandomCron {
         case 4: let low = number(&random, 0...20); return "\(low)-\(low + number(&random, 10...39))/\(number(&random, 2...15))"
         case 5: return "0,15,30,45"
         case 6: return "\(number(&random, 0...9))/\(number(&random, 10...30))"
+        case 7:
+            let low = number(&random, 0...10)
+            return "\(low)-\(low + number(&random, 0...5)),\(number(&random, 20...30)),\(number(&random, 31...40))-59/\(number(&random, 5...10))"
         default: return pick(&random, ["0", "30", "45", "59"])
         }
     }
 
     private static func hour(_ random: inout SplitMix64) -> String {
-        switch random.next() % 9 {
+        switch random.next() % 10 {
         case 0, 1: return "*"
         case 2: return "*/\(pick(&random, [2, 3, 4, 5]))"
         // Hours where clocks change: 0-4 and 23 (Santiago changes at midnight).
@@ -507,36 +532,43 @@ enum RandomCron {
         case 5: return "\(number(&random, 0...2))-\(number(&random, 2...4))"
         case 6: return "\(pick(&random, [1, 2]))-\(number(&random, 3...23))/\(number(&random, 1...3))"
         case 7: return "\(pick(&random, [0, 1, 2]))/\(number(&random, 2...6))"
+        case 8: return "\(number(&random, 0...2))-\(number(&random, 2...4)),\(number(&random, 5...21)),\(pick(&random, [22, 23]))"
         default: return "\(number(&random, 0...3)),\(number(&random, 4...11)),\(number(&random, 12...23))"
         }
     }
 
     private static func dayOfMonth(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
+        switch random.next() % 10 {
         case 0: return "\(number(&random, 1...31))"
         case 1: return "\(number(&random, 1...14))-\(number(&random, 15...31))"
         case 2: return "*/\(pick(&random, [2, 3]))"
         case 3: return "\(number(&random, 1...10)),\(number(&random, 11...20)),\(number(&random, 21...31))"
+        case 4: return "\(number(&random, 1...10))-\(number(&random, 20...31))/\(number(&random, 2...4))"
+        case 5: return "\(number(&random, 1...9)),\(number(&random, 10...15))-\(number(&random, 16...31))"
         default: return "*"
         }
     }
 
     private static func month(_ random: inout SplitMix64) -> String {
-        switch random.next() % 7 {
-        case 0: return pick(&random, ["mar,apr", "sep-nov", "Oct,NOV", "jan-jun", "apr-dec/2"])
-        case 1: return "\(number(&random, 1...6))-\(number(&random, 7...12))"
-        case 2: return "\(number(&random, 1...12))"
+        switch random.next() % 8 {
+        case 0: return "\(month(&random, number(&random, 1...6)))-\(month(&random, number(&random, 7...12)))"
+        case 1: return "\(month(&random, number(&random, 1...12)))"
+        case 2: return "\(month(&random, number(&random, 1...4)))-\(month(&random, number(&random, 9...12)))/\(number(&random, 2...3))"
+        case 3:
+            return "\(month(&random, number(&random, 1...3))),\(month(&random, number(&random, 4...6)))-\(month(&random, number(&random, 7...10))),\(month(&random, 12))"
         default: return "*"
         }
     }
 
     private static func dayOfWeek(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
-        case 0: return pick(&random, ["mon-fri", "sat,sun", "sun", "SAT"])
-        case 1: return "\(number(&random, 0...7))"
-        case 2: return "\(number(&random, 0...3))-\(number(&random, 4...7))"
+        switch random.next() % 10 {
+        case 0: return "\(weekday(&random, number(&random, 0...3)))-\(weekday(&random, number(&random, 4...6)))"
+        case 1: return weekday(&random, number(&random, 0...7))
+        case 2: return "\(weekday(&random, number(&random, 0...3)))-\(weekday(&random, number(&random, 4...7)))"
         case 3: return "*/\(pick(&random, [2, 3]))"
         case 4: return "7"
+        case 5: return "\(weekday(&random, number(&random, 0...2)))-\(weekday(&random, number(&random, 5...7)))/\(number(&random, 2...3))"
+        case 6: return "\(weekday(&random, number(&random, 0...2))),\(weekday(&random, number(&random, 3...4)))-\(weekday(&random, number(&random, 5...7)))"
         default: return "*"
         }
     }
