@@ -202,6 +202,45 @@ struct CronScheduleTests {
         #expect(next("@yearly", in: "UTC", after: "2026-05-01T00:00:00Z", count: 1) == ["Fri 2027-01-01 00:00 +00:00"])
     }
 
+    @Test func dailyAndMidnightFireAtLocalMidnightAcrossClockChanges() throws {
+        func fires(_ expression: String, _ zone: String, _ start: String, _ end: String) throws -> [Date] {
+            Array(try schedule(expression, zone).fireTimes(from: instant(start), to: instant(end)))
+        }
+        // New York springs forward at 02:00 on 2026-03-08: midnight is EST before, EDT after.
+        let springForward = [
+            instant("2026-03-07T05:00:00Z"), instant("2026-03-08T05:00:00Z"), instant("2026-03-09T04:00:00Z"), instant("2026-03-10T04:00:00Z"),
+        ]
+        #expect(try fires("@daily", "America/New_York", "2026-03-07T00:00:00Z", "2026-03-10T12:00:00Z") == springForward)
+        #expect(try fires("@midnight", "America/New_York", "2026-03-07T00:00:00Z", "2026-03-10T12:00:00Z") == springForward)
+        // It falls back at 02:00 on 2026-11-01, so that day is 25 hours long.
+        let fallBack = [instant("2026-10-31T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-11-02T05:00:00Z")]
+        #expect(try fires("@daily", "America/New_York", "2026-10-31T00:00:00Z", "2026-11-02T12:00:00Z") == fallBack)
+        #expect(try fires("@midnight", "America/New_York", "2026-10-31T00:00:00Z", "2026-11-02T12:00:00Z") == fallBack)
+        // A shorthand's hour is specific: Santiago skips 00:00-00:59 on 2026-09-06, so it runs at 01:00 -03:00.
+        let skippedMidnight = [instant("2026-09-05T04:00:00Z"), instant("2026-09-06T04:00:00Z"), instant("2026-09-07T03:00:00Z")]
+        #expect(try fires("@daily", "America/Santiago", "2026-09-05T00:00:00Z", "2026-09-07T12:00:00Z") == skippedMidnight)
+        #expect(try fires("@midnight", "America/Santiago", "2026-09-05T00:00:00Z", "2026-09-07T12:00:00Z") == skippedMidnight)
+    }
+
+    @Test func monthlyAndAnnuallyFireAtLocalMidnightOnTheFirst() throws {
+        let monthly = try schedule("@monthly", "America/New_York")
+        #expect(Array(monthly.fireTimes(from: instant("2026-02-15T00:00:00Z"), to: instant("2026-05-15T00:00:00Z"))) == [
+            instant("2026-03-01T05:00:00Z"), instant("2026-04-01T04:00:00Z"), instant("2026-05-01T04:00:00Z"),
+        ])
+        // 2026-11-01 is the day clocks go back, at 02:00: its midnight is still EDT.
+        #expect(Array(monthly.fireTimes(from: instant("2026-09-15T00:00:00Z"), to: instant("2026-12-15T00:00:00Z"))) == [
+            instant("2026-10-01T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-12-01T05:00:00Z"),
+        ])
+        #expect(monthly.previousFireTime(atOrBefore: instant("2026-03-31T12:00:00Z")) == instant("2026-03-01T05:00:00Z"))
+        // Asked in summer (EDT), New Year's midnight is EST.
+        let annually = try schedule("@annually", "America/New_York")
+        #expect(Array(annually.fireTimes(from: instant("2026-07-01T00:00:00Z")).prefix(2)) == [
+            instant("2027-01-01T05:00:00Z"), instant("2028-01-01T05:00:00Z"),
+        ])
+        #expect(annually.previousFireTime(atOrBefore: instant("2026-07-01T00:00:00Z")) == instant("2026-01-01T05:00:00Z"))
+        #expect(annually.nextFireTime(after: instant("2026-12-31T05:00:00Z")) == instant("2027-01-01T05:00:00Z"))
+    }
+
     // MARK: Never
 
     @Test(arguments: ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb *", "0 0 31 2 */2"])
