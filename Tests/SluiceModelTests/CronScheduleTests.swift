@@ -252,7 +252,8 @@ struct CronScheduleTests {
             let schedule = try schedule(text, "Europe/Berlin")
             #expect(schedule.nextFireTime(after: instant("2026-01-01T00:00:00Z")) == nil)
             #expect(schedule.previousFireTime(atOrBefore: instant("2026-01-01T00:00:00Z")) == nil)
-            #expect(Array(schedule.fireTimes(from: instant("2026-01-01T00:00:00Z"))).isEmpty)
+            // prefix: if the expression can fire after all, fail rather than read for ever.
+            #expect(Array(schedule.fireTimes(from: instant("2026-01-01T00:00:00Z")).prefix(1)).isEmpty)
         }
         #expect(elapsed < .seconds(10), "it must not search for ever")
     }
