@@ -202,6 +202,45 @@ struct CronScheduleTests {
         #expect(next("@yearly", in: "UTC", after: "2026-05-01T00:00:00Z", count: 1) == ["Fri 2027-01-01 00:00 +00:00"])
     }
 
+    @Test func dailyAndMidnightFireAtLocalMidnightAcrossClockChanges() throws {
+        func fires(_ expression: String, _ zone: String, _ start: String, _ end: String) throws -> [Date] {
+            Array(try schedule(expression, zone).fireTimes(from: instant(start), to: instant(end)))
+        }
+        // New York springs forward at 02:00 on 2026-03-08: midnight is EST before, EDT after.
+        let springForward = [
+            instant("2026-03-07T05:00:00Z"), instant("2026-03-08T05:00:00Z"), instant("2026-03-09T04:00:00Z"), instant("2026-03-10T04:00:00Z"),
+        ]
+        #expect(try fires("@daily", "America/New_York", "2026-03-07T00:00:00Z", "2026-03-10T12:00:00Z") == springForward)
+        #expect(try fires("@midnight", "America/New_York", "2026-03-07T00:00:00Z", "2026-03-10T12:00:00Z") == springForward)
+        // It falls back at 02:00 on 2026-11-01, so that day is 25 hours long.
+        let fallBack = [instant("2026-10-31T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-11-02T05:00:00Z")]
+        #expect(try fires("@daily", "America/New_York", "2026-10-31T00:00:00Z", "2026-11-02T12:00:00Z") == fallBack)
+        #expect(try fires("@midnight", "America/New_York", "2026-10-31T00:00:00Z", "2026-11-02T12:00:00Z") == fallBack)
+        // A shorthand's hour is specific: Santiago skips 00:00-00:59 on 2026-09-06, so it runs at 01:00 -03:00.
+        let skippedMidnight = [instant("2026-09-05T04:00:00Z"), instant("2026-09-06T04:00:00Z"), instant("2026-09-07T03:00:00Z")]
+        #expect(try fires("@daily", "America/Santiago", "2026-09-05T00:00:00Z", "2026-09-07T12:00:00Z") == skippedMidnight)
+        #expect(try fires("@midnight", "America/Santiago", "2026-09-05T00:00:00Z", "2026-09-07T12:00:00Z") == skippedMidnight)
+    }
+
+    @Test func monthlyAndAnnuallyFireAtLocalMidnightOnTheFirst() throws {
+        let monthly = try schedule("@monthly", "America/New_York")
+        #expect(Array(monthly.fireTimes(from: instant("2026-02-15T00:00:00Z"), to: instant("2026-05-15T00:00:00Z"))) == [
+            instant("2026-03-01T05:00:00Z"), instant("2026-04-01T04:00:00Z"), instant("2026-05-01T04:00:00Z"),
+        ])
+        // 2026-11-01 is the day clocks go back, at 02:00: its midnight is still EDT.
+        #expect(Array(monthly.fireTimes(from: instant("2026-09-15T00:00:00Z"), to: instant("2026-12-15T00:00:00Z"))) == [
+            instant("2026-10-01T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-12-01T05:00:00Z"),
+        ])
+        #expect(monthly.previousFireTime(atOrBefore: instant("2026-03-31T12:00:00Z")) == instant("2026-03-01T05:00:00Z"))
+        // Asked in summer (EDT), New Year's midnight is EST.
+        let annually = try schedule("@annually", "America/New_York")
+        #expect(Array(annually.fireTimes(from: instant("2026-07-01T00:00:00Z")).prefix(2)) == [
+            instant("2027-01-01T05:00:00Z"), instant("2028-01-01T05:00:00Z"),
+        ])
+        #expect(annually.previousFireTime(atOrBefore: instant("2026-07-01T00:00:00Z")) == instant("2026-01-01T05:00:00Z"))
+        #expect(annually.nextFireTime(after: instant("2026-12-31T05:00:00Z")) == instant("2027-01-01T05:00:00Z"))
+    }
+
     // MARK: Never
 
     @Test(arguments: ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb *", "0 0 31 2 */2"])
@@ -213,7 +252,8 @@ struct CronScheduleTests {
             let schedule = try schedule(text, "Europe/Berlin")
             #expect(schedule.nextFireTime(after: instant("2026-01-01T00:00:00Z")) == nil)
             #expect(schedule.previousFireTime(atOrBefore: instant("2026-01-01T00:00:00Z")) == nil)
-            #expect(Array(schedule.fireTimes(from: instant("2026-01-01T00:00:00Z"))).isEmpty)
+            // prefix: if the expression can fire after all, fail rather than read for ever.
+            #expect(Array(schedule.fireTimes(from: instant("2026-01-01T00:00:00Z")).prefix(1)).isEmpty)
         }
         #expect(elapsed < .seconds(10), "it must not search for ever")
     }
@@ -304,7 +344,7 @@ struct CronScheduleTests {
             let text = RandomCron.expression(&random, near: near)
             let cron = try CronExpression(parsing: text)
             let schedule = CronSchedule(cron, timeZone: timeZone)
-            let reference = ReferenceSchedule(cron: cron, timeZone: timeZone)
+            let reference = try #require(ReferenceSchedule(expression: text, timeZone: timeZone), "\(text)")
             let expected = reference.fireTimes(from: from, to: to)
             let context = "\(text) in \(zone) over \(Date(timeIntervalSince1970: Double(from)))"
             // prefix: a wrong `next` that doesn't advance must fail the test, not hang it.
@@ -350,24 +390,74 @@ struct CronScheduleTests {
 /// expression fires at each minute whose local reading matches; a specific-hour expression
 /// fires at a minute for every matching local time that the clock reaches (or passes) for
 /// the first time at that minute.
+///
+/// It reads the expression text itself (docs/pipeline-format.md, "Schedule"), never
+/// `CronExpression`'s fields, so the walk checks parsing too.
 struct ReferenceSchedule {
-    let cron: CronExpression
     let timeZone: TimeZone
     private let calendar: Calendar
+    /// Indexed by value: `minutes[30]` is whether minute 30 matches; `daysOfWeek[0]` is Sunday.
     private let minutes: [Bool], hours: [Bool], daysOfMonth: [Bool], months: [Bool], daysOfWeek: [Bool]
+    /// The hour field doesn't start with `*`, so it names hours of the local clock.
+    private let hourRestricted: Bool
+    /// Neither day field starts with `*`, so a day matches if either does.
+    private let eitherDay: Bool
 
-    init(cron: CronExpression, timeZone: TimeZone) {
-        self.cron = cron
+    /// Nil for text the reference can't read (the generator only writes what it can).
+    init?(expression: String, timeZone: TimeZone) {
+        let shorthands = [
+            "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+        ]
+        let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+        // Names and shorthands are case-insensitive.
+        let text = expression.lowercased()
+        let fields = (shorthands[text] ?? text).split(separator: " ")
+        guard fields.count == 5,
+              let minutes = Self.table(fields[0], 0...59),
+              let hours = Self.table(fields[1], 0...23),
+              let daysOfMonth = Self.table(fields[2], 1...31),
+              let months = Self.table(fields[3], 1...12, names: monthNames),
+              let daysOfWeek = Self.table(fields[4], 0...7, names: weekdayNames)
+        else { return nil }
+        self.minutes = minutes
+        self.hours = hours
+        self.daysOfMonth = daysOfMonth
+        self.months = months
+        // 7 is Sunday too.
+        self.daysOfWeek = (0..<7).map { daysOfWeek[$0] || ($0 == 0 && daysOfWeek[7]) }
+        hourRestricted = !fields[1].hasPrefix("*")
+        eitherDay = !fields[2].hasPrefix("*") && !fields[4].hasPrefix("*")
         self.timeZone = timeZone
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         self.calendar = calendar
-        func table(_ values: Set<Int>, _ count: Int) -> [Bool] { (0..<count).map(values.contains) }
-        minutes = table(cron.minutes, 60)
-        hours = table(cron.hours, 24)
-        daysOfMonth = table(cron.daysOfMonth, 32)
-        months = table(cron.months, 13)
-        daysOfWeek = table(cron.daysOfWeek, 7)
+    }
+
+    /// One field as a table indexed by value: a comma list of `*`, `v` or `a-b` (numbers, or
+    /// names counted from the field's first value), each with an optional `/step`; a step
+    /// after a single value runs to the end of the field.
+    private static func table(_ field: Substring, _ range: ClosedRange<Int>, names: [String] = []) -> [Bool]? {
+        func value(_ text: Substring) -> Int? {
+            if let index = names.firstIndex(of: String(text)) { return range.lowerBound + index }
+            return Int(text).flatMap { range.contains($0) ? $0 : nil }
+        }
+        var table = Array(repeating: false, count: range.upperBound + 1)
+        for item in field.split(separator: ",", omittingEmptySubsequences: false) {
+            let rangeAndStep = item.split(separator: "/", omittingEmptySubsequences: false)
+            let bounds = rangeAndStep[0].split(separator: "-", omittingEmptySubsequences: false)
+            guard rangeAndStep.count <= 2, bounds.count <= 2 else { return nil }
+            let step = rangeAndStep.count == 2 ? Int(rangeAndStep[1]) : 1
+            let low = rangeAndStep[0] == "*" ? range.lowerBound : value(bounds[0])
+            let high = rangeAndStep[0] == "*" ? range.upperBound
+                : bounds.count == 2 ? value(bounds[1])
+                : rangeAndStep.count == 2 ? range.upperBound
+                : low
+            guard let low, let high, let step, step > 0, low <= high else { return nil }
+            for value in stride(from: low, through: high, by: step) { table[value] = true }
+        }
+        return table
     }
 
     /// Fire times in `from ..< to` (whole minutes). The walk starts a few hours early so the
@@ -379,8 +469,7 @@ struct ReferenceSchedule {
             if let known = days[day] { return known }
             let date = calendar.dateComponents([.month, .day, .weekday], from: Date(timeIntervalSince1970: Double(day * 86_400)))
             let byMonthDay = daysOfMonth[date.day!], byWeekday = daysOfWeek[date.weekday! - 1]
-            let either = cron.dayOfMonthRestricted && cron.dayOfWeekRestricted
-            let matches = months[date.month!] && (either ? byMonthDay || byWeekday : byMonthDay && byWeekday)
+            let matches = months[date.month!] && (eitherDay ? byMonthDay || byWeekday : byMonthDay && byWeekday)
             days[day] = matches
             return matches
         }
@@ -398,7 +487,7 @@ struct ReferenceSchedule {
         for instant in stride(from: walkStart, to: to, by: 60) {
             let local = reading(instant)
             let due: Bool
-            if cron.hourRestricted {
+            if hourRestricted {
                 // Every local time the clock reaches (or jumps past) for the first time.
                 due = local > highest && stride(from: highest + 60, through: local, by: 60).contains(where: matches)
                 highest = max(highest, local)
@@ -411,20 +500,23 @@ struct ReferenceSchedule {
     }
 }
 
-/// Cron expressions that fire often enough to meet offset changes: lists, ranges, steps,
-/// month and weekday names, 7 for Sunday, and both day fields restricted.
+/// Cron expressions that fire often enough to meet offset changes: lists mixing ranges and
+/// single values, ranges, steps (`*/n`, `a-b/n`, `a/n`), month and weekday names in any case
+/// (`jan`, `MON-fri`), 0 and 7 for Sunday, both day fields restricted, and the shorthands.
 enum RandomCron {
     static func expression(_ random: inout SplitMix64, near date: DateComponents) -> String {
+        if random.next() % 10 == 0 {
+            return pick(&random, ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"])
+        }
         func orNear(_ field: String, _ value: String) -> String {
             field == "*" || random.next() % 2 == 0 ? field : "\(field),\(value)"
         }
-        let weekdays = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-        let weekday = date.weekday! - 1
+        let today = date.weekday! - 1
         return [
             minute(&random), hour(&random),
             orNear(dayOfMonth(&random), "\(date.day!)"),
-            orNear(month(&random), "\(date.month!)"),
-            orNear(dayOfWeek(&random), random.next() % 2 == 0 ? weekdays[weekday] : "\(weekday == 0 ? 7 : weekday)"),
+            orNear(month(&random), month(&random, date.month!)),
+            orNear(dayOfWeek(&random), weekday(&random, today == 0 && random.next() % 2 == 0 ? 7 : today)),
         ].joined(separator: " ")
     }
 
@@ -436,8 +528,27 @@ enum RandomCron {
         range.lowerBound + Int(random.next() % UInt64(range.count))
     }
 
+    /// A name as `jan`, `Jan` or `JAN`.
+    private static func name(_ random: inout SplitMix64, _ names: [String], _ index: Int) -> String {
+        let name = names[index]
+        return pick(&random, [name, name.prefix(1).uppercased() + name.dropFirst(), name.uppercased()])
+    }
+
+    private static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    private static let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+    /// Month 1–12 as a number or a name.
+    private static func month(_ random: inout SplitMix64, _ month: Int) -> String {
+        random.next() % 2 == 0 ? "\(month)" : name(&random, monthNames, month - 1)
+    }
+
+    /// Weekday 0–7 as a number or (0–6) a name.
+    private static func weekday(_ random: inout SplitMix64, _ day: Int) -> String {
+        day == 7 || random.next() % 2 == 0 ? "\(day)" : name(&random, weekdayNames, day)
+    }
+
     private static func minute(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
+        switch random.next() % 9 {
         case 0: return "*/\(pick(&random, [5, 7, 10, 15, 20, 30]))"
         case 1: return "\(number(&random, 0...59))"
         case 2: return "\(number(&random, 0...29)),\(number(&random, 30...59))"
@@ -445,12 +556,15 @@ enum RandomCron {
         case 4: let low = number(&random, 0...20); return "\(low)-\(low + number(&random, 10...39))/\(number(&random, 2...15))"
         case 5: return "0,15,30,45"
         case 6: return "\(number(&random, 0...9))/\(number(&random, 10...30))"
+        case 7:
+            let low = number(&random, 0...10)
+            return "\(low)-\(low + number(&random, 0...5)),\(number(&random, 20...30)),\(number(&random, 31...40))-59/\(number(&random, 5...10))"
         default: return pick(&random, ["0", "30", "45", "59"])
         }
     }
 
     private static func hour(_ random: inout SplitMix64) -> String {
-        switch random.next() % 9 {
+        switch random.next() % 10 {
         case 0, 1: return "*"
         case 2: return "*/\(pick(&random, [2, 3, 4, 5]))"
         // Hours where clocks change: 0-4 and 23 (Santiago changes at midnight).
@@ -458,36 +572,43 @@ enum RandomCron {
         case 5: return "\(number(&random, 0...2))-\(number(&random, 2...4))"
         case 6: return "\(pick(&random, [1, 2]))-\(number(&random, 3...23))/\(number(&random, 1...3))"
         case 7: return "\(pick(&random, [0, 1, 2]))/\(number(&random, 2...6))"
+        case 8: return "\(number(&random, 0...2))-\(number(&random, 2...4)),\(number(&random, 5...21)),\(pick(&random, [22, 23]))"
         default: return "\(number(&random, 0...3)),\(number(&random, 4...11)),\(number(&random, 12...23))"
         }
     }
 
     private static func dayOfMonth(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
+        switch random.next() % 10 {
         case 0: return "\(number(&random, 1...31))"
         case 1: return "\(number(&random, 1...14))-\(number(&random, 15...31))"
         case 2: return "*/\(pick(&random, [2, 3]))"
         case 3: return "\(number(&random, 1...10)),\(number(&random, 11...20)),\(number(&random, 21...31))"
+        case 4: return "\(number(&random, 1...10))-\(number(&random, 20...31))/\(number(&random, 2...4))"
+        case 5: return "\(number(&random, 1...9)),\(number(&random, 10...15))-\(number(&random, 16...31))"
         default: return "*"
         }
     }
 
     private static func month(_ random: inout SplitMix64) -> String {
-        switch random.next() % 7 {
-        case 0: return pick(&random, ["mar,apr", "sep-nov", "Oct,NOV", "jan-jun", "apr-dec/2"])
-        case 1: return "\(number(&random, 1...6))-\(number(&random, 7...12))"
-        case 2: return "\(number(&random, 1...12))"
+        switch random.next() % 8 {
+        case 0: return "\(month(&random, number(&random, 1...6)))-\(month(&random, number(&random, 7...12)))"
+        case 1: return "\(month(&random, number(&random, 1...12)))"
+        case 2: return "\(month(&random, number(&random, 1...4)))-\(month(&random, number(&random, 9...12)))/\(number(&random, 2...3))"
+        case 3:
+            return "\(month(&random, number(&random, 1...3))),\(month(&random, number(&random, 4...6)))-\(month(&random, number(&random, 7...10))),\(month(&random, 12))"
         default: return "*"
         }
     }
 
     private static func dayOfWeek(_ random: inout SplitMix64) -> String {
-        switch random.next() % 8 {
-        case 0: return pick(&random, ["mon-fri", "sat,sun", "sun", "SAT"])
-        case 1: return "\(number(&random, 0...7))"
-        case 2: return "\(number(&random, 0...3))-\(number(&random, 4...7))"
+        switch random.next() % 10 {
+        case 0: return "\(weekday(&random, number(&random, 0...3)))-\(weekday(&random, number(&random, 4...6)))"
+        case 1: return weekday(&random, number(&random, 0...7))
+        case 2: return "\(weekday(&random, number(&random, 0...3)))-\(weekday(&random, number(&random, 4...7)))"
         case 3: return "*/\(pick(&random, [2, 3]))"
         case 4: return "7"
+        case 5: return "\(weekday(&random, number(&random, 0...2)))-\(weekday(&random, number(&random, 5...7)))/\(number(&random, 2...3))"
+        case 6: return "\(weekday(&random, number(&random, 0...2))),\(weekday(&random, number(&random, 3...4)))-\(weekday(&random, number(&random, 5...7)))"
         default: return "*"
         }
     }
