@@ -202,6 +202,15 @@ struct CronScheduleTests {
         #expect(next("@yearly", in: "UTC", after: "2026-05-01T00:00:00Z", count: 1) == ["Fri 2027-01-01 00:00 +00:00"])
     }
 
+    @Test func anUnknownShorthandNamesEveryOneThereIs() {
+        #expect(throws: CronExpression.ParseError.self) { try CronExpression(parsing: "@fortnightly") }
+        do {
+            _ = try CronExpression(parsing: "@fortnightly")
+        } catch {
+            #expect(error.description == "unknown cron shorthand '@fortnightly'; use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)")
+        }
+    }
+
     @Test func dailyAndMidnightFireAtLocalMidnightAcrossClockChanges() throws {
         func fires(_ expression: String, _ zone: String, _ start: String, _ end: String) throws -> [Date] {
             Array(try schedule(expression, zone).fireTimes(from: instant(start), to: instant(end)))

@@ -62,7 +62,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         var body = trimmed
         if trimmed.hasPrefix("@") {
             guard let expansion = Self.macros[trimmed.lowercased()] else {
-                throw ParseError(description: "unknown cron shorthand \(shown(trimmed)); use @hourly, @daily, @weekly, @monthly or @yearly", offset: 0)
+                throw ParseError(description: "unknown cron shorthand \(shown(trimmed)); use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)", offset: 0)
             }
             body = expansion
         }
