@@ -88,6 +88,37 @@ struct APIBadInputTests {
         try await live.stop()
     }
 
+    @Test func aBodyThatDoesNotArriveInTimeIsAnsweredWith408() async throws {
+        let live = try await LiveServer.start(project: try exampleProject()) { $0.bodyReadTimeout = .milliseconds(500) }
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        let token = try await live.token("acme")
+        // Ten bytes of the hundred it declares, then nothing: the answer comes at the timeout.
+        let script = """
+            import socket, time
+            started = time.monotonic()
+            connection = socket.create_connection(("127.0.0.1", \(live.port)), timeout=20)
+            connection.sendall(b"POST /v1/orgs/acme/pipelines/genai_costs_daily/runs HTTP/1.1\\r\\nHost: x\\r\\n"
+                               b"Authorization: Bearer \(token)\\r\\nContent-Type: application/json\\r\\n"
+                               b"Content-Length: 100\\r\\n\\r\\n{\\"params\\":")
+            answer = b""
+            while b"\\r\\n\\r\\n" not in answer or not answer.rstrip().endswith(b"}"):
+                part = connection.recv(4096)
+                if not part:
+                    break
+                answer += part
+            print(round(time.monotonic() - started, 1), answer.decode(errors="replace").splitlines()[0], answer.decode(errors="replace").split("\\r\\n\\r\\n", 1)[-1])
+            """
+        let output = try await pythonAgainstTheServer(script)
+        #expect(output.contains("HTTP/1.1 408 Request Timeout"), "\(output)")
+        #expect(output.contains(#""code":"body_timeout""#), "\(output)")
+        #expect(output.contains("the request body did not arrive within 500ms"), "\(output)")
+        let seconds = Double(output.split(separator: " ").first ?? "") ?? 99
+        #expect(seconds >= 0.4 && seconds < 10, "answered after \(seconds) s")
+        let runs = try await live.get("/v1/orgs/acme/runs", token: token).json["runs"] as? [[String: Any]]
+        #expect(runs?.isEmpty == true, "nothing was started")
+        try await live.stop()
+    }
+
     @Test func aBodyLargerThanTheLimitIsRefusedWhenNoLengthIsDeclared() async throws {
         // A chunked body has no Content-Length to refuse it by; it is cut off at the limit.
         let live = try await LiveServer.start(project: try exampleProject()) { $0.maxBodyBytes = 64 * 1024 }
@@ -113,7 +144,7 @@ struct APIBadInputTests {
             response = connection.getresponse()
             print(response.status, response.read().decode())
             """
-        let output = try python(script)
+        let output = try await pythonAgainstTheServer(script)
         #expect(output.hasPrefix("413 "), "\(output)")
         #expect(output.contains(#""code":"body_too_large""#))
         #expect(output.contains("64 KiB"))
@@ -123,6 +154,17 @@ struct APIBadInputTests {
 
 /// Runs a Python 3 script and returns its standard output (an HTTP client, and HMAC signing,
 /// independent of the server's code).
+/// `python(_:arguments:)` on a thread of its own: a script that talks to a live server in this
+/// process must not block one of the few threads the server's async handlers run on (with 2
+/// cores, two such waits at once would leave the server none until the script gave up).
+func pythonAgainstTheServer(_ script: String, arguments: [String] = []) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try python(script, arguments: arguments) })
+        }
+    }
+}
+
 func python(_ script: String, arguments: [String] = []) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

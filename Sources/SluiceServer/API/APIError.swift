@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SluiceEngine
+import SluiceModel
 
 /// An error the API answers with: a status, a stable code for programs and a message for
 /// people. It becomes `{"error": {"code", "message", "request_id"}}`; the message is
@@ -41,6 +42,10 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     static func bodyTooLarge(limit: Int) -> APIError {
         APIError(.contentTooLarge, "body_too_large", "the request body is larger than the limit of \(ByteSize(limit)); see docs/api.md#limits")
+    }
+
+    static func bodyTimeout(after limit: Duration) -> APIError {
+        APIError(.requestTimeout, "body_timeout", "the request body did not arrive within \(DurationText.format(limit)); see docs/api.md#limits")
     }
 
     /// 429: the pipeline's `max_active_runs` runs of the org are pending or running, so no

@@ -89,6 +89,8 @@ struct WebhooksAPI: Sendable {
             body = try await server.readBody(request, checkType: false)
         } catch let error as APIError where error.status == .contentTooLarge {
             throw Refusal(reason: "body_too_large", error: error)
+        } catch let error as APIError where error.status == .requestTimeout {
+            throw Refusal(reason: "body_timeout", error: error)
         } catch let error as APIError {
             throw Refusal(reason: "invalid_payload", error: error)
         }

@@ -35,7 +35,7 @@ public final class ServerMetrics: Sendable {
     ]
 
     /// The reasons a webhook delivery is refused, counted from zero.
-    public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "stale_timestamp",
+    public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "body_timeout", "stale_timestamp",
                                                "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
                                                "max_active_runs", "org_active_runs", "unavailable"]
 

@@ -72,7 +72,7 @@ public struct APIServer: Sendable {
         }
         let data: Data
         do {
-            data = Data(try await request.body.collect(upTo: configuration.maxBodyBytes).readableBytesView)
+            data = Data(try await collectBody(request.body).readableBytesView)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw APIError.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
@@ -80,6 +80,25 @@ public struct APIServer: Sendable {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json, not \(shown(type.prefix(64)))")
         }
         return data
+    }
+
+    /// The body, up to the limit, within `bodyReadTimeout`: a client that sends its body
+    /// slowly, or not at all, gets 408 rather than holding the request open.
+    private func collectBody(_ body: RequestBody) async throws -> ByteBuffer {
+        let limit = configuration.maxBodyBytes
+        let timeout = configuration.bodyReadTimeout
+        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let buffer = first else {
+                throw APIError.bodyTimeout(after: timeout)
+            }
+            return buffer
+        }
     }
 
     // MARK: Routes

@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     /// too); nil for no limit. One tenant can't fill the server with runs.
     public var maxActiveRunsPerOrg: Int? = ServerConfiguration.defaultMaxActiveRunsPerOrg
     public static let defaultMaxActiveRunsPerOrg = 20
+    /// How long a request's body may take to arrive in full before the request is answered
+    /// 408 (docs/api.md#limits).
+    public var bodyReadTimeout: Duration = .seconds(30)
     /// How long refused webhook deliveries stay in the audit log, and how many.
     public var webhookAuditRetention = WebhookAuditRetention()
 
