@@ -89,7 +89,11 @@ struct APIBadInputTests {
     }
 
     @Test func aBodyThatDoesNotArriveInTimeIsAnsweredWith408() async throws {
-        let live = try await LiveServer.start(project: try exampleProject()) { $0.bodyReadTimeout = .milliseconds(500) }
+        let live = try await LiveServer.start(project: try exampleProject()) { configuration in
+            configuration.bodyReadTimeout = .milliseconds(500)
+            // The connection's own deadline far off, so a loaded machine still sees the 408 first.
+            configuration.requestReadTimeout = .seconds(30)
+        }
         defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
         // Ten bytes of the hundred it declares, then nothing: the answer comes at the timeout.
@@ -116,6 +120,57 @@ struct APIBadInputTests {
         #expect(seconds >= 0.4 && seconds < 10, "answered after \(seconds) s")
         let runs = try await live.get("/v1/orgs/acme/runs", token: token).json["runs"] as? [[String: Any]]
         #expect(runs?.isEmpty == true, "nothing was started")
+        try await live.stop()
+    }
+
+    @Test func aConnectionWhoseRequestNeverArrivesInFullIsClosedEvenWhenTheAnswerCameFirst() async throws {
+        let live = try await LiveServer.start(project: try exampleProject()) { configuration in
+            configuration.requestReadTimeout = .seconds(2)
+            configuration.idleTimeout = .seconds(1)
+        }
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        // No token: 401 before the body is read; then the body never comes in full. And a
+        // connection that sends nothing at all. Both are closed by the server.
+        let script = """
+            import select, socket, sys, time
+            def until_closed(connection):
+                answer = b""
+                while True:
+                    part = connection.recv(4096)
+                    if not part:
+                        return answer
+                    answer += part
+            started = time.monotonic()
+            dribbler = socket.create_connection(("127.0.0.1", \(live.port)), timeout=20)
+            dribbler.sendall(b"POST /v1/orgs/acme/pipelines/genai_costs_daily/runs HTTP/1.1\\r\\nHost: x\\r\\n"
+                             b"Content-Type: application/json\\r\\nContent-Length: 100000\\r\\n\\r\\n{")
+            # A byte every 200 ms keeps the connection from ever being idle for the 1 s idle timeout.
+            answer = b""
+            while time.monotonic() - started < 15:
+                readable, _, _ = select.select([dribbler], [], [], 0.2)
+                if readable:
+                    part = dribbler.recv(4096)
+                    if not part:
+                        break
+                    answer += part
+                try:
+                    dribbler.sendall(b" ")
+                except OSError:
+                    break
+            print(round(time.monotonic() - started, 1), (answer.decode(errors="replace").splitlines() or ["nothing"])[0])
+            started = time.monotonic()
+            silent = socket.create_connection(("127.0.0.1", \(live.port)), timeout=20)
+            until_closed(silent)
+            print(round(time.monotonic() - started, 1))
+            """
+        let lines = try await pythonAgainstTheServer(script).split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "\(lines)")
+        let dribbled = lines.first?.split(separator: " ", maxSplits: 1).map(String.init) ?? []
+        #expect(dribbled.last == "HTTP/1.1 401 Unauthorized", "\(lines)")
+        let closedAfter = Double(dribbled.first ?? "") ?? 99
+        #expect(closedAfter >= 1.8 && closedAfter < 10, "closed after \(closedAfter) s: the request deadline, though bytes kept coming")
+        let idleClosedAfter = Double(lines.last ?? "") ?? 99
+        #expect(idleClosedAfter >= 0.8 && idleClosedAfter < 10, "an idle connection closed after \(idleClosedAfter) s")
         try await live.stop()
     }
 
@@ -170,9 +225,14 @@ func python(_ script: String, arguments: [String] = []) throws -> String {
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "-c", script] + arguments
     let output = Pipe()
+    let errors = Pipe()
     process.standardOutput = output
+    process.standardError = errors
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    // A script that failed says why in what the test sees.
+    let failure = process.terminationStatus == 0 ? "" : String(decoding: errorData, as: UTF8.self)
+    return String(decoding: data, as: UTF8.self) + failure
 }

@@ -149,14 +149,18 @@ public struct APIServer: Sendable {
     public func application(services: [any Service] = [],
                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
-        let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
-            + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
+        func amount(_ duration: Duration) -> TimeAmount {
+            .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        }
+        let idle = amount(configuration.idleTimeout)
+        let requestLimit = amount(configuration.requestReadTimeout ?? configuration.bodyReadTimeout * 2)
         // Without a scheduler (which runs the watchdog in its looks), a watchdog of its own.
         var services = services
         if !services.contains(where: { $0 is Scheduler }) {
             services.append(RunWatchdog(runner: runner, lease: RunRecovery.lease(environment: configuration.environment), logger: logger))
         }
-        return Application(router: router().router, server: .http1(configuration: .init(idleTimeout: idle)),
+        return Application(router: router().router, server: .http1(configuration: .init(
+                               additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)], idleTimeout: idle)),
                            configuration: appConfiguration, services: [launcher] + services,
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
     }

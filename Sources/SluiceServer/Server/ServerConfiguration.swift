@@ -32,6 +32,10 @@ public struct ServerConfiguration: Sendable {
     /// How long a request's body may take to arrive in full before the request is answered
     /// 408 (docs/api.md#limits).
     public var bodyReadTimeout: Duration = .seconds(30)
+    /// How long after its headers a request must have arrived in full before its connection
+    /// is closed, whether or not a handler reads the body; nil: twice `bodyReadTimeout`, so a
+    /// handler that reads the body answers its 408 first.
+    public var requestReadTimeout: Duration?
     /// How long refused webhook deliveries stay in the audit log, and how many.
     public var webhookAuditRetention = WebhookAuditRetention()
 
