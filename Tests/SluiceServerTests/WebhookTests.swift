@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceSecrets
 import SluiceServer
 import SluiceSQLite
+import SluiceTestSupport
 import Testing
 
 /// Standard Webhooks deliveries, signed by an independent implementation (Python's hmac),
@@ -232,6 +233,34 @@ struct WebhookTests {
         #expect(try await Self.deliver(live, path: verify, id: "m4", body: body, secret: Self.secret2).status == 200)
         // The verify route starts nothing.
         #expect(try await live.server.store.runs(pipeline: nil, org: nil, limit: 10).isEmpty)
+        try await live.stop()
+    }
+}
+
+/// A hook whose stored secret can't be used: refused with 503, without a decrypt (an audit
+/// row) and an error line for every post.
+struct UnusableHookTests {
+    @Test func postsToAHookWithABrokenSecretAreRefusedWithoutADecryptOrALogLineEach() async throws {
+        let logs = LogCapture()
+        let live = try await LiveServer.start(project: try exampleProject(), configure: { configuration in
+            configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
+        }, logger: logs.logger)
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        // Not a whsec_ value: it opens, but can't key an HMAC.
+        try await WebhookTests.credentials(live).put(org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array("not-a-webhook-secret".utf8)),
+                                                     provider: "generic", expiresAt: nil, metadata: nil)
+        for index in 0..<5 {
+            let refused = try await WebhookTests.deliver(live, id: "msg_broken_\(index)", body: WebhookTests.payload)
+            #expect(refused.status == 503, "\(refused.text)")
+            #expect(refused.errorCode == "hook_unavailable")
+        }
+        let store = SQLiteCredentialStore(sharing: live.server.store)
+        let decrypts = try await store.auditRecords(org: "acme", credential: "webhooks/genai_costs_daily", limit: 100).filter { $0.action == .decrypt }
+        #expect(decrypts.count == 1, "one decrypt for five posts: \(decrypts)")
+        let errors = logs.all.filter { $0.hasPrefix("error webhook refused") }
+        #expect(errors.count == 1, "\(errors)")
+        #expect(errors.first?.contains("not a whsec_ secret") == true, "\(errors)")
+        #expect(!logs.text.contains("not-a-webhook-secret"), "the value is never logged")
         try await live.stop()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SluiceEngine
 
 /// `GET /healthz` (the one route without a token), `GET /metrics` and `GET /openapi.json`.
 struct OperationsAPI: Sendable {
@@ -10,7 +11,13 @@ struct OperationsAPI: Sendable {
     }
 
     func metrics(_ request: Request, context: APIRequestContext) async throws -> Response {
-        server.metrics.recordRunCounts(try await server.store.runCounts())
+        // The counters are served even when the store can't be read (locked, say): the gauge
+        // then keeps its last values, and the log says why.
+        do {
+            server.metrics.recordRunCounts(try await server.store.runCounts())
+        } catch {
+            context.logger.error("/metrics: could not count the runs in the store: \(SecretRedactor.shared.redact("\(error)"))")
+        }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: server.metrics.exposition())))

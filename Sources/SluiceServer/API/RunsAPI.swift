@@ -55,7 +55,10 @@ struct RunsAPI: Sendable {
         case .created(let run):
             server.metrics.runCreated(trigger: .api)
             context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
-            await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
+            // Shutdown began after the check above: the run is recorded cancelled, not started.
+            guard await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment) else {
+                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; run \(run.id) was recorded cancelled; try again shortly")
+            }
             var response = JSONResponse.make(RunResource(run), status: .accepted)
             response.headers[.location] = "/v1/runs/\(run.id)"
             return response

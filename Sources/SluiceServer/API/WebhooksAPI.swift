@@ -79,8 +79,8 @@ struct WebhooksAPI: Sendable {
         case .notFound:
             throw Refusal(reason: "unknown_hook", error: .notFound("hook_not_found",
                 "no webhook for pipeline \(shown(pipeline.prefix(64))) in org \(shown(org.prefix(64))); `sluice hooks create ORG PIPELINE` makes one"))
-        case .unavailable(let why):
-            context.logger.error("webhook refused: \(SecretRedactor.shared.redact(why))")
+        case .unavailable(let why, let log):
+            if log { context.logger.error("webhook refused: \(SecretRedactor.shared.redact(why))") }
             throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "hook_unavailable",
                 "the hook can't verify deliveries right now; its owner has been told (see the server log)"))
         }
@@ -175,7 +175,11 @@ struct WebhooksAPI: Sendable {
             throw Refusal(reason: "org_active_runs", error: .orgRunsLimited(org: delivery.org, active: active))
         }
         server.metrics.runCreated(trigger: .webhook)
-        await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment)
+        // Shutdown began after the check above: the run is recorded cancelled, not started.
+        guard await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment) else {
+            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down",
+                "the server is shutting down; run \(run.id) was recorded cancelled; deliver again shortly"))
+        }
         let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
         return (response, run.id)
     }

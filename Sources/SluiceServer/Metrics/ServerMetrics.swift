@@ -24,7 +24,7 @@ import Synchronization
 /// They count what this server process did, not runs started elsewhere (`sluice run`). One
 /// gauge is read from the run store at each scrape instead, so it covers every process:
 ///
-/// - `sluice_runs{state}`: the runs in the store in each state now.
+/// - `sluice_runs_in_store{state}`: the runs in the store in each state now.
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
@@ -61,11 +61,11 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// Sets `sluice_runs{state}` to the store's counts, every state a run can end in or be in
+    /// Sets `sluice_runs_in_store{state}` to the store's counts, every state a run can end in or be in
     /// included (at 0 when no run is in it).
     public func recordRunCounts(_ counts: [RunState: Int]) {
         for state in Self.runStates {
-            Gauge(label: "sluice_runs", dimensions: [("state", state.rawValue)], factory: factory).record(counts[state] ?? 0)
+            Gauge(label: "sluice_runs_in_store", dimensions: [("state", state.rawValue)], factory: factory).record(counts[state] ?? 0)
         }
     }
 

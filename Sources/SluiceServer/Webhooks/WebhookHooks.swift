@@ -20,8 +20,10 @@ actor WebhookHooks {
     enum Lookup: Sendable {
         case found(Hook)
         case notFound
-        /// The hook exists but can't verify now; the reason is for the log, not the caller.
-        case unavailable(String)
+        /// The hook exists but can't verify now; the reason is for the log, not the caller, and
+        /// `log` says whether to write it (once a minute per hook and reason, so refused posts
+        /// to a broken hook don't fill the log at request rate).
+        case unavailable(String, log: Bool)
     }
 
     private struct Cached {
@@ -40,6 +42,15 @@ actor WebhookHooks {
     /// cause may have been passing, such as a locked audit table).
     private var unusable: [String: (version: Int, at: Date, reason: String)] = [:]
     static let retryUnusableAfter: TimeInterval = 60
+    /// When each hook's reason for being unavailable was last logged.
+    private var logged: [String: Date] = [:]
+
+    private func unavailable(_ hook: String, _ reason: String, now: Date) -> Lookup {
+        let key = hook + "\u{0}" + reason
+        if let last = logged[key], now.timeIntervalSince(last) < Self.retryUnusableAfter { return .unavailable(reason, log: false) }
+        logged[key] = now
+        return .unavailable(reason, log: true)
+    }
 
     init(store: any CredentialStore, credentials: Credentials?) {
         self.store = store
@@ -47,6 +58,8 @@ actor WebhookHooks {
     }
 
     static func credentialName(pipeline: String) -> String { "webhooks/\(pipeline)" }
+
+    private func cacheKeyOf(_ org: String, _ name: String) -> String { org + "/" + name }
 
     func hook(org: String, pipeline: String, now: Date) async throws -> Lookup {
         guard Identifier.isValid(org), Identifier.isValid(pipeline) else { return .notFound }
@@ -57,17 +70,17 @@ actor WebhookHooks {
             return .notFound
         }
         if let expiresAt = stored.expiresAt, expiresAt <= now {
-            return .unavailable("the secret of hook \(org)/\(pipeline) expired at \(expiresAt.formatted(.iso8601))")
+            return unavailable(cacheKeyOf(org, name), "the secret of hook \(org)/\(pipeline) expired at \(expiresAt.formatted(.iso8601))", now: now)
         }
         let mapping = PayloadMapping(metadata: stored.metadata)
         let cacheKey = org + "/" + name
         var entry = cache[cacheKey]
         if let failed = unusable[cacheKey], failed.version == stored.version, now.timeIntervalSince(failed.at) < Self.retryUnusableAfter {
-            return .unavailable(failed.reason)
+            return unavailable(cacheKey, failed.reason, now: now)
         }
         if entry?.version != stored.version {
             guard let credentials else {
-                return .unavailable("the server has no keys, so hook secrets can't be opened")
+                return unavailable(cacheKey, "the server has no keys, so hook secrets can't be opened", now: now)
             }
             let accessor = Credentials.Accessor(runID: nil, stepID: "webhook")
             do {
@@ -83,7 +96,7 @@ actor WebhookHooks {
                 let reason = "the secret of hook \(org)/\(pipeline) (value \(stored.version)) can't be used: \(error); "
                     + "deliveries are refused until it is replaced (`sluice hooks rotate`)"
                 unusable[cacheKey] = (stored.version, now, reason)
-                return .unavailable(reason)
+                return unavailable(cacheKey, reason, now: now)
             }
         }
         guard let entry else { return .notFound }
