@@ -60,13 +60,13 @@ public struct NotifyProcessor: Processor {
         }
     }
 
-    /// `<public_url>/v1/runs/<run id>` when the project sets `public_url` (sluice.yml or
-    /// SLUICE_PUBLIC_URL); nil otherwise. Settings that can't be read leave the link out, with
+    /// `<public_url>/v1/runs/<run id>` when the project sets `public_url` (sluice.yml, or
+    /// SLUICE_PUBLIC_URL in the run's environment); nil otherwise. Settings that can't be read leave the link out, with
     /// a log line: the alert matters more than its link.
     static func defaultLink(_ step: StepContext) async -> String? {
         guard let root = step.project?.root else { return nil }
         do {
-            return try await ProjectSettings.load(projectRoot: root).runLink(step.runID)
+            return try await ProjectSettings.load(projectRoot: root, environment: step.environment).runLink(step.runID)
         } catch {
             step.logger.notice("notify: the project's settings can't be read, so the summary has no link: \(error)")
             return nil

@@ -64,14 +64,15 @@ struct NotifyRunHarness {
         """
     }
 
-    func run(_ yaml: String, webhook: FakeProviderServer?, project: ProjectContext? = nil) async throws -> RunRecord {
+    func run(_ yaml: String, webhook: FakeProviderServer?, project: ProjectContext? = nil,
+             extraEnv: [String: String] = [:]) async throws -> RunRecord {
         let result = PipelineLoader(registry: catalog.registry).load(Data(yaml.utf8), file: "pipelines/nightly_costs.yml")
         #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
         let plan = try PipelinePlan.build(try #require(result.definition)).get()
         var options = ExecutorOptions()
         options.heartbeatInterval = .milliseconds(100)
         let executor = Executor(processors: catalog, store: store, project: project, options: options, logger: logs.logger)
-        let env = webhook.map { ["ALERT_WEBHOOK_URL": $0.baseURL + Self.secretPath] } ?? [:]
+        let env = (webhook.map { ["ALERT_WEBHOOK_URL": $0.baseURL + Self.secretPath] } ?? [:]).merging(extraEnv) { $1 }
         return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: env))
     }
 
@@ -132,7 +133,11 @@ struct NotifyRunTests {
         // A link the handler gives wins over the project's.
         let given = try await harness.run(NotifyRunHarness.pipeline(), webhook: server, project: project)
         #expect(try jsonObject(server.requests.last)["link"] as? String == "https://sluice.example.com/runs/\(given.id)")
-        #expect(server.requests.count == 3)
+        // SLUICE_PUBLIC_URL in the run's environment wins over the file.
+        let fromEnvironment = try await harness.run(pipeline, webhook: server, project: project,
+                                                   extraEnv: ["SLUICE_PUBLIC_URL": "https://ops.example.com"])
+        #expect(try jsonObject(server.requests.last)["link"] as? String == "https://ops.example.com/v1/runs/\(fromEnvironment.id)")
+        #expect(server.requests.count == 4)
     }
 
     @Test func aFailedRunPostsOneSanitizedJSONSummary() async throws {

@@ -511,6 +511,7 @@ public struct Executor: Sendable {
             stepContext.vault = resources.vault
             stepContext.credentials = credentials
             stepContext.secretsTTL = definition.secretsTTL
+            stepContext.environment = attemptContext.env
             let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) { [stepContext] in
                 try await processor.run(stepContext)
             }

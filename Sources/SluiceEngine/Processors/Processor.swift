@@ -41,6 +41,9 @@ public struct StepContext: Sendable {
     public var secretsTTL: Duration?
     /// Why the run failed, for an `on_failure` handler; nil for the pipeline's steps.
     public var runFailure: RunFailure?
+    /// The environment the run sees as `env.*` (a server's configured one, not necessarily
+    /// this process's), for project settings a processor reads (`public_url`).
+    public var environment: [String: String] = [:]
 
     /// The workspace, or a failure saying this step needs one.
     public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
