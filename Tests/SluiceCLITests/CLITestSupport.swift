@@ -60,15 +60,15 @@ func temporaryFolder() throws -> URL {
     return url
 }
 
-/// The files under the project's `.sluice/` that hold `text` (the run store, its WAL, the
-/// keyring, warehouses, staging), and how many files were searched.
-func filesHolding(_ text: String, in project: URL) -> (holding: [String], searched: Int) {
+/// The files under the project's `.sluice/` that hold `text` (the run store, its WAL while
+/// there is one, the keyring, warehouses, staging), and the names of the files searched.
+func filesHolding(_ text: String, in project: URL) -> (holding: [String], searched: [String]) {
     let files = FileManager.default.enumerator(at: project.appendingPathComponent(".sluice"), includingPropertiesForKeys: nil)
     var holding: [String] = []
-    var searched = 0
+    var searched: [String] = []
     while let file = files?.nextObject() as? URL {
         guard let bytes = try? Data(contentsOf: file) else { continue }
-        searched += 1
+        searched.append(file.lastPathComponent)
         if bytes.range(of: Data(text.utf8)) != nil { holding.append(file.lastPathComponent) }
     }
     return (holding, searched)

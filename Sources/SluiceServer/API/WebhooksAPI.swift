@@ -10,10 +10,12 @@ import SluiceSQLite
 /// pipeline, its params mapped from the payload. No token: the signature is the credential.
 /// Checked in this order, each refusal counted (`sluice_webhook_refusals_total{reason}`) and
 /// audited (`sluice hooks audit`): the three headers (400), the hook (404), the body size
-/// (413), the timestamp (401, older than 5 minutes or more than 1 minute ahead), the
-/// signature (401), then the message id, which may start one run only (409 after that,
-/// across restarts: it is the run's trigger key), the payload (400/422) and the pipeline's
-/// `max_active_runs` (429, nothing created, so a redelivery may start it).
+/// (413) and its arrival (408), the timestamp (401, older than 5 minutes or more than 1 minute
+/// ahead), the signature (401), then the message id, which may start one run only (409 after
+/// that, across restarts: it is the run's trigger key), the payload (400/422), the pipeline
+/// file (404) and its lint (422), the server's state (503), the mapped params (422), and the
+/// limits: `max_active_runs` and the org's (429, nothing created, so a redelivery may start
+/// it). docs/api.md#webhooks has the same list.
 ///
 /// `POST /v1/hooks/{org}/{pipeline}/verify` does the same checks up to the signature and
 /// starts nothing: for senders testing their setup (and for measuring verification).
