@@ -49,6 +49,27 @@ struct UntrustedSecretDestinationTests {
         #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
     }
 
+    @Test func aCredentialFromTheEnvironmentIsCarriedToo() {
+        let found = findings("""
+            pipeline: test_pipeline
+            defaults: { timeout: 5m }
+            params:
+              base: { type: string, default: "https://api.example.com" }
+            steps:
+              - id: load
+                uses: ingest
+                with:
+                  source:
+                    format: http
+                    url: "${{ params.base }}/v1/usage"
+                    headers: { X-Api-Token: "${{ env.API_TOKEN }}" }
+                  table: usage_raw
+                  schema: schemas/usage_raw.json
+            """)
+        #expect(found.count == 1, "\(found)")
+        #expect(found.first?.contains("'source.url' decides where the step sends env.API_TOKEN, but it reads params.base") == true, "\(found)")
+    }
+
     @Test func aParamURLIsFineInAStepThatCarriesNoSecret() {
         #expect(findings("""
             pipeline: test_pipeline

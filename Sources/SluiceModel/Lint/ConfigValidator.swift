@@ -14,6 +14,9 @@ struct ConfigValidator {
     /// read a value the run's caller or data chooses; an error once the config is read, if
     /// the step carries a secret.
     private var untrustedDestinations: [UntrustedDestination] = []
+    /// `env.*` values the step puts into fields that take secrets (an API token header): a
+    /// credential from the operator's environment is carried as much as one from the vault.
+    private var carriedEnvironment: [String] = []
 
     private struct UntrustedDestination {
         var label: String
@@ -146,6 +149,7 @@ struct ConfigValidator {
             return
         }
         untrustedDestinations = []
+        carriedEnvironment = []
         validateObject(configNode, fields: spec.fields, rules: spec.rules, owner: "\(owner) (\(name))",
                        unknownRule: .unknownField, withRoot: configNode)
         reportUntrustedDestinations()
@@ -156,7 +160,8 @@ struct ConfigValidator {
     /// could point them at their own host and receive the secret.
     private mutating func reportUntrustedDestinations() {
         var secrets: [String] = []
-        for secret in io.secretReferences where !secrets.contains(secret.value) { secrets.append(secret.value) }
+        for secret in io.secretReferences where !secrets.contains("secrets.\(secret.value)") { secrets.append("secrets.\(secret.value)") }
+        for name in carriedEnvironment where !secrets.contains("env.\(name)") { secrets.append("env.\(name)") }
         guard !secrets.isEmpty else { return }
         for use in untrustedDestinations {
             let reads = use.references.map { "\($0.joined(separator: ".")) (\(ReferenceScope.untrustedSource(of: $0) ?? ""))" }
@@ -166,7 +171,7 @@ struct ConfigValidator {
             if case .defaultValue(let value) = use.spec.requirement { fallback = value }
             if first.first == "params", let value = scope.paramDefaults[first[1]] { fallback = value }
             report(.untrustedSecretDestination, use.location,
-                   "\(use.label) decides where the step sends \(Self.sentence(secrets.map { "secrets.\($0)" })), but it reads \(Self.sentence(reads)); "
+                   "\(use.label) decides where the step sends \(Self.sentence(secrets)), but it reads \(Self.sentence(reads)); "
                    + "take it from the operator's environment or write it in the file, e.g. ${{ env.\(variable) || '\(fallback)' }} (|| gives the first non-empty value)")
         }
     }
@@ -419,6 +424,11 @@ struct ConfigValidator {
                     report(.secretInPlainField, location,
                            "\(label) is not a secret field, so secrets.\(name) could leak into logs or tables; only fields marked secret take secrets")
                 }
+            }
+        }
+        if spec.secret.acceptsSecrets {
+            for reference in template.references where reference.path.first == "env" && reference.path.count == 2 {
+                if !carriedEnvironment.contains(reference.path[1]) { carriedEnvironment.append(reference.path[1]) }
             }
         }
         if spec.destination {
