@@ -62,6 +62,7 @@ struct ActiveRunLimitTests {
     @Test func anOrgAtTheServersLimitStartsNoMoreRunsWhileAnotherOrgStill() async throws {
         let live = try await LiveServer.start(project: try exampleProject(extra: slowPipeline)) { configuration in
             configuration.maxActiveRunsPerOrg = 1
+            configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
         }
         defer { try? FileManager.default.removeItem(at: live.project) }
         let acme = try await live.token("acme")
@@ -75,6 +76,15 @@ struct ActiveRunLimitTests {
         #expect(second.errorCode == "org_active_runs")
         #expect(second.header("Retry-After") == "30")
         #expect(second.error["message"] as? String == "org 'acme' has 1 run pending or running, the most this server starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
+        // A webhook delivery for the org is held back the same way, counted and audited.
+        try await WebhookTests.createHook(live, pipeline: "finops_data_quality", secret: WebhookTests.secret1, metadata: "{}")
+        let hooked = try await WebhookTests.deliver(live, path: "/v1/hooks/acme/finops_data_quality", id: "msg_org", body: "{}")
+        #expect(hooked.status == 429, "\(hooked.text)")
+        #expect(hooked.errorCode == "org_active_runs")
+        #expect(hooked.header("Retry-After") == "30")
+        #expect(try await live.server.webhookAuditRecords(org: "acme").map(\.reason) == ["org_active_runs"])
+        let metrics = try await live.get("/metrics", token: try await live.token(nil)).text
+        #expect(metrics.contains(#"sluice_webhook_refusals_total{reason="org_active_runs"} 1"#), "\(metrics)")
         // Another org is not held back by acme's runs.
         let globex = try await live.token("globex")
         let other = try await live.post("/v1/orgs/globex/pipelines/slow/runs", token: globex, json: "{}")
