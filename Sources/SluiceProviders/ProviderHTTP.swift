@@ -167,10 +167,3 @@ enum ProviderHTTP {
         return quoting ? "the request failed (\(shown(text)))" : "the request failed (\(type(of: error)))"
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -47,14 +47,12 @@ public final class SQLiteWebhookAuditStore: WebhookAuditStore, RunStoreDatabaseS
         try await database.write { db in
             try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused' AND at < ?", arguments: [cutoff.timeIntervalSince1970])
             var deleted = db.changesCount
-            // The newest `keep` refusals by seq; everything refused before the oldest of them goes.
-            if let oldestKept = try Int64.fetchOne(db, sql: """
+            // Of the rest, the newest `keep` by seq stay: every refusal before the oldest of them goes.
+            let oldestKept = keep > 0 ? try Int64.fetchOne(db, sql: """
                 SELECT seq FROM webhook_audit WHERE outcome = 'refused' ORDER BY seq DESC LIMIT 1 OFFSET ?
-                """, arguments: [max(0, keep - 1)]), keep > 0 {
+                """, arguments: [keep - 1]) : Int64.max
+            if let oldestKept {
                 try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused' AND seq < ?", arguments: [oldestKept])
-                deleted += db.changesCount
-            } else if keep == 0 {
-                try db.execute(sql: "DELETE FROM webhook_audit WHERE outcome = 'refused'")
                 deleted += db.changesCount
             }
             return deleted

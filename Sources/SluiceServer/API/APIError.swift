@@ -51,26 +51,26 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// 429: the pipeline's `max_active_runs` runs of the org are pending or running, so no
     /// run is created; the client may try again (Retry-After says when it is worth it).
     static func activeRunsLimited(pipeline: String, org: String, active: Int) -> APIError {
-        var headers = HTTPFields()
-        headers[.retryAfter] = "\(activeRunsRetryAfterSeconds)"
-        let runs = active == 1 ? "1 run" : "\(active) runs"
-        return APIError(.tooManyRequests, "max_active_runs", "pipeline '\(pipeline)' has \(runs) pending or running in org '\(org)', "
-            + "its schedule's max_active_runs; no run was created: try again when \(active == 1 ? "it ends" : "one ends")",
-            headers: headers)
+        tooManyActive("max_active_runs", "pipeline '\(pipeline)' has \(runCount(active)) pending or running in org '\(org)', "
+            + "its schedule's max_active_runs; no run was created: try again when \(active == 1 ? "it ends" : "one ends")")
     }
 
     /// 429: the org has `active` runs pending or running, the server's limit per org.
     static func orgRunsLimited(org: String, active: Int) -> APIError {
-        var headers = HTTPFields()
-        headers[.retryAfter] = "\(activeRunsRetryAfterSeconds)"
-        let runs = active == 1 ? "1 run" : "\(active) runs"
-        return APIError(.tooManyRequests, "org_active_runs", "org '\(org)' has \(runs) pending or running, the most this server "
-            + "starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends",
-            headers: headers)
+        tooManyActive("org_active_runs", "org '\(org)' has \(runCount(active)) pending or running, the most this server "
+            + "starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
     }
 
-    /// The Retry-After of a `max_active_runs` refusal, in seconds.
+    /// The Retry-After of a refusal for too many active runs, in seconds.
     static let activeRunsRetryAfterSeconds = 30
+
+    private static func tooManyActive(_ code: String, _ message: String) -> APIError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = "\(activeRunsRetryAfterSeconds)"
+        return APIError(.tooManyRequests, code, message, headers: headers)
+    }
+
+    private static func runCount(_ count: Int) -> String { count == 1 ? "1 run" : "\(count) runs" }
 
     static let internalError = APIError(.internalServerError, "internal_error",
                                         "the server failed to handle the request; quote the request id when reporting it")

@@ -149,11 +149,8 @@ public struct APIServer: Sendable {
     public func application(services: [any Service] = [],
                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
-        func amount(_ duration: Duration) -> TimeAmount {
-            .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
-        }
-        let idle = amount(configuration.idleTimeout)
-        let requestLimit = amount(configuration.requestReadTimeout ?? configuration.bodyReadTimeout * 2)
+        let idle = TimeAmount(configuration.idleTimeout)
+        let requestLimit = TimeAmount(configuration.requestReadTimeout ?? configuration.bodyReadTimeout * 2)
         // Without a scheduler (which runs the watchdog in its looks), a watchdog of its own.
         var services = services
         if !services.contains(where: { $0 is Scheduler }) {

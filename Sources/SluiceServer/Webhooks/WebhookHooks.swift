@@ -59,21 +59,19 @@ actor WebhookHooks {
 
     static func credentialName(pipeline: String) -> String { "webhooks/\(pipeline)" }
 
-    private func cacheKeyOf(_ org: String, _ name: String) -> String { org + "/" + name }
-
     func hook(org: String, pipeline: String, now: Date) async throws -> Lookup {
         guard Identifier.isValid(org), Identifier.isValid(pipeline) else { return .notFound }
         let name = Self.credentialName(pipeline: pipeline)
+        let cacheKey = org + "/" + name
         guard let stored = try await store.credential(org: org, name: name) else {
-            cache[org + "/" + name] = nil
-            unusable[org + "/" + name] = nil
+            cache[cacheKey] = nil
+            unusable[cacheKey] = nil
             return .notFound
         }
         if let expiresAt = stored.expiresAt, expiresAt <= now {
-            return unavailable(cacheKeyOf(org, name), "the secret of hook \(org)/\(pipeline) expired at \(expiresAt.formatted(.iso8601))", now: now)
+            return unavailable(cacheKey, "the secret of hook \(org)/\(pipeline) expired at \(expiresAt.formatted(.iso8601))", now: now)
         }
         let mapping = PayloadMapping(metadata: stored.metadata)
-        let cacheKey = org + "/" + name
         var entry = cache[cacheKey]
         if let failed = unusable[cacheKey], failed.version == stored.version, now.timeIntervalSince(failed.at) < Self.retryUnusableAfter {
             return unavailable(cacheKey, failed.reason, now: now)
