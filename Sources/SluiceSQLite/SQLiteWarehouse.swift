@@ -113,7 +113,7 @@ final class SQLiteWorkspace: RunWorkspace {
     init(warehouse: String, staging: String, busyTimeout: Duration, maxBytes: Int?) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
         var configuration = Configuration()
-        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
+        configuration.busyMode = .timeout(busyTimeout.timeInterval)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA temp_store = FILE")
         }

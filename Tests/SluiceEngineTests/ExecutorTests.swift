@@ -79,7 +79,7 @@ final class SleepProcessor: Processor, Sendable {
         let duration = try DurationText.parse(step.config["for"]?.scalarText ?? "1s")
         if step.config["stubborn"]?.bool == true {
             // A sleep that cancellation cannot interrupt, without blocking a thread.
-            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            let seconds = duration.timeInterval
             await withCheckedContinuation { continuation in
                 DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { continuation.resume() }
             }

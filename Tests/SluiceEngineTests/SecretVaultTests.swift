@@ -25,7 +25,7 @@ final class PutSecretProcessor: Processor, Sendable {
         let ttl = try DurationText.parse(step.config["ttl"]?.scalarText ?? "1s")
         let bytes = SecretBytes(Array((step.config["value"]?.scalarText ?? "").utf8))
         buffers.withLock { $0.append(bytes) }
-        let expiresAt = Date().addingTimeInterval(Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18)
+        let expiresAt = Date().addingTimeInterval(ttl.timeInterval)
         await step.vault?.put(step.config["as"]?.scalarText ?? "", bytes, expiresAt: expiresAt, credential: "test/key")
         return ["expires_at": .string("\(expiresAt)")]
     }

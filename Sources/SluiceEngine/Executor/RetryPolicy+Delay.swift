@@ -5,8 +5,8 @@ extension RetryPolicy {
     /// (exponential) or constant (fixed), capped at `max_delay`; with jitter, a random point
     /// in the upper half, so many runs retrying at once spread out.
     public func delay(afterFailedAttempts failedAttempts: Int, using generator: inout some RandomNumberGenerator) -> Duration {
-        let initial = Double(initialDelay.components.seconds) + Double(initialDelay.components.attoseconds) / 1e18
-        let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
+        let initial = initialDelay.timeInterval
+        let cap = maxDelay.timeInterval
         var seconds = initial
         if backoff == .exponential {
             seconds = initial * pow2(max(0, failedAttempts - 1))

@@ -12,9 +12,8 @@ public enum RunRecovery {
 
     @discardableResult
     public static func recover(store: any RunStore, warehouse: (any Warehouse)?, lease: Duration, now: Date = Date()) async throws -> [RunRecord] {
-        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         let abandoned = try await store.abandonRuns(
-            heartbeatBefore: now.addingTimeInterval(-seconds),
+            heartbeatBefore: now.addingTimeInterval(-lease.timeInterval),
             reason: "no heartbeat for \(DurationText.format(lease)); the process running it stopped (killed or crashed)", at: now)
         var recovered: [RunRecord] = []
         for var run in abandoned {

@@ -25,8 +25,7 @@ public enum StagingRetention {
 
     @discardableResult
     public static func prune(store: any RunStore, warehouse: any Warehouse, keep: Duration, now: Date = Date()) async throws -> [Removal] {
-        let seconds = Double(keep.components.seconds) + Double(keep.components.attoseconds) / 1e18
-        let cutoff = now.addingTimeInterval(-seconds)
+        let cutoff = now.addingTimeInterval(-keep.timeInterval)
         var inUse: Set<String> = []
         for run in try await store.activeRuns() {
             inUse.insert(try await RunRecovery.stagingRun(of: run, store: store))

@@ -41,8 +41,7 @@ public struct KMSDecryptProcessor: Processor {
                               at: config["credential"]?.location)
         }
         let now = Date()
-        let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
-        var expiresAt = now.addingTimeInterval(seconds)
+        var expiresAt = now.addingTimeInterval(ttl.timeInterval)
         if let own = opened.expiresAt, own < expiresAt { expiresAt = own }
         await vault.put(name, opened.value, expiresAt: expiresAt, credential: credential)
         step.logger.info("decrypted a credential into the vault",

@@ -119,7 +119,7 @@ public struct Credentials: Sendable {
             updated.keyVersion = Int(keys.current.version)
             updated.previousSealed = existing.sealed
             updated.previousKeyVersion = existing.keyVersion
-            updated.previousValidUntil = time.addingTimeInterval(Self.seconds(grace))
+            updated.previousValidUntil = time.addingTimeInterval(grace.timeInterval)
             updated.updatedAt = time
             let stored = try await store.updateCredential(updated, expectedVersion: expected, audit: record(
                 org, name, .rotate, .ok, "rotated to value \(updated.generation); value \(existing.generation) valid until \(updated.previousValidUntil!.formatted(.iso8601))", time))
@@ -401,9 +401,5 @@ public struct Credentials: Sendable {
 
     static func notFound(_ org: String, _ name: String, _ what: String = "does not exist") -> CredentialStoreError {
         CredentialStoreError(.credentialNotFound, "credential \(org)/\(name) \(what)")
-    }
-
-    static func seconds(_ duration: Duration) -> TimeInterval {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -49,3 +49,10 @@ public enum DurationText {
         return text
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as `Date` and `TimeInterval` arithmetic wants it.
+    public var timeInterval: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -153,7 +153,7 @@ public actor Scheduler: Service {
         await watchdog()
         _ = await createDueRuns(at: now)
         if backlog { return now }
-        var wake = now.addingTimeInterval(Self.seconds(options.poll))
+        var wake = now.addingTimeInterval(options.poll.timeInterval)
         for pipeline in await scheduled() {
             if let next = pipeline.cron.nextFireTime(after: now), next < wake { wake = next }
         }
@@ -182,7 +182,7 @@ public actor Scheduler: Service {
         // Fire times from `windowStart` on are due: back to `catchup`, else only the latest.
         let windowStart: Date
         if let catchup = pipeline.schedule.catchup {
-            windowStart = now.addingTimeInterval(-Self.seconds(catchup))
+            windowStart = now.addingTimeInterval(-catchup.timeInterval)
         } else {
             guard let latest = pipeline.cron.previousFireTime(atOrBefore: now) else { return [] }
             windowStart = latest
@@ -339,7 +339,7 @@ public actor Scheduler: Service {
     /// lease (wall clock).
     private func watchdog() async {
         let now = Date()
-        let interval = Self.seconds(options.lease) / 2
+        let interval = options.lease.timeInterval / 2
         if let lastWatchdog, now.timeIntervalSince(lastWatchdog) < interval { return }
         lastWatchdog = now
         do {
@@ -347,10 +347,6 @@ public actor Scheduler: Service {
         } catch {
             logger.error("the watchdog could not look for abandoned runs: \(SecretRedactor.shared.redact("\(error)"))")
         }
-    }
-
-    static func seconds(_ duration: Duration) -> TimeInterval {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

@@ -23,7 +23,7 @@ actor WebhookRefusalPruning {
     func refusalAudited(now: Date = Date()) async {
         audited += 1
         guard audited % WebhookAuditRetention.pruneEvery == 1 else { return }
-        let cutoff = now.addingTimeInterval(-Scheduler.seconds(retention.maxAge))
+        let cutoff = now.addingTimeInterval(-retention.maxAge.timeInterval)
         do {
             let deleted = try await store.pruneWebhookRefusals(before: cutoff, keep: retention.maxRefusals)
             if deleted > 0 {
