@@ -47,6 +47,15 @@ let slowPipeline = [
     }(),
 ]
 
+/// Whether the Prometheus text has a sample of `series` whose value is exactly `value`
+/// (gauges print `1.0`, counters `1`; a prefix match would also take `10`).
+func hasSample(_ text: String, _ series: String, _ value: Double) -> Bool {
+    text.split(separator: "\n").contains { line in
+        guard line.hasPrefix(series + " "), let sample = Double(line.dropFirst(series.count + 1)) else { return false }
+        return sample == value
+    }
+}
+
 /// A response as the tests look at it.
 struct HTTPResult: Sendable {
     var status: Int
