@@ -153,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceModelTests",
-            dependencies: ["SluiceModel"],
+            dependencies: ["SluiceTestSupport", "SluiceModel"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -191,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceCLITests",
-            dependencies: ["SluiceModel"],
+            dependencies: ["SluiceTestSupport", "SluiceModel"],
             exclude: ["Support/validate_pipelines.py", "Support/fake_openai.py"]
         ),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 /// The repository root, found from this file's path.
@@ -22,9 +23,14 @@ struct CommandResult {
     var stderr: String
 }
 
-/// Runs a program to completion and captures its output.
+/// Runs a program to completion and captures its output. It is waited for on a thread of its
+/// own (`onItsOwnThread`), so the other tests go on meanwhile.
 func run(_ executable: URL, _ arguments: [String], in directory: URL,
-         environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CommandResult {
+         environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> CommandResult {
+    try await onItsOwnThread { try runBlocking(executable, arguments, in: directory, environment: environment) }
+}
+
+private func runBlocking(_ executable: URL, _ arguments: [String], in directory: URL, environment: [String: String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -50,8 +56,13 @@ func run(_ executable: URL, _ arguments: [String], in directory: URL,
                          stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
 
-func sluice(_ arguments: String..., in directory: URL = repositoryRoot) throws -> CommandResult {
-    try run(sluiceBinary, arguments, in: directory)
+/// Waits for `process` to end, on a thread of its own.
+func waitForExit(of process: Process) async throws {
+    try await onItsOwnThread { process.waitUntilExit() }
+}
+
+func sluice(_ arguments: String..., in directory: URL = repositoryRoot) async throws -> CommandResult {
+    try await run(sluiceBinary, arguments, in: directory)
 }
 
 func temporaryFolder() throws -> URL {
@@ -86,12 +97,17 @@ func exampleProject() throws -> URL {
 
 /// A `sluice` command that keeps running (serve, scheduler), started in `directory` with
 /// warnings-only logging; `firstLine` is the first line it printed (it prints one when ready).
-struct LongRunningCommand {
+struct LongRunningCommand: Sendable {
     let process: Process
     let output: Pipe
     let firstLine: String
 
-    init(_ arguments: [String], in directory: URL) throws {
+    /// Starts it and waits (on a thread of its own) for the first line.
+    static func start(_ arguments: [String], in directory: URL) async throws -> LongRunningCommand {
+        try await onItsOwnThread { try LongRunningCommand(arguments, in: directory) }
+    }
+
+    private init(_ arguments: [String], in directory: URL) throws {
         process = Process()
         process.executableURL = sluiceBinary
         process.arguments = arguments
@@ -113,10 +129,12 @@ struct LongRunningCommand {
     }
 
     /// Sends SIGTERM and returns the exit status and what it printed after the first line.
-    func terminate() -> (status: Int32, rest: String) {
+    func terminate() async throws -> (status: Int32, rest: String) {
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        return try await onItsOwnThread { [process, output] in
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
     }
 
     /// Kills it if it still runs (for `defer`).

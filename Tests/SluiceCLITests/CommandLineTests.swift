@@ -1,38 +1,39 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 /// Drives the built `sluice` binary the way a user and CI do.
 struct LintCommandTests {
     let fixtureProject = repositoryRoot.appendingPathComponent("Tests/SluiceModelTests/Fixtures/lint/project")
 
-    @Test func theExamplesLintClean() throws {
-        let result = try sluice("lint", "--strict")
+    @Test func theExamplesLintClean() async throws {
+        let result = try await sluice("lint", "--strict")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout == "4 files checked, no problems\n")
     }
 
-    @Test func errorsExitOneAndWarningsOnlyWithStrict() throws {
-        let errors = try sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
+    @Test func errorsExitOneAndWarningsOnlyWithStrict() async throws {
+        let errors = try await sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
         #expect(errors.status == 1)
         #expect(errors.stdout.hasPrefix("pipelines/cycle.yml:4:9: error: steps depend on each other in a circle: a → b (needs) → c (needs) → a (needs) [cycle]\n"))
         #expect(errors.stdout.hasSuffix("1 file checked: 2 errors, 0 warnings\n"))
 
-        let warnings = try sluice("lint", "pipelines/missing_timeout.yml", in: fixtureProject)
+        let warnings = try await sluice("lint", "pipelines/missing_timeout.yml", in: fixtureProject)
         #expect(warnings.status == 0)
         #expect(warnings.stdout.contains("warning: step 'load' has no timeout"))
-        let strict = try sluice("lint", "--strict", "pipelines/missing_timeout.yml", in: fixtureProject)
+        let strict = try await sluice("lint", "--strict", "pipelines/missing_timeout.yml", in: fixtureProject)
         #expect(strict.status == 1)
     }
 
-    @Test func usageErrorsExitTwo() throws {
-        let badFormat = try sluice("lint", "--format", "xml")
+    @Test func usageErrorsExitTwo() async throws {
+        let badFormat = try await sluice("lint", "--format", "xml")
         #expect(badFormat.status == 2)
         #expect(badFormat.stderr.contains("unknown format 'xml'"))
-        #expect(try sluice("lint", "--no-such-flag").status == 2)
+        #expect(try await sluice("lint", "--no-such-flag").status == 2)
     }
 
-    @Test func everyFormatNamesFileLineAndColumn() throws {
-        let json = try sluice("lint", "--format", "json", "pipelines/unknown_need.yml", in: fixtureProject)
+    @Test func everyFormatNamesFileLineAndColumn() async throws {
+        let json = try await sluice("lint", "--format", "json", "pipelines/unknown_need.yml", in: fixtureProject)
         #expect(json.status == 1)
         let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let first = try #require((document["diagnostics"] as? [[String: Any]])?.first)
@@ -40,10 +41,10 @@ struct LintCommandTests {
         #expect(first["line"] as? Int == 12 && first["column"] as? Int == 13)
         #expect(first["rule"] as? String == "unknown-need")
 
-        let github = try sluice("lint", "--format", "github", "pipelines/unknown_need.yml", in: fixtureProject)
+        let github = try await sluice("lint", "--format", "github", "pipelines/unknown_need.yml", in: fixtureProject)
         #expect(github.stdout == "::error file=pipelines/unknown_need.yml,line=12,col=13,title=sluice unknown-need::step 'dedupe' needs 'lod', which is not a step of this pipeline; did you mean 'load'?\n")
 
-        let sarif = try sluice("lint", "--format", "sarif", "pipelines/unknown_need.yml", in: fixtureProject)
+        let sarif = try await sluice("lint", "--format", "sarif", "pipelines/unknown_need.yml", in: fixtureProject)
         let log = try #require(try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])
         #expect(log["version"] as? String == "2.1.0")
         let run = try #require((log["runs"] as? [[String: Any]])?.first)
@@ -56,61 +57,61 @@ struct LintCommandTests {
         #expect((location?["region"] as? [String: Any])?["startColumn"] as? Int == 13)
     }
 
-    @Test func textHasNoColourWhenNotATerminal() throws {
-        let result = try sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
+    @Test func textHasNoColourWhenNotATerminal() async throws {
+        let result = try await sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
         #expect(!result.stdout.contains("\u{1B}["))
     }
 
-    @Test func theProjectIsFoundFromASubfolder() throws {
-        let result = try sluice("lint", in: repositoryRoot.appendingPathComponent("pipelines"))
+    @Test func theProjectIsFoundFromASubfolder() async throws {
+        let result = try await sluice("lint", in: repositoryRoot.appendingPathComponent("pipelines"))
         #expect(result.status == 0)
         #expect(result.stdout == "4 files checked, no problems\n")
     }
 }
 
 struct PlanCommandTests {
-    @Test func textShowsLayersReadsAndWrites() throws {
-        let result = try sluice("plan", "genai_costs_daily")
+    @Test func textShowsLayersReadsAndWrites() async throws {
+        let result = try await sluice("plan", "genai_costs_daily")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("genai_costs_daily: 6 steps in 4 layers\n"))
         #expect(result.stdout.contains("layer 3\n  daily_costs       aggregate      reads genai_usage, genai_pricing; writes genai_costs_daily; after dedupe_usage, dedupe_pricing\n"))
     }
 
-    @Test func dotAndMermaidDrawTheSameEdges() throws {
-        let dot = try sluice("plan", "pipelines/genai_costs_daily.yml", "--format", "dot")
+    @Test func dotAndMermaidDrawTheSameEdges() async throws {
+        let dot = try await sluice("plan", "pipelines/genai_costs_daily.yml", "--format", "dot")
         #expect(dot.stdout.hasPrefix("digraph \"genai_costs_daily\" {"))
         #expect(dot.stdout.contains("\"load_usage\" -> \"dedupe_usage\" [style=dashed, label=\"genai_usage_raw\"];"))
         #expect(dot.stdout.contains("\"dedupe_usage\" -> \"daily_costs\";"))
         #expect(dot.stdout.contains("[label=\"daily_costs\\naggregate\"]"))
-        let mermaid = try sluice("plan", "genai_costs_daily", "--format", "mermaid")
+        let mermaid = try await sluice("plan", "genai_costs_daily", "--format", "mermaid")
         #expect(mermaid.stdout.hasPrefix("flowchart LR\n"))
         #expect(mermaid.stdout.contains("  load_usage -.->|genai_usage_raw| dedupe_usage\n"))
         #expect(mermaid.stdout.contains("  dedupe_usage --> daily_costs\n"))
     }
 
-    @Test func aBrokenPipelineGetsItsDiagnosticsNotAPlan() throws {
+    @Test func aBrokenPipelineGetsItsDiagnosticsNotAPlan() async throws {
         let project = repositoryRoot.appendingPathComponent("Tests/SluiceModelTests/Fixtures/lint/project")
-        let result = try sluice("plan", "cycle", in: project)
+        let result = try await sluice("plan", "cycle", in: project)
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains("[cycle]"))
-        let missing = try sluice("plan", "no_such_pipeline")
+        let missing = try await sluice("plan", "no_such_pipeline")
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("no pipeline file 'no_such_pipeline'"))
     }
 }
 
 struct ProcessorsCommandTests {
-    @Test func listsEveryProcessorAndDocumentsOne() throws {
-        let list = try sluice("processors")
+    @Test func listsEveryProcessorAndDocumentsOne() async throws {
+        let list = try await sluice("processors")
         for name in ["kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
                      "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify"] {
             #expect(list.stdout.contains("\n\(name) ") || list.stdout.hasPrefix("\(name) "), "\(name) missing")
         }
-        let page = try sluice("processors", "merge_dedupe")
+        let page = try await sluice("processors", "merge_dedupe")
         #expect(page.stdout.contains("latest_by is required when strategy is latest_wins"))
         #expect(page.stdout.contains("strategy (latest_wins | first_wins | replace_partitions, default latest_wins)"))
-        let unknown = try sluice("processors", "injest")
+        let unknown = try await sluice("processors", "injest")
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("did you mean 'ingest'?"))
     }
@@ -128,26 +129,26 @@ struct InitCommandTests {
         return formatter.string(from: day)
     }
 
-    @Test func aNewProjectLintsCleanAndPlans() throws {
+    @Test func aNewProjectLintsCleanAndPlans() async throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let created = try sluice("init", "demo", in: folder)
+        let created = try await sluice("init", "demo", in: folder)
         #expect(created.status == 0, "\(created.stderr)")
         let project = folder.appendingPathComponent("demo")
-        let lint = try sluice("lint", "--strict", in: project)
+        let lint = try await sluice("lint", "--strict", in: project)
         #expect(lint.status == 0, "\(lint.stdout)")
         #expect(lint.stdout == "1 file checked, no problems\n")
-        let plan = try sluice("plan", "daily_usage", in: project)
+        let plan = try await sluice("plan", "daily_usage", in: project)
         #expect(plan.stdout.hasPrefix("daily_usage: 4 steps in 4 layers"))
         // Its settings read, the scheduler runs the latest fire time (no catch-up), then finds
         // nothing due; the backfill runs an earlier day.
-        let scheduler = try sluice("scheduler", "--once", in: project)
+        let scheduler = try await sluice("scheduler", "--once", in: project)
         #expect(scheduler.status == 0, "\(scheduler.stderr)")
         #expect(scheduler.stdout.hasSuffix("  daily_usage  org default  \(Self.latestThreeOClock())  succeeded\n"), "\(scheduler.stdout)")
-        #expect(try sluice("scheduler", "--once", in: project).stdout == "No runs were due.\n")
-        let backfill = try sluice("backfill", "daily_usage", "--from", "2026-03-01", "--to", "2026-03-01", in: project)
+        #expect(try await sluice("scheduler", "--once", in: project).stdout == "No runs were due.\n")
+        let backfill = try await sluice("backfill", "daily_usage", "--from", "2026-03-01", "--to", "2026-03-01", in: project)
         #expect(backfill.stdout.contains("org default  2026-03-01T03:00:00Z  succeeded"), "\(backfill.stdout)\(backfill.stderr)")
-        let again = try sluice("init", "demo", in: folder)
+        let again = try await sluice("init", "demo", in: folder)
         #expect(again.status == 1)
         #expect(again.stderr.contains("nothing was written"))
     }
@@ -156,11 +157,11 @@ struct InitCommandTests {
 struct SchemaCommandTests {
     /// The editor schema accepts every example pipeline and refuses broken ones, as judged by
     /// python-jsonschema (an independent implementation).
-    @Test func examplesValidateAgainstTheEditorSchema() throws {
+    @Test func examplesValidateAgainstTheEditorSchema() async throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let schemaFile = folder.appendingPathComponent("sluice.schema.json")
-        let written = try sluice("schema", "--output", schemaFile.path)
+        let written = try await sluice("schema", "--output", schemaFile.path)
         #expect(written.status == 0, "\(written.stderr)")
 
         let examples = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("pipelines").path)
@@ -170,7 +171,7 @@ struct SchemaCommandTests {
         let broken = [fixtures + "unknown_key.yml", fixtures + "unknown_field.yml", fixtures + "invalid_value.yml", fixtures + "unknown_processor.yml"]
         let valid = [fixtures + "valid_pipeline.yml"]
         let script = repositoryRoot.appendingPathComponent("Tests/SluiceCLITests/Support/validate_pipelines.py").path
-        let result = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, schemaFile.path] + examples + valid + broken,
+        let result = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, schemaFile.path] + examples + valid + broken,
                              in: repositoryRoot)
         #expect(result.status == 0, "python3 with jsonschema and pyyaml is needed (.ci/run installs them): \(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -184,9 +185,9 @@ struct SchemaCommandTests {
 }
 
 struct DocumentationTests {
-    @Test func theReadmeListsEveryLintRule() throws {
+    @Test func theReadmeListsEveryLintRule() async throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        let rules = try sluice("lint", "--format", "sarif", "pipelines")
+        let rules = try await sluice("lint", "--format", "sarif", "pipelines")
         let log = try #require(try JSONSerialization.jsonObject(with: Data(rules.stdout.utf8)) as? [String: Any])
         let driver = try #require(((log["runs"] as? [[String: Any]])?.first?["tool"] as? [String: Any])?["driver"] as? [String: Any])
         let ids = try #require(driver["rules"] as? [[String: Any]]).compactMap { $0["id"] as? String }
@@ -199,96 +200,96 @@ struct DocumentationTests {
 
 struct RunCommandTests {
     /// A copy of the repository's example project in a temp folder, so runs don't touch the checkout.
-    @Test func theExampleRunsEndToEndAndAgainWithTheSameResult() throws {
+    @Test func theExampleRunsEndToEndAndAgainWithTheSameResult() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let first = try sluice("run", "genai_costs_daily", in: project)
+        let first = try await sluice("run", "genai_costs_daily", in: project)
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         #expect(first.stdout.contains(": succeeded — every step succeeded"))
         #expect(first.stdout.contains("quarantined rows: 3"))
         #expect(first.stderr.contains("run_id="))
         let totals = "SELECT count(*), printf('%.6f', sum(cost_usd)), sum(requests) FROM genai_costs_daily"
-        let before = try sluice("query", "default", totals, in: project)
+        let before = try await sluice("query", "default", totals, in: project)
         #expect(before.status == 0, "\(before.stderr)")
         #expect(before.stdout.contains("\n374 "))
 
-        let second = try sluice("run", "genai_costs_daily", in: project)
+        let second = try await sluice("run", "genai_costs_daily", in: project)
         #expect(second.status == 0)
-        #expect(try sluice("query", "default", totals, in: project).stdout == before.stdout)
+        #expect(try await sluice("query", "default", totals, in: project).stdout == before.stdout)
 
-        let list = try sluice("runs", "list", in: project)
+        let list = try await sluice("runs", "list", in: project)
         #expect(list.stdout.components(separatedBy: "genai_costs_daily").count - 1 == 2)
         let runID = try #require(first.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
-        let show = try sluice("runs", "show", runID, in: project)
+        let show = try await sluice("runs", "show", runID, in: project)
         #expect(show.status == 0)
         #expect(show.stdout.contains("transitions:"))
         #expect(show.stdout.contains("step daily_costs (attempt 1) → succeeded"))
     }
 
-    @Test func aFailedRunResumesFromItsFailedStep() throws {
+    @Test func aFailedRunResumesFromItsFailedStep() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         let usage = project.appendingPathComponent("examples/data/genai_usage.csv")
         let pricing = project.appendingPathComponent("examples/data/genai_pricing.csv")
         let moved = project.appendingPathComponent("pricing-later.csv")
         try FileManager.default.moveItem(at: pricing, to: moved)
-        let failed = try sluice("run", "genai_costs_daily", in: project)
+        let failed = try await sluice("run", "genai_costs_daily", in: project)
         #expect(failed.status == 1)
         #expect(failed.stdout.contains("To run it again from the failed steps, reusing what succeeded: sluice run --resume "))
         let runID = try #require(failed.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
 
         try FileManager.default.moveItem(at: moved, to: pricing)
         try Data("broken\n".utf8).write(to: usage)  // a reused load must not read the file again
-        let resumed = try sluice("run", "--resume", runID, in: project)
+        let resumed = try await sluice("run", "--resume", runID, in: project)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stdout.contains("reused from run \(runID)"))
-        let totals = try sluice("query", "default", "SELECT count(*) FROM genai_costs_daily", in: project)
+        let totals = try await sluice("query", "default", "SELECT count(*) FROM genai_costs_daily", in: project)
         #expect(totals.stdout.contains("\n374\n"))
-        #expect(try sluice("run", "--resume", runID, "--param", "x=1", in: project).status == 2)
+        #expect(try await sluice("run", "--resume", runID, "--param", "x=1", in: project).status == 2)
     }
 
-    @Test func pruningRemovesAFailedRunsStagingAndItCanNoLongerBeResumed() throws {
+    @Test func pruningRemovesAFailedRunsStagingAndItCanNoLongerBeResumed() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         try FileManager.default.removeItem(at: project.appendingPathComponent("examples/data/genai_pricing.csv"))
-        let failed = try sluice("run", "genai_costs_daily", in: project)
+        let failed = try await sluice("run", "genai_costs_daily", in: project)
         #expect(failed.status == 1)
         let runID = try #require(failed.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
         let staging = project.appendingPathComponent(".sluice/orgs/default/staging/\(runID).sqlite").path
         #expect(FileManager.default.fileExists(atPath: staging))
 
         // The default retention (7 days) keeps it; --older-than 0s removes it.
-        #expect(try sluice("runs", "prune", in: project).stdout == "nothing to remove\n")
+        #expect(try await sluice("runs", "prune", in: project).stdout == "nothing to remove\n")
         #expect(FileManager.default.fileExists(atPath: staging))
-        let pruned = try sluice("runs", "prune", "--older-than", "0s", in: project)
+        let pruned = try await sluice("runs", "prune", "--older-than", "0s", in: project)
         #expect(pruned.status == 0, "\(pruned.stderr)")
         #expect(pruned.stdout.contains(runID))
         #expect(pruned.stdout.contains("removed 1 staging database"))
         #expect(!FileManager.default.fileExists(atPath: staging))
 
-        let resumed = try sluice("run", "--resume", runID, in: project)
+        let resumed = try await sluice("run", "--resume", runID, in: project)
         #expect(resumed.status != 0)
         #expect((resumed.stdout + resumed.stderr).contains("its staging was removed"))
-        #expect(try sluice("runs", "prune", "--older-than", "later", in: project).status == 2)
+        #expect(try await sluice("runs", "prune", "--older-than", "later", in: project).status == 2)
     }
 
-    @Test func aPipelineWithLintErrorsRunsNothing() throws {
+    @Test func aPipelineWithLintErrorsRunsNothing() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         let broken = try String(contentsOf: project.appendingPathComponent("pipelines/genai_costs_daily.yml"), encoding: .utf8)
             .replacingOccurrences(of: "uses: merge_dedupe", with: "uses: merge_dedup")
         try Data(broken.utf8).write(to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
-        let result = try sluice("run", "genai_costs_daily", in: project)
+        let result = try await sluice("run", "genai_costs_daily", in: project)
         #expect(result.status == 1)
         #expect(result.stderr.contains("unknown processor 'merge_dedup'; did you mean 'merge_dedupe'?"))
         #expect(result.stderr.contains("nothing was run"))
-        #expect(try sluice("runs", "list", in: project).stdout == "no runs yet\n")
+        #expect(try await sluice("runs", "list", in: project).stdout == "no runs yet\n")
     }
 
-    @Test func queryingAnOrgWithoutAWarehouseSaysSo() throws {
+    @Test func queryingAnOrgWithoutAWarehouseSaysSo() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let result = try sluice("query", "nobody", "SELECT 1", in: project)
+        let result = try await sluice("query", "nobody", "SELECT 1", in: project)
         #expect(result.status == 1)
         #expect(result.stderr.contains("org 'nobody' has no warehouse yet"))
     }
@@ -307,13 +308,13 @@ struct CrashSafetyTests {
         try Data(text.utf8).write(to: project.appendingPathComponent("data/events.csv"))
     }
 
-    func snapshot(_ project: URL) throws -> String {
-        let events = try sluice("query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events", in: project)
-        let daily = try sluice("query", "acme", "SELECT count(*), sum(total) FROM daily", in: project)
+    func snapshot(_ project: URL) async throws -> String {
+        let events = try await sluice("query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events", in: project)
+        let daily = try await sluice("query", "acme", "SELECT count(*), sum(total) FROM daily", in: project)
         return events.stdout + daily.stdout
     }
 
-    @Test func ctrlCCancelsTheRunAndPublishesNothing() throws {
+    @Test func ctrlCCancelsTheRunAndPublishesNothing() async throws {
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
@@ -337,32 +338,37 @@ struct CrashSafetyTests {
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        // Interrupt once the run is under way (its staging exists).
+        // Interrupt once the run is under way (its staging exists). Watched from a thread of its
+        // own, so the interrupt comes within milliseconds even while the other tests are busy.
         let staging = project.appendingPathComponent(".sluice/orgs/default/staging")
-        for _ in 0..<200 where (try? FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty) ?? true {
-            Thread.sleep(forTimeInterval: 0.05)
+        let interrupted = try await onItsOwnThread {
+            let underWay = eventuallyBlocking(every: .milliseconds(5)) {
+                !((try? FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty) ?? true) || !process.isRunning
+            }
+            guard underWay, process.isRunning else { return false }
+            kill(process.processIdentifier, SIGINT)
+            return true
         }
-        #expect(process.isRunning)
-        kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
+        #expect(interrupted, "the run ended before its staging was seen")
+        try await waitForExit(of: process)
         #expect(process.terminationStatus == 1)
 
-        let list = try sluice("runs", "list", in: project)
+        let list = try await sluice("runs", "list", in: project)
         #expect(list.stdout.contains("  cancelled  "), "\(list.stdout)")
         #expect(list.stdout.contains("cancelled by Ctrl-C (SIGINT); nothing was published, resume it with sluice run --resume"))
-        let query = try sluice("query", "default", "SELECT count(*) FROM events", in: project)
+        let query = try await sluice("query", "default", "SELECT count(*) FROM events", in: project)
         #expect(query.status == 1, "nothing may be published: \(query.stdout)")
         // The cancelled run's staging is removed.
         #expect((try? FileManager.default.contentsOfDirectory(atPath: staging.path))?.filter { $0.hasSuffix(".sqlite") } == [])
 
         // Its resume runs every step again, as the list's advice says.
         let cancelledID = try #require(list.stdout.split(separator: "\n").first { $0.contains("  cancelled  ") }?.split(separator: " ").first)
-        let resumed = try sluice("run", "--resume", String(cancelledID), in: project)
+        let resumed = try await sluice("run", "--resume", String(cancelledID), in: project)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
-        #expect(try sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
+        #expect(try await sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
     }
 
-    @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() throws {
+    @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() async throws {
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         let files = [
@@ -385,8 +391,8 @@ struct CrashSafetyTests {
 
         // Before: a small run publishes state A.
         try writeEvents(project, rows: 1_000, amount: 1, hour: 10)
-        #expect(try sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let before = try snapshot(project)
+        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
+        let before = try await snapshot(project)
 
         // The runs that get killed: 150,000 rows, newer, with a new amount, so a partial publish would show.
         try writeEvents(project, rows: 150_000, amount: 2, hour: 11)
@@ -400,21 +406,21 @@ struct CrashSafetyTests {
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
-            Thread.sleep(forTimeInterval: delay)
+            try await Task.sleep(for: .seconds(delay))
             if process.isRunning {
                 killedWhileRunning += 1
                 kill(process.processIdentifier, SIGKILL)
             }
-            process.waitUntilExit()
-            Thread.sleep(forTimeInterval: 1.2)
+            try await waitForExit(of: process)
+            try await Task.sleep(for: .milliseconds(1200))
 
             // A restart notices the dead run (lease 1s) and says why.
             var environment = ProcessInfo.processInfo.environment
             environment["SLUICE_RUN_LEASE"] = "1s"
-            let list = try run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
+            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
             let state = list.stdout.contains("  succeeded  ") ? "succeeded" : list.stdout.contains("  failed  ") ? "failed" : "?"
             outcomes.append("\(delay)s: \(state)")
-            let now = try snapshot(project)
+            let now = try await snapshot(project)
             if state == "failed" {
                 #expect(list.stdout.contains("abandoned: no heartbeat for 1s; the process running it stopped"), "\(list.stdout)")
                 #expect(now == before, "killed after \(delay)s: the targets changed")
@@ -427,8 +433,8 @@ struct CrashSafetyTests {
         #expect(outcomes.contains { $0.hasSuffix("failed") }, "no kill landed before the publish: \(outcomes)")
 
         // After: an uninterrupted run leaves state B in full.
-        #expect(try sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let totals = try sluice("query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events", in: project)
+        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
+        let totals = try await sluice("query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events", in: project)
         #expect(totals.stdout.contains("150000/300000"), "\(totals.stdout)")
     }
 }

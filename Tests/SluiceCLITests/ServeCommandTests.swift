@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -7,17 +8,17 @@ import FoundationNetworking
 /// `sluice tokens` and `sluice serve` as a user runs them: the binary, a temp project, real
 /// HTTP on 127.0.0.1, SIGTERM to stop.
 struct ServeCommandTests {
-    @Test func tokensAreCreatedShownOnceListedAndRevoked() throws {
+    @Test func tokensAreCreatedShownOnceListedAndRevoked() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let created = try sluice("tokens", "create", "acme", "--name", "ci", in: project)
+        let created = try await sluice("tokens", "create", "acme", "--name", "ci", in: project)
         #expect(created.status == 0, "\(created.stderr)")
         let token = created.stdout.trimmingCharacters(in: .newlines)
         #expect(token.hasPrefix("slc_") && token.count == 60, "\(token)")
         let id = String(token.dropFirst(4).prefix(12))
         #expect(created.stderr.contains("created api token \(id) for org acme (name ci); it is shown only now"))
 
-        let list = try sluice("tokens", "list", "acme", in: project)
+        let list = try await sluice("tokens", "list", "acme", in: project)
         #expect(list.status == 0)
         #expect(list.stdout.contains("\(id)  ci    api      "))
         #expect(!list.stdout.contains(token.suffix(43)), "a listing must never show the token")
@@ -27,24 +28,24 @@ struct ServeCommandTests {
         #expect(stored.holding.isEmpty, "the token is in \(stored.holding)")
         #expect(stored.searched.contains("runs.sqlite"), "\(stored.searched)")
 
-        #expect(try sluice("tokens", "list", "other", in: project).stdout == "org other has no tokens\n")
-        let wrongOrg = try sluice("tokens", "revoke", "other", id, in: project)
+        #expect(try await sluice("tokens", "list", "other", in: project).stdout == "org other has no tokens\n")
+        let wrongOrg = try await sluice("tokens", "revoke", "other", id, in: project)
         #expect(wrongOrg.status == 1)
         #expect(wrongOrg.stderr.contains("org other has no active token '\(id)'"))
-        let revoked = try sluice("tokens", "revoke", "acme", id, in: project)
+        let revoked = try await sluice("tokens", "revoke", "acme", id, in: project)
         #expect(revoked.status == 0)
         #expect(revoked.stdout == "revoked token \(id)\n")
-        #expect(try sluice("tokens", "revoke", "acme", id, in: project).status == 1)
-        #expect(try sluice("tokens", "list", "acme", in: project).stdout.contains(" - ") == false)
+        #expect(try await sluice("tokens", "revoke", "acme", id, in: project).status == 1)
+        #expect(try await sluice("tokens", "list", "acme", in: project).stdout.contains(" - ") == false)
 
-        let metrics = try sluice("tokens", "create", "--metrics", in: project)
+        let metrics = try await sluice("tokens", "create", "--metrics", in: project)
         #expect(metrics.status == 0)
         #expect(metrics.stderr.contains("created metrics token"))
-        #expect(try sluice("tokens", "list", "--metrics", in: project).stdout.contains("metrics"))
+        #expect(try await sluice("tokens", "list", "--metrics", in: project).stdout.contains("metrics"))
 
-        #expect(try sluice("tokens", "create", in: project).status == 2)
-        #expect(try sluice("tokens", "create", "acme", "--metrics", in: project).status == 2)
-        let badOrg = try sluice("tokens", "create", "not-an-org", in: project)
+        #expect(try await sluice("tokens", "create", in: project).status == 2)
+        #expect(try await sluice("tokens", "create", "acme", "--metrics", in: project).status == 2)
+        let badOrg = try await sluice("tokens", "create", "not-an-org", in: project)
         #expect(badOrg.status == 1)
         #expect(badOrg.stderr.contains("org:"))
     }
@@ -52,9 +53,9 @@ struct ServeCommandTests {
     @Test func serveAnswersWithATokenAndStopsOnSIGTERM() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let token = try sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
+        let token = try await sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
 
-        let server = try LongRunningCommand(["serve", "--port", "0"], in: project)
+        let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project)
         defer { server.stop() }
         // The first line says where it listens.
         let text = server.firstLine
@@ -70,25 +71,25 @@ struct ServeCommandTests {
         #expect(status == 202)
         let id = try #require(run["id"] as? String)
         var state = ""
-        for _ in 0..<600 where !["succeeded", "failed", "cancelled"].contains(state) {
-            try await Task.sleep(for: .milliseconds(100))
+        try await eventually(every: .milliseconds(100)) {
             state = try await call("GET", "/v1/runs/\(id)", token: token).1["state"] as? String ?? ""
+            return ["succeeded", "failed", "cancelled"].contains(state)
         }
         #expect(state == "succeeded")
 
-        let (exitStatus, rest) = server.terminate()
+        let (exitStatus, rest) = try await server.terminate()
         #expect(exitStatus == 0)
         #expect(rest.contains("sluice serve: stopped"))
         // The run is in the history the CLI reads.
-        let list = try sluice("runs", "list", "--org", "acme", in: project)
+        let list = try await sluice("runs", "list", "--org", "acme", in: project)
         #expect(list.stdout.contains(id))
     }
 
     @Test func serveWithTheSchedulerCatchesUpScheduledRunsAndStopsOnSIGTERM() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let token = try sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
-        let server = try LongRunningCommand(["serve", "--port", "0", "--scheduler", "--org", "acme", "--poll", "100ms",
+        let token = try await sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
+        let server = try await LongRunningCommand.start(["serve", "--port", "0", "--scheduler", "--org", "acme", "--poll", "100ms",
                                              "--shutdown-grace", "30s"], in: project)
         defer { server.stop() }
         let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
@@ -96,16 +97,15 @@ struct ServeCommandTests {
         // genai_costs_daily: 02:30 UTC daily with catchup 3d, max_active_runs 1: the last three
         // fire times are run, one after another, by the process that answers the API.
         var runs: [[String: Any]] = []
-        for _ in 0..<600 {
+        try await eventually(every: .milliseconds(100)) {
             let (_, page) = try await httpCall(port: port, "GET", "/v1/orgs/acme/runs?pipeline=genai_costs_daily", token: token)
             runs = page["runs"] as? [[String: Any]] ?? []
-            if runs.count == 3, runs.allSatisfy({ $0["state"] as? String == "succeeded" }) { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return runs.count == 3 && runs.allSatisfy { $0["state"] as? String == "succeeded" }
         }
         #expect(runs.count == 3, "\(runs)")
         #expect(runs.allSatisfy { $0["trigger"] as? String == "schedule" && $0["state"] as? String == "succeeded" }, "\(runs)")
         #expect(Set(runs.compactMap { $0["logical_date"] as? String }).count == 3)
-        let metricsToken = try sluice("tokens", "create", "--metrics", in: project).stdout.trimmingCharacters(in: .newlines)
+        let metricsToken = try await sluice("tokens", "create", "--metrics", in: project).stdout.trimmingCharacters(in: .newlines)
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/metrics")!)
         request.setValue("Bearer \(metricsToken)", forHTTPHeaderField: "Authorization")
         let metrics = String(decoding: try await URLSession.shared.data(for: request).0, as: UTF8.self)
@@ -114,7 +114,7 @@ struct ServeCommandTests {
             .flatMap { Int($0.split(separator: " ").last ?? "") }
         #expect((created ?? 0) >= 3, "\(metrics)")
 
-        let (exitStatus, rest) = server.terminate()
+        let (exitStatus, rest) = try await server.terminate()
         #expect(exitStatus == 0)
         #expect(rest.contains("sluice serve: stopped"))
     }
@@ -122,30 +122,30 @@ struct ServeCommandTests {
     @Test func hooksAreCreatedListedRotatedAndAudited() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        #expect(try sluice("keys", "init", in: project).status == 0)
-        let created = try sluice("hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
+        #expect(try await sluice("keys", "init", in: project).status == 0)
+        let created = try await sluice("hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
                                  in: project)
         #expect(created.status == 0, "\(created.stderr)")
         let secret = created.stdout.trimmingCharacters(in: .newlines)
         #expect(secret.hasPrefix("whsec_") && Data(base64Encoded: String(secret.dropFirst(6)))?.count == 24, "\(secret)")
         #expect(created.stderr.contains("deliveries go to POST /v1/hooks/acme/genai_costs_daily"))
-        let list = try sluice("hooks", "list", "acme", in: project)
+        let list = try await sluice("hooks", "list", "acme", in: project)
         #expect(list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
         // The secret is sealed like any credential: in clear in no file under .sluice/.
         let stored = filesHolding(secret, in: project)
         #expect(stored.holding.isEmpty, "the secret is in \(stored.holding)")
         #expect(stored.searched.contains("runs.sqlite") && stored.searched.contains("keyring.json"), "\(stored.searched)")
-        #expect(try sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
-        #expect(try sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
+        #expect(try await sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
+        #expect(try await sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
 
-        let rotated = try sluice("hooks", "rotate", "acme", "genai_costs_daily", "--grace", "1h", in: project)
+        let rotated = try await sluice("hooks", "rotate", "acme", "genai_costs_daily", "--grace", "1h", in: project)
         #expect(rotated.status == 0, "\(rotated.stderr)")
         let newSecret = rotated.stdout.trimmingCharacters(in: .newlines)
         #expect(newSecret.hasPrefix("whsec_") && newSecret != secret)
-        #expect(try sluice("hooks", "list", "acme", in: project).stdout.contains("secret 2, previous secret until "))
+        #expect(try await sluice("hooks", "list", "acme", in: project).stdout.contains("secret 2, previous secret until "))
 
         // A delivery signed with the old secret (still in its grace period) is accepted by `sluice serve`.
-        let server = try LongRunningCommand(["serve", "--port", "0"], in: project)
+        let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project)
         defer { server.stop() }
         let port = try #require(server.firstLine.split(separator: ":").last
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
@@ -162,17 +162,10 @@ struct ServeCommandTests {
             response = connection.getresponse()
             print(response.status, response.read().decode())
             """
-        let delivery = Process()
-        delivery.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        delivery.arguments = ["python3", "-c", script, secret, String(port)]
-        let answer = Pipe()
-        delivery.standardOutput = answer
-        try delivery.run()
-        delivery.waitUntilExit()
-        let text = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, secret, String(port)], in: project).stdout
         #expect(text.hasPrefix("202 "), "\(text)")
-        _ = server.terminate()
-        let audit = try sluice("hooks", "audit", "acme", in: project)
+        _ = try await server.terminate()
+        let audit = try await sluice("hooks", "audit", "acme", in: project)
         #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import SluiceTestSupport
 import Testing
 @testable import SluiceEngine
 import SluiceModel
@@ -273,10 +274,10 @@ struct ExecutorTests {
         let run = try await harness.start("""
             pipeline: test_run
             steps:
-              - { id: slow, uses: test_sleep, timeout: 100ms, retry: { attempts: 2, initial_delay: 10ms }, with: { for: 300s } }
+              - { id: slow, uses: test_sleep, timeout: 100ms, retry: { attempts: 2, initial_delay: 10ms }, with: { for: 15m } }
             """)
-        // Far less than the 300 s the step asked for, however loaded the machine is.
-        #expect(ContinuousClock.now - started < .seconds(60))
+        // Far less than the 15 min the step asked for, however loaded the machine is.
+        #expect(ContinuousClock.now - started < TestTime.patience)
         #expect(run.state == .failed)
         #expect(try await harness.stepHistory(run) == ["slow:running", "slow:timed_out", "slow:retrying", "slow:running", "slow:timed_out", "slow:dead_lettered"])
         let timedOut = try await harness.store.transitions(of: run.id).first { $0.state == .timedOut }
@@ -290,10 +291,10 @@ struct ExecutorTests {
         let run = try await harness.start("""
             pipeline: test_run
             steps:
-              - { id: stuck, uses: test_sleep, timeout: 100ms, with: { for: 300s, stubborn: true } }
+              - { id: stuck, uses: test_sleep, timeout: 100ms, with: { for: 15m, stubborn: true } }
             """)
-        // Timeout (100ms) plus the grace period (300ms), not the 300 s the step wanted.
-        #expect(ContinuousClock.now - started < .seconds(60))
+        // Timeout (100ms) plus the grace period (300ms), not the 15 min the step wanted.
+        #expect(ContinuousClock.now - started < TestTime.patience)
         #expect(run.state == .failed)
         let steps = try await harness.store.steps(of: run.id)
         #expect(steps[0].state == .deadLettered)
@@ -314,11 +315,11 @@ struct ExecutorTests {
         let task = Task { try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01")) }
         // Cancel once the long step is running.
         var running = false
-        for _ in 0..<600 where !running {
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually(every: .milliseconds(50)) {
             if let run = try await harness.store.runs(pipeline: "test_run", org: "acme", limit: 1).first {
                 running = try await harness.store.steps(of: run.id).first { $0.stepID == "long" }?.state == .running
             }
+            return running
         }
         #expect(running)
         task.cancel()

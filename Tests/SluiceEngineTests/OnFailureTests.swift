@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SluiceTestSupport
 import Testing
 @testable import SluiceEngine
 import SluiceModel
@@ -231,11 +232,11 @@ struct OnFailureTests {
         let executor = harness.executor(adding: [recorder])
         let task = Task { [request] in try await executor.start(plan, request) }
         var running = false
-        for _ in 0..<600 where !running {
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually(every: .milliseconds(50)) {
             if let run = try await harness.store.runs(pipeline: "test_run", org: "acme", limit: 1).first, run.id != succeeded.id {
                 running = try await harness.store.steps(of: run.id).first { $0.stepID == "long" }?.state == .running
             }
+            return running
         }
         #expect(running)
         task.cancel()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceTestSupport
 import Testing
 @testable import SluiceEngine
 import SluiceModel
@@ -80,7 +81,7 @@ struct PipelineProject {
         try write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         let loaded = PipelineLoader(registry: Self.slowCatalog.registry).load(Data("""
             pipeline: slow_events
-            defaults: { timeout: 5m }
+            defaults: { timeout: 30m }
             steps:
               - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
               - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
@@ -91,14 +92,16 @@ struct PipelineProject {
 
     /// The id of the `slow_events` run once its `wait` step is running.
     func slowRunSleeping() async throws -> String {
-        for _ in 0..<400 {
+        var sleeping: String?
+        try await eventually(every: .milliseconds(25)) {
             if let run = try await store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
                try await store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
-                return run.id
+                sleeping = run.id
             }
-            try await Task.sleep(for: .milliseconds(25))
+            return sleeping != nil
         }
-        throw StepFailure("test_timeout", "slow_events never reached its wait step")
+        guard let sleeping else { throw StepFailure("test_timeout", "slow_events never reached its wait step") }
+        return sleeping
     }
 
     static func mergePipeline(file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }") -> String {
@@ -445,7 +448,7 @@ struct RunPipelineTests {
     @Test func aRunMarkedAbandonedByAnotherProcessStopsWithoutPublishingDiscardingOrRecording() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        let plan = try project.slowPlan(wait: "60s")
+        let plan = try project.slowPlan(wait: "15m")
         var options = ExecutorOptions()
         options.heartbeatInterval = .milliseconds(50)
         let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
@@ -457,9 +460,9 @@ struct RunPipelineTests {
         let marked = try await project.store.abandonRuns(heartbeatBefore: Date().addingTimeInterval(60), reason: "no heartbeat for 30s", at: Date())
         #expect(marked.map(\.id) == [id])
 
-        // It stops within a few heartbeats, not after its 60 s step.
+        // It stops within a few heartbeats, not after its 15 min step.
         let deadline = Task {
-            try await Task.sleep(for: .seconds(20))
+            try await Task.sleep(for: TestTime.patience)
             execution.cancel()
             return true
         }
@@ -479,7 +482,7 @@ struct RunPipelineTests {
         let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let note = CancellationNote()
-        let slow = try project.slowPlan(wait: "60s")
+        let slow = try project.slowPlan(wait: "15m")
         let execution = Task { try await executor.start(slow, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:]), cancellation: note) }
         let runID = try await project.slowRunSleeping()
         note.set("cancelled by a test")

@@ -364,7 +364,7 @@ struct NotifyProcessorTests {
     }
 
     @Test func aWebhookTooSlowForRequestTimeoutIsUnavailable() async throws {
-        let server = try await FakeProviderServer.start(answering: .delayed(.seconds(5), .answer(200, body: "ok")))
+        let server = try await FakeProviderServer.start(answering: .delayed(TestTime.never, .answer(200, body: "ok")))
         defer { Task { await server.stop() } }
         let failure = try await failure(try handlerStep("{ url: \"\(server.baseURL)\(secretPath)\", request_timeout: 300ms }"))
         #expect(failure.code == "notify_unavailable")

@@ -18,7 +18,7 @@ struct ValidateAnthropicTests {
     let processor = ValidateAnthropicProcessor()
 
     func config(_ server: FakeProviderServer, _ extra: String = "") -> String {
-        "{ api_key: \(yamlQuoted(FakeKeys.anthropic)), base_url: \"\(server.baseURL)\", request_timeout: 2s\(extra) }"
+        "{ api_key: \(yamlQuoted(FakeKeys.anthropic)), base_url: \"\(server.baseURL)\", request_timeout: 60s\(extra) }"
     }
 
     /// The key went into x-api-key exactly once, with the version header, and nowhere else.
@@ -116,7 +116,7 @@ struct ValidateAnthropicTests {
     }
 
     @Test func aSlowAnswerIsUnavailable() async throws {
-        let server = try await FakeProviderServer.start(answering: .delayed(.seconds(5), .json(200, AnthropicBodies.models)))
+        let server = try await FakeProviderServer.start(answering: .delayed(TestTime.never, .json(200, AnthropicBodies.models)))
         defer { Task { await server.stop() } }
         let failure = try await failure(of: processor, "{ api_key: \(yamlQuoted(FakeKeys.anthropic)), base_url: \"\(server.baseURL)\", request_timeout: 250ms }")
         #expect(failure.code == "provider_unavailable")

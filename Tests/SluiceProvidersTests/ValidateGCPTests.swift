@@ -12,7 +12,7 @@ struct ValidateGCPTests {
         """
         service_account_json: \(yamlQuoted(json ?? FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL)))
         resource_manager_url: \(google.server.baseURL)
-        request_timeout: 3s
+        request_timeout: 60s
         \(extra)
         """
     }
@@ -156,7 +156,7 @@ struct ValidateGCPTests {
     }
 
     @Test func aSlowTokenEndpointIsUnavailable() async throws {
-        let google = try await FakeGoogle(token: .delayed(.seconds(5), .json(200, "{}")))
+        let google = try await FakeGoogle(token: .delayed(TestTime.never, .json(200, "{}")))
         defer { Task { await google.stop() } }
         let json = FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL)
         let failure = try await failure(of: processor, "{ service_account_json: \(yamlQuoted(json)), request_timeout: 300ms }")

@@ -9,7 +9,7 @@ struct ValidateHTTPTests {
     let processor = ValidateHTTPProcessor()
 
     func config(_ server: FakeProviderServer, _ extra: String = "", path: String = "/v1/me") -> String {
-        "{ url: \"\(server.baseURL)\(path)\", secret: \(yamlQuoted(FakeKeys.vendor)), request_timeout: 2s\(extra) }"
+        "{ url: \"\(server.baseURL)\(path)\", secret: \(yamlQuoted(FakeKeys.vendor)), request_timeout: 60s\(extra) }"
     }
 
     /// The secret appears in the request exactly once, in `place`, and nowhere else.

@@ -153,7 +153,7 @@ struct ValidatorRunTests {
     @Test func aProviderThatStaysTooSlowDeadLettersTheStep() async throws {
         let harness = try ValidatorRunHarness()
         defer { harness.remove() }
-        let server = try await FakeProviderServer.start(answering: .delayed(.seconds(3), .json(200, OpenAIBodies.models)))
+        let server = try await FakeProviderServer.start(answering: .delayed(TestTime.never, .json(200, OpenAIBodies.models)))
         defer { Task { await server.stop() } }
         let run = try await harness.run(harness.pipeline(server, retry: "{ attempts: 2, initial_delay: 10ms }", timeout: "200ms"))
         #expect(run.state == .failed)

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceServer
+import SluiceTestSupport
 import Testing
 
 /// One server on 127.0.0.1 with the scheduler in it (`sluice serve --scheduler`), its
@@ -38,9 +39,9 @@ struct EndToEndTests {
         // nothing until the clock reaches 03:00.
         func scheduled(_ count: Int) async throws -> [[String: Any]] {
             var runs: [[String: Any]] = []
-            for _ in 0..<600 where runs.count < count {
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually {
                 runs = try await live.get("/v1/orgs/acme/runs?pipeline=ticks", token: token).json["runs"] as? [[String: Any]] ?? []
+                return runs.count >= count
             }
             return runs
         }
@@ -48,7 +49,7 @@ struct EndToEndTests {
         #expect(onStart.map { $0["logical_date"] as? String } == ["2026-03-03"])
         let startRun = try #require(onStart.first?["id"] as? String)
         _ = try await live.waitForEnd(startRun, token: token)
-        for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try await eventually { clock.sleeperCount > 0 }
         #expect(try await scheduled(1).count == 1)
         clock.advance(to: SchedulerTests.date("2026-03-04T03:00:00Z"))
         let scheduledRun = try #require(try await scheduled(2).first?["id"] as? String, "newest first")

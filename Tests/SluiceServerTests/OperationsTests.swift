@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import SluiceEngine
 import SluiceServer
+import SluiceTestSupport
 import Testing
 
 /// /metrics after a run, /openapi.json against the router, and the pipeline listing.
@@ -135,10 +136,10 @@ struct ServeWatchdogTests {
         _ = try await live.server.store.createRun(dead, steps: [StepRunRecord(runID: dead.id, stepID: "load_usage", processor: "ingest")])
         try await live.server.store.recordRun(dead.id, state: .running, reason: "started", at: Date())
         try await live.server.store.heartbeat(dead.id, at: Date().addingTimeInterval(-120))
-        var run = try await live.server.store.run(dead.id)
-        for _ in 0..<200 where run?.state == .running {
-            try await Task.sleep(for: .milliseconds(50))
+        var run: RunRecord?
+        try await eventually(every: .milliseconds(50)) {
             run = try await live.server.store.run(dead.id)
+            return run?.state != .running
         }
         #expect(run?.state == .failed)
         #expect(run?.reason.hasPrefix("abandoned: no heartbeat for 1s") == true, "\(run?.reason ?? "")")

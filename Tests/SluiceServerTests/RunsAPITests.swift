@@ -163,10 +163,7 @@ struct RunsAPITests {
         #expect(trigger.status == 202, "\(trigger.text)")
         let id = try #require(trigger.json["id"] as? String)
         // Cancel once it is under way.
-        for _ in 0..<100 {
-            if try await live.get("/v1/runs/\(id)", token: token).json["state"] as? String == "running" { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        #expect(try await eventually { try await live.get("/v1/runs/\(id)", token: token).json["state"] as? String == "running" })
         let cancel = try await live.post("/v1/runs/\(id)/cancel", token: token, headers: ["X-Request-Id": "stop-it.7"])
         #expect(cancel.status == 202, "\(cancel.text)")
         let ended = try await live.waitForEnd(id, token: token)
@@ -193,28 +190,19 @@ struct RunsAPITests {
         let token = try await live.token("acme")
         let trigger = try await live.post("/v1/orgs/acme/pipelines/slow/runs", token: token)
         let id = try #require(trigger.json["id"] as? String)
-        for _ in 0..<100 {
-            if try await live.get("/v1/runs/\(id)", token: token).json["state"] as? String == "running" { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        #expect(try await eventually { try await live.get("/v1/runs/\(id)", token: token).json["state"] as? String == "running" })
         try await live.stop()
         // Once stop returns the run has been recorded as it ended: cancelled, nothing published.
         let stored = try #require(try await live.server.store.run(id))
         #expect(stored.state == .cancelled, "\(stored.state) \(stored.reason)")
         #expect(stored.reason.hasPrefix("cancelled at shutdown: the process was stopping (no shutdown grace)"), "\(stored.reason)")
         let warehouse = try live.server.state.warehouse.warehousePath(org: "acme")
-        let published = FileManager.default.fileExists(atPath: warehouse) ? try tableCount(warehouse, "events") : 0
+        let published = FileManager.default.fileExists(atPath: warehouse) ? try await tableCount(warehouse, "events") : 0
         #expect(published == 0)
     }
 
-    func tableCount(_ path: String, _ table: String) throws -> Int {
-        let result = Process()
-        result.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        result.arguments = ["python3", "-c", "import sqlite3,sys\ntry:\n print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM \(table)').fetchone()[0])\nexcept Exception:\n print(0)", path]
-        let pipe = Pipe()
-        result.standardOutput = pipe
-        try result.run()
-        result.waitUntilExit()
-        return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    func tableCount(_ path: String, _ table: String) async throws -> Int {
+        let count = try await python("import sqlite3,sys\ntry:\n print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM \(table)').fetchone()[0])\nexcept Exception:\n print(0)", arguments: [path])
+        return Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 }

@@ -249,10 +249,10 @@ struct SchedulerTests {
         let scheduler = Scheduler(runner: runner, options: options, clock: clock, logger: LiveServer.quiet)
         let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler], logger: LiveServer.quiet))
         let task = Task { try await group.run() }
-        var run = try await runner.store.run(dead.id)
-        for _ in 0..<200 where run?.state == .running {
-            try await Task.sleep(for: .milliseconds(50))
+        var run: RunRecord?
+        try await eventually(every: .milliseconds(50)) {
             run = try await runner.store.run(dead.id)
+            return run?.state != .running
         }
         await group.triggerGracefulShutdown()
         try await task.value
@@ -324,14 +324,14 @@ struct SchedulerTests {
         let task = Task { try await group.run() }
 
         func waitUntilAsleep() async throws {
-            for _ in 0..<400 where clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually { clock.sleeperCount > 0 }
             #expect(clock.sleeperCount == 1)
         }
         func runs(_ count: Int) async throws -> [RunRecord] {
             var runs: [RunRecord] = []
-            for _ in 0..<400 where runs.count < count {
-                try await Task.sleep(for: .milliseconds(10))
+            try await eventually {
                 runs = try await Self.scheduledRuns(runner)
+                return runs.count >= count
             }
             return runs
         }

@@ -34,8 +34,8 @@ struct WebhookTests {
     static let secret2 = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 
     /// `v1,<base64>` computed by Python's hmac over id.timestamp.body, with the secret's bytes.
-    static func sign(_ secret: String, id: String, timestamp: Int, body: String) throws -> String {
-        try python("""
+    static func sign(_ secret: String, id: String, timestamp: Int, body: String) async throws -> String {
+        try await python("""
             import base64, hashlib, hmac, sys
             secret, message_id, timestamp, body = sys.argv[1:5]
             key = base64.b64decode(secret[len("whsec_"):])
@@ -48,8 +48,8 @@ struct WebhookTests {
 
     static func deliver(_ live: LiveServer, path: String = "/v1/hooks/acme/genai_costs_daily", id: String, timestamp: Int = now,
                         body: String, signature: String? = nil, secret: String = secret1, drop: String? = nil) async throws -> HTTPResult {
-        var headers = ["webhook-id": id, "webhook-timestamp": String(timestamp),
-                       "webhook-signature": try signature ?? sign(secret, id: id, timestamp: timestamp, body: body)]
+        let signature = if let signature { signature } else { try await sign(secret, id: id, timestamp: timestamp, body: body) }
+        var headers = ["webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature]
         if let drop { headers[drop] = nil }
         return try await live.request("POST", path, headers: headers, body: Data(body.utf8))
     }
@@ -117,7 +117,7 @@ struct WebhookTests {
               "has no v1,")
         // Signed for another body (a tampered payload).
         let signedAt = Self.now
-        let tampered = try Self.sign(Self.secret1, id: "msg_1", timestamp: signedAt, body: body)
+        let tampered = try await Self.sign(Self.secret1, id: "msg_1", timestamp: signedAt, body: body)
         check(try await Self.deliver(live, id: "msg_1", timestamp: signedAt, body: body.replacingOccurrences(of: "03-04", with: "03-05"),
                                      signature: tampered),
               401, "unauthenticated", "bad_signature", "matches")
@@ -134,7 +134,7 @@ struct WebhookTests {
         // with a stale timestamp is a stale timestamp.
         check(try await live.request("POST", "/v1/hooks/acme/genai_costs_daily", headers: [
             "webhook-id": "msg_1", "webhook-timestamp": String(Self.now - 600), "Content-Type": "application/x-www-form-urlencoded",
-            "webhook-signature": try Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now - 600, body: body)], body: Data(body.utf8)),
+            "webhook-signature": try await Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now - 600, body: body)], body: Data(body.utf8)),
               401, "unauthenticated", "stale_timestamp", "deliveries older than 300 s")
         check(try await Self.deliver(live, id: "bad id", body: body), 400, "invalid_header", "invalid_header", "webhook-id must be")
 
@@ -186,7 +186,7 @@ struct WebhookTests {
         // Twenty copies at once: one run.
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
             let timestamp = Self.now
-            let signature = try Self.sign(Self.secret1, id: "msg_burst", timestamp: timestamp, body: Self.payload)
+            let signature = try await Self.sign(Self.secret1, id: "msg_burst", timestamp: timestamp, body: Self.payload)
             for _ in 0..<20 {
                 group.addTask {
                     try await Self.deliver(restarted, id: "msg_burst", timestamp: timestamp, body: Self.payload, signature: signature).status
@@ -218,8 +218,8 @@ struct WebhookTests {
         #expect(try await Self.deliver(live, path: verify, id: "m2", body: body, secret: Self.secret2).status == 200)
         // Several space-separated signatures: one valid v1 entry is enough; others are ignored.
         let timestamp = Self.now
-        let good = try Self.sign(Self.secret2, id: "m3", timestamp: timestamp, body: body)
-        let wrong = try Self.sign("whsec_" + Data(repeating: 7, count: 24).base64EncodedString(), id: "m3", timestamp: timestamp, body: body)
+        let good = try await Self.sign(Self.secret2, id: "m3", timestamp: timestamp, body: body)
+        let wrong = try await Self.sign("whsec_" + Data(repeating: 7, count: 24).base64EncodedString(), id: "m3", timestamp: timestamp, body: body)
         for header in ["\(wrong) \(good)", "v2,xyz \(good)", "\(good) v1,!!notbase64", "  \(wrong)   \(good)  "] {
             let response = try await Self.deliver(live, path: verify, id: "m3", timestamp: timestamp, body: body, signature: header)
             #expect(response.status == 200, "\(header): \(response.text)")
