@@ -187,6 +187,17 @@ struct CronScheduleTests {
         ])
     }
 
+    @Test func aStepFromAWeekdayRunsThroughSunday() throws {
+        #expect(next("0 9 * * 1/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 4) == [
+            "Fri 2026-05-01 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00", "Mon 2026-05-04 09:00 +00:00", "Wed 2026-05-06 09:00 +00:00",
+        ])
+        #expect(next("0 9 * * fri/1", in: "UTC", after: "2026-05-01T00:00:00Z", count: 3) == [
+            "Fri 2026-05-01 09:00 +00:00", "Sat 2026-05-02 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00",
+        ])
+        // 7 alone, stepped, is Sunday, not a range that runs backwards.
+        #expect(next("0 9 * * 7/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 2) == ["Sun 2026-05-03 09:00 +00:00", "Sun 2026-05-10 09:00 +00:00"])
+    }
+
     @Test func theYearRollsOver() throws {
         #expect(next("59 23 31 12 *", in: "UTC", after: "2026-12-31T23:59:00Z", count: 1) == ["Fri 2027-12-31 23:59 +00:00"])
         #expect(next("0 0 1 1 *", in: "Europe/Berlin", after: "2026-12-31T22:59:30Z", count: 1) == ["Fri 2027-01-01 00:00 +01:00"])
@@ -619,6 +630,7 @@ enum RandomCron {
         case 4: return "7"
         case 5: return "\(weekday(&random, number(&random, 0...2)))-\(weekday(&random, number(&random, 5...7)))/\(number(&random, 2...3))"
         case 6: return "\(weekday(&random, number(&random, 0...2))),\(weekday(&random, number(&random, 3...4)))-\(weekday(&random, number(&random, 5...7)))"
+        case 7: return "\(weekday(&random, number(&random, 0...7)))/\(number(&random, 1...3))"
         default: return "*"
         }
     }

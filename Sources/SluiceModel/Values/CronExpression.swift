@@ -117,8 +117,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             var low: Int
             var high: Int
             if rangeText == "*" {
-                low = field.range.lowerBound
-                high = field.name == "day of week" ? 6 : field.range.upperBound
+                (low, high) = (field.range.lowerBound, field.range.upperBound)
             } else {
                 let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
                 guard let first = value(bounds[0], field) else {
@@ -132,7 +131,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
                     }
                     high = last
                 } else if pieces.count == 2 {
-                    high = field.name == "day of week" ? 6 : field.range.upperBound
+                    // A step from a single value runs to the end of the field, as in cronie:
+                    // `5/15` is `5-59/15`, and in day of week `1/2` reaches 7 (Sunday) too.
+                    high = field.range.upperBound
                 }
                 guard low <= high else { throw fail("range \(rangeText) runs backwards") }
             }
