@@ -15,29 +15,18 @@ public final class SQLiteRunStore: RunStore {
                                                 withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
-        database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrate(database, path: path)
-    }
-
-    /// Applies the pending migrations. Processes that open a new store at the same moment
-    /// (two `sluice` commands in a fresh project) would each find the tables missing and both
-    /// create them, so migrating is serialized across processes by a lock file beside the
-    /// database; a store that is up to date takes no lock.
-    static func migrate(_ database: DatabasePool, path: String) throws {
-        if try database.read({ try migrator.hasCompletedMigrations($0) }) { return }
-        let lockPath = path + "-migrate.lock"
-        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw StepFailure("run_store_unavailable", "could not open \(lockPath) to migrate the run store (errno \(errno))")
-        }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw StepFailure("run_store_unavailable", "could not lock \(lockPath) to migrate the run store (errno \(errno))")
+        // Opening a new file switches it to WAL, and SQLite answers a second connection doing
+        // the same at that moment "database is locked" at once, without waiting for the busy
+        // timeout; and processes that open a new store together would each find the tables
+        // missing and create them. So opening and migrating take turns across processes, by a
+        // lock file beside the database; a store that is up to date migrates nothing.
+        database = try FileLock.withExclusive(path + "-open.lock", code: "run_store_unavailable") {
+            let database = try DatabasePool(path: path, configuration: configuration)
+            if try !database.read({ try Self.migrator.hasCompletedMigrations($0) }) {
+                try Self.migrator.migrate(database)
             }
+            return database
         }
-        defer { flock(descriptor, LOCK_UN) }
-        try migrator.migrate(database)
     }
 
     static var migrator: DatabaseMigrator {

@@ -120,9 +120,14 @@ final class SQLiteWorkspace: RunWorkspace {
         queue = try DatabaseQueue(path: warehouse, configuration: configuration)
         stagingPath = staging
         let reopened = FileManager.default.fileExists(atPath: staging)
+        // WAL lets readers (`sluice query`, other runs) read while a run publishes. SQLite
+        // answers a connection that switches a new file to WAL while another does the same
+        // "database is locked" at once, without the busy timeout, so the runs of an org that
+        // start together on a new warehouse take turns at it.
+        try FileLock.withExclusive(warehouse + "-open.lock", code: "warehouse_unavailable") {
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        }
         try queue.writeWithoutTransaction { db in
-            // WAL lets readers (`sluice query`, other runs) read while a run publishes.
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "ATTACH DATABASE ? AS stage", arguments: [staging])
             // Staging is written once and read by its own run only: a rollback journal that is
             // not synced. A killed process leaves a journal that rolls the file back when it is

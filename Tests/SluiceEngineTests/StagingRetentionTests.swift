@@ -166,4 +166,26 @@ struct RunStoreOpeningTests {
             #expect(opened.isEmpty, "\(opened)")
         }
     }
+
+    /// Runs of one org that start together on its new warehouse all get their workspace.
+    @Test func workspacesOpenedAtOnceOnANewWarehouseAllOpen() async throws {
+        for _ in 0..<5 {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-open-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let warehouse = SQLiteWarehouse(root: folder)
+            let opened = await withTaskGroup(of: String?.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        do {
+                            let workspace = try await warehouse.workspace(org: "acme", runID: "r_open_\(index)")
+                            try await workspace.discard()
+                            return nil
+                        } catch { return "\(error)" }
+                    }
+                }
+                return await group.reduce(into: [String]()) { if let error = $1 { $0.append(error) } }
+            }
+            #expect(opened.isEmpty, "\(opened)")
+        }
+    }
 }
