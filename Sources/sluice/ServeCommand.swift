@@ -27,6 +27,12 @@ extension Sluice {
         @Option(help: "The port to listen on (0 picks a free one).")
         var port = 8080
 
+        @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (the server's own certificate first); needs --tls-key.", valueName: "file"))
+        var tlsCertificate: String?
+
+        @Option(help: ArgumentHelp("The PEM private key of --tls-certificate, unencrypted; keep it readable by this user only.", valueName: "file"))
+        var tlsKey: String?
+
         @Option(help: "Keyring file, for pipelines that decrypt credentials (default: SLUICE_KEYRING, else .sluice/keyring.json).")
         var keyring: String?
 
@@ -51,6 +57,10 @@ extension Sluice {
             guard maxActiveRunsPerOrg >= 0 else { throw ValidationError("--max-active-runs-per-org takes 0 (no limit) or more, not \(maxActiveRunsPerOrg)") }
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
+            if (tlsCertificate == nil) != (tlsKey == nil) {
+                throw ValidationError(tlsKey == nil ? "--tls-certificate needs --tls-key, the certificate's private key"
+                                                    : "--tls-key needs --tls-certificate, the certificate it belongs to")
+            }
             try validateOrgs(orgs)
             if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
             _ = try parsePoll(poll)
@@ -65,6 +75,15 @@ extension Sluice {
             configuration.maxActiveRunsPerOrg = maxActiveRunsPerOrg == 0 ? nil : maxActiveRunsPerOrg
             configuration.port = port
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
+            if let tlsCertificate, let tlsKey {
+                do {
+                    configuration.tls = try ServerTLS(certificatePath: tlsCertificate, keyPath: tlsKey)
+                } catch {
+                    writeError("sluice serve: \(error)")
+                    throw ExitCode(2)
+                }
+                warnIfOthersCanRead(tlsKey, logger: logger)
+            }
             do {
                 configuration.webhookAuditRetention = try WebhookAuditRetention.from(environment: configuration.environment)
             } catch {
@@ -85,12 +104,13 @@ extension Sluice {
                 throw ExitCode(1)
             }
             let host = self.host
-            if !["127.0.0.1", "localhost", "::1"].contains(host), !host.hasPrefix("127.") {
-                logger.warning("serving plain HTTP on \(host): bearer tokens and webhook deliveries cross the network unencrypted; put a TLS-terminating proxy in front, or listen on 127.0.0.1 behind it")
+            if configuration.tls == nil, !["127.0.0.1", "localhost", "::1"].contains(host), !host.hasPrefix("127.") {
+                logger.warning("serving plain HTTP on \(host): bearer tokens and webhook deliveries cross the network unencrypted; give --tls-certificate and --tls-key, or listen on 127.0.0.1 behind a proxy that terminates TLS")
             }
-            let application = server.application(services: services) { port in
+            let scheme = configuration.tls == nil ? "http" : "https"
+            let application = try server.application(services: services) { port in
                 // Unbuffered, so a script waiting for this line sees it at once.
-                FileHandle.standardOutput.write(Data("sluice serve: listening on http://\(host):\(port)\n".utf8))
+                FileHandle.standardOutput.write(Data("sluice serve: listening on \(scheme)://\(host):\(port)\n".utf8))
             }
             let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: logger))
@@ -98,6 +118,14 @@ extension Sluice {
             FileHandle.standardOutput.write(Data("sluice serve: stopped\n".utf8))
         }
     }
+}
+
+/// A private key that group or others may read is one any local user can copy: say so (as
+/// ssh does) without refusing, since some deployments mount keys through group permissions.
+private func warnIfOthersCanRead(_ path: String, logger: Logger) {
+    guard let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
+          mode.intValue & 0o077 != 0 else { return }
+    logger.warning("the TLS private key \(path) can be read by other users (mode \(String(mode.intValue & 0o777, radix: 8))); chmod 600 it")
 }
 
 extension ServerConfiguration {

@@ -102,12 +102,13 @@ struct LongRunningCommand: Sendable {
     let output: Pipe
     let firstLine: String
 
-    /// Starts it and waits (on a thread of its own) for the first line.
-    static func start(_ arguments: [String], in directory: URL) async throws -> LongRunningCommand {
-        try await onItsOwnThread { try LongRunningCommand(arguments, in: directory) }
+    /// Starts it and waits (on a thread of its own) for the first line. What it writes to
+    /// standard error goes to `errors` (none: nowhere).
+    static func start(_ arguments: [String], in directory: URL, errors: URL? = nil) async throws -> LongRunningCommand {
+        try await onItsOwnThread { try LongRunningCommand(arguments, in: directory, errors: errors) }
     }
 
-    private init(_ arguments: [String], in directory: URL) throws {
+    private init(_ arguments: [String], in directory: URL, errors: URL?) throws {
         process = Process()
         process.executableURL = sluiceBinary
         process.arguments = arguments
@@ -117,7 +118,12 @@ struct LongRunningCommand: Sendable {
         process.environment = environment
         output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if let errors {
+            _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: errors)
+        } else {
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        }
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {

@@ -170,6 +170,42 @@ struct ServeCommandTests {
     }
 }
 
+extension ServeCommandTests {
+    /// `--tls-certificate` and `--tls-key`: HTTPS for a client that checks the certificate,
+    /// a warning for a key others can read, and files that can't work refused before it listens.
+    @Test func serveAnswersHTTPSWithTheCertificateGiven() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let certificate = try await TestCertificate.make(in: project)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: certificate.key.path)
+        let errors = project.appendingPathComponent("serve.err")
+        let server = try await LongRunningCommand.start(["serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
+                                                         "--tls-key", certificate.key.path], in: project, errors: errors)
+        defer { server.stop() }
+        #expect(server.firstLine.hasPrefix("sluice serve: listening on https://127.0.0.1:"), "\(server.firstLine)")
+        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let script = """
+            import http.client, ssl, sys
+            context = ssl.create_default_context(cafile=sys.argv[2])
+            connection = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=context, timeout=60)
+            connection.request("GET", "/healthz")
+            print(connection.getresponse().status)
+            """
+        let answer = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, String(port), certificate.certificate.path], in: project)
+        #expect(answer.stdout == "200\n", "\(answer.stdout)\(answer.stderr)")
+        #expect(try await server.terminate().status == 0)
+        let warnings = try String(contentsOf: errors, encoding: .utf8)
+        #expect(warnings.contains("the TLS private key \(certificate.key.path) can be read by other users (mode 640); chmod 600 it"), "\(warnings)")
+
+        let alone = try await sluice("serve", "--tls-certificate", certificate.certificate.path, in: project)
+        #expect(alone.status == 2)
+        #expect(alone.stderr.contains("--tls-certificate needs --tls-key, the certificate's private key"), "\(alone.stderr)")
+        let swapped = try await sluice("serve", "--tls-certificate", certificate.key.path, "--tls-key", certificate.key.path, in: project)
+        #expect(swapped.status == 2)
+        #expect(swapped.stderr == "sluice serve: \(certificate.key.path): holds no PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)\n")
+    }
+}
+
 /// One HTTP request to a server on 127.0.0.1: the status and the JSON body (empty if not JSON).
 func httpCall(port: Int, _ method: String, _ path: String, token: String? = nil, body: String? = nil) async throws -> (Int, [String: Any]) {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)

@@ -92,7 +92,7 @@ final class LiveServer: Sendable {
         configure(&configuration)
         let server = try await APIServer(projectRoot: project, configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let application = server.application(services: services(server)) { port in continuation.yield(port) }
+        let application = try server.application(services: services(server)) { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [application], logger: quiet))
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()

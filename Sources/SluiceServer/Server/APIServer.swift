@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -147,7 +149,7 @@ public struct APIServer: Sendable {
     /// after the HTTP server on graceful shutdown, with `services` (a scheduler) between the
     /// two. `onListening` gets the port (useful with 0).
     public func application(services: [any Service] = [],
-                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
         let idle = TimeAmount(configuration.idleTimeout)
         let requestLimit = TimeAmount(configuration.requestReadTimeout ?? configuration.bodyReadTimeout * 2)
@@ -156,8 +158,10 @@ public struct APIServer: Sendable {
         if !services.contains(where: { $0 is Scheduler }) {
             services.append(RunWatchdog(runner: runner, lease: RunRecovery.lease(environment: configuration.environment), logger: logger))
         }
-        return Application(router: router().router, server: .http1(configuration: .init(
-                               additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)], idleTimeout: idle)),
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)],
+                                                                idleTimeout: idle))
+        let server = if let tls = configuration.tls { try HTTPServerBuilder.tls(http1, tlsConfiguration: tls.configuration) } else { http1 }
+        return Application(router: router().router, server: server,
                            configuration: appConfiguration, services: [launcher] + services,
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
     }

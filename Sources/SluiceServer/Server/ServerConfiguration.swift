@@ -7,6 +7,9 @@ public struct ServerConfiguration: Sendable {
     public static let defaultMaxBodyBytes = 1 << 20
 
     public var host: String = "127.0.0.1"
+    /// HTTPS with this certificate and key; nil for plain HTTP (loopback, or behind a proxy
+    /// that terminates TLS).
+    public var tls: ServerTLS?
     /// The processors runs execute: the built-in ones, unless the caller adds more (`sluice
     /// serve` passes the standard catalog, with the HTTP validators and HTTP ingest).
     public var processors: ProcessorCatalog = .builtIn
