@@ -196,6 +196,18 @@ struct DocumentationTests {
             #expect(readme.contains("| `\(id)`"), "README's rule table lacks \(id)")
         }
     }
+
+    /// `.ci/run` runs exactly the README's test command, after installing what is missing.
+    @Test func ciRunsTheReadmesTestCommand() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let ci = try String(contentsOf: repositoryRoot.appendingPathComponent(".ci/run"), encoding: .utf8)
+        let section = try #require(readme.range(of: "Run the tests (what `.ci/run` runs"), "README lost its test command")
+        let block = readme[section.upperBound...].split(separator: "```", maxSplits: 2)
+        let command = try #require(block.count > 1 ? block[1].split(separator: "\n").dropFirst().first.map(String.init) : nil)
+        #expect(command.hasPrefix("swift test"), "\(command)")
+        let ciLines = ci.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        #expect(ciLines.suffix(2) == ["scripts/install-deps.sh", command], "\(ciLines)")
+    }
 }
 
 struct RunCommandTests {
