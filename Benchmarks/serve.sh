@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load-tests `sluice serve` (release build) on loopback with wrk and prints requests/s and
 # latency for: GET /healthz (no store access, the HTTP floor every other figure is compared
-# with), GET /v1/runs/{id}, webhook verification, and a replayed webhook delivery (409).
+# with), GET /v1/runs/{id}, webhook verification, a replayed webhook delivery (409), and the
+# first two again over HTTPS.
 # Usage: bash Benchmarks/serve.sh [--duration 20s] [--connections 32] [--port 18080]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -101,6 +102,22 @@ status="$(hook_script msg_bench_verify "$work/verify.lua" "$base/v1/hooks/acme/g
 status="$(hook_script msg_bench_replay "$work/replay.lua" "$base/v1/hooks/acme/genai_costs_daily")"
 [ "$status" = 202 ] || { echo "serve.sh: the first delivery got $status, not 202" >&2; exit 1; }
 
+# The same project served over HTTPS too (a second server, on the next port), with a
+# self-signed certificate from openssl: the TLS figures sit beside the plain ones.
+tls_port=$((port + 1))
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+chmod 600 "$work/key.pem"
+"$sluice" serve --port "$tls_port" --tls-certificate "$work/cert.pem" --tls-key "$work/key.pem" >"$work/serve-tls.log" 2>&1 &
+tls_pid=$!
+tls_base="https://127.0.0.1:$tls_port"
+for _ in $(seq 1 100); do
+    curl -fs --cacert "$work/cert.pem" "$tls_base/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs --cacert "$work/cert.pem" "$tls_base/healthz" >/dev/null || { echo "serve.sh: the HTTPS server did not start:" >&2; cat "$work/serve-tls.log" >&2; exit 1; }
+trap 'kill "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; cleanup' EXIT
+
 # wrk's report → "requests/s p50 p99 non-2xx/3xx"
 measure() { # $1 = label, then wrk arguments
     local label="$1"; shift
@@ -120,6 +137,8 @@ results="$(
     measure "GET /v1/runs/{id} (a finished 7-step run, $run_bytes bytes)" -H "Authorization: Bearer $token" "$base/v1/runs/$run"
     measure "POST /v1/hooks/.../verify (signature check)" -s "$work/verify.lua" "$base/v1/hooks/acme/genai_costs_daily/verify"
     measure "POST /v1/hooks/... replayed id (409, counted, audited)" -s "$work/replay.lua" "$base/v1/hooks/acme/genai_costs_daily"
+    measure "HTTPS GET /healthz (kept-alive connections)" "$tls_base/healthz"
+    measure "HTTPS GET /v1/runs/{id}" -H "Authorization: Bearer $token" "$tls_base/v1/runs/$run"
 )"
 floor="$(head -1 <<<"$results" | cut -f2)"
 printf '  %-62s %12s %10s %10s  %s\n' request requests/s p50 p99 "of the floor"
