@@ -110,13 +110,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 chmod 600 "$work/key.pem"
 "$sluice" serve --port "$tls_port" --tls-certificate "$work/cert.pem" --tls-key "$work/key.pem" >"$work/serve-tls.log" 2>&1 &
 tls_pid=$!
+trap 'kill "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; cleanup' EXIT
 tls_base="https://127.0.0.1:$tls_port"
 for _ in $(seq 1 100); do
     curl -fs --cacert "$work/cert.pem" "$tls_base/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 curl -fs --cacert "$work/cert.pem" "$tls_base/healthz" >/dev/null || { echo "serve.sh: the HTTPS server did not start:" >&2; cat "$work/serve-tls.log" >&2; exit 1; }
-trap 'kill "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; cleanup' EXIT
 
 # wrk's report → "requests/s p50 p99 non-2xx/3xx"
 measure() { # $1 = label, then wrk arguments

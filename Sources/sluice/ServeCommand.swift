@@ -120,12 +120,14 @@ extension Sluice {
     }
 }
 
-/// A private key that group or others may read is one any local user can copy: say so (as
-/// ssh does) without refusing, since some deployments mount keys through group permissions.
+/// A private key that group or others have access to is one other local users may copy: say so
+/// (as ssh does) without refusing, since some deployments mount keys through group permissions.
+/// The mode is the file's, through any symlinks (certbot's live/ and Kubernetes secret mounts
+/// are links).
 private func warnIfOthersCanRead(_ path: String, logger: Logger) {
-    guard let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
-          mode.intValue & 0o077 != 0 else { return }
-    logger.warning("the TLS private key \(path) can be read by other users (mode \(String(mode.intValue & 0o777, radix: 8))); chmod 600 it")
+    var status = stat()
+    guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return }
+    logger.warning("the TLS private key \(path) is open to group or others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
 }
 
 extension ServerConfiguration {

@@ -195,14 +195,29 @@ extension ServeCommandTests {
         #expect(answer.stdout == "200\n", "\(answer.stdout)\(answer.stderr)")
         #expect(try await server.terminate().status == 0)
         let warnings = try String(contentsOf: errors, encoding: .utf8)
-        #expect(warnings.contains("the TLS private key \(certificate.key.path) can be read by other users (mode 640); chmod 600 it"), "\(warnings)")
+        #expect(warnings.contains("the TLS private key \(certificate.key.path) is open to group or others (mode 640); chmod 600 it"), "\(warnings)")
 
-        let alone = try await sluice("serve", "--tls-certificate", certificate.certificate.path, in: project)
+        // A 0600 key reached through a symlink (certbot's live/, Kubernetes secrets) gets no
+        // warning: the mode is the file's, not the link's 0777.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: certificate.key.path)
+        let link = project.appendingPathComponent("live-key.pem")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: certificate.key)
+        let linkErrors = project.appendingPathComponent("serve-link.err")
+        let linked = try await LongRunningCommand.start(["serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
+                                                         "--tls-key", link.path], in: project, errors: linkErrors)
+        defer { linked.stop() }
+        #expect(linked.firstLine.hasPrefix("sluice serve: listening on https://127.0.0.1:"), "\(linked.firstLine)")
+        #expect(try await linked.terminate().status == 0)
+        let linkWarnings = try String(contentsOf: linkErrors, encoding: .utf8)
+        #expect(!linkWarnings.contains("open to group or others"), "\(linkWarnings)")
+
+        // --port 0: should validation ever let these through, they must not take 8080.
+        let alone = try await sluice("serve", "--port", "0", "--tls-certificate", certificate.certificate.path, in: project)
         #expect(alone.status == 2)
         #expect(alone.stderr.contains("--tls-certificate needs --tls-key, the certificate's private key"), "\(alone.stderr)")
-        let swapped = try await sluice("serve", "--tls-certificate", certificate.key.path, "--tls-key", certificate.key.path, in: project)
+        let swapped = try await sluice("serve", "--port", "0", "--tls-certificate", certificate.key.path, "--tls-key", certificate.key.path, in: project)
         #expect(swapped.status == 2)
-        #expect(swapped.stderr == "sluice serve: \(certificate.key.path): holds no PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)\n")
+        #expect(swapped.stderr == "sluice serve: \(certificate.key.path): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)\n")
     }
 }
 

@@ -46,6 +46,30 @@ struct TLSTests {
         try await live.stop()
     }
 
+    /// swift-nio-ssl's server default takes TLS 1.0 and 1.1; Sluice asks for 1.2 or later.
+    /// openssl s_client, told to speak only 1.1 (at security level 0, so the client itself
+    /// allows it), gets no session; with 1.2 it does.
+    @Test func tlsOlderThan12IsRefused() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let certificate = try await TestCertificate.make(in: project)
+        let tls = try ServerTLS(certificatePath: certificate.certificate.path, keyPath: certificate.key.path)
+        let live = try await LiveServer.start(project: project) { $0.tls = tls }
+        let script = """
+            import subprocess, sys
+            for version in ["-tls1_1", "-tls1_2"]:
+                answer = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:" + sys.argv[1], version,
+                                         "-cipher", "DEFAULT@SECLEVEL=0"], input=b"", capture_output=True, timeout=\(patience))
+                text = answer.stdout.decode(errors="replace")
+                # s_client prints its session block even after a failed handshake; "New, (NONE)" says it failed.
+                protocol = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("Protocol  :")]
+                print(version, "no session" if "New, (NONE)" in text or not protocol else protocol[0])
+            """
+        let lines = try await python(script, arguments: [String(live.port)]).split(separator: "\n").map(String.init)
+        #expect(lines == ["-tls1_1 no session", "-tls1_2 TLSv1.2"], "\(lines)")
+        try await live.stop()
+    }
+
     @Test func filesThatCannotWorkAreRefusedWithTheFileNamed() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -66,9 +90,9 @@ struct TLSTests {
         }
         #expect(refusal(missing, key) == "\(missing): the TLS certificate file can't be opened: no such file")
         #expect(refusal(cert, missing) == "\(missing): the TLS private key file can't be opened: no such file")
-        #expect(refusal(key, key) == "\(key): holds no PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
+        #expect(refusal(key, key) == "\(key): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
         #expect(refusal(cert, cert) == "\(cert): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)")
-        #expect(refusal(cert, other.key.path) == "\(other.key.path): this private key does not belong to the certificate in \(cert)")
+        #expect(refusal(cert, other.key.path) == "\(other.key.path): this private key does not belong to the first certificate in \(cert) (which must be the server's own, before any intermediates)")
         // openssl made it valid for two days.
         let expired = refusal(cert, key, now: Date().addingTimeInterval(3 * 86_400))
         #expect(expired.hasPrefix("\(cert): the certificate expired on 20") && expired.hasSuffix("; renew it"), "\(expired)")

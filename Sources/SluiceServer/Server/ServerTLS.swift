@@ -4,8 +4,8 @@ import NIOSSL
 /// The certificate chain and private key `sluice serve` answers HTTPS with, read from PEM files
 /// once, at start-up (a renewed certificate takes a restart). Everything that can be checked
 /// before the first client is: that both files read, that they hold what they should, that the
-/// key belongs to the certificate and that the certificate has not expired. An error names the
-/// file; it never quotes what the key file holds.
+/// key belongs to the certificate and that the certificate has not expired. Clients need TLS 1.2
+/// or later. An error names the file; it never quotes what the key file holds.
 public struct ServerTLS: Sendable {
     public let certificatePath: String
     public let keyPath: String
@@ -25,7 +25,7 @@ public struct ServerTLS: Sendable {
             chain = []
         }
         guard let leaf = chain.first else {
-            throw ServerTLSError("\(certificatePath): holds no PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
+            throw ServerTLSError("\(certificatePath): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
         }
         validUntil = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
         guard validUntil > now else {
@@ -39,12 +39,15 @@ public struct ServerTLS: Sendable {
         } catch {
             throw ServerTLSError("\(keyPath): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)")
         }
-        configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // swift-nio-ssl's server default still accepts TLS 1.0 and 1.1.
+        configuration.minimumTLSVersion = .tlsv12
+        self.configuration = configuration
         // BoringSSL checks that the key and the certificate belong together here.
         do {
             _ = try NIOSSLContext(configuration: configuration)
         } catch {
-            throw ServerTLSError("\(keyPath): this private key does not belong to the certificate in \(certificatePath)")
+            throw ServerTLSError("\(keyPath): this private key does not belong to the first certificate in \(certificatePath) (which must be the server's own, before any intermediates)")
         }
     }
 
