@@ -7,7 +7,9 @@ import SluiceEngine
 enum FileLock {
     /// `code` is the failure code if the lock file can't be opened or locked.
     static func withExclusive<Result>(_ lockPath: String, code: String, _ body: () throws -> Result) throws -> Result {
-        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        // Read-only is enough for flock, so users who share the project's .sluice/ through a
+        // group can all lock; the file is created readable by everyone the umask allows.
+        let descriptor = open(lockPath, O_CREAT | O_RDONLY | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw StepFailure(code, "could not open the lock file \(lockPath): \(String(cString: strerror(errno)))")
         }

@@ -126,7 +126,7 @@ struct SecretsCommandTests {
                 with:
                   api_key: "${{ secrets.openai_key }}"
                   base_url: "${{ env.OPENAI_BASE_URL || 'https://api.openai.com' }}"
-                  request_timeout: 5s
+                  request_timeout: 60s
             """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)

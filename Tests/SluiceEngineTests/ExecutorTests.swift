@@ -147,7 +147,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             params: { greeting: { type: string, default: "hello ${{ run.org }}" } }
             steps:
               - { id: first, uses: test_echo, with: { value: "${{ params.greeting }}" } }
@@ -170,7 +170,7 @@ struct ExecutorTests {
             defer { harness.remove() }
             let run = try await harness.start("""
                 pipeline: test_run
-                defaults: { timeout: 5s, max_parallel: \(limit) }
+                defaults: { timeout: 5m, max_parallel: \(limit) }
                 steps:
                   - { id: a, uses: test_sleep, with: { for: 150ms } }
                   - { id: b, uses: test_sleep, with: { for: 150ms } }
@@ -186,7 +186,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 20ms, max_delay: 50ms } }
+            defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 20ms, max_delay: 50ms } }
             steps:
               - { id: call, uses: test_flaky }
             """)
@@ -204,7 +204,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 2s } }
+            defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 2s } }
             steps:
               - { id: call, uses: test_flaky }
             """)
@@ -221,7 +221,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 10ms, max_delay: 1s } }
+            defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 1s } }
             steps:
               - { id: call, uses: test_flaky }
             """)
@@ -236,7 +236,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 2, initial_delay: 10ms } }
+            defaults: { timeout: 5m, retry: { attempts: 2, initial_delay: 10ms } }
             steps:
               - { id: call, uses: test_flaky }
               - { id: after, uses: test_echo, needs: [call], with: { value: x } }
@@ -258,7 +258,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let run = try await harness.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 5, initial_delay: 10ms } }
+            defaults: { timeout: 5m, retry: { attempts: 5, initial_delay: 10ms } }
             steps:
               - { id: login, uses: test_fail }
             """)
@@ -335,7 +335,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let plan = try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: only, uses: test_echo, with: { value: x } }
             """)
@@ -357,7 +357,7 @@ struct ExecutorTests {
         defer { harness.remove() }
         let yaml = """
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             params:
               day: { type: date, required: true }
               limit: { type: integer, default: 10 }

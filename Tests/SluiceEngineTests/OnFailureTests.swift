@@ -97,7 +97,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: first, uses: test_echo, with: { value: hello } }
               - { id: call, uses: test_fail, needs: [first] }
@@ -131,7 +131,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: call, uses: test_fail }
             on_failure:
@@ -159,7 +159,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [leaky, recorder]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: login, uses: test_leaky_fail }
             on_failure:
@@ -181,7 +181,7 @@ struct OnFailureTests {
             let patient = PatientProcessor()
             let run = try await harness.executor(adding: [patient]).start(try harness.plan("""
                 pipeline: test_run
-                defaults: { timeout: 5s }
+                defaults: { timeout: 5m }
                 steps:
                   - id: call
                     uses: test_patient
@@ -197,7 +197,7 @@ struct OnFailureTests {
         let patient = PatientProcessor()
         let run = try await harness.executor(adding: [patient]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 1 } }
+            defaults: { timeout: 5m, retry: { attempts: 1 } }
             steps:
               - { id: call, uses: test_patient }
             """, adding: [patient]), request)
@@ -211,7 +211,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let succeeded = try await harness.executor(adding: [recorder]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: only, uses: test_echo, with: { value: x } }
             on_failure:
@@ -253,7 +253,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder], warehouse: UnreachableWarehouse()).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: only, uses: test_echo, with: { value: x } }
             on_failure:
@@ -277,7 +277,7 @@ struct OnFailureTests {
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             params: { day: { type: date, required: true } }
             steps:
               - { id: only, uses: test_echo, with: { value: "${{ params.day }}" } }

@@ -512,13 +512,20 @@ struct RunPipelineTests {
         let locked = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            try? blocker.inTransaction(.exclusive) { _ in
-                locked.signal()
-                _ = release.wait(timeout: .now() + 30)
-                return .rollback
+            do {
+                try blocker.inTransaction(.exclusive) { _ in
+                    locked.signal()
+                    // Held until the run below has ended (or, should the test fail first, for
+                    // longer than any test waits).
+                    _ = release.wait(timeout: .now() + .seconds(Int(TestTime.patience.components.seconds)))
+                    return .rollback
+                }
+            } catch {
+                locked.signal()  // the expectations below then fail rather than wait for ever
             }
         }
-        locked.wait()
+        // Waited for on a thread of its own, not on one that runs the other tests.
+        try await onItsOwnThread { locked.wait() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,7\n")
         try project.write("pipelines/merge_events.yml", PipelineProject.mergePipeline())
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")

@@ -98,7 +98,7 @@ struct SecretVaultTests {
         defer { setup.remove() }
         let run = try await setup.start("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: decrypt, uses: test_put_secret, with: { as: key, value: "\(Self.secret)", ttl: 1m } }
               - { id: use, uses: test_use_secret, with: { key: "${{ secrets.key }}", expected: "\(Self.secret)" } }
@@ -116,7 +116,7 @@ struct SecretVaultTests {
         defer { setup.remove() }
         let run = try await setup.start("""
             pipeline: test_run
-            defaults: { timeout: 5s, retry: { attempts: 3, initial_delay: 10ms } }
+            defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms } }
             steps:
               - { id: decrypt, uses: test_put_secret, with: { as: key, value: "\(Self.secret)", ttl: 150ms } }
               - { id: wait, uses: test_sleep, needs: [decrypt], with: { for: 400ms } }
@@ -155,7 +155,7 @@ struct SecretVaultTests {
         defer { setup.remove() }
         let yaml = """
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: decrypt, uses: test_put_secret, with: { as: key, value: "\(Self.secret)", ttl: 1m } }
               - { id: other, uses: test_echo, with: { value: x } }
@@ -178,7 +178,7 @@ struct SecretVaultTests {
         defer { setup.remove() }
         let run = try await setup.start("""
             pipeline: test_run
-            defaults: { timeout: 5s }
+            defaults: { timeout: 5m }
             steps:
               - { id: decrypt, uses: test_put_secret, with: { as: key, value: "\(Self.secret)", ttl: 1m } }
               - { id: use, uses: test_use_secret, with: { key: "${{ secrets.key }}", leak: true } }

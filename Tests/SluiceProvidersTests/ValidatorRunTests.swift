@@ -35,7 +35,7 @@ struct ValidatorRunHarness {
         return try await executor.start(try plan(yaml), .init(org: "acme", logicalDate: "2026-03-01", env: ["OPENAI_KEY": key]))
     }
 
-    func pipeline(_ server: FakeProviderServer, retry: String, timeout: String = "2s") -> String {
+    func pipeline(_ server: FakeProviderServer, retry: String, timeout: String = "60s") -> String {
         """
         pipeline: validate_keys
         defaults: { timeout: 30s, retry: \(retry) }

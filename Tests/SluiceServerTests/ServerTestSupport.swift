@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceTestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -149,7 +150,7 @@ final class LiveServer: Sendable {
     }
 
     /// Polls the run until it is in a final state (or `timeout` passes).
-    func waitForEnd(_ runID: String, token: String, timeout: Duration = .seconds(120)) async throws -> [String: Any] {
+    func waitForEnd(_ runID: String, token: String, timeout: Duration = TestTime.patience) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let run = try await get("/v1/runs/\(runID)", token: token).json
