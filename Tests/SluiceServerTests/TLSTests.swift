@@ -7,12 +7,23 @@ import Testing
 /// certificate openssl made) reaches the API; plain HTTP on that port gets no answer; and TLS
 /// files that can't work are refused at start-up with the file named.
 struct TLSTests {
-    @Test func aClientThatChecksTheCertificateReachesTheAPIAndPlainHTTPGetsNoAnswer() async throws {
+    /// A live server over a copy of the example project, answering HTTPS with a certificate
+    /// openssl made for 127.0.0.1 (in the project folder, which the caller removes).
+    func httpsServer() async throws -> (live: LiveServer, certificate: TestCertificate) {
         let project = try exampleProject()
-        defer { try? FileManager.default.removeItem(at: project) }
-        let certificate = try await TestCertificate.make(in: project)
-        let tls = try ServerTLS(certificatePath: certificate.certificate.path, keyPath: certificate.key.path)
-        let live = try await LiveServer.start(project: project) { $0.tls = tls }
+        do {
+            let certificate = try await TestCertificate.make(in: project)
+            let tls = try ServerTLS(certificatePath: certificate.certificate.path, keyPath: certificate.key.path)
+            return (try await LiveServer.start(project: project) { $0.tls = tls }, certificate)
+        } catch {
+            try? FileManager.default.removeItem(at: project)
+            throw error
+        }
+    }
+
+    @Test func aClientThatChecksTheCertificateReachesTheAPIAndPlainHTTPGetsNoAnswer() async throws {
+        let (live, certificate) = try await httpsServer()
+        defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
         let script = """
             import http.client, json, socket, ssl, sys
@@ -50,11 +61,8 @@ struct TLSTests {
     /// openssl s_client, told to speak only 1.1 (at security level 0, so the client itself
     /// allows it), gets no session; with 1.2 it does.
     @Test func tlsOlderThan12IsRefused() async throws {
-        let project = try exampleProject()
-        defer { try? FileManager.default.removeItem(at: project) }
-        let certificate = try await TestCertificate.make(in: project)
-        let tls = try ServerTLS(certificatePath: certificate.certificate.path, keyPath: certificate.key.path)
-        let live = try await LiveServer.start(project: project) { $0.tls = tls }
+        let (live, _) = try await httpsServer()
+        defer { try? FileManager.default.removeItem(at: live.project) }
         let script = """
             import subprocess, sys
             for version in ["-tls1_1", "-tls1_2"]:

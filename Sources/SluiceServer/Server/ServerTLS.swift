@@ -16,14 +16,8 @@ public struct ServerTLS: Sendable {
     public init(certificatePath: String, keyPath: String, now: Date = Date()) throws(ServerTLSError) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
-        let chain: [NIOSSLCertificate]
-        do {
-            chain = try NIOSSLCertificate.fromPEMBytes(Array(try Self.read(certificatePath, "certificate")))
-        } catch let error as ServerTLSError {
-            throw error
-        } catch {
-            chain = []
-        }
+        let certificateBytes = Array(try Self.read(certificatePath, "certificate"))
+        let chain = (try? NIOSSLCertificate.fromPEMBytes(certificateBytes)) ?? []
         guard let leaf = chain.first else {
             throw ServerTLSError("\(certificatePath): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
         }
@@ -31,12 +25,8 @@ public struct ServerTLS: Sendable {
         guard validUntil > now else {
             throw ServerTLSError("\(certificatePath): the certificate expired on \(Self.shown(validUntil)); renew it")
         }
-        let key: NIOSSLPrivateKey
-        do {
-            key = try NIOSSLPrivateKey(bytes: Array(try Self.read(keyPath, "private key")), format: .pem)
-        } catch let error as ServerTLSError {
-            throw error
-        } catch {
+        let keyBytes = Array(try Self.read(keyPath, "private key"))
+        guard let key = try? NIOSSLPrivateKey(bytes: keyBytes, format: .pem) else {
             throw ServerTLSError("\(keyPath): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))

@@ -168,14 +168,14 @@ private final class FakeProviderHandler: ChannelInboundHandler {
         let loop = context.eventLoop.assumeIsolated()
         switch response {
         case .delayed(let wait, let then):
-            loop.scheduleTask(in: .nanoseconds(Int64(wait.components.seconds) * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)) {
+            loop.scheduleTask(in: TimeAmount(wait)) {
                 self.respond(then, context: context)
             }
         case .answer(let status, let headers, let text):
             write(head(status, headers, length: text.utf8.count) + text, context: context, thenClose: true)
         case .stalledBody(let status, let start, let wait):
             write(head(status, [], length: start.utf8.count + 100) + start, context: context, thenClose: false)
-            loop.scheduleTask(in: .nanoseconds(Int64(wait.components.seconds) * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)) {
+            loop.scheduleTask(in: TimeAmount(wait)) {
                 context.close(promise: nil)
             }
         case .closedMidResponse(let status, let start):
