@@ -96,6 +96,8 @@ struct NotifySummary: Sendable {
 
     /// At most `ProcessorSpec.notifyTextLimit` characters, the last one `…` when cut.
     static func bounded(_ text: String, limit: Int = ProcessorSpec.notifyTextLimit) -> String {
+        // Secrets first, then the cut: a cut piece of a secret is no longer recognisable.
+        let text = SecretRedactor.shared.redact(text)
         guard text.count > limit else { return text }
         return String(text.prefix(limit - 1)) + "…"
     }

@@ -150,6 +150,75 @@ struct SecretsCommandTests {
         #expect(searched.contains("runs.sqlite") && searched.contains("keyring.json"), "\(searched)")
     }
 
+    @Test func aKeyEchoedInPiecesByAProviderAndASourceLeavesNoPieceAnywhere() async throws {
+        defer { try? FileManager.default.removeItem(at: project) }
+        let random = String((0..<48).map { _ in "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789".randomElement()! })
+        let key = "sk-proj-" + random
+        let provider = Process()
+        provider.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        provider.arguments = ["python3", repositoryRoot.appendingPathComponent("Tests/SluiceCLITests/Support/echo_provider.py").path]
+        let portPipe = Pipe()
+        provider.standardOutput = portPipe
+        provider.standardError = FileHandle.nullDevice
+        try provider.run()
+        defer { kill(provider.processIdentifier, SIGKILL) }
+        let port = try await onItsOwnThread { String(decoding: portPipe.fileHandleForReading.availableData, as: UTF8.self) }
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(port) != nil, "the echoing provider did not start")
+
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
+        try Data(#"[{"name": "id", "type": "STRING"}, {"name": "note", "type": "STRING"}, {"name": "amount", "type": "NUMERIC"}]"#.utf8)
+            .write(to: project.appendingPathComponent("schemas/notes_raw.json"))
+        try Data("""
+            pipeline: echoed
+            defaults: { timeout: 30s, retry: { attempts: 2, initial_delay: 10ms } }
+            steps:
+              - id: decrypt
+                uses: kms_decrypt
+                with: { credential: openai/admin_key, as: openai_key, ttl: 5m, expect: openai }
+              - id: load
+                uses: ingest
+                needs: [decrypt]
+                with:
+                  source:
+                    format: http
+                    url: "${{ env.ECHO_URL }}/rows"
+                    headers: { Authorization: "Bearer ${{ secrets.openai_key }}" }
+                  table: notes_raw
+                  schema: schemas/notes_raw.json
+                  on_bad_row: quarantine
+              - id: validate
+                uses: validate_openai
+                needs: [load]
+                with:
+                  api_key: "${{ secrets.openai_key }}"
+                  base_url: "${{ env.ECHO_URL }}"
+                  request_timeout: 60s
+            """.utf8).write(to: project.appendingPathComponent("pipelines/echoed.yml"))
+        #expect(try await sluice("keys", "init").status == 0)
+        #expect(try await sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: key).status == 0)
+
+        let run = try await sluice("run", "echoed", environment: Self.environment(["ECHO_URL": "http://127.0.0.1:\(port)"]))
+        #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("rows_quarantined=1"), "the source's rows were read: \(run.stdout)")
+        let runID = try #require(run.stdout.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+        try await sluice("runs", "show", runID)
+        try await sluice("runs", "list")
+
+        // No 8-character piece of the key's random part in any output or any file Sluice wrote.
+        let windows = Set((0...(random.count - 8)).map { Array(random)[$0..<($0 + 8)] }.map { String($0) })
+        let outputs = transcript.all
+        #expect(!windows.contains { outputs.contains($0) }, "a piece of the key is in the output")
+        var files: [String] = []
+        let enumerator = FileManager.default.enumerator(at: project.appendingPathComponent(".sluice"), includingPropertiesForKeys: nil)
+        while let file = enumerator?.nextObject() as? URL {
+            guard let bytes = try? Data(contentsOf: file) else { continue }
+            files.append(file.lastPathComponent)
+            #expect(!windows.contains { bytes.range(of: Data($0.utf8)) != nil }, "a piece of the key is in \(file.lastPathComponent)")
+        }
+        #expect(files.contains("runs.sqlite") && files.contains { $0.hasPrefix(runID) }, "the run store and the run's staging: \(files)")
+    }
+
     @Test func aPipelineWhoseParamsChooseWhereTheKeyGoesIsRefusedBeforeAnythingIsDecrypted() async throws {
         defer { try? FileManager.default.removeItem(at: project) }
         try Data("""

@@ -253,7 +253,8 @@ public struct RowTyper: Sendable {
 
     /// A value for a message: quoted, control characters escaped, long ones cut.
     private static func quoted(_ content: UnsafeBufferPointer<UInt8>) -> String {
-        var text = ValueSyntax.text(content)
+        // Secrets first, then the cut: a cut piece of a secret is no longer recognisable.
+        var text = SecretRedactor.shared.redactLiveValues(ValueSyntax.text(content))
         if text.count > 60 { text = text.prefix(57) + "…" }
         text = text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
             .replacingOccurrences(of: "\t", with: "\\t")

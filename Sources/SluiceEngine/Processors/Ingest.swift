@@ -99,6 +99,7 @@ struct Load {
     mutating func records(from reader: any RecordReader, file: String) async throws {
         var reader = reader
         let typer = try RowTyper(schema: schema, fields: reader.fields, rename: rename, file: file)
+        let redactor = SecretRedactor.shared
         while true {
             try Task.checkCancellation()
             let batch = try reader.next(limit: batchSize)
@@ -107,9 +108,17 @@ struct Load {
             var rows: [[WarehouseValue]] = []
             rows.reserveCapacity(batch.count)
             var bad: [QuarantinedRow] = []
+            // A source that echoes a run's secret (an API repeating the token it was sent) must
+            // not get it stored: with live secrets about, text is masked before it is kept.
+            let masking = !redactor.holdsNoLiveValues
             for record in batch {
                 switch typer.type(record) {
-                case .success(let values):
+                case .success(var values):
+                    if masking {
+                        for (index, value) in values.enumerated() {
+                            if case .text(let text) = value { values[index] = .text(redactor.redactLiveValues(text)) }
+                        }
+                    }
                     observe?(values)
                     rows.append(values)
                 case .failure(let problem):
@@ -118,7 +127,8 @@ struct Load {
                         skipped += 1
                     case "quarantine":
                         bad.append(QuarantinedRow(runID: step.runID, stepID: step.stepID, file: file, line: problem.location.line,
-                                                  column: problem.location.column, reason: problem.reason, raw: problem.raw))
+                                                  column: problem.location.column, reason: redactor.redact(problem.reason),
+                                                  raw: redactor.redact(problem.raw)))
                     default:
                         throw problem.failure
                     }

@@ -1,4 +1,5 @@
 import Logging
+import SluiceModel
 
 /// A log handler that masks secrets (`SecretRedactor`) in the message and every metadata
 /// value before handing the line to the handler it wraps. `sluice` installs it around every

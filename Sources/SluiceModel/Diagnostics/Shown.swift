@@ -1,8 +1,9 @@
 /// How a value from a user's file appears inside a message: quoted, on one line, at most 60
 /// characters, and hidden entirely when it looks like a credential, so that an error about a
-/// misplaced API key never prints the key.
+/// misplaced API key never prints the key. A run's live secrets (and pieces of them) are
+/// masked before the value is cut, so a cut never leaves a piece the redactor can't recognise.
 public func shown(_ value: some StringProtocol) -> String {
-    let text = String(value)
+    let text = SecretRedactor.shared.redactLiveValues(String(value))
     if CredentialDetector.scan(text) != nil { return "(a value that looks like a credential, not shown)" }
     var result = ""
     var count = 0

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SluiceEngine
+import SluiceModel
 
 /// `GET /healthz` (the one route without a token), `GET /metrics` and `GET /openapi.json`.
 struct OperationsAPI: Sendable {

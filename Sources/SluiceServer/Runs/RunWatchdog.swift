@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceEngine
+import SluiceModel
 
 /// Marks runs whose process stopped heartbeating abandoned, every half lease, for a
 /// long-running process without a scheduler (`sluice serve`): a `sluice run` killed while the
