@@ -97,6 +97,10 @@ struct LintFixtureTests {
             "pipelines/plaintext_credential.yml:8:25: error: step 'tell' (notify): 'url' holds what looks like a password inside a URL or DSN in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
             "pipelines/plaintext_credential.yml:9:16: error: step 'tell' (notify): 'message' holds what looks like a private key in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]"
         ]),
+        Case("project", "procedure_sandbox.yml", [
+            "pipelines/procedure_sandbox.yml:6:24: error: procedure 'procedures/escape.sql' does what runs refuse; see procedures/escape.sql:2:1 [procedure-sandbox]",
+            "procedures/escape.sql:2:1: error: procedures run sandboxed, and this statement is refused: it may not ATTACH or DETACH databases: a run reads only its own org's tables [procedure-sandbox]"
+        ]),
         Case("project", "secret_in_plain_field.yml", [
             "pipelines/secret_in_plain_field.yml:9:22: error: step 'check' (validate_openai): 'api_key' is a credential and must come from the vault as ${{ secrets.<name> }}, not a literal [secret-in-plain-field]",
             "pipelines/secret_in_plain_field.yml:12:58: error: step 'tell' (notify): 'message' is not a secret field, so secrets.openai_key could leak into logs or tables; only fields marked secret take secrets [secret-in-plain-field]"

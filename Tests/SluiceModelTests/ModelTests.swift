@@ -244,10 +244,46 @@ struct ProcedureCheckerTests {
         ])
     }
 
+    @Test func whatRunsRefuseIsReportedAtItsStatement() throws {
+        let (schemas, project) = try catalog()
+        defer { project.remove() }
+        let refused: [(String, String)] = [
+            ("ATTACH DATABASE 'other.sqlite' AS other;", "may not ATTACH or DETACH"),
+            ("PRAGMA writable_schema = ON;", "may not use PRAGMA writable_schema"),
+            ("DELETE FROM main.usage;", "may not delete from the published table usage directly"),
+            ("UPDATE main.usage SET cost = 0;", "may not update the published table usage directly"),
+            ("CREATE TABLE kept (x INTEGER);", "only TEMP tables"),
+            ("CREATE INDEX main.usage_day ON usage (day);", "only TEMP tables"),
+            ("CREATE TEMP TRIGGER t AFTER INSERT ON usage BEGIN SELECT 1; END;", "may not create or drop triggers"),
+            ("BEGIN; DELETE FROM usage; COMMIT;", "may not begin, commit or roll back transactions"),
+            ("SELECT load_extension('x');", "may not call load_extension()"),
+        ]
+        for (index, (sql, reason)) in refused.enumerated() {
+            let path = "procedures/refused\(index).sql"
+            try project.write(path, "-- a statement runs refuse\nSELECT day FROM usage;\n  \(sql)\n")
+            let info = ProcedureChecker(schemas: schemas).check(fileAt: project.root.appendingPathComponent(path), path: path)
+            let diagnostic = try #require(info.diagnostics.first, "\(sql) was not refused")
+            #expect(diagnostic.rule == .procedureSandbox, "\(sql): \(diagnostic)")
+            #expect(diagnostic.location == SourceLocation(file: path, line: 3, column: 3), "\(sql): \(diagnostic)")
+            #expect(diagnostic.message.contains(reason), "\(sql): \(diagnostic.message)")
+        }
+        // What procedures do every day still passes: writes by plain name, TEMP tables, reading a table's shape.
+        try project.write("procedures/fine.sql", """
+            CREATE TEMP TABLE scratch AS SELECT day, cost FROM usage;
+            CREATE INDEX temp.scratch_day ON scratch (day);
+            DELETE FROM usage WHERE day = '2026-01-01';
+            INSERT INTO usage (day, cost) SELECT day, cost FROM scratch;
+            SELECT name FROM pragma_table_info('usage');
+            """)
+        let fine = ProcedureChecker(schemas: schemas).check(fileAt: project.root.appendingPathComponent("procedures/fine.sql"), path: "procedures/fine.sql")
+        #expect(fine.diagnostics.isEmpty, "\(fine.diagnostics)")
+        #expect(fine.writes == ["usage"])
+    }
+
     @Test func nothingAProcedureDoesOutlivesTheCheck() throws {
         let (schemas, project) = try catalog()
         defer { project.remove() }
-        try project.write("procedures/make.sql", "CREATE TABLE made (x INTEGER);\nINSERT INTO made VALUES (1);\n")
+        try project.write("procedures/make.sql", "CREATE TEMP TABLE made (x INTEGER);\nINSERT INTO made VALUES (1);\n")
         try project.write("procedures/use.sql", "SELECT x FROM made;\n")
         let checker = ProcedureChecker(schemas: schemas)
         #expect(checker.check(fileAt: project.root.appendingPathComponent("procedures/make.sql"), path: "procedures/make.sql").diagnostics.isEmpty)

@@ -1,3 +1,4 @@
+import Foundation
 /// A place in a file that a person can open: 1-based line and column (column counted in
 /// Unicode scalars, as editors and Yams do).
 public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -12,6 +13,11 @@ public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConver
     }
 
     /// The start of a file, for problems that belong to the file as a whole.
+    /// The line and column (in Unicode scalars) of a byte offset in a file's text.
+    public init(ofByte offset: Int, in text: Data, file: String) {
+        self = TextScan.location(ofByte: offset, in: text, file: file)
+    }
+
     public static func start(of file: String) -> SourceLocation {
         SourceLocation(file: file, line: 1, column: 1)
     }

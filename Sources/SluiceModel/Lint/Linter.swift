@@ -159,9 +159,12 @@ public final class Linter {
                 if reportedProcedures.insert(info.path).inserted {
                     diagnostics += info.diagnostics
                 }
-                if !info.diagnostics.isEmpty {
-                    diagnostics.append(Diagnostic(.invalidProcedure, at: procedure.location,
-                        "procedure \(shown(procedure.value)) does not prepare; see \(info.diagnostics[0].location)"))
+                if let first = info.diagnostics.first {
+                    diagnostics.append(first.rule == .procedureSandbox
+                        ? Diagnostic(.procedureSandbox, at: procedure.location,
+                                     "procedure \(shown(procedure.value)) does what runs refuse; see \(first.location)")
+                        : Diagnostic(.invalidProcedure, at: procedure.location,
+                                     "procedure \(shown(procedure.value)) does not prepare; see \(first.location)"))
                 }
             }
         }

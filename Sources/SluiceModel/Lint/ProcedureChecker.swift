@@ -36,8 +36,11 @@ public final class ProcedureChecker {
         sqlite3_limit(connection, SQLITE_LIMIT_LENGTH, 1 << 20)
         for schema in schemas.tables.values.sorted(by: { $0.table < $1.table }) {
             let columns = schema.columns.map { "\"\($0.name)\" \($0.type.sqliteType)" }.joined(separator: ", ")
-            // Names passed Identifier checks in SchemaParser; quoting keeps keywords usable.
+            // Names passed Identifier checks in SchemaParser; quoting keeps keywords usable. As at
+            // run time, a table is published (`main`) and has a writable copy in TEMP, which plain
+            // names find first: writing `main.x` is refused as it would be in a run.
             sqlite3_exec(connection, "CREATE TABLE \"\(schema.table)\" (\(columns))", nil, nil, nil)
+            sqlite3_exec(connection, "CREATE TEMP TABLE \"\(schema.table)\" (\(columns))", nil, nil, nil)
         }
     }
 
@@ -71,6 +74,8 @@ public final class ProcedureChecker {
         var writes: [String] = []
         var created: Set<String> = []
         var changedSchema = false
+        /// Why the sandbox refused the statement being prepared, if it did.
+        var refusal: String?
 
         func note(_ list: inout [String], _ table: String) {
             if !list.contains(table) { list.append(table) }
@@ -80,9 +85,16 @@ public final class ProcedureChecker {
     private func check(sql: String, data: Data, into info: inout ProcedureInfo) {
         let log = AccessLog()
         let authorizer: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                        UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { context, action, first, _, _, _ in
-            guard let context, let first else { return SQLITE_OK }
+                                        UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { context, action, first, second, database, _ in
+            guard let context else { return SQLITE_OK }
             let log = Unmanaged<AccessLog>.fromOpaque(context).takeUnretainedValue()
+            if let reason = ProcedureSandbox.script.refusal(action: action, first.map { String(cString: $0) },
+                                                            second.map { String(cString: $0) },
+                                                            database: database.map { String(cString: $0) }) {
+                if log.refusal == nil { log.refusal = reason }
+                return SQLITE_DENY
+            }
+            guard let first else { return SQLITE_OK }
             let table = String(cString: first)
             if table.hasPrefix("sqlite_") { return SQLITE_OK }
             switch action {
@@ -117,8 +129,16 @@ public final class ProcedureChecker {
                 var statement: OpaquePointer?
                 var tail: UnsafePointer<CChar>?
                 log.changedSchema = false
+                log.refusal = nil
                 let status = sqlite3_prepare_v2(connection, current, -1, &statement, &tail)
                 let statementStart = base.distance(to: current)
+                if status != SQLITE_OK, let refusal = log.refusal {
+                    let start = Self.firstWord(in: data, from: statementStart)
+                    info.diagnostics.append(Diagnostic(.procedureSandbox, at: TextScan.location(ofByte: start, in: data, file: info.path),
+                        "procedures run sandboxed, and this statement is refused: \(refusal)"))
+                    sqlite3_finalize(statement)
+                    return
+                }
                 if status != SQLITE_OK {
                     let message = String(cString: sqlite3_errmsg(connection))
                     let errorOffset = Int(sqlite3_error_offset(connection))
@@ -126,8 +146,7 @@ public final class ProcedureChecker {
                     if errorOffset >= 0 {
                         start += errorOffset
                     } else {
-                        // Point at the statement's first word rather than the whitespace before it.
-                        while start < data.count, [0x20, 0x0A, 0x0D, 0x09].contains(data[data.startIndex + start]) { start += 1 }
+                        start = Self.firstWord(in: data, from: start)
                     }
                     info.diagnostics.append(Diagnostic(.invalidProcedure, at: TextScan.location(ofByte: start, in: data, file: info.path),
                         "the SQL does not prepare against the tables in schemas/: \(message)"))
@@ -164,5 +183,27 @@ public final class ProcedureChecker {
         info.reads = log.reads.filter { !log.created.contains($0) }
         info.writes = log.writes.filter { !log.created.contains($0) }
         info.parameters = parameters
+    }
+
+    /// Where a statement's first word is: past the whitespace and comments before it, so a
+    /// problem points at the statement rather than at the comment above it.
+    public static func firstWord(in data: Data, from offset: Int) -> Int {
+        let bytes = [UInt8](data)
+        var index = offset
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09:
+                index += 1
+            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
+                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
+                index += 2
+                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
+                index = min(index + 2, bytes.count)
+            default:
+                return index
+            }
+        }
+        return min(offset, bytes.count)
     }
 }
