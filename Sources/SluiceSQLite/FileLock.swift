@@ -5,11 +5,12 @@ import SluiceEngine
 /// how processes that open one SQLite file take turns at what SQLite won't wait for by itself.
 /// The lock goes with the process, so one that dies holding it holds nothing.
 enum FileLock {
-    /// `code` is the failure code if the lock file can't be opened or locked.
-    static func withExclusive<Result>(_ lockPath: String, code: String, _ body: () throws -> Result) throws -> Result {
+    /// `code` is the failure code if the lock file can't be opened or locked; `mode` the mode
+    /// a new lock file gets (`DataFiles.fileMode`).
+    static func withExclusive<Result>(_ lockPath: String, code: String, mode: mode_t, _ body: () throws -> Result) throws -> Result {
         // Read-only is enough for flock, so users who share the project's .sluice/ through a
-        // group can all lock; the file is created readable by everyone the umask allows.
-        let descriptor = open(lockPath, O_CREAT | O_RDONLY | O_CLOEXEC, 0o644)
+        // group can all lock.
+        let descriptor = open(lockPath, O_CREAT | O_RDONLY | O_CLOEXEC, mode)
         guard descriptor >= 0 else {
             throw StepFailure(code, "could not open the lock file \(lockPath): \(String(cString: strerror(errno)))")
         }

@@ -59,7 +59,8 @@ public struct LocalState: Sendable {
                          logger: Logger = Logger(label: "sluice.executor"), project: ProjectContext? = nil,
                          processors: ProcessorCatalog = .builtIn) -> Executor {
         var options = options
-        options.heartbeatInterval = min(.seconds(5), RunRecovery.lease() / 4)
+        options.lease = RunRecovery.lease()
+        options.heartbeatInterval = min(.seconds(5), options.lease / 4)
         var executor = Executor(processors: processors, store: store, warehouse: warehouse, project: project ?? ProjectContext(root: projectRoot),
                                 options: options, logger: logger)
         if let keys {

@@ -11,8 +11,11 @@ public final class SQLiteRunStore: RunStore {
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current version.
     public init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        // The store's folder is the project's state folder (`.sluice/`): owner-only files
+        // unless it is shared with a group.
+        let files = DataFiles(root: URL(fileURLWithPath: (path as NSString).deletingLastPathComponent))
+        try files.createFolder(files.root)
+        try files.createFile(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         // Opening a new file switches it to WAL, and SQLite answers a second connection doing
@@ -20,7 +23,7 @@ public final class SQLiteRunStore: RunStore {
         // timeout; and processes that open a new store together would each find the tables
         // missing and create them. So opening and migrating take turns across processes, by a
         // lock file beside the database; a store that is up to date migrates nothing.
-        database = try FileLock.withExclusive(path + "-open.lock", code: "run_store_unavailable") {
+        database = try FileLock.withExclusive(path + "-open.lock", code: "run_store_unavailable", mode: files.fileMode) {
             let database = try DatabasePool(path: path, configuration: configuration)
             if try !database.read({ try Self.migrator.hasCompletedMigrations($0) }) {
                 try Self.migrator.migrate(database)
@@ -117,6 +120,9 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v6: webhook delivery audit") { db in
             try SQLiteWebhookAuditStore.createTables(db)
         }
+        migrator.registerMigration("v7: a lease per run") { db in
+            try db.execute(sql: "ALTER TABLE run ADD COLUMN lease_seconds REAL")
+        }
         return migrator
     }
 
@@ -196,12 +202,13 @@ public final class SQLiteRunStore: RunStore {
             let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
             try db.execute(sql: """
                 INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
-                                 created_at, updated_at, resume_of)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 created_at, updated_at, resume_of, lease_seconds)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING
                 """, arguments: [run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
                                  run.requestID, params, run.state.rawValue, run.reason,
-                                 run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf])
+                                 run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf,
+                                 run.lease?.timeInterval])
             guard db.changesCount == 1 else {
                 // The unique key on the trigger holds even if the lookup above missed it.
                 guard let key = run.triggerKey,
@@ -266,31 +273,45 @@ public final class SQLiteRunStore: RunStore {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ?
                 """, arguments: [cutoff.timeIntervalSince1970])
-            var abandoned: [RunRecord] = []
-            for row in rows {
-                var run = try Self.decodeRun(row)
-                let unfinished = try String.fetchAll(db, sql: """
-                    SELECT step_id FROM step_run WHERE run_id = ? AND state IN ('pending', 'running', 'retrying', 'timed_out')
-                    """, arguments: [run.id])
-                for step in unfinished {
-                    let attempt = try Int.fetchOne(db, sql: "SELECT attempt FROM step_run WHERE run_id = ? AND step_id = ?",
-                                                   arguments: [run.id, step]) ?? 0
-                    let stepReason = "abandoned: \(reason)"
-                    try db.execute(sql: """
-                        UPDATE step_run SET state = 'failed', reason = ?, error_code = 'abandoned', finished_at = ?
-                        WHERE run_id = ? AND step_id = ?
-                        """, arguments: [stepReason, at.timeIntervalSince1970, run.id, step])
-                    try Self.insertTransition(db, runID: run.id, step: step, attempt: attempt, state: .failed, reason: stepReason, at: at)
-                }
-                try db.execute(sql: "UPDATE run SET state = 'failed', reason = ?, updated_at = ? WHERE id = ?",
-                               arguments: ["abandoned: \(reason)", at.timeIntervalSince1970, run.id])
-                try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: .failed, reason: "abandoned: \(reason)", at: at)
-                run.state = .failed
-                run.reason = "abandoned: \(reason)"
-                abandoned.append(run)
-            }
-            return abandoned
+            return try Self.abandon(db, rows.map(Self.decodeRun), at: at) { _ in reason }
         }
+    }
+
+    public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord] {
+        try await database.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ? - coalesce(lease_seconds, ?)
+                """, arguments: [now.timeIntervalSince1970, fallbackLease.timeInterval])
+            return try Self.abandon(db, rows.map(Self.decodeRun), at: now) { run in reason(run.lease ?? fallbackLease) }
+        }
+    }
+
+    /// Marks each run failed (abandoned) with its reason, and its unfinished steps with it.
+    private static func abandon(_ db: Database, _ runs: [RunRecord], at: Date, reason: (RunRecord) -> String) throws -> [RunRecord] {
+        var abandoned: [RunRecord] = []
+        for var run in runs {
+            let reason = reason(run)
+            let unfinished = try String.fetchAll(db, sql: """
+                SELECT step_id FROM step_run WHERE run_id = ? AND state IN ('pending', 'running', 'retrying', 'timed_out')
+                """, arguments: [run.id])
+            for step in unfinished {
+                let attempt = try Int.fetchOne(db, sql: "SELECT attempt FROM step_run WHERE run_id = ? AND step_id = ?",
+                                               arguments: [run.id, step]) ?? 0
+                let stepReason = "abandoned: \(reason)"
+                try db.execute(sql: """
+                    UPDATE step_run SET state = 'failed', reason = ?, error_code = 'abandoned', finished_at = ?
+                    WHERE run_id = ? AND step_id = ?
+                    """, arguments: [stepReason, at.timeIntervalSince1970, run.id, step])
+                try Self.insertTransition(db, runID: run.id, step: step, attempt: attempt, state: .failed, reason: stepReason, at: at)
+            }
+            try db.execute(sql: "UPDATE run SET state = 'failed', reason = ?, updated_at = ? WHERE id = ?",
+                           arguments: ["abandoned: \(reason)", at.timeIntervalSince1970, run.id])
+            try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: .failed, reason: "abandoned: \(reason)", at: at)
+            run.state = .failed
+            run.reason = "abandoned: \(reason)"
+            abandoned.append(run)
+        }
+        return abandoned
     }
 
     // MARK: Reading
@@ -392,6 +413,7 @@ public final class SQLiteRunStore: RunStore {
             createdAt: Date(timeIntervalSince1970: row["created_at"]), resumeOf: row["resume_of"])
         run.updatedAt = Date(timeIntervalSince1970: row["updated_at"])
         run.heartbeatAt = (row["heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        run.lease = (row["lease_seconds"] as Double?).map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
         return run
     }
 }

@@ -38,11 +38,44 @@ public struct SQLiteWarehouse: Warehouse {
         return try orgFolder(org).appendingPathComponent("staging").appendingPathComponent("\(runID).sqlite").path
     }
 
-    public func workspace(org: String, runID: String) async throws -> any RunWorkspace {
+    /// How the files of the warehouse are created (owner-only unless `.sluice/` is shared with a group).
+    var files: DataFiles { DataFiles(root: root) }
+
+    /// The folder of an org's lock files: its tables' and its runs' stagings'.
+    func locksFolder(org: String) throws -> URL {
+        try orgFolder(org).appendingPathComponent("locks")
+    }
+
+    func stagingLockPath(org: String, runID: String) throws -> String {
+        guard Identifier.isValid(runID) else { throw StepFailure("invalid_run", "'\(runID)' is not a run id") }
+        return try locksFolder(org: org).appendingPathComponent("run.\(runID).lock").path
+    }
+
+    public func workspace(org: String, runID: String, targets: [String], existing: Bool) async throws -> any RunWorkspace {
         let folder = try orgFolder(org)
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("staging"), withIntermediateDirectories: true)
-        return try SQLiteWorkspace(warehouse: try warehousePath(org: org), staging: try stagingPath(org: org, runID: runID),
-                                   busyTimeout: busyTimeout, maxBytes: maxBytesPerOrg)
+        try files.createFolder(folder.appendingPathComponent("staging"))
+        try files.createFolder(try locksFolder(org: org))
+        let staging = try stagingPath(org: org, runID: runID)
+        // Held while the workspace is open: staging retention removes only stagings nobody holds.
+        let use = try StagingUse(path: try stagingLockPath(org: org, runID: runID), files: files)
+        let reopened = FileManager.default.fileExists(atPath: staging)
+        if existing && !reopened {
+            throw StepFailure("not_resumable", """
+                the staging of run \(runID) was removed (a failed run keeps it for SLUICE_STAGING_RETENTION, 7 days by \
+                default); start a new run instead
+                """)
+        }
+        let warehouse = try warehousePath(org: org)
+        try files.createFile(warehouse)
+        try files.createFile(staging)
+        let hold = TargetHold(folder: try locksFolder(org: org), files: files, tables: targets, runID: runID)
+        do {
+            return try SQLiteWorkspace(warehouse: warehouse, staging: staging, reopened: reopened, busyTimeout: busyTimeout,
+                                       maxBytes: maxBytesPerOrg, hold: hold, use: use, locksFolder: try locksFolder(org: org),
+                                       files: files)
+        } catch {
+            throw SQLiteWorkspace.failure(from: error, warehouse: warehouse)
+        }
     }
 
     public func wasPublished(org: String, runID: String) async throws -> Bool {
@@ -64,8 +97,12 @@ public struct SQLiteWarehouse: Warehouse {
         }
         var configuration = Configuration()
         configuration.readonly = true
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
-        return try await queue.read { db in try SQLiteWorkspace.fetch(db, sql, arguments) }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            return try await queue.read { db in try SQLiteWorkspace.fetch(db, sql, arguments) }
+        } catch {
+            throw SQLiteWorkspace.failure(from: error, warehouse: path)
+        }
     }
 
     public func stagings() async throws -> [StagingInfo] {
@@ -96,35 +133,53 @@ public struct SQLiteWarehouse: Warehouse {
         FileManager.default.fileExists(atPath: try stagingPath(org: org, runID: runID))
     }
 
-    public func removeStaging(org: String, runID: String) async throws {
+    public func removeStaging(org: String, runID: String) async throws -> Bool {
+        // A run that has the staging open holds its lock: leave that staging alone.
+        guard let removal = try StagingUse(exclusive: try stagingLockPath(org: org, runID: runID), files: files) else { return false }
         SQLiteWorkspace.removeFiles(at: try stagingPath(org: org, runID: runID))
+        removal.removeLockFile()
+        return true
     }
 }
 
 /// A run's connection: the org's warehouse as `main`, the run's staging file as `stage`, and
 /// temporary views that let SQL written against table names (procedures) read the run's view.
+/// Procedures themselves run on a sandboxed connection of their own (`SQLiteSandbox`).
 final class SQLiteWorkspace: RunWorkspace {
     let queue: DatabaseQueue
+    let warehousePath: String
     let stagingPath: String
+    let busyTimeout: Duration
     let dialect: any SQLDialect = SQLiteDialect()
-
     let runID: String
+    /// The run's hold on its target tables.
+    let hold: TargetHold
+    /// The run's hold on its staging, against retention.
+    let use: StagingUse
+    let locksFolder: URL
+    let files: DataFiles
 
-    init(warehouse: String, staging: String, busyTimeout: Duration, maxBytes: Int?) throws {
+    init(warehouse: String, staging: String, reopened: Bool, busyTimeout: Duration, maxBytes: Int?, hold: TargetHold,
+         use: StagingUse, locksFolder: URL, files: DataFiles) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
+        warehousePath = warehouse
+        stagingPath = staging
+        self.busyTimeout = busyTimeout
+        self.hold = hold
+        self.use = use
+        self.locksFolder = locksFolder
+        self.files = files
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout.timeInterval)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA temp_store = FILE")
         }
         queue = try DatabaseQueue(path: warehouse, configuration: configuration)
-        stagingPath = staging
-        let reopened = FileManager.default.fileExists(atPath: staging)
         // WAL lets readers (`sluice query`, other runs) read while a run publishes. SQLite
         // answers a connection that switches a new file to WAL while another does the same
         // "database is locked" at once, without the busy timeout, so the runs of an org that
         // start together on a new warehouse take turns at it.
-        try FileLock.withExclusive(warehouse + "-open.lock", code: "warehouse_unavailable") {
+        try FileLock.withExclusive(warehouse + "-open.lock", code: "warehouse_unavailable", mode: files.fileMode) {
             try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
         }
         try queue.writeWithoutTransaction { db in
@@ -155,25 +210,64 @@ final class SQLiteWorkspace: RunWorkspace {
             }
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS stage._sluice_staged (
-                    name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL)
+                    name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL, step TEXT)
                 """)
+            // Stagings from before steps were recorded with their tables.
+            if try !Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info('_sluice_staged', 'stage')").contains(where: { $0["name"] == "step" }) {
+                try db.execute(sql: "ALTER TABLE stage._sluice_staged ADD COLUMN step TEXT")
+            }
             try db.execute(sql: "CREATE TABLE IF NOT EXISTS stage._sluice_cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             // A resumed run finds its staged tables again: recreate their views.
-            for row in try Row.fetchAll(db, sql: "SELECT name, change, detail FROM stage._sluice_staged ORDER BY position") {
-                try Self.createView(db, table: row["name"], change: Self.decodeChange(row["change"], row["detail"]))
-            }
+            try Self.createViews(db)
+        }
+    }
+
+    // MARK: Errors
+
+    /// The failure a user can act on for an SQLite error: a full disk and a damaged file get
+    /// codes of their own and a remedy; a database locked past the busy timeout is transient.
+    static func failure(from error: any Error, warehouse: String) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        let folder = (warehouse as NSString).deletingLastPathComponent
+        switch error.resultCode {
+        case .SQLITE_FULL:
+            return StepFailure("warehouse_full", """
+                the warehouse could not grow: the disk holding \(folder) is full, or the org reached its size limit \
+                (SQLite: \(error.message ?? "database or disk is full")); free space there and run again \
+                (sluice run --resume keeps what succeeded)
+                """)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return StepFailure("warehouse_corrupt", """
+                the warehouse file \(warehouse) is damaged (SQLite: \(error.message ?? "malformed")); restore it from a \
+                backup, or save what is readable with: sqlite3 \(warehouse) .recover | sqlite3 recovered.sqlite
+                """)
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StepFailure("database_locked", "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
+        default:
+            return error
+        }
+    }
+
+    /// Runs a database access, its errors made into failures a user can act on.
+    private func access<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw Self.failure(from: error, warehouse: warehousePath)
         }
     }
 
     // MARK: Reading
 
     func source(_ table: String) async throws -> String? {
-        try await queue.read { db in try Self.source(db, table) }
+        try await access { try await queue.read { db in try Self.source(db, table) } }
     }
 
     func isStaged(_ table: String) async throws -> Bool {
-        try await queue.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM stage._sluice_staged WHERE name = ?", arguments: [table]) ?? false
+        try await access {
+            try await queue.read { db in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM stage._sluice_staged WHERE name = ?", arguments: [table]) ?? false
+            }
         }
     }
 
@@ -190,17 +284,19 @@ final class SQLiteWorkspace: RunWorkspace {
     }
 
     func columns(of table: String) async throws -> [SluiceEngine.ColumnDefinition]? {
-        try await queue.read { db in
-            guard let source = try Self.source(db, table) else { return nil }
-            let schema = String(source.prefix { $0 != "." })
-            return try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, ?)", arguments: [table, schema]).map { row in
-                SluiceEngine.ColumnDefinition(row["name"], ColumnType(sqliteType: row["type"]))
+        try await access {
+            try await queue.read { db in
+                guard let source = try Self.source(db, table) else { return nil }
+                let schema = String(source.prefix { $0 != "." })
+                return try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, ?)", arguments: [table, schema]).map { row in
+                    SluiceEngine.ColumnDefinition(row["name"], ColumnType(sqliteType: row["type"]))
+                }
             }
         }
     }
 
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
-        try await queue.read { db in try Self.fetch(db, sql, arguments) }
+        try await access { try await queue.read { db in try Self.fetch(db, sql, arguments) } }
     }
 
     static func fetch(_ db: Database, _ sql: String, _ arguments: [WarehouseValue]) throws -> QueryResult {
@@ -215,62 +311,111 @@ final class SQLiteWorkspace: RunWorkspace {
     // MARK: Staging
 
     func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange,
-               primaryKey: [String]) async throws -> String {
-        try await queue.writeWithoutTransaction { db in
-            try db.inTransaction(.deferred) {
-                let quoted = self.dialect.quote(table)
-                try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
-                try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
-                let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
-                let key = primaryKey.isEmpty ? "" : ", PRIMARY KEY (\(self.dialect.quotedList(primaryKey)))"
-                try db.execute(sql: "CREATE TABLE stage.\(quoted) (\(definitions)\(key))")
-                let (kind, detail) = Self.encodeChange(change)
-                let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
-                try db.execute(sql: """
-                    INSERT INTO stage._sluice_staged (name, change, detail, position) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail, position = excluded.position
-                    """, arguments: [table, kind, detail, position])
-                try Self.createView(db, table: table, change: change)
-                return .commit
+               primaryKey: [String], step: String?) async throws -> String {
+        try await access {
+            try await queue.writeWithoutTransaction { db in
+                try db.inTransaction(.deferred) {
+                    let quoted = self.dialect.quote(table)
+                    try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
+                    try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
+                    let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
+                    let key = primaryKey.isEmpty ? "" : ", PRIMARY KEY (\(self.dialect.quotedList(primaryKey)))"
+                    try db.execute(sql: "CREATE TABLE stage.\(quoted) (\(definitions)\(key))")
+                    try Self.register(db, table: table, change: change, step: step)
+                    try Self.createView(db, table: table, change: change)
+                    return .commit
+                }
+                return "stage.\(self.dialect.quote(table))"
             }
-            return "stage.\(self.dialect.quote(table))"
         }
+    }
+
+    /// Records a staged table and how it publishes, last in publishing order.
+    private static func register(_ db: Database, table: String, change: StagedChange, step: String?) throws {
+        let (kind, detail) = encodeChange(change)
+        let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
+        try db.execute(sql: """
+            INSERT INTO stage._sluice_staged (name, change, detail, position, step) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail, position = excluded.position,
+                step = excluded.step
+            """, arguments: [table, kind, detail, position, step])
+    }
+
+    /// The staged tables and how each publishes, in publishing order.
+    private static func stagedTables(_ db: Database) throws -> [(table: String, change: StagedChange, step: String?)] {
+        try Row.fetchAll(db, sql: "SELECT name, change, detail, step FROM stage._sluice_staged ORDER BY position").map { row in
+            (row["name"], decodeChange(row["change"], row["detail"]), row["step"])
+        }
+    }
+
+    /// (Re)creates the views of every staged table, against the published tables as they are now.
+    static func createViews(_ db: Database) throws {
+        db.clearSchemaCache()
+        for staged in try stagedTables(db) { try createView(db, table: staged.table, change: staged.change) }
     }
 
     /// The run's view of a staged table, under the table's own name in `temp`, which SQLite
     /// searches before `main`: the staged rows, composed with the published ones for upserts
     /// and partitions.
     static func createView(_ db: Database, table: String, change: StagedChange) throws {
+        let quoted = SQLiteDialect().quote(table)
+        try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
+        let stagedColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [table])
+        let publishedColumns = try db.tableExists(table, in: "main")
+            ? try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [table]) : nil
+        try db.execute(sql: viewSQL(table: table, change: change, stagedColumns: stagedColumns, publishedColumns: publishedColumns))
+    }
+
+    /// The CREATE TEMP VIEW of a staged table. `publishedColumns` is nil when nothing is
+    /// published under the name. The view shows what publishing now would leave in the table,
+    /// so the run's later steps read what it will publish: for upserts, a staged row shows only
+    /// where it wins under the table's `KeyConflict` rule.
+    static func viewSQL(table: String, change: StagedChange, stagedColumns: [String], publishedColumns: [String]?) -> String {
         let dialect = SQLiteDialect()
         let quoted = dialect.quote(table)
-        try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
         let staged = "stage.\(quoted)"
         let published = "main.\(quoted)"
-        let stagedColumns = try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [table]).map { $0["name"] as String }
-        let publishedExists = try db.tableExists(table, in: "main")
         let list = dialect.quotedList(stagedColumns)
+        let stagedRows = "SELECT \(list) FROM \(staged)"
+        guard let publishedColumns else { return "CREATE TEMP VIEW \(quoted) AS \(stagedRows)" }
+        // A column the run adds reads as null in the published rows.
+        let publishedList = stagedColumns.map { publishedColumns.contains($0) ? "p.\(dialect.quote($0))" : "NULL AS \(dialect.quote($0))" }
+            .joined(separator: ", ")
         let body: String
         switch change {
         case .scratch, .replace:
-            body = "SELECT \(list) FROM \(staged)"
-        case .upsert(let key) where publishedExists:
+            body = stagedRows
+        case .upsert(let key, let conflict):
             let match = key.map { dialect.nullSafeEquals("s.\(dialect.quote($0))", "p.\(dialect.quote($0))") }.joined(separator: " AND ")
+            let wins = stagedWins(conflict, staged: "s", published: "p")
             body = """
-                SELECT \(stagedColumns.map { "p.\(dialect.quote($0))" }.joined(separator: ", ")) FROM \(published) AS p
-                WHERE NOT EXISTS (SELECT 1 FROM \(staged) AS s WHERE \(match))
-                UNION ALL SELECT \(list) FROM \(staged)
+                SELECT \(publishedList) FROM \(published) AS p WHERE NOT EXISTS (SELECT 1 FROM \(staged) AS s WHERE \(match) AND \(wins))
+                UNION ALL SELECT \(stagedColumns.map { "s.\(dialect.quote($0))" }.joined(separator: ", ")) FROM \(staged) AS s
+                WHERE NOT EXISTS (SELECT 1 FROM \(published) AS p WHERE \(match) AND NOT (\(wins)))
                 """
-        case .replacePartitions(let column) where publishedExists:
+        case .replacePartitions(let column):
             let partition = dialect.quote(column)
             body = """
-                SELECT \(stagedColumns.map { "p.\(dialect.quote($0))" }.joined(separator: ", ")) FROM \(published) AS p
+                SELECT \(publishedList) FROM \(published) AS p
                 WHERE p.\(partition) NOT IN (SELECT \(partition) FROM \(staged) WHERE \(partition) IS NOT NULL)
-                UNION ALL SELECT \(list) FROM \(staged)
+                UNION ALL \(stagedRows)
                 """
-        case .upsert, .replacePartitions:
-            body = "SELECT \(list) FROM \(staged)"
         }
-        try db.execute(sql: "CREATE TEMP VIEW \(quoted) AS \(body)")
+        return "CREATE TEMP VIEW \(quoted) AS \(body)"
+    }
+
+    /// When a staged row (alias `staged`) replaces the published row with its key (alias
+    /// `published`), as SQL: the one rule the run's views and its publish both apply.
+    static func stagedWins(_ conflict: KeyConflict, staged: String, published: String) -> String {
+        switch conflict {
+        case .replace:
+            return "1"
+        case .keepPublished:
+            return "0"
+        case .latest(let column):
+            let quoted = SQLiteDialect().quote(column)
+            return "(\(staged).\(quoted) IS NOT NULL AND (\(published).\(quoted) IS NULL OR \(staged).\(quoted) > \(published).\(quoted)))"
+        }
     }
 
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
@@ -322,44 +467,112 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
-    func runScript(_ sql: String, named: [String: WarehouseValue],
-                   writes: [(table: String, columns: [SluiceEngine.ColumnDefinition])]) async throws -> Int {
-        try await queue.writeWithoutTransaction { db in
-            var changed = 0
-            try db.inTransaction(.deferred) {
-                // Unqualified names find `temp` first: a temp table under the target's name
-                // takes the script's writes, away from the published table.
+    // MARK: Procedures
+
+    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceEngine.ColumnDefinition])],
+                   step: String?) async throws -> Int {
+        try await sandboxed { db, sandbox in
+            // Unqualified names find `temp` first: a copy of each target under its own name in
+            // TEMP takes the script's writes; the engine copies it into the staging afterwards.
+            try sandbox.exec("BEGIN")
+            do {
                 for (table, columns) in writes {
                     let quoted = self.dialect.quote(table)
-                    let current = try Self.source(db, table)
-                    try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
-                    if let current {
-                        try db.execute(sql: "CREATE TEMP TABLE \(quoted) AS SELECT * FROM \(current == "temp.\(quoted)" ? "stage.\(quoted)" : current)")
+                    if let current = try Self.source(db, table) {
+                        // The run's view of it (which may be the composed view under its own
+                        // name) becomes a table under that name.
+                        try sandbox.exec("""
+                            CREATE TEMP TABLE _sluice_copy AS SELECT * FROM \(current);
+                            DROP VIEW IF EXISTS temp.\(quoted);
+                            ALTER TABLE temp._sluice_copy RENAME TO \(quoted)
+                            """)
                     } else {
+                        try sandbox.exec("DROP VIEW IF EXISTS temp.\(quoted)")
                         let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
-                        try db.execute(sql: "CREATE TEMP TABLE \(quoted) (\(definitions))")
+                        try sandbox.exec("CREATE TEMP TABLE \(quoted) (\(definitions))")
                     }
                 }
-                let arguments = StatementArguments(named.mapValues { $0.databaseValue as (any DatabaseValueConvertible)? })
-                let before = db.totalChangesCount
-                try db.execute(sql: sql, arguments: arguments)
-                changed = db.totalChangesCount - before
+                let changed = try sandbox.run(sql, policy: .script, named: named).changed
                 // The script's result replaces the table when the run publishes.
                 for (table, _) in writes {
                     let quoted = self.dialect.quote(table)
-                    try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
-                    try db.execute(sql: "CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
-                    try db.execute(sql: "DROP TABLE temp.\(quoted)")
-                    let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
-                    try db.execute(sql: """
-                        INSERT INTO stage._sluice_staged (name, change, detail, position) VALUES (?, 'replace', '', ?)
-                        ON CONFLICT (name) DO UPDATE SET change = 'replace', detail = '', position = excluded.position
-                        """, arguments: [table, position])
-                    try Self.createView(db, table: table, change: .replace)
+                    let (kind, detail) = Self.encodeChange(.replace)
+                    try sandbox.exec("DROP TABLE IF EXISTS stage.\(quoted)")
+                    try sandbox.exec("CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
+                    try sandbox.exec("DROP TABLE temp.\(quoted)")
+                    _ = try sandbox.rows("""
+                        INSERT INTO stage._sluice_staged (name, change, detail, position, step)
+                        VALUES (?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged), ?)
+                        ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail,
+                            position = excluded.position, step = excluded.step
+                        """, [.text(table), .text(kind), .text(detail), step.map(WarehouseValue.text) ?? .null])
                 }
-                return .commit
+                try sandbox.exec("COMMIT")
+                db.clearSchemaCache()
+                for (table, _) in writes { try Self.createView(db, table: table, change: .replace) }
+                return changed
+            } catch {
+                try? sandbox.exec("ROLLBACK")
+                throw error
             }
-            return changed
+        }
+    }
+
+    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
+        try await sandboxed { _, sandbox in
+            try sandbox.run(sql, policy: .query, positional: arguments, collect: true).result ?? QueryResult(columns: [], rows: [])
+        }
+    }
+
+    func insertProcedureRows(into staged: String, columns: [String], select: String, _ arguments: [WarehouseValue]) async throws -> Int {
+        let parts = staged.split(separator: ".", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        let policy = ProcedureSandbox(writesTemp: false, insertsInto: [.init(schema: parts.first ?? "stage", table: parts.last ?? staged)])
+        return try await sandboxed { _, sandbox in
+            try sandbox.exec("BEGIN")
+            do {
+                let changed = try sandbox.run("INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) \(select)", policy: policy,
+                                              positional: arguments).changed
+                try sandbox.exec("COMMIT")
+                return changed
+            } catch {
+                try? sandbox.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` on the sandboxed connection, from inside a write on the run's own connection
+    /// (so the two never wait on each other's staging lock), with the sandbox's views of the
+    /// staged tables brought up to date first. A cancelled task interrupts the statement.
+    private func sandboxed<T: Sendable>(_ body: @escaping @Sendable (Database, SQLiteSandbox) throws -> T) async throws -> T {
+        // A connection per call: nothing a procedure leaves in TEMP outlives it.
+        let sandbox = try SQLiteSandbox(warehouse: warehousePath, staging: stagingPath, busyTimeout: busyTimeout)
+        do {
+            return try await withTaskCancellationHandler {
+                try await queue.writeWithoutTransaction { db in
+                    try Self.refreshViews(of: sandbox, from: db)
+                    return try body(db, sandbox)
+                }
+            } onCancel: {
+                sandbox.interrupt()
+            }
+        } catch let failure as SQLiteSandbox.Failure {
+            // Where in the procedure: the caller names the file.
+            throw StepFailure(failure.code, failure.message, transient: failure.code == "database_locked",
+                              at: failure.location)
+        } catch {
+            throw Self.failure(from: error, warehouse: warehousePath)
+        }
+    }
+
+    /// The sandbox's TEMP views: one per staged table, as on the run's connection.
+    private static func refreshViews(of sandbox: SQLiteSandbox, from db: Database) throws {
+        db.clearSchemaCache()
+        for staged in try stagedTables(db) {
+            let stagedColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [staged.table])
+            let publishedColumns = try db.tableExists(staged.table, in: "main")
+                ? try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [staged.table]) : nil
+            try sandbox.exec(viewSQL(table: staged.table, change: staged.change, stagedColumns: stagedColumns, publishedColumns: publishedColumns))
         }
     }
 
@@ -384,9 +597,11 @@ final class SQLiteWorkspace: RunWorkspace {
     // MARK: Cursors
 
     func cursor(_ key: String) async throws -> String? {
-        try await queue.read { db in
-            guard try db.tableExists("_sluice_cursors", in: "main") else { return nil }
-            return try String.fetchOne(db, sql: "SELECT value FROM main._sluice_cursors WHERE key = ?", arguments: [key])
+        try await access {
+            try await queue.read { db in
+                guard try db.tableExists("_sluice_cursors", in: "main") else { return nil }
+                return try String.fetchOne(db, sql: "SELECT value FROM main._sluice_cursors WHERE key = ?", arguments: [key])
+            }
         }
     }
 
@@ -396,44 +611,91 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
-    // MARK: Publishing
+    // MARK: Holding and publishing
 
-    func publish() async throws {
-        try await queue.writeWithoutTransaction { db in
-            try db.inTransaction(.immediate) {
-                let staged = try Row.fetchAll(db, sql: "SELECT name, change, detail FROM stage._sluice_staged ORDER BY position")
-                for row in staged {
-                    let table: String = row["name"]
-                    let change = Self.decodeChange(row["change"], row["detail"])
-                    try Self.apply(db, table: table, change: change)
-                }
-                // Incremental cursors commit with the data they describe.
-                if try db.tableExists("_sluice_cursors", in: "stage"),
-                   try Int.fetchOne(db, sql: "SELECT count(*) FROM stage._sluice_cursors") ?? 0 > 0 {
-                    try db.execute(sql: """
-                        CREATE TABLE IF NOT EXISTS main._sluice_cursors (
-                            key TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, at REAL NOT NULL)
-                        """)
-                    try db.execute(sql: """
-                        INSERT OR REPLACE INTO main._sluice_cursors (key, value, run_id, at)
-                        SELECT key, value, ?, ? FROM stage._sluice_cursors
-                        """, arguments: [self.runID, Date().timeIntervalSince1970])
-                }
-                // The marker commits with the data: after a crash, it tells whether this run's
-                // changes are in.
-                try db.execute(sql: "CREATE TABLE IF NOT EXISTS main._sluice_published (run_id TEXT PRIMARY KEY, at REAL NOT NULL)")
-                try db.execute(sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
-                               arguments: [self.runID, Date().timeIntervalSince1970])
-                return .commit
-            }
-            try Self.dropStaging(db)
+    func holdTargets() async throws {
+        try await hold.hold()
+        // What other runs published before the hold shows in the run's views from now on.
+        try await access { try await queue.writeWithoutTransaction { db in try Self.createViews(db) } }
+    }
+
+    func publish() async throws -> [TablePublication] {
+        try await hold.hold()
+        // Tables staged that the plan did not name (a run built without one): held too, after.
+        let staged = try await access { try await queue.read { db in try Self.stagedTables(db) } }
+        let planned = await hold.tables
+        let extra = TargetHold(folder: locksFolder, files: files,
+                               tables: staged.filter { !planned.contains($0.table.lowercased()) && $0.change != .scratch }.map(\.table),
+                               runID: runID)
+        try await extra.hold()
+        let publications: [TablePublication]
+        do {
+            publications = try await publishStaged()
+        } catch {
+            await extra.release()
+            throw error
         }
-        Self.removeFiles(at: stagingPath)
+        await extra.release()
+        await finish(removingStaging: true)
+        return publications
+    }
+
+    /// The publish transaction itself: every staged table, the cursors and the marker.
+    private func publishStaged() async throws -> [TablePublication] {
+        try await access {
+            try await queue.writeWithoutTransaction { db in
+                var publications: [TablePublication] = []
+                try db.inTransaction(.immediate) {
+                    db.clearSchemaCache()
+                    for staged in try Self.stagedTables(db) {
+                        if let publication = try Self.apply(db, table: staged.table, change: staged.change, step: staged.step) {
+                            publications.append(publication)
+                        }
+                    }
+                    // Incremental cursors commit with the data they describe.
+                    if try db.tableExists("_sluice_cursors", in: "stage"),
+                       try Int.fetchOne(db, sql: "SELECT count(*) FROM stage._sluice_cursors") ?? 0 > 0 {
+                        try db.execute(sql: """
+                            CREATE TABLE IF NOT EXISTS main._sluice_cursors (
+                                key TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, at REAL NOT NULL)
+                            """)
+                        try db.execute(sql: """
+                            INSERT OR REPLACE INTO main._sluice_cursors (key, value, run_id, at)
+                            SELECT key, value, ?, ? FROM stage._sluice_cursors
+                            """, arguments: [self.runID, Date().timeIntervalSince1970])
+                    }
+                    // The marker commits with the data: after a crash, it tells whether this run's
+                    // changes are in.
+                    try db.execute(sql: "CREATE TABLE IF NOT EXISTS main._sluice_published (run_id TEXT PRIMARY KEY, at REAL NOT NULL)")
+                    try db.execute(sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
+                                   arguments: [self.runID, Date().timeIntervalSince1970])
+                    return .commit
+                }
+                try Self.dropStaging(db)
+                return publications
+            }
+        }
     }
 
     func discard() async throws {
-        try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) }
-        Self.removeFiles(at: stagingPath)
+        try await access { try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) } }
+        await finish(removingStaging: true)
+    }
+
+    func close() async {
+        await finish(removingStaging: false)
+    }
+
+    /// Lets go of the tables, the sandbox and the staging hold; removes the staging's files
+    /// when it is done with.
+    private func finish(removingStaging: Bool) async {
+        if removingStaging {
+            Self.removeFiles(at: stagingPath)
+            use.removeLockFile()
+        } else {
+            use.release()
+        }
+        await hold.release()
     }
 
     /// A staging database and its journal (or, from older versions, WAL) files, once nothing of it is needed.
@@ -447,29 +709,33 @@ final class SQLiteWorkspace: RunWorkspace {
         try db.execute(sql: "DETACH DATABASE stage")
     }
 
-    /// Applies one staged table to the published one (inside the publish transaction).
-    private static func apply(_ db: Database, table: String, change: StagedChange) throws {
-        if case .scratch = change { return }
+    /// Applies one staged table to the published one (inside the publish transaction) and
+    /// says what it did; nil for a table that never publishes.
+    private static func apply(_ db: Database, table: String, change: StagedChange, step: String?) throws -> TablePublication? {
+        if case .scratch = change { return nil }
         let dialect = SQLiteDialect()
         let quoted = dialect.quote(table)
         let stagedInfo = try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, 'stage')", arguments: [table])
         let columns = stagedInfo.map { $0["name"] as String }
+        let stagedCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM stage.\(quoted)") ?? 0
+        var publication = TablePublication(table: table, step: step, inserted: 0, updated: 0, unchanged: 0, deleted: 0)
         let created = try !db.tableExists(table, in: "main")
         if created {
             var key: [String] = []
-            if case .upsert(let upsertKey) = change { key = upsertKey }
+            if case .upsert(let upsertKey, _) = change { key = upsertKey }
             let stagedKey = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage') WHERE pk > 0 ORDER BY pk",
                                                 arguments: [table])
             let stagedSQL = try String.fetchOne(db, sql: "SELECT sql FROM stage.sqlite_master WHERE type = 'table' AND name = ?",
                                                 arguments: [table]) ?? ""
             let prefix = "CREATE TABLE \(quoted) ("
+            publication.inserted = stagedCount
             if stagedKey == key, stagedSQL.hasPrefix(prefix) {
                 // The staged table's own definition, so that `INSERT … SELECT *` qualifies for
                 // SQLite's transfer optimisation: records and key entries are copied as they
                 // are, without decoding, sorting or checking them again.
                 try db.execute(sql: "CREATE TABLE main.\(quoted) (" + stagedSQL.dropFirst(prefix.count))
                 try db.execute(sql: "INSERT INTO main.\(quoted) SELECT * FROM stage.\(quoted)")
-                return
+                return publication
             }
             let definitions = stagedInfo.map { "\(dialect.quote($0["name"])) \($0["type"] as String)" }
             let primary = key.isEmpty ? "" : ", PRIMARY KEY (\(dialect.quotedList(key)))"
@@ -484,51 +750,98 @@ final class SQLiteWorkspace: RunWorkspace {
         let list = dialect.quotedList(columns)
         switch change {
         case .scratch:
-            return
+            return nil
         case .replace:
             try db.execute(sql: "DELETE FROM main.\(quoted)")
+            publication.deleted = db.changesCount
             try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted)")
-        case .upsert(let key):
+            publication.inserted = stagedCount
+        case .upsert(let key, let conflict):
             // Rows go in key order, so the key's B-tree grows at its end instead of everywhere.
             let order = "ORDER BY \(dialect.quotedList(key))"
             if created {
                 try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) \(order)")
-                return
+                return publication
             }
-            // A table published before may lack a unique key; the upsert needs one.
-            try db.execute(sql: "CREATE UNIQUE INDEX IF NOT EXISTS main.\(dialect.quote("\(table)__key")) ON \(quoted) (\(dialect.quotedList(key)))")
-            let updates = columns.filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
-            let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET \(updates.joined(separator: ", "))"
-            try db.execute(sql: """
-                INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) WHERE true \(order)
-                ON CONFLICT (\(dialect.quotedList(key))) \(action)
-                """)
+            let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM main.\(quoted)") ?? 0
+            let changed: Int
+            switch conflict {
+            case .replace:
+                // Keys match null-safely (a null group is one group), which ON CONFLICT can't
+                // do: the published rows with a staged key go, then the staged rows come in.
+                let match = key.map { dialect.nullSafeEquals("s.\(dialect.quote($0))", "main.\(quoted).\(dialect.quote($0))") }
+                    .joined(separator: " AND ")
+                try db.execute(sql: "DELETE FROM main.\(quoted) WHERE EXISTS (SELECT 1 FROM stage.\(quoted) AS s WHERE \(match))")
+                let replaced = db.changesCount
+                try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) \(order)")
+                publication.inserted = stagedCount - replaced
+                publication.updated = replaced
+                return publication
+            case .keepPublished, .latest:
+                // A table published before may lack a unique key; the upsert needs one.
+                try db.execute(sql: "CREATE UNIQUE INDEX IF NOT EXISTS main.\(dialect.quote("\(table)__key")) ON \(quoted) (\(dialect.quotedList(key)))")
+                let updates = columns.filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
+                let action: String
+                if case .latest = conflict, !updates.isEmpty {
+                    // The rule is applied again against the table as it is now: another run may
+                    // have published a newer version of a key since this run staged its own.
+                    action = "DO UPDATE SET \(updates.joined(separator: ", ")) WHERE \(stagedWins(conflict, staged: "excluded", published: quoted))"
+                } else {
+                    action = "DO NOTHING"
+                }
+                try db.execute(sql: """
+                    INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) WHERE true \(order)
+                    ON CONFLICT (\(dialect.quotedList(key))) \(action)
+                    """)
+                changed = db.changesCount
+            }
+            let after = try Int.fetchOne(db, sql: "SELECT count(*) FROM main.\(quoted)") ?? 0
+            publication.inserted = after - before
+            publication.updated = changed - publication.inserted
+            publication.unchanged = stagedCount - changed
         case .replacePartitions(let column):
             let partition = dialect.quote(column)
             try db.execute(sql: """
                 DELETE FROM main.\(quoted) WHERE \(partition) IN (SELECT \(partition) FROM stage.\(quoted) WHERE \(partition) IS NOT NULL)
                 """)
+            publication.deleted = db.changesCount
             try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted)")
+            publication.inserted = stagedCount
         }
+        return publication
     }
 
     // MARK: Change encoding
 
+    /// How a change is written in the staging's `_sluice_staged` (kind, detail). An upsert's
+    /// detail is its key columns, then `|latest:<column>` or `|first` for its conflict rule.
     static func encodeChange(_ change: StagedChange) -> (String, String) {
         switch change {
         case .scratch: ("scratch", "")
         case .replace: ("replace", "")
-        case .upsert(let key): ("upsert", key.joined(separator: ","))
+        case .upsert(let key, let conflict):
+            switch conflict {
+            case .replace: ("upsert", key.joined(separator: ","))
+            case .latest(let column): ("upsert", key.joined(separator: ",") + "|latest:" + column)
+            case .keepPublished: ("upsert", key.joined(separator: ",") + "|first")
+            }
         case .replacePartitions(let column): ("partitions", column)
         }
     }
 
     static func decodeChange(_ kind: String, _ detail: String) -> StagedChange {
         switch kind {
-        case "replace": .replace
-        case "upsert": .upsert(key: detail.split(separator: ",").map(String.init))
-        case "partitions": .replacePartitions(column: detail)
-        default: .scratch
+        case "replace": return .replace
+        case "upsert":
+            let parts = detail.split(separator: "|", maxSplits: 1).map(String.init)
+            let key = (parts.first ?? "").split(separator: ",").map(String.init)
+            let rule = parts.count > 1 ? parts[1] : ""
+            if rule == "first" { return .upsert(key: key, onConflict: .keepPublished) }
+            if rule.hasPrefix("latest:") { return .upsert(key: key, onConflict: .latest(by: String(rule.dropFirst("latest:".count)))) }
+            // Stagings from before conflict rules were recorded replaced published rows.
+            return .upsert(key: key, onConflict: .replace)
+        case "partitions": return .replacePartitions(column: detail)
+        default: return .scratch
         }
     }
 }

@@ -104,9 +104,28 @@ extension Sluice {
 
             // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
             let note = CancellationNote()
+            // A pipeline with a schedule allows at most its max_active_runs at once, whoever
+            // starts them; the check and the insert are one transaction in the run store.
+            var created: RunRecord?
+            if previous == nil {
+                let limit = plan.definition.schedule.map { max(1, $0.maxActiveRuns) }
+                switch try await executor.create(plan, request, activeLimit: limit, orgActiveLimit: nil) {
+                case .created(let run), .existing(let run):
+                    created = run
+                case .limited(let active), .orgLimited(let active):
+                    writeError("""
+                        sluice run: pipeline '\(plan.definition.id?.value ?? path)' has \(active) run\(active == 1 ? "" : "s") \
+                        pending or running in org '\(org)', its schedule's max_active_runs; nothing was run. \
+                        Try again when \(active == 1 ? "it ends" : "one ends") (sluice runs list shows them).
+                        """)
+                    throw ExitCode(1)
+                }
+            }
             let task = Task {
                 if let previous { return try await executor.resume(plan, runID: previous.id, cancellation: note) }
-                return try await executor.start(plan, request, cancellation: note)
+                let run = created!
+                try await executor.execute(plan, run: run, env: request.env, cancellation: note)
+                return try await store.run(run.id) ?? run
             }
             let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
                 signal(number, SIG_IGN)

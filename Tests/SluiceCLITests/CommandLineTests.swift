@@ -238,6 +238,30 @@ struct RunCommandTests {
         #expect(show.stdout.contains("step daily_costs (attempt 1) → succeeded"))
     }
 
+    @Test func sluiceRunHonoursTheSchedulesMaxActiveRuns() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        #expect(try await sluice("runs", "list", in: project).status == 0)
+        // A run of the pipeline is running elsewhere (another terminal, the scheduler), alive.
+        let now = Date().timeIntervalSince1970
+        let script = """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1])
+            c.execute("INSERT INTO run (id, pipeline, org, logical_date, trigger, params, state, reason, created_at, updated_at, heartbeat_at, lease_seconds) VALUES ('r0000000000000000001', 'genai_costs_daily', 'default', '2026-12-01', 'schedule', '{}', 'running', 'started', ?, ?, ?, 3600)", (\(now), \(now), \(now)))
+            c.commit()
+            """
+        let inserted = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, ".sluice/runs.sqlite"], in: project)
+        #expect(inserted.status == 0, "\(inserted.stderr)")
+
+        let refused = try await sluice("run", "genai_costs_daily", in: project)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("has 1 run pending or running in org 'default', its schedule's max_active_runs; nothing was run"),
+                "\(refused.stderr)")
+        #expect(try await sluice("runs", "list", in: project).stdout.components(separatedBy: "\n").filter { $0.contains("genai_costs_daily") }.count == 1)
+        // Another org has its own count.
+        #expect(try await sluice("run", "genai_costs_daily", "--org", "acme", in: project).status == 0)
+    }
+
     @Test func aFailedRunResumesFromItsFailedStep() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

@@ -60,12 +60,12 @@ struct UnreachableWarehouse: Warehouse {
         var description: String { "could not connect to postgres://sluice:Hunter2-Passw0rd@db.internal:5432/warehouse" }
     }
 
-    func workspace(org: String, runID: String) async throws -> any RunWorkspace { throw Refused() }
+    func workspace(org: String, runID: String, targets: [String], existing: Bool) async throws -> any RunWorkspace { throw Refused() }
     func wasPublished(org: String, runID: String) async throws -> Bool { false }
     func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult { throw Refused() }
     func stagings() async throws -> [StagingInfo] { [] }
     func hasStaging(org: String, runID: String) async throws -> Bool { false }
-    func removeStaging(org: String, runID: String) async throws {}
+    func removeStaging(org: String, runID: String) async throws -> Bool { false }
 }
 
 extension Harness {
@@ -292,7 +292,7 @@ struct OnFailureTests {
 }
 
 struct PublishFailureHandlerTests {
-    @Test func aPublishThatFailsRunsTheHandlersWithPublishFailed() async throws {
+    @Test func aPublishThatFailsRunsTheHandlersWithItsCode() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
         let yaml = PipelineProject.mergePipeline() + """
@@ -321,7 +321,8 @@ struct PublishFailureHandlerTests {
         #expect(recorder.contexts.count == 1)
         let failure = try #require(recorder.contexts.first?.runFailure)
         #expect(failure.stepID == nil)
-        #expect(failure.code == "publish_failed")
+        // A full disk has a code of its own (it was `publish_failed` before it had one).
+        #expect(failure.code == "warehouse_full")
         #expect(failure.message == run.reason)
     }
 }

@@ -10,6 +10,9 @@ public struct ExecutorOptions: Sendable {
     public var cancellationGrace: Duration = .seconds(2)
     /// How often a running run marks itself alive in the run store.
     public var heartbeatInterval: Duration = .seconds(5)
+    /// How long a run this executor creates may go without a heartbeat before any process
+    /// takes it for abandoned; stored with the run.
+    public var lease: Duration = .seconds(30)
     /// The timeout of a step when neither it nor the pipeline's `defaults` set one.
     public var fallbackTimeout: Duration = .seconds(3_600)
     /// Told of every transition as it is stored (a progress display, metrics).
@@ -86,7 +89,7 @@ public struct Executor: Sendable {
     /// for a key seen before, the earlier run and `created` false). A server starts runs this
     /// way, answers its caller, and executes the run in a task of its own.
     public func create(_ plan: PipelinePlan, _ request: RunRequest) async throws -> (run: RunRecord, created: Bool) {
-        let (record, steps) = Self.records(plan, request)
+        let (record, steps) = records(plan, request)
         return try await store.createRun(record, steps: steps)
     }
 
@@ -99,15 +102,16 @@ public struct Executor: Sendable {
     /// Like `create(_:_:activeLimit:)`, either limit optional; with `orgActiveLimit`, nothing
     /// is created while that many runs of the org are pending or running.
     public func create(_ plan: PipelinePlan, _ request: RunRequest, activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
-        let (record, steps) = Self.records(plan, request)
+        let (record, steps) = records(plan, request)
         return try await store.createRun(record, steps: steps, activeLimit: activeLimit, orgActiveLimit: orgActiveLimit)
     }
 
-    private static func records(_ plan: PipelinePlan, _ request: RunRequest) -> (RunRecord, [StepRunRecord]) {
+    private func records(_ plan: PipelinePlan, _ request: RunRequest) -> (RunRecord, [StepRunRecord]) {
         let definition = plan.definition
         let pipeline = definition.id?.value ?? "pipeline"
         let record = RunRecord(pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
-                               triggerKey: request.triggerKey, requestID: request.requestID, params: request.params)
+                               triggerKey: request.triggerKey, requestID: request.requestID, params: request.params,
+                               lease: options.lease)
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -128,16 +132,24 @@ public struct Executor: Sendable {
         guard previous.pipeline == plan.definition.id?.value else {
             throw StepFailure("not_resumable", "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
         }
-        let succeeded = try await store.steps(of: runID).filter { $0.state == .succeeded }
-        let ids = Set(plan.definition.steps.map(\.id.value))
+        let succeeded = Dictionary(try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
+                                   uniquingKeysWith: { first, _ in first })
         var reused: [String: [String: ExpressionValue]] = [:]
         // A cancelled run's staging was discarded when it stopped, so its resume runs every step
         // again, with the same params and logical date.
         let startsOver = previous.state == .cancelled
-        // A step that put secrets into the vault runs again: the vault ended with that run.
-        for step in succeeded where !startsOver && ids.contains(step.stepID)
-            && plan.definition.step(step.stepID)?.io.definesSecrets.isEmpty != false {
-            reused[step.stepID] = step.outputs
+        // A step that put secrets into the vault runs again: the vault ended with that run. A
+        // step whose result derives from tables runs again, and so does every step after it:
+        // other runs may have published those tables since, so what it staged may be stale.
+        var stale: Set<String> = []
+        for id in plan.order where !startsOver {
+            guard let outputs = succeeded[id], let step = plan.definition.step(id) else { continue }
+            if processors[step.uses.value]?.spec.derivesFromTables == true
+                || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) }) {
+                stale.insert(id)
+                continue
+            }
+            if step.io.definesSecrets.isEmpty { reused[id] = outputs }
         }
         // Keyed by the run it resumes: two resumes at once can't both work on its staging.
         let resumeKey = "resume:\(previous.id)"
@@ -152,7 +164,7 @@ public struct Executor: Sendable {
                 """)
         }
         let record = RunRecord(pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
-                               triggerKey: resumeKey, params: previous.params, resumeOf: previous.id)
+                               triggerKey: resumeKey, params: previous.params, resumeOf: previous.id, lease: options.lease)
         let steps = (plan.definition.steps + plan.definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -219,13 +231,18 @@ public struct Executor: Sendable {
         var workspace: (any RunWorkspace)?
         if let warehouse {
             do {
-                workspace = try await warehouse.workspace(org: run.org, runID: stagingRun ?? run.id)
+                // Every table a step writes may be held (see `RunWorkspace.holdTargets()`); a
+                // resume that reuses steps needs the staging they wrote.
+                let targets = plan.order.flatMap { plan.writes[$0] ?? [] }
+                workspace = try await warehouse.workspace(org: run.org, runID: stagingRun ?? run.id, targets: targets,
+                                                          existing: stagingRun != nil && !reuse.isEmpty)
             } catch {
-                let reason = redactor.redact("the warehouse could not be opened: \(error)")
+                let reason = redactor.redact("the warehouse could not be opened: \(Self.message(of: error))")
                 logger.error("\(reason)")
                 try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "not run: the warehouse could not be opened")
                 try await fail(plan, run: run, context: base, reason: reason,
-                               failure: RunFailure(stepID: nil, code: RunFailure.warehouseUnavailableCode, message: reason),
+                               failure: RunFailure(stepID: nil, code: (error as? StepFailure)?.code ?? RunFailure.warehouseUnavailableCode,
+                                                   message: reason),
                                resources: RunResources(workspace: nil, vault: vault), logger: logger)
                 return
             }
@@ -244,6 +261,7 @@ public struct Executor: Sendable {
         ownership.onLoss { steps.cancel() }
         let (outcome, outputs) = await withTaskCancellationHandler { await steps.value } onCancel: { steps.cancel() }
         if ownership.isLost {
+            await workspace?.close()
             logLost(logger)
             return
         }
@@ -256,18 +274,23 @@ public struct Executor: Sendable {
             // run is still this process's.
             if (try? await shielded { [store] in try await store.heartbeat(run.id, at: Date()) }) == false {
                 ownership.lose()
+                await workspace?.close()
                 logLost(logger)
                 return
             }
             if let workspace {
                 do {
-                    try await shielded { try await workspace.publish() }
+                    let publications = try await shielded { try await workspace.publish() }
+                    try await recordPublished(publications, of: run, outputs: outputs, logger: logger)
                 } catch {
-                    let reason = redactor.redact("publishing failed, nothing was changed: \(error)")
+                    let reason = redactor.redact("publishing failed, nothing was changed: \(Self.message(of: error))")
                     logger.error("\(reason)")
+                    // A full disk or a damaged file says so in its code; anything else is the publish's.
+                    let code = (error as? StepFailure).map(\.code).flatMap { Self.storageCodes.contains($0) ? $0 : nil }
                     try await fail(plan, run: run, context: handlerContext, reason: reason,
-                                   failure: RunFailure(stepID: nil, code: RunFailure.publishFailedCode, message: reason),
+                                   failure: RunFailure(stepID: nil, code: code ?? RunFailure.publishFailedCode, message: reason),
                                    resources: resources, logger: logger)
+                    await workspace.close()
                     return
                 }
             }
@@ -281,15 +304,47 @@ public struct Executor: Sendable {
             try await fail(plan, run: run, context: handlerContext, reason: reason,
                            failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
                            resources: resources, logger: logger)
+            await workspace?.close()
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
-            if let workspace { try? await shielded { try await workspace.discard() } }
+            if let workspace {
+                do { try await shielded { try await workspace.discard() } } catch { await workspace.close() }
+            }
             // Whoever cancelled a run knows; alerting them would be noise.
             try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run was cancelled")
             let reason = cancellation?.reason ?? "the run was cancelled"
             try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: reason, at: Date()) }
             notify(run.id, step: nil, .cancelled, reason)
             logger.notice("run cancelled")
+        }
+    }
+
+    /// Failure codes of the warehouse's own that name what went wrong better than the phase did.
+    static let storageCodes: Set<String> = ["warehouse_full", "warehouse_corrupt", "database_locked"]
+
+    /// An error in words: a `StepFailure`'s message without its code, anything else as it describes itself.
+    static func message(of error: any Error) -> String {
+        (error as? StepFailure)?.message ?? "\(error)"
+    }
+
+    /// Stores what the publish did to each table with the step that staged it: a step's
+    /// `rows_inserted` and `rows_updated` become the figures of the publish, which re-applied
+    /// the step's rule against the table as it was then, and the staged rows that lost there
+    /// join `rows_unchanged` (the rows the step already found no newer than what was published).
+    private func recordPublished(_ publications: [TablePublication], of run: RunRecord,
+                                 outputs: [String: [String: ExpressionValue]], logger: Logger) async throws {
+        for publication in publications {
+            logger.info("published \(publication.table)", metadata: [
+                "inserted": "\(publication.inserted)", "updated": "\(publication.updated)",
+                "unchanged": "\(publication.unchanged)", "deleted": "\(publication.deleted)",
+            ])
+            guard let step = publication.step, var stepOutputs = outputs[step], stepOutputs["rows_inserted"] != nil else { continue }
+            stepOutputs["rows_inserted"] = .number(Double(publication.inserted))
+            stepOutputs["rows_updated"] = .number(Double(publication.updated))
+            var unchangedBefore = 0.0
+            if case .number(let count)? = stepOutputs["rows_unchanged"] { unchangedBefore = count }
+            stepOutputs["rows_unchanged"] = .number(unchangedBefore + Double(publication.unchanged))
+            try await shielded { [store, stepOutputs] in try await store.saveOutputs(run.id, step: step, outputs: stepOutputs) }
         }
     }
 
@@ -513,7 +568,12 @@ public struct Executor: Sendable {
             stepContext.secretsTTL = definition.secretsTTL
             stepContext.environment = attemptContext.env
             let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) { [stepContext] in
-                try await processor.run(stepContext)
+                // What the step reads must stay as it read it until the run publishes.
+                if processor.spec.derivesFromTables, let workspace = stepContext.workspace {
+                    stepContext.logger.debug("holding the run's target tables")
+                    try await workspace.holdTargets()
+                }
+                return try await processor.run(stepContext)
             }
             // Secrets past their time go now, whatever the step did.
             let expired = await resources.vault.clearExpired()

@@ -10,11 +10,12 @@ public enum RunRecovery {
         environment["SLUICE_RUN_LEASE"].flatMap { try? DurationText.parse($0) } ?? .seconds(30)
     }
 
+    /// Each run is judged by the lease stored with it; `lease` is for runs stored without one.
     @discardableResult
     public static func recover(store: any RunStore, warehouse: (any Warehouse)?, lease: Duration, now: Date = Date()) async throws -> [RunRecord] {
-        let abandoned = try await store.abandonRuns(
-            heartbeatBefore: now.addingTimeInterval(-lease.timeInterval),
-            reason: "no heartbeat for \(DurationText.format(lease)); the process running it stopped (killed or crashed)", at: now)
+        let abandoned = try await store.abandonRuns(at: now, fallbackLease: lease) { lease in
+            "no heartbeat for \(DurationText.format(lease)); the process running it stopped (killed or crashed)"
+        }
         var recovered: [RunRecord] = []
         for var run in abandoned {
             if let warehouse, try await warehouse.wasPublished(org: run.org, runID: try await stagingRun(of: run, store: store)) {

@@ -26,12 +26,17 @@ public enum StagingRetention {
     @discardableResult
     public static func prune(store: any RunStore, warehouse: any Warehouse, keep: Duration, now: Date = Date()) async throws -> [Removal] {
         let cutoff = now.addingTimeInterval(-keep.timeInterval)
+        // Files first, then runs: a run that starts after the files were listed has no file in
+        // the list, and one that started before is active in the store by now. A staging a run
+        // opens between the check and the removal is kept by the warehouse, which removes only
+        // stagings no run has open.
+        let stagings = try await warehouse.stagings()
         var inUse: Set<String> = []
         for run in try await store.activeRuns() {
             inUse.insert(try await RunRecovery.stagingRun(of: run, store: store))
         }
         var removed: [Removal] = []
-        for staging in try await warehouse.stagings() where !inUse.contains(staging.runID) {
+        for staging in stagings where !inUse.contains(staging.runID) {
             let reason: String?
             switch try await store.run(staging.runID)?.state {
             case nil:
@@ -43,8 +48,7 @@ public enum StagingRetention {
             case let state?:
                 reason = "the run is \(state.rawValue); nothing can resume it"
             }
-            guard let reason else { continue }
-            try await warehouse.removeStaging(org: staging.org, runID: staging.runID)
+            guard let reason, try await warehouse.removeStaging(org: staging.org, runID: staging.runID) else { continue }
             removed.append(Removal(staging: staging, reason: reason))
         }
         return removed

@@ -23,29 +23,33 @@ public struct AggregateProcessor: Processor {
         let change: StagedChange
         switch mode {
         case "replace": change = .replace
-        case "merge": change = .upsert(key: groupBy)
+        case "merge": change = .upsert(key: groupBy, onConflict: .replace)
         case "replace_partitions":
             guard let partitionBy else { throw StepFailure.config("mode replace_partitions needs 'partition_by'") }
             change = .replacePartitions(column: partitionBy)
         default: throw StepFailure.config("unknown mode '\(mode)'")
         }
 
-        let select: String
-        let arguments: [WarehouseValue]
-        let outputColumns: [ColumnDefinition]
+        let written: Int
         if let procedure = config.optionalText("procedure") {
-            (select, arguments) = try procedureQuery(procedure, params: params, step: step)
-            let probe = try await workspace.query("SELECT * FROM (\(select)) AS result LIMIT 0", arguments)
-            outputColumns = probe.columns.map { name in
+            let (select, arguments) = try procedureQuery(procedure, params: params, step: step)
+            // The author's SQL runs sandboxed: it may read, and write only the staged result.
+            let probe = try await ProcedureFile.located(procedure, exactPositions: false) {
+                try await workspace.queryProcedure("SELECT * FROM (\(select)) AS result LIMIT 0", arguments)
+            }
+            let outputColumns = probe.columns.map { name in
                 ColumnDefinition(name, step.project?.schemas[into]?.column(name)?.type ?? .string)
             }
+            let staged = try await workspace.stage(into, columns: outputColumns, change: change, primaryKey: [], step: step.stepID)
+            written = try await ProcedureFile.located(procedure, exactPositions: false) {
+                try await workspace.insertProcedureRows(into: staged, columns: outputColumns.map(\.name), select: select, arguments)
+            }
         } else {
-            (select, arguments, outputColumns) = try await compile(config, groupBy: groupBy, into: into, step: step, workspace: workspace)
+            let (select, arguments, outputColumns) = try await compile(config, groupBy: groupBy, into: into, step: step, workspace: workspace)
+            let staged = try await workspace.stage(into, columns: outputColumns, change: change, primaryKey: [], step: step.stepID)
+            written = try await workspace.execute(
+                "INSERT INTO \(staged) (\(dialect.quotedList(outputColumns.map(\.name)))) \(select)", arguments)
         }
-
-        let staged = try await workspace.stage(into, columns: outputColumns, change: change)
-        let written = try await workspace.execute(
-            "INSERT INTO \(staged) (\(dialect.quotedList(outputColumns.map(\.name)))) \(select)", arguments)
         step.logger.info("aggregated into \(into)", metadata: ["rows": "\(written)"])
         return ["rows_written": .number(Double(written))]
     }

@@ -6,7 +6,10 @@ import SluiceModel
 /// then, against the published target, latest_wins keeps only rows newer than what is there,
 /// first_wins only new keys, and replace_partitions the whole batch for the partitions it
 /// touches. Rows with a null key fail the step with a count; nothing is merged silently.
-/// The result is an upsert (or partition replacement) applied when the run publishes.
+/// The result is an upsert (or partition replacement) applied when the run publishes, which
+/// applies latest_wins or first_wins again against the table as it is then (another run may
+/// have published the same keys meanwhile); the step's counts are then replaced by what the
+/// publish did.
 public struct MergeDedupeProcessor: Processor {
     public init() {}
 
@@ -67,12 +70,15 @@ public struct MergeDedupeProcessor: Processor {
         case "replace_partitions":
             guard let partitionBy else { throw StepFailure.config("replace_partitions needs 'partition_by'") }
             change = .replacePartitions(column: partitionBy)
-        case "first_wins", "latest_wins":
-            change = .upsert(key: key)
+        case "first_wins":
+            change = .upsert(key: key, onConflict: .keepPublished)
+        case "latest_wins":
+            // Without a version column, what is published stays, as at step time.
+            change = .upsert(key: key, onConflict: latestBy.map { .latest(by: $0) } ?? .keepPublished)
         default:
             throw StepFailure.config("unknown strategy '\(strategy)'")
         }
-        let staged = try await workspace.stage(into, columns: columns, change: change, primaryKey: key)
+        let staged = try await workspace.stage(into, columns: columns, change: change, primaryKey: key, step: step.stepID)
 
         // 1. Collapse the batch into the keyed staging table, in arrival order (a table scans in
         //    the order its rows were loaded): a later row replaces the staged one when it is at

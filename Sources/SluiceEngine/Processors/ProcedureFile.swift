@@ -19,6 +19,36 @@ enum ProcedureFile {
         return sql
     }
 
+    /// The procedure's text as it is in the file, for running it as a script (so positions in
+    /// failures are the file's own).
+    static func readScript(_ path: String, step: StepContext) throws(StepFailure) -> String {
+        _ = try read(path, step: step)
+        guard let project = step.project,
+              let data = try? Data(contentsOf: URL(fileURLWithPath: path, relativeTo: project.root).standardizedFileURL),
+              let text = String(data: data, encoding: .utf8) else {
+            throw StepFailure("missing_procedure", "cannot read procedure \(shown(path))")
+        }
+        return text
+    }
+
+    /// Runs `body`, which runs the procedure at `path`; a failure it throws is said to be the
+    /// procedure's: with `exactPositions` (the file's own text ran) at its line and column in
+    /// the file, else named in the message (bound parameters moved the text).
+    static func located<T>(_ path: String, exactPositions: Bool, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch var failure as StepFailure {
+            if exactPositions, var location = failure.location, location.file.isEmpty {
+                location.file = path
+                failure.location = location
+            } else if failure.location?.file.isEmpty == true {
+                failure.location = nil
+                failure.message = "procedure \(path): \(failure.message)"
+            }
+            throw failure
+        }
+    }
+
     /// Replaces `:name` outside literals, quoted names and comments with placeholders, in order,
     /// returning the values to bind. A parameter the step does not give is an error.
     static func bindNamed(_ sql: String, params: [String: WarehouseValue], dialect: any SQLDialect) throws(StepFailure) -> (String, [WarehouseValue]) {

@@ -4,7 +4,9 @@ import SluiceModel
 /// `sql`: runs a procedure from `procedures/` with its `:name` parameters bound from
 /// `params`. The tables it writes (found by preparing it, as lint does) are copied into the
 /// run's staging first, so the procedure's changes publish with the rest of the run or not
-/// at all.
+/// at all. It runs sandboxed (`ProcedureSandbox`), and the run holds its target tables from
+/// before the procedure reads them until it publishes, so the copy it publishes can't hide
+/// another run's publish.
 public struct SQLProcedureProcessor: Processor {
     public init() {}
 
@@ -14,14 +16,14 @@ public struct SQLProcedureProcessor: Processor {
         let workspace = try step.requireWorkspace()
         guard let project = step.project else { throw StepFailure.config("sql needs the project folder") }
         let path = try step.config.text("procedure")
-        let sql = try ProcedureFile.read(path, step: step)
+        let sql = try ProcedureFile.readScript(path, step: step)
         let params = step.config.boundParams()
 
         // What the procedure reads and writes, from SQLite's authorizer over the schemas.
         let info = ProcedureChecker(schemas: project.schemas)
             .check(fileAt: URL(fileURLWithPath: path, relativeTo: project.root), path: path)
         if let problem = info.diagnostics.first {
-            throw StepFailure("invalid_procedure", problem.message, at: problem.location)
+            throw StepFailure(problem.rule == .procedureSandbox ? "procedure_refused" : "invalid_procedure", problem.message, at: problem.location)
         }
         for parameter in info.parameters where params[parameter] == nil {
             throw StepFailure.config("\(path) uses :\(parameter), but the step gives no params.\(parameter)")
@@ -31,7 +33,9 @@ public struct SQLProcedureProcessor: Processor {
             let columns = project.schemas[table]?.columns.map { ColumnDefinition($0.name, $0.type) } ?? []
             writes.append((table, columns))
         }
-        let changed = try await workspace.runScript(sql, named: params.filter { info.parameters.contains($0.key) }, writes: writes)
+        let changed = try await ProcedureFile.located(path, exactPositions: true) {
+            try await workspace.runScript(sql, named: params.filter { info.parameters.contains($0.key) }, writes: writes, step: step.stepID)
+        }
         step.logger.info("ran \(path)", metadata: ["rows_affected": "\(changed)", "writes": "\(info.writes.joined(separator: ","))"])
         return ["rows_affected": .number(Double(changed))]
     }

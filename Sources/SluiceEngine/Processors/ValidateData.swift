@@ -73,9 +73,17 @@ public struct ValidateDataProcessor: Processor {
                     : ISO8601DateFormatter().string(from: cutoff)
                 (passed, observed) = (value >= threshold, "newest \(value)")
             case "sql":
-                let sql = try ProcedureFile.read(try check.text("procedure"), step: step)
+                let path = try check.text("procedure")
+                let sql = try ProcedureFile.read(path, step: step)
                 let (bound, arguments) = try ProcedureFile.bindNamed(sql, params: check.boundParams(), dialect: dialect)
-                let offending = try await workspace.count("SELECT count(*) FROM (\(bound)) AS offending", arguments)
+                // The author's SQL runs sandboxed: it may only read.
+                let counted = try await ProcedureFile.located(path, exactPositions: false) {
+                    try await workspace.queryProcedure("SELECT count(*) FROM (\(bound)) AS offending", arguments)
+                }
+                guard case .integer(let count)? = counted.rows.first?.first else {
+                    throw StepFailure("procedure_failed", "procedure \(path): counting its rows gave no number")
+                }
+                let offending = Int(count)
                 (passed, observed) = (offending == 0, "\(offending) offending row\(offending == 1 ? "" : "s")")
             default:
                 throw StepFailure.config("unknown check type '\(type)'", at: check.location)

@@ -24,11 +24,15 @@ public struct RunRecord: Sendable, Hashable, Codable {
     public var heartbeatAt: Date?
     /// The run this one resumes, if any.
     public var resumeOf: String?
+    /// How long the run may go without a heartbeat before it counts as abandoned: the lease of
+    /// the process that runs it, stored with the run so that another process (with another
+    /// `SLUICE_RUN_LEASE`) judges it by the same one. nil for runs stored before leases were.
+    public var lease: Duration?
 
     public init(id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
                 trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
                 params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
-                createdAt: Date = Date(), resumeOf: String? = nil) {
+                createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil) {
         self.id = id
         self.pipeline = pipeline
         self.org = org
@@ -43,6 +47,7 @@ public struct RunRecord: Sendable, Hashable, Codable {
         self.updatedAt = createdAt
         self.heartbeatAt = nil
         self.resumeOf = resumeOf
+        self.lease = lease
     }
 
     /// Run ids sort by creation time: a millisecond timestamp and random bits, hex.

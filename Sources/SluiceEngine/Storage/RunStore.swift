@@ -40,6 +40,11 @@ public protocol RunStore: Sendable {
     /// with the reason, and their unfinished steps as failed. Returns those runs.
     func abandonRuns(heartbeatBefore cutoff: Date, reason: String, at: Date) async throws -> [RunRecord]
 
+    /// Like `abandonRuns(heartbeatBefore:reason:at:)`, each run measured against its own lease
+    /// (the one stored with it by the process that created it), or `fallbackLease` for runs
+    /// stored without one; `reason` says why, given the lease.
+    func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord]
+
     /// Stores the results of a `validate_data` step's checks.
     func saveCheckResults(_ results: [CheckResult]) async throws
 

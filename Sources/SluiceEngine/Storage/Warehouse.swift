@@ -6,8 +6,10 @@ import SluiceModel
 /// SluiceSQLite implements this on one SQLite file per org; PostgreSQL follows with a schema
 /// per org and per run.
 public protocol Warehouse: Sendable {
-    /// Opens the workspace of a run (a new one, or the one a failed run left, for resume).
-    func workspace(org: String, runID: String) async throws -> any RunWorkspace
+    /// Opens the workspace of a run: a new one, or, with `existing`, the one a failed run left
+    /// (for a resume), which must still be there. `targets` are the tables the run's steps
+    /// write (from its plan): `holdTargets()` holds them for the run.
+    func workspace(org: String, runID: String, targets: [String], existing: Bool) async throws -> any RunWorkspace
 
     /// Whether the run's publish transaction committed: it records the run id with the data,
     /// so a run whose process died right after publishing is not taken for a failed one.
@@ -23,8 +25,11 @@ public protocol Warehouse: Sendable {
     /// Whether the run's workspace still exists (a resume needs it).
     func hasStaging(org: String, runID: String) async throws -> Bool
 
-    /// Removes a run's workspace without publishing it.
-    func removeStaging(org: String, runID: String) async throws
+    /// Removes a run's workspace without publishing it, unless a run has it open (a workspace
+    /// holds it from opening until it publishes, discards or closes): then it leaves it and
+    /// returns false.
+    @discardableResult
+    func removeStaging(org: String, runID: String) async throws -> Bool
 }
 
 /// A run workspace left in the warehouse: whose it is, how big, when it was last written.
@@ -61,10 +66,49 @@ public enum StagedChange: Sendable, Hashable {
     case scratch
     /// Replaces the published table's content.
     case replace
-    /// Rows are inserted, or replace the published row with the same key.
-    case upsert(key: [String])
+    /// Rows are inserted; a staged row whose key is published already is settled by
+    /// `onConflict`, against the table as it is when the run publishes (another run may have
+    /// published since this one staged).
+    case upsert(key: [String], onConflict: KeyConflict)
     /// Every value of the column present in the staged rows replaces that whole partition.
     case replacePartitions(column: String)
+}
+
+/// Which row a table keeps when a staged row's key is published already.
+public enum KeyConflict: Sendable, Hashable {
+    /// The staged row replaces the published one (an aggregate merged on its group key). Keys
+    /// match null-safely: a null group is one group.
+    case replace
+    /// The row with the greater value in the column stays: a staged row replaces the
+    /// published one only when its value is not null and greater, or the published one is null.
+    /// On a tie the published row stays (latest_wins).
+    case latest(by: String)
+    /// The published row stays (first_wins).
+    case keepPublished
+}
+
+/// What publishing did to one table: the figures of the rows as they were applied, which can
+/// differ from what its step staged when another run published the same keys in between.
+public struct TablePublication: Sendable, Hashable {
+    public var table: String
+    /// The step that staged the table, when known.
+    public var step: String?
+    public var inserted: Int
+    /// Published rows replaced by staged ones.
+    public var updated: Int
+    /// Staged rows that changed nothing: the published row won (not newer, or first_wins).
+    public var unchanged: Int
+    /// Rows removed (a replaced table's or partition's earlier rows).
+    public var deleted: Int
+
+    public init(table: String, step: String?, inserted: Int, updated: Int, unchanged: Int, deleted: Int) {
+        self.table = table
+        self.step = step
+        self.inserted = inserted
+        self.updated = updated
+        self.unchanged = unchanged
+        self.deleted = deleted
+    }
 }
 
 /// Rows from a query, with column names.
@@ -94,9 +138,18 @@ public protocol RunWorkspace: Sendable {
     /// The columns of `table` as this run sees it, in order; nil when it doesn't exist.
     func columns(of table: String) async throws -> [ColumnDefinition]?
 
-    /// Creates (or recreates) the staged version of `table` and returns its name for writing.
-    /// With a `primaryKey`, the staged table is unique on it (for upserts into staging).
-    func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange, primaryKey: [String]) async throws -> String
+    /// Creates (or recreates) the staged version of `table` for `step` and returns its name for
+    /// writing. With a `primaryKey`, the staged table is unique on it (for upserts into staging).
+    func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange, primaryKey: [String], step: String?) async throws -> String
+
+    /// Holds the run's target tables for this run until it publishes, discards or closes: while
+    /// they are held, another run's `holdTargets()` and `publish()` of any of them wait. A step
+    /// whose result is computed from tables it reads (an aggregate, a procedure) holds them
+    /// before it reads, so no other run's publish can slip between its reads and this run's
+    /// publish. Every run takes its tables in one order, all at once, so two runs never wait
+    /// on each other. Waits for as long as it takes; cancel the task to stop waiting. Views of
+    /// staged tables are brought up to date with what is published once the tables are held.
+    func holdTargets() async throws
 
     /// Inserts rows into a staged table through one prepared statement, in one transaction.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws
@@ -105,14 +158,28 @@ public protocol RunWorkspace: Sendable {
     @discardableResult
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int
 
-    /// Runs a SQL script (several statements, `:name` parameters bound by name) written
-    /// against table names. Each table in `writes` gets a writable copy of the run's view of
-    /// it first (or an empty table with `columns` when none exists); the script's changes to
-    /// it are then staged to replace the published table. Returns the rows changed.
-    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [ColumnDefinition])]) async throws -> Int
+    /// Runs a procedure (a SQL script of the pipeline's author: several statements, `:name`
+    /// parameters bound by name) written against table names, sandboxed: it can read the
+    /// org's tables and the run's staged ones, and write only the copies it is given. Each
+    /// table in `writes` gets a writable copy of the run's view of it first (or an empty table
+    /// with `columns` when none exists); the script's result is then staged, for `step`, to
+    /// replace the published table. Call `holdTargets()` first. Returns the rows changed.
+    /// Anything else (ATTACH, PRAGMA that sets, writes past the copies, transactions, file
+    /// functions) fails with `procedure_refused`.
+    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [ColumnDefinition])],
+                   step: String?) async throws -> Int
 
-    /// Runs a query and returns its rows.
+    /// Runs a query the engine built and returns its rows.
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
+
+    /// Runs a query from a procedure (one SELECT of the pipeline's author), sandboxed like
+    /// `runScript`: it may only read.
+    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
+
+    /// Stages the rows of a procedure's query (one SELECT of the pipeline's author) into a
+    /// staged table: `INSERT INTO staged (columns) <select>`, sandboxed like `runScript`, the
+    /// staged table the only thing it may write. Returns the rows inserted.
+    func insertProcedureRows(into staged: String, columns: [String], select: String, _ arguments: [WarehouseValue]) async throws -> Int
 
     /// The published value of an incremental cursor (`pipeline/step`), nil before one was
     /// ever published in this org.
@@ -123,11 +190,18 @@ public protocol RunWorkspace: Sendable {
     func stageCursor(_ key: String, value: String) async throws
 
     /// Applies every staged change to the published tables in one transaction, then removes
-    /// the staging. A failure leaves the published tables exactly as they were.
-    func publish() async throws
+    /// the staging. A failure leaves the published tables exactly as they were. Holds the
+    /// run's targets first (see `holdTargets()`). Upserts re-apply their `KeyConflict` rule
+    /// against the tables as they are now. Returns what it did to each table.
+    @discardableResult
+    func publish() async throws -> [TablePublication]
 
-    /// Removes the staging without publishing.
+    /// Removes the staging without publishing, and lets the targets go.
     func discard() async throws
+
+    /// Lets the targets and connections go without publishing or removing anything: the
+    /// staging stays for a resume. A run that failed ends this way.
+    func close() async
 }
 
 /// The SQL a processor builds through, so the same processor runs on SQLite and PostgreSQL.
@@ -145,7 +219,18 @@ public protocol SQLDialect: Sendable {
 
 extension RunWorkspace {
     public func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange) async throws -> String {
-        try await stage(table, columns: columns, change: change, primaryKey: [])
+        try await stage(table, columns: columns, change: change, primaryKey: [], step: nil)
+    }
+
+    public func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange, primaryKey: [String]) async throws -> String {
+        try await stage(table, columns: columns, change: change, primaryKey: primaryKey, step: nil)
+    }
+}
+
+extension Warehouse {
+    /// A new workspace for a run that writes nothing it needs to hold (tests, tools).
+    public func workspace(org: String, runID: String) async throws -> any RunWorkspace {
+        try await workspace(org: org, runID: runID, targets: [], existing: false)
     }
 }
 

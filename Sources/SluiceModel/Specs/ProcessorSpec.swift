@@ -18,11 +18,17 @@ public struct ProcessorSpec: Sendable {
     /// `retry` policy; nil means the general default, one try. `notify` sets one so an alert
     /// survives a webhook's brief outage in a pipeline that never thought about retries.
     public var defaultRetry: RetryPolicy?
+    /// The step computes what it writes from tables it reads (an aggregate, a procedure), so
+    /// what it stages is only right while nobody else publishes those tables: the run holds its
+    /// target tables from before the step reads until the run publishes, and a resume runs the
+    /// step (and what comes after it) again instead of reusing what it staged.
+    public var derivesFromTables: Bool
 
     public init(name: String, summary: String, description: String, fields: [FieldSpec],
                 rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
                 resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil,
-                defaultRetry: RetryPolicy? = nil) {
+                defaultRetry: RetryPolicy? = nil, derivesFromTables: Bool = false) {
+        self.derivesFromTables = derivesFromTables
         self.name = name
         self.summary = summary
         self.description = description

@@ -59,6 +59,7 @@ extension ProcessorSpec {
             guard let measures = config["measures"]?.mapping else { return nil }
             let groups = config["group_by"].map { $0.sequence ?? [$0] } ?? []
             return groups.compactMap(\.scalarText) + measures.compactMap(\.key.scalarText)
-        }
+        },
+        derivesFromTables: true
     )
 }

@@ -22,6 +22,7 @@ extension ProcessorSpec {
               with:
                 procedure: procedures/focus_costs.sql
                 params: { billing_day: "${{ run.logical_date }}" }
-            """
+            """,
+        derivesFromTables: true
     )
 }
