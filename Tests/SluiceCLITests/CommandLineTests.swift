@@ -444,6 +444,8 @@ struct CrashSafetyTests {
             process.executableURL = sluiceBinary
             process.arguments = ["run", "crash", "--org", "acme"]
             process.currentDirectoryURL = project
+            // The run's own lease, stored with it: 1 s, so a restart can tell soon that it died.
+            process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             let earlier = stagings()
@@ -461,10 +463,8 @@ struct CrashSafetyTests {
             try await waitForExit(of: process)
             try await Task.sleep(for: .milliseconds(1200))
 
-            // A restart notices the dead run (lease 1s) and says why.
-            var environment = ProcessInfo.processInfo.environment
-            environment["SLUICE_RUN_LEASE"] = "1s"
-            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
+            // A restart notices the dead run (its lease, 1 s, has passed) and says why.
+            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project)
             let state = list.stdout.contains("  succeeded  ") ? "succeeded" : list.stdout.contains("  failed  ") ? "failed" : "?"
             outcomes.append("\(delay)s: \(state)")
             let now = try await snapshot(project)
