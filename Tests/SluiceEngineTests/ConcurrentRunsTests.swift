@@ -222,6 +222,43 @@ struct ConcurrentRunsTests {
         }
     }
 
+    @Test func aRunWaitingToPublishForAnotherRunsTablesCanBeCancelled() async throws {
+        defer { project.remove() }
+        let holding = try plan(merge: "latest_by: ts", then: """
+              - id: work
+                uses: aggregate
+                needs: [merge]
+                with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals }
+            """)
+        try project.write("data/a.csv", Self.header + "a1,2026-01-02T00:00:00Z,2026-03-01,acme,5\n")
+        try project.write("data/b.csv", Self.header + "b1,2026-01-03T00:00:00Z,2026-03-02,acme,7\n")
+        // A holds events and org_totals from its aggregate on, and waits at its gate.
+        let first = Task { try await start(holding, org: "acme", file: "data/a.csv", gate: "a-hold") }
+        try await gate.arrival(at: "a-hold")
+        // B only merges into events: its steps run, then its publish waits for A's tables.
+        let mergeOnly = try plan(merge: "latest_by: ts")
+        let note = CancellationNote()
+        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
+                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let second = Task {
+            try await executor.start(mergeOnly, .init(org: "acme", logicalDate: "2026-03-02", params: ["file": "data/b.csv"], env: [:]),
+                                     cancellation: note)
+        }
+        #expect(try await eventually {
+            let runs = try await project.store.runs(pipeline: "overlap", org: "acme", limit: 2)
+            guard let b = runs.first(where: { $0.params["file"] == "data/b.csv" }) else { return false }
+            return try await project.store.steps(of: b.id).first { $0.stepID == "wait" }?.state == .succeeded
+        })
+        try await Task.sleep(for: .milliseconds(100))
+        note.set("cancelled by the test while it waited for A's tables")
+        second.cancel()
+        let cancelled = try await second.value
+        #expect(cancelled.state == .cancelled, "\(cancelled.reason)")
+        gate.open("a-hold")
+        #expect(try await first.value.state == .succeeded)
+        #expect(try await rows("acme", "SELECT event_id FROM events ORDER BY event_id") == [["a1"]], "B published nothing")
+    }
+
     @Test func aggregatesOfOverlappingRunsCountBothRuns() async throws {
         defer { project.remove() }
         let plan = try plan(merge: "latest_by: ts", then: """

@@ -270,6 +270,20 @@ public struct Executor: Sendable {
         handlerContext.stepOutputs = outputs
         switch outcome {
         case .succeeded:
+            if let workspace {
+                // Other runs may hold the tables this one publishes: waiting for them can take as
+                // long as their steps do, so it happens here, where cancelling the run stops it.
+                do {
+                    try await workspace.holdTargets()
+                } catch {
+                    if error is CancellationError || Task.isCancelled {
+                        try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
+                    } else {
+                        try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
+                    }
+                    return
+                }
+            }
             // Every target table changes now, in one transaction, or not at all; and only if the
             // run is still this process's.
             if (try? await shielded { [store] in try await store.heartbeat(run.id, at: Date()) }) == false {
@@ -283,14 +297,7 @@ public struct Executor: Sendable {
                     let publications = try await shielded { try await workspace.publish() }
                     try await recordPublished(publications, of: run, outputs: outputs, logger: logger)
                 } catch {
-                    let reason = redactor.redact("publishing failed, nothing was changed: \(Self.message(of: error))")
-                    logger.error("\(reason)")
-                    // A full disk or a damaged file says so in its code; anything else is the publish's.
-                    let code = (error as? StepFailure).map(\.code).flatMap { Self.storageCodes.contains($0) ? $0 : nil }
-                    try await fail(plan, run: run, context: handlerContext, reason: reason,
-                                   failure: RunFailure(stepID: nil, code: code ?? RunFailure.publishFailedCode, message: reason),
-                                   resources: resources, logger: logger)
-                    await workspace.close()
+                    try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
                     return
                 }
             }
@@ -300,23 +307,43 @@ public struct Executor: Sendable {
             logger.info("run succeeded")
         case .failed(let step, let failure):
             let reason = "step '\(step)' failed: \(failure.message)"
-            // The staging stays for a resume; nothing of it is published.
+            // The staging stays for a resume; nothing of it is published. Other runs need not
+            // wait for the handlers to have the tables.
+            await workspace?.close()
             try await fail(plan, run: run, context: handlerContext, reason: reason,
                            failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
                            resources: resources, logger: logger)
-            await workspace?.close()
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
-            if let workspace {
-                do { try await shielded { try await workspace.discard() } } catch { await workspace.close() }
-            }
-            // Whoever cancelled a run knows; alerting them would be noise.
-            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run was cancelled")
-            let reason = cancellation?.reason ?? "the run was cancelled"
-            try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: reason, at: Date()) }
-            notify(run.id, step: nil, .cancelled, reason)
-            logger.notice("run cancelled")
+            try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
         }
+    }
+
+    /// Ends a run that was cancelled: its staging discarded, no handler run (whoever cancelled
+    /// a run knows; alerting them would be noise), the reason recorded.
+    private func endCancelled(_ plan: PipelinePlan, run: RunRecord, workspace: (any RunWorkspace)?, reason: String?,
+                              logger: Logger) async throws {
+        if let workspace {
+            do { try await shielded { try await workspace.discard() } } catch { await workspace.close() }
+        }
+        try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run was cancelled")
+        let reason = reason ?? "the run was cancelled"
+        try await shielded { [store] in try await store.recordRun(run.id, state: .cancelled, reason: reason, at: Date()) }
+        notify(run.id, step: nil, .cancelled, reason)
+        logger.notice("run cancelled")
+    }
+
+    /// Ends a run whose publish failed: nothing of it changed; a full disk or a damaged file
+    /// says so in its code, anything else is `publish_failed`.
+    private func failPublish(_ plan: PipelinePlan, run: RunRecord, error: any Error, context: ExpressionContext,
+                             resources: RunResources, logger: Logger) async throws {
+        let reason = redactor.redact("publishing failed, nothing was changed: \(Self.message(of: error))")
+        logger.error("\(reason)")
+        let code = (error as? StepFailure).map(\.code).flatMap { Self.storageCodes.contains($0) ? $0 : nil }
+        await resources.workspace?.close()
+        try await fail(plan, run: run, context: context, reason: reason,
+                       failure: RunFailure(stepID: nil, code: code ?? RunFailure.publishFailedCode, message: reason),
+                       resources: resources, logger: logger)
     }
 
     /// Failure codes of the warehouse's own that name what went wrong better than the phase did.
