@@ -330,15 +330,18 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
-    /// Records a staged table and how it publishes, last in publishing order.
+    /// Records a staged table (name, change, detail, step) and how it publishes, last in
+    /// publishing order; run on either connection.
+    static let registration = """
+        INSERT INTO stage._sluice_staged (name, change, detail, position, step)
+        VALUES (?1, ?2, ?3, (SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged), ?4)
+        ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail, position = excluded.position,
+            step = excluded.step
+        """
+
     private static func register(_ db: Database, table: String, change: StagedChange, step: String?) throws {
         let (kind, detail) = encodeChange(change)
-        let position = try Int.fetchOne(db, sql: "SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged") ?? 1
-        try db.execute(sql: """
-            INSERT INTO stage._sluice_staged (name, change, detail, position, step) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail, position = excluded.position,
-                step = excluded.step
-            """, arguments: [table, kind, detail, position, step])
+        try db.execute(sql: registration, arguments: [table, kind, detail, step])
     }
 
     /// The staged tables and how each publishes, in publishing order.
@@ -500,12 +503,7 @@ final class SQLiteWorkspace: RunWorkspace {
                     try sandbox.exec("DROP TABLE IF EXISTS stage.\(quoted)")
                     try sandbox.exec("CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
                     try sandbox.exec("DROP TABLE temp.\(quoted)")
-                    _ = try sandbox.rows("""
-                        INSERT INTO stage._sluice_staged (name, change, detail, position, step)
-                        VALUES (?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM stage._sluice_staged), ?)
-                        ON CONFLICT (name) DO UPDATE SET change = excluded.change, detail = excluded.detail,
-                            position = excluded.position, step = excluded.step
-                        """, [.text(table), .text(kind), .text(detail), step.map(WarehouseValue.text) ?? .null])
+                    _ = try sandbox.rows(Self.registration, [.text(table), .text(kind), .text(detail), step.map(WarehouseValue.text) ?? .null])
                 }
                 try sandbox.exec("COMMIT")
                 db.clearSchemaCache()
