@@ -46,7 +46,7 @@ struct ProjectSettingsTests {
     @Test func mistakesNameTheLineAndColumn() async {
         #expect(await error("orgs: [acme, 'bad name']\n").hasPrefix("sluice.yml:1:14: org 'bad name': "))
         #expect(await error("orgs: acme\n") == "sluice.yml:1:7: orgs must be a list of org names, like orgs: [acme, globex], not a string")
-        #expect(await error("orgs: [acme]\norgz: [b]\n").hasPrefix("sluice.yml:2:1: unknown setting 'orgz'; sluice.yml has orgs"))
+        #expect(await error("orgs: [acme]\norgz: [b]\n").hasPrefix("sluice.yml:2:1: unknown setting 'orgz'; sluice.yml has inputs"))
         #expect(await error("orgs: [acme, acme]\n") == "sluice.yml:1:14: org 'acme' is listed twice")
         #expect(await error("orgs: []\n").hasPrefix("sluice.yml:1:7: orgs is empty"))
         #expect(await error("- acme\n").hasPrefix("sluice.yml:1:1: sluice.yml must be a mapping"))

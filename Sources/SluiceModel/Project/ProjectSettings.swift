@@ -12,6 +12,8 @@ import SystemPackage
 /// # sluice.yml
 /// orgs: [acme, globex]    # the tenants `sluice scheduler` creates scheduled runs for
 /// public_url: https://sluice.example.com   # where `sluice serve` is reached, for links to runs
+/// inputs: { root: /srv/exports/{org} }     # each org's own input folder, beside the project's files
+/// network: { allow: [10.1.2.3, internal.example.com] }   # private destinations param-driven URLs may reach
 /// ```
 public struct ProjectSettings: Sendable, Hashable {
     public static let fileName = "sluice.yml"
@@ -21,17 +23,36 @@ public struct ProjectSettings: Sendable, Hashable {
     public static let keys: [String: String] = [
         "orgs": "the orgs (tenants) scheduled runs are created for",
         "public_url": "where `sluice serve` is reached, for links to runs in notifications",
+        "inputs": "where runs may read input files besides the project: { root: data/{org} }",
+        "network": "private or loopback destinations that URLs from params may reach: { allow: [10.0.0.0/8, internal.example.com] }",
     ]
+    /// The placeholder `inputs.root` may hold, replaced by the run's org.
+    public static let orgPlaceholder = "{org}"
 
     /// The orgs `sluice scheduler` and `sluice backfill` create runs for, in the order given.
     public var orgs: [String]
     /// Where the project's `sluice serve` is reached (`https://sluice.example.com`), without a
     /// trailing `/`: `notify` links a run at `<public_url>/v1/runs/<run id>`. Nil when unset.
     public var publicURL: String?
+    /// `inputs.root`: a folder (relative to the project, or absolute) from which runs may read
+    /// input files as well as from the project, with `{org}` standing for the run's org. Nil
+    /// when unset: runs read inputs from the project folder only.
+    public var inputRoot: String?
+    /// `network.allow`: the loopback, private and link-local destinations a URL that comes from a
+    /// param given through the API or a webhook may still reach. Empty by default: none.
+    public var networkAllow: NetworkAllowList
 
-    public init(orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil) {
+    public init(orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil, inputRoot: String? = nil,
+                networkAllow: NetworkAllowList = NetworkAllowList()) {
         self.orgs = orgs
         self.publicURL = publicURL
+        self.inputRoot = inputRoot
+        self.networkAllow = networkAllow
+    }
+
+    /// The input root of `org`: `inputs.root` with `{org}` replaced; nil when unset.
+    public func inputRoot(for org: String) -> String? {
+        inputRoot?.replacingOccurrences(of: Self.orgPlaceholder, with: org)
     }
 
     /// The link to a run in the API, when `public_url` is set.
@@ -73,6 +94,21 @@ public struct ProjectSettings: Sendable, Hashable {
                 throw SettingsError("SLUICE_PUBLIC_URL: \(problem)")
             }
             settings.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if let root = config.string(forKey: "inputs.root") {
+            // The file's value was checked with its position; this one comes from SLUICE_INPUTS_ROOT.
+            if environment["SLUICE_INPUTS_ROOT"] != nil, let problem = inputRootProblem(root) {
+                throw SettingsError("SLUICE_INPUTS_ROOT: \(problem)")
+            }
+            settings.inputRoot = root
+        }
+        if let entries = config.stringArray(forKey: "network.allow") {
+            do {
+                settings.networkAllow = try NetworkAllowList(entries.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+            } catch {
+                // The file's entries were checked with their positions; these come from SLUICE_NETWORK_ALLOW.
+                throw SettingsError("SLUICE_NETWORK_ALLOW: \(error)")
+            }
         }
         return settings
     }
@@ -118,7 +154,64 @@ public struct ProjectSettings: Sendable, Hashable {
             }
             if let problem = publicURLProblem(text) { throw SettingsError("\(url.location): public_url: \(problem)") }
         }
+        if let inputs = root["inputs"] {
+            try checkKeys(of: inputs, in: "inputs", known: ["root": "the org's input folder, like data/{org}"])
+            if let value = inputs["root"] {
+                guard let text = value.scalarText, !value.isNull else {
+                    throw SettingsError("\(value.location): inputs.root must be a folder, like root: data/{org}, not \(value.kindDescription)")
+                }
+                if let problem = inputRootProblem(text) { throw SettingsError("\(value.location): inputs.root: \(problem)") }
+            }
+        }
+        if let network = root["network"] {
+            try checkKeys(of: network, in: "network", known: ["allow": "addresses, blocks and host names, like [10.0.0.0/8, internal.example.com]"])
+            if let allow = network["allow"] {
+                guard let items = allow.sequence else {
+                    throw SettingsError("\(allow.location): network.allow must be a list, like allow: [127.0.0.1, 10.0.0.0/8, internal.example.com], not \(allow.kindDescription)")
+                }
+                for item in items {
+                    guard let text = item.scalarText, !item.isNull else {
+                        throw SettingsError("\(item.location): network.allow: an entry is an address, a block or a host name, not \(item.kindDescription)")
+                    }
+                    do { _ = try NetworkAllowList([text]) } catch {
+                        throw SettingsError("\(item.location): network.allow: \(error)")
+                    }
+                }
+            }
+        }
         return true
+    }
+
+    /// `node` must be a mapping of the `known` keys.
+    private static func checkKeys(of node: YAMLNode, in name: String, known: [String: String]) throws(SettingsError) {
+        guard let pairs = node.mapping else {
+            throw SettingsError("\(node.location): \(name) must be a mapping (\(known.keys.sorted().joined(separator: ", "))), not \(node.kindDescription)")
+        }
+        for pair in pairs {
+            let key = pair.key.scalarText ?? ""
+            guard known[key] != nil else {
+                let list = known.keys.sorted().map { "\($0) (\(known[$0]!))" }.joined(separator: ", ")
+                throw SettingsError("\(pair.key.location): unknown setting \(shown("\(name).\(key)")); \(name) has \(list)")
+            }
+        }
+    }
+
+    /// What is wrong with an `inputs.root`, or nil: a folder, relative to the project or
+    /// absolute, where `{org}` (if present) is a whole folder name, and not inside `.sluice/`
+    /// (every org's warehouse and the keyring are there).
+    static func inputRootProblem(_ text: String) -> String? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { return "it is empty; give a folder, like data/{org}" }
+        let components = trimmed.split(separator: "/").map(String.init)
+        for component in components where component.contains("{") || component.contains("}") {
+            if component != orgPlaceholder {
+                return "\(shown(text)): {org} must be a whole folder name (like data/{org}/exports), and no other {…} is replaced"
+            }
+        }
+        if !trimmed.hasPrefix("/"), components.first(where: { $0 != "." }) == ".sluice" {
+            return "\(shown(text)) is inside .sluice/, where every org's warehouse and the keyring are; inputs go elsewhere"
+        }
+        return nil
     }
 
     /// What is wrong with a `public_url`, or nil: it must be an absolute http or https URL with
