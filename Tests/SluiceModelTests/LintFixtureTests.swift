@@ -69,8 +69,9 @@ struct LintFixtureTests {
             "pipelines/invalid_timezone.yml:5:13: error: pipeline: 'schedule.timezone': 'America/New_Yrok' is not an IANA timezone; did you mean 'America/New_York'? (e.g. UTC, Europe/Berlin, America/New_York) [invalid-timezone]"
         ]),
         Case("project", "invalid_value.yml", [
-            "pipelines/invalid_value.yml:10:19: error: step 'load' (ingest): 'on_bad_row' must be one of fail, skip, quarantine, not 'explode' [invalid-value]",
-            "pipelines/invalid_value.yml:11:19: error: step 'load' (ingest): 'batch_size' must be between 1 and 1000000, not 0 [invalid-value]"
+            "pipelines/invalid_value.yml:12:19: error: step 'load' (ingest): 'on_bad_row' must be one of fail, skip, quarantine, not 'explode' [invalid-value]",
+            "pipelines/invalid_value.yml:13:19: error: step 'load' (ingest): 'batch_size' must be between 1 and 1000000, not 0 [invalid-value]",
+            "pipelines/invalid_value.yml:16:25: error: step 'key' (kms_decrypt): 'credential' must be a literal credential name, like openai/admin_key; expressions are not allowed here, so no param, env or step output chooses which credential is decrypted [invalid-value]"
         ]),
         Case("project", "missing_field.yml", [
             "pipelines/missing_field.yml:12:11: error: step 'dedupe' (merge_dedupe) is missing required 'key' [missing-field]",
@@ -88,6 +89,10 @@ struct LintFixtureTests {
         ]),
         Case("project", "not_a_mapping.yml", [
             "pipelines/not_a_mapping.yml:1:1: error: a pipeline file must be a mapping with `pipeline:` and `steps:`, but this one is a list [not-a-mapping]"
+        ]),
+        Case("project", "param_driven_url.yml", [
+            "pipelines/param_driven_url.yml:10:36: warning: step 'load' (ingest): 'source.url' reads params.feed, so whoever starts a run through the API or a webhook chooses where the request goes; runs refuse loopback, private and link-local addresses for it unless sluice.yml lists them under network.allow. Take it from env or write it in the file if the caller should not choose [param-driven-url]",
+            "pipelines/param_driven_url.yml:16:18: warning: step 'tell' (notify): 'url' reads params.hook, so whoever starts a run through the API or a webhook chooses where the request goes; runs refuse loopback, private and link-local addresses for it unless sluice.yml lists them under network.allow. Take it from env or write it in the file if the caller should not choose [param-driven-url]"
         ]),
         Case("project", "pipeline_name_mismatch.yml", [
             "pipelines/pipeline_name_mismatch.yml:1:11: error: pipeline id 'name_mismatch' differs from its file name 'pipeline_name_mismatch'; name the file name_mismatch.yml or the pipeline pipeline_name_mismatch [pipeline-name-mismatch]"

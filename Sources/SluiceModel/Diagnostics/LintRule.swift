@@ -27,6 +27,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
     case secretInPlainField = "secret-in-plain-field"
     case plaintextCredential = "plaintext-credential"
     case untrustedSecretDestination = "untrusted-secret-destination"
+    case paramDrivenURL = "param-driven-url"
     case missingSchema = "missing-schema"
     case invalidSchema = "invalid-schema"
     case conflictingSchema = "conflicting-schema"
@@ -40,7 +41,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
 
     public var defaultSeverity: Severity {
         switch self {
-        case .missingTimeout, .cronNeverFires: .warning
+        case .missingTimeout, .cronNeverFires, .paramDrivenURL: .warning
         default: .error
         }
     }
@@ -72,6 +73,7 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
         case .unknownReference: "A `${{ }}` expression names a param, step output, secret or run field that does not exist."
         case .secretInPlainField: "A secret flows into a field that its processor does not mark as secret, or a secret field holds a literal."
         case .untrustedSecretDestination: "In a step that carries a secret, a field that decides where the request goes (a base URL, an endpoint) reads params, step outputs or another value a run's caller or data chooses."
+        case .paramDrivenURL: "A field that decides where a request goes reads `params.*`, so whoever starts a run through the API or a webhook chooses the host; runs refuse loopback, private and link-local addresses for it unless `network.allow` lists them (warning)."
         case .plaintextCredential: "A literal that looks like a credential: an API key, a private key, a password inside a URL or DSN."
         case .missingSchema: "A referenced schema file does not exist."
         case .invalidSchema: "A schema file is not a valid table schema."

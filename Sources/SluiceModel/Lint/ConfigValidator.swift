@@ -14,6 +14,9 @@ struct ConfigValidator {
     /// read a value the run's caller or data chooses; an error once the config is read, if
     /// the step carries a secret.
     private var untrustedDestinations: [UntrustedDestination] = []
+    /// Destination fields of the processor config being validated that read `params.*`; a
+    /// warning once the config is read, unless the step carries a secret (then they are errors).
+    private var paramDrivenDestinations: [(label: String, location: SourceLocation, params: [String])] = []
     /// `env.*` values the step puts into fields that take secrets (an API token header): a
     /// credential from the operator's environment is carried as much as one from the vault.
     private var carriedEnvironment: [String] = []
@@ -149,6 +152,7 @@ struct ConfigValidator {
             return
         }
         untrustedDestinations = []
+        paramDrivenDestinations = []
         carriedEnvironment = []
         validateObject(configNode, fields: spec.fields, rules: spec.rules, owner: "\(owner) (\(name))",
                        unknownRule: .unknownField, withRoot: configNode)
@@ -158,11 +162,24 @@ struct ConfigValidator {
     /// A step that carries a secret sends it where its destination fields say: those must be
     /// the pipeline author's or the operator's choice, or a token holder or a webhook payload
     /// could point them at their own host and receive the secret.
+    /// Without a secret, a destination that reads a param is still the caller's choice of
+    /// host: a warning, since the run confines it (no private or loopback address unless
+    /// allow-listed) but the author may not have meant to hand that choice out.
     private mutating func reportUntrustedDestinations() {
         var secrets: [String] = []
         for secret in io.secretReferences where !secrets.contains("secrets.\(secret.value)") { secrets.append("secrets.\(secret.value)") }
         for name in carriedEnvironment where !secrets.contains("env.\(name)") { secrets.append("env.\(name)") }
-        guard !secrets.isEmpty else { return }
+        guard !secrets.isEmpty else {
+            for use in paramDrivenDestinations {
+                report(.paramDrivenURL, use.location, """
+                    \(use.label) reads \(Self.sentence(use.params)), so whoever starts a run through the API or a webhook \
+                    chooses where the request goes; runs refuse loopback, private and link-local addresses for it unless \
+                    sluice.yml lists them under network.allow. Take it from env or write it in the file if the caller \
+                    should not choose
+                    """)
+            }
+            return
+        }
         for use in untrustedDestinations {
             let reads = use.references.map { "\($0.joined(separator: ".")) (\(ReferenceScope.untrustedSource(of: $0) ?? ""))" }
             let first = use.references[0]
@@ -278,7 +295,15 @@ struct ConfigValidator {
             }
             recordRole(spec.role, text: text, node: node, withRoot: withRoot, parent: parent, path: path)
         case .credentialName:
-            guard let text = literalOrExpression() else { return }
+            // A literal: a param, env or step output choosing which of the org's credentials is
+            // decrypted (and sent on) would let a run's caller pick, say, a webhook's secret.
+            guard let text = expectScalar() else { return }
+            if Template.containsExpression(text) {
+                report(.invalidValue, node.location,
+                       "\(label) must be a literal credential name, like openai/admin_key; expressions are not allowed here, so no param, env or step output chooses which credential is decrypted")
+                return
+            }
+            checkLiteral(node, text: text, spec: spec, label: label)
             if let problem = CredentialName.problem(with: text) { report(.invalidValue, node.location, "\(label): \(problem)") }
         case .enumeration(let values):
             guard let text = expectScalar() else { return }
@@ -440,6 +465,8 @@ struct ConfigValidator {
             if !untrusted.isEmpty {
                 untrustedDestinations.append(UntrustedDestination(label: label, spec: spec, location: node.location, references: untrusted))
             }
+            let params = untrusted.filter { $0.first == "params" }.map { $0.joined(separator: ".") }
+            if !params.isEmpty { paramDrivenDestinations.append((label, node.location, params)) }
         }
         if spec.secret == .required {
             let roots = template.references.map { $0.path.first ?? "" }

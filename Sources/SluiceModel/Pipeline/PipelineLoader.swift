@@ -201,7 +201,7 @@ public struct PipelineLoader: Sendable {
         var regex: NSRegularExpression?
         if let pattern = param.pattern, let patternNode {
             do {
-                regex = try NSRegularExpression(pattern: "^(?:\(pattern))$")
+                regex = try ParamValue.wholeValueExpression(pattern)
             } catch {
                 validator.report(.invalidParam, patternNode.location, "param \(shown(name)): pattern \(shown(pattern)) is not a valid regular expression")
             }
@@ -258,6 +258,13 @@ public struct PipelineLoader: Sendable {
 
 /// Checking a param value against its declared type; the executor uses it for `--param` too.
 public enum ParamValue {
+    /// A param's `pattern`, matching the whole value: from its first character to its very
+    /// last (`\z`, where `$` would also match before a final line break and let `x.csv\n`
+    /// pass `.+\.csv`).
+    public static func wholeValueExpression(_ pattern: String) throws -> NSRegularExpression {
+        try NSRegularExpression(pattern: "\\A(?:\(pattern))\\z")
+    }
+
     public static func problem(text: String, node: YAMLNode?, type: ParamDefinition.ParamType) -> String? {
         switch type {
         case .string: return nil
