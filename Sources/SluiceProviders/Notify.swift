@@ -33,7 +33,7 @@ public struct NotifyProcessor: Processor {
                 throw StepFailure.config("'format' must be json or slack, not \(shown(format))", at: step.config["format"]?.location)
             }
             var given = settings.optionalText("link").flatMap { $0.isEmpty ? nil : $0 }
-            if given == nil { given = await Self.defaultLink(step) }
+            if given == nil { given = Self.defaultLink(step) }
             let link = given.flatMap { text -> String? in
                 guard NotifySummary.isAbsoluteHTTP(text) else {
                     step.logger.notice("notify: the link is not an absolute http or https URL; it is left out",
@@ -61,16 +61,10 @@ public struct NotifyProcessor: Processor {
     }
 
     /// `<public_url>/v1/runs/<run id>` when the project sets `public_url` (sluice.yml, or
-    /// SLUICE_PUBLIC_URL in the run's environment); nil otherwise. Settings that can't be read leave the link out, with
-    /// a log line: the alert matters more than its link.
-    static func defaultLink(_ step: StepContext) async -> String? {
-        guard let root = step.project?.root else { return nil }
-        do {
-            return try await ProjectSettings.load(projectRoot: root, environment: step.environment).runLink(step.runID)
-        } catch {
-            step.logger.notice("notify: the project's settings can't be read, so the summary has no link: \(error)")
-            return nil
-        }
+    /// SLUICE_PUBLIC_URL in the run's environment, as the run read them when it started); nil
+    /// otherwise.
+    static func defaultLink(_ step: StepContext) -> String? {
+        step.project?.settings.runLink(step.runID)
     }
 
     /// What a status other than 2xx means for the notification.

@@ -17,6 +17,8 @@ public enum KeySource: Sendable {
         public static let passphrase = "SLUICE_KEY_PASSPHRASE"
         /// The salt for the passphrase; required with it.
         public static let salt = "SLUICE_KEY_SALT"
+        /// Every variable above: key material that no run may see as `env.*`.
+        public static let all = [keyring, passphrase, salt]
     }
 
     /// Picks the source: a passphrase when `SLUICE_KEY_PASSPHRASE` (or `SLUICE_KEY_SALT`) is

@@ -200,16 +200,26 @@ public struct Executor: Sendable {
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
         if let requestID = run.requestID { logger[metadataKey: "request_id"] = "\(requestID)" }
 
+        // A resumed run's params are as trusted as those of the run its chain started from.
+        let origin = try await RunRecovery.origin(of: run, store: store).trigger
+        // The settings the run's steps go by (input roots, allowed addresses, `public_url`),
+        // read once, now, from the run's environment.
+        var project = self.project
         let base: ExpressionContext
         do {
-            base = try RunParameters.context(for: plan.definition, run: run, env: env)
+            if let root = project?.root {
+                project?.settings = try await ProjectSettings.load(projectRoot: root, environment: env)
+            }
+            base = try RunParameters.context(for: plan.definition, run: run, env: env, origin: origin)
         } catch {
-            try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: error.description, at: Date()) }
-            notify(run.id, step: nil, .failed, error.description)
-            try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "the run's params are invalid")
+            let problem = error is SettingsError ? "the project's settings are invalid" : "the run's params are invalid"
+            let reason = error is SettingsError ? "\(problem): \(error)" : "\(error)"
+            try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
+            notify(run.id, step: nil, .failed, reason)
+            try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: problem)
             // Handlers read params too; the caller (a command or an API call) hears of the error.
-            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: the run's params are invalid")
-            logger.error("run failed before any step: \(error.description)")
+            try await skipAll(plan.definition.onFailure.map(\.id.value), of: run.id, reason: "not run: \(problem)")
+            logger.error("run failed before any step: \(reason)")
             return
         }
 
@@ -243,7 +253,7 @@ public struct Executor: Sendable {
                 try await fail(plan, run: run, context: base, reason: reason,
                                failure: RunFailure(stepID: nil, code: (error as? StepFailure)?.code ?? RunFailure.warehouseUnavailableCode,
                                                    message: reason),
-                               resources: RunResources(workspace: nil, vault: vault), logger: logger)
+                               resources: RunResources(workspace: nil, vault: vault, project: project), logger: logger)
                 return
             }
         }
@@ -255,7 +265,7 @@ public struct Executor: Sendable {
                                            reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
             }
         }
-        let resources = RunResources(workspace: workspace, vault: vault)
+        let resources = RunResources(workspace: workspace, vault: vault, project: project)
         // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
         let steps = Task { [self] in await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger) }
         ownership.onLoss { steps.cancel() }
@@ -517,6 +527,8 @@ public struct Executor: Sendable {
     struct RunResources: Sendable {
         var workspace: (any RunWorkspace)?
         var vault: SecretVault
+        /// The project, with the settings the run read when it started.
+        var project: ProjectContext?
     }
 
     private var redactor: SecretRedactor { .shared }
@@ -574,12 +586,12 @@ public struct Executor: Sendable {
             await record(.running, attempt, attempt == 1 ? "started" : "attempt \(attempt) of \(policy.attempts)")
             var attemptContext = context
             attemptContext.run["attempt"] = .number(Double(attempt))
-            let config: YAMLNode
+            let resolved: ConfigResolver.Resolved
             do {
                 // Every secret the step reads must still be alive, now.
                 let names = Set(step.io.secretReferences.map(\.value))
                 if !names.isEmpty { attemptContext.secrets = try await resources.vault.values(for: names, step: id) }
-                config = try ConfigResolver.resolve(step.config ?? YAMLNode(.mapping([]), at: step.location), in: attemptContext)
+                resolved = try ConfigResolver.resolve(step.config ?? YAMLNode(.mapping([]), at: step.location), in: attemptContext)
             } catch {
                 let failure = error
                 await record(.failed, attempt, failure.message, failure.code)
@@ -587,7 +599,9 @@ public struct Executor: Sendable {
                 return .failed(redacted(failure))
             }
             var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: config, logger: logger, workspace: resources.workspace, project: project, runStore: store)
+                                          config: resolved.config, logger: logger, workspace: resources.workspace,
+                                          project: resources.project, runStore: store)
+            stepContext.untrustedFields = resolved.untrustedFields
             stepContext.logicalDate = run.logicalDate
             stepContext.runFailure = runFailure
             stepContext.vault = resources.vault

@@ -1,12 +1,25 @@
 import Foundation
 import SluiceModel
+import SluiceSecrets
 
 /// The expression context a run starts with: `run.*`, `env.*` and the params, each param
 /// taken from the run's request, else its default (which may read `run.*` and `env.*`), checked
 /// against its type, pattern and allowed values.
+///
+/// Params given by the caller of an API trigger or a webhook (and `run.request_id`, which such
+/// a caller sends) are marked untrusted in the context; defaults, `sluice run --param`, the
+/// scheduler and backfill are the operator's. No key material is in `env.*`, whoever starts
+/// the run.
 public enum RunParameters {
-    public static func context(for definition: PipelineDefinition, run: RunRecord, env: [String: String]) throws(StepFailure) -> ExpressionContext {
-        var context = ExpressionContext(env: env)
+    /// `origin` is the trigger of the run a chain of resumes started from (a resumed run is
+    /// as trusted as that run); by default the run's own.
+    public static func context(for definition: PipelineDefinition, run: RunRecord, env: [String: String],
+                               origin: RunTrigger? = nil) throws(StepFailure) -> ExpressionContext {
+        var context = ExpressionContext(env: visibleEnvironment(env))
+        if (origin ?? run.trigger).passesCallerValues {
+            context.untrusted = Set(run.params.keys.map { "params.\($0)" })
+            if run.requestID != nil { context.untrusted.insert("run.request_id") }
+        }
         context.run = [
             "id": .string(run.id),
             "logical_date": .string(run.logicalDate),
@@ -44,8 +57,8 @@ public enum RunParameters {
             if let problem = ParamValue.problem(text: text, node: nil, type: param.type) {
                 throw StepFailure("invalid_params", "param '\(name)': \(problem)")
             }
-            if let pattern = param.pattern, let regex = try? NSRegularExpression(pattern: "^(?:\(pattern))$"), !regex.matches(text) {
-                throw StepFailure("invalid_params", "param '\(name)': '\(text)' does not match its pattern \(pattern)")
+            if let pattern = param.pattern, let regex = try? ParamValue.wholeValueExpression(pattern), !regex.matches(text) {
+                throw StepFailure("invalid_params", "param '\(name)': \(shown(text)) does not match its pattern \(pattern)")
             }
             if let allowed = param.allowedValues, !allowed.contains(where: { $0.scalarText == text }) {
                 throw StepFailure("invalid_params", "param '\(name)': '\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))")
@@ -57,5 +70,12 @@ public enum RunParameters {
             }
         }
         return context
+    }
+
+    /// `env` without key material: the keyring path, the passphrase and its salt (every
+    /// `SLUICE_KEY…` variable). Runs read `env.*` into fields, URLs and notifications; none of
+    /// them may carry what opens the org's credentials.
+    public static func visibleEnvironment(_ env: [String: String]) -> [String: String] {
+        env.filter { name, _ in !KeySource.Variable.all.contains(name) && !name.hasPrefix("SLUICE_KEY") }
     }
 }

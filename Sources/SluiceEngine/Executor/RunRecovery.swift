@@ -31,11 +31,19 @@ public enum RunRecovery {
     /// The run whose staging a run works in: its own, or for a resumed run, that of the run
     /// the chain of resumes started from.
     public static func stagingRun(of run: RunRecord, store: any RunStore) async throws -> String {
+        try await origin(of: run, store: store).id
+    }
+
+    /// The run a chain of resumes started from (the run itself when it resumes nothing): its
+    /// staging is the chain's, and its trigger says whether the chain's params came from a
+    /// caller (`RunTrigger.passesCallerValues`). When the chain breaks (a run missing from the
+    /// store), the last run found, still a `resume`, which counts as untrusted.
+    public static func origin(of run: RunRecord, store: any RunStore) async throws -> RunRecord {
         var current = run
         var seen: Set<String> = [run.id]
         while let previous = current.resumeOf, seen.insert(previous).inserted, let record = try await store.run(previous) {
             current = record
         }
-        return current.id
+        return current
     }
 }

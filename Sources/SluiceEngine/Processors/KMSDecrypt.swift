@@ -15,6 +15,14 @@ public struct KMSDecryptProcessor: Processor {
 
     public func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
         let config = step.config
+        // Which of the org's credentials is opened is the pipeline's choice, never the caller's
+        // (lint refuses any expression here; a server may run a pipeline lint never saw).
+        if let untrusted = step.untrustedFields["credential"] {
+            throw StepFailure("credential_refused", """
+                'credential' reads \(untrusted.references.joined(separator: ", ")), which the caller of the run chose; which credential \
+                is decrypted must be written in the pipeline, like credential: openai/admin_key
+                """, at: config["credential"]?.location)
+        }
         let credential = try config.text("credential")
         let name = try config.identifier("as")
         let ttl = try config.optionalDuration("ttl") ?? step.secretsTTL ?? Self.defaultTTL

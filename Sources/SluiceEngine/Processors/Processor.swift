@@ -44,6 +44,16 @@ public struct StepContext: Sendable {
     /// The environment the run sees as `env.*` (a server's configured one, not necessarily
     /// this process's), for project settings a processor reads (`public_url`).
     public var environment: [String: String] = [:]
+    /// Fields of `config` (dotted paths: `source.path`, `url`) whose value a template made from
+    /// what the run's caller chose (a param given through the API or a webhook), with the
+    /// references it read (`params.usage_file`). Paths and URLs from them are held to the
+    /// tenant's confines: no absolute path or `..`, no private or loopback address.
+    public var untrustedFields: [String: ConfigResolver.UntrustedField] = [:]
+
+    /// Whether the caller of the run chose `field`'s value (see `untrustedFields`).
+    public func isUntrusted(_ field: String) -> Bool {
+        untrustedFields[field] != nil
+    }
 
     /// The workspace, or a failure saying this step needs one.
     public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
@@ -52,16 +62,24 @@ public struct StepContext: Sendable {
     }
 }
 
-/// The project a run's pipeline comes from: where relative paths start, and the schemas.
+/// The project a run's pipeline comes from: where relative paths start, the schemas, and the
+/// settings the run read from sluice.yml when it started.
 public struct ProjectContext: Sendable {
     public var root: URL
     public var schemas: SchemaCatalog
+    /// sluice.yml and the `SLUICE_*` variables as the run saw them when it started (the
+    /// executor reads them once per run); the defaults until then.
+    public var settings = ProjectSettings()
 
     public init(root: URL, schemas: SchemaCatalog) {
         // A directory URL, so relative paths resolve inside it rather than beside it.
         self.root = URL(fileURLWithPath: root.standardizedFileURL.path, isDirectory: true)
         self.schemas = schemas
     }
+
+    /// `.sluice/`, where the project keeps its state: the run store, every org's warehouse and
+    /// staging, the default keyring. No run reads inputs from it.
+    public var stateFolder: URL { root.appendingPathComponent(".sluice", isDirectory: true) }
 
     public init(root: URL) {
         self.init(root: root, schemas: SchemaCatalog(projectRoot: root))

@@ -4,6 +4,17 @@ import SluiceModel
 /// What starts a run.
 public enum RunTrigger: String, Sendable, Codable {
     case cli, schedule, api, webhook, backfill, resume
+
+    /// Whether the run's params come from outside the operator: an API token holder or a
+    /// webhook sender chose them, so paths and URLs made from them are held to the tenant's
+    /// confines (invariant 10). A resume is as trusted as the run its chain started from, which
+    /// only the run store knows; alone, it counts as untrusted.
+    public var passesCallerValues: Bool {
+        switch self {
+        case .api, .webhook, .resume: true
+        case .cli, .schedule, .backfill: false
+        }
+    }
 }
 
 /// A run as the run store keeps it.

@@ -8,15 +8,30 @@ public struct ExpressionContext: Sendable {
     public var env: [String: String]
     public var stepOutputs: [String: [String: ExpressionValue]]
     public var secrets: [String: String]
+    /// The references whose value the run's caller chose (`params.usage_file` given through
+    /// the API or a webhook payload, `run.request_id` from its `X-Request-Id`): a field whose
+    /// template reads one of them may not widen what the run reaches (invariant 10).
+    public var untrusted: Set<String>
 
     public init(params: [String: ExpressionValue] = [:], run: [String: ExpressionValue] = [:],
                 env: [String: String] = [:], stepOutputs: [String: [String: ExpressionValue]] = [:],
-                secrets: [String: String] = [:]) {
+                secrets: [String: String] = [:], untrusted: Set<String> = []) {
         self.params = params
         self.run = run
         self.env = env
         self.stepOutputs = stepOutputs
         self.secrets = secrets
+        self.untrusted = untrusted
+    }
+
+    /// The untrusted references `template` reads, in order of appearance, each once.
+    public func untrustedReferences(in template: Template) -> [String] {
+        var found: [String] = []
+        for reference in template.references {
+            let name = reference.path.joined(separator: ".")
+            if untrusted.contains(name), !found.contains(name) { found.append(name) }
+        }
+        return found
     }
 
     public struct EvaluationError: Error, CustomStringConvertible, Sendable {
