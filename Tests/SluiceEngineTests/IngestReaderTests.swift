@@ -184,6 +184,41 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         #expect(try typer.type(records[1]).get() == [.text("2"), .text("ok")])
     }
 
+    @Test func aNULByteMakesABadRowAtItsPlace() throws {
+        let folder = IngestFolder()
+        let schema = folder.schema([("id", "STRING", "NULLABLE"), ("note", "STRING", "NULLABLE")])
+        let path = folder.bytes("n.csv", Array("id,note\n1,ab".utf8) + [0] + Array("cd\n2,\"q".utf8) + [0] + Array("\"\n3,ok\n".utf8))
+        var reader = try CSVReader(path: path, file: "n.csv")
+        let typer = try RowTyper(schema: schema, fields: reader.fields, file: "n.csv")
+        let results = try readAll(&reader).map { typer.type($0) }
+        let bad = results.compactMap { if case .failure(let bad) = $0 { bad } else { nil } }
+        #expect(bad.map(\.description) == ["n.csv:2:5: a NUL byte (0x00), which no text holds", "n.csv:3:5: a NUL byte (0x00), which no text holds"])
+        #expect(bad.first?.raw == "1,ab\u{0}cd")
+        #expect(try results[2].get() == [.text("3"), .text("ok")])
+        // Nor is it taken as the end of a header.
+        let header = folder.bytes("h.csv", Array("id,no".utf8) + [0] + Array("te\n1,x\n".utf8))
+        #expect(stepFailure { () throws(StepFailure) in _ = try CSVReader(path: header, file: "h.csv") }?.code == "malformed_csv")
+    }
+
+    @Test func aNULEscapeInJSONMakesABadRowToo() throws {
+        let folder = IngestFolder()
+        let schema = folder.schema([("id", "STRING", "REQUIRED"), ("note", "STRING", "NULLABLE")])
+        let lines = #"{"id": "a", "note": "x\u0000y"}"# + "\n" + #"{"id": "b", "note": "a \\u0000 is text"}"# + "\n"
+        var jsonl = try JSONLinesReader(path: folder.file("n.jsonl", lines), file: "n.jsonl", fields: RowTyper.sourceFields(schema: schema))
+        let typer = try RowTyper(schema: schema, fields: jsonl.fields, file: "n.jsonl")
+        let results = try readAll(&jsonl).map { typer.type($0) }
+        guard case .failure(let bad) = results[0] else { Issue.record("expected a bad row"); return }
+        #expect(bad.description == #"n.jsonl:1:23: a NUL character (\u0000), which no text holds"#)
+        #expect(try results[1].get() == [.text("b"), .text(#"a \u0000 is text"#)])
+
+        let array = #"{"data": [{"id": "a", "note": "\u0000"}, {"id": "b"}]}"#
+        var reader = try JSONArrayReader(path: folder.file("n.json", array), file: "n.json", fields: RowTyper.sourceFields(schema: schema), items: "/data")
+        let typed = try readAll(&reader).map { typer.type($0) }
+        guard case .failure(let arrayBad) = typed[0] else { Issue.record("expected a bad row"); return }
+        #expect(arrayBad.description.hasSuffix("a NUL character (\\u0000), which no text holds"), "\(arrayBad.description)")
+        #expect(try typed[1].get() == [.text("b"), .null])
+    }
+
     @Test func recordsWithTooFewOrTooManyFieldsAreBadRows() throws {
         let folder = IngestFolder()
         let schema = folder.schema([("a", "STRING", "NULLABLE"), ("b", "STRING", "NULLABLE"), ("c", "INT64", "NULLABLE")])

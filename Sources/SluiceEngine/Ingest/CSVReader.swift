@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SluiceModel
 
 /// Reads CSV (RFC 4180) in batches with a byte-level parser over a read buffer.
@@ -8,6 +15,7 @@ import SluiceModel
 /// - The first line names the fields (``Header/firstLine``), or the fields are named by the
 ///   caller and taken by position (``Header/none(fields:)``). A UTF-8 byte order mark is skipped.
 /// - An unquoted empty field reads as NULL; a quoted empty field (`""`) as the empty string.
+/// - A record holding a NUL byte is returned with an issue, and becomes a bad row.
 /// - Errors that stop the read: an empty file (`empty_input`), a quoted field still open at the
 ///   end of the file (`unterminated_quote`), bytes that are not UTF-8 (`invalid_utf8`), a
 ///   record over 64 MiB (`record_too_large`). A record with a character after a closing quote
@@ -38,13 +46,15 @@ public struct CSVReader: RecordReader {
     /// Opens `path` and reads the header. `file` names it in messages (default: `path`);
     /// `delimiter` is one ASCII character other than a quote or a line break.
     public init(path: String, file: String? = nil, delimiter: String = ",", header: Header = .firstLine) throws(StepFailure) {
-        let file = file ?? path
-        guard delimiter.utf8.count == 1, let byte = delimiter.utf8.first, byte < 0x80,
-              byte != 0x22, byte != 0x0A, byte != 0x0D else {
-            throw StepFailure.config("the CSV delimiter must be one ASCII character other than a quote or a line break, not '\(delimiter)'")
-        }
-        self.delimiter = byte
-        input = try InputFile(path: path, file: file)
+        let byte = try Self.delimiterByte(delimiter)
+        try self.init(input: try InputFile(path: path, file: file ?? path), delimiter: byte, header: header)
+    }
+
+    /// Reads `input` (a file `InputPath` opened), with a delimiter checked by `delimiterByte`.
+    init(input: InputFile, delimiter: UInt8, header: Header) throws(StepFailure) {
+        let file = input.file
+        self.delimiter = delimiter
+        self.input = input
         position = try input.skipByteOrderMark()
         switch header {
         case .none(let fields):
@@ -69,6 +79,15 @@ public struct CSVReader: RecordReader {
                 return ""
             }
         }
+    }
+
+    /// The byte of a delimiter: one ASCII character other than a quote or a line break.
+    static func delimiterByte(_ delimiter: String) throws(StepFailure) -> UInt8 {
+        guard delimiter.utf8.count == 1, let byte = delimiter.utf8.first, byte < 0x80,
+              byte != 0x22, byte != 0x0A, byte != 0x0D else {
+            throw StepFailure.config("the CSV delimiter must be one ASCII character other than a quote or a line break, not '\(delimiter)'")
+        }
+        return byte
     }
 
     public mutating func next(limit: Int) throws(StepFailure) -> [RawRecord] {
@@ -179,7 +198,7 @@ public struct CSVReader: RecordReader {
             if index == end {
                 if !atEnd { return .needMore }
                 try validateUTF8(start, end)
-                return .record(end: end, next: end, lineBreaks: lineBreaks, issue: issue)
+                return .record(end: end, next: end, lineBreaks: lineBreaks, issue: issue ?? Self.nulIssue(text, start, end))
             }
             let byte = text[index]
             if byte == delimiter {
@@ -194,7 +213,7 @@ public struct CSVReader: RecordReader {
                 index += 1
             }
             try validateUTF8(start, recordEnd)
-            return .record(end: recordEnd, next: index, lineBreaks: lineBreaks + 1, issue: issue)
+            return .record(end: recordEnd, next: index, lineBreaks: lineBreaks + 1, issue: issue ?? Self.nulIssue(text, start, recordEnd))
         }
     }
 
@@ -224,6 +243,15 @@ public struct CSVReader: RecordReader {
     private static func zeroBytes(_ word: UInt64) -> UInt64 {
         let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
         return ~(((word & low7) &+ low7) | word | low7)
+    }
+
+    /// A NUL byte in a record makes it a bad row: no text holds one, and the warehouse would
+    /// keep only what comes before it.
+    @inline(__always)
+    private static func nulIssue(_ text: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> RecordIssue? {
+        guard end > start, let found = memchr(text + start, 0, end - start) else { return nil }
+        return RecordIssue(offset: UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - (text + start),
+                           message: "a NUL byte (0x00), which no text holds")
     }
 
     /// Checks a record's bytes are UTF-8 (a quick pass when they are all ASCII).

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import SluiceModel
 
 /// A file read with read(2) into one buffer that the readers parse in place. Parsed bytes are
@@ -27,10 +28,8 @@ final class InputFile {
     private(set) var bytesRead = 0
 
     /// Opens `path`; `file` is how messages name it.
-    init(path: String, file: String) throws(StepFailure) {
-        self.file = file
-        var status = stat()
-        let opened = open(path, O_RDONLY)
+    convenience init(path: String, file: String) throws(StepFailure) {
+        let opened = open(path, O_RDONLY | O_CLOEXEC)
         guard opened >= 0 else {
             let code = errno
             if code == ENOENT {
@@ -38,17 +37,43 @@ final class InputFile {
             }
             throw StepFailure("unreadable_input", "can't open input file \(file): \(String(cString: strerror(code)))")
         }
-        if fstat(opened, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
-            close(opened)
-            throw StepFailure("unreadable_input", "input \(file) is a directory, not a file")
+        try self.init(descriptor: opened, file: file)
+    }
+
+    /// Reads from `descriptor`, which it now owns (and closes, also when it throws): a regular
+    /// file, such as `InputPath` opens.
+    init(descriptor: Int32, file: String) throws(StepFailure) {
+        self.file = file
+        var status = stat()
+        if fstat(descriptor, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
+            close(descriptor)
+            if status.st_mode & S_IFMT == S_IFDIR {
+                throw StepFailure("unreadable_input", "input \(file) is a directory, not a file")
+            }
+            throw StepFailure("unreadable_input", "input \(file) is not a regular file")
         }
-        descriptor = opened
+        self.descriptor = descriptor
         capacity = Self.chunkBytes
         base = .allocate(capacity: capacity)
     }
 
+    /// The bytes of a whole document already in memory (a page of an HTTP API): nothing is
+    /// written to disk, so nothing is left behind when the process is killed.
+    init(bytes: Data, file: String) {
+        self.file = file
+        descriptor = -1
+        capacity = max(bytes.count, 1)
+        base = .allocate(capacity: capacity)
+        bytes.withUnsafeBytes { raw in
+            if let source = raw.bindMemory(to: UInt8.self).baseAddress { base.update(from: source, count: bytes.count) }
+        }
+        count = bytes.count
+        bytesRead = bytes.count
+        atEnd = true
+    }
+
     deinit {
-        close(descriptor)
+        if descriptor >= 0 { close(descriptor) }
         base.deallocate()
     }
 

@@ -33,13 +33,16 @@ public struct JSONArrayReader: RecordReader {
     /// ``RowTyper/sourceFields(schema:rename:)``; `items` points at the array (nil or "" for
     /// the whole document).
     public init(path: String, file: String? = nil, fields: [String], items: String? = nil) throws(StepFailure) {
-        let file = file ?? path
+        try self.init(input: try InputFile(path: path, file: file ?? path), fields: fields, items: items)
+    }
+
+    /// Reads `input`: a file `InputPath` opened, or a page of an HTTP API held in memory.
+    init(input: InputFile, fields: [String], items: String?) throws(StepFailure) {
         self.fields = fields
         matcher = FieldMatcher(fields)
-        let input = try InputFile(path: path, file: file)
         var position = try input.skipByteOrderMark()
         var line = 1
-        try JSONLinesReader.skipLeadingWhitespace(input, &position, &line, file: file)
+        try JSONLinesReader.skipLeadingWhitespace(input, &position, &line, file: input.file)
         stream = JSONStream(input: input, index: position, line: line)
         try openArray(pointer: items ?? "")
     }
@@ -140,7 +143,8 @@ public struct JSONArrayReader: RecordReader {
             return (start, RecordIssue(offset: 0, message: "expected a JSON object, found \(kind.name)"))
         }
         builder.addRecord(text: stream.input.base, start: start, end: stream.index, firstField: firstField, line: line,
-                          column: column, issue: issue, unescape: JSONScanner.unescape)
+                          column: column, issue: issue ?? JSONScanner.nulIssue(stream.input.base, from: start, to: stream.index),
+                          unescape: JSONScanner.unescape)
     }
 
     /// Reads what follows the array: the rest of the objects around it, then nothing but

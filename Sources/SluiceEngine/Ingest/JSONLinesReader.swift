@@ -30,12 +30,16 @@ public struct JSONLinesReader: RecordReader {
     /// Opens `path`; `file` names it in messages (default: `path`). `fields` are the keys to
     /// read, usually ``RowTyper/sourceFields(schema:rename:)``.
     public init(path: String, file: String? = nil, fields: [String]) throws(StepFailure) {
-        let file = file ?? path
+        try self.init(input: try InputFile(path: path, file: file ?? path), fields: fields)
+    }
+
+    /// Reads `input` (a file `InputPath` opened).
+    init(input: InputFile, fields: [String]) throws(StepFailure) {
         self.fields = fields
         matcher = FieldMatcher(fields)
-        input = try InputFile(path: path, file: file)
+        self.input = input
         position = try input.skipByteOrderMark()
-        try JSONLinesReader.skipLeadingWhitespace(input, &position, &line, file: file)
+        try JSONLinesReader.skipLeadingWhitespace(input, &position, &line, file: input.file)
     }
 
     /// Moves past whitespace before the first value, failing with `empty_input` when there is
@@ -115,7 +119,7 @@ public struct JSONLinesReader: RecordReader {
             throw failure(error, lineStart: start)
         }
         builder.addRecord(text: input.base, start: start, end: end, firstField: firstField, line: line, column: 1,
-                          issue: issue, unescape: JSONScanner.unescape)
+                          issue: issue ?? JSONScanner.nulIssue(input.base, from: start, to: end), unescape: JSONScanner.unescape)
     }
 
     private func failure(_ stop: JSONStop, lineStart: Int) -> StepFailure {

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Why a JSON scan stopped before the end of what it was scanning.
 enum JSONStop: Error {
     /// The buffer ends before the token does, and more input may follow: refill and retry.
@@ -316,6 +324,22 @@ struct JSONScanner {
     }
 
     // MARK: Unescaping
+
+    /// A `\u0000` escape in a scanned (so well-formed) record makes it a bad row: no text
+    /// holds a NUL, and the warehouse would keep only what comes before it. Backslashes occur
+    /// only inside strings, each starting an escape.
+    static func nulIssue(_ text: UnsafePointer<UInt8>, from start: Int, to end: Int) -> RecordIssue? {
+        var index = start
+        while index < end {
+            guard let found = memchr(text + index, 0x5C, end - index) else { return nil }
+            let at = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - text
+            if at + 5 < end, text[at + 1] == UInt8(ascii: "u"), (2...5).allSatisfy({ text[at + $0] == UInt8(ascii: "0") }) {
+                return RecordIssue(offset: at - start, message: "a NUL character (\\u0000), which no text holds")
+            }
+            index = at + 2
+        }
+        return nil
+    }
 
     /// A scanned string's content with its escapes resolved.
     static func unescaped(_ content: UnsafeBufferPointer<UInt8>) -> [UInt8] {

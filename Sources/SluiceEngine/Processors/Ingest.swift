@@ -50,20 +50,18 @@ public struct IngestProcessor: Processor {
             label = try await HTTPSource(source: source, transport: transport, step: step).load(into: &load, fields: fields)
         case "csv", "jsonl", "json":
             let path = try source.text("path")
-            let absolute = URL(fileURLWithPath: path, relativeTo: project.root).standardizedFileURL.path
-            guard FileManager.default.fileExists(atPath: absolute) else {
-                throw StepFailure("missing_input", "input file \(shown(path)) does not exist", at: source["path"]?.location)
-            }
+            let delimiter = try CSVReader.delimiterByte(source.optionalText("delimiter") ?? ",")
+            // Within the project and the org's input root only, whoever chose the path.
+            let input = try InputPath(path, field: "source.path", at: source["path"]?.location, step: step, project: project).openInput()
             let reader: any RecordReader
             switch format {
             case "csv":
                 let header = source.flag("header", default: true)
-                reader = try CSVReader(path: absolute, file: path, delimiter: source.optionalText("delimiter") ?? ",",
-                                       header: header ? .firstLine : .none(fields: fields))
+                reader = try CSVReader(input: input, delimiter: delimiter, header: header ? .firstLine : .none(fields: fields))
             case "jsonl":
-                reader = try JSONLinesReader(path: absolute, file: path, fields: fields)
+                reader = try JSONLinesReader(input: input, fields: fields)
             default:
-                reader = try JSONArrayReader(path: absolute, file: path, fields: fields, items: source.optionalText("items"))
+                reader = try JSONArrayReader(input: input, fields: fields, items: source.optionalText("items"))
             }
             try await load.records(from: reader, file: path)
             label = path
