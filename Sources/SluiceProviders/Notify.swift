@@ -50,6 +50,7 @@ public struct NotifyProcessor: Processor {
                                           body: format == "slack" ? summary.slackBody : summary.jsonBody,
                                           timeout: try settings.timeout())
             request.hidesPath = true
+            request.destination = DestinationCheck.forField("url", of: step)
             let response = try await ProviderHTTP.send(request, logger: step.logger) { reason in
                 .notify(.unavailable, "\(webhook.shown) did not answer: \(reason)")
             }
@@ -92,6 +93,8 @@ public struct NotifyProcessor: Processor {
     /// The webhook's reason for a refusal, shown masked and short: a JSON error's fields, or a
     /// one-word plain answer like Slack's `invalid_payload` or `no_service`.
     static func detail(of response: ProviderResponse, webhook: Webhook) -> String? {
+        // Not a word of an answer from a URL the run's caller chose.
+        guard response.quotesBody else { return nil }
         if let detail = response.errorDetail { return webhook.scrub(detail) }
         let text = String(decoding: response.body.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty, text.count <= 100, !text.contains("<") else { return nil }

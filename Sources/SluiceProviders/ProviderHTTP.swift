@@ -24,6 +24,11 @@ struct ProviderRequest: Sendable {
     /// path is its secret (Slack's is).
     var hidesPath = false
 
+    /// Set when the run's caller chose the URL: the host is checked (no loopback, private or
+    /// link-local address unless allow-listed), the request goes to the checked address, and
+    /// nothing of the answer's body is quoted in messages.
+    var destination: DestinationCheck?
+
     /// The URL as logs and messages show it: scheme, host, port and path (or not, when
     /// `hidesPath`), never the query.
     var shownURL: String {
@@ -40,6 +45,9 @@ struct ProviderResponse: Sendable {
     /// Who answered and where, for messages.
     var provider: String
     var shownURL: String
+    /// Whether messages may quote the body's error fields: not when the run's caller chose the
+    /// URL, or a request to a service it can't read could be read back through the step's reason.
+    var quotesBody = true
 
     var isSuccess: Bool { (200...299).contains(status) }
 
@@ -58,12 +66,14 @@ enum ProviderHTTP {
     /// A refused connection fails at once instead of being retried inside the client until the
     /// timeout: retrying is the executor's job, with the step's policy.
     /// The client lives as long as the process, like `HTTPClient.shared`.
-    static let client: HTTPClient = {
+    static let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+
+    static var configuration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.retryConnectionEstablishment = false
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+        return configuration
+    }
 
     /// Enough for a models list; a larger body is not what a check expects.
     static let maxBodyBytes = 4 << 20
@@ -88,9 +98,11 @@ enum ProviderHTTP {
             let duration = ContinuousClock.now - started
             return "\(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)"
         }
+        // Before the clock starts: a refused destination is the request's answer, not a lost one.
+        let checked = try await request.destination?.check(request.url)
         do {
             let response = try await withThrowingTaskGroup(of: ProviderResponse?.self) { group in
-                group.addTask { try await exchange(request) }
+                group.addTask { try await exchange(request, at: checked) }
                 // The client's deadline ends with the response head; this bounds the body too.
                 group.addTask {
                     try await Task.sleep(for: request.timeout)
@@ -117,7 +129,27 @@ enum ProviderHTTP {
         }
     }
 
-    private static func exchange(_ request: ProviderRequest) async throws -> ProviderResponse {
+    /// Sends the request; with a checked destination, through a client of its own that connects
+    /// to the checked address (while the Host header, TLS server name and certificate check
+    /// keep the URL's host), so the name is not resolved a second time.
+    private static func exchange(_ request: ProviderRequest, at checked: DestinationCheck.Checked?) async throws -> ProviderResponse {
+        guard let checked else { return try await exchange(request, on: client) }
+        var pinned = configuration
+        pinned.dnsOverride = [checked.host: checked.address.description]
+        let pinnedClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: pinned)
+        do {
+            var response = try await exchange(request, on: pinnedClient)
+            response.quotesBody = false
+            try await pinnedClient.shutdown()
+            return response
+        } catch {
+            // A client must be shut down before it goes, also when the request was cancelled.
+            try? await pinnedClient.shutdown()
+            throw error
+        }
+    }
+
+    private static func exchange(_ request: ProviderRequest, on client: HTTPClient) async throws -> ProviderResponse {
         var outgoing = HTTPClientRequest(url: request.url.absoluteString)
         outgoing.method = request.method
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }

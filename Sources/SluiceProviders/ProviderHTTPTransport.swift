@@ -20,6 +20,7 @@ public struct ProviderHTTPTransport: HTTPTransport {
         var outgoing = ProviderRequest(provider: request.url.host ?? "the API", method: HTTPMethod(rawValue: request.method),
                                        url: request.url, headers: request.headers, body: request.body, timeout: request.timeout)
         outgoing.maxBodyBytes = Self.maxPageBytes
+        outgoing.destination = request.destination
         let response = try await ProviderHTTP.send(outgoing, logger: logger)
         return HTTPResponseData(status: response.status, headers: response.headers.map { ($0.name, $0.value) }, body: response.body)
     }

@@ -42,9 +42,9 @@ extension ProviderResponse {
     /// The provider's machine-readable error fields, as shown in messages:
     /// `{"error": {"type", "code", "status"}}` (OpenAI, Anthropic, Google APIs) or OAuth's
     /// `{"error": "invalid_grant", "error_description": …}`. Free-text messages are left out:
-    /// some providers quote part of the key in them.
+    /// some providers quote part of the key in them. Nil when the run's caller chose the URL.
     var errorDetail: String? {
-        guard let json = jsonObject else { return nil }
+        guard quotesBody, let json = jsonObject else { return nil }
         var parts: [String] = []
         if let error = json["error"] as? [String: Any] {
             for field in ["type", "code", "status"] {

@@ -33,6 +33,7 @@ public struct ValidateAnthropicProcessor: Processor {
             default:
                 throw StepFailure.config("'check' must be models or messages, not \(shown(check))", at: step.config["check"]?.location)
             }
+            request.destination = settings.destination("base_url")
             request.headers += [("x-api-key", key), ("anthropic-version", try settings.text("api_version")), ("accept", "application/json")]
             let response = try await ProviderHTTP.send(request, logger: step.logger)
             guard response.isSuccess else { throw response.failure(checking: "the key") }

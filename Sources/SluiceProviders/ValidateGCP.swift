@@ -30,6 +30,7 @@ public struct ValidateGCPProcessor: Processor {
 
             var tokenRequest = ProviderRequest(provider: "Google's token endpoint", method: .POST, url: tokenURL, timeout: timeout)
             tokenRequest.headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+            tokenRequest.destination = settings.destination("token_url")
             tokenRequest.body = Data(("grant_type=" + ValidateHTTPProcessor.queryEncoded("urn:ietf:params:oauth:grant-type:jwt-bearer")
                 + "&assertion=" + ValidateHTTPProcessor.queryEncoded(assertion)).utf8)
             let tokenResponse = try await ProviderHTTP.send(tokenRequest, logger: step.logger)
@@ -54,6 +55,7 @@ public struct ValidateGCPProcessor: Processor {
                                               url: try settings.url("resource_manager_url", appending: "/v1/projects/\(segment):testIamPermissions"),
                                               timeout: timeout)
             testRequest.headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json"), ("Accept", "application/json")]
+            testRequest.destination = settings.destination("resource_manager_url")
             testRequest.body = try JSONSerialization.data(withJSONObject: ["permissions": required])
             let answer = try await ProviderHTTP.send(testRequest, logger: step.logger)
             let granted: [String]

@@ -52,8 +52,9 @@ public struct ValidateHTTPProcessor: Processor {
                 throw StepFailure.config("'secret_in' must be bearer, header or query, not \(shown(other))", at: step.config["secret_in"]?.location)
             }
             let host = url.host ?? "the endpoint"
-            let request = ProviderRequest(provider: host, method: HTTPMethod(rawValue: methodName), url: url, headers: headers,
+            var request = ProviderRequest(provider: host, method: HTTPMethod(rawValue: methodName), url: url, headers: headers,
                                           timeout: try settings.timeout())
+            request.destination = settings.destination("url")
             let response = try await ProviderHTTP.send(request, logger: step.logger)
             if expected.contains(response.status) { return ValidatorOutcome.valid.outputs(httpStatus: response.status) }
             if response.isSuccess {

@@ -15,6 +15,7 @@ public struct ValidateOpenAIProcessor: Processor {
             var request = ProviderRequest(provider: "OpenAI", method: .GET, url: try settings.url("base_url", appending: "/v1/models"),
                                           timeout: try settings.timeout())
             request.headers = [("Authorization", "Bearer \(key)"), ("Accept", "application/json")]
+            request.destination = settings.destination("base_url")
             if let organization = settings.optionalText("organization"), !organization.isEmpty {
                 request.headers.append(("OpenAI-Organization", organization))
             }

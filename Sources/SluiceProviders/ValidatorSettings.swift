@@ -7,10 +7,19 @@ import SluiceModel
 struct ValidatorSettings {
     let config: YAMLNode
     let spec: ProcessorSpec
+    let step: StepContext
 
     init(_ step: StepContext, _ spec: ProcessorSpec) {
         self.config = step.config
         self.spec = spec
+        self.step = step
+    }
+
+    /// The check a request to the URL in `field` goes through when the run's caller chose it
+    /// (lint refuses that for validators, which carry a secret; a server may run a pipeline
+    /// lint never saw, so the run checks too).
+    func destination(_ field: String) -> DestinationCheck? {
+        DestinationCheck.forField(field, of: step)
     }
 
     private func defaultNode(_ field: String) -> YAMLNode? {

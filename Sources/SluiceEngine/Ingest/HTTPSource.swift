@@ -64,7 +64,8 @@ struct HTTPSource {
         while let url = next, pages < maxPages {
             try Task.checkCancellation()
             pages += 1
-            let request = HTTPRequestSpec(method: method, url: url, headers: headers, timeout: Self.requestTimeout)
+            let request = HTTPRequestSpec(method: method, url: url, headers: headers, timeout: Self.requestTimeout,
+                                          destination: DestinationCheck.forField("source.url", of: step))
             let response = try await transport.send(request)
             if let failure = HTTPOutcome.failure(for: response, request: request, what: "page \(pages)") { throw failure }
             let before = load.read
@@ -105,12 +106,11 @@ struct HTTPSource {
         return parts.url ?? base
     }
 
-    /// The records of one page, through the same streaming JSON reader as files.
+    /// The records of one page, through the same streaming JSON reader as files, read from
+    /// memory: a page never goes to disk, where other users could read it and a killed process
+    /// would leave it.
     static func records(of body: Data, items: String, fields: [String], name: String, into load: inout Load) async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-page-\(UUID().uuidString).json")
-        try body.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let reader = try JSONArrayReader(path: file.path, file: name, fields: fields, items: items)
+        let reader = try JSONArrayReader(input: InputFile(bytes: body, file: name), fields: fields, items: items)
         try await load.records(from: reader, file: name)
     }
 

@@ -7,14 +7,19 @@ public struct HTTPRequestSpec: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: Data?
     public var timeout: Duration
+    /// Set when the run's caller chose the URL: the transport resolves the host, refuses
+    /// non-public addresses that are not allow-listed, and connects to the address it checked.
+    /// Its messages then quote nothing of the answer's body.
+    public var destination: DestinationCheck?
 
     public init(method: String = "GET", url: URL, headers: [(name: String, value: String)] = [], body: Data? = nil,
-                timeout: Duration = .seconds(30)) {
+                timeout: Duration = .seconds(30), destination: DestinationCheck? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.destination = destination
     }
 
     /// The URL as messages show it: scheme, host, port and path, never the query (which may
@@ -51,7 +56,8 @@ public struct HTTPResponseData: Sendable {
 
 /// Sends HTTP requests for the engine's processors. SluiceProviders implements it with
 /// AsyncHTTPClient; the engine itself has no HTTP client. A transport throws a transient
-/// `StepFailure` (`provider_unavailable`) for timeouts, refused and dropped connections.
+/// `StepFailure` (`provider_unavailable`) for timeouts, refused and dropped connections, and
+/// honours a request's `destination` check.
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequestSpec) async throws -> HTTPResponseData
 }
