@@ -101,7 +101,7 @@ struct TenantConfinementTests {
         let files = (state?.allObjects as? [String] ?? []).filter { !$0.hasSuffix(".sqlite") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }
         let unexpected = files.filter { path in
             var isFolder: ObjCBool = false
-            FileManager.default.fileExists(atPath: project.appendingPathComponent(".sluice/\(path)").path, isDirectory: &isFolder)
+            _ = FileManager.default.fileExists(atPath: project.appendingPathComponent(".sluice/\(path)").path, isDirectory: &isFolder)
             return !isFolder.boolValue && !path.hasSuffix(".lock")
         }
         #expect(unexpected.isEmpty, "\(unexpected)")

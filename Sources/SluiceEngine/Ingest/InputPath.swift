@@ -178,8 +178,11 @@ struct InputPath {
             let components = written.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             if let index = components.firstIndex(of: ProjectSettings.orgPlaceholder) {
                 let parent = Self.normalized(components[..<index].joined(separator: "/"))
-                // A parent that can't be resolved holds nothing to read, so nothing to keep out.
-                if let real = Self.resolve(parent)?.path { roots.orgsParent = (real, parent, org) }
+                // A parent that can't be resolved holds nothing to read, and one outside the
+                // project holds nothing the project rule lets in: nothing to keep out then.
+                if let real = Self.resolve(parent)?.path, Roots.isWithin(real, projectRoot) {
+                    roots.orgsParent = (real, parent, org)
+                }
             }
         }
         return roots

@@ -42,7 +42,8 @@ public struct StepContext: Sendable {
     /// Why the run failed, for an `on_failure` handler; nil for the pipeline's steps.
     public var runFailure: RunFailure?
     /// The environment the run sees as `env.*` (a server's configured one, not necessarily
-    /// this process's), for project settings a processor reads (`public_url`).
+    /// this process's), without key material. Settings such as `public_url` are read from it
+    /// once, when the run starts, into `project.settings`.
     public var environment: [String: String] = [:]
     /// Fields of `config` (dotted paths: `source.path`, `url`) whose value a template made from
     /// what the run's caller chose (a param given through the API or a webhook), with the

@@ -134,6 +134,8 @@ public struct ProjectScaffold: Sendable {
         # Project settings. An environment variable SLUICE_<NAME> overrides each (SLUICE_ORGS=a,b).
         orgs: [default]   # the orgs (tenants) `sluice scheduler` creates scheduled runs for
         # public_url: https://sluice.example.com   # where `sluice serve` is reached; notify links runs there
+        # inputs: { root: "data/{org}" }   # each org's input folder; with {org}, no org reads another's
+        # network: { allow: [10.0.0.0/8] }   # private addresses that URLs from API/webhook params may reach
 
         """
     }
