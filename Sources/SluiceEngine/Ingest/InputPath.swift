@@ -170,8 +170,8 @@ struct InputPath {
     /// The roots, real paths all; nil when the project folder itself can't be resolved.
     func allowedRoots() -> Roots? {
         guard let projectRoot = Self.realPath(project.root.path) else { return nil }
-        let state = project.root.appendingPathComponent(".sluice").path
-        var roots = Roots(project: projectRoot, state: Self.realPath(state) ?? projectRoot + "/.sluice")
+        let state = project.stateFolder
+        var roots = Roots(project: projectRoot, state: Self.realPath(state.path) ?? projectRoot + "/" + state.lastPathComponent)
         if let template = project.settings.inputRoot {
             let written = template.hasPrefix("/") ? template : project.root.path + "/" + template
             roots.org = Self.realPath(written.replacingOccurrences(of: ProjectSettings.orgPlaceholder, with: org))
