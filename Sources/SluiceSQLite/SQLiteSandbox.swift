@@ -102,23 +102,42 @@ final class SQLiteSandbox: @unchecked Sendable {
     /// `:name` parameters are bound from `named`, other placeholders in order from `positional`.
     /// Returns the rows the statements changed and, with `collect`, the rows and column names of
     /// the last statement that has columns.
+    /// With `oneStatement`, the SQL must be a single statement (an author's query wrapped by
+    /// the engine: text after it would be statements of their own).
     func run(_ sql: String, policy: ProcedureSandbox?, named: [String: WarehouseValue]? = nil, positional: [WarehouseValue] = [],
-             collect: Bool = false) throws -> (changed: Int, result: QueryResult?) {
+             collect: Bool = false, oneStatement: Bool = false) throws -> (changed: Int, result: QueryResult?) {
         let before = sqlite3_total_changes64(connection)
         var result: QueryResult?
         var remaining = positional[...]
         let text = Data(sql.utf8)
         try sql.withCString { base in
             var cursor: UnsafePointer<CChar> = base
+            var statements = 0
             while cursor.pointee != 0 {
                 let offset = base.distance(to: cursor)
-                let firstWord = SourceLocation(ofByte: ProcedureChecker.firstWord(in: text, from: offset), in: text, file: "")
+                let word = ProcedureChecker.firstWord(in: text, from: offset)
+                if word >= text.count { break }
+                let firstWord = SourceLocation(ofByte: word, in: text, file: "")
+                if policy != nil {
+                    if oneStatement && statements > 0 {
+                        throw Failure(code: "procedure_refused",
+                                      message: "procedures run sandboxed, and this one is refused: a query procedure is one statement, and this one goes on",
+                                      location: firstWord)
+                    }
+                    if let refusal = ProcedureSandbox.refusal(ofStatement: String(decoding: text[(text.startIndex + word)...].prefix(16), as: UTF8.self)) {
+                        throw Failure(code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: \(refusal)",
+                                      location: firstWord)
+                    }
+                }
+                statements += 1
                 var statement: OpaquePointer?
                 var tail: UnsafePointer<CChar>?
+                // The rules apply while the statement runs too: SQLite prepares some statements
+                // only then (VACUUM's own).
                 gate.policy = policy
                 gate.refusal = nil
+                defer { gate.policy = nil }
                 let status = sqlite3_prepare_v2(connection, cursor, -1, &statement, &tail)
-                gate.policy = nil
                 defer { sqlite3_finalize(statement) }
                 guard status == SQLITE_OK else {
                     if let refusal = gate.refusal {
@@ -129,6 +148,10 @@ final class SQLiteSandbox: @unchecked Sendable {
                 }
                 guard let statement, let tail else { break }
                 cursor = tail
+                if policy == .query, sqlite3_stmt_readonly(statement) == 0 {
+                    throw Failure(code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: a query may only read",
+                                  location: firstWord)
+                }
                 let count = sqlite3_bind_parameter_count(statement)
                 for index in stride(from: Int32(1), through: count, by: 1) {
                     var value = WarehouseValue.null
@@ -150,6 +173,10 @@ final class SQLiteSandbox: @unchecked Sendable {
                     let step = sqlite3_step(statement)
                     if step == SQLITE_DONE { break }
                     guard step == SQLITE_ROW else {
+                        if let refusal = gate.refusal {
+                            throw Failure(code: "procedure_refused",
+                                          message: "procedures run sandboxed, and this statement is refused: \(refusal)", location: firstWord)
+                        }
                         throw Failure(code: Self.code(step), message: String(cString: sqlite3_errmsg(connection)), location: firstWord)
                     }
                     if collect { rows.append((0..<columnCount).map { Self.value(statement, $0) }) }

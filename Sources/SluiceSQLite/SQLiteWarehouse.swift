@@ -518,7 +518,8 @@ final class SQLiteWorkspace: RunWorkspace {
 
     func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
         try await sandboxed { _, sandbox in
-            try sandbox.run(sql, policy: .query, positional: arguments, collect: true).result ?? QueryResult(columns: [], rows: [])
+            try sandbox.run(sql, policy: .query, positional: arguments, collect: true, oneStatement: true).result
+                ?? QueryResult(columns: [], rows: [])
         }
     }
 
@@ -529,7 +530,7 @@ final class SQLiteWorkspace: RunWorkspace {
             try sandbox.exec("BEGIN")
             do {
                 let changed = try sandbox.run("INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) \(select)", policy: policy,
-                                              positional: arguments).changed
+                                              positional: arguments, oneStatement: true).changed
                 try sandbox.exec("COMMIT")
                 return changed
             } catch {

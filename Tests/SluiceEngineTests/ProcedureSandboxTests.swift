@@ -97,6 +97,33 @@ struct ProcedureSandboxTests {
         }
     }
 
+    @Test func aDataTestsQueryCanNotCloseItsWrapperAndCopyTheWarehouseOut() async throws {
+        defer { project.remove() }
+        // The check is wrapped as SELECT count(*) FROM (<file>): a file that closes the
+        // parenthesis would run statements of its own, VACUUM INTO among them (found by a
+        // hostile test of this session's first fix, which copied the warehouse to /tmp).
+        let copy = project.root.appendingPathComponent("copy.sqlite").path
+        let (run, step) = try await runProcedure("""
+            SELECT 1 WHERE 0) AS x;
+            VACUUM main INTO '\(copy)';
+            SELECT count(*) FROM (SELECT 1 WHERE 0
+            """, step: "{ id: work, uses: validate_data, with: { table: events, checks: [{ type: sql, procedure: procedures/p.sql }] } }")
+        #expect(run.state == .failed)
+        #expect(step.errorCode == "procedure_refused", "\(step.reason)")
+        #expect(step.reason.contains("a query procedure is one statement"), "\(step.reason)")
+        #expect(!FileManager.default.fileExists(atPath: copy))
+
+        // In a script, VACUUM is refused for what it is, whether or not lint saw it.
+        let workspace = try await project.warehouse.workspace(org: "acme", runID: "r_vacuum", targets: [], existing: false)
+        await #expect {
+            try await workspace.runScript("VACUUM main INTO '\(copy)'", named: [:], writes: [], step: "work")
+        } throws: { error in
+            (error as? StepFailure)?.code == "procedure_refused" && "\(error)".contains("may not VACUUM")
+        }
+        try await workspace.discard()
+        #expect(!FileManager.default.fileExists(atPath: copy))
+    }
+
     @Test func theWarehouseRefusesAScriptThatLintNeverSaw() async throws {
         defer { project.remove() }
         // The workspace itself enforces the rules, whoever calls it.

@@ -257,6 +257,7 @@ struct ProcedureCheckerTests {
             ("CREATE TEMP TRIGGER t AFTER INSERT ON usage BEGIN SELECT 1; END;", "may not create or drop triggers"),
             ("BEGIN; DELETE FROM usage; COMMIT;", "may not begin, commit or roll back transactions"),
             ("SELECT load_extension('x');", "may not call load_extension()"),
+            ("VACUUM main INTO '/tmp/copy.sqlite';", "may not VACUUM"),
         ]
         for (index, (sql, reason)) in refused.enumerated() {
             let path = "procedures/refused\(index).sql"

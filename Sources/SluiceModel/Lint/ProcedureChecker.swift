@@ -129,9 +129,17 @@ public final class ProcedureChecker {
                 var statement: OpaquePointer?
                 var tail: UnsafePointer<CChar>?
                 log.changedSchema = false
-                log.refusal = nil
-                let status = sqlite3_prepare_v2(connection, current, -1, &statement, &tail)
                 let statementStart = base.distance(to: current)
+                let word = Self.firstWord(in: data, from: statementStart)
+                log.refusal = word < data.count
+                    ? ProcedureSandbox.refusal(ofStatement: String(decoding: data[(data.startIndex + word)...].prefix(16), as: UTF8.self))
+                    : nil
+                if let refusal = log.refusal {
+                    info.diagnostics.append(Diagnostic(.procedureSandbox, at: TextScan.location(ofByte: word, in: data, file: info.path),
+                        "procedures run sandboxed, and this statement is refused: \(refusal)"))
+                    return
+                }
+                let status = sqlite3_prepare_v2(connection, current, -1, &statement, &tail)
                 if status != SQLITE_OK, let refusal = log.refusal {
                     let start = Self.firstWord(in: data, from: statementStart)
                     info.diagnostics.append(Diagnostic(.procedureSandbox, at: TextScan.location(ofByte: start, in: data, file: info.path),

@@ -48,6 +48,15 @@ public struct ProcedureSandbox: Sendable, Hashable {
         "sqlar_uncompress", "sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr",
     ]
 
+    /// Why a statement is refused for what it is, before SQLite's authorizer sees any of it:
+    /// VACUUM (which SQLite authorizes only from inside, as it runs, and whose `INTO` writes a
+    /// copy of the warehouse to any file); nil when the statement may go on to the authorizer.
+    /// `statement` starts at the statement's first word.
+    public static func refusal(ofStatement statement: some StringProtocol) -> String? {
+        let keyword = statement.prefix { $0.isLetter }.uppercased()
+        return keyword == "VACUUM" ? "it may not VACUUM (VACUUM INTO would copy the warehouse to a file)" : nil
+    }
+
     /// Why SQLite's authorizer call (`action` and its four text arguments, as
     /// `sqlite3_set_authorizer` gives them) is refused, in words for the pipeline's author;
     /// nil when it is allowed.
