@@ -24,7 +24,14 @@ struct DataFiles {
     var folderMode: mode_t { sharedWithGroup ? 0o770 : 0o700 }
 
     /// Creates `folder` and the folders above it up to the state folder, with the folder mode.
+    /// A state folder that others may enter but that is not shared with a group (one made by
+    /// an earlier version, 0755) is made owner-only: the files inside keep their modes, and
+    /// nobody else can reach them.
     func createFolder(_ folder: URL) throws {
+        var status = stat()
+        if stat(root.path, &status) == 0, status.st_mode & S_IWGRP == 0, status.st_mode & 0o077 != 0 {
+            chmod(root.path, 0o700)
+        }
         var missing: [URL] = []
         var current = folder.standardizedFileURL
         while !FileManager.default.fileExists(atPath: current.path) {

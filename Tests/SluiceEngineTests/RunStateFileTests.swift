@@ -87,6 +87,17 @@ struct RunStateFileTests {
         #expect(checked >= 4)
     }
 
+    @Test func aStateFolderFromAnEarlierVersionIsClosedToOthers() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        // Versions before this one made .sluice/ 0755 and its files 0644.
+        let state = project.root.appendingPathComponent(".sluice")
+        #expect(chmod(state.path, 0o755) == 0)
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        #expect(try mode(of: state) == 0o700)
+    }
+
     @Test func aStateFolderSharedWithAGroupGivesTheGroupItsFiles() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
