@@ -41,6 +41,8 @@ public struct ServerConfiguration: Sendable {
     public var requestReadTimeout: Duration?
     /// How long refused webhook deliveries stay in the audit log, and how many.
     public var webhookAuditRetention = WebhookAuditRetention()
+    /// The clock webhook timestamps are checked against: the wall clock, unless a test sets one.
+    public var now: @Sendable () -> Date = { Date() }
 
     public init() {}
 }
