@@ -57,8 +57,20 @@ struct ProjectOptions: ParsableArguments {
     }
 }
 
+/// Standard error for every command, with control characters escaped as `print` does.
 func writeError(_ text: String) {
+    let text = printable(text, keepingLineBreaks: true)
     FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+/// Standard output for every command. Run records, params, reasons, outputs, warehouse rows
+/// and names from files all reach the terminal through here, so their control characters are
+/// escaped (`printable`): no value can clear the screen, retitle the window or rewrite a line.
+/// It shadows the standard library's `print` in this module, so no command can forget it;
+/// output that carries terminal sequences on purpose (progress, lint colours) escapes its
+/// fields itself and writes to the file handle.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    Swift.print(printable(items.map { "\($0)" }.joined(separator: separator), keepingLineBreaks: true), terminator: terminator)
 }
 
 /// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
