@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceSecrets
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.
@@ -74,8 +75,13 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
 }
 
 /// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
-/// `defaultLevel`. Once per process.
+/// `defaultLevel`. Once per process. The key material the environment holds is masked in
+/// every line, whatever prints it.
 func bootstrapLogging(defaultLevel: Logger.Level) {
+    let environment = ProcessInfo.processInfo.environment
+    for name in [KeySource.Variable.passphrase, KeySource.Variable.salt] {
+        if let value = environment[name] { SecretRedactor.shared.register(value, owner: "environment") }
+    }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel

@@ -89,3 +89,9 @@ public struct Runner: Sendable {
         await launcher.stop()
     }
 }
+
+extension Runner: CustomStringConvertible {
+    /// The project, and nothing of the environment or the keys: service groups log the
+    /// services they run (a watchdog holds a runner) at debug level.
+    public var description: String { "Runner(project: \(state.projectRoot.path))" }
+}

@@ -46,3 +46,30 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 }
+
+/// A configuration shows its settings, never `environment`: it holds every variable of the
+/// process, key material (`SLUICE_KEY_PASSPHRASE`, `SLUICE_KEY_SALT`) and whatever secrets
+/// runs read as `env.*`, and a value printed inside another (a service a service group logs,
+/// `dump`) would print it.
+extension ServerConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Each setting, as shown: the environment only by its size.
+    private var shownSettings: [(label: String, value: String)] {
+        func limit(_ value: Int?) -> String { value.map(String.init) ?? "none" }
+        return [
+            ("host", host), ("port", String(port)), ("tls", tls.map { "\($0.certificatePath), key \($0.keyPath)" } ?? "none"),
+            ("maxBodyBytes", String(maxBodyBytes)), ("environment", "\(environment.count) variables, not shown"),
+            ("keyringPath", keyringPath ?? "default"), ("shutdownGrace", "\(shutdownGrace)"), ("idleTimeout", "\(idleTimeout)"),
+            ("maxActiveRunsPerOrg", limit(maxActiveRunsPerOrg)),
+        ]
+    }
+
+    public var description: String {
+        "ServerConfiguration(\(shownSettings.map { "\($0.label): \($0.value)" }.joined(separator: ", ")))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: shownSettings.map { (label: Optional($0.label), value: $0.value as Any) }, displayStyle: .struct)
+    }
+}
