@@ -19,7 +19,9 @@ import Synchronization
 ///   `webhook`, `schedule`);
 /// - `sluice_scheduled_runs_deferred_total`: due scheduled runs (fire times) that waited for
 ///   `max_active_runs`, each counted once;
-/// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat.
+/// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat;
+/// - `sluice_connections_refused_total{limit}`: connections closed as they were accepted,
+///   over the server's limit (`total`) or the client's (`per_client`).
 ///
 /// They count what this server process did, not runs started elsewhere (`sluice run`). One
 /// gauge is read from the run store at each scrape instead, so it covers every process:
@@ -58,6 +60,9 @@ public final class ServerMetrics: Sendable {
         _ = Counter(label: "sluice_runs_abandoned_total", factory: factory)
         for reason in Self.webhookRefusalReasons {
             _ = Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory)
+        }
+        for limit in [ConnectionLimits.Refusal.total, .perClient] {
+            _ = Counter(label: "sluice_connections_refused_total", dimensions: [("limit", limit.rawValue)], factory: factory)
         }
     }
 
@@ -102,6 +107,11 @@ public final class ServerMetrics: Sendable {
 
     func runAbandoned() {
         Counter(label: "sluice_runs_abandoned_total", factory: factory).increment()
+    }
+
+    /// A connection was closed as it was accepted: it would have passed `limit`.
+    func connectionRefused(limit: ConnectionLimits.Refusal) {
+        Counter(label: "sluice_connections_refused_total", dimensions: [("limit", limit.rawValue)], factory: factory).increment()
     }
 
     public func webhookRefused(reason: String) {

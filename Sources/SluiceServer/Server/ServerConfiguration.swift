@@ -44,6 +44,23 @@ public struct ServerConfiguration: Sendable {
     /// The clock webhook timestamps are checked against: the wall clock, unless a test sets one.
     public var now: @Sendable () -> Date = { Date() }
 
+    /// The most connections open at once, from all clients together; a connection beyond it is
+    /// closed as soon as it is accepted (docs/api.md#limits). nil for no limit.
+    public var maxConnections: Int? = ServerConfiguration.defaultMaxConnections
+    public static let defaultMaxConnections = 512
+
+    /// `defaultMaxConnections`, or half of `openFileLimit` (the process's file descriptors)
+    /// if that is fewer: connections must leave descriptors for the run store, the runs'
+    /// warehouses and the next accept. A process out of them accepts no one, `/healthz`
+    /// included, until idle connections time out.
+    public static func defaultMaxConnections(openFileLimit: Int) -> Int {
+        min(defaultMaxConnections, max(1, openFileLimit / 2))
+    }
+    /// The most connections open at once from one client address, so that one client can't
+    /// take every connection (and starve `/healthz` for the rest). nil for no limit.
+    public var maxConnectionsPerClient: Int? = ServerConfiguration.defaultMaxConnectionsPerClient
+    public static let defaultMaxConnectionsPerClient = 64
+
     public init() {}
 }
 
@@ -59,7 +76,8 @@ extension ServerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             ("host", host), ("port", String(port)), ("tls", tls.map { "\($0.certificatePath), key \($0.keyPath)" } ?? "none"),
             ("maxBodyBytes", String(maxBodyBytes)), ("environment", "\(environment.count) variables, not shown"),
             ("keyringPath", keyringPath ?? "default"), ("shutdownGrace", "\(shutdownGrace)"), ("idleTimeout", "\(idleTimeout)"),
-            ("maxActiveRunsPerOrg", limit(maxActiveRunsPerOrg)),
+            ("maxActiveRunsPerOrg", limit(maxActiveRunsPerOrg)), ("maxConnections", limit(maxConnections)),
+            ("maxConnectionsPerClient", limit(maxConnectionsPerClient)),
         ]
     }
 
