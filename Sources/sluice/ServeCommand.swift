@@ -51,6 +51,8 @@ extension Sluice {
         @Option(help: "The most runs of one org that may be pending or running for the API and webhooks to start another (0: no limit).")
         var maxActiveRunsPerOrg = ServerConfiguration.defaultMaxActiveRunsPerOrg
 
+        @OptionGroup var execution: ExecutionOptions
+
         @Option(help: "The most connections open at once, from all clients; one more is closed as it is accepted (0: no limit; default: 512, or half the open-file limit if that is less).")
         var maxConnections: Int?
 
@@ -83,6 +85,7 @@ extension Sluice {
             var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.host = host
             configuration.maxActiveRunsPerOrg = maxActiveRunsPerOrg == 0 ? nil : maxActiveRunsPerOrg
+            execution.apply(to: &configuration)
             let openFiles = raiseOpenFileLimit()
             configuration.maxConnections = switch maxConnections {
             case nil: ServerConfiguration.defaultMaxConnections(openFileLimit: openFiles)

@@ -26,12 +26,15 @@ public struct Runner: Sendable {
     public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
                 metrics: ServerMetrics = ServerMetrics(), logger: Logger) async throws {
         self.configuration = configuration
-        state = LocalState(projectRoot: projectRoot)
+        var state = LocalState(projectRoot: projectRoot)
+        state.runCacheBytes = configuration.runCacheBytesPerRun
+        self.state = state
         store = try await state.runStore()
         self.metrics = metrics
         self.logger = logger
         keys = try Self.loadKeys(state, configuration, logger)
-        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, metrics: metrics)
+        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
+                               metrics: metrics)
         catalog = PipelineCatalog(state: state)
     }
 

@@ -61,6 +61,19 @@ public struct ServerConfiguration: Sendable {
     public var maxConnectionsPerClient: Int? = ServerConfiguration.defaultMaxConnectionsPerClient
     public static let defaultMaxConnectionsPerClient = 64
 
+    /// The most runs executing at once in this process, whoever started them (the API,
+    /// webhooks, the scheduler); the rest wait, pending, and start in the order they were
+    /// created as runs end.
+    public var maxExecutingRuns: Int = ServerConfiguration.defaultMaxExecutingRuns
+    public static let defaultMaxExecutingRuns = 4
+    /// The SQLite page cache the executing runs share: each run's connection gets this divided
+    /// by `maxExecutingRuns`, so memory stays bounded however many runs are started.
+    public var runCacheBytes: Int = ServerConfiguration.defaultRunCacheBytes
+    public static let defaultRunCacheBytes = 192 << 20
+
+    /// The page cache of one executing run: its share of `runCacheBytes`.
+    public var runCacheBytesPerRun: Int { runCacheBytes / max(1, maxExecutingRuns) }
+
     public init() {}
 }
 
@@ -77,7 +90,8 @@ extension ServerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             ("maxBodyBytes", String(maxBodyBytes)), ("environment", "\(environment.count) variables, not shown"),
             ("keyringPath", keyringPath ?? "default"), ("shutdownGrace", "\(shutdownGrace)"), ("idleTimeout", "\(idleTimeout)"),
             ("maxActiveRunsPerOrg", limit(maxActiveRunsPerOrg)), ("maxConnections", limit(maxConnections)),
-            ("maxConnectionsPerClient", limit(maxConnectionsPerClient)),
+            ("maxConnectionsPerClient", limit(maxConnectionsPerClient)), ("maxExecutingRuns", String(maxExecutingRuns)),
+            ("runCacheBytes", String(runCacheBytes)),
         ]
     }
 
