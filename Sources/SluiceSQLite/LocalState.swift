@@ -12,6 +12,9 @@ public struct LocalState: Sendable {
     public let projectRoot: URL
     /// The `.sluice` folder.
     public let root: URL
+    /// The page cache each run's warehouse connection gets: all of the default for a command
+    /// that executes one run, a share for a server that executes several at once.
+    public var runCacheBytes = SQLiteWarehouse.defaultRunCacheBytes
 
     public init(projectRoot: URL) {
         self.projectRoot = projectRoot
@@ -30,7 +33,7 @@ public struct LocalState: Sendable {
         return store
     }
 
-    public var warehouse: SQLiteWarehouse { SQLiteWarehouse(root: root) }
+    public var warehouse: SQLiteWarehouse { SQLiteWarehouse(root: root, runCacheBytes: runCacheBytes) }
 
     /// Lints the pipeline file at `path` (relative to the project root) into a plan, or
     /// returns the diagnostics that stop it.

@@ -32,7 +32,9 @@ final class SQLiteSandbox: @unchecked Sendable {
         var location: SourceLocation?
     }
 
-    init(warehouse: String, staging: String, busyTimeout: Duration) throws(StepFailure) {
+    /// `cacheBytes` is the page cache of the connection, split between the warehouse, the
+    /// staging and temp.
+    init(warehouse: String, staging: String, busyTimeout: Duration, cacheBytes: Int) throws(StepFailure) {
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(warehouse, &connection, flags, nil) == SQLITE_OK else {
             let message = connection.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -42,15 +44,15 @@ final class SQLiteSandbox: @unchecked Sendable {
         }
         sqlite3_busy_timeout(connection, Int32(clamping: Int(busyTimeout.timeInterval * 1000)))
         sqlite3_extended_result_codes(connection, 1)
-        // Only procedures run here: a smaller cache than the run's own connection.
+        let cacheKiB = max(1, cacheBytes / 3 / 1024)
         let setUp = [
             "PRAGMA temp_store = FILE",
             "ATTACH DATABASE \(SQLiteSandbox.literal(staging)) AS stage",
             "PRAGMA stage.journal_mode = TRUNCATE",
             "PRAGMA stage.synchronous = OFF",
-            "PRAGMA main.cache_size = -16384",
-            "PRAGMA stage.cache_size = -16384",
-            "PRAGMA temp.cache_size = -16384",
+            "PRAGMA main.cache_size = -\(cacheKiB)",
+            "PRAGMA stage.cache_size = -\(cacheKiB)",
+            "PRAGMA temp.cache_size = -\(cacheKiB)",
         ]
         for statement in setUp {
             do { try exec(statement) } catch {

@@ -34,7 +34,9 @@ extension Sluice {
             let targets = paths.isEmpty ? ["pipelines"] : paths.map(project.projectPath)
             let report = linter.lint(paths: targets)
             let colour = format == .text && isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-            print(format.render(report, colour: colour), terminator: "")
+            // Not through `print`, which would escape the colours: the text format escapes the
+            // paths and messages it quotes itself, and the others are JSON or escape their own.
+            FileHandle.standardOutput.write(Data(format.render(report, colour: colour).utf8))
             if report.errorCount > 0 || (strict && report.warningCount > 0) {
                 throw ExitCode(1)
             }

@@ -20,7 +20,8 @@ final class ProgressPrinter: Sendable {
         let text = state.withLock { state -> String in
             let lines = state.progress.render()
             var text = state.linesDrawn > 0 ? "\u{1B}[\(state.linesDrawn)A" : ""
-            for line in lines { text += "\u{1B}[2K" + line + "\n" }
+            // The lines carry step notes (failure reasons): escaped, unlike the cursor moves.
+            for line in lines { text += "\u{1B}[2K" + printable(line) + "\n" }
             state.linesDrawn = lines.count
             return text
         }

@@ -149,10 +149,11 @@ enum RunReport {
     }
 }
 
-/// Columns padded to their widest cell.
+/// Columns padded to their widest cell. A cell is one line: its line breaks and other control
+/// characters are escaped.
 enum TextTable {
     static func render(header: [String], rows: [[String]]) -> String {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map { printable($0) } }
         let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
         return all.map { row in
             row.enumerated().map { index, cell in

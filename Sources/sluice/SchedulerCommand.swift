@@ -43,6 +43,8 @@ extension Sluice {
         @Flag(help: "Look once: create the runs due now (with catch-up), wait for them, print them and exit (1 if one failed).")
         var once = false
 
+        @OptionGroup var execution: ExecutionOptions
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
@@ -57,6 +59,7 @@ extension Sluice {
             let logger = Logger(label: "sluice.scheduler")
             var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
+            execution.apply(to: &configuration)
             let runner: Runner
             let options: Scheduler.Options
             do {

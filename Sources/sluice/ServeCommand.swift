@@ -51,10 +51,22 @@ extension Sluice {
         @Option(help: "The most runs of one org that may be pending or running for the API and webhooks to start another (0: no limit).")
         var maxActiveRunsPerOrg = ServerConfiguration.defaultMaxActiveRunsPerOrg
 
+        @OptionGroup var execution: ExecutionOptions
+
+        @Option(help: "The most connections open at once, from all clients; one more is closed as it is accepted (0: no limit; default: 512, or half the open-file limit if that is less).")
+        var maxConnections: Int?
+
+        @Option(help: "The most connections open at once from one client address (0: no limit; behind a proxy every client has its address).")
+        var maxConnectionsPerClient = ServerConfiguration.defaultMaxConnectionsPerClient
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
             guard maxActiveRunsPerOrg >= 0 else { throw ValidationError("--max-active-runs-per-org takes 0 (no limit) or more, not \(maxActiveRunsPerOrg)") }
+            if let maxConnections, maxConnections < 0 { throw ValidationError("--max-connections takes 0 (no limit) or more, not \(maxConnections)") }
+            guard maxConnectionsPerClient >= 0 else {
+                throw ValidationError("--max-connections-per-client takes 0 (no limit) or more, not \(maxConnectionsPerClient)")
+            }
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
             if (tlsCertificate == nil) != (tlsKey == nil) {
@@ -73,6 +85,17 @@ extension Sluice {
             var configuration = ServerConfiguration.command(keyring: keyring)
             configuration.host = host
             configuration.maxActiveRunsPerOrg = maxActiveRunsPerOrg == 0 ? nil : maxActiveRunsPerOrg
+            execution.apply(to: &configuration)
+            let openFiles = raiseOpenFileLimit()
+            configuration.maxConnections = switch maxConnections {
+            case nil: ServerConfiguration.defaultMaxConnections(openFileLimit: openFiles)
+            case 0: nil
+            case let limit?: limit
+            }
+            if let limit = configuration.maxConnections, limit > openFiles / 2 {
+                logger.warning("--max-connections \(limit) leaves few of the process's \(openFiles) file descriptors for anything else: once they are used up, no connection (not /healthz either) is accepted until some close")
+            }
+            configuration.maxConnectionsPerClient = maxConnectionsPerClient == 0 ? nil : maxConnectionsPerClient
             configuration.port = port
             configuration.shutdownGrace = try parseDuration(shutdownGrace, "--shutdown-grace", allowZero: true)
             if let tlsCertificate, let tlsKey {
@@ -128,6 +151,30 @@ private func warnIfOthersCanRead(_ path: String, logger: Logger) {
     var status = stat()
     guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return }
     logger.warning("the TLS private key \(path) is open to group or others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+}
+
+/// Raises the soft limit on open files to the hard limit, as servers do (the soft default is
+/// 256 on macOS and often 1024 on Linux: a few hundred idle connections would use it up), and
+/// returns the limit now in force.
+private func raiseOpenFileLimit() -> Int {
+    #if canImport(Glibc)
+    let resource = Int32(RLIMIT_NOFILE.rawValue)
+    #else
+    let resource = RLIMIT_NOFILE
+    #endif
+    var limit = rlimit()
+    guard getrlimit(resource, &limit) == 0 else { return 256 }
+    // An unlimited hard limit is not a value setrlimit takes for files: macOS caps it at
+    // OPEN_MAX (10240), Linux at nr_open (1,048,576 by default).
+    for wanted in [min(limit.rlim_max, 1 << 20), min(limit.rlim_max, 10_240)] where limit.rlim_cur < wanted {
+        var raised = limit
+        raised.rlim_cur = wanted
+        if setrlimit(resource, &raised) == 0 {
+            limit = raised
+            break
+        }
+    }
+    return Int(clamping: limit.rlim_cur)
 }
 
 extension ServerConfiguration {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceSecrets
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.
@@ -57,13 +58,30 @@ struct ProjectOptions: ParsableArguments {
     }
 }
 
+/// Standard error for every command, with control characters escaped as `print` does.
 func writeError(_ text: String) {
+    let text = printable(text, keepingLineBreaks: true)
     FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
 }
 
+/// Standard output for every command. Run records, params, reasons, outputs, warehouse rows
+/// and names from files all reach the terminal through here, so their control characters are
+/// escaped (`printable`): no value can clear the screen, retitle the window or rewrite a line.
+/// It shadows the standard library's `print` in this module, so no command can forget it;
+/// output that carries terminal sequences on purpose (progress, lint colours) escapes its
+/// fields itself and writes to the file handle.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    Swift.print(printable(items.map { "\($0)" }.joined(separator: separator), keepingLineBreaks: true), terminator: terminator)
+}
+
 /// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
-/// `defaultLevel`. Once per process.
+/// `defaultLevel`. Once per process. The key material the environment holds is masked in
+/// every line, whatever prints it.
 func bootstrapLogging(defaultLevel: Logger.Level) {
+    let environment = ProcessInfo.processInfo.environment
+    for name in [KeySource.Variable.passphrase, KeySource.Variable.salt] {
+        if let value = environment[name] { SecretRedactor.shared.register(value, owner: "environment") }
+    }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel

@@ -103,18 +103,29 @@ struct LongRunningCommand: Sendable {
     let firstLine: String
 
     /// Starts it and waits (on a thread of its own) for the first line. What it writes to
-    /// standard error goes to `errors` (none: nowhere).
-    static func start(_ arguments: [String], in directory: URL, errors: URL? = nil) async throws -> LongRunningCommand {
-        try await onItsOwnThread { try LongRunningCommand(arguments, in: directory, errors: errors) }
+    /// standard error goes to `errors` (none: nowhere). `environment` adds to (or overrides)
+    /// the test's own variables; `openFileLimit` is set (soft and hard) before it starts.
+    static func start(_ arguments: [String], in directory: URL, errors: URL? = nil,
+                      environment: [String: String] = [:], openFileLimit: Int? = nil) async throws -> LongRunningCommand {
+        try await onItsOwnThread {
+            try LongRunningCommand(arguments, in: directory, errors: errors, environment: environment, openFileLimit: openFileLimit)
+        }
     }
 
-    private init(_ arguments: [String], in directory: URL, errors: URL?) throws {
+    private init(_ arguments: [String], in directory: URL, errors: URL?, environment extra: [String: String], openFileLimit: Int?) throws {
         process = Process()
-        process.executableURL = sluiceBinary
-        process.arguments = arguments
+        if let openFileLimit {
+            // The shell execs sluice, so the process (and its id) is sluice's.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", sluiceBinary.path] + arguments
+        } else {
+            process.executableURL = sluiceBinary
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = directory
         var environment = ProcessInfo.processInfo.environment
         environment["SLUICE_LOG_LEVEL"] = "warning"
+        environment.merge(extra) { $1 }
         process.environment = environment
         output = Pipe()
         process.standardOutput = output

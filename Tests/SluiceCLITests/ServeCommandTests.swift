@@ -233,3 +233,64 @@ func httpCall(port: Int, _ method: String, _ path: String, token: String? = nil,
     let (data, response) = try await URLSession.shared.data(for: request)
     return ((response as! HTTPURLResponse).statusCode, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
 }
+
+/// `TestTime.patience` in whole seconds, for scripts' socket timeouts and loops.
+private let patience = Int(TestTime.patience.components.seconds)
+
+/// Connections a client opens and leaves can't keep the server from answering others.
+struct ServeConnectionTests {
+    @Test func idleConnectionsFromOneClientDoNotStarveHealthzUnderALowOpenFileLimit() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        // 256 open files (macOS's default): 250 connections would use them up, and a process
+        // out of descriptors accepts no one until idle connections time out (60 s).
+        let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project, openFileLimit: 256)
+        defer { server.stop() }
+        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+                                "\(server.firstLine)")
+        let script = """
+            import http.client, select, socket, time
+            held = []
+            for _ in range(250):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.2", 0))
+                sock.connect(("127.0.0.1", \(port)))
+                held.append(sock)
+            connection = http.client.HTTPConnection("127.0.0.1", \(port), timeout=\(patience))
+            connection.request("GET", "/healthz")
+            print(connection.getresponse().status)
+            def closed_by_server(sock):
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return sock.recv(1) == b""
+                except OSError:
+                    return True
+            # The client's 64 (the default per client) are held; the rest were closed as they
+            # were accepted, not when the idle timeout came for every connection.
+            deadline = time.monotonic() + \(patience)
+            closed = 0
+            while time.monotonic() < deadline:
+                closed = sum(1 for sock in held if closed_by_server(sock))
+                if closed >= 186:
+                    break
+                time.sleep(0.05)
+            print(closed, len(held) - closed)
+            """
+        let lines = try await onItsOwnThread { () throws -> [String] in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+        #expect(lines == ["200", "186 64"], "\(lines)")
+        let (status, _) = try await server.terminate()
+        #expect(status == 0)
+    }
+}

@@ -6,8 +6,8 @@ import SluiceSQLite
 import SluiceTestSupport
 import Testing
 
-/// A step that sleeps for `for`, cancellably.
-private struct NapProcessor: Processor {
+/// A step that sleeps for `for`, cancellably (`test_nap`).
+struct NapProcessor: Processor {
     var spec: ProcessorSpec {
         ProcessorSpec(name: "test_nap", summary: "s", description: "d",
                       fields: [FieldSpec("for", .duration, .required, description: "how long")],

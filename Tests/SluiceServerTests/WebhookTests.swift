@@ -12,9 +12,11 @@ struct WebhookTests {
     /// A passphrase-derived key, so the tests need no keyring file.
     static let keyEnvironment = ["SLUICE_KEY_PASSPHRASE": "webhook tests passphrase", "SLUICE_KEY_SALT": "0123456789abcdef0123456789abcdef"]
 
-    static func start(_ project: URL) async throws -> LiveServer {
+    /// `now`: the clock timestamps are checked against, when not the wall clock.
+    static func start(_ project: URL, now: Date? = nil) async throws -> LiveServer {
         try await LiveServer.start(project: project) { configuration in
             configuration.environment = ProcessInfo.processInfo.environment.merging(keyEnvironment) { $1 }
+            if let now { configuration.now = { now } }
         }
     }
 
@@ -233,6 +235,53 @@ struct WebhookTests {
         #expect(try await Self.deliver(live, path: verify, id: "m4", body: body, secret: Self.secret2).status == 200)
         // The verify route starts nothing.
         #expect(try await live.server.store.runs(pipeline: nil, org: nil, limit: 10).isEmpty)
+        try await live.stop()
+    }
+}
+
+/// Where the timestamp window and the signature header end, as the Standard Webhooks
+/// reference libraries draw them.
+struct WebhookEdgeTests {
+    @Test func aDeliveryExactlyFiveMinutesOldIsAcceptedAndOneSecondOlderIsRefusedWithItsAge() async throws {
+        // The server's clock stands 0.9 s into a second: ages are whole seconds of it.
+        let second = Int(Date().timeIntervalSince1970)
+        let live = try await WebhookTests.start(try exampleProject(), now: Date(timeIntervalSince1970: Double(second) + 0.9))
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        try await WebhookTests.createHook(live, secret: WebhookTests.secret1)
+        let verify = "/v1/hooks/acme/genai_costs_daily/verify"
+        let body = WebhookTests.payload
+        for timestamp in [second - 300, second + 60] {
+            let inside = try await WebhookTests.deliver(live, path: verify, id: "msg_edge", timestamp: timestamp, body: body)
+            #expect(inside.status == 200, "\(timestamp - second) s: \(inside.text)")
+        }
+        let old = try await WebhookTests.deliver(live, path: verify, id: "msg_old", timestamp: second - 301, body: body)
+        #expect(old.status == 401, "\(old.text)")
+        #expect(old.error["message"] as? String
+            == "webhook-timestamp is 301 s old; deliveries older than 300 s are refused (a replay, or a clock that is wrong)", "\(old.text)")
+        let ahead = try await WebhookTests.deliver(live, path: verify, id: "msg_ahead", timestamp: second + 61, body: body)
+        #expect(ahead.status == 401, "\(ahead.text)")
+        #expect((ahead.error["message"] as? String)?.hasPrefix("webhook-timestamp is 61 s in the future; at most 60 s ahead") == true, "\(ahead.text)")
+        try await live.stop()
+    }
+
+    @Test func aValidSignatureIsFoundAfterAnyNumberOfOtherEntries() async throws {
+        let live = try await WebhookTests.start(try exampleProject())
+        defer { try? FileManager.default.removeItem(at: live.project) }
+        try await WebhookTests.createHook(live, secret: WebhookTests.secret1)
+        let verify = "/v1/hooks/acme/genai_costs_daily/verify"
+        let body = WebhookTests.payload
+        let timestamp = WebhookTests.now
+        let good = try await WebhookTests.sign(WebhookTests.secret1, id: "msg_many", timestamp: timestamp, body: body)
+        // Well-formed v1 entries of other secrets, as a sender rotating through many would send.
+        let others = (0..<1_000).map { index in "v1," + Data((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }).base64EncodedString() }
+        for count in [16, 17, 1_000] {
+            let header = (others.prefix(count) + [good]).joined(separator: " ")
+            let response = try await WebhookTests.deliver(live, path: verify, id: "msg_many", timestamp: timestamp, body: body, signature: header)
+            #expect(response.status == 200, "the valid entry after \(count) others: \(response.text)")
+        }
+        let none = try await WebhookTests.deliver(live, path: verify, id: "msg_many", timestamp: timestamp, body: body,
+                                                  signature: others.joined(separator: " "))
+        #expect(none.status == 401)
         try await live.stop()
     }
 }

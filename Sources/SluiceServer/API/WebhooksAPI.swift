@@ -74,7 +74,7 @@ struct WebhooksAPI: Sendable {
             throw Refusal(reason: "invalid_header", error: .badRequest("invalid_header", "webhook-timestamp must be whole seconds since 1970 (UTC)"))
         }
         let hook: WebhookHooks.Hook
-        let now = Date()
+        let now = server.configuration.now()
         switch try await server.hooks.hook(org: org, pipeline: pipeline, now: now) {
         case .found(let found):
             hook = found
@@ -96,14 +96,14 @@ struct WebhooksAPI: Sendable {
         } catch let error as APIError {
             throw Refusal(reason: "invalid_payload", error: error)
         }
-        let age = now.timeIntervalSince1970 - Double(seconds)
+        let age = WebhookSignature.age(ofTimestamp: seconds, at: now)
         if age > WebhookSignature.maximumAge {
             throw Refusal(reason: "stale_timestamp", error: .unauthenticated(
-                "webhook-timestamp is \(Int(age)) s old; deliveries older than \(Int(WebhookSignature.maximumAge)) s are refused (a replay, or a clock that is wrong)"))
+                "webhook-timestamp is \(age) s old; deliveries older than \(WebhookSignature.maximumAge) s are refused (a replay, or a clock that is wrong)"))
         }
         if -age > WebhookSignature.maximumSkewAhead {
             throw Refusal(reason: "future_timestamp", error: .unauthenticated(
-                "webhook-timestamp is \(Int(-age)) s in the future; at most \(Int(WebhookSignature.maximumSkewAhead)) s ahead is accepted (check the sender's clock)"))
+                "webhook-timestamp is \(-age) s in the future; at most \(WebhookSignature.maximumSkewAhead) s ahead is accepted (check the sender's clock)"))
         }
         let signatures = WebhookSignature.signatures(in: signature)
         guard WebhookSignature.isValid(id: id, timestamp: timestamp, body: body, signatures: signatures, keys: hook.keys) else {

@@ -19,7 +19,14 @@ import Synchronization
 ///   `webhook`, `schedule`);
 /// - `sluice_scheduled_runs_deferred_total`: due scheduled runs (fire times) that waited for
 ///   `max_active_runs`, each counted once;
-/// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat.
+/// - `sluice_runs_abandoned_total`: runs the watchdog found without a heartbeat;
+/// - `sluice_connections_refused_total{limit}`: connections closed as they were accepted,
+///   over the server's limit (`total`) or the client's (`per_client`).
+///
+/// Two gauges say what this process's launcher holds now:
+///
+/// - `sluice_runs_executing`: runs executing here (at most `--max-executing-runs`);
+/// - `sluice_runs_waiting`: runs created and waiting, pending, for one of those slots.
 ///
 /// They count what this server process did, not runs started elsewhere (`sluice run`). One
 /// gauge is read from the run store at each scrape instead, so it covers every process:
@@ -58,6 +65,10 @@ public final class ServerMetrics: Sendable {
         _ = Counter(label: "sluice_runs_abandoned_total", factory: factory)
         for reason in Self.webhookRefusalReasons {
             _ = Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory)
+        }
+        recordLauncher(executing: 0, waiting: 0)
+        for limit in [ConnectionLimits.Refusal.total, .perClient] {
+            _ = Counter(label: "sluice_connections_refused_total", dimensions: [("limit", limit.rawValue)], factory: factory)
         }
     }
 
@@ -102,6 +113,17 @@ public final class ServerMetrics: Sendable {
 
     func runAbandoned() {
         Counter(label: "sluice_runs_abandoned_total", factory: factory).increment()
+    }
+
+    /// How many runs execute in this process now, and how many wait for a slot.
+    func recordLauncher(executing: Int, waiting: Int) {
+        Gauge(label: "sluice_runs_executing", factory: factory).record(executing)
+        Gauge(label: "sluice_runs_waiting", factory: factory).record(waiting)
+    }
+
+    /// A connection was closed as it was accepted: it would have passed `limit`.
+    func connectionRefused(limit: ConnectionLimits.Refusal) {
+        Counter(label: "sluice_connections_refused_total", dimensions: [("limit", limit.rawValue)], factory: factory).increment()
     }
 
     public func webhookRefused(reason: String) {

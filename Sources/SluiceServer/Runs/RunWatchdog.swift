@@ -8,10 +8,13 @@ import SluiceModel
 /// long-running process without a scheduler (`sluice serve`): a `sluice run` killed while the
 /// server is up is noticed without waiting for the next command. The scheduler runs the same
 /// check as part of its looks instead.
-struct RunWatchdog: Service {
+struct RunWatchdog: Service, CustomStringConvertible {
     let runner: Runner
     let lease: Duration
     let logger: Logger
+
+    /// What a service group logs the service as (its default would be every stored property).
+    var description: String { "RunWatchdog(lease: \(DurationText.format(lease)))" }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {

@@ -26,12 +26,15 @@ public struct Runner: Sendable {
     public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
                 metrics: ServerMetrics = ServerMetrics(), logger: Logger) async throws {
         self.configuration = configuration
-        state = LocalState(projectRoot: projectRoot)
+        var state = LocalState(projectRoot: projectRoot)
+        state.runCacheBytes = configuration.runCacheBytesPerRun
+        self.state = state
         store = try await state.runStore()
         self.metrics = metrics
         self.logger = logger
         keys = try Self.loadKeys(state, configuration, logger)
-        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, metrics: metrics)
+        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
+                               metrics: metrics)
         catalog = PipelineCatalog(state: state)
     }
 
@@ -88,4 +91,10 @@ public struct Runner: Sendable {
     public func stopRuns() async {
         await launcher.stop()
     }
+}
+
+extension Runner: CustomStringConvertible {
+    /// The project, and nothing of the environment or the keys: service groups log the
+    /// services they run (a watchdog holds a runner) at debug level.
+    public var description: String { "Runner(project: \(state.projectRoot.path))" }
 }

@@ -158,9 +158,19 @@ public struct APIServer: Sendable {
         if !services.contains(where: { $0 is Scheduler }) {
             services.append(RunWatchdog(runner: runner, lease: RunRecovery.lease(environment: configuration.environment), logger: logger))
         }
-        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)],
-                                                                idleTimeout: idle))
-        let server = if let tls = configuration.tls { try HTTPServerBuilder.tls(http1, tlsConfiguration: tls.configuration) } else { http1 }
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)], idleTimeout: idle)
+        // The connection limits come first: a connection over them is closed before its TLS
+        // handshake or its request is read.
+        let limits = ConnectionLimits(maxTotal: configuration.maxConnections, maxPerClient: configuration.maxConnectionsPerClient)
+        let onRefusal: @Sendable (ConnectionLimits.Refusal) -> Void = { [metrics] in metrics.connectionRefused(limit: $0) }
+        let tls = configuration.tls
+        let server = HTTPServerBuilder { responder in
+            let http = HTTP1Channel(responder: responder, configuration: http1)
+            if let tls {
+                return ConnectionLimitChannel(base: try TLSChannel(http, tlsConfiguration: tls.configuration), limits: limits, onRefusal: onRefusal)
+            }
+            return ConnectionLimitChannel(base: http, limits: limits, onRefusal: onRefusal)
+        }
         return Application(router: router().router, server: server,
                            configuration: appConfiguration, services: [launcher] + services,
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)

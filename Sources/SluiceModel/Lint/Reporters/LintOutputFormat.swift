@@ -26,7 +26,8 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
         func paint(_ text: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
         var lines = report.diagnostics.map { diagnostic in
             let severity = diagnostic.severity == .error ? paint("error", "1;31") : paint("warning", "1;33")
-            return "\(paint(diagnostic.location.description, "1")): \(severity): \(diagnostic.message) \(paint("[\(diagnostic.rule.rawValue)]", "2"))"
+            // The file name and the message may quote input: escaped before the colours go on.
+            return "\(paint(printable(diagnostic.location.description), "1")): \(severity): \(printable(diagnostic.message, keepingLineBreaks: true)) \(paint("[\(diagnostic.rule.rawValue)]", "2"))"
         }
         let files = report.filesChecked == 1 ? "1 file" : "\(report.filesChecked) files"
         if report.diagnostics.isEmpty {
