@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceModel", targets: ["SluiceModel"]),
+        .library(name: "SluiceStorage", targets: ["SluiceStorage"]),
         .library(name: "SluiceEngine", targets: ["SluiceEngine"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
         .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
@@ -56,12 +57,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The executor, run context, retry and timeout policy, processors, and the Warehouse,
-        // RunStore and CredentialStore protocols. No SQLite or PostgreSQL in here.
+        // The storage seam: the protocols of the run store, the warehouse and its run
+        // workspaces, the credential, API token and webhook audit stores, and the records they
+        // keep. Protocols and values only: each backend implements them, the engine and the
+        // server use them.
+        .target(
+            name: "SluiceStorage",
+            dependencies: ["SluiceModel"]
+        ),
+        // The executor, run context, retry and timeout policy and the processors. Talks to
+        // storage only through SluiceStorage; no SQLite or PostgreSQL in here.
         .target(
             name: "SluiceEngine",
             dependencies: [
                 "SluiceModel",
+                "SluiceStorage",
                 "SluiceSecrets",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -70,7 +80,7 @@ let package = Package(
         .target(
             name: "SluiceSQLite",
             dependencies: [
-                "SluiceEngine",
+                "SluiceEngine", "SluiceStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
@@ -81,7 +91,7 @@ let package = Package(
             name: "SluiceProviders",
             dependencies: [
                 "SluiceModel",
-                "SluiceEngine",
+                "SluiceEngine", "SluiceStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -96,7 +106,7 @@ let package = Package(
             name: "SluiceServer",
             dependencies: [
                 "SluiceModel",
-                "SluiceEngine",
+                "SluiceEngine", "SluiceStorage",
                 "SluiceSQLite",
                 "SluiceSecrets",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -119,7 +129,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceModel",
-                "SluiceEngine",
+                "SluiceEngine", "SluiceStorage",
                 "SluiceSQLite",
                 "SluiceSecrets",
                 "SluiceProviders",
@@ -141,7 +151,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "DAGBenchmark",
-            dependencies: ["SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SluiceEngine", "SluiceStorage", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/DAGBenchmark"
         ),
         // Drives the release `sluice` binary: `scheduler --once` catching up against a loop of `sluice run`.
@@ -162,12 +172,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "SluiceSecretsTests",
-            dependencies: ["SluiceTestSupport", "SluiceSecrets", "SluiceEngine", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceTestSupport", "SluiceSecrets", "SluiceEngine", "SluiceStorage", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
@@ -175,7 +185,7 @@ let package = Package(
             dependencies: [
                 "SluiceTestSupport",
                 "SluiceProviders",
-                "SluiceEngine",
+                "SluiceEngine", "SluiceStorage",
                 "SluiceModel",
                 "SluiceSQLite",
                 .product(name: "Logging", package: "swift-log"),
@@ -188,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceServerTests",
-            dependencies: ["SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
+            dependencies: ["SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]

@@ -3,6 +3,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 // Executor overhead: a DAG of 1,000 no-op steps (10 layers of 100, each step needing every
 // step of the layer before) run with every state transition stored in a real SQLite run

@@ -2,6 +2,7 @@ import Foundation
 import NIOHTTP1
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// The error codes a `notify` step fails with; docs/pipeline-format.md ("notify") lists them.
 /// Stable: alerts on alerts match on them.

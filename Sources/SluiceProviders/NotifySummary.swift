@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// What `notify` tells a webhook about a run: who, which run, and for a failed run where and
 /// why it failed. Every text has been through `mask` (the redactor, and the webhook's own URL

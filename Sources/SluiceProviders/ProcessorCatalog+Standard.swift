@@ -1,4 +1,5 @@
 import SluiceEngine
+import SluiceStorage
 
 extension ProcessorCatalog {
     /// The credential validators, which call providers over HTTP.

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// One request of a credential check.
 struct ProviderRequest: Sendable {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOHTTP1
 import SluiceEngine
+import SluiceStorage
 
 /// The engine's `HTTPTransport` (what `ingest` with `format: http` fetches pages through) on
 /// the validators' client: no redirects, one timeout over the whole answer, and no answer

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// How an answer becomes an outcome; the one mapping every validator uses.
 extension ProviderResponse {

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `validate_anthropic`: lists the models (`check: models`) or asks for one token
 /// (`check: messages`) with the key in `x-api-key`.

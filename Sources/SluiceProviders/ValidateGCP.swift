@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `validate_gcp`: exchanges a JWT signed with the service account's key for an access token
 /// and, when `required_permissions` are given, asks which of them the account holds on

@@ -2,6 +2,7 @@ import Foundation
 import NIOHTTP1
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `validate_http`: one request to any endpoint, with the secret as a bearer token, a header or
 /// a query parameter; a status in `expected_status` means valid.

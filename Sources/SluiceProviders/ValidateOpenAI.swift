@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `validate_openai`: lists the models with the key. A list means the key works.
 public struct ValidateOpenAIProcessor: Processor {

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// What a credential check found, as the validators' `status` output and failure messages
 /// say it. `valid` and `partiallyValid` end the step successfully; the others fail it with one

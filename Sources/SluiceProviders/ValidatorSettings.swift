@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// A validator's (or `notify`'s) evaluated `with`, where a field the step leaves out takes the
 /// default its spec declares: the defaults live in the specs only, so docs, lint and runs agree.

@@ -1,5 +1,6 @@
 import Foundation
-import SluiceEngine
+import SluiceModel
+import SluiceStorage
 
 /// How the files that hold tenant data (run store, warehouses, staging, locks) are created
 /// under a project's state folder (`.sluice/`): owner-only (files 0600, folders 0700), unless

@@ -1,5 +1,6 @@
 import Foundation
-import SluiceEngine
+import SluiceModel
+import SluiceStorage
 
 /// An exclusive advisory lock (`flock`) on a file beside a database, held while `body` runs:
 /// how processes that open one SQLite file take turns at what SQLite won't wait for by itself.

@@ -3,6 +3,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// Where a project keeps its run history and warehouse: `.sluice/` at the project root. The
 /// one place that `sluice run`, `sluice serve` and the other commands open the run store,

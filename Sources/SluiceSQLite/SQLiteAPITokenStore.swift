@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import SluiceEngine
+import SluiceStorage
 
 /// API tokens (hashed) in the run store's SQLite database (migration v5).
 public final class SQLiteAPITokenStore: APITokenStore, RunStoreDatabaseShare {

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import SluiceEngine
+import SluiceStorage
 
 /// Sealed credentials and their audit log in the run store's SQLite database (migration v4).
 /// Writes take SQLite's write lock up front (`BEGIN IMMEDIATE`), so the per-org limit, checked

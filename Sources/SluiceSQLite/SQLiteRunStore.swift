@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// The run store on a SQLite file (WAL): runs, step runs, every transition and step outputs,
 /// with versioned migrations applied when it opens.

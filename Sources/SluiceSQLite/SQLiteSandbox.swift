@@ -1,7 +1,7 @@
 import Foundation
 import GRDBSQLite
-import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// A connection of its own for SQL the pipeline's author wrote (procedures): the org's
 /// warehouse as `main`, the run's staging as `stage`, and in TEMP the same views of staged

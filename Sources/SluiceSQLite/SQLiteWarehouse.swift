@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import GRDBSQLite
-import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// The embedded warehouse: one SQLite file (WAL) per org under `root/orgs/<org>/`, and a
 /// staging file per run beside it that is attached to the run's connection as `stage`. A run's
@@ -295,13 +295,13 @@ final class SQLiteWorkspace: RunWorkspace {
         return nil
     }
 
-    func columns(of table: String) async throws -> [SluiceEngine.ColumnDefinition]? {
+    func columns(of table: String) async throws -> [SluiceStorage.ColumnDefinition]? {
         try await access {
             try await queue.read { db in
                 guard let source = try Self.source(db, table) else { return nil }
                 let schema = String(source.prefix { $0 != "." })
                 return try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, ?)", arguments: [table, schema]).map { row in
-                    SluiceEngine.ColumnDefinition(row["name"], ColumnType(sqliteType: row["type"]))
+                    SluiceStorage.ColumnDefinition(row["name"], ColumnType(sqliteType: row["type"]))
                 }
             }
         }
@@ -322,7 +322,7 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Staging
 
-    func stage(_ table: String, columns: [SluiceEngine.ColumnDefinition], change: StagedChange,
+    func stage(_ table: String, columns: [SluiceStorage.ColumnDefinition], change: StagedChange,
                primaryKey: [String], step: String?) async throws -> String {
         try await access {
             try await queue.writeWithoutTransaction { db in
@@ -484,7 +484,7 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Procedures
 
-    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceEngine.ColumnDefinition])],
+    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceStorage.ColumnDefinition])],
                    step: String?) async throws -> Int {
         try await sandboxed { db, sandbox in
             // Unqualified names find `temp` first: a copy of each target under its own name in

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import SluiceEngine
+import SluiceStorage
 
 /// The webhook delivery audit log in the run store's SQLite database (migration v6). Which
 /// message ids were seen is not kept here: a delivery's run carries `webhook:<id>` as its

@@ -1,5 +1,6 @@
 import Foundation
-import SluiceEngine
+import SluiceModel
+import SluiceStorage
 import Synchronization
 
 /// A hold on one run's staging, across processes: a `flock` on `orgs/<org>/locks/run.<id>.lock`.

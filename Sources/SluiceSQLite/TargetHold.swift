@@ -1,5 +1,6 @@
 import Foundation
-import SluiceEngine
+import SluiceModel
+import SluiceStorage
 
 /// A run's hold on its target tables, across processes: an exclusive `flock` on one lock file
 /// per table (`orgs/<org>/locks/table.<name>.lock`), taken all at once in name order so two

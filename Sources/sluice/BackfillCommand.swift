@@ -5,6 +5,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceProviders
 import SluiceServer
+import SluiceStorage
 
 extension Sluice {
     struct BackfillCommand: AsyncParsableCommand {

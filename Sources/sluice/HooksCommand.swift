@@ -5,6 +5,7 @@ import SluiceModel
 import SluiceSecrets
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 
 extension Sluice {
     struct Hooks: AsyncParsableCommand {

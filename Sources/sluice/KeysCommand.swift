@@ -5,6 +5,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceSecrets
 import SluiceSQLite
+import SluiceStorage
 
 extension Sluice {
     struct Keys: AsyncParsableCommand {

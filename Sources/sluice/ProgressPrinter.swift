@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 import Synchronization
 
 /// Redraws a run's steps in place on a terminal while `sluice run` works.

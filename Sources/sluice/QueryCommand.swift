@@ -3,6 +3,7 @@ import Foundation
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 extension Sluice {
     struct Query: AsyncParsableCommand {

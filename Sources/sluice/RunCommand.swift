@@ -6,6 +6,7 @@ import SluiceModel
 import SluiceProviders
 import SluiceSQLite
 import SluiceSecrets
+import SluiceStorage
 
 extension Sluice {
     struct Run: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceSecrets
 import SluiceSQLite
+import SluiceStorage
 
 extension Sluice {
     struct Secrets: AsyncParsableCommand {

@@ -6,6 +6,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceProviders
 import SluiceServer
+import SluiceStorage
 import UnixSignals
 
 extension Sluice {

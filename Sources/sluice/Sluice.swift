@@ -4,6 +4,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.

@@ -3,6 +3,7 @@ import Foundation
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 
 extension Sluice {
     struct Tokens: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceStorage
 import Synchronization
 import SluiceTestSupport
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceStorage
 import Synchronization
 import SluiceTestSupport
 import Testing

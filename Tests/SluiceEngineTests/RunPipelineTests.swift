@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 @testable import SluiceEngine

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceStorage
 import SluiceTestSupport
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceStorage
 import Testing
 @testable import SluiceEngine
 import SluiceModel

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 @testable import SluiceEngine

@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceProviders
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import SluiceModel
 @testable import SluiceProviders
 import SluiceSQLite
+import SluiceStorage
 import Testing
 import SluiceTestSupport
 

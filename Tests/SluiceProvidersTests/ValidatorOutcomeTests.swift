@@ -2,6 +2,7 @@ import Foundation
 @testable import SluiceEngine
 import SluiceModel
 @testable import SluiceProviders
+import SluiceStorage
 import Testing
 import SluiceTestSupport
 

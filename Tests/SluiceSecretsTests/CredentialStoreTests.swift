@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import SluiceStorage
 import Testing
 import SluiceEngine
 import SluiceModel

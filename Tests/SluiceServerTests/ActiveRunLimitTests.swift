@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceServer
+import SluiceStorage
 import Testing
 
 /// A scheduled pipeline's `max_active_runs` holds for runs started over HTTP too: a trigger or

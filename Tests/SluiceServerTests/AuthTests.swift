@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceServer
+import SluiceStorage
 import Testing
 
 /// Tokens: nothing but /healthz without one; a token for one org can neither see nor start

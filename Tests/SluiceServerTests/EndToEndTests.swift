@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceServer
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

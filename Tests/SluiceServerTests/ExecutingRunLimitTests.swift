@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceModel
 @testable import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import SluiceEngine
 import SluiceServer
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

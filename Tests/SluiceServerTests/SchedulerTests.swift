@@ -5,6 +5,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Synchronization
 import Testing

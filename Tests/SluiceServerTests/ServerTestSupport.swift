@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 #if canImport(FoundationNetworking)

@@ -2,6 +2,7 @@ import Foundation
 import SluiceEngine
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import Testing
 
 /// Refused deliveries are kept within an age and a count; accepted ones stay.

@@ -3,6 +3,7 @@ import SluiceEngine
 import SluiceSecrets
 import SluiceServer
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
 import Testing
 

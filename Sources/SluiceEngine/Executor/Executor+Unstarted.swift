@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 extension Executor {
     /// Records a run that was created but never started as cancelled, with `reason`: its steps

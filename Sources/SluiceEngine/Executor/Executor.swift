@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// Settings of the executor that are not part of a pipeline.
 public struct ExecutorOptions: Sendable {

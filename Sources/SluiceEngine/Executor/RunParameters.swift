@@ -1,6 +1,7 @@
 import Foundation
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// The expression context a run starts with: `run.*`, `env.*` and the params, each param
 /// taken from the run's request, else its default (which may read `run.*` and `env.*`), checked

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// What the executor tells an observer as a run goes: every stored transition, and a step's
 /// outputs when it succeeds.

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// Finds runs whose process died: `running` runs whose heartbeat is older than the lease are
 /// marked failed (abandoned) with the reason, unless the warehouse shows their publish

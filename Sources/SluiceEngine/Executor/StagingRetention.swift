@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// Removes run workspaces (staging) nothing can use any more. A failed run keeps its staging
 /// so `sluice run --resume` can reuse what succeeded; that staging is removed once it has not

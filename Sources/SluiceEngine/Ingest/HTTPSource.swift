@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `ingest` with `format: http`: fetches pages of JSON from an API and streams the records at
 /// `items` (a JSON pointer, default `/data`) into the staged table, following the pagination

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceModel
+import SluiceStorage
 
 /// One HTTP request, as sources and validators describe it.
 public struct HTTPRequestSpec: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// Maps a source's fields to a schema's columns and types each record's values into what the
 /// warehouse stores.

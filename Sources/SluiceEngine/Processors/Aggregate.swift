@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `aggregate`: group-by with measures and lookup joins compiled into one statement, every
 /// identifier checked and qualified, every value bound; or a SQL procedure (one SELECT) whose

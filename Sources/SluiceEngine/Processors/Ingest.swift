@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `ingest`: streams a file (CSV, JSON Lines, a JSON array) or the pages of an HTTP API into a
 /// run-scoped staging table

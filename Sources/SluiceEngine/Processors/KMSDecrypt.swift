@@ -1,6 +1,7 @@
 import Foundation
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// `kms_decrypt`: opens a stored credential of the run's org (through the executor's
 /// `Credentials`, which checks its format and expiry and audits the access) and puts the

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `merge_dedupe`: stages the rows of `from` that should land in `into`, keyed by `key`.
 /// Duplicates inside the batch collapse first (latest by `latest_by`, or the first to arrive);

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// SQL files from `procedures/`: read from inside the project, and their `:name` parameters
 /// turned into numbered placeholders with bound values (never spliced into the text).

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// A processor's run logic. Each built-in processor is one type holding its spec (from
 /// SluiceModel, where lint and docs read it) and the code that runs a step.

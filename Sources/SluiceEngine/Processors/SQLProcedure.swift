@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `sql`: runs a procedure from `procedures/` with its `:name` parameters bound from
 /// `params`. The tables it writes (found by preparing it, as lint does) are copied into the

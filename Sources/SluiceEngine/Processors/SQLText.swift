@@ -1,4 +1,5 @@
 import SluiceModel
+import SluiceStorage
 
 /// Turns a checked `SQLExpression` into SQL text for one statement: each column qualified by
 /// the alias of the table that has it (so joins never make a name ambiguous), and each

@@ -1,4 +1,5 @@
 import SluiceModel
+import SluiceStorage
 
 /// Reading a step's evaluated `with`. Lint has checked shapes already; these accessors still
 /// fail cleanly (a `StepFailure` naming the field and its place) for what only a run can

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 /// `validate_data`: runs data tests against a table as this run sees it (staged rows
 /// included), stores every result with the run, and fails the step when a check of severity

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// An org's stored credentials, sealed with the keyring's current key: what `sluice secrets`
 /// and `kms_decrypt` call. It checks values and descriptions before sealing, opens each blob

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// An error the API answers with: a status, a stable code for programs and a message for
 /// people. It becomes `{"error": {"code", "message", "request_id"}}`; the message is

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `GET /healthz` (the one route without a token), `GET /metrics` and `GET /openapi.json`.
 struct OperationsAPI: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// A run as the API shows it. Reasons pass through the redactor on the way out (they were
 /// redacted when stored; this is the second lock on the door).

@@ -4,6 +4,7 @@ import Hummingbird
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 /// `POST /v1/orgs/{org}/pipelines/{pipeline}/runs`, `GET /v1/orgs/{org}/runs`,
 /// `GET /v1/runs/{run}` and `POST /v1/runs/{run}/cancel`.

@@ -5,6 +5,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 /// `POST /v1/hooks/{org}/{pipeline}`: a Standard Webhooks delivery starts a run of the
 /// pipeline, its params mapped from the payload. No token: the signature is the credential.

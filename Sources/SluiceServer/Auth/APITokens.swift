@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// Creating, listing, revoking and checking API tokens (`sluice tokens`, the server's token
 /// check). Tokens are stored hashed; an org token opens one org's API, a metrics token only

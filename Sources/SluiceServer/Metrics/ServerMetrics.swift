@@ -3,6 +3,7 @@ import Metrics
 import Prometheus
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 import Synchronization
 
 /// The server's metrics, through swift-metrics into a Prometheus registry of its own (no

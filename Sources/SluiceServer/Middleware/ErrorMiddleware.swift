@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// Turns every error a handler throws into the JSON error body with the request id: an
 /// `APIError` as it is, Hummingbird's own errors by their status (an unknown path is 404, a

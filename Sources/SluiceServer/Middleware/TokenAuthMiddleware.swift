@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SluiceEngine
+import SluiceStorage
 
 /// The token check in front of every route but `/healthz`: `Authorization: Bearer slc_…`,
 /// valid and unrevoked, with one of `scopes`. A missing header and one that is not `Bearer`

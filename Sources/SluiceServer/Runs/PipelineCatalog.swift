@@ -2,6 +2,7 @@ import Foundation
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 /// The project's pipelines (`pipelines/<id>.yml`), linted into plans, and its schemas as runs
 /// read them. Both are kept until a file under `pipelines/`, `schemas/` or `procedures/` (or

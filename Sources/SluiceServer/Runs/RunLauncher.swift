@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// Executes the runs the API and the scheduler start, each in a task of its own, registered by
 /// run id so a cancel request can reach it. At most `maxExecuting` execute at once; the rest

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// Marks runs whose process stopped heartbeating abandoned, every half lease, for a
 /// long-running process without a scheduler (`sluice serve`): a `sluice run` killed while the

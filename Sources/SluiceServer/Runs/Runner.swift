@@ -5,6 +5,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceSecrets
 import SluiceSQLite
+import SluiceStorage
 
 /// What executes a project's runs in a long-running process, shared by the HTTP API and the
 /// scheduler: the run store, the linted pipelines, the keys, the metrics, and the launcher

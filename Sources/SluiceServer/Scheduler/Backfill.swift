@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// `sluice backfill`: the runs a pipeline's schedule would have created between two dates,
 /// for each org, created and executed one after another, oldest first. A scheduled pipeline

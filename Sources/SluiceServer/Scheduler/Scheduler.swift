@@ -4,6 +4,7 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
 
 /// `sluice scheduler`: creates runs at their pipelines' cron times, for each configured org,
 /// and executes them in this process.

@@ -1,5 +1,6 @@
 import Hummingbird
 import SluiceEngine
+import SluiceStorage
 
 /// What a request carries through the middleware to its handler: its request id and, past
 /// the token check, the token's record.

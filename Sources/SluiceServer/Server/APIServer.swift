@@ -9,6 +9,7 @@ import SluiceEngine
 import SluiceModel
 import SluiceSecrets
 import SluiceSQLite
+import SluiceStorage
 
 /// The HTTP API of a project (`sluice serve`): runs triggered by API calls, read, listed and
 /// cancelled per org behind API tokens; runs triggered by signed webhooks; `/healthz`,

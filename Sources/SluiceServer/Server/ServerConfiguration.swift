@@ -1,5 +1,6 @@
 import Foundation
 import SluiceEngine
+import SluiceStorage
 
 /// How `sluice serve` listens and what it accepts.
 public struct ServerConfiguration: Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
+import SluiceStorage
 
 /// The webhook hooks of a project: a hook for org O and pipeline P exists when O holds the
 /// credential `webhooks/P` (a `generic` credential whose value is a `whsec_…` secret, put

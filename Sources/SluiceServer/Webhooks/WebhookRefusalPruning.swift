@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
 
 /// Keeps refused deliveries in the audit log within `WebhookAuditRetention`: anyone who can
 /// reach the server can be refused, and each refusal is a row. At the first refusal this

@@ -1,3 +1,4 @@
+import SluiceStorage
 import _CryptoExtras
 import Foundation
 import Logging
