@@ -3,15 +3,17 @@ import SluiceEngine
 import SluiceModel
 import SluiceStorage
 
-/// A validator's (or `notify`'s) evaluated `with`, where a field the step leaves out takes the
-/// default its spec declares: the defaults live in the specs only, so docs, lint and runs agree.
+/// A validator's (or `notify`'s) evaluated `with`; a field the step leaves out has the default
+/// its spec declares already (the executor fills them in: `ProcessorSpec.withDefaults`), so
+/// docs, lint and runs agree.
 struct ValidatorSettings {
     let config: YAMLNode
     let spec: ProcessorSpec
     let step: StepContext
 
     init(_ step: StepContext, _ spec: ProcessorSpec) {
-        self.config = step.config
+        // Filled already when the executor runs the step; filling again changes nothing.
+        self.config = spec.withDefaults(step.config)
         self.spec = spec
         self.step = step
     }
@@ -23,18 +25,12 @@ struct ValidatorSettings {
         DestinationCheck.forField(field, of: step)
     }
 
-    private func defaultNode(_ field: String) -> YAMLNode? {
-        guard case .defaultValue(let text)? = spec.field(field)?.requirement else { return nil }
-        guard case .success(let node?) = YAMLLoader().load(Data(text.utf8), file: "(default of \(field))") else { return nil }
-        return node
-    }
-
     private func location(_ field: String) -> SourceLocation {
         config[field]?.location ?? config.location
     }
 
     func optionalText(_ field: String) -> String? {
-        config.optionalText(field) ?? defaultNode(field)?.scalarText
+        config.optionalText(field)
     }
 
     func text(_ field: String) throws(StepFailure) -> String {
@@ -43,8 +39,7 @@ struct ValidatorSettings {
     }
 
     func texts(_ field: String) throws(StepFailure) -> [String] {
-        if let node = config[field], !node.isNull { return try config.texts(field) }
-        return (defaultNode(field).map { $0.sequence ?? [$0] } ?? []).compactMap(\.scalarText)
+        try config.texts(field)
     }
 
     /// The credential in `field`. It is never shown: a problem with it is described, not quoted.
@@ -98,9 +93,9 @@ struct ValidatorSettings {
         return url
     }
 
-    /// `request_timeout`, else the default every validator shares.
+    /// `request_timeout`.
     func timeout() throws(StepFailure) -> Duration {
-        guard let text = optionalText("request_timeout") else { return ProcessorSpec.defaultRequestTimeout }
+        let text = try text("request_timeout")
         do {
             return try DurationText.parse(text)
         } catch {

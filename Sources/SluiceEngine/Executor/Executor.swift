@@ -600,7 +600,7 @@ public struct Executor: Sendable {
                 return .failed(redacted(failure))
             }
             var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: resolved.config, logger: logger, workspace: resources.workspace,
+                                          config: processor.spec.withDefaults(resolved.config), logger: logger, workspace: resources.workspace,
                                           project: resources.project, runStore: store)
             stepContext.untrustedFields = resolved.untrustedFields
             stepContext.logicalDate = run.logicalDate

@@ -25,14 +25,15 @@ struct HTTPSource {
         guard let first = URL(string: urlText), let scheme = first.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw StepFailure.config("'url' must be an http or https URL", at: config["url"]?.location)
         }
-        let method = config.optionalText("method") ?? "GET"
+        let method = try config.text("method")
         var headers: [(name: String, value: String)] = []
         for pair in config["headers"]?.mapping ?? [] {
             if let name = pair.key.scalarText, let value = pair.value.scalarText { headers.append((name, value)) }
         }
-        let items = config.optionalText("items") ?? "/data"
+        let items = try config.text("items")
         let pagination = config["pagination"]
-        let kind = pagination?.optionalText("type") ?? "none"
+        // Without `pagination` there is one page; with it, its `type` (defaulted by the spec).
+        let kind = try pagination.map { pagination throws(StepFailure) in try pagination.text("type") }
         let maxPages = try pagination?.integer("max_pages", default: Self.defaultMaxPages) ?? Self.defaultMaxPages
         let label = HTTPRequestSpec.shown(first)
 
@@ -60,7 +61,7 @@ struct HTTPSource {
 
         var next: URL? = Self.url(first, adding: queryAdditions)
         var page = 1
-        if kind == "page" { next = Self.url(first, adding: queryAdditions.merging([Self.pageParameter(pagination): "1"]) { $1 }) }
+        if kind == "page" { next = Self.url(first, adding: queryAdditions.merging([try Self.pageParameter(pagination): "1"]) { $1 }) }
         var pages = 0
         while let url = next, pages < maxPages {
             try Task.checkCancellation()
@@ -81,7 +82,7 @@ struct HTTPSource {
                 next = value.map { Self.url(first, adding: queryAdditions.merging([parameter: $0]) { $1 }) }
             case "page":
                 page += 1
-                next = count == 0 ? nil : Self.url(first, adding: queryAdditions.merging([Self.pageParameter(pagination): "\(page)"]) { $1 })
+                next = count == 0 ? nil : Self.url(first, adding: queryAdditions.merging([try Self.pageParameter(pagination): "\(page)"]) { $1 })
             case "link_header":
                 next = try Self.nextLink(response.header("Link"), relativeTo: url).map { try Self.sameOrigin($0, as: first, after: pages) }
             default:
@@ -94,8 +95,9 @@ struct HTTPSource {
         return label
     }
 
-    static func pageParameter(_ pagination: YAMLNode?) -> String {
-        pagination?.optionalText("page_param") ?? "page"
+    static func pageParameter(_ pagination: YAMLNode?) throws(StepFailure) -> String {
+        guard let pagination else { throw StepFailure.config("page pagination needs 'pagination'") }
+        return try pagination.text("page_param")
     }
 
     /// `base` with query parameters set (replacing ones of the same name).

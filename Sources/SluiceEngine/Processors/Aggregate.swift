@@ -16,7 +16,7 @@ public struct AggregateProcessor: Processor {
         let dialect = workspace.dialect
         let config = step.config
         let into = try config.identifier("into")
-        let mode = config.optionalText("mode") ?? "replace"
+        let mode = try config.text("mode")
         let groupBy = try config.identifiers("group_by")
         let partitionBy = try config.optionalIdentifier("partition_by")
         let params = config.boundParams()

@@ -23,8 +23,8 @@ public struct IngestProcessor: Processor {
         let config = step.config
         let table = try config.identifier("table")
         let schemaPath = try config.text("schema")
-        let onBadRow = config.optionalText("on_bad_row") ?? "fail"
-        let batchSize = max(1, try config.integer("batch_size", default: 10_000))
+        let onBadRow = try config.text("on_bad_row")
+        let batchSize = max(1, try config.integer("batch_size"))
         let normalizedSchema = schemaPath.hasPrefix("./") ? String(schemaPath.dropFirst(2)) : schemaPath
         guard let schema = project.schemas.byPath[normalizedSchema] else {
             throw StepFailure("missing_schema", "schema \(shown(schemaPath)) is not a valid schema file under schemas/")
@@ -51,13 +51,13 @@ public struct IngestProcessor: Processor {
             label = try await HTTPSource(source: source, transport: transport, step: step).load(into: &load, fields: fields)
         case "csv", "jsonl", "json":
             let path = try source.text("path")
-            let delimiter = try CSVReader.delimiterByte(source.optionalText("delimiter") ?? ",")
+            let delimiter = try CSVReader.delimiterByte(try source.text("delimiter"))
             // Within the project and the org's input root only, whoever chose the path.
             let input = try InputPath(path, field: "source.path", at: source["path"]?.location, step: step, project: project).openInput()
             let reader: any RecordReader
             switch format {
             case "csv":
-                let header = source.flag("header", default: true)
+                let header = try source.flag("header")
                 reader = try CSVReader(input: input, delimiter: delimiter, header: header ? .firstLine : .none(fields: fields))
             case "jsonl":
                 reader = try JSONLinesReader(input: input, fields: fields)

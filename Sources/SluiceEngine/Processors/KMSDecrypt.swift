@@ -27,7 +27,7 @@ public struct KMSDecryptProcessor: Processor {
         let credential = try config.text("credential")
         let name = try config.identifier("as")
         let ttl = try config.optionalDuration("ttl") ?? step.secretsTTL ?? Self.defaultTTL
-        let expect = config.optionalText("expect") ?? "any"
+        let expect = try config.text("expect")
         guard let vault = step.vault else {
             throw StepFailure("no_vault", "step '\(step.stepID)' needs the run's secret vault, and this run has none")
         }

@@ -23,10 +23,10 @@ public struct MergeDedupeProcessor: Processor {
         let from = try config.identifier("from")
         let into = try config.identifier("into")
         let key = try config.identifiers("key")
-        let strategy = config.optionalText("strategy") ?? "latest_wins"
+        let strategy = try config.text("strategy")
         let latestBy = try config.optionalIdentifier("latest_by")
         let partitionBy = try config.optionalIdentifier("partition_by")
-        let lineage = config.flag("lineage", default: true)
+        let lineage = try config.flag("lineage")
         guard !key.isEmpty else { throw StepFailure.config("'key' names no column", at: config.location) }
 
         let source = try await workspace.requireSource(from, for: step)

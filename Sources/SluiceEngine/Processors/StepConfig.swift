@@ -65,12 +65,24 @@ extension YAMLNode {
         return names
     }
 
+    /// An integer that the step gives or its spec defaults (`ProcessorSpec.withDefaults`).
+    func integer(_ field: String) throws(StepFailure) -> Int {
+        guard let node = self[field], !node.isNull else { throw .config("'\(field)' is missing", at: location) }
+        return try integer(field, default: 0)
+    }
+
     func integer(_ field: String, default value: Int) throws(StepFailure) -> Int {
         guard let node = self[field], !node.isNull else { return value }
         guard let number = node.int ?? node.scalarText.flatMap({ Int($0) }) else {
             throw .config("'\(field)' must be an integer, not \(shown(node.scalarText ?? node.kindDescription))", at: node.location)
         }
         return number
+    }
+
+    /// A boolean that the step gives or its spec defaults (`ProcessorSpec.withDefaults`).
+    func flag(_ field: String) throws(StepFailure) -> Bool {
+        guard let node = self[field], !node.isNull else { throw .config("'\(field)' is missing", at: location) }
+        return node.bool ?? (node.scalarText == "true")
     }
 
     func flag(_ field: String, default value: Bool) -> Bool {

@@ -16,7 +16,7 @@ public struct ValidateDataProcessor: Processor {
         let config = step.config
         let table = try config.identifier("table")
         let source = try await workspace.requireSource(table, for: step)
-        let stepSeverity = config.optionalText("severity") ?? "error"
+        let stepSeverity = try config.text("severity")
         var results: [CheckResult] = []
 
         for (index, check) in (config["checks"]?.sequence ?? []).enumerated() {
