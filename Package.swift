@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
         .library(name: "SluiceProviders", targets: ["SluiceProviders"]),
         .library(name: "SluiceServer", targets: ["SluiceServer"]),
+        .library(name: "SluiceRuntime", targets: ["SluiceRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -107,7 +108,6 @@ let package = Package(
             dependencies: [
                 "SluiceModel",
                 "SluiceEngine", "SluiceStorage",
-                "SluiceSQLite",
                 "SluiceSecrets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -124,13 +124,26 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/openapi.json")]
         ),
+        // The composition root: picks the backend, opens its stores and puts the processors
+        // together (ProjectServices). The only module besides the SQLite one's tests that names
+        // a backend.
+        .target(
+            name: "SluiceRuntime",
+            dependencies: [
+                "SluiceModel",
+                "SluiceStorage",
+                "SluiceEngine",
+                "SluiceSQLite",
+                "SluiceProviders",
+            ]
+        ),
         // The command-line tool: flags in, calls into the modules out.
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluiceModel",
                 "SluiceEngine", "SluiceStorage",
-                "SluiceSQLite",
+                "SluiceRuntime",
                 "SluiceSecrets",
                 "SluiceProviders",
                 "SluiceServer",
@@ -172,7 +185,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders",
+                           .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
@@ -199,6 +213,7 @@ let package = Package(
         .testTarget(
             name: "SluiceServerTests",
             dependencies: ["SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
+                           "SluiceRuntime", "SluiceProviders",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]

@@ -28,7 +28,7 @@ for layer in 0..<layers {
         yaml += "  - { id: s\(layer)_\(index), uses: noop\(needs) }\n"
     }
 }
-let catalog = ProcessorCatalog([NoOp()])
+let catalog = ProcessorEnvironment([NoOp()])
 let loaded = PipelineLoader(registry: catalog.registry).load(Data(yaml.utf8), file: "pipelines/dag.yml")
 guard loaded.diagnostics.isEmpty, let definition = loaded.definition, case .success(let plan) = PipelinePlan.build(definition) else {
     print("the generated DAG does not load: \(loaded.diagnostics.prefix(3))")

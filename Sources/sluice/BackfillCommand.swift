@@ -4,6 +4,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceProviders
+import SluiceRuntime
 import SluiceServer
 import SluiceStorage
 
@@ -57,12 +58,14 @@ extension Sluice {
             let orgs: [String]
             do {
                 orgs = self.orgs.isEmpty ? try await ProjectSettings.load(projectRoot: root).orgs : self.orgs
-                runner = try await Runner(projectRoot: root, configuration: configuration, logger: Logger(label: "sluice.backfill"))
+                runner = try Runner(services: try await Runtime.open(projectRoot: root, environment: configuration.environment,
+                                                                     runCacheBytes: configuration.runCacheBytesPerRun),
+                                    configuration: configuration, logger: Logger(label: "sluice.backfill"))
             } catch {
                 writeError("sluice backfill: \(error)")
                 throw ExitCode(1)
             }
-            let (planned, diagnostics) = runner.state.plan(file: path)
+            let (planned, diagnostics) = runner.services.plan(file: path)
             guard let plan = planned, let id = plan.definition.id?.value else {
                 writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
                 writeError("sluice backfill: fix the errors above first; nothing was run")

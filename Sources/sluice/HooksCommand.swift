@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceRuntime
 import SluiceSecrets
 import SluiceServer
-import SluiceSQLite
 import SluiceStorage
 
 extension Sluice {
@@ -113,7 +113,7 @@ extension Sluice {
 
             func run() async throws {
                 try await reportingSecretsErrors("hooks list") {
-                    guard let store = try keyOptions.existingStore() else {
+                    guard let store = try await keyOptions.existingStore() else {
                         print("org \(org) has no hooks")
                         return
                     }
@@ -148,12 +148,11 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let path = LocalState(projectRoot: project.root).runStorePath
-                guard FileManager.default.fileExists(atPath: path) else {
+                guard Runtime.hasStores(projectRoot: project.root) else {
                     print("no deliveries")
                     return
                 }
-                let records = try await SQLiteWebhookAuditStore(path: path).webhookAudit(org: org, pipeline: pipeline, limit: max(1, limit))
+                let records = try await Runtime.open(projectRoot: project.root, recover: false).webhookAudit.webhookAudit(org: org, pipeline: pipeline, limit: max(1, limit))
                 guard !records.isEmpty else {
                     print("no deliveries")
                     return

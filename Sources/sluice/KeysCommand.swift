@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceRuntime
 import SluiceSecrets
-import SluiceSQLite
 import SluiceStorage
 
 extension Sluice {
@@ -88,7 +88,7 @@ extension Sluice {
                 try await reportingSecretsErrors("keys list") {
                     let keyring = try keyOptions.loadKeys()
                     var usage: [Int: Int] = [:]
-                    if let store = try keyOptions.existingStore() { usage = try await store.blobsPerKeyVersion() }
+                    if let store = try await keyOptions.existingStore() { usage = try await store.blobsPerKeyVersion() }
                     let now = Date()
                     switch keyring.origin {
                     case .passphrase:
@@ -114,7 +114,7 @@ extension Sluice {
 
 /// Re-wraps the project's credentials under the keyring's active key and reports it.
 private func rewrap(with keyring: Keyring, options: KeyOptions) async throws {
-    guard let store = try options.existingStore() else {
+    guard let store = try await options.existingStore() else {
         print("no credentials in this project to re-wrap")
         return
     }
@@ -141,7 +141,7 @@ struct KeyOptions: ParsableArguments {
     @OptionGroup var project: ProjectOptions
 
     /// The project's `.sluice` folder.
-    var stateFolder: URL { LocalState(projectRoot: project.root).root }
+    var stateFolder: URL { Runtime.stateFolder(projectRoot: project.root) }
 
     func keySource() throws(SecretsError) -> KeySource {
         try KeySource.resolve(keyringPath: keyring, environment: ProcessInfo.processInfo.environment,
@@ -163,15 +163,14 @@ struct KeyOptions: ParsableArguments {
         }
     }
 
-    /// The credential store in the project's run store database.
-    func store() throws -> SQLiteCredentialStore {
-        try SQLiteCredentialStore(path: stateFolder.appendingPathComponent("runs.sqlite").path)
+    /// The project's credential store.
+    func store() async throws -> any CredentialStore {
+        try await Runtime.open(projectRoot: project.root, recover: false).credentialStore
     }
 
-    /// The store if the project has a run store database already (listing creates nothing).
-    func existingStore() throws -> SQLiteCredentialStore? {
-        let path = stateFolder.appendingPathComponent("runs.sqlite").path
-        return FileManager.default.fileExists(atPath: path) ? try SQLiteCredentialStore(path: path) : nil
+    /// The store if the project has stores already (listing creates nothing).
+    func existingStore() async throws -> (any CredentialStore)? {
+        Runtime.hasStores(projectRoot: project.root) ? try await store() : nil
     }
 
     /// A path as messages show it: relative to the project when inside it.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import SluiceEngine
 import SluiceModel
+import SluiceProviders
 
 extension Sluice {
     struct Lint: ParsableCommand {
@@ -30,7 +32,7 @@ extension Sluice {
 
         func run() throws {
             let format = LintOutputFormat(rawValue: format)!
-            let linter = Linter(projectRoot: project.root)
+            let linter = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry)
             let targets = paths.isEmpty ? ["pipelines"] : paths.map(project.projectPath)
             let report = linter.lint(paths: targets)
             let colour = format == .text && isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import SluiceEngine
 import SluiceModel
+import SluiceProviders
 
 extension Sluice {
     struct Plan: ParsableCommand {
@@ -24,7 +26,7 @@ extension Sluice {
         func run() throws {
             let root = project.root
             let path = try resolvePipeline(pipeline, project: project)
-            let linter = Linter(projectRoot: root)
+            let linter = Linter(projectRoot: root, registry: ProcessorEnvironment.standard.registry)
             let (plan, diagnostics) = linter.plan(file: path)
             guard let plan else {
                 writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))

@@ -1,5 +1,7 @@
 import ArgumentParser
+import SluiceEngine
 import SluiceModel
+import SluiceProviders
 
 extension Sluice {
     struct Processors: ParsableCommand {
@@ -10,7 +12,7 @@ extension Sluice {
         var name: String?
 
         func run() throws {
-            let registry = ProcessorRegistry.builtIn
+            let registry = ProcessorEnvironment.standard.registry
             guard let name else {
                 print(ProcessorDocs.list(registry), terminator: "")
                 return

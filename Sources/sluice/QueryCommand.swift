@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
+import SluiceRuntime
 import SluiceStorage
 
 extension Sluice {
@@ -19,7 +19,7 @@ extension Sluice {
         @OptionGroup var project: ProjectOptions
 
         func run() async throws {
-            let warehouse = LocalState(projectRoot: project.root).warehouse
+            let warehouse = Runtime.warehouse(projectRoot: project.root)
             do {
                 let result = try await warehouse.query(org: org, sql, [])
                 print(TextTable.render(header: result.columns, rows: result.rows.map { $0.map(\.displayText) }))

@@ -4,7 +4,7 @@ import Logging
 import SluiceEngine
 import SluiceModel
 import SluiceProviders
-import SluiceSQLite
+import SluiceRuntime
 import SluiceSecrets
 import SluiceStorage
 
@@ -56,17 +56,21 @@ extension Sluice {
 
         func run() async throws {
             let root = project.root
-            let state = LocalState(projectRoot: root)
+            let processors = ProcessorEnvironment.standard
+            // The stores are opened once the pipeline lints (a resume needs them to find it).
+            var opened: ProjectServices?
             var previous: RunRecord?
             if let resume {
-                guard let record = try await state.runStore().run(resume) else {
+                let services = try await Runtime.open(projectRoot: root, processors: processors)
+                opened = services
+                guard let record = try await services.runStore.run(resume) else {
                     writeError("sluice run: no run '\(resume)'")
                     throw ExitCode(1)
                 }
                 previous = record
             }
             let path = try resolvePipeline(pipeline ?? previous!.pipeline, project: project)
-            let (planned, diagnostics) = state.plan(file: path)
+            let (planned, diagnostics) = processors.plan(file: path, projectRoot: root)
             guard let plan = planned else {
                 writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
                 writeError("sluice run: fix the errors above first; nothing was run")
@@ -80,21 +84,23 @@ extension Sluice {
             // On a terminal, a live view of the steps; elsewhere (CI, files) plain log lines.
             let interactive = isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
             bootstrapLogging(defaultLevel: interactive ? .warning : .info)
-            let store = try await state.runStore()
+            let services: ProjectServices
+            if let opened { services = opened } else { services = try await Runtime.open(projectRoot: root, processors: processors) }
+            let store = services.runStore
             var options = ExecutorOptions()
             let printer = interactive ? ProgressPrinter(plan) : nil
             if let printer { options.observer = { printer.apply($0) } }
             // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
             var keys: Keyring?
-            if LocalState.needsKeys(plan) {
+            if services.needsKeys(plan) {
                 do {
-                    keys = try state.keys()
+                    keys = try services.keys()
                 } catch {
                     writeError("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: \(error)")
                     throw ExitCode(1)
                 }
             }
-            let executor = state.executor(store: store, options: options, keys: keys, processors: .standard)
+            let executor = services.executor(options: options, keys: keys)
             var values: [String: String] = [:]
             for param in params {
                 let parts = param.split(separator: "=", maxSplits: 1)
@@ -154,7 +160,7 @@ extension Sluice {
 
             print(try await RunReport.render(record, store: store))
             if record.state == .succeeded {
-                let warehouse = try state.warehouse.warehousePath(org: record.org)
+                let warehouse = try Runtime.warehouseLocation(projectRoot: root, org: record.org)
                 print("\nResults are in \(relative(warehouse, to: root)); look with: sluice query \(record.org) \"SELECT * FROM <table> LIMIT 10\"")
             } else {
                 print("\nTo run it again from the failed steps, reusing what succeeded: sluice run --resume \(record.id)")

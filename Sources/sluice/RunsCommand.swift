@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
+import SluiceRuntime
 import SluiceStorage
 
 extension Sluice {
@@ -26,7 +26,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try await LocalState(projectRoot: project.root).runStore()
+                let store = try await Runtime.open(projectRoot: project.root).runStore
                 let runs = try await store.runs(pipeline: pipeline, org: org, limit: max(1, limit))
                 if runs.isEmpty {
                     print("no runs yet")
@@ -64,9 +64,8 @@ extension Sluice {
                     writeError("sluice runs prune: --older-than: \(error)")
                     throw ExitCode(2)
                 }
-                let state = LocalState(projectRoot: project.root)
-                let store = try await state.runStore()
-                let removed = try await StagingRetention.prune(store: store, warehouse: state.warehouse, keep: keep)
+                let services = try await Runtime.open(projectRoot: project.root)
+                let removed = try await StagingRetention.prune(store: services.runStore, warehouse: services.warehouse, keep: keep)
                 if removed.isEmpty {
                     print("nothing to remove")
                     return
@@ -87,7 +86,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try await LocalState(projectRoot: project.root).runStore()
+                let store = try await Runtime.open(projectRoot: project.root).runStore
                 guard let record = try await store.run(runID) else {
                     writeError("sluice runs show: no run '\(runID)'")
                     throw ExitCode(1)

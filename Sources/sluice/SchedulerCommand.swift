@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceProviders
+import SluiceRuntime
 import SluiceServer
 import SluiceStorage
 import UnixSignals
@@ -66,7 +67,9 @@ extension Sluice {
             do {
                 options = try await schedulerOptions(root: target.root, orgs: orgs, pipelines: target.pipelines,
                                                      poll: try parsePoll(poll))
-                runner = try await Runner(projectRoot: target.root, configuration: configuration, logger: logger)
+                runner = try Runner(services: try await Runtime.open(projectRoot: target.root, environment: configuration.environment,
+                                                                     runCacheBytes: configuration.runCacheBytesPerRun),
+                                    configuration: configuration, logger: logger)
             } catch {
                 writeError("sluice scheduler: \(error)")
                 throw ExitCode(1)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import SluiceEngine
 import SluiceModel
+import SluiceProviders
 
 extension Sluice {
     struct Schema: ParsableCommand {
@@ -15,7 +17,7 @@ extension Sluice {
         var output: String?
 
         func run() throws {
-            let text = PipelineJSONSchema.document(for: .builtIn)
+            let text = PipelineJSONSchema.document(for: ProcessorEnvironment.standard.registry)
             if let output {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: output))
             } else {

@@ -3,7 +3,6 @@ import Foundation
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
-import SluiceSQLite
 import SluiceStorage
 
 extension Sluice {
@@ -78,7 +77,7 @@ extension Sluice {
                     _ = try keyOptions.keySource()
                     guard Identifier.isValid(org) else { throw ValidationError("org: \(Identifier.problem(with: org)!)") }
                     var stored: [StoredCredential] = []
-                    if let store = try keyOptions.existingStore() { stored = try await store.credentials(org: org) }
+                    if let store = try await keyOptions.existingStore() { stored = try await store.credentials(org: org) }
                     if stored.isEmpty {
                         print("no credentials in org \(org)")
                         return
@@ -165,7 +164,7 @@ extension Sluice {
                     // Deleting opens nothing, so the keys aren't loaded; a half-configured key
                     // source is still refused, as everywhere.
                     _ = try keyOptions.keySource()
-                    let credentials = Credentials(store: try keyOptions.store(), keys: nil, logger: commandLogger("sluice.secrets"))
+                    let credentials = Credentials(store: try await keyOptions.store(), keys: nil, logger: commandLogger("sluice.secrets"))
                     try await credentials.delete(org: org, name: name, expectedVersion: expectVersion)
                     print("deleted credential \(org)/\(name)")
                 }
@@ -216,7 +215,7 @@ extension Sluice {
                 try await reportingSecretsErrors("secrets audit") {
                     _ = try keyOptions.keySource()
                     var records: [CredentialAuditRecord] = []
-                    if let store = try keyOptions.existingStore() {
+                    if let store = try await keyOptions.existingStore() {
                         records = try await store.auditRecords(org: org, credential: name, limit: max(1, limit))
                     }
                     if records.isEmpty {
@@ -301,7 +300,7 @@ func openCredentials(_ options: KeyOptions) async throws -> Credentials {
         }
         limit = value
     }
-    return Credentials(store: try options.store(), keys: keys, limitPerOrg: limit, logger: commandLogger("sluice.secrets"))
+    return Credentials(store: try await options.store(), keys: keys, limitPerOrg: limit, logger: commandLogger("sluice.secrets"))
 }
 
 /// `2026-12-31` (midnight UTC) or an ISO 8601 time with a zone.

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceProviders
+import SluiceRuntime
 import SluiceServer
 import SluiceStorage
 import UnixSignals
@@ -117,7 +118,9 @@ extension Sluice {
             let server: APIServer
             var services: [any Service] = []
             do {
-                server = try await APIServer(projectRoot: project.root, configuration: configuration, logger: logger)
+                server = try APIServer(services: try await Runtime.open(projectRoot: project.root, environment: configuration.environment,
+                                                                        runCacheBytes: configuration.runCacheBytesPerRun),
+                                       configuration: configuration, logger: logger)
                 if scheduler {
                     let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil,
                                                              poll: try parsePoll(poll))
@@ -179,12 +182,10 @@ private func raiseOpenFileLimit() -> Int {
 }
 
 extension ServerConfiguration {
-    /// What `serve`, `scheduler` and `backfill` execute runs with: the standard processors
-    /// (HTTP validators and ingest included) and the keyring given, if any.
+    /// What `serve`, `scheduler` and `backfill` execute runs with: the keyring given, if any.
     static func command(keyring: String?) -> ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.keyringPath = keyring
-        configuration.processors = .standard
         return configuration
     }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import SluiceEngine
+import SluiceRuntime
 import SluiceServer
-import SluiceSQLite
 import SluiceStorage
 
 extension Sluice {
@@ -36,7 +36,7 @@ extension Sluice {
             }
 
             func run() async throws {
-                let tokens = try apiTokens(project)
+                let tokens = try await apiTokens(project)
                 do {
                     let (token, record) = try await tokens.create(org: metrics ? nil : org, name: name)
                     print(token.text)
@@ -120,6 +120,6 @@ private func checkOrgOrMetrics(_ org: String?, _ metrics: Bool) throws {
     if !metrics, org == nil { throw ValidationError("give the ORG (or --metrics for a metrics token)") }
 }
 
-private func apiTokens(_ project: ProjectOptions) throws -> APITokens {
-    APITokens(store: try SQLiteAPITokenStore(path: LocalState(projectRoot: project.root).runStorePath))
+private func apiTokens(_ project: ProjectOptions) async throws -> APITokens {
+    APITokens(store: try await Runtime.open(projectRoot: project.root, recover: false).apiTokens)
 }

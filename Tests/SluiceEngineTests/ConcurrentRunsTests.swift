@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceProviders
 import SluiceStorage
 import SluiceTestSupport
 import Synchronization
@@ -55,7 +56,7 @@ struct ConcurrentRunsTests {
             """)
     }
 
-    var catalog: ProcessorCatalog { ProcessorCatalog.builtIn.adding([gate]) }
+    var catalog: ProcessorEnvironment { ProcessorEnvironment.standard.adding([gate]) }
 
     /// A pipeline that loads `params.file`, merges it into `events` with `merge`, does `then`,
     /// and waits at `params.gate` before it publishes.

@@ -99,14 +99,14 @@ struct Harness {
     let store: SQLiteRunStore
     let sleeper = SleepProcessor()
     let flaky: FlakyProcessor
-    let catalog: ProcessorCatalog
+    let catalog: ProcessorEnvironment
 
     init(flakyFailures: Int = 2, retryAfter: Duration? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
         flaky = FlakyProcessor(failures: flakyFailures, retryAfter: retryAfter)
-        catalog = ProcessorCatalog([EchoProcessor(), flaky, FailProcessor(), sleeper] + [BuiltinNotify()])
+        catalog = ProcessorEnvironment([EchoProcessor(), flaky, FailProcessor(), sleeper] + [BuiltinNotify()])
     }
 
     func plan(_ yaml: String) throws -> PipelinePlan {

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProviders
 import SluiceStorage
 import Synchronization
 import SluiceTestSupport
@@ -311,7 +312,7 @@ struct PublishFailureHandlerTests {
         try project.write("data/events.csv", csv)
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
         let recorder = RecordingNotify()
-        let executor = Executor(processors: ProcessorCatalog.builtIn.adding([recorder]), store: project.store,
+        let executor = Executor(processors: ProcessorEnvironment.standard.adding([recorder]), store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: ["HOOK": "http://127.0.0.1:9/hook"]))

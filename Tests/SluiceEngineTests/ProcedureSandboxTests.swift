@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProviders
 import SluiceStorage
 import Testing
 @testable import SluiceEngine
@@ -28,7 +29,7 @@ struct ProcedureSandboxTests {
               - \(step)
             """.utf8), file: "pipelines/sandboxed.yml")
         let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: [:]))
         let work = try #require(try await project.store.steps(of: run.id).first)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceProviders
 import SluiceStorage
 import SluiceTestSupport
 import Testing
@@ -56,7 +57,7 @@ struct PipelineProject {
         try write("pipelines/\(pipeline).yml", yaml)
         let (plan, diagnostics) = Linter(projectRoot: root).plan(file: "pipelines/\(pipeline).yml")
         #expect(diagnostics.isEmpty, "\(diagnostics)")
-        let executor = Executor(processors: .builtIn, store: store, warehouse: warehouse, project: ProjectContext(root: root), logger: quietLogger)
+        let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root), logger: quietLogger)
         return try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-01", params: params, env: [:]))
     }
 
@@ -75,7 +76,7 @@ struct PipelineProject {
     func remove() { try? FileManager.default.removeItem(at: root) }
 
     /// The processors of a slow pipeline: the built-in ones and `test_sleep`.
-    static let slowCatalog = ProcessorCatalog.builtIn.adding([SleepProcessor()])
+    static let slowCatalog = ProcessorEnvironment.standard.adding([SleepProcessor()])
 
     /// `slow_events`: load and merge one event, then sleep for `wait` (the events file is written).
     func slowPlan(wait: String) throws -> PipelinePlan {
@@ -425,7 +426,7 @@ struct RunPipelineTests {
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne9,2026-03-01T10:00:00Z,2026-03-01,acme,9\n")
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/two_loads.yml")
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
         #expect(resumed.state == .succeeded, "\(resumed.reason)")
@@ -530,7 +531,7 @@ struct RunPipelineTests {
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,7\n")
         try project.write("pipelines/merge_events.yml", PipelineProject.mergePipeline())
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
-        let executor = Executor(processors: .builtIn, store: project.store,
+        let executor = Executor(processors: .standard, store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), busyTimeout: .milliseconds(300)),
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))
@@ -555,7 +556,7 @@ struct RunPipelineTests {
         for index in 0..<20_000 { csv += "n\(index),2026-03-02T10:00:00Z,2026-03-02,acme,1\n" }
         try project.write("data/events.csv", csv)
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
-        let executor = Executor(processors: .builtIn, store: project.store,
+        let executor = Executor(processors: .standard, store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))

@@ -61,13 +61,13 @@ struct SecretVaultTests {
         let store: SQLiteRunStore
         let putter = PutSecretProcessor()
         let log = LogCapture()
-        let catalog: ProcessorCatalog
+        let catalog: ProcessorEnvironment
 
         init() throws {
             folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-vault-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
-            catalog = ProcessorCatalog([putter, UseSecretProcessor(), SleepProcessor(), EchoProcessor()])
+            catalog = ProcessorEnvironment([putter, UseSecretProcessor(), SleepProcessor(), EchoProcessor()])
         }
 
         func start(_ yaml: String) async throws -> RunRecord {

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProviders
 import SluiceStorage
 import Testing
 @testable import SluiceEngine
@@ -45,7 +46,7 @@ struct StagingRetentionTests {
 
         // Resuming it now is refused with the reason, and creates no run.
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let before = try await project.store.runs(pipeline: nil, org: nil, limit: 100).count
         await #expect {
@@ -71,7 +72,7 @@ struct StagingRetentionTests {
 
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
         let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
         #expect(resumed.state == .failed)

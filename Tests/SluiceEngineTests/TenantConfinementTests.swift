@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProviders
 import SluiceStorage
 import SluiceTestSupport
 import Testing
@@ -45,7 +46,7 @@ struct TenantConfinementTests {
              env: [String: String] = [:]) async throws -> RunRecord {
         try project.write("pipelines/load_file.yml", yaml)
         let (plan, diagnostics) = Linter(projectRoot: project.root).plan(file: "pipelines/load_file.yml")
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         return try await executor.start(try #require(plan, "\(diagnostics)"),
                                         .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, params: params, env: env))
@@ -177,7 +178,7 @@ struct TenantConfinementTests {
         try project.write("data/events.csv", Self.events)
         try project.write("pipelines/load_file.yml", Self.loadFile)
         let plan = try #require(Linter(projectRoot: project.root).plan(file: "pipelines/load_file.yml").plan)
-        let executor = Executor(processors: .builtIn, store: project.store, warehouse: project.warehouse,
+        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         // `..` inside the project is fine from the operator, not from a caller.
         let params = ["file": "data/../data/events.csv"]
@@ -212,10 +213,10 @@ struct TenantConfinementTests {
                 with: { credential: "${{ params.name }}", as: the_key }
             """
         // Lint refuses it; a server may still hold a plan made before, so the run refuses too.
-        let result = PipelineLoader(registry: ProcessorCatalog.builtIn.registry).load(Data(yaml.utf8), file: "pipelines/test_run.yml")
+        let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/test_run.yml")
         #expect(result.diagnostics.contains { $0.rule == .invalidValue && $0.message.contains("must be a literal credential name") })
         let plan = try PipelinePlan.build(try #require(result.definition)).get()
-        let executor = Executor(processors: .builtIn, store: harness.store, logger: quietLogger)
+        let executor = Executor(processors: .standard, store: harness.store, logger: quietLogger)
         let run = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: .webhook,
                                                       params: ["name": "webhooks/billing_export"], env: [:]))
         let step = try #require(try await harness.store.steps(of: run.id).first)

@@ -31,7 +31,7 @@ struct DestinationConfinementTests {
         /// Runs `yaml` as `trigger` would start it. Lint may warn (param-driven-url), or refuse
         /// (a plan made before the rule, as a long-running server may hold): it runs anyway.
         func run(_ yaml: String, trigger: RunTrigger, params: [String: String] = [:]) async throws -> RunRecord {
-            let result = PipelineLoader(registry: ProcessorCatalog.standard.registry).load(Data(yaml.utf8), file: "pipelines/fetch.yml")
+            let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/fetch.yml")
             let plan = try PipelinePlan.build(try #require(result.definition, "\(result.diagnostics)")).get()
             let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
                                     logger: LogCapture().logger)

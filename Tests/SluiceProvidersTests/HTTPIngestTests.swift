@@ -79,7 +79,7 @@ struct HTTPIngestTests {
         }
 
         func run(_ yaml: String) async throws -> RunRecord {
-            let result = PipelineLoader(registry: ProcessorCatalog.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
+            let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
             #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
             let plan = try PipelinePlan.build(try #require(result.definition)).get()
             let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),

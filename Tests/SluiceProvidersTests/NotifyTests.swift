@@ -39,7 +39,7 @@ struct NotifyRunHarness {
     let folder: URL
     let store: SQLiteRunStore
     let logs = LogCapture()
-    let catalog = ProcessorCatalog.standard.adding([LeakingStepProcessor(), SucceedingStepProcessor()])
+    let catalog = ProcessorEnvironment.standard.adding([LeakingStepProcessor(), SucceedingStepProcessor()])
 
     init() throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-notify-\(UUID().uuidString)")
@@ -395,7 +395,7 @@ struct NotifyProcessorTests {
 
 struct NotifyCatalogTests {
     @Test func sluiceRunCanNotifyAndTheDocsListEveryCode() throws {
-        #expect(ProcessorCatalog.standard["notify"] is NotifyProcessor)
+        #expect(ProcessorEnvironment.standard["notify"] is NotifyProcessor)
         #expect(NotifyErrorCode.allCases.filter(\.isTransient).map(\.rawValue) == ["notify_rate_limited", "notify_unavailable"])
         let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/pipeline-format.md")

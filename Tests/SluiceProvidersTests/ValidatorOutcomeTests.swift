@@ -104,8 +104,18 @@ struct ValidatorErrorCodeTests {
     @Test func theStandardCatalogRunsTheBuiltInsAndTheValidators() {
         for name in ["ingest", "merge_dedupe", "aggregate", "validate_data", "sql",
                      "validate_openai", "validate_anthropic", "validate_gcp", "validate_http"] {
-            #expect(ProcessorCatalog.standard[name] != nil, "\(name)")
+            #expect(ProcessorEnvironment.standard[name] != nil, "\(name)")
         }
-        #expect(ProcessorCatalog.builtIn["validate_openai"] == nil)
+    }
+
+    /// What lints also runs: every spec lint and docs know has a run type in the one
+    /// environment, and every run type there has a spec (the same one, in the same order).
+    @Test func everySpecHasARunnableProcessorAndEveryProcessorASpec() {
+        let specs = ProcessorRegistry.builtIn.names
+        let runnable = ProcessorEnvironment.standard.processors.map(\.spec.name)
+        #expect(runnable == specs, "specs without a run type: \(Set(specs).subtracting(runnable)); run types without a spec: \(Set(runnable).subtracting(specs))")
+        for processor in ProcessorEnvironment.standard.processors {
+            #expect(ProcessorRegistry.builtIn[processor.spec.name]?.fields.map(\.name) == processor.spec.fields.map(\.name), "\(processor.spec.name)")
+        }
     }
 }

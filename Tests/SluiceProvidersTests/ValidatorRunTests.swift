@@ -24,7 +24,7 @@ struct ValidatorRunHarness {
     }
 
     func plan(_ yaml: String) throws -> PipelinePlan {
-        let result = PipelineLoader(registry: ProcessorCatalog.standard.registry).load(Data(yaml.utf8), file: "pipelines/validate_keys.yml")
+        let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/validate_keys.yml")
         #expect(result.diagnostics.map(\.rule) == [.secretInPlainField], "\(result.diagnostics)")
         return try PipelinePlan.build(try #require(result.definition)).get()
     }

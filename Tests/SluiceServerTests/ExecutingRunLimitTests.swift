@@ -22,7 +22,7 @@ struct ExecutingRunLimitTests {
             folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-limit-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
-            let catalog = ProcessorCatalog([NapProcessor()])
+            let catalog = ProcessorEnvironment([NapProcessor()])
             let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
                 pipeline: naps
                 defaults: { timeout: 30m }

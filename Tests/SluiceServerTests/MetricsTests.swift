@@ -31,7 +31,7 @@ struct MetricsTests {
         return (try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path), folder)
     }
 
-    func plan(_ catalog: ProcessorCatalog) throws -> PipelinePlan {
+    func plan(_ catalog: ProcessorEnvironment) throws -> PipelinePlan {
         let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
             pipeline: flaky
             defaults: { timeout: 1m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 20ms } }
@@ -44,7 +44,7 @@ struct MetricsTests {
     @Test func retriesAndStepTimesAreCountedForARunThatSucceedsOnItsThirdAttempt() async throws {
         let (store, folder) = try store()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let catalog = ProcessorCatalog([FlakyProcessor()])
+        let catalog = ProcessorEnvironment([FlakyProcessor()])
         let plan = try plan(catalog)
         let metrics = ServerMetrics()
         var options = ExecutorOptions()
@@ -65,7 +65,7 @@ struct MetricsTests {
     @Test func aRunRefusedAtShutdownIsCountedCancelled() async throws {
         let (store, folder) = try store()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let catalog = ProcessorCatalog([FlakyProcessor()])
+        let catalog = ProcessorEnvironment([FlakyProcessor()])
         let plan = try plan(catalog)
         let metrics = ServerMetrics()
         let executor = Executor(processors: catalog, store: store, logger: LiveServer.quiet)

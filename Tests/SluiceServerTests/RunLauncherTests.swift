@@ -30,7 +30,7 @@ struct RunLauncherTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
-        let catalog = ProcessorCatalog([NapProcessor()])
+        let catalog = ProcessorEnvironment([NapProcessor()])
         let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
             pipeline: naps
             defaults: { timeout: 30m }

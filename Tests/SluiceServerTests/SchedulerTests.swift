@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
+import SluiceRuntime
 import SluiceServer
 import SluiceSQLite
 import SluiceStorage
@@ -29,7 +30,7 @@ struct SchedulerTests {
     }
 
     static func runner(_ project: URL, logger: Logger = LiveServer.quiet) async throws -> Runner {
-        try await Runner(projectRoot: project, logger: logger)
+        try Runner(services: try await Runtime.open(projectRoot: project), configuration: ServerConfiguration(), logger: logger)
     }
 
     static func scheduler(_ runner: Runner, orgs: [String] = ["acme"], clock: ManualSchedulerClock,
@@ -268,7 +269,7 @@ struct SchedulerTests {
         let project = try Self.project(schedule: #"{ cron: "15 0 * * *", timezone: Europe/Berlin }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
-        let plan = try #require(runner.state.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
+        let plan = try #require(runner.services.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
         let slots = try Backfill(runner: runner).slots(plan, from: CalendarDate(parsing: "2026-03-04")!, to: CalendarDate(parsing: "2026-03-05")!,
                                                        orgs: ["acme"])
         #expect(slots.map { $0.triggerKey } == ["schedule:2026-03-03T23:15:00Z", "schedule:2026-03-04T23:15:00Z"])
@@ -285,7 +286,7 @@ struct SchedulerTests {
 
         let logs = LogCapture()
         let backfill = Backfill(runner: runner, logger: logs.logger)
-        let plan = try #require(runner.state.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
+        let plan = try #require(runner.services.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
         let slots = try backfill.slots(plan, from: CalendarDate(parsing: "2026-03-02")!, to: CalendarDate(parsing: "2026-03-02")!, orgs: ["acme"])
         // Bounded, so a backfill that waits for good fails the test instead of hanging it.
         let ran = try await withThrowingTaskGroup(of: [Backfill.Outcome].self) { group in

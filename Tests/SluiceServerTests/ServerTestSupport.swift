@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import SluiceEngine
+import SluiceRuntime
 import SluiceServer
 import SluiceSQLite
 import SluiceStorage
@@ -92,7 +93,9 @@ final class LiveServer: Sendable {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let server = try await APIServer(projectRoot: project, configuration: configuration, logger: logger)
+        let server = try APIServer(services: try await Runtime.open(projectRoot: project, environment: configuration.environment,
+                                                                    runCacheBytes: configuration.runCacheBytesPerRun),
+                                   configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try server.application(services: services(server)) { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [application], logger: quiet))

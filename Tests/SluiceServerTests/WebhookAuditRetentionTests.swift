@@ -1,5 +1,6 @@
 import Foundation
 import SluiceEngine
+import SluiceRuntime
 import SluiceServer
 import SluiceSQLite
 import SluiceStorage
@@ -39,7 +40,7 @@ struct WebhookAuditRetentionTests {
             configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
             configuration.webhookAuditRetention = WebhookAuditRetention(maxAge: .seconds(86_400), maxRefusals: 1_000)
         }
-        let store = SQLiteWebhookAuditStore(sharing: live.server.store)
+        let store = live.server.services.webhookAudit
         for index in 0..<3 { try await store.appendWebhookAudit(Self.record(.refused, at: Date().addingTimeInterval(-2 * 86_400), id: "old\(index)")) }
         try await WebhookTests.createHook(live, secret: WebhookTests.secret1)
         let refused = try await WebhookTests.deliver(live, id: "msg_bad", body: WebhookTests.payload, secret: WebhookTests.secret2)

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceEngine
+import SluiceRuntime
 import SluiceSecrets
 import SluiceServer
 import SluiceSQLite
@@ -23,8 +24,8 @@ struct WebhookTests {
 
     /// Stores `secret` as org's hook for `pipeline`, with a payload mapping, as `sluice hooks create` does.
     static func credentials(_ live: LiveServer) throws -> Credentials {
-        let keys = try live.server.state.keys(environment: keyEnvironment)
-        return Credentials(store: SQLiteCredentialStore(sharing: live.server.store), keys: keys)
+        let keys = try live.server.services.keys(environment: keyEnvironment)
+        return Credentials(store: live.server.services.credentialStore, keys: keys)
     }
 
     static func createHook(_ live: LiveServer, org: String = "acme", pipeline: String = "genai_costs_daily", secret: String,
@@ -304,8 +305,7 @@ struct UnusableHookTests {
             #expect(refused.status == 503, "\(refused.text)")
             #expect(refused.errorCode == "hook_unavailable")
         }
-        let store = SQLiteCredentialStore(sharing: live.server.store)
-        let decrypts = try await store.auditRecords(org: "acme", credential: "webhooks/genai_costs_daily", limit: 100).filter { $0.action == .decrypt }
+        let decrypts = try await live.server.services.credentialStore.auditRecords(org: "acme", credential: "webhooks/genai_costs_daily", limit: 100).filter { $0.action == .decrypt }
         #expect(decrypts.count == 1, "one decrypt for five posts: \(decrypts)")
         let errors = logs.all.filter { $0.hasPrefix("error webhook refused") }
         #expect(errors.count == 1, "\(errors)")

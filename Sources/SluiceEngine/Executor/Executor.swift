@@ -29,7 +29,7 @@ public struct ExecutorOptions: Sendable {
 /// `on_failure` handlers run, as they do when the warehouse can't be opened or publishing
 /// fails. Cancelling the calling task cancels the run, and a cancelled run runs no handler.
 public struct Executor: Sendable {
-    public var processors: ProcessorCatalog
+    public var processors: ProcessorEnvironment
     public var store: any RunStore
     /// Where steps read and write tables; a run publishes into it when every step succeeded.
     public var warehouse: (any Warehouse)?
@@ -39,7 +39,7 @@ public struct Executor: Sendable {
     /// Where `kms_decrypt` opens an org's stored credentials; nil when there is no keyring.
     public var credentials: Credentials?
 
-    public init(processors: ProcessorCatalog, store: any RunStore, warehouse: (any Warehouse)? = nil,
+    public init(processors: ProcessorEnvironment, store: any RunStore, warehouse: (any Warehouse)? = nil,
                 project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),
                 logger: Logger = Logger(label: "sluice.executor")) {
         self.processors = processors

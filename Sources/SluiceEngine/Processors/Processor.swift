@@ -88,35 +88,3 @@ public struct ProjectContext: Sendable {
     }
 }
 
-/// The processors an executor can run, by name.
-public struct ProcessorCatalog: Sendable {
-    private var processors: [String: any Processor]
-
-    public init(_ processors: [any Processor]) {
-        self.processors = Dictionary(processors.map { ($0.spec.name, $0) }, uniquingKeysWith: { _, last in last })
-    }
-
-    public subscript(name: String) -> (any Processor)? { processors[name] }
-
-    /// The processors that need nothing beyond the engine. The ones that call out over HTTP
-    /// (the credential validators, `notify`, `ingest` of HTTP sources) are added by
-    /// SluiceProviders' `ProcessorCatalog.standard`; a catalog without them fails a step that
-    /// uses one with `unknown_processor`.
-    public static let builtIn = ProcessorCatalog([
-        IngestProcessor(), MergeDedupeProcessor(), AggregateProcessor(), ValidateDataProcessor(), SQLProcedureProcessor(),
-        KMSDecryptProcessor(),
-    ])
-
-    /// This catalog with `more` added; one with a name already here replaces that one. Other
-    /// modules (the provider validators) add their processors this way.
-    public func adding(_ more: [any Processor]) -> ProcessorCatalog {
-        var copy = self
-        for processor in more { copy.processors[processor.spec.name] = processor }
-        return copy
-    }
-
-    /// The specs, for lint and docs when the catalog holds more than the built-in processors.
-    public var registry: ProcessorRegistry {
-        ProcessorRegistry(processors.values.map(\.spec).sorted { $0.name < $1.name })
-    }
-}

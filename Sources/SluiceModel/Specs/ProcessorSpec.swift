@@ -23,12 +23,33 @@ public struct ProcessorSpec: Sendable {
     /// target tables from before the step reads until the run publishes, and a resume runs the
     /// step (and what comes after it) again instead of reusing what it staged.
     public var derivesFromTables: Bool
+    /// What the processor's steps need from a run besides their config: the run hands a step
+    /// only these, and a front end can tell before a run starts whether it can run a plan (a
+    /// pipeline that opens credentials needs the keys).
+    public var capabilities: Set<Capability>
+    /// The output a server adds to `sluice_rows_ingested_total` when a step succeeds.
+    public var ingestedRowsOutput: String?
+
+    /// What a step may need from the run it is part of.
+    public enum Capability: String, Sendable, Hashable, CaseIterable {
+        /// The run's view of the org's warehouse: tables to read, staging to write.
+        case warehouse
+        /// The org's stored credentials, opened with the keys (and the run's vault).
+        case credentials
+        /// Calls over HTTP (the run's request id goes with them).
+        case http
+        /// Records kept with the run beyond the step's outputs (quarantined rows, data test results).
+        case stepRecords
+    }
 
     public init(name: String, summary: String, description: String, fields: [FieldSpec],
                 rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
                 resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil,
-                defaultRetry: RetryPolicy? = nil, derivesFromTables: Bool = false) {
+                defaultRetry: RetryPolicy? = nil, derivesFromTables: Bool = false, capabilities: Set<Capability> = [],
+                ingestedRowsOutput: String? = nil) {
         self.derivesFromTables = derivesFromTables
+        self.capabilities = capabilities
+        self.ingestedRowsOutput = ingestedRowsOutput
         self.name = name
         self.summary = summary
         self.description = description

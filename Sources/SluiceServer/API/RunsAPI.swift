@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
 import SluiceStorage
 
 /// `POST /v1/orgs/{org}/pipelines/{pipeline}/runs`, `GET /v1/orgs/{org}/runs`,
@@ -36,7 +35,7 @@ struct RunsAPI: Sendable {
         guard await server.launcher.isAccepting else {
             throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; try again shortly")
         }
-        if server.keys == nil, LocalState.needsKeys(plan) {
+        if server.keys == nil, server.services.needsKeys(plan) {
             throw APIError(.serviceUnavailable, "keys_unavailable", "pipeline '\(pipelineID)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
         }
         let logicalDate = body.logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description

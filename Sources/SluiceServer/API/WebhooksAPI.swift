@@ -4,7 +4,6 @@ import Hummingbird
 import Logging
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
 import SluiceStorage
 
 /// `POST /v1/hooks/{org}/{pipeline}`: a Standard Webhooks delivery starts a run of the
@@ -146,7 +145,7 @@ struct WebhooksAPI: Sendable {
         guard await server.launcher.isAccepting else {
             throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
         }
-        if server.keys == nil, LocalState.needsKeys(plan) {
+        if server.keys == nil, server.services.needsKeys(plan) {
             throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "keys_unavailable",
                 "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
         }

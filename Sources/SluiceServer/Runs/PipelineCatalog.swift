@@ -1,7 +1,6 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
 import SluiceStorage
 
 /// The project's pipelines (`pipelines/<id>.yml`), linted into plans, and its schemas as runs
@@ -10,7 +9,7 @@ import SluiceStorage
 /// again within a second rather than after a restart, and a delivery or trigger does not
 /// parse every schema again.
 actor PipelineCatalog {
-    let state: LocalState
+    let services: ProjectServices
 
     /// A pipeline as linted: its plan, or the diagnostics that stop it.
     struct Entry: Sendable {
@@ -27,8 +26,8 @@ actor PipelineCatalog {
     private var entries: [String: Entry] = [:]
     private var project: ProjectContext?
 
-    init(state: LocalState) {
-        self.state = state
+    init(services: ProjectServices) {
+        self.services = services
     }
 
     /// The pipeline `id`, linted; nil when the project has no `pipelines/<id>.yml`.
@@ -37,9 +36,9 @@ actor PipelineCatalog {
         refreshIfChanged()
         if let entry = entries[id] { return entry }
         let file = "pipelines/\(id).yml"
-        guard FileManager.default.fileExists(atPath: state.projectRoot.appendingPathComponent(file).path) else { return nil }
-        let (plan, diagnostics) = state.plan(file: file)
-        let project = self.project ?? ProjectContext(root: state.projectRoot)
+        guard FileManager.default.fileExists(atPath: services.projectRoot.appendingPathComponent(file).path) else { return nil }
+        let (plan, diagnostics) = services.plan(file: file)
+        let project = self.project ?? ProjectContext(root: services.projectRoot)
         self.project = project
         let entry = Entry(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
         entries[id] = entry
@@ -48,7 +47,7 @@ actor PipelineCatalog {
 
     /// Every pipeline of the project, by id.
     func all() -> [Entry] {
-        let folder = state.projectRoot.appendingPathComponent("pipelines")
+        let folder = services.projectRoot.appendingPathComponent("pipelines")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         return files.filter { $0.hasSuffix(".yml") }.map { String($0.dropLast(4)) }.sorted().compactMap(entry)
     }
@@ -60,7 +59,7 @@ actor PipelineCatalog {
         if let checkedAt, now - checkedAt < .seconds(1) { return }
         checkedAt = now
         var current: [String: Double] = [:]
-        let root = state.projectRoot
+        let root = services.projectRoot
         for name in ["sluice.yml"] {
             let path = root.appendingPathComponent(name).path
             if let attributes = try? FileManager.default.attributesOfItem(atPath: path) { current[name] = Self.stamp(attributes) }

@@ -4,7 +4,6 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
-import SluiceSQLite
 import SluiceStorage
 
 /// What executes a project's runs in a long-running process, shared by the HTTP API and the
@@ -13,8 +12,9 @@ import SluiceStorage
 /// one; `sluice serve --scheduler` shares one between the two.
 public struct Runner: Sendable {
     public let configuration: ServerConfiguration
-    public let state: LocalState
-    public let store: SQLiteRunStore
+    /// The project's stores, processors and settings (from the composition root).
+    public let services: ProjectServices
+    public var store: any RunStore { services.runStore }
     public let metrics: ServerMetrics
     /// The key-encryption keys, when configured: needed by pipelines that decrypt credentials.
     let keys: Keyring?
@@ -22,27 +22,25 @@ public struct Runner: Sendable {
     let catalog: PipelineCatalog
     let logger: Logger
 
-    /// Opens the project's run store (marking runs a dead process left as abandoned) and
-    /// loads the keys if there are any. A keyring that exists but can't be read is an error.
-    public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
-                metrics: ServerMetrics = ServerMetrics(), logger: Logger) async throws {
+    /// Works with the project's stores as the composition root opened them (with the page
+    /// cache of each run sized for `configuration.maxExecutingRuns`), and loads the keys if
+    /// there are any. A keyring that exists but can't be read is an error.
+    public init(services: ProjectServices, configuration: ServerConfiguration,
+                metrics: ServerMetrics = ServerMetrics(), logger: Logger) throws {
         self.configuration = configuration
-        var state = LocalState(projectRoot: projectRoot)
-        state.runCacheBytes = configuration.runCacheBytesPerRun
-        self.state = state
-        store = try await state.runStore()
+        self.services = services
         self.metrics = metrics
         self.logger = logger
-        keys = try Self.loadKeys(state, configuration, logger)
+        keys = try Self.loadKeys(services, configuration, logger)
         launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
                                metrics: metrics)
-        catalog = PipelineCatalog(state: state)
+        catalog = PipelineCatalog(services: services)
     }
 
     /// The keys, or nil when none are configured (no keyring file, no passphrase).
-    private static func loadKeys(_ state: LocalState, _ configuration: ServerConfiguration, _ logger: Logger) throws -> Keyring? {
+    private static func loadKeys(_ services: ProjectServices, _ configuration: ServerConfiguration, _ logger: Logger) throws -> Keyring? {
         let result = Result { () throws(SecretsError) -> Keyring in
-            try state.keys(keyringPath: configuration.keyringPath, environment: configuration.environment)
+            try services.keys(keyringPath: configuration.keyringPath, environment: configuration.environment)
         }
         switch result {
         case .success(let keys):
@@ -61,15 +59,14 @@ public struct Runner: Sendable {
         options.observer = metrics.observer(for: plan)
         var executorLogger = logger
         executorLogger[metadataKey: "component"] = "executor"
-        return state.executor(store: store, options: options, keys: keys, logger: executorLogger, project: entry.project,
-                              processors: configuration.processors)
+        return services.executor(options: options, keys: keys, logger: executorLogger, project: entry.project)
     }
 
     /// Marks the runs without a heartbeat for `lease` abandoned (or succeeded, when the
     /// warehouse shows their publish committed), each logged and counted.
     @discardableResult
     func recoverDeadRuns(lease: Duration, logger: Logger, now: Date = Date()) async throws -> [RunRecord] {
-        let runs = try await RunRecovery.recover(store: store, warehouse: state.warehouse, lease: lease, now: now)
+        let runs = try await RunRecovery.recover(store: store, warehouse: services.warehouse, lease: lease, now: now)
         for run in runs {
             metrics.runAbandoned()
             logger.warning("run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
@@ -97,5 +94,5 @@ public struct Runner: Sendable {
 extension Runner: CustomStringConvertible {
     /// The project, and nothing of the environment or the keys: service groups log the
     /// services they run (a watchdog holds a runner) at debug level.
-    public var description: String { "Runner(project: \(state.projectRoot.path))" }
+    public var description: String { "Runner(project: \(services.projectRoot.path))" }
 }

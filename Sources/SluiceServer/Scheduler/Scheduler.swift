@@ -3,7 +3,6 @@ import Logging
 import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
-import SluiceSQLite
 import SluiceStorage
 
 /// `sluice scheduler`: creates runs at their pipelines' cron times, for each configured org,
@@ -317,7 +316,7 @@ public actor Scheduler: Service {
             report(id, "\(entry.file) does not lint (\(summary)): it is not scheduled until it is fixed")
             return nil
         }
-        if plan.definition.schedule?.cron != nil, runner.keys == nil, LocalState.needsKeys(plan) {
+        if plan.definition.schedule?.cron != nil, runner.keys == nil, runner.services.needsKeys(plan) {
             report(id, "\(entry.file) decrypts credentials and this scheduler has no keys (set SLUICE_KEYRING or the passphrase variables): its runs are not created")
             return nil
         }

@@ -8,13 +8,12 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceSecrets
-import SluiceSQLite
 import SluiceStorage
 
 /// The HTTP API of a project (`sluice serve`): runs triggered by API calls, read, listed and
 /// cancelled per org behind API tokens; runs triggered by signed webhooks; `/healthz`,
 /// `/metrics`, `/openapi.json`. Runs execute in this process with the same executor
-/// `sluice run` builds (`LocalState`).
+/// `sluice run` builds (`ProjectServices`).
 public struct APIServer: Sendable {
     /// The run store, pipelines, keys, metrics and launcher the routes work with.
     public let runner: Runner
@@ -24,30 +23,30 @@ public struct APIServer: Sendable {
     let refusalPruning: WebhookRefusalPruning
 
     public var configuration: ServerConfiguration { runner.configuration }
-    public var state: LocalState { runner.state }
-    public var store: SQLiteRunStore { runner.store }
+    public var services: ProjectServices { runner.services }
+    public var store: any RunStore { runner.store }
     public var metrics: ServerMetrics { runner.metrics }
     var keys: Keyring? { runner.keys }
     var launcher: RunLauncher { runner.launcher }
     var catalog: PipelineCatalog { runner.catalog }
     var logger: Logger { runner.logger }
 
-    /// Opens the project's run store (marking runs a dead process left as abandoned) and
-    /// loads the keys if there are any. A keyring that exists but can't be read is an error.
-    public init(projectRoot: URL, configuration: ServerConfiguration = ServerConfiguration(),
-                metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sluice.server")) async throws {
-        self.init(runner: try await Runner(projectRoot: projectRoot, configuration: configuration, metrics: metrics, logger: logger))
+    /// A server over the project's stores as the composition root opened them; loads the keys
+    /// if there are any. A keyring that exists but can't be read is an error.
+    public init(services: ProjectServices, configuration: ServerConfiguration,
+                metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sluice.server")) throws {
+        self.init(runner: try Runner(services: services, configuration: configuration, metrics: metrics, logger: logger))
     }
 
     /// A server over a runner that may be shared with a scheduler.
     public init(runner: Runner) {
         self.runner = runner
-        tokens = APITokens(store: SQLiteAPITokenStore(sharing: runner.store))
-        let credentialStore = SQLiteCredentialStore(sharing: runner.store)
+        tokens = APITokens(store: runner.services.apiTokens)
+        let credentialStore = runner.services.credentialStore
         hooks = WebhookHooks(store: credentialStore, credentials: runner.keys.map {
             Credentials(store: credentialStore, keys: $0, logger: runner.logger)
         })
-        webhookAudit = SQLiteWebhookAuditStore(sharing: runner.store)
+        webhookAudit = runner.services.webhookAudit
         refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: runner.configuration.webhookAuditRetention,
                                                logger: runner.logger)
     }

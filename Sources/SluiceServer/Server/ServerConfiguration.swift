@@ -11,9 +11,6 @@ public struct ServerConfiguration: Sendable {
     /// HTTPS with this certificate and key; nil for plain HTTP (loopback, or behind a proxy
     /// that terminates TLS).
     public var tls: ServerTLS?
-    /// The processors runs execute: the built-in ones, unless the caller adds more (`sluice
-    /// serve` passes the standard catalog, with the HTTP validators and HTTP ingest).
-    public var processors: ProcessorCatalog = .builtIn
     /// 0 picks a free port (tests); the port is reported once the server listens.
     public var port: Int = 8080
     /// Larger request bodies are refused with 413 before they are read in full.

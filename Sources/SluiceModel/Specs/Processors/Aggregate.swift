@@ -60,6 +60,7 @@ extension ProcessorSpec {
             let groups = config["group_by"].map { $0.sequence ?? [$0] } ?? []
             return groups.compactMap(\.scalarText) + measures.compactMap(\.key.scalarText)
         },
-        derivesFromTables: true
+        derivesFromTables: true,
+        capabilities: [.warehouse]
     )
 }

@@ -47,7 +47,8 @@ extension ProcessorSpec {
               uses: validate_openai
               needs: [decrypt_key]
               with: { api_key: "${{ secrets.openai_key }}" }
-            """
+            """,
+        capabilities: [.http]
     )
 
     /// Checks an Anthropic API key.
@@ -77,7 +78,8 @@ extension ProcessorSpec {
               uses: validate_anthropic
               needs: [decrypt_anthropic]
               with: { api_key: "${{ secrets.anthropic_key }}" }
-            """
+            """,
+        capabilities: [.http]
     )
 
     /// Checks a GCP service account.
@@ -119,7 +121,8 @@ extension ProcessorSpec {
                 service_account_json: "${{ secrets.gcp_sa }}"
                 project: finops-prod
                 required_permissions: [bigquery.jobs.create]
-            """
+            """,
+        capabilities: [.http]
     )
 
     /// Checks any credential against an HTTP endpoint.
@@ -153,6 +156,7 @@ extension ProcessorSpec {
               uses: validate_http
               needs: [decrypt_vendor]
               with: { url: "https://api.example.com/v1/me", secret: "${{ secrets.vendor_token }}" }
-            """
+            """,
+        capabilities: [.http]
     )
 }

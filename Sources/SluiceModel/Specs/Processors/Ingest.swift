@@ -85,6 +85,8 @@ extension ProcessorSpec {
                 table: genai_usage_raw
                 schema: schemas/genai_usage_raw.json
                 on_bad_row: quarantine
-            """
+            """,
+        capabilities: [.warehouse, .http, .stepRecords],
+        ingestedRowsOutput: "rows_written"
     )
 }

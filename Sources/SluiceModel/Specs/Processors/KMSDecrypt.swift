@@ -27,6 +27,7 @@ extension ProcessorSpec {
             - id: decrypt_key
               uses: kms_decrypt
               with: { credential: openai/admin_key, as: openai_key, ttl: 15m }
-            """
+            """,
+        capabilities: [.credentials]
     )
 }

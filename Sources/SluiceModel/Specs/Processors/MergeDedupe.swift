@@ -43,7 +43,8 @@ extension ProcessorSpec {
             guard let from = config["from"]?.scalarText, let columns = columnsOf(from) else { return nil }
             let lineage = config["lineage"]?.bool ?? true
             return columns + (lineage ? lineageColumns.filter { !columns.contains($0) } : [])
-        }
+        },
+        capabilities: [.warehouse]
     )
 
     /// Columns merge_dedupe adds to every target unless `lineage: false`.

@@ -47,6 +47,7 @@ extension ProcessorSpec {
               - uses: notify
                 with: { url: "${{ env.ALERT_WEBHOOK_URL }}", format: slack }
             """,
-        defaultRetry: notifyRetry
+        defaultRetry: notifyRetry,
+        capabilities: [.http]
     )
 }

@@ -23,6 +23,7 @@ extension ProcessorSpec {
                 procedure: procedures/focus_costs.sql
                 params: { billing_day: "${{ run.logical_date }}" }
             """,
-        derivesFromTables: true
+        derivesFromTables: true,
+        capabilities: [.warehouse]
     )
 }

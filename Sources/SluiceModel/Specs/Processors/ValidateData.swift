@@ -62,6 +62,7 @@ extension ProcessorSpec {
                   - { type: not_null, column: request_id }
                   - { type: unique, columns: [request_id] }
                   - { type: range, column: input_tokens, min: 0 }
-            """
+            """,
+        capabilities: [.warehouse, .stepRecords]
     )
 }
