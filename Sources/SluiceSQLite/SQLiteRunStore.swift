@@ -123,47 +123,61 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v7: a lease per run") { db in
             try db.execute(sql: "ALTER TABLE run ADD COLUMN lease_seconds REAL")
         }
+        migrator.registerMigration("v8: step records") { db in
+            // What steps keep with their run, one table for every processor; the two tables
+            // that held data test results and quarantined rows move into it, in their order.
+            try db.execute(sql: """
+                CREATE TABLE step_record (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    step_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    record_key TEXT,
+                    body TEXT NOT NULL
+                );
+                CREATE INDEX step_record_run ON step_record (run_id, kind);
+                CREATE UNIQUE INDEX step_record_key ON step_record (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL;
+                INSERT INTO step_record (run_id, step_id, kind, record_key, body)
+                    SELECT run_id, step_id, 'check_result', name,
+                           json_object('runID', run_id, 'stepID', step_id, 'name', name, 'table', table_name,
+                                       'passed', json(CASE WHEN passed THEN 'true' ELSE 'false' END),
+                                       'severity', severity, 'observed', observed)
+                    FROM check_result ORDER BY rowid;
+                INSERT INTO step_record (run_id, step_id, kind, record_key, body)
+                    SELECT run_id, step_id, 'quarantined_row', NULL,
+                           json_object('runID', run_id, 'stepID', step_id, 'file', file, 'line', line,
+                                       'column', column_number, 'reason', reason, 'raw', raw)
+                    FROM quarantined_row ORDER BY rowid;
+                DROP TABLE check_result;
+                DROP TABLE quarantined_row;
+                """)
+        }
         return migrator
     }
 
-    public func saveQuarantined(_ rows: [QuarantinedRow]) async throws {
-        guard !rows.isEmpty else { return }
+    public func saveStepRecords(_ runID: String, step: String, kind: String, _ records: [StepRecordBody]) async throws {
+        guard !records.isEmpty else { return }
         try await database.write { db in
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO quarantined_row (run_id, step_id, file, line, column_number, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?)
+            let keyed = try db.cachedStatement(sql: """
+                INSERT INTO step_record (run_id, step_id, kind, record_key, body) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL DO UPDATE SET body = excluded.body
                 """)
-            for row in rows {
-                try statement.execute(arguments: [row.runID, row.stepID, row.file, row.line, row.column, row.reason, row.raw])
+            let added = try db.cachedStatement(sql: "INSERT INTO step_record (run_id, step_id, kind, record_key, body) VALUES (?, ?, ?, NULL, ?)")
+            for record in records {
+                let body = String(decoding: record.json, as: UTF8.self)
+                if let key = record.key {
+                    try keyed.execute(arguments: [runID, step, kind, key, body])
+                } else {
+                    try added.execute(arguments: [runID, step, kind, body])
+                }
             }
         }
     }
 
-    public func quarantined(of runID: String) async throws -> [QuarantinedRow] {
+    public func stepRecords(of runID: String, kind: String) async throws -> [StepRecord] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM quarantined_row WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
-                QuarantinedRow(runID: row["run_id"], stepID: row["step_id"], file: row["file"], line: row["line"],
-                               column: row["column_number"], reason: row["reason"], raw: row["raw"])
-            }
-        }
-    }
-
-    public func saveCheckResults(_ results: [CheckResult]) async throws {
-        try await database.write { db in
-            for result in results {
-                try db.execute(sql: """
-                    INSERT INTO check_result (run_id, step_id, name, table_name, passed, severity, observed) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (run_id, step_id, name) DO UPDATE SET passed = excluded.passed, severity = excluded.severity,
-                        observed = excluded.observed, table_name = excluded.table_name
-                    """, arguments: [result.runID, result.stepID, result.name, result.table, result.passed, result.severity, result.observed])
-            }
-        }
-    }
-
-    public func checkResults(of runID: String) async throws -> [CheckResult] {
-        try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM check_result WHERE run_id = ? ORDER BY rowid", arguments: [runID]).map { row in
-                CheckResult(runID: row["run_id"], stepID: row["step_id"], name: row["name"], table: row["table_name"],
-                            passed: row["passed"], severity: row["severity"], observed: row["observed"])
+            try Row.fetchAll(db, sql: "SELECT step_id, record_key, body FROM step_record WHERE run_id = ? AND kind = ? ORDER BY rowid",
+                             arguments: [runID, kind]).map { row in
+                StepRecord(stepID: row["step_id"], key: row["record_key"], json: Data((row["body"] as String).utf8))
             }
         }
     }

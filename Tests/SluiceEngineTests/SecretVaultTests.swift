@@ -19,7 +19,7 @@ final class PutSecretProcessor: Processor, Sendable {
                       fields: [FieldSpec("as", .identifier, .required, role: .definesSecret, description: "name"),
                                FieldSpec("value", .string, .required, description: "the value"),
                                FieldSpec("ttl", .duration, .required, description: "lifetime")],
-                      outputs: [OutputSpec("expires_at", "timestamp", "x")], example: "")
+                      outputs: [OutputSpec("expires_at", "timestamp", "x")], example: "", capabilities: [.credentials])
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -27,7 +27,7 @@ final class PutSecretProcessor: Processor, Sendable {
         let bytes = SecretBytes(Array((step.config["value"]?.scalarText ?? "").utf8))
         buffers.withLock { $0.append(bytes) }
         let expiresAt = Date().addingTimeInterval(ttl.timeInterval)
-        await step.vault?.put(step.config["as"]?.scalarText ?? "", bytes, expiresAt: expiresAt, credential: "test/key")
+        await step.services.secrets?.vault.put(step.config["as"]?.scalarText ?? "", bytes, expiresAt: expiresAt, credential: "test/key")
         return ["expires_at": .string("\(expiresAt)")]
     }
 }

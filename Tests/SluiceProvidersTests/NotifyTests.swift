@@ -295,7 +295,7 @@ struct NotifyProcessorTests {
             throw CancellationError()
         }
         var step = StepContext(runID: "r0123", pipeline: "nightly_costs", org: "acme", stepID: "alert", attempt: 1, config: node,
-                               logger: logs.logger, workspace: nil, project: nil, runStore: nil)
+                               logger: logs.logger, project: nil)
         step.logicalDate = "2026-03-01"
         step.runFailure = RunFailure(stepID: "load_usage", code: "input_missing", message: error,
                                      at: Date(timeIntervalSince1970: 1_772_330_400))

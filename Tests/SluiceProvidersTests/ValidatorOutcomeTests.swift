@@ -35,7 +35,7 @@ struct ValidatorSettingsTests {
     func settings(_ yaml: String, _ spec: ProcessorSpec) throws -> ValidatorSettings {
         guard case .success(let node?) = YAMLLoader().load(Data(yaml.utf8), file: "pipelines/x.yml") else { throw CancellationError() }
         let step = StepContext(runID: "r", pipeline: "x", org: "acme", stepID: "s", attempt: 1, config: node,
-                               logger: LogCapture().logger, workspace: nil, project: nil, runStore: nil)
+                               logger: LogCapture().logger, project: nil)
         return ValidatorSettings(step, spec)
     }
 

@@ -48,7 +48,7 @@ struct MetricsTests {
         let plan = try plan(catalog)
         let metrics = ServerMetrics()
         var options = ExecutorOptions()
-        options.observer = metrics.observer(for: plan)
+        options.observer = metrics.observer(for: plan, processors: catalog.registry)
         let executor = Executor(processors: catalog, store: store, options: options, logger: LiveServer.quiet)
         let run = try await executor.create(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])).run
         try await executor.execute(plan, run: run, env: [:])

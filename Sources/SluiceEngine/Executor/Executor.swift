@@ -532,6 +532,18 @@ public struct Executor: Sendable {
         var project: ProjectContext?
     }
 
+    /// The services `spec` declares, from what the run has; the others stay out of the step's reach.
+    private func services(for spec: ProcessorSpec, run: RunRecord, stepID: String, resources: RunResources,
+                          secretsTTL: Duration?) -> StepServices {
+        var services = StepServices()
+        if spec.capabilities.contains(.warehouse) { services.workspace = resources.workspace }
+        if spec.capabilities.contains(.stepRecords) { services.records = StepRecorder(store: store, runID: run.id, stepID: stepID) }
+        if spec.capabilities.contains(.credentials) {
+            services.secrets = StepSecrets(vault: resources.vault, credentials: credentials, ttl: secretsTTL)
+        }
+        return services
+    }
+
     private var redactor: SecretRedactor { .shared }
 
     /// A failure whose message has been through the redactor, so that nothing stored, logged
@@ -600,18 +612,15 @@ public struct Executor: Sendable {
                 return .failed(redacted(failure))
             }
             var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: processor.spec.withDefaults(resolved.config), logger: logger, workspace: resources.workspace,
-                                          project: resources.project, runStore: store)
+                                          config: processor.spec.withDefaults(resolved.config), logger: logger, project: resources.project)
             stepContext.untrustedFields = resolved.untrustedFields
             stepContext.logicalDate = run.logicalDate
             stepContext.runFailure = runFailure
-            stepContext.vault = resources.vault
-            stepContext.credentials = credentials
-            stepContext.secretsTTL = definition.secretsTTL
             stepContext.environment = attemptContext.env
+            stepContext.services = services(for: processor.spec, run: run, stepID: id, resources: resources, secretsTTL: definition.secretsTTL)
             let outcome = await AttemptRunner.run(limit: limit, grace: options.cancellationGrace) { [stepContext] in
                 // What the step reads must stay as it read it until the run publishes.
-                if processor.spec.derivesFromTables, let workspace = stepContext.workspace {
+                if processor.spec.derivesFromTables, let workspace = stepContext.services.workspace {
                     stepContext.logger.debug("holding the run's target tables")
                     try await workspace.holdTargets()
                 }

@@ -136,11 +136,43 @@ struct Load {
             try await workspace.insert(into: staged, columns: columns.map(\.name), rows: rows)
             written += rows.count
             if !bad.isEmpty {
-                guard let store = step.runStore else { throw StepFailure.config("quarantine needs a run store") }
-                try await store.saveQuarantined(bad)
+                try await step.requireRecords().keep(bad, as: .quarantinedRows)
                 quarantined += bad.count
             }
         }
         bytesRead += Int(reader.bytesRead)
+    }
+}
+
+extension StepRecordKind where Record == QuarantinedRow {
+    /// A source row `ingest` quarantined.
+    public static var quarantinedRows: Self { Self("quarantined_row") }
+}
+
+extension RunStore {
+    /// The rows the run's ingest steps quarantined.
+    public func quarantined(of runID: String) async throws -> [QuarantinedRow] {
+        try await records(of: runID, .quarantinedRows)
+    }
+}
+
+/// A source row that did not fit its schema under `on_bad_row: quarantine`.
+public struct QuarantinedRow: Sendable, Hashable, Codable {
+    public var runID: String
+    public var stepID: String
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var reason: String
+    public var raw: String
+
+    public init(runID: String, stepID: String, file: String, line: Int, column: Int, reason: String, raw: String) {
+        self.runID = runID
+        self.stepID = stepID
+        self.file = file
+        self.line = line
+        self.column = column
+        self.reason = reason
+        self.raw = raw
     }
 }

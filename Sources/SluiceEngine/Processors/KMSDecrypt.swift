@@ -26,12 +26,14 @@ public struct KMSDecryptProcessor: Processor {
         }
         let credential = try config.text("credential")
         let name = try config.identifier("as")
-        let ttl = try config.optionalDuration("ttl") ?? step.secretsTTL ?? Self.defaultTTL
+        let ttlSetting = try config.optionalDuration("ttl")
         let expect = try config.text("expect")
-        guard let vault = step.vault else {
+        guard let secrets = step.services.secrets else {
             throw StepFailure("no_vault", "step '\(step.stepID)' needs the run's secret vault, and this run has none")
         }
-        guard let credentials = step.credentials else {
+        let vault = secrets.vault
+        let ttl = ttlSetting ?? secrets.ttl ?? Self.defaultTTL
+        guard let credentials = secrets.credentials else {
             throw StepFailure("no_keyring", """
                 kms_decrypt needs the keyring the credentials were sealed with: run `sluice keys init`, \
                 or set SLUICE_KEYRING (or SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT)

@@ -93,7 +93,7 @@ public struct ValidateDataProcessor: Processor {
                                        passed: passed, severity: severity, observed: observed))
         }
 
-        try await step.runStore?.saveCheckResults(results)
+        try await step.services.records?.keep(results, as: .checkResults)
         let failed = results.filter { !$0.passed }
         let failing = failed.filter { $0.severity == "error" }
         for result in failed {
@@ -107,5 +107,40 @@ public struct ValidateDataProcessor: Processor {
             "checks_passed": .number(Double(results.count - failed.count)),
             "checks_failed": .number(Double(failed.count)),
         ]
+    }
+}
+
+extension StepRecordKind where Record == CheckResult {
+    /// A `validate_data` check's outcome; run again, a check replaces its earlier result.
+    public static var checkResults: Self { Self("check_result", key: \.name) }
+}
+
+extension RunStore {
+    /// The results of the run's data tests.
+    public func checkResults(of runID: String) async throws -> [CheckResult] {
+        try await records(of: runID, .checkResults)
+    }
+}
+
+/// One data test's outcome, stored with the run.
+public struct CheckResult: Sendable, Hashable, Codable {
+    public var runID: String
+    public var stepID: String
+    public var name: String
+    public var table: String
+    public var passed: Bool
+    /// `error` fails the step when the check fails; `warn` only records it.
+    public var severity: String
+    /// What was measured (offending rows, the row count, the newest value), in words.
+    public var observed: String
+
+    public init(runID: String, stepID: String, name: String, table: String, passed: Bool, severity: String, observed: String) {
+        self.runID = runID
+        self.stepID = stepID
+        self.name = name
+        self.table = table
+        self.passed = passed
+        self.severity = severity
+        self.observed = observed
     }
 }

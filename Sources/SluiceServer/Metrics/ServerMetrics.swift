@@ -131,13 +131,18 @@ public final class ServerMetrics: Sendable {
         Counter(label: "sluice_webhook_refusals_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
-    /// An executor observer for one run of `plan`: counts its transitions, times its steps.
-    func observer(for plan: PipelinePlan) -> @Sendable (RunEvent) -> Void {
+    /// An executor observer for one run of `plan`: counts its transitions, times its steps, and
+    /// adds the rows of each step whose spec names an `ingestedRowsOutput`.
+    func observer(for plan: PipelinePlan, processors specs: ProcessorRegistry) -> @Sendable (RunEvent) -> Void {
         var processors: [String: String] = [:]
-        for step in plan.definition.steps + plan.definition.onFailure { processors[step.id.value] = step.uses.value }
+        var ingestedRows: [String: String] = [:]
+        for step in plan.definition.steps + plan.definition.onFailure {
+            processors[step.id.value] = step.uses.value
+            if let output = specs[step.uses.value]?.ingestedRowsOutput { ingestedRows[step.id.value] = output }
+        }
         let started = Mutex<[String: Date]>([:])
         let factory = self.factory
-        return { [processors] event in
+        return { [processors, ingestedRows] event in
             let transition = event.transition
             guard let stepID = transition.stepID else {
                 Counter(label: "sluice_runs_total", dimensions: [("state", transition.state.rawValue)], factory: factory).increment()
@@ -155,7 +160,7 @@ public final class ServerMetrics: Sendable {
                     Metrics.Timer(label: "sluice_step_duration_seconds", dimensions: [("processor", processor), ("state", transition.state.rawValue)],
                                   factory: factory).recordNanoseconds(Int64(seconds * 1e9))
                 }
-                if transition.state == .succeeded, processor == "ingest", case .number(let rows)? = event.outputs?["rows_written"], rows > 0 {
+                if transition.state == .succeeded, let output = ingestedRows[stepID], case .number(let rows)? = event.outputs?[output], rows > 0 {
                     Counter(label: "sluice_rows_ingested_total", factory: factory).increment(by: Int64(rows))
                 }
             case .pending, .skipped, .timedOut:

@@ -56,7 +56,7 @@ public struct Runner: Sendable {
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.
     func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
         var options = ExecutorOptions()
-        options.observer = metrics.observer(for: plan)
+        options.observer = metrics.observer(for: plan, processors: services.processors.registry)
         var executorLogger = logger
         executorLogger[metadataKey: "component"] = "executor"
         return services.executor(options: options, keys: keys, logger: executorLogger, project: entry.project)

@@ -45,15 +45,14 @@ public protocol RunStore: Sendable {
     /// stored without one; `reason` says why, given the lease.
     func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord]
 
-    /// Stores the results of a `validate_data` step's checks.
-    func saveCheckResults(_ results: [CheckResult]) async throws
+    /// Keeps what a step wants stored with its run beyond its outputs (a data test's result,
+    /// a row an ingest quarantined), under a kind the processor names. A record with a key
+    /// replaces the step's earlier record of that kind and key, in its place; one without is
+    /// added after the others.
+    func saveStepRecords(_ runID: String, step: String, kind: String, _ records: [StepRecordBody]) async throws
 
-    func checkResults(of runID: String) async throws -> [CheckResult]
-
-    /// Keeps rows an `ingest` step quarantined: their raw text, line and reason.
-    func saveQuarantined(_ rows: [QuarantinedRow]) async throws
-
-    func quarantined(of runID: String) async throws -> [QuarantinedRow]
+    /// The run's records of `kind`, every step's, in the order they were first kept.
+    func stepRecords(of runID: String, kind: String) async throws -> [StepRecord]
 
     func run(_ id: String) async throws -> RunRecord?
     /// The run of the pipeline and org created with `triggerKey`, if any.
@@ -143,46 +142,27 @@ public struct RunCursor: Sendable, Hashable {
     }
 }
 
-/// One data test's outcome, stored with the run.
-public struct CheckResult: Sendable, Hashable, Codable {
-    public var runID: String
-    public var stepID: String
-    public var name: String
-    public var table: String
-    public var passed: Bool
-    /// `error` fails the step when the check fails; `warn` only records it.
-    public var severity: String
-    /// What was measured (offending rows, the row count, the newest value), in words.
-    public var observed: String
+/// One record a step keeps, as it goes to the store: its key (nil to add it after the
+/// others) and its JSON.
+public struct StepRecordBody: Sendable, Hashable {
+    public var key: String?
+    public var json: Data
 
-    public init(runID: String, stepID: String, name: String, table: String, passed: Bool, severity: String, observed: String) {
-        self.runID = runID
-        self.stepID = stepID
-        self.name = name
-        self.table = table
-        self.passed = passed
-        self.severity = severity
-        self.observed = observed
+    public init(key: String?, json: Data) {
+        self.key = key
+        self.json = json
     }
 }
 
-/// A source row that did not fit its schema under `on_bad_row: quarantine`.
-public struct QuarantinedRow: Sendable, Hashable, Codable {
-    public var runID: String
+/// One record a step kept with its run, as the store gives it back.
+public struct StepRecord: Sendable, Hashable {
     public var stepID: String
-    public var file: String
-    public var line: Int
-    public var column: Int
-    public var reason: String
-    public var raw: String
+    public var key: String?
+    public var json: Data
 
-    public init(runID: String, stepID: String, file: String, line: Int, column: Int, reason: String, raw: String) {
-        self.runID = runID
+    public init(stepID: String, key: String?, json: Data) {
         self.stepID = stepID
-        self.file = file
-        self.line = line
-        self.column = column
-        self.reason = reason
-        self.raw = raw
+        self.key = key
+        self.json = json
     }
 }

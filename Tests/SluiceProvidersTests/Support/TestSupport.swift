@@ -16,7 +16,7 @@ func runStep(_ processor: any Processor, _ yaml: String, logs: LogCapture = LogC
         return [:]
     }
     let step = StepContext(runID: "run-1", pipeline: "validators", org: "acme", stepID: "check", attempt: 1, config: node,
-                           logger: logs.logger, workspace: nil, project: nil, runStore: nil)
+                           logger: logs.logger, project: nil)
     return try await processor.run(step)
 }
 
