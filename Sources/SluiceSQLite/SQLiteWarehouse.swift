@@ -884,6 +884,26 @@ struct SQLiteDialect: SQLDialect {
     /// Rows of a table in load order. (A composed view has no rowid; a staged table and a
     /// published one, which are what merges read, do.)
     var arrivalOrder: String { "rowid" }
+
+    /// An upsert that SQLite applies row by row, so several rows of one key collapse in the
+    /// order they are selected. (`WHERE true` tells SQLite's parser the ON CONFLICT belongs to
+    /// the INSERT, not to a join in the SELECT.)
+    func collapseStatement(into staged: String, columns: [String], select: [String], from source: String,
+                           key: [String], newerBy: String?, updating: [String]) -> String {
+        let keyList = key.joined(separator: ", ")
+        var onConflict = "DO NOTHING"
+        if let newerBy, !updating.isEmpty {
+            onConflict = """
+                DO UPDATE SET \(updating.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                WHERE excluded.\(newerBy) IS NOT NULL AND (\(staged).\(newerBy) IS NULL OR excluded.\(newerBy) >= \(staged).\(newerBy))
+                """
+        }
+        return """
+            INSERT INTO \(staged) (\(columns.joined(separator: ", ")))
+            SELECT \(select.joined(separator: ", ")) FROM \(source) WHERE true ORDER BY \(keyList), \(arrivalOrder)
+            ON CONFLICT (\(keyList)) \(onConflict)
+            """
+    }
 }
 
 extension WarehouseValue {

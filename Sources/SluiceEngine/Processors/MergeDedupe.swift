@@ -84,29 +84,17 @@ public struct MergeDedupeProcessor: Processor {
         // 1. Collapse the batch into the keyed staging table, in arrival order (a table scans in
         //    the order its rows were loaded): a later row replaces the staged one when it is at
         //    least as new (latest_wins) or never (first_wins). Re-delivered copies collapse here.
-        let insertList = dialect.quotedList(copied + lineageNames)
         let now = ISO8601DateFormatter().string(from: Date())
         let lineageValues: [WarehouseValue] = Array([.text(step.runID), .text(step.pipeline), .text(now)].prefix(lineageNames.count))
         let selectList = copied.map(dialect.quote) + lineageNames.indices.map { dialect.placeholder($0 + 1) }
         let keyList = quotedKey.joined(separator: ", ")
         let latest = latestBy.map(dialect.quote)
-        let onConflict: String
-        if let latest, strategy != "first_wins" {
-            let updates = (copied + lineageNames).filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
-            onConflict = updates.isEmpty ? "DO NOTHING" : """
-                DO UPDATE SET \(updates.joined(separator: ", "))
-                WHERE excluded.\(latest) IS NOT NULL AND (\(staged).\(latest) IS NULL OR excluded.\(latest) >= \(staged).\(latest))
-                """
-        } else {
-            onConflict = "DO NOTHING"
-        }
         // Sorted by key (a stable sort keeps arrival order within a key), rows reach the
         // staging table's key in order, which is far cheaper than in arrival order.
-        try await workspace.execute("""
-            INSERT INTO \(staged) (\(insertList))
-            SELECT \(selectList.joined(separator: ", ")) FROM \(source) WHERE true ORDER BY \(keyList), \(dialect.arrivalOrder)
-            ON CONFLICT (\(keyList)) \(onConflict)
-            """, lineageValues)
+        try await workspace.execute(dialect.collapseStatement(
+            into: staged, columns: (copied + lineageNames).map(dialect.quote), select: selectList, from: source, key: quotedKey,
+            newerBy: strategy == "first_wins" ? nil : latest,
+            updating: (copied + lineageNames).filter { !key.contains($0) }.map(dialect.quote)), lineageValues)
         let distinct = try await workspace.count("SELECT count(*) FROM \(staged)")
 
         // 2. Against the published table: keep only what changes it.

@@ -215,6 +215,13 @@ public protocol SQLDialect: Sendable {
     func nullSafeEquals(_ left: String, _ right: String) -> String
     /// An ORDER BY term giving a table's rows in the order they were loaded.
     var arrivalOrder: String { get }
+    /// A statement that copies the rows of `source` into the keyed table `staged`, one row a
+    /// key, taking them in key order and then arrival order: with `newerBy`, a later row
+    /// replaces the kept one when its `newerBy` is set and at least as new (the `updating`
+    /// columns change); without, the first row of a key stays. `select` gives each of
+    /// `columns` its value (a quoted source column or a placeholder). All names come quoted.
+    func collapseStatement(into staged: String, columns: [String], select: [String], from source: String,
+                           key: [String], newerBy: String?, updating: [String]) -> String
 }
 
 extension RunWorkspace {
