@@ -64,7 +64,7 @@ let package = Package(
         // server use them.
         .target(
             name: "SluiceStorage",
-            dependencies: ["SluiceModel"]
+            dependencies: ["SluiceModel", "SluiceSecrets"]
         ),
         // The executor, run context, retry and timeout policy and the processors. Talks to
         // storage only through SluiceStorage; no SQLite or PostgreSQL in here.
@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "SluiceSQLite",
             dependencies: [
-                "SluiceEngine", "SluiceStorage",
+                "SluiceEngine", "SluiceStorage", "SluiceSecrets",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SluiceSecrets
 import SluiceStorage
 
 /// Sealed credentials and their audit log in the run store's SQLite database (migration v4).
@@ -69,9 +70,9 @@ public final class SQLiteCredentialStore: CredentialStore, RunStoreDatabaseShare
             guard db.changesCount == 1 else {
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM credential WHERE org = ? AND name = ?",
                                      arguments: [credential.org, credential.name]) == true {
-                    throw CredentialStoreError(.credentialExists, "credential \(credential.org)/\(credential.name) exists already; give it a new value with `sluice secrets rotate`")
+                    throw SecretsError(.credentialExists, "credential \(credential.org)/\(credential.name) exists already; give it a new value with `sluice secrets rotate`")
                 }
-                throw CredentialStoreError(.credentialLimit, "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is SLUICE_CREDENTIAL_LIMIT)")
+                throw SecretsError(.credentialLimit, "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is SLUICE_CREDENTIAL_LIMIT)")
             }
             try Self.insertAudit(db, audit)
         }
@@ -172,11 +173,11 @@ public final class SQLiteCredentialStore: CredentialStore, RunStoreDatabaseShare
         }
     }
 
-    private static func missedVersion(_ db: Database, _ org: String, _ name: String, _ expected: Int?) throws -> CredentialStoreError {
+    private static func missedVersion(_ db: Database, _ org: String, _ name: String, _ expected: Int?) throws -> SecretsError {
         guard let current = try Int.fetchOne(db, sql: "SELECT version FROM credential WHERE org = ? AND name = ?", arguments: [org, name]) else {
-            return CredentialStoreError(.credentialNotFound, "credential \(org)/\(name) does not exist")
+            return SecretsError(.credentialNotFound, "credential \(org)/\(name) does not exist")
         }
-        return CredentialStoreError(.conflict, "credential \(org)/\(name) changed since it was read (version \(current), expected \(expected.map(String.init) ?? "any")); read it again and retry")
+        return SecretsError(.conflict, "credential \(org)/\(name) changed since it was read (version \(current), expected \(expected.map(String.init) ?? "any")); read it again and retry")
     }
 
     private static func columns(of credential: StoredCredential) -> StatementArguments {

@@ -1,4 +1,4 @@
-/// Why a key or a credential was refused. `code` is stable (scripts, tests and the audit log
+/// Why a key or a credential was refused, by the keys or by the credential store. `code` is stable (scripts, tests and the audit log
 /// match on it); `message` is written for a person and never contains a secret value.
 public struct SecretsError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Code: String, Sendable, CaseIterable {
@@ -64,6 +64,18 @@ public struct SecretsError: Error, CustomStringConvertible, Equatable, Sendable 
         case nameInvalid = "name_invalid"
         /// An `expires_at` in the past, or a grace period that isn't positive.
         case timeInvalid = "time_invalid"
+
+        // The credential store.
+        /// Another writer changed the credential since it was read.
+        case conflict
+        /// `put` of a name the org already holds.
+        case credentialExists = "credential_exists"
+        /// No credential of that name in the org.
+        case credentialNotFound = "credential_not_found"
+        /// The org holds as many credentials as it may.
+        case credentialLimit = "credential_limit"
+        /// The audit record of a decrypt could not be written, so the value was not handed out.
+        case auditFailed = "audit_failed"
     }
 
     public var code: Code

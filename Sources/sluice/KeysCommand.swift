@@ -186,9 +186,6 @@ func reportingSecretsErrors(_ command: String, _ body: () async throws -> Void) 
     } catch let error as SecretsError {
         writeError("sluice \(command): \(error.message) [\(error.code.rawValue)]")
         throw ExitCode(1)
-    } catch let error as CredentialStoreError {
-        writeError("sluice \(command): \(error.message) [\(error.code.rawValue)]")
-        throw ExitCode(1)
     }
 }
 

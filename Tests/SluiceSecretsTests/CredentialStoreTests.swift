@@ -38,8 +38,6 @@ struct CredentialStoreTests {
             return nil
         } catch let error as SecretsError {
             return error.code.rawValue
-        } catch let error as CredentialStoreError {
-            return error.code.rawValue
         } catch {
             return "\(error)"
         }
@@ -249,7 +247,7 @@ struct CredentialStoreTests {
                         do {
                             try await credentials.put(org: org, name: "c\(index)", value: value, provider: "generic", expiresAt: nil, metadata: nil)
                             return nil
-                        } catch let error as CredentialStoreError {
+                        } catch let error as SecretsError {
                             return error.code.rawValue
                         } catch {
                             return "\(error)"
@@ -281,7 +279,7 @@ struct CredentialStoreTests {
                     do {
                         try await credentials.rotate(org: "acme", name: "shared", value: SecretBytes(utf8: "value-\(index + 1)"), expectedVersion: 1)
                         return nil
-                    } catch let error as CredentialStoreError {
+                    } catch let error as SecretsError {
                         return error.code.rawValue
                     } catch {
                         return "\(error)"
@@ -321,7 +319,7 @@ struct CredentialStoreTests {
                         _ = try await store.updateCredential(updated, expectedVersion: read.version, audit: CredentialAuditRecord(
                             org: "acme", credential: "shared", action: .rotate, outcome: .ok, detail: "writer \(index)", at: time))
                         return nil
-                    } catch let error as CredentialStoreError {
+                    } catch let error as SecretsError {
                         return error.code.rawValue
                     } catch {
                         return "\(error)"

@@ -45,10 +45,7 @@ public struct KMSDecryptProcessor: Processor {
             opened = try await credentials.open(org: step.org, name: credential, for: .init(runID: step.runID, stepID: step.stepID),
                                                 expect: provider)
         } catch let error as SecretsError {
-            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .keyringUnavailable,
-                              at: config["credential"]?.location)
-        } catch let error as CredentialStoreError {
-            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .auditFailed,
+            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .keyringUnavailable || error.code == .auditFailed,
                               at: config["credential"]?.location)
         }
         let now = Date()

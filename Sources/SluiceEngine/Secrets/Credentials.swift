@@ -105,7 +105,7 @@ public struct Credentials: Sendable {
             guard let existing = try await store.credential(org: org, name: name) else { throw Self.notFound(org, name) }
             let expected = expectedVersion ?? existing.version
             guard existing.version == expected else {
-                throw CredentialStoreError(.conflict, "credential \(org)/\(name) is at version \(existing.version), not \(expected): it changed since it was read")
+                throw SecretsError(.conflict, "credential \(org)/\(name) is at version \(existing.version), not \(expected): it changed since it was read")
             }
             let provider = try CredentialProvider(named: existing.provider)
             try provider.check(value)
@@ -153,8 +153,7 @@ public struct Credentials: Sendable {
     /// (retried with backoff; if it can't be written the value is wiped and not handed out).
     /// The current value, or with `previous` the value before the last rotation while its
     /// grace period lasts. Refusals (not found, expired, a retired key, a tampered or moved
-    /// blob, a wrong passphrase) are audited too, and thrown as `SecretsError` or
-    /// `CredentialStoreError`.
+    /// blob, a wrong passphrase) are audited too, and thrown as `SecretsError`.
     /// With `expect`, the value must have that provider's format (kms_decrypt's `expect:`);
     /// a mismatch is refused, audited, and the value wiped.
     public func open(org: String, name: String, for accessor: Accessor, previous: Bool = false,
@@ -209,7 +208,7 @@ public struct Credentials: Sendable {
                                                 time, accessor))
         } catch {
             opened.value.wipe()
-            throw CredentialStoreError(.auditFailed, "credential \(org)/\(name) was not handed out: its audit record could not be written (\(error))")
+            throw SecretsError(.auditFailed, "credential \(org)/\(name) was not handed out: its audit record could not be written (\(error))")
         }
         return opened
     }
@@ -256,7 +255,7 @@ public struct Credentials: Sendable {
                         stored.org, stored.name, .rewrap, .ok, "re-wrapped from key version \(stored.keyVersion) to \(current)", time))
                     report.rewrapped.append(label)
                     break
-                } catch let error as CredentialStoreError where error.code == .conflict && attempts < 5 {
+                } catch let error as SecretsError where error.code == .conflict && attempts < 5 {
                     guard let fresh = try await store.credential(org: stored.org, name: stored.name) else { break }
                     stored = fresh
                 } catch {
@@ -384,7 +383,7 @@ public struct Credentials: Sendable {
             default:
                 return .refused
             }
-        case let error as CredentialStoreError:
+        case let error as SecretsError:
             return error.code == .auditFailed ? .failed : .refused
         default:
             return .failed
@@ -395,12 +394,12 @@ public struct Credentials: Sendable {
     static func detail(of error: any Error) -> String {
         switch error {
         case let error as SecretsError: "\(error.code.rawValue): \(error.message)"
-        case let error as CredentialStoreError: "\(error.code.rawValue): \(error.message)"
+        case let error as SecretsError: "\(error.code.rawValue): \(error.message)"
         default: "\(error)"
         }
     }
 
-    static func notFound(_ org: String, _ name: String, _ what: String = "does not exist") -> CredentialStoreError {
-        CredentialStoreError(.credentialNotFound, "credential \(org)/\(name) \(what)")
+    static func notFound(_ org: String, _ name: String, _ what: String = "does not exist") -> SecretsError {
+        SecretsError(.credentialNotFound, "credential \(org)/\(name) \(what)")
     }
 }

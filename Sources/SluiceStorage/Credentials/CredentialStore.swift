@@ -125,27 +125,3 @@ public struct CredentialAuditRecord: Sendable, Hashable {
         self.at = at
     }
 }
-
-/// Why the store refused a write.
-public struct CredentialStoreError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Code: String, Sendable {
-        /// Another writer changed the credential since it was read.
-        case conflict
-        case credentialExists = "credential_exists"
-        case credentialNotFound = "credential_not_found"
-        /// The org holds as many credentials as it may.
-        case credentialLimit = "credential_limit"
-        /// The audit record of a decrypt could not be written, so the value was not handed out.
-        case auditFailed = "audit_failed"
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(message) [\(code.rawValue)]" }
-}
