@@ -155,7 +155,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "LintBenchmark",
-            dependencies: ["SluiceModel"],
+            dependencies: ["SluiceModel", "SluiceEngine", "SluiceProviders"],
             path: "Benchmarks/LintBenchmark"
         ),
         .executableTarget(
@@ -180,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceModelTests",
-            dependencies: ["SluiceTestSupport", "SluiceModel"],
+            dependencies: ["SluiceTestSupport", "SluiceModel", "SluiceProviders", "SluiceEngine"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

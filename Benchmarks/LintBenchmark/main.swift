@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import SluiceModel
 
 // Lint throughput: 500 generated pipeline files of about 40 lines each, in a project with
@@ -110,7 +112,7 @@ var best = Double.infinity
 var problems = -1
 for _ in 0..<5 {
     let started = ContinuousClock.now
-    let report = Linter(projectRoot: project).lint(paths: ["pipelines"])
+    let report = Linter(projectRoot: project, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines"])
     let elapsed = ContinuousClock.now - started
     best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     problems = report.diagnostics.count

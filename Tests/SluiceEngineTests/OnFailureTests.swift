@@ -310,7 +310,7 @@ struct PublishFailureHandlerTests {
         var csv = "event_id,ts,day,org,amount\n"
         for index in 0..<20_000 { csv += "n\(index),2026-03-02T10:00:00Z,2026-03-02,acme,1\n" }
         try project.write("data/events.csv", csv)
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
         let recorder = RecordingNotify()
         let executor = Executor(processors: ProcessorEnvironment.standard.adding([recorder]), store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),

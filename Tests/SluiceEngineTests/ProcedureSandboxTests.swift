@@ -22,7 +22,7 @@ struct ProcedureSandboxTests {
     func runProcedure(_ sql: String, step: String = "{ id: work, uses: sql, with: { procedure: procedures/p.sql } }") async throws
         -> (RunRecord, StepRunRecord) {
         try project.write("procedures/p.sql", sql)
-        let loaded = PipelineLoader(registry: .builtIn).load(Data("""
+        let loaded = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data("""
             pipeline: sandboxed
             defaults: { timeout: 1m }
             steps:

@@ -55,7 +55,7 @@ struct PipelineProject {
     /// Lints the pipeline (it must be clean) and runs it.
     func run(_ pipeline: String, yaml: String, params: [String: String] = [:]) async throws -> RunRecord {
         try write("pipelines/\(pipeline).yml", yaml)
-        let (plan, diagnostics) = Linter(projectRoot: root).plan(file: "pipelines/\(pipeline).yml")
+        let (plan, diagnostics) = Linter(projectRoot: root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/\(pipeline).yml")
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root), logger: quietLogger)
         return try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-01", params: params, env: [:]))
@@ -425,7 +425,7 @@ struct RunPipelineTests {
         // The late file arrives; the events input changes, which a reused step must not see.
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne9,2026-03-01T10:00:00Z,2026-03-01,acme,9\n")
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/two_loads.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/two_loads.yml")
         let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
@@ -530,7 +530,7 @@ struct RunPipelineTests {
         try await onItsOwnThread { locked.wait() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,7\n")
         try project.write("pipelines/merge_events.yml", PipelineProject.mergePipeline())
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
         let executor = Executor(processors: .standard, store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), busyTimeout: .milliseconds(300)),
                                 project: ProjectContext(root: project.root), logger: quietLogger)
@@ -555,7 +555,7 @@ struct RunPipelineTests {
         var csv = "event_id,ts,day,org,amount\n"
         for index in 0..<20_000 { csv += "n\(index),2026-03-02T10:00:00Z,2026-03-02,acme,1\n" }
         try project.write("data/events.csv", csv)
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/merge_events.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
         let executor = Executor(processors: .standard, store: project.store,
                                 warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
                                 project: ProjectContext(root: project.root), logger: quietLogger)

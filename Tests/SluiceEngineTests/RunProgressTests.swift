@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProviders
 import SluiceStorage
 import Testing
 @testable import SluiceEngine
@@ -13,7 +14,7 @@ struct RunProgressTests {
               - { id: load, uses: ingest, with: { source: { format: csv, path: a.csv }, table: raw, schema: schemas/raw.json } }
               - { id: check, uses: validate_data, with: { table: raw, checks: [{ type: row_count, min: 1 }] } }
             """
-        let definition = try #require(PipelineLoader().load(Data(yaml.utf8), file: "pipelines/p.yml").definition)
+        let definition = try #require(PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/p.yml").definition)
         var progress = RunProgress(try PipelinePlan.build(definition).get())
         let start = Date(timeIntervalSince1970: 1_000)
         func event(_ step: String?, _ state: RunState, _ seconds: Double, attempt: Int = 1, reason: String = "",

@@ -45,7 +45,7 @@ struct StagingRetentionTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty, "no -wal or -shm left either")
 
         // Resuming it now is refused with the reason, and creates no run.
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/late_rates.yml")
         let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let before = try await project.store.runs(pipeline: nil, org: nil, limit: 100).count
@@ -71,7 +71,7 @@ struct StagingRetentionTests {
         try handle.close()
 
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
-        let (plan, _) = Linter(projectRoot: project.root).plan(file: "pipelines/late_rates.yml")
+        let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/late_rates.yml")
         let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])

@@ -45,7 +45,7 @@ struct TenantConfinementTests {
     func run(_ project: PipelineProject, _ yaml: String = loadFile, trigger: RunTrigger, params: [String: String] = [:],
              env: [String: String] = [:]) async throws -> RunRecord {
         try project.write("pipelines/load_file.yml", yaml)
-        let (plan, diagnostics) = Linter(projectRoot: project.root).plan(file: "pipelines/load_file.yml")
+        let (plan, diagnostics) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/load_file.yml")
         let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         return try await executor.start(try #require(plan, "\(diagnostics)"),
@@ -177,7 +177,7 @@ struct TenantConfinementTests {
         defer { project.remove() }
         try project.write("data/events.csv", Self.events)
         try project.write("pipelines/load_file.yml", Self.loadFile)
-        let plan = try #require(Linter(projectRoot: project.root).plan(file: "pipelines/load_file.yml").plan)
+        let plan = try #require(Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/load_file.yml").plan)
         let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
                                 project: ProjectContext(root: project.root), logger: quietLogger)
         // `..` inside the project is fine from the operator, not from a caller.

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import Testing
 import SluiceTestSupport
 @testable import SluiceModel
@@ -11,7 +13,7 @@ struct BadInputTests {
         defer { project.remove() }
         try project.write("pipelines/bad_input.yml", data)
         let started = ContinuousClock.now
-        let report = Linter(projectRoot: project.root).lint(paths: ["pipelines/bad_input.yml"])
+        let report = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines/bad_input.yml"])
         #expect(ContinuousClock.now - started < TestTime.patience, "lint must not stall on bad input")
         return report.diagnostics
     }
@@ -145,7 +147,7 @@ struct BadInputTests {
         defer { project.remove() }
         try FileManager.default.copyItem(at: fixtures.appendingPathComponent("lint/project/schemas"),
                                          to: project.root.appendingPathComponent("schemas"))
-        let linter = Linter(projectRoot: project.root)
+        let linter = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry)
         let alphabet = Array(" \t\n:-[]{}&*!|>'\"#%@`,?${}()=0aZ_".utf8) + [0xC3, 0x80, 0xFF]
         for round in 0..<300 {
             var bytes = Array(source)

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import Testing
 import SluiceTestSupport
 @testable import SluiceModel
@@ -12,7 +14,7 @@ struct HardeningTests {
         for (name, content) in procedures { try project.write("procedures/\(name)", content) }
         try project.write("pipelines/hard.yml", text)
         let started = ContinuousClock.now
-        let report = Linter(projectRoot: project.root).lint(paths: ["pipelines/hard.yml"])
+        let report = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines/hard.yml"])
         #expect(ContinuousClock.now - started < TestTime.patience, "lint must not stall")
         return report.diagnostics.map(\.description)
     }

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import Testing
 @testable import SluiceModel
 
@@ -176,7 +178,7 @@ struct LintFixtureTests {
     @Test(arguments: cases)
     func fixtureGivesExactlyItsDiagnostics(_ fixture: Case) {
         let root = fixtures.appendingPathComponent("lint/\(fixture.project)")
-        let linter = Linter(projectRoot: root)
+        let linter = Linter(projectRoot: root, registry: ProcessorEnvironment.standard.registry)
         let report = linter.lint(paths: ["pipelines/\(fixture.file)"])
         #expect(report.filesChecked == 1)
         #expect(report.diagnostics.map(\.description) == fixture.expected)
@@ -205,7 +207,7 @@ struct LintFixtureTests {
 
     @Test func aFileNamedTwiceIsLintedOnceAndSchemaProblemsAreReportedOnce() {
         let root = fixtures.appendingPathComponent("lint/invalid_schema")
-        let report = Linter(projectRoot: root).lint(paths: ["pipelines", "pipelines/load_payments.yml", "./pipelines/"])
+        let report = Linter(projectRoot: root, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines", "pipelines/load_payments.yml", "./pipelines/"])
         #expect(report.filesChecked == 1)
         let schemaProblems = report.diagnostics.filter { $0.location.file.hasPrefix("schemas/") }
         #expect(schemaProblems.count == 6)
@@ -217,13 +219,13 @@ struct LintFixtureTests {
         defer { project.remove() }
         try project.write("schemas/broken.json", "[{\"name\": \"id\"}]")
         try FileManager.default.createDirectory(at: project.root.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
-        let report = Linter(projectRoot: project.root).lint(paths: ["pipelines"])
+        let report = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines"])
         #expect(report.filesChecked == 0)
         #expect(report.diagnostics.map(\.description) == ["schemas/broken.json:1:2: error: field 'id' needs \"type\" [invalid-schema]"])
     }
 
     @Test func aMissingPathIsReported() {
-        let report = Linter(projectRoot: fixtures.appendingPathComponent("lint/project")).lint(paths: ["pipelines/nope.yml"])
+        let report = Linter(projectRoot: fixtures.appendingPathComponent("lint/project"), registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines/nope.yml"])
         #expect(report.diagnostics.map(\.description) == ["pipelines/nope.yml:1:1: error: no such file or folder [missing-path]"])
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import Testing
 @testable import SluiceModel
 
@@ -335,10 +337,10 @@ struct ReporterTests {
 
 struct ProcessorRegistryTests {
     @Test func everyProcessorOfTheDesignIsRegisteredWithDocs() {
-        let names = ProcessorRegistry.builtIn.names
+        let names = ProcessorEnvironment.standard.registry.names
         #expect(names == ["kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
                           "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify"])
-        for spec in ProcessorRegistry.builtIn.specs {
+        for spec in ProcessorEnvironment.standard.registry.specs {
             #expect(!spec.summary.isEmpty && !spec.description.isEmpty && !spec.outputs.isEmpty)
             #expect(spec.fields.allSatisfy { !$0.description.isEmpty })
             #expect(ProcessorDocs.page(spec).contains(spec.example.split(separator: "\n").first.map(String.init) ?? "?"))
@@ -347,7 +349,7 @@ struct ProcessorRegistryTests {
 
     /// Each processor's documented example, put in a pipeline, must pass the file-level checks.
     @Test func everyDocumentedExampleIsValid() {
-        for spec in ProcessorRegistry.builtIn.specs where spec.name != "notify" {
+        for spec in ProcessorEnvironment.standard.registry.specs where spec.name != "notify" {
             var text = "pipeline: test_pipeline\ndefaults: { timeout: 1m }\nsteps:\n"
             text += spec.example.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n") + "\n"
             var result = loadPipeline(text)

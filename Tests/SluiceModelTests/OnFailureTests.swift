@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 import Testing
 @testable import SluiceModel
 
@@ -8,7 +10,7 @@ struct OnFailureTests {
         let project = try TemporaryProject()
         defer { project.remove() }
         try project.write("pipelines/alerts.yml", text)
-        return Linter(projectRoot: project.root).lint(paths: ["pipelines/alerts.yml"]).diagnostics.map(\.description)
+        return Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).lint(paths: ["pipelines/alerts.yml"]).diagnostics.map(\.description)
     }
 
     @Test func handlersMayReadWhyTheRunFailedAndStepsMayNot() throws {

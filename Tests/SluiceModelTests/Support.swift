@@ -1,4 +1,6 @@
 import Foundation
+import SluiceEngine
+import SluiceProviders
 @testable import SluiceModel
 
 /// The test target's fixture folder (copied as a resource).
@@ -39,5 +41,5 @@ func yaml(_ text: String, file: String = "test.yml") throws -> YAMLNode {
 
 /// Loads a pipeline from text with the built-in registry.
 func loadPipeline(_ text: String, file: String = "pipelines/test_pipeline.yml") -> PipelineLoader.Result {
-    PipelineLoader().load(Data(text.utf8), file: file)
+    PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(text.utf8), file: file)
 }

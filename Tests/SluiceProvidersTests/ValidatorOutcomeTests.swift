@@ -108,14 +108,21 @@ struct ValidatorErrorCodeTests {
         }
     }
 
-    /// What lints also runs: every spec lint and docs know has a run type in the one
-    /// environment, and every run type there has a spec (the same one, in the same order).
-    @Test func everySpecHasARunnableProcessorAndEveryProcessorASpec() {
-        let specs = ProcessorRegistry.builtIn.names
-        let runnable = ProcessorEnvironment.standard.processors.map(\.spec.name)
-        #expect(runnable == specs, "specs without a run type: \(Set(specs).subtracting(runnable)); run types without a spec: \(Set(runnable).subtracting(specs))")
-        for processor in ProcessorEnvironment.standard.processors {
-            #expect(ProcessorRegistry.builtIn[processor.spec.name]?.fields.map(\.name) == processor.spec.fields.map(\.name), "\(processor.spec.name)")
+    /// One list: every processor spec declared in SluiceModel/Specs/Processors has a run type
+    /// in the standard environment, and every run type there has its spec (the same value).
+    @Test func everySpecHasARunnableProcessorAndEveryProcessorASpec() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/SluiceModel/Specs/Processors").standardizedFileURL
+        var declared: [String] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path) where file.hasSuffix(".swift") {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            declared += text.matches(of: /static let \w+ = ProcessorSpec\(\s*name: "([a-z0-9_]+)"/).map { String($0.output.1) }
         }
+        #expect(declared.count >= 11, "found the spec declarations: \(declared)")
+        let runnable = ProcessorEnvironment.standard.processors.map(\.spec.name)
+        #expect(Set(runnable) == Set(declared),
+                "specs without a run type: \(Set(declared).subtracting(runnable)); run types without a spec: \(Set(runnable).subtracting(declared))")
+        #expect(runnable.count == Set(runnable).count, "a processor is registered twice: \(runnable)")
+        #expect(ProcessorEnvironment.standard.registry.names == runnable, "lint and docs read the same environment the runs use")
     }
 }

@@ -28,7 +28,7 @@ public final class Linter {
     private var reportedProcedures = Set<String>()
     private var reportedSchemaFiles = false
 
-    public init(projectRoot: URL, registry: ProcessorRegistry = .builtIn) {
+    public init(projectRoot: URL, registry: ProcessorRegistry) {
         // A directory URL, so paths resolve inside it rather than beside it.
         self.projectRoot = URL(fileURLWithPath: projectRoot.standardizedFileURL.path, isDirectory: true)
         loader = PipelineLoader(registry: registry)

@@ -8,7 +8,7 @@ public struct PipelineLoader: Sendable {
     public var registry: ProcessorRegistry
     public var yaml: YAMLLoader
 
-    public init(registry: ProcessorRegistry = .builtIn, yaml: YAMLLoader = YAMLLoader()) {
+    public init(registry: ProcessorRegistry, yaml: YAMLLoader = YAMLLoader()) {
         self.registry = registry
         self.yaml = yaml
     }

@@ -76,13 +76,6 @@ public struct ProcessorRegistry: Sendable {
         byName = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })
     }
 
-    /// Every processor Sluice ships.
-    public static let builtIn = ProcessorRegistry([
-        .kmsDecrypt,
-        .validateOpenAI, .validateAnthropic, .validateGCP, .validateHTTP,
-        .ingest, .mergeDedupe, .aggregate, .sql, .validateData, .notify,
-    ])
-
     public subscript(name: String) -> ProcessorSpec? {
         byName[name].map { specs[$0] }
     }
