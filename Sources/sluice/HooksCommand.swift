@@ -86,7 +86,7 @@ extension Sluice {
             @OptionGroup var keyOptions: KeyOptions
 
             func validate() throws {
-                _ = try parseDuration(grace, flag: "--grace")
+                _ = try parseDuration(grace, "--grace")
             }
 
             func run() async throws {
@@ -96,7 +96,7 @@ extension Sluice {
                     let value = SecretBytes(Array(secret.utf8))
                     defer { value.wipe() }
                     let stored = try await credentials.rotate(org: org, name: "webhooks/\(pipeline)", value: value,
-                                                              grace: try parseDuration(grace, flag: "--grace"))
+                                                              grace: try parseDuration(grace, "--grace"))
                     print(secret)
                     writeError("rotated the secret of hook \(org)/\(pipeline); the old one verifies until \(stored.previousValidUntil.map { $0.formatted(.iso8601) } ?? "-")")
                 }

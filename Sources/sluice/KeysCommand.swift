@@ -50,13 +50,13 @@ extension Sluice {
             @OptionGroup var keyOptions: KeyOptions
 
             func validate() throws {
-                _ = try parseDuration(grace, flag: "--grace")
+                _ = try parseDuration(grace, "--grace")
             }
 
             func run() async throws {
                 try await reportingSecretsErrors("keys rotate") {
                     let file = try keyOptions.keyringFile()
-                    let keyring = try file.rotate(at: Date(), grace: try parseDuration(grace, flag: "--grace"))
+                    let keyring = try file.rotate(at: Date(), grace: try parseDuration(grace, "--grace"))
                     // The key this rotation retired: the most recently retired one.
                     let retired = keyring.entries.filter { $0.status == .retired }.max { $0.retiredAt! < $1.retiredAt! }!
                     print("key version \(keyring.current.version) is now active (check \(keyring.current.checkHex)); version \(retired.version) is retired and still decrypts until \(retired.usableUntil!.formatted(.iso8601))")
@@ -189,19 +189,9 @@ func reportingSecretsErrors(_ command: String, _ body: () async throws -> Void) 
     }
 }
 
-/// A logger on standard error (level from SLUICE_LOG_LEVEL, default warning).
+/// A logger for a command that runs no pipeline (keys, secrets): the same redacting handler
+/// on standard error as every other command, at warning unless SLUICE_LOG_LEVEL says otherwise.
 func commandLogger(_ label: String) -> Logger {
-    Logger(label: label) { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        return handler
-    }
-}
-
-func parseDuration(_ text: String, flag: String) throws -> Duration {
-    do {
-        return try DurationText.parse(text)
-    } catch {
-        throw ValidationError("\(flag): \(error.description)")
-    }
+    bootstrapLogging(defaultLevel: .warning)
+    return Logger(label: label)
 }

@@ -128,7 +128,7 @@ extension Sluice {
 
             func validate() throws {
                 try input.validate()
-                _ = try parseDuration(grace, flag: "--grace")
+                _ = try parseDuration(grace, "--grace")
                 if let expiresAt { _ = try parseTime(expiresAt) }
             }
 
@@ -137,7 +137,7 @@ extension Sluice {
                     let credentials = try await openCredentials(keyOptions)
                     let value = try input.read()
                     defer { value.wipe() }
-                    let stored = try await credentials.rotate(org: org, name: name, value: value, grace: try parseDuration(grace, flag: "--grace"),
+                    let stored = try await credentials.rotate(org: org, name: name, value: value, grace: try parseDuration(grace, "--grace"),
                                                               expiresAt: try expiresAt.map(parseTime), metadata: metadata,
                                                               expectedVersion: expectVersion)
                     print("rotated credential \(org)/\(name) to value \(stored.generation); value \(stored.generation - 1) stays valid until \(stored.previousValidUntil!.formatted(.iso8601))")

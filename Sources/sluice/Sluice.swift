@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 import SluiceEngine
 import SluiceModel
@@ -76,9 +77,10 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
 }
 
 /// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
-/// `defaultLevel`. Once per process. The key material the environment holds is masked in
-/// every line, whatever prints it.
+/// `defaultLevel`. The first call in a process sets it up; later ones change nothing. The key
+/// material the environment holds is masked in every line, whatever prints it.
 func bootstrapLogging(defaultLevel: Logger.Level) {
+    guard loggingStarted.withLock({ started in defer { started = true }; return !started }) else { return }
     let environment = ProcessInfo.processInfo.environment
     for name in [KeySource.Variable.passphrase, KeySource.Variable.salt] {
         if let value = environment[name] { SecretRedactor.shared.register(value, owner: "environment") }
@@ -89,6 +91,8 @@ func bootstrapLogging(defaultLevel: Logger.Level) {
         return RedactingLogHandler(wrapping: handler)
     }
 }
+
+private let loggingStarted = Mutex(false)
 
 /// Checks `--org` values: names of letters, digits and `_`.
 func validateOrgs(_ orgs: [String]) throws {
