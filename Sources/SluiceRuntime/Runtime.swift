@@ -17,7 +17,9 @@ public enum Runtime {
         projectRoot.appendingPathComponent(".sluice")
     }
 
-    /// Opens the project's stores. With `recover` (what every command does), runs whose
+    /// Opens the project's stores, with its settings (`sluice.yml` and the `SLUICE_*`
+    /// variables of `environment`) read and checked once: a bad value stops here, with a
+    /// `SettingsError` naming the key or variable. With `recover` (what every command does), runs whose
     /// process died are marked abandoned and stagings past their retention removed first.
     /// `runCacheBytes` is the page cache one run's warehouse connection gets: all of the
     /// default for a command that executes one run, a share for a server that executes several.
@@ -31,7 +33,7 @@ public enum Runtime {
             warehouse: SQLiteWarehouse(root: state, runCacheBytes: runCacheBytes),
             credentialStore: SQLiteCredentialStore(sharing: store), apiTokens: SQLiteAPITokenStore(sharing: store),
             webhookAudit: SQLiteWebhookAuditStore(sharing: store),
-            lease: RunRecovery.lease(environment: environment), stagingRetention: try StagingRetention.period(environment: environment))
+            settings: try await ProjectSettings.load(projectRoot: projectRoot, environment: environment))
         if recover { try await services.recover() }
         return services
     }

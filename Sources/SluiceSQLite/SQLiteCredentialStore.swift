@@ -72,7 +72,7 @@ public final class SQLiteCredentialStore: CredentialStore, RunStoreDatabaseShare
                                      arguments: [credential.org, credential.name]) == true {
                     throw SecretsError(.credentialExists, "credential \(credential.org)/\(credential.name) exists already; give it a new value with `sluice secrets rotate`")
                 }
-                throw SecretsError(.credentialLimit, "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is SLUICE_CREDENTIAL_LIMIT)")
+                throw SecretsError(.credentialLimit, "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is credential_limit in sluice.yml, or SLUICE_CREDENTIAL_LIMIT)")
             }
             try Self.insertAudit(db, audit)
         }

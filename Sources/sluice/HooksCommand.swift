@@ -152,7 +152,7 @@ extension Sluice {
                     print("no deliveries")
                     return
                 }
-                let records = try await Runtime.open(projectRoot: project.root, recover: false).webhookAudit.webhookAudit(org: org, pipeline: pipeline, limit: max(1, limit))
+                let records = try await openProject("hooks", root: project.root, recover: false).webhookAudit.webhookAudit(org: org, pipeline: pipeline, limit: max(1, limit))
                 guard !records.isEmpty else {
                     print("no deliveries")
                     return

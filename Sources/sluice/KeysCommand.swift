@@ -165,7 +165,7 @@ struct KeyOptions: ParsableArguments {
 
     /// The project's credential store.
     func store() async throws -> any CredentialStore {
-        try await Runtime.open(projectRoot: project.root, recover: false).credentialStore
+        try await openProject("secrets", root: project.root, recover: false).credentialStore
     }
 
     /// The store if the project has stores already (listing creates nothing).

@@ -26,7 +26,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try await Runtime.open(projectRoot: project.root).runStore
+                let store = try await openProject("runs", root: project.root).runStore
                 let runs = try await store.runs(pipeline: pipeline, org: org, limit: max(1, limit))
                 if runs.isEmpty {
                     print("no runs yet")
@@ -53,18 +53,19 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let keep: Duration
+                let chosen: Duration?
                 do {
                     switch olderThan?.trimmingCharacters(in: .whitespaces) {
-                    case nil: keep = try StagingRetention.period()
-                    case "0", "0s": keep = .zero
-                    case let text?: keep = try DurationText.parse(text)
+                    case nil: chosen = nil
+                    case "0", "0s": chosen = .zero
+                    case let text?: chosen = try DurationText.parse(text)
                     }
                 } catch {
                     writeError("sluice runs prune: --older-than: \(error)")
                     throw ExitCode(2)
                 }
-                let services = try await Runtime.open(projectRoot: project.root)
+                let services = try await openProject("runs", root: project.root)
+                let keep = chosen ?? services.stagingRetention
                 let removed = try await StagingRetention.prune(store: services.runStore, warehouse: services.warehouse, keep: keep)
                 if removed.isEmpty {
                     print("nothing to remove")
@@ -86,7 +87,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                let store = try await Runtime.open(projectRoot: project.root).runStore
+                let store = try await openProject("runs", root: project.root).runStore
                 guard let record = try await store.run(runID) else {
                     writeError("sluice runs show: no run '\(runID)'")
                     throw ExitCode(1)

@@ -64,12 +64,11 @@ extension Sluice {
             execution.apply(to: &configuration)
             let runner: Runner
             let options: Scheduler.Options
+            let services = try await openProject("scheduler", root: target.root, environment: configuration.environment,
+                                                 runCacheBytes: configuration.runCacheBytesPerRun)
             do {
-                options = try await schedulerOptions(root: target.root, orgs: orgs, pipelines: target.pipelines,
-                                                     poll: try parsePoll(poll))
-                runner = try Runner(services: try await Runtime.open(projectRoot: target.root, environment: configuration.environment,
-                                                                     runCacheBytes: configuration.runCacheBytesPerRun),
-                                    configuration: configuration, logger: logger)
+                options = schedulerOptions(settings: services.settings, orgs: orgs, pipelines: target.pipelines, poll: try parsePoll(poll))
+                runner = try Runner(services: services, configuration: configuration, logger: logger)
             } catch {
                 writeError("sluice scheduler: \(error)")
                 throw ExitCode(1)
@@ -141,8 +140,8 @@ struct SchedulerTarget {
 }
 
 /// The scheduler's options: the orgs from `--org`, else the project's settings.
-func schedulerOptions(root: URL, orgs: [String], pipelines: Set<String>?, poll: Duration) async throws -> Scheduler.Options {
-    let configured = orgs.isEmpty ? try await ProjectSettings.load(projectRoot: root).orgs : orgs
+func schedulerOptions(settings: ProjectSettings, orgs: [String], pipelines: Set<String>?, poll: Duration) -> Scheduler.Options {
+    let configured = orgs.isEmpty ? settings.orgs : orgs
     var options = Scheduler.Options(orgs: configured, pipelines: pipelines)
     options.poll = poll
     return options

@@ -12,7 +12,7 @@ extension Sluice {
             discussion: """
                 Values never come from the command line (it ends up in shell history and process \
                 lists). One final newline of the input is dropped. An org holds at most \
-                SLUICE_CREDENTIAL_LIMIT credentials (default \(Credentials.defaultLimitPerOrg)). \
+                credential_limit (SLUICE_CREDENTIAL_LIMIT) credentials (default \(Credentials.defaultLimitPerOrg)). \
                 See docs/encryption.md.
                 """,
             subcommands: [Put.self, List.self, Rotate.self, Delete.self, Verify.self, Audit.self])
@@ -292,15 +292,9 @@ struct ValueInput: ParsableArguments {
 /// Keys, store and limit for commands that seal or open.
 func openCredentials(_ options: KeyOptions) async throws -> Credentials {
     let keys = try options.loadKeys()
-    let environment = ProcessInfo.processInfo.environment
-    var limit = Credentials.defaultLimitPerOrg
-    if let text = environment["SLUICE_CREDENTIAL_LIMIT"] {
-        guard let value = Int(text), value > 0 else {
-            throw ValidationError("SLUICE_CREDENTIAL_LIMIT must be a positive whole number, not '\(text)'")
-        }
-        limit = value
-    }
-    return Credentials(store: try await options.store(), keys: keys, limitPerOrg: limit, logger: commandLogger("sluice.secrets"))
+    let services = try await openProject("secrets", root: options.project.root, recover: false)
+    return Credentials(store: services.credentialStore, keys: keys, limitPerOrg: services.settings.credentialLimit,
+                       logger: commandLogger("sluice.secrets"))
 }
 
 /// `2026-12-31` (midnight UTC) or an ISO 8601 time with a zone.

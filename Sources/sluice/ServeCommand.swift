@@ -109,21 +109,14 @@ extension Sluice {
                 }
                 warnIfOthersCanRead(tlsKey, logger: logger)
             }
-            do {
-                configuration.webhookAuditRetention = try WebhookAuditRetention.from(environment: configuration.environment)
-            } catch {
-                writeError("sluice serve: \(error)")
-                throw ExitCode(2)
-            }
+            let projectServices = try await openProject("serve", root: project.root, environment: configuration.environment,
+                                                        runCacheBytes: configuration.runCacheBytesPerRun)
             let server: APIServer
             var services: [any Service] = []
             do {
-                server = try APIServer(services: try await Runtime.open(projectRoot: project.root, environment: configuration.environment,
-                                                                        runCacheBytes: configuration.runCacheBytesPerRun),
-                                       configuration: configuration, logger: logger)
+                server = try APIServer(services: projectServices, configuration: configuration, logger: logger)
                 if scheduler {
-                    let options = try await schedulerOptions(root: project.root, orgs: orgs, pipelines: nil,
-                                                             poll: try parsePoll(poll))
+                    let options = schedulerOptions(settings: projectServices.settings, orgs: orgs, pipelines: nil, poll: try parsePoll(poll))
                     services.append(Scheduler(runner: server.runner, options: options, logger: Logger(label: "sluice.scheduler")))
                 }
             } catch {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import SluiceProviders
+import SluiceRuntime
 import Synchronization
 import Logging
 import SluiceEngine
@@ -93,6 +95,21 @@ func bootstrapLogging(defaultLevel: Logger.Level) {
 }
 
 private let loggingStarted = Mutex(false)
+
+/// Opens the project (`Runtime.open`) for `command`. Settings that don't check out (a bad
+/// `sluice.yml` key or `SLUICE_*` variable) end the command with status 1 and an error that
+/// names the key or variable, before anything is opened.
+func openProject(_ command: String, root: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
+                 processors: ProcessorEnvironment = .standard, runCacheBytes: Int = Runtime.defaultRunCacheBytes,
+                 recover: Bool = true) async throws -> ProjectServices {
+    do {
+        return try await Runtime.open(projectRoot: root, environment: environment, processors: processors,
+                                      runCacheBytes: runCacheBytes, recover: recover)
+    } catch let error as SettingsError {
+        writeError("sluice \(command): \(error)")
+        throw ExitCode(1)
+    }
+}
 
 /// Checks `--org` values: names of letters, digits and `_`.
 func validateOrgs(_ orgs: [String]) throws {

@@ -121,5 +121,5 @@ private func checkOrgOrMetrics(_ org: String?, _ metrics: Bool) throws {
 }
 
 private func apiTokens(_ project: ProjectOptions) async throws -> APITokens {
-    APITokens(store: try await Runtime.open(projectRoot: project.root, recover: false).apiTokens)
+    APITokens(store: try await openProject("tokens", root: project.root, recover: false).apiTokens)
 }

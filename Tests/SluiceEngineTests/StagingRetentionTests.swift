@@ -116,12 +116,6 @@ struct StagingRetentionTests {
         #expect(later.map(\.staging.runID) == ["r_orphan"])
         #expect(later.first?.reason == "no run has this id")
     }
-
-    @Test func theRetentionComesFromTheEnvironment() throws {
-        #expect(try StagingRetention.period(environment: [:]) == .seconds(7 * 86_400))
-        #expect(try StagingRetention.period(environment: ["SLUICE_STAGING_RETENTION": "12h"]) == .seconds(12 * 3600))
-        #expect(throws: StepFailure.self) { try StagingRetention.period(environment: ["SLUICE_STAGING_RETENTION": "soon"]) }
-    }
 }
 
 /// Incremental cursors live with the data: staged by the run, published in its transaction.

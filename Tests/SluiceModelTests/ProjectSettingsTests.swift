@@ -71,4 +71,46 @@ struct ProjectSettingsTests {
         #expect(await error("public_url: [a]\n") == "sluice.yml:1:13: public_url must be a URL, like public_url: https://sluice.example.com, not a list")
         #expect(await error(nil, environment: ["SLUICE_PUBLIC_URL": "ftp://x.example"]) == "SLUICE_PUBLIC_URL: 'ftp://x.example' is not an absolute http or https URL (like https://sluice.example.com)")
     }
+
+    // Run settings: moved here from StagingRetentionTests and WebhookAuditRetentionTests when
+    // they became project settings; the same values and messages.
+
+    @Test func theStagingRetentionComesFromTheEnvironment() async throws {
+        #expect(try await load(nil).stagingRetention == .seconds(7 * 86_400))
+        #expect(try await load(nil, environment: ["SLUICE_STAGING_RETENTION": "12h"]).stagingRetention == .seconds(12 * 3600))
+        await #expect(throws: SettingsError.self) { try await load(nil, environment: ["SLUICE_STAGING_RETENTION": "soon"]) }
+    }
+
+    @Test func webhookAuditRetentionComesFromTheEnvironmentAndBadValuesAreNamed() async throws {
+        let settings = try await load(nil, environment: ["SLUICE_WEBHOOK_AUDIT_RETENTION": "7d", "SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS": "500"])
+        #expect(settings.webhookAuditRetention == .seconds(7 * 86_400) && settings.webhookAuditMaxRefusals == 500)
+        let defaults = try await load(nil)
+        #expect(defaults.webhookAuditRetention == .seconds(30 * 86_400) && defaults.webhookAuditMaxRefusals == 100_000)
+        await #expect(throws: SettingsError.self) { try await load(nil, environment: ["SLUICE_WEBHOOK_AUDIT_RETENTION": "a month"]) }
+        #expect(await error(nil, environment: ["SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS": "-1"])
+                == "SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS must be a whole number of refusals to keep (0 or more), not '-1'")
+    }
+
+    /// Every run setting can be written in sluice.yml too; the variable wins, and a bad value
+    /// is named where it is: the file's at its line and column, the variable's by its name.
+    @Test func runSettingsComeFromTheFileAndTheVariableWins() async throws {
+        let file = "run_lease: 2m\nstaging_retention: 3d\ncredential_limit: 7\nwebhook_audit: { retention: 1d, max_refusals: 10 }\n"
+        let settings = try await load(file)
+        #expect(settings.runLease == .seconds(120))
+        #expect(settings.stagingRetention == .seconds(3 * 86_400))
+        #expect(settings.credentialLimit == 7)
+        #expect(settings.webhookAuditRetention == .seconds(86_400) && settings.webhookAuditMaxRefusals == 10)
+        let overridden = try await load(file, environment: ["SLUICE_RUN_LEASE": "45s", "SLUICE_CREDENTIAL_LIMIT": "3"])
+        #expect(overridden.runLease == .seconds(45) && overridden.credentialLimit == 3 && overridden.stagingRetention == .seconds(3 * 86_400))
+        #expect(try await load(nil).runLease == .seconds(30))
+
+        #expect(await error("run_lease: soon\n").hasPrefix("sluice.yml:1:12: run_lease must be a duration like 30s, 5m, 12h or 7d, not 'soon'"))
+        #expect(await error("credential_limit: 0\n") == "sluice.yml:1:19: credential_limit must be a positive whole number, not '0'")
+        #expect(await error("webhook_audit: { max_refusals: lots }\n")
+                == "sluice.yml:1:32: webhook_audit.max_refusals must be a whole number of refusals to keep (0 or more), not 'lots'")
+        #expect(await error("webhook_audit: { keep: 1 }\n").hasPrefix("sluice.yml:1:18: unknown setting 'webhook_audit.keep'"))
+        #expect(await error("run_lease: [1s]\n") == "sluice.yml:1:12: run_lease must be a duration, not a list")
+        #expect(await error(nil, environment: ["SLUICE_RUN_LEASE": "1 minute"]).hasPrefix("SLUICE_RUN_LEASE must be a duration like 30s"))
+        #expect(await error(nil, environment: ["SLUICE_CREDENTIAL_LIMIT": "many"]) == "SLUICE_CREDENTIAL_LIMIT must be a positive whole number, not 'many'")
+    }
 }

@@ -6,11 +6,6 @@ import SluiceStorage
 /// marked failed (abandoned) with the reason, unless the warehouse shows their publish
 /// committed, in which case they are marked succeeded. Called when a command starts.
 public enum RunRecovery {
-    /// The lease: `SLUICE_RUN_LEASE` (a duration) or 30 s, six missed heartbeats.
-    public static func lease(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration {
-        environment["SLUICE_RUN_LEASE"].flatMap { try? DurationText.parse($0) } ?? .seconds(30)
-    }
-
     /// Each run is judged by the lease stored with it; `lease` is for runs stored without one.
     @discardableResult
     public static func recover(store: any RunStore, warehouse: (any Warehouse)?, lease: Duration, now: Date = Date()) async throws -> [RunRecord] {

@@ -8,16 +8,6 @@ import SluiceStorage
 /// (left behind by a process that died after its publish committed) and staging without a
 /// run are removed too; staging a pending or running run works in is never touched.
 public enum StagingRetention {
-    /// `SLUICE_STAGING_RETENTION` (a duration) or 7 days.
-    public static func period(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Duration {
-        guard let text = environment["SLUICE_STAGING_RETENTION"] else { return .seconds(7 * 24 * 3600) }
-        do {
-            return try DurationText.parse(text)
-        } catch {
-            throw StepFailure("invalid_setting", "SLUICE_STAGING_RETENTION: \(error)")
-        }
-    }
-
     /// A staging that was removed, and why.
     public struct Removal: Sendable, Hashable {
         public var staging: StagingInfo

@@ -19,15 +19,18 @@ public struct ProjectServices: Sendable {
     public let credentialStore: any CredentialStore
     public let apiTokens: any APITokenStore
     public let webhookAudit: any WebhookAuditStore
+    /// `sluice.yml` and the `SLUICE_*` variables, read and checked once when the project was
+    /// opened.
+    public let settings: ProjectSettings
     /// How long a run this process creates may go without a heartbeat before any process takes
     /// it for abandoned (stored with each run).
-    public let lease: Duration
+    public var lease: Duration { settings.runLease }
     /// How long a failed run's staging is kept for a resume.
-    public let stagingRetention: Duration
+    public var stagingRetention: Duration { settings.stagingRetention }
 
     public init(projectRoot: URL, stateFolder: URL, processors: ProcessorEnvironment, runStore: any RunStore,
                 warehouse: any Warehouse, credentialStore: any CredentialStore, apiTokens: any APITokenStore,
-                webhookAudit: any WebhookAuditStore, lease: Duration, stagingRetention: Duration) {
+                webhookAudit: any WebhookAuditStore, settings: ProjectSettings) {
         self.projectRoot = projectRoot
         self.stateFolder = stateFolder
         self.processors = processors
@@ -36,8 +39,7 @@ public struct ProjectServices: Sendable {
         self.credentialStore = credentialStore
         self.apiTokens = apiTokens
         self.webhookAudit = webhookAudit
-        self.lease = lease
-        self.stagingRetention = stagingRetention
+        self.settings = settings
     }
 
     /// Lints the pipeline file at `path` (relative to the project root) into a plan with the

@@ -19,7 +19,7 @@ public struct Credentials: Sendable {
     public var auditRetry: RetryPolicy
     public var now: @Sendable () -> Date
 
-    public static let defaultLimitPerOrg = 100
+    public static let defaultLimitPerOrg = ProjectSettings.defaultCredentialLimit
     public static let defaultRotationGrace: Duration = .seconds(24 * 3600)
 
     public init(store: any CredentialStore, keys: Keyring?, limitPerOrg: Int = Credentials.defaultLimitPerOrg,

@@ -14,6 +14,10 @@ import SystemPackage
 /// public_url: https://sluice.example.com   # where `sluice serve` is reached, for links to runs
 /// inputs: { root: /srv/exports/{org} }     # each org's own input folder, beside the project's files
 /// network: { allow: [10.1.2.3, internal.example.com] }   # private destinations param-driven URLs may reach
+/// run_lease: 30s            # a run without a heartbeat this long is taken for abandoned
+/// staging_retention: 7d     # how long a failed run's staging is kept for --resume
+/// credential_limit: 100     # stored credentials per org
+/// webhook_audit: { retention: 30d, max_refusals: 100000 }   # refused deliveries kept
 /// ```
 public struct ProjectSettings: Sendable, Hashable {
     public static let fileName = "sluice.yml"
@@ -25,6 +29,19 @@ public struct ProjectSettings: Sendable, Hashable {
         "public_url": "where `sluice serve` is reached, for links to runs in notifications",
         "inputs": "where runs may read input files besides the project: { root: data/{org} }",
         "network": "private or loopback destinations that URLs from params may reach: { allow: [10.0.0.0/8, internal.example.com] }",
+        "run_lease": "how long a run may go without a heartbeat before it is taken for abandoned, a duration like 30s",
+        "staging_retention": "how long a failed run's staging is kept for a resume, a duration like 7d",
+        "credential_limit": "how many credentials an org may store, a whole number like 100",
+        "webhook_audit": "how refused webhook deliveries are kept: { retention: 30d, max_refusals: 100000 }",
+    ]
+    /// The settings that are durations, and those that are counts with their least value and
+    /// how their error describes them.
+    static let durationKeys = ["run_lease", "staging_retention", "webhook_audit.retention"]
+    /// The top-level keys of the run settings (how runs are kept, not what they may reach).
+    static let runSettingKeys: Set<String> = ["run_lease", "staging_retention", "credential_limit", "webhook_audit"]
+    static let countKeys: [String: (least: Int, form: String)] = [
+        "credential_limit": (1, "a positive whole number"),
+        "webhook_audit.max_refusals": (0, "a whole number of refusals to keep (0 or more)"),
     ]
     /// The placeholder `inputs.root` may hold, replaced by the run's org.
     public static let orgPlaceholder = "{org}"
@@ -41,6 +58,22 @@ public struct ProjectSettings: Sendable, Hashable {
     /// `network.allow`: the loopback, private and link-local destinations a URL that comes from a
     /// param given through the API or a webhook may still reach. Empty by default: none.
     public var networkAllow: NetworkAllowList
+
+    /// `run_lease` (`SLUICE_RUN_LEASE`): how long a run this process creates may go without a
+    /// heartbeat before any process takes it for abandoned; 30 s, six missed heartbeats.
+    public var runLease: Duration = .seconds(30)
+    /// `staging_retention` (`SLUICE_STAGING_RETENTION`): how long a failed run's staging is
+    /// kept for `sluice run --resume`; 7 days.
+    public var stagingRetention: Duration = .seconds(7 * 86_400)
+    /// `credential_limit` (`SLUICE_CREDENTIAL_LIMIT`): credentials an org may store; 100.
+    public var credentialLimit = ProjectSettings.defaultCredentialLimit
+    public static let defaultCredentialLimit = 100
+    /// `webhook_audit.retention` (`SLUICE_WEBHOOK_AUDIT_RETENTION`): refused webhook
+    /// deliveries older than this are deleted; 30 days.
+    public var webhookAuditRetention: Duration = .seconds(30 * 86_400)
+    /// `webhook_audit.max_refusals` (`SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS`): at most this many
+    /// refusals are kept, the newest; 100,000.
+    public var webhookAuditMaxRefusals = 100_000
 
     public init(orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil, inputRoot: String? = nil,
                 networkAllow: NetworkAllowList = NetworkAllowList()) {
@@ -110,7 +143,51 @@ public struct ProjectSettings: Sendable, Hashable {
                 throw SettingsError("SLUICE_NETWORK_ALLOW: \(error)")
             }
         }
+        settings.runLease = try duration(config, "run_lease") ?? settings.runLease
+        settings.stagingRetention = try duration(config, "staging_retention") ?? settings.stagingRetention
+        settings.webhookAuditRetention = try duration(config, "webhook_audit.retention") ?? settings.webhookAuditRetention
+        settings.credentialLimit = try count(config, "credential_limit") ?? settings.credentialLimit
+        settings.webhookAuditMaxRefusals = try count(config, "webhook_audit.max_refusals") ?? settings.webhookAuditMaxRefusals
         return settings
+    }
+
+    /// The variable that overrides `key`: `SLUICE_` and the key in capitals, dots as `_`.
+    public static func variable(for key: String) -> String {
+        "SLUICE_" + key.replacingOccurrences(of: ".", with: "_").uppercased()
+    }
+
+    /// A duration setting; the file's value was checked with its position, so a bad value here
+    /// comes from the variable.
+    private static func duration(_ config: ConfigReader, _ key: String) throws(SettingsError) -> Duration? {
+        guard let text = config.string(forKey: ConfigKey(key)) else { return nil }
+        if let problem = durationProblem(text) { throw SettingsError("\(variable(for: key)) \(problem)") }
+        return try? DurationText.parse(text)
+    }
+
+    /// A whole-number setting, checked like `duration`.
+    private static func count(_ config: ConfigReader, _ key: String) throws(SettingsError) -> Int? {
+        guard let text = config.string(forKey: ConfigKey(key)) else { return nil }
+        if let problem = countProblem(text, key: key) { throw SettingsError("\(variable(for: key)) \(problem)") }
+        return Int(text.trimmingCharacters(in: .whitespaces))
+    }
+
+    /// What is wrong with a duration setting's text, or nil.
+    static func durationProblem(_ text: String) -> String? {
+        do {
+            _ = try DurationText.parse(text)
+            return nil
+        } catch {
+            return "must be a duration like 30s, 5m, 12h or 7d, not \(shown(text)) (\(error))"
+        }
+    }
+
+    /// What is wrong with a count setting's text, or nil.
+    static func countProblem(_ text: String, key: String) -> String? {
+        let (least, form) = countKeys[key] ?? (0, "a whole number")
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= least else {
+            return "must be \(form), not \(shown(text))"
+        }
+        return nil
     }
 
     /// Checks the file's shape with positions: a mapping of known keys, `orgs` a non-empty
@@ -128,7 +205,9 @@ public struct ProjectSettings: Sendable, Hashable {
         for pair in pairs {
             let key = pair.key.scalarText ?? ""
             guard keys[key] != nil else {
-                let known = keys.keys.sorted().map { "\($0) (\(keys[$0]!))" }.joined(separator: ", ")
+                // The project's own keys first, then the run settings, each group alphabetical.
+                let known = (keys.keys.filter { !runSettingKeys.contains($0) }.sorted() + runSettingKeys.sorted())
+                    .map { "\($0) (\(keys[$0]!))" }.joined(separator: ", ")
                 throw SettingsError("\(pair.key.location): unknown setting \(shown(key)); sluice.yml has \(known)")
             }
         }
@@ -177,6 +256,19 @@ public struct ProjectSettings: Sendable, Hashable {
                         throw SettingsError("\(item.location): network.allow: \(error)")
                     }
                 }
+            }
+        }
+        if let audit = root["webhook_audit"] {
+            try checkKeys(of: audit, in: "webhook_audit", known: ["retention": "a duration like 30d", "max_refusals": "a whole number like 100000"])
+        }
+        for key in durationKeys + countKeys.keys.sorted() {
+            let parts = key.split(separator: ".").map(String.init)
+            guard let node = parts.count == 2 ? root[parts[0]]?[parts[1]] : root[key] else { continue }
+            guard let text = node.scalarText, !node.isNull else {
+                throw SettingsError("\(node.location): \(key) must be \(durationKeys.contains(key) ? "a duration" : "a whole number"), not \(node.kindDescription)")
+            }
+            if let problem = durationKeys.contains(key) ? durationProblem(text) : countProblem(text, key: key) {
+                throw SettingsError("\(node.location): \(key) \(problem)")
             }
         }
         return true

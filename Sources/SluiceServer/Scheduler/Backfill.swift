@@ -98,7 +98,7 @@ public struct Backfill: Sendable {
                     }
                     // A run whose process died holds its place until it is found without a
                     // heartbeat, which no scheduler may be around to do.
-                    let lease = RunRecovery.lease()
+                    let lease = runner.services.lease
                     if now.timeIntervalSince(lastRecovery) >= lease.timeInterval / 2 {
                         lastRecovery = now
                         try await runner.recoverDeadRuns(lease: lease, logger: logger, now: now)

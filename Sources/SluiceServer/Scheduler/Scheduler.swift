@@ -29,8 +29,9 @@ public actor Scheduler: Service {
         public var pipelines: Set<String>?
         /// How often the scheduler looks at files, limits and the watchdog between fire times.
         public var poll: Duration = .seconds(5)
-        /// A run without a heartbeat for this long is abandoned.
-        public var lease: Duration = RunRecovery.lease()
+        /// A run without a heartbeat for this long is abandoned; nil for the project's
+        /// `run_lease` setting.
+        public var lease: Duration?
         /// At most this many runs are created for one pipeline and org in one look (a
         /// minutely schedule with a week of catch-up is worked through over several looks).
         public var maxRunsPerLook = 100
@@ -339,11 +340,12 @@ public actor Scheduler: Service {
     /// lease (wall clock).
     private func watchdog() async {
         let now = Date()
-        let interval = options.lease.timeInterval / 2
+        let lease = options.lease ?? runner.services.lease
+        let interval = lease.timeInterval / 2
         if let lastWatchdog, now.timeIntervalSince(lastWatchdog) < interval { return }
         lastWatchdog = now
         do {
-            try await runner.recoverDeadRuns(lease: options.lease, logger: logger, now: now)
+            try await runner.recoverDeadRuns(lease: lease, logger: logger, now: now)
         } catch {
             logger.error("the watchdog could not look for abandoned runs: \(SecretRedactor.shared.redact("\(error)"))")
         }

@@ -47,8 +47,9 @@ public struct APIServer: Sendable {
             Credentials(store: credentialStore, keys: $0, logger: runner.logger)
         })
         webhookAudit = runner.services.webhookAudit
-        refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: runner.configuration.webhookAuditRetention,
-                                               logger: runner.logger)
+        let settings = runner.services.settings
+        refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: WebhookAuditRetention(
+            maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals), logger: runner.logger)
     }
 
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.
@@ -156,7 +157,7 @@ public struct APIServer: Sendable {
         // Without a scheduler (which runs the watchdog in its looks), a watchdog of its own.
         var services = services
         if !services.contains(where: { $0 is Scheduler }) {
-            services.append(RunWatchdog(runner: runner, lease: RunRecovery.lease(environment: configuration.environment), logger: logger))
+            services.append(RunWatchdog(runner: runner, lease: runner.services.lease, logger: logger))
         }
         let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadlineHandler(limit: requestLimit)], idleTimeout: idle)
         // The connection limits come first: a connection over them is closed before its TLS

@@ -37,8 +37,6 @@ public struct ServerConfiguration: Sendable {
     /// is closed, whether or not a handler reads the body; nil: twice `bodyReadTimeout`, so a
     /// handler that reads the body answers its 408 first.
     public var requestReadTimeout: Duration?
-    /// How long refused webhook deliveries stay in the audit log, and how many.
-    public var webhookAuditRetention = WebhookAuditRetention()
     /// The clock webhook timestamps are checked against: the wall clock, unless a test sets one.
     public var now: @Sendable () -> Date = { Date() }
 

@@ -56,10 +56,10 @@ public protocol WebhookAuditStore: Sendable {
 /// How long refused webhook deliveries stay in the audit log. Anyone who can reach the server
 /// can be refused, so the refusals are bounded by age and by count.
 public struct WebhookAuditRetention: Sendable, Hashable {
-    /// Refusals older than this are deleted (`SLUICE_WEBHOOK_AUDIT_RETENTION`, default 30d).
+    /// Refusals older than this are deleted (`webhook_audit.retention`, default 30d).
     public var maxAge: Duration
-    /// At most this many refusals are kept, the newest (`SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS`,
-    /// default 100,000).
+    /// At most this many refusals are kept, the newest (`webhook_audit.max_refusals`, default
+    /// 100,000).
     public var maxRefusals: Int
     /// Pruning runs at the first refusal a process records and after every this many more.
     public static let pruneEvery = 1_000
@@ -67,28 +67,5 @@ public struct WebhookAuditRetention: Sendable, Hashable {
     public init(maxAge: Duration = .seconds(30 * 86_400), maxRefusals: Int = 100_000) {
         self.maxAge = maxAge
         self.maxRefusals = maxRefusals
-    }
-
-    /// The defaults, overridden by the environment; a malformed value is an error naming it.
-    public static func from(environment: [String: String]) throws -> WebhookAuditRetention {
-        var retention = WebhookAuditRetention()
-        if let text = environment["SLUICE_WEBHOOK_AUDIT_RETENTION"] {
-            do {
-                retention.maxAge = try DurationText.parse(text)
-            } catch {
-                throw RetentionError(description: "SLUICE_WEBHOOK_AUDIT_RETENTION: \(error)")
-            }
-        }
-        if let text = environment["SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS"] {
-            guard let count = Int(text), count >= 0 else {
-                throw RetentionError(description: "SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS must be a whole number of refusals to keep (0 or more), not \(shown(text))")
-            }
-            retention.maxRefusals = count
-        }
-        return retention
-    }
-
-    public struct RetentionError: Error, CustomStringConvertible, Sendable {
-        public var description: String
     }
 }
