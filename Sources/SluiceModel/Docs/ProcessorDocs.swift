@@ -32,8 +32,11 @@ public enum ProcessorDocs {
             var facts = [field.type.summary]
             switch field.requirement {
             case .required: facts.append("required")
-            case .optional: break
-            case .defaultValue(let value): facts.append("default \(value)")
+            case .optional:
+                if let note = field.defaultNote { facts.append("default \(note)") }
+            case .defaultValue(let value):
+                facts.append("default \(value)")
+                if let note = field.defaultNote { facts.append(note) }
             }
             switch field.secret {
             case .never: break

@@ -11,6 +11,10 @@ public struct FieldSpec: Sendable {
     /// carries a secret, such a field must not be computed from what a run's caller or its
     /// data chooses (`params.*`, `steps.*.outputs.*`): that would let them receive the secret.
     public var destination: Bool
+    /// What docs say beside the field's default: the default in words where it is not a value
+    /// to write (`token_url`: "the key's `token_uri`"), or when the field applies (`model`:
+    /// "for `check: messages`"). Lint and runs don't read it.
+    public var defaultNote: String?
     public var description: String
     public var example: String?
 
@@ -25,13 +29,14 @@ public struct FieldSpec: Sendable {
 
     public init(_ name: String, _ type: FieldType, _ requirement: Requirement = .optional,
                 secret: SecretUse = .never, role: FieldRole = .none, destination: Bool = false,
-                description: String, example: String? = nil) {
+                defaultNote: String? = nil, description: String, example: String? = nil) {
         self.name = name
         self.type = type
         self.requirement = requirement
         self.secret = secret
         self.role = role
         self.destination = destination
+        self.defaultNote = defaultNote
         self.description = description
         self.example = example
     }
