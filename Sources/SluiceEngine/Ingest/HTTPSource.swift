@@ -15,8 +15,6 @@ struct HTTPSource {
 
     /// How long one request may take.
     static let requestTimeout: Duration = .seconds(30)
-    /// Pages fetched at most when the pipeline does not say.
-    static let defaultMaxPages = 10_000
 
     /// Loads every page; returns the source as messages name it.
     func load(into load: inout Load, fields: [String]) async throws -> String {
@@ -34,7 +32,8 @@ struct HTTPSource {
         let pagination = config["pagination"]
         // Without `pagination` there is one page; with it, its `type` (defaulted by the spec).
         let kind = try pagination.map { pagination throws(StepFailure) in try pagination.text("type") }
-        let maxPages = try pagination?.integer("max_pages", default: Self.defaultMaxPages) ?? Self.defaultMaxPages
+        // Without `pagination` the loop ends after the first page, as no next page is found.
+        let maxPages = try pagination.map { pagination throws(StepFailure) in try pagination.integer("max_pages") } ?? Int.max
         let label = HTTPRequestSpec.shown(first)
 
         // The incremental cursor: where the last published run stopped.

@@ -44,7 +44,7 @@ extension ProcessorSpec {
                         FieldSpec("cursor_param", .string, description: "Query parameter that carries the cursor."),
                         FieldSpec("page_param", .string, .defaultValue("page"), description: "Query parameter for page numbers."),
                         FieldSpec("page_size", .integer(1...100_000), description: "Records per page to ask for."),
-                        FieldSpec("max_pages", .integer(1...1_000_000), description: "Stop after this many pages."),
+                        FieldSpec("max_pages", .integer(1...1_000_000), .defaultValue("10000"), description: "Stop after this many pages."),
                     ]), description: "How pages follow each other."),
                     FieldSpec("incremental", .object([
                         FieldSpec("column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
