@@ -144,7 +144,7 @@ struct Webhook: Sendable {
 
 extension StepFailure {
     static func notify(_ code: NotifyErrorCode, _ message: String, retryAfter: Duration? = nil) -> StepFailure {
-        StepFailure(code.rawValue, message, transient: code.isTransient, retryAfter: code.isTransient ? retryAfter : nil)
+        StepFailure(FailureCode(code), message, transient: code.isTransient, retryAfter: code.isTransient ? retryAfter : nil)
     }
 
     /// The same failure without the webhook's URL in its message: a last guard, since no

@@ -38,7 +38,7 @@ struct NotifySummary: Sendable {
         if let failure = step.runFailure {
             state = "failed"
             failedStep = failure.stepID
-            errorCode = failure.code
+            errorCode = failure.code.rawValue
             error = bounded(failure.message)
             failedAt = Self.timestamp(failure.at)
         } else {

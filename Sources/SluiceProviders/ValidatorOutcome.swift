@@ -64,7 +64,7 @@ extension StepFailure {
     static func validator(_ code: ValidatorErrorCode, _ message: String, retryAfter: Duration? = nil,
                           at location: SourceLocation? = nil) -> StepFailure {
         let prefix = code.outcome.map { "\($0.rawValue): " } ?? ""
-        return StepFailure(code.rawValue, prefix + message, transient: code.isTransient, at: location, retryAfter: retryAfter)
+        return StepFailure(FailureCode(code), prefix + message, transient: code.isTransient, at: location, retryAfter: retryAfter)
     }
 
     /// The same failure with every occurrence of the secrets masked, as a last guard: no
@@ -82,5 +82,17 @@ extension ValidatorOutcome {
     /// The outputs of a step that ended with this outcome.
     func outputs(httpStatus: Int, extra: [String: ExpressionValue] = [:]) -> [String: ExpressionValue] {
         ["status": .string(rawValue), "http_status": .number(Double(httpStatus))].merging(extra) { _, new in new }
+    }
+}
+
+/// The provider module's codes join the engine's: a validator's or notify's code is a
+/// `FailureCode` like any other.
+extension FailureCode {
+    public init(_ code: ValidatorErrorCode) {
+        self.init(rawValue: code.rawValue)
+    }
+
+    public init(_ code: NotifyErrorCode) {
+        self.init(rawValue: code.rawValue)
     }
 }

@@ -45,7 +45,7 @@ struct DataFiles {
             // The state folder's own mode decides the others': work it out before creating it.
             let mode = url.path == root.standardizedFileURL.path ? mode_t(0o700) : folderMode
             if mkdir(url.path, mode) != 0 && errno != EEXIST {
-                throw StepFailure("warehouse_unavailable", "could not create the folder \(url.path): \(String(cString: strerror(errno)))")
+                throw StepFailure(.warehouseUnavailable, "could not create the folder \(url.path): \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -57,7 +57,7 @@ struct DataFiles {
         if descriptor >= 0 {
             close(descriptor)
         } else if errno != EEXIST {
-            throw StepFailure("warehouse_unavailable", "could not create \(path): \(String(cString: strerror(errno)))")
+            throw StepFailure(.warehouseUnavailable, "could not create \(path): \(String(cString: strerror(errno)))")
         }
     }
 }

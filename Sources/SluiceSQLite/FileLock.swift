@@ -8,7 +8,7 @@ import SluiceStorage
 enum FileLock {
     /// `code` is the failure code if the lock file can't be opened or locked; `mode` the mode
     /// a new lock file gets (`DataFiles.fileMode`).
-    static func withExclusive<Result>(_ lockPath: String, code: String, mode: mode_t, _ body: () throws -> Result) throws -> Result {
+    static func withExclusive<Result>(_ lockPath: String, code: FailureCode, mode: mode_t, _ body: () throws -> Result) throws -> Result {
         // Read-only is enough for flock, so users who share the project's .sluice/ through a
         // group can all lock.
         let descriptor = open(lockPath, O_CREAT | O_RDONLY | O_CLOEXEC, mode)

@@ -40,7 +40,7 @@ final class SQLiteSandbox: @unchecked Sendable {
             let message = connection.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close_v2(connection)
             connection = nil
-            throw StepFailure("warehouse_unavailable", "could not open the warehouse for a procedure: \(message)")
+            throw StepFailure(.warehouseUnavailable, "could not open the warehouse for a procedure: \(message)")
         }
         sqlite3_busy_timeout(connection, Int32(clamping: Int(busyTimeout.timeInterval * 1000)))
         sqlite3_extended_result_codes(connection, 1)
@@ -56,7 +56,7 @@ final class SQLiteSandbox: @unchecked Sendable {
         ]
         for statement in setUp {
             do { try exec(statement) } catch {
-                throw StepFailure("warehouse_unavailable", "could not open the warehouse for a procedure: \((error as? Failure)?.message ?? "\(error)")")
+                throw StepFailure(.warehouseUnavailable, "could not open the warehouse for a procedure: \((error as? Failure)?.message ?? "\(error)")")
             }
         }
         let context = Unmanaged.passUnretained(gate).toOpaque()

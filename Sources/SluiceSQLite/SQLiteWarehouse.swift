@@ -32,7 +32,7 @@ public struct SQLiteWarehouse: Warehouse {
 
     func orgFolder(_ org: String) throws -> URL {
         guard Identifier.isValid(org) else {
-            throw StepFailure("invalid_org", "'\(org)' is not a valid org name: use letters, digits and _")
+            throw StepFailure(.invalidOrg, "'\(org)' is not a valid org name: use letters, digits and _")
         }
         return root.appendingPathComponent("orgs").appendingPathComponent(org)
     }
@@ -42,7 +42,7 @@ public struct SQLiteWarehouse: Warehouse {
     }
 
     public func stagingPath(org: String, runID: String) throws -> String {
-        guard Identifier.isValid(runID) else { throw StepFailure("invalid_run", "'\(runID)' is not a run id") }
+        guard Identifier.isValid(runID) else { throw StepFailure(.invalidRun, "'\(runID)' is not a run id") }
         return try orgFolder(org).appendingPathComponent("staging").appendingPathComponent("\(runID).sqlite").path
     }
 
@@ -55,7 +55,7 @@ public struct SQLiteWarehouse: Warehouse {
     }
 
     func stagingLockPath(org: String, runID: String) throws -> String {
-        guard Identifier.isValid(runID) else { throw StepFailure("invalid_run", "'\(runID)' is not a run id") }
+        guard Identifier.isValid(runID) else { throw StepFailure(.invalidRun, "'\(runID)' is not a run id") }
         return try locksFolder(org: org).appendingPathComponent("run.\(runID).lock").path
     }
 
@@ -68,7 +68,7 @@ public struct SQLiteWarehouse: Warehouse {
         let use = try StagingUse(path: try stagingLockPath(org: org, runID: runID), files: files)
         let reopened = FileManager.default.fileExists(atPath: staging)
         if existing && !reopened {
-            throw StepFailure("not_resumable", """
+            throw StepFailure(.notResumable, """
                 the staging of run \(runID) was removed (a failed run keeps it for SLUICE_STAGING_RETENTION, 7 days by \
                 default); start a new run instead
                 """)
@@ -101,7 +101,7 @@ public struct SQLiteWarehouse: Warehouse {
     public func query(org: String, _ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
         let path = try warehousePath(org: org)
         guard FileManager.default.fileExists(atPath: path) else {
-            throw StepFailure("no_warehouse", "org '\(org)' has no warehouse yet (no run has published for it)")
+            throw StepFailure(.noWarehouse, "org '\(org)' has no warehouse yet (no run has published for it)")
         }
         var configuration = Configuration()
         configuration.readonly = true
@@ -205,7 +205,7 @@ final class SQLiteWorkspace: RunWorkspace {
             if reopened {
                 let problems = try String.fetchAll(db, sql: "PRAGMA stage.quick_check(3)")
                 guard problems == ["ok"] else {
-                    throw StepFailure("staging_damaged", """
+                    throw StepFailure(.stagingDamaged, """
                         the staging of run \(URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent) \
                         is damaged (\(problems.joined(separator: "; "))); start a new run
                         """)
@@ -243,18 +243,18 @@ final class SQLiteWorkspace: RunWorkspace {
         let folder = (warehouse as NSString).deletingLastPathComponent
         switch error.resultCode {
         case .SQLITE_FULL:
-            return StepFailure("warehouse_full", """
+            return StepFailure(.warehouseFull, """
                 the warehouse could not grow: the disk holding \(folder) is full, or the org reached its size limit \
                 (SQLite: \(error.message ?? "database or disk is full")); free space there and run again \
                 (sluice run --resume keeps what succeeded)
                 """)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
-            return StepFailure("warehouse_corrupt", """
+            return StepFailure(.warehouseCorrupt, """
                 the warehouse file \(warehouse) is damaged (SQLite: \(error.message ?? "malformed")); restore it from a \
                 backup, or save what is readable with: sqlite3 \(warehouse) .recover | sqlite3 recovered.sqlite
                 """)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
-            return StepFailure("database_locked", "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
+            return StepFailure(.databaseLocked, "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
         default:
             return error
         }
@@ -570,7 +570,7 @@ final class SQLiteWorkspace: RunWorkspace {
             }
         } catch let failure as SQLiteSandbox.Failure {
             // Where in the procedure: the caller names the file.
-            throw StepFailure(failure.code, failure.message, transient: failure.code == "database_locked",
+            throw StepFailure(FailureCode(failure.code), failure.message, transient: failure.code == FailureCode.databaseLocked.rawValue,
                               at: failure.location)
         } catch {
             throw Self.failure(from: error, warehouse: warehousePath)
@@ -602,7 +602,7 @@ final class SQLiteWorkspace: RunWorkspace {
                 return result!
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            throw StepFailure("database_locked", "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
+            throw StepFailure(.databaseLocked, "the warehouse stayed locked by another writer: \(error.message ?? "locked")", transient: true)
         }
     }
 

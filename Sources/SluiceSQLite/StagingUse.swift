@@ -19,12 +19,12 @@ final class StagingUse: Sendable {
         self.path = path
         let opened = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, files.fileMode)
         guard opened >= 0 else {
-            throw StepFailure("warehouse_unavailable", "could not open the staging lock \(path): \(String(cString: strerror(errno)))")
+            throw StepFailure(.warehouseUnavailable, "could not open the staging lock \(path): \(String(cString: strerror(errno)))")
         }
         while flock(opened, LOCK_SH) != 0 {
             guard errno == EINTR else {
                 close(opened)
-                throw StepFailure("warehouse_unavailable", "could not lock \(path): \(String(cString: strerror(errno)))")
+                throw StepFailure(.warehouseUnavailable, "could not lock \(path): \(String(cString: strerror(errno)))")
             }
         }
         descriptor = Mutex(opened)
@@ -35,7 +35,7 @@ final class StagingUse: Sendable {
         self.path = path
         let opened = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, files.fileMode)
         guard opened >= 0 else {
-            throw StepFailure("warehouse_unavailable", "could not open the staging lock \(path): \(String(cString: strerror(errno)))")
+            throw StepFailure(.warehouseUnavailable, "could not open the staging lock \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(opened, LOCK_EX | LOCK_NB) == 0 else {
             close(opened)

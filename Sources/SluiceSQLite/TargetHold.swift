@@ -68,13 +68,13 @@ actor TargetHold {
             for path in paths {
                 let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, files.fileMode)
                 guard descriptor >= 0 else {
-                    throw StepFailure("warehouse_unavailable", "could not open the table lock \(path): \(String(cString: strerror(errno)))")
+                    throw StepFailure(.warehouseUnavailable, "could not open the table lock \(path): \(String(cString: strerror(errno)))")
                 }
                 held.append(descriptor)
                 var pause = Duration.milliseconds(5)
                 while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
                     guard errno == EWOULDBLOCK || errno == EINTR else {
-                        throw StepFailure("warehouse_unavailable", "could not lock \(path): \(String(cString: strerror(errno)))")
+                        throw StepFailure(.warehouseUnavailable, "could not lock \(path): \(String(cString: strerror(errno)))")
                     }
                     try await Task.sleep(for: pause)
                     pause = min(pause * 2, .milliseconds(200))

@@ -111,7 +111,7 @@ struct ValidateHTTPTests {
             let server = try await FakeProviderServer.start(answering: response)
             let failure = try await failure(of: processor, config(server))
             await server.stop()
-            #expect(failure.code == code, "\(response.statusForLog)")
+            #expect(failure.code.rawValue == code, "\(response.statusForLog)")
             #expect(failure.transient == transient, "\(response.statusForLog)")
         }
     }

@@ -125,13 +125,13 @@ public struct Executor: Sendable {
     public func resume(_ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment,
                        cancellation: CancellationNote? = nil) async throws -> RunRecord {
         guard let previous = try await store.run(runID) else {
-            throw StepFailure("unknown_run", "no run '\(runID)'")
+            throw StepFailure(.unknownRun, "no run '\(runID)'")
         }
         guard previous.state == .failed || previous.state == .cancelled else {
-            throw StepFailure("not_resumable", "run '\(runID)' is \(previous.state.rawValue); only failed or cancelled runs can be resumed")
+            throw StepFailure(.notResumable, "run '\(runID)' is \(previous.state.rawValue); only failed or cancelled runs can be resumed")
         }
         guard previous.pipeline == plan.definition.id?.value else {
-            throw StepFailure("not_resumable", "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
+            throw StepFailure(.notResumable, "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
         }
         let succeeded = Dictionary(try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
                                    uniquingKeysWith: { first, _ in first })
@@ -159,7 +159,7 @@ public struct Executor: Sendable {
         }
         let stagingRun = startsOver ? nil : try await RunRecovery.stagingRun(of: previous, store: store)
         if let warehouse, let stagingRun, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
-            throw StepFailure("not_resumable", """
+            throw StepFailure(.notResumable, """
                 run '\(runID)' can't be resumed: its staging was removed (a failed run keeps it for \
                 SLUICE_STAGING_RETENTION, 7 days by default); start a new run instead
                 """)
@@ -358,7 +358,7 @@ public struct Executor: Sendable {
     }
 
     /// Failure codes of the warehouse's own that name what went wrong better than the phase did.
-    static let storageCodes: Set<String> = ["warehouse_full", "warehouse_corrupt", "database_locked"]
+    static let storageCodes: Set<FailureCode> = [.warehouseFull, .warehouseCorrupt, .databaseLocked]
 
     /// An error in words: a `StepFailure`'s message without its code, anything else as it describes itself.
     static func message(of error: any Error) -> String {
@@ -387,7 +387,7 @@ public struct Executor: Sendable {
     }
 
     private static func resumedAlready(_ runID: String, as resumed: RunRecord) -> StepFailure {
-        StepFailure("not_resumable", "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
+        StepFailure(.notResumable, "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
     }
 
     private func logLost(_ logger: Logger) {
@@ -515,7 +515,7 @@ public struct Executor: Sendable {
         failure.message = redactor.redact(failure.message)
         var context = context
         context.run["failed_step"] = failure.stepID.map(ExpressionValue.string) ?? .null
-        context.run["error_code"] = .string(failure.code)
+        context.run["error_code"] = .string(failure.code.rawValue)
         context.run["error"] = .string(failure.message)
         for handler in plan.definition.onFailure {
             _ = await runStep(handler, plan: plan, run: run, context: context, resources: resources, runFailure: failure, logger: logger)
@@ -569,11 +569,11 @@ public struct Executor: Sendable {
         var generator = SystemRandomNumberGenerator()
         var lastOutputs: [String: ExpressionValue]?
 
-        func record(_ state: RunState, _ attempt: Int, _ text: String, _ code: String? = nil) async {
+        func record(_ state: RunState, _ attempt: Int, _ text: String, _ code: FailureCode? = nil) async {
             let reason = redactor.redact(text)
             do {
                 try await shielded { [store] in
-                    try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code, at: Date())
+                    try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code?.rawValue, at: Date())
                 }
                 notify(run.id, step: id, state, attempt: attempt, reason, outputs: state == .succeeded ? lastOutputs : nil)
             } catch {
@@ -582,7 +582,7 @@ public struct Executor: Sendable {
         }
 
         guard let processor = processors[step.uses.value] else {
-            let failure = StepFailure("unknown_processor", "no processor '\(step.uses.value)' is available to run this step", at: step.uses.location)
+            let failure = StepFailure(.unknownProcessor, "no processor '\(step.uses.value)' is available to run this step", at: step.uses.location)
             await record(.failed, 0, failure.message, failure.code)
             return .failed(failure)
         }
@@ -648,7 +648,7 @@ public struct Executor: Sendable {
                     await record(.cancelled, attempt, "the run was cancelled")
                     return .cancelled
                 }
-                failure = redacted((error as? StepFailure) ?? StepFailure("error", "\(error)"))
+                failure = redacted((error as? StepFailure) ?? StepFailure(.error, "\(error)"))
             case .timedOut(let abandoned):
                 failure = .timedOut(after: limit, abandoned: abandoned)
                 await record(.timedOut, attempt, failure.message, failure.code)

@@ -33,7 +33,7 @@ public enum RunParameters {
         ]
         let declared = Set(definition.params.map(\.name.value))
         if let unknown = run.params.keys.sorted().first(where: { !declared.contains($0) }) {
-            throw StepFailure("invalid_params", "the pipeline has no param '\(unknown)'\(Suggestion.hint(for: unknown, in: declared))")
+            throw StepFailure(.invalidParams, "the pipeline has no param '\(unknown)'\(Suggestion.hint(for: unknown, in: declared))")
         }
         for param in definition.params {
             let name = param.name.value
@@ -46,23 +46,23 @@ public enum RunParameters {
                     do {
                         text = try Template(parsing: defaultText).evaluate(in: context).description
                     } catch {
-                        throw StepFailure("invalid_params", "param '\(name)': its default can't be evaluated: \(error)", at: defaultNode.location)
+                        throw StepFailure(.invalidParams, "param '\(name)': its default can't be evaluated: \(error)", at: defaultNode.location)
                     }
                 }
             } else if param.required {
-                throw StepFailure("invalid_params", "param '\(name)' is required; give it with --param \(name)=…")
+                throw StepFailure(.invalidParams, "param '\(name)' is required; give it with --param \(name)=…")
             } else {
                 context.params[name] = .null
                 continue
             }
             if let problem = ParamValue.problem(text: text, node: nil, type: param.type) {
-                throw StepFailure("invalid_params", "param '\(name)': \(problem)")
+                throw StepFailure(.invalidParams, "param '\(name)': \(problem)")
             }
             if let pattern = param.pattern, let regex = try? ParamValue.wholeValueExpression(pattern), !regex.matches(text) {
-                throw StepFailure("invalid_params", "param '\(name)': \(shown(text)) does not match its pattern \(pattern)")
+                throw StepFailure(.invalidParams, "param '\(name)': \(shown(text)) does not match its pattern \(pattern)")
             }
             if let allowed = param.allowedValues, !allowed.contains(where: { $0.scalarText == text }) {
-                throw StepFailure("invalid_params", "param '\(name)': '\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))")
+                throw StepFailure(.invalidParams, "param '\(name)': '\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))")
             }
             switch param.type {
             case .integer, .number: context.params[name] = .number(Double(text) ?? 0)

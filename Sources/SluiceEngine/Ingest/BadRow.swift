@@ -23,6 +23,6 @@ public struct BadRow: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The step failure for `on_bad_row: fail`: permanent, code `bad_row`.
     public var failure: StepFailure {
-        StepFailure("bad_row", reason, at: location)
+        StepFailure(.badRow, reason, at: location)
     }
 }

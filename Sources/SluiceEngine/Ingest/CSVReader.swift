@@ -60,18 +60,18 @@ public struct CSVReader: RecordReader {
         case .none(let fields):
             self.fields = fields
             if input.count == position, input.atEnd {
-                throw StepFailure("empty_input", "\(file) is empty", at: .start(of: file))
+                throw StepFailure(.emptyInput, "\(file) is empty", at: .start(of: file))
             }
         case .firstLine:
             fields = []
             let names = try next(limit: 1)
             guard let names = names.first else {
-                throw StepFailure("empty_input", "\(file) is empty: a CSV file needs at least a header line naming its columns",
+                throw StepFailure(.emptyInput, "\(file) is empty: a CSV file needs at least a header line naming its columns",
                                   at: .start(of: file))
             }
             if let issue = names.issue {
                 let (line, column) = names.position(ofRawOffset: issue.offset)
-                throw StepFailure("malformed_csv", "the header is malformed: \(issue.message)",
+                throw StepFailure(.malformedCsv, "the header is malformed: \(issue.message)",
                                   at: SourceLocation(file: file, line: line, column: column))
             }
             fields = names.values.map { value in
@@ -106,7 +106,7 @@ public struct CSVReader: RecordReader {
             case .needMore:
                 builder.fields.removeLast(builder.fields.count - firstField)
                 guard try input.refill(keeping: position) else {
-                    throw StepFailure("record_too_large",
+                    throw StepFailure(.recordTooLarge,
                                       "the record starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB (is a quote left open?)",
                                       at: SourceLocation(file: file, line: line, column: 1))
                 }
@@ -264,7 +264,7 @@ public struct CSVReader: RecordReader {
     }
 
     /// A failure located at buffer index `at` inside the record starting at `recordStart`.
-    private func failure(at index: Int, recordStart: Int, code: String, _ message: String) -> StepFailure {
+    private func failure(at index: Int, recordStart: Int, code: FailureCode, _ message: String) -> StepFailure {
         let (line, column) = TextPosition.advance(line: line, column: 1,
                                                   over: UnsafeBufferPointer(start: input.base + recordStart, count: index - recordStart),
                                                   upTo: index - recordStart)

@@ -59,16 +59,16 @@ public struct DestinationCheck: Sendable {
     public func check(_ url: URL) async throws(StepFailure) -> Checked {
         let host = Self.host(of: url)
         let what = "'\(field)' (from \(sources.joined(separator: ", ")), given by the caller of the run)"
-        guard !host.isEmpty else { throw StepFailure("destination_refused", "\(what) has no host") }
+        guard !host.isEmpty else { throw StepFailure(.destinationRefused, "\(what) has no host") }
         let addresses: [IPAddress]
         switch await Self.lookUp(host) {
         case .success(let found): addresses = found
         case .failure(let reason):
-            throw StepFailure("destination_unresolved", "\(what): host \(shown(host)) can't be resolved (\(reason))", transient: true)
+            throw StepFailure(.destinationUnresolved, "\(what): host \(shown(host)) can't be resolved (\(reason))", transient: true)
         }
         for address in addresses {
             if let kind = address.restrictedKind, !allow.allows(host: host, address: address) {
-                throw StepFailure("destination_refused", """
+                throw StepFailure(.destinationRefused, """
                     \(what) points at host \(shown(host)), which has a \(kind) address; a URL that the caller of a run chooses \
                     may reach loopback, private, link-local and other non-public addresses only when sluice.yml lists them \
                     under network.allow
@@ -77,7 +77,7 @@ public struct DestinationCheck: Sendable {
         }
         // IPv4 first: it is what a dual-stack name usually serves on.
         guard let chosen = addresses.first(where: \.isIPv4) ?? addresses.first else {
-            throw StepFailure("destination_unresolved", "\(what): host \(shown(host)) has no address", transient: true)
+            throw StepFailure(.destinationUnresolved, "\(what): host \(shown(host)) has no address", transient: true)
         }
         return Checked(host: host, address: chosen)
     }

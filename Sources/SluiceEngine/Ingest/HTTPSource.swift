@@ -119,7 +119,7 @@ struct HTTPSource {
     /// The scalar at a JSON pointer in a page, as text; nil for a missing, null or empty one.
     static func pointer(_ path: String, in body: Data, name: String) throws -> String? {
         guard let document = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
-            throw StepFailure("bad_response", "\(name) is not JSON")
+            throw StepFailure(.badResponse, "\(name) is not JSON")
         }
         var current: Any? = document
         for token in path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -158,7 +158,7 @@ struct HTTPSource {
     static func sameOrigin(_ link: URL, as first: URL, after page: Int) throws -> URL {
         let origin = Origin(link), expected = Origin(first)
         guard origin == expected else {
-            throw StepFailure("http_link_other_origin", """
+            throw StepFailure(.httpLinkOtherOrigin, """
                 page \(page): the Link header's next page is on \(origin), not on \(expected) where 'url' points; \
                 the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed
                 """)

@@ -74,15 +74,15 @@ public enum HTTPOutcome {
         case 200..<300:
             return nil
         case 401, 403:
-            return StepFailure("http_unauthorized", "\(what): \(request.shownURL) answered \(response.status): the credential was refused")
+            return StepFailure(.httpUnauthorized, "\(what): \(request.shownURL) answered \(response.status): the credential was refused")
         case 429:
-            return StepFailure("rate_limited", "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
+            return StepFailure(.rateLimited, "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
                                retryAfter: RetryAfter.wait(response.header("Retry-After")))
         case 500..<600:
-            return StepFailure("provider_unavailable", "\(what): \(request.shownURL) answered \(response.status)", transient: true,
+            return StepFailure(.providerUnavailable, "\(what): \(request.shownURL) answered \(response.status)", transient: true,
                                retryAfter: RetryAfter.wait(response.header("Retry-After")))
         default:
-            return StepFailure("http_error", "\(what): \(request.shownURL) answered \(response.status)")
+            return StepFailure(.httpError, "\(what): \(request.shownURL) answered \(response.status)")
         }
     }
 

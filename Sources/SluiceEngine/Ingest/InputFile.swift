@@ -33,9 +33,9 @@ final class InputFile {
         guard opened >= 0 else {
             let code = errno
             if code == ENOENT {
-                throw StepFailure("missing_input", "input file \(file) does not exist")
+                throw StepFailure(.missingInput, "input file \(file) does not exist")
             }
-            throw StepFailure("unreadable_input", "can't open input file \(file): \(String(cString: strerror(code)))")
+            throw StepFailure(.unreadableInput, "can't open input file \(file): \(String(cString: strerror(code)))")
         }
         try self.init(descriptor: opened, file: file)
     }
@@ -48,9 +48,9 @@ final class InputFile {
         if fstat(descriptor, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
             close(descriptor)
             if status.st_mode & S_IFMT == S_IFDIR {
-                throw StepFailure("unreadable_input", "input \(file) is a directory, not a file")
+                throw StepFailure(.unreadableInput, "input \(file) is a directory, not a file")
             }
-            throw StepFailure("unreadable_input", "input \(file) is not a regular file")
+            throw StepFailure(.unreadableInput, "input \(file) is not a regular file")
         }
         self.descriptor = descriptor
         capacity = Self.chunkBytes
@@ -103,7 +103,7 @@ final class InputFile {
             if got == 0 {
                 atEnd = true
             } else if errno != EINTR {
-                throw StepFailure("unreadable_input", "reading \(file) failed: \(String(cString: strerror(errno)))")
+                throw StepFailure(.unreadableInput, "reading \(file) failed: \(String(cString: strerror(errno)))")
             }
         }
         return true

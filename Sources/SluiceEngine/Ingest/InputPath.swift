@@ -57,7 +57,7 @@ struct InputPath {
             throw refused(outside)
         }
         guard target.exists else {
-            throw StepFailure("missing_input", "input file \(shown(given)) does not exist", at: location)
+            throw StepFailure(.missingInput, "input file \(shown(given)) does not exist", at: location)
         }
         return try openWithoutFollowing(target.path)
     }
@@ -75,7 +75,7 @@ struct InputPath {
     }
 
     private func refused(_ reason: String) -> StepFailure {
-        StepFailure("input_refused", "\(name) can't be read: \(reason)", at: location)
+        StepFailure(.inputRefused, "\(name) can't be read: \(reason)", at: location)
     }
 
     // MARK: Where the path leads
@@ -214,10 +214,10 @@ struct InputPath {
 
     private func unreadable(_ code: Int32) -> StepFailure {
         switch code {
-        case ENOENT: return StepFailure("missing_input", "input file \(shown(given)) does not exist", at: location)
+        case ENOENT: return StepFailure(.missingInput, "input file \(shown(given)) does not exist", at: location)
         // Something along the path became a symlink after it was checked.
         case ELOOP, ENOTDIR: return refused("it changed while it was being opened")
-        default: return StepFailure("unreadable_input", "can't open input file \(shown(given)): \(String(cString: strerror(code)))", at: location)
+        default: return StepFailure(.unreadableInput, "can't open input file \(shown(given)): \(String(cString: strerror(code)))", at: location)
         }
     }
 }

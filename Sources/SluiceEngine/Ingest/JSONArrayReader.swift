@@ -78,7 +78,7 @@ public struct JSONArrayReader: RecordReader {
                 }
             }
             guard found else {
-                throw StepFailure("missing_items", "the object here has no key '\(segment)', so there is no array at \(pointer) (items)",
+                throw StepFailure(.missingItems, "the object here has no key '\(segment)', so there is no array at \(pointer) (items)",
                                   at: objectAt)
             }
             enclosingObjects += 1
@@ -215,9 +215,9 @@ struct JSONStream {
                 case .needMore:
                     try refill()
                 case .malformed(let at, let message):
-                    throw StepFailure("malformed_json", message, at: location(of: at, in: scanner))
+                    throw StepFailure(.malformedJson, message, at: location(of: at, in: scanner))
                 case .invalidUTF8(let at, let byte):
-                    throw StepFailure("invalid_utf8", "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)",
+                    throw StepFailure(.invalidUTF8, "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)",
                                       at: location(of: at, in: scanner))
                 }
             }
@@ -241,7 +241,7 @@ struct JSONStream {
         }
         let keep = index
         guard try input.refill(keeping: keep) else {
-            throw StepFailure("record_too_large", "the value starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB",
+            throw StepFailure(.recordTooLarge, "the value starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB",
                               at: location())
         }
         index -= keep
@@ -311,7 +311,7 @@ struct JSONStream {
             }
             if let isObject = opened {
                 guard open.count < JSONScanner.maxDepth else {
-                    throw StepFailure("malformed_json", "values nest more than \(JSONScanner.maxDepth) levels deep", at: location())
+                    throw StepFailure(.malformedJson, "values nest more than \(JSONScanner.maxDepth) levels deep", at: location())
                 }
                 let empty = try scan { scanner throws(JSONStop) in
                     let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")

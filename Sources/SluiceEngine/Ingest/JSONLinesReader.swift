@@ -53,7 +53,7 @@ public struct JSONLinesReader: RecordReader {
                 position += 1
             }
             if input.atEnd {
-                throw StepFailure("empty_input", "\(file) is empty: it holds no JSON", at: .start(of: file))
+                throw StepFailure(.emptyInput, "\(file) is empty: it holds no JSON", at: .start(of: file))
             }
             // Everything in the buffer was whitespace; the line counted so far stays right.
             _ = try input.refill(keeping: position)
@@ -71,7 +71,7 @@ public struct JSONLinesReader: RecordReader {
                 next = lineEnd + 1
             } else if !input.atEnd {
                 guard try input.refill(keeping: position) else {
-                    throw StepFailure("record_too_large", "the line is longer than \(InputFile.maxRecordBytes >> 20) MiB",
+                    throw StepFailure(.recordTooLarge, "the line is longer than \(InputFile.maxRecordBytes >> 20) MiB",
                                       at: SourceLocation(file: file, line: line, column: 1))
                 }
                 position = 0
@@ -130,7 +130,7 @@ public struct JSONLinesReader: RecordReader {
             (at, "invalid_utf8", "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)")
         }
         let column = 1 + TextPosition.scalars(input.base + lineStart, count: index - lineStart)
-        return StepFailure(code, message, at: SourceLocation(file: file, line: line, column: column))
+        return StepFailure(FailureCode(code), message, at: SourceLocation(file: file, line: line, column: column))
     }
 }
 

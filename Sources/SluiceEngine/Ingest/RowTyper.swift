@@ -71,7 +71,7 @@ public struct RowTyper: Sendable {
             var field: Int?
             if let exact = positions[source] {
                 guard exact.count == 1 else {
-                    throw StepFailure("duplicate_column", "\(file) has \(exact.count) columns named '\(source)'; \(column.name) can't tell which to read",
+                    throw StepFailure(.duplicateColumn, "\(file) has \(exact.count) columns named '\(source)'; \(column.name) can't tell which to read",
                                       at: .start(of: file))
                 }
                 field = exact[0]
@@ -81,7 +81,7 @@ public struct RowTyper: Sendable {
                 let why = rename[column.name] != nil
                     ? "which columns maps to \(column.name)"
                     : "which \(schema.table) requires (\(column.name) is REQUIRED in \(schema.file))"
-                throw StepFailure("missing_column", "\(file) has no column '\(source)', \(why)", at: .start(of: file))
+                throw StepFailure(.missingColumn, "\(file) has no column '\(source)', \(why)", at: .start(of: file))
             }
             columns.append(ColumnPlan(type: column.type, required: column.mode == .required,
                                       repeated: column.mode == .repeated, field: field))

@@ -27,7 +27,7 @@ public struct IngestProcessor: Processor {
         let batchSize = max(1, try config.integer("batch_size"))
         let normalizedSchema = schemaPath.hasPrefix("./") ? String(schemaPath.dropFirst(2)) : schemaPath
         guard let schema = project.schemas.byPath[normalizedSchema] else {
-            throw StepFailure("missing_schema", "schema \(shown(schemaPath)) is not a valid schema file under schemas/")
+            throw StepFailure(.missingSchema, "schema \(shown(schemaPath)) is not a valid schema file under schemas/")
         }
         var rename: [String: String] = [:]
         for pair in config["columns"]?.mapping ?? [] {
@@ -45,7 +45,7 @@ public struct IngestProcessor: Processor {
         switch format {
         case "http":
             guard let transport else {
-                throw StepFailure("unsupported_source", "source format 'http' needs an HTTP client, and this build of the executor has none",
+                throw StepFailure(.unsupportedSource, "source format 'http' needs an HTTP client, and this build of the executor has none",
                                   at: source["format"]?.location)
             }
             label = try await HTTPSource(source: source, transport: transport, step: step).load(into: &load, fields: fields)
@@ -67,7 +67,7 @@ public struct IngestProcessor: Processor {
             try await load.records(from: reader, file: path)
             label = path
         default:
-            throw StepFailure("unsupported_source", "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
+            throw StepFailure(.unsupportedSource, "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
         }
         step.logger.info("ingested \(label)", metadata: ["rows": "\(load.written)", "quarantined": "\(load.quarantined)", "skipped": "\(load.skipped)"])
         return [

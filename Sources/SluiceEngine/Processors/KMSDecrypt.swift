@@ -19,7 +19,7 @@ public struct KMSDecryptProcessor: Processor {
         // Which of the org's credentials is opened is the pipeline's choice, never the caller's
         // (lint refuses any expression here; a server may run a pipeline lint never saw).
         if let untrusted = step.untrustedFields["credential"] {
-            throw StepFailure("credential_refused", """
+            throw StepFailure(.credentialRefused, """
                 'credential' reads \(untrusted.references.joined(separator: ", ")), which the caller of the run chose; which credential \
                 is decrypted must be written in the pipeline, like credential: openai/admin_key
                 """, at: config["credential"]?.location)
@@ -29,12 +29,12 @@ public struct KMSDecryptProcessor: Processor {
         let ttlSetting = try config.optionalDuration("ttl")
         let expect = try config.text("expect")
         guard let secrets = step.services.secrets else {
-            throw StepFailure("no_vault", "step '\(step.stepID)' needs the run's secret vault, and this run has none")
+            throw StepFailure(.noVault, "step '\(step.stepID)' needs the run's secret vault, and this run has none")
         }
         let vault = secrets.vault
         let ttl = ttlSetting ?? secrets.ttl ?? Self.defaultTTL
         guard let credentials = secrets.credentials else {
-            throw StepFailure("no_keyring", """
+            throw StepFailure(.noKeyring, """
                 kms_decrypt needs the keyring the credentials were sealed with: run `sluice keys init`, \
                 or set SLUICE_KEYRING (or SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT)
                 """, at: config["credential"]?.location)
@@ -45,7 +45,7 @@ public struct KMSDecryptProcessor: Processor {
             opened = try await credentials.open(org: step.org, name: credential, for: .init(runID: step.runID, stepID: step.stepID),
                                                 expect: provider)
         } catch let error as SecretsError {
-            throw StepFailure(error.code.rawValue, error.message, transient: error.code == .keyringUnavailable || error.code == .auditFailed,
+            throw StepFailure(FailureCode(error.code.rawValue), error.message, transient: error.code == .keyringUnavailable || error.code == .auditFailed,
                               at: config["credential"]?.location)
         }
         let now = Date()

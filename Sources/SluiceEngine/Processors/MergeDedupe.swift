@@ -46,7 +46,7 @@ public struct MergeDedupeProcessor: Processor {
             "SELECT count(*) FROM \(source) WHERE " + quotedKey.map { "\($0) IS NULL" }.joined(separator: " OR "))
         let total = try await workspace.count("SELECT count(*) FROM \(source)")
         if nullKeys > 0 {
-            throw StepFailure("null_key", "\(nullKeys) of \(total) rows of '\(from)' have a null key (\(key.joined(separator: ", "))); nothing was merged")
+            throw StepFailure(.nullKey, "\(nullKeys) of \(total) rows of '\(from)' have a null key (\(key.joined(separator: ", "))); nothing was merged")
         }
 
         // The staged table: the target's schema when the project has one, else the source's

@@ -13,7 +13,7 @@ enum ProcedureFile {
             throw StepFailure.config("procedure \(shown(path)) is outside the project folder")
         }
         guard let data = try? Data(contentsOf: file), let text = String(data: data, encoding: .utf8) else {
-            throw StepFailure("missing_procedure", "cannot read procedure \(shown(path))")
+            throw StepFailure(.missingProcedure, "cannot read procedure \(shown(path))")
         }
         var sql = text.trimmingCharacters(in: .whitespacesAndNewlines)
         while sql.hasSuffix(";") { sql = String(sql.dropLast()).trimmingCharacters(in: .whitespacesAndNewlines) }
@@ -27,7 +27,7 @@ enum ProcedureFile {
         guard let project = step.project,
               let data = try? Data(contentsOf: URL(fileURLWithPath: path, relativeTo: project.root).standardizedFileURL),
               let text = String(data: data, encoding: .utf8) else {
-            throw StepFailure("missing_procedure", "cannot read procedure \(shown(path))")
+            throw StepFailure(.missingProcedure, "cannot read procedure \(shown(path))")
         }
         return text
     }

@@ -65,7 +65,7 @@ public struct StepContext: Sendable {
     /// The run's view of the warehouse (capability `warehouse`), or a failure saying this
     /// step needs one.
     public func requireWorkspace() throws(StepFailure) -> any RunWorkspace {
-        guard let workspace = services.workspace else { throw StepFailure("no_warehouse", "step '\(stepID)' needs a warehouse, and this run has none") }
+        guard let workspace = services.workspace else { throw StepFailure(.noWarehouse, "step '\(stepID)' needs a warehouse, and this run has none") }
         return workspace
     }
 

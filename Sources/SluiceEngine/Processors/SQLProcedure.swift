@@ -24,7 +24,7 @@ public struct SQLProcedureProcessor: Processor {
         let info = ProcedureChecker(schemas: project.schemas)
             .check(fileAt: URL(fileURLWithPath: path, relativeTo: project.root), path: path)
         if let problem = info.diagnostics.first {
-            throw StepFailure(problem.rule == .procedureSandbox ? "procedure_refused" : "invalid_procedure", problem.message, at: problem.location)
+            throw StepFailure(problem.rule == .procedureSandbox ? .procedureRefused : .invalidProcedure, problem.message, at: problem.location)
         }
         for parameter in info.parameters where params[parameter] == nil {
             throw StepFailure.config("\(path) uses :\(parameter), but the step gives no params.\(parameter)")

@@ -95,14 +95,14 @@ extension RunWorkspace {
     /// How to read `table`, or a failure saying no step wrote it and the warehouse lacks it.
     func requireSource(_ table: String, for step: StepContext) async throws -> String {
         guard let source = try await source(table) else {
-            throw StepFailure("missing_table", "step '\(step.stepID)' reads table '\(table)', which no earlier step of this run wrote and the warehouse of org '\(step.org)' does not have")
+            throw StepFailure(.missingTable, "step '\(step.stepID)' reads table '\(table)', which no earlier step of this run wrote and the warehouse of org '\(step.org)' does not have")
         }
         return source
     }
 
     func requireColumns(_ table: String) async throws -> [ColumnDefinition] {
         guard let columns = try await columns(of: table) else {
-            throw StepFailure("missing_table", "table '\(table)' does not exist")
+            throw StepFailure(.missingTable, "table '\(table)' does not exist")
         }
         return columns
     }

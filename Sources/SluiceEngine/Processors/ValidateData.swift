@@ -82,7 +82,7 @@ public struct ValidateDataProcessor: Processor {
                     try await workspace.queryProcedure("SELECT count(*) FROM (\(bound)) AS offending", arguments)
                 }
                 guard case .integer(let count)? = counted.rows.first?.first else {
-                    throw StepFailure("procedure_failed", "procedure \(path): counting its rows gave no number")
+                    throw StepFailure(.procedureFailed, "procedure \(path): counting its rows gave no number")
                 }
                 let offending = Int(count)
                 (passed, observed) = (offending == 0, "\(offending) offending row\(offending == 1 ? "" : "s")")
@@ -101,7 +101,7 @@ public struct ValidateDataProcessor: Processor {
         }
         if !failing.isEmpty {
             let list = failing.map { "\($0.name) (\($0.observed))" }.joined(separator: ", ")
-            throw StepFailure("data_test_failed", "\(failing.count) data test\(failing.count == 1 ? "" : "s") on '\(table)' failed: \(list)")
+            throw StepFailure(.dataTestFailed, "\(failing.count) data test\(failing.count == 1 ? "" : "s") on '\(table)' failed: \(list)")
         }
         return [
             "checks_passed": .number(Double(results.count - failed.count)),

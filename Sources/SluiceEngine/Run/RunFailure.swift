@@ -1,4 +1,5 @@
 import Foundation
+import SluiceModel
 
 /// Why a run failed, as its `on_failure` handlers see it: in `StepContext.runFailure`, and in
 /// their expressions as `run.failed_step`, `run.error_code` and `run.error`. The message has
@@ -8,11 +9,11 @@ public struct RunFailure: Sendable, Hashable {
     /// be opened, or publishing failed after every step succeeded).
     public var stepID: String?
     /// The failed step's error code, or `warehouse_unavailable`, `publish_failed`.
-    public var code: String
+    public var code: FailureCode
     public var message: String
     public var at: Date
 
-    public init(stepID: String?, code: String, message: String, at: Date = Date()) {
+    public init(stepID: String?, code: FailureCode, message: String, at: Date = Date()) {
         self.stepID = stepID
         self.code = code
         self.message = message
@@ -20,7 +21,7 @@ public struct RunFailure: Sendable, Hashable {
     }
 
     /// Publishing the run's tables failed after every step succeeded; nothing was changed.
-    public static let publishFailedCode = "publish_failed"
+    public static let publishFailedCode = FailureCode.publishFailed
     /// The run's warehouse could not be opened, so no step ran.
-    public static let warehouseUnavailableCode = "warehouse_unavailable"
+    public static let warehouseUnavailableCode = FailureCode.warehouseUnavailable
 }
