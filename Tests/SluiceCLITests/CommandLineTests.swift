@@ -262,6 +262,16 @@ struct RunCommandTests {
         #expect(try await sluice("run", "genai_costs_daily", "--org", "acme", in: project).status == 0)
     }
 
+    @Test func sluiceRunOfAPipelineThatDecryptsCredentialsNeedsTheKeys() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SLUICE_KEY") }
+        let refused = try await run(sluiceBinary, ["run", "openai_usage_api"], in: project, environment: environment)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: "), "\(refused.stderr)")
+        #expect(try await sluice("runs", "list", in: project).stdout == "no runs yet\n")
+    }
+
     @Test func aFailedRunResumesFromItsFailedStep() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
