@@ -43,9 +43,9 @@ struct RunsAPI: Sendable {
         let probe = RunRecord(pipeline: pipelineID, org: org, logicalDate: logicalDate, trigger: .api, requestID: context.requestID,
                               params: body.params)
         do {
-            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
+            _ = try RunParameters.check(for: plan.definition, run: probe, env: server.configuration.environment)
         } catch {
-            throw APIError.unprocessable("invalid_params", error.message.replacingOccurrences(of: "give it with --param", with: "give it in params as"))
+            throw APIError.unprocessable("invalid_params", error.message { "give it in params as \($0)=…" })
         }
         let executor = server.executor(for: entry, plan: plan)
         let creation = try await server.createRun(plan, executor: executor, Executor.RunRequest(

@@ -153,10 +153,10 @@ struct WebhooksAPI: Sendable {
         let probe = RunRecord(pipeline: delivery.pipeline, org: delivery.org, logicalDate: logicalDate, trigger: .webhook,
                               requestID: context.requestID, params: mapped.params)
         do {
-            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
+            _ = try RunParameters.check(for: plan.definition, run: probe, env: server.configuration.environment)
         } catch {
             throw Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
-                error.message.replacingOccurrences(of: "give it with --param", with: "map it from the payload with --param")))
+                error.message { "map it from the payload with --param \($0)=…" }))
         }
         let executor = server.executor(for: entry, plan: plan)
         // The message id is the run's trigger key: the unique index makes a second delivery of
