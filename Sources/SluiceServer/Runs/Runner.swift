@@ -54,7 +54,7 @@ public struct Runner: Sendable {
     }
 
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.
-    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
+    func executor(for entry: LintedPipeline, plan: PipelinePlan) -> Executor {
         var options = ExecutorOptions()
         options.observer = metrics.observer(for: plan, processors: services.processors.registry)
         var executorLogger = logger

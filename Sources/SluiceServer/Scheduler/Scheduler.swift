@@ -65,7 +65,7 @@ public actor Scheduler: Service {
     /// Per pipeline and org: the fire time waiting for `max_active_runs`, counted once.
     private var deferred: [Slot: Date] = [:]
     /// The last plan of each pipeline that linted, and the file's diagnostics last logged.
-    private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
+    private var lastGood: [String: (entry: LintedPipeline, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
     private var lastWatchdog: Date?
     /// A due run not created yet because `max_active_runs` runs of its pipeline and org are active.
@@ -274,7 +274,7 @@ public actor Scheduler: Service {
     /// A pipeline with a schedule, as the scheduler goes by it.
     struct ScheduledPipeline: Sendable {
         var id: String
-        var entry: PipelineCatalog.Entry
+        var entry: LintedPipeline
         var plan: PipelinePlan
         var schedule: Schedule
         var cron: CronSchedule
@@ -305,7 +305,7 @@ public actor Scheduler: Service {
 
     /// The entry and plan to schedule by: the file's, when it lints; else the last good one,
     /// with the reason logged once per change of the file's diagnostics.
-    private func usable(_ entry: PipelineCatalog.Entry) -> (PipelineCatalog.Entry, PipelinePlan)? {
+    private func usable(_ entry: LintedPipeline) -> (LintedPipeline, PipelinePlan)? {
         let id = entry.id
         guard let plan = entry.plan else {
             let errors = entry.diagnostics.filter { $0.severity == .error }

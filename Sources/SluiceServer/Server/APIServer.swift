@@ -53,7 +53,7 @@ public struct APIServer: Sendable {
     }
 
     /// An executor for one run of the entry's plan, its transitions counted in the metrics.
-    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
+    func executor(for entry: LintedPipeline, plan: PipelinePlan) -> Executor {
         runner.executor(for: entry, plan: plan)
     }
 
