@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders",
+            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders", "SluiceRuntime",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),

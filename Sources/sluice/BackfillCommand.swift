@@ -55,12 +55,11 @@ extension Sluice {
             bootstrapLogging(defaultLevel: .warning)
             let configuration = ServerConfiguration.command(keyring: keyring)
             let runner: Runner
-            let orgs: [String]
+            let services = try await openProject("backfill", root: root, environment: configuration.environment,
+                                                 runCacheBytes: configuration.runCacheBytesPerRun)
+            let orgs = self.orgs.isEmpty ? services.settings.orgs : self.orgs
             do {
-                orgs = self.orgs.isEmpty ? try await ProjectSettings.load(projectRoot: root).orgs : self.orgs
-                runner = try Runner(services: try await Runtime.open(projectRoot: root, environment: configuration.environment,
-                                                                     runCacheBytes: configuration.runCacheBytesPerRun),
-                                    configuration: configuration, logger: Logger(label: "sluice.backfill"))
+                runner = try Runner(services: services, configuration: configuration, logger: Logger(label: "sluice.backfill"))
             } catch {
                 writeError("sluice backfill: \(error)")
                 throw ExitCode(1)

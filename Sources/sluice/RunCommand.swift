@@ -61,7 +61,7 @@ extension Sluice {
             var opened: ProjectServices?
             var previous: RunRecord?
             if let resume {
-                let services = try await Runtime.open(projectRoot: root, processors: processors)
+                let services = try await openProject("run", root: root, processors: processors)
                 opened = services
                 guard let record = try await services.runStore.run(resume) else {
                     writeError("sluice run: no run '\(resume)'")
@@ -71,10 +71,12 @@ extension Sluice {
             }
             let path = try resolvePipeline(pipeline ?? previous!.pipeline, project: project)
             let (planned, diagnostics) = processors.plan(file: path, projectRoot: root)
-            guard let plan = planned else {
-                writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
-                writeError("sluice run: fix the errors above first; nothing was run")
-                throw ExitCode(1)
+            let linted = LintedPipeline(id: planned?.definition.id?.value ?? path, file: path, plan: planned, diagnostics: diagnostics)
+            let plan: PipelinePlan
+            do {
+                plan = try RunStarter.plan(of: linted)
+            } catch {
+                throw refused(error, pipeline: path)
             }
             if dryRun {
                 print(PlanOutputFormat.text.render(plan), terminator: "")
@@ -85,54 +87,44 @@ extension Sluice {
             let interactive = isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
             bootstrapLogging(defaultLevel: interactive ? .warning : .info)
             let services: ProjectServices
-            if let opened { services = opened } else { services = try await Runtime.open(projectRoot: root, processors: processors) }
+            if let opened { services = opened } else { services = try await openProject("run", root: root, processors: processors) }
             let store = services.runStore
+            let starter = RunStarter(services: services)
             var options = ExecutorOptions()
             let printer = interactive ? ProgressPrinter(plan) : nil
             if let printer { options.observer = { printer.apply($0) } }
-            // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
-            var keys: Keyring?
-            if services.needsKeys(plan) {
-                do {
-                    keys = try services.keys()
-                } catch {
-                    writeError("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: \(error)")
-                    throw ExitCode(1)
-                }
-            }
-            let executor = services.executor(options: options, keys: keys)
-            var values: [String: String] = [:]
-            for param in params {
-                let parts = param.split(separator: "=", maxSplits: 1)
-                values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-            }
-            let day = logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
-            let request = Executor.RunRequest(org: org, logicalDate: day, trigger: .cli, params: values)
 
             // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
             let note = CancellationNote()
-            // A pipeline with a schedule allows at most its max_active_runs at once, whoever
-            // starts them; the check and the insert are one transaction in the run store.
-            var created: RunRecord?
-            if previous == nil {
-                let limit = plan.definition.schedule.map { max(1, $0.maxActiveRuns) }
-                switch try await executor.create(plan, request, activeLimit: limit, orgActiveLimit: nil) {
-                case .created(let run), .existing(let run):
-                    created = run
-                case .limited(let active), .orgLimited(let active):
-                    writeError("""
-                        sluice run: pipeline '\(plan.definition.id?.value ?? path)' has \(active) run\(active == 1 ? "" : "s") \
-                        pending or running in org '\(org)', its schedule's max_active_runs; nothing was run. \
-                        Try again when \(active == 1 ? "it ends" : "one ends") (sluice runs list shows them).
-                        """)
-                    throw ExitCode(1)
+            let task: Task<RunRecord, any Error>
+            if let previous {
+                // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
+                let keys: Keyring?
+                do {
+                    keys = try starter.keys(for: plan)
+                } catch {
+                    throw refused(error, pipeline: path)
                 }
-            }
-            let task = Task {
-                if let previous { return try await executor.resume(plan, runID: previous.id, cancellation: note) }
-                let run = created!
-                try await executor.execute(plan, run: run, env: request.env, cancellation: note)
-                return try await store.run(run.id) ?? run
+                let executor = services.executor(options: options, keys: keys)
+                task = Task { try await executor.resume(plan, runID: previous.id, cancellation: note) }
+            } else {
+                var values: [String: String] = [:]
+                for param in params {
+                    let parts = param.split(separator: "=", maxSplits: 1)
+                    values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+                }
+                let started: RunStarter.Started
+                do {
+                    started = try await starter.start(RunStarter.Request(pipeline: linted, org: org, trigger: .cli, logicalDate: logicalDate,
+                                                                         params: values))
+                } catch let refusal as RunRefusal {
+                    throw refused(refusal, pipeline: plan.definition.id?.value ?? path)
+                }
+                let executor = services.executor(options: options, keys: started.keys)
+                task = Task {
+                    try await executor.execute(started.plan, run: started.run, env: started.env, cancellation: note)
+                    return try await store.run(started.run.id) ?? started.run
+                }
             }
             let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
                 signal(number, SIG_IGN)
@@ -166,6 +158,30 @@ extension Sluice {
                 print("\nTo run it again from the failed steps, reusing what succeeded: sluice run --resume \(record.id)")
                 throw ExitCode(1)
             }
+        }
+
+        /// Says why no run was started; exit status 1.
+        private func refused(_ refusal: RunRefusal, pipeline: String) -> ExitCode {
+            switch refusal {
+            case .pipelineInvalid(_, let diagnostics):
+                writeError(LintOutputFormat.text.render(LintReport(diagnostics: diagnostics, filesChecked: 1)))
+                writeError("sluice run: fix the errors above first; nothing was run")
+            case .keysUnavailable(let reason):
+                writeError("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: \(reason)")
+            case .invalidParam(let problem):
+                writeError("sluice run: \(problem.message()); nothing was run")
+            case .limited(let limit):
+                // A pipeline with a schedule allows at most its max_active_runs at once, whoever starts them.
+                let active = limit.active
+                writeError("""
+                    sluice run: pipeline '\(pipeline)' has \(active) run\(active == 1 ? "" : "s") \
+                    pending or running in org '\(org)', its schedule's max_active_runs; nothing was run. \
+                    Try again when \(active == 1 ? "it ends" : "one ends") (sluice runs list shows them).
+                    """)
+            case .pipelineNotFound, .shuttingDown, .duplicate:
+                writeError("sluice run: \(refusal); nothing was run")
+            }
+            return ExitCode(1)
         }
 
         private func relative(_ path: String, to root: URL) -> String {

@@ -262,6 +262,36 @@ struct RunCommandTests {
         #expect(try await sluice("run", "genai_costs_daily", "--org", "acme", in: project).status == 0)
     }
 
+    @Test func sluiceRunOfAPipelineThatDecryptsCredentialsNeedsTheKeys() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SLUICE_KEY") }
+        let refused = try await run(sluiceBinary, ["run", "openai_usage_api"], in: project, environment: environment)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("sluice run: the pipeline decrypts credentials, and the keys could not be loaded: "), "\(refused.stderr)")
+        #expect(try await sluice("runs", "list", in: project).stdout == "no runs yet\n")
+    }
+
+    @Test func sluiceRunRefusesParamsThatDontCheckAndRecordsNoRun() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        try Data("""
+            pipeline: needs_day
+            defaults: { timeout: 1m }
+            params:
+              day: { type: date, required: true }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: "data/${{ params.day }}.csv" }, table: genai_usage_raw, schema: schemas/genai_usage_raw.json } }
+            """.utf8).write(to: project.appendingPathComponent("pipelines/needs_day.yml"))
+        let missing = try await sluice("run", "needs_day", in: project)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("sluice run: param 'day' is required; give it with --param day=…; nothing was run"), "\(missing.stderr)")
+        let pattern = try await sluice("run", "genai_costs_daily", "--param", "usage_file=usage.txt", in: project)
+        #expect(pattern.status == 1)
+        #expect(pattern.stderr.contains("sluice run: param 'usage_file': 'usage.txt' does not match its pattern .+\\.csv; nothing was run"), "\(pattern.stderr)")
+        #expect(try await sluice("runs", "list", in: project).stdout == "no runs yet\n")
+    }
+
     @Test func aFailedRunResumesFromItsFailedStep() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

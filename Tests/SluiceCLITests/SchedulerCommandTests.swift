@@ -69,6 +69,18 @@ struct SchedulerCommandTests {
         #expect(badDate.stderr.contains("--from takes a YYYY-MM-DD date, not 'March'"))
     }
 
+    @Test func aBackfillOfAPipelineThatDecryptsCredentialsNeedsTheKeysAndCreatesNothingWithout() async throws {
+        let project = try exampleProject()
+        defer { try? FileManager.default.removeItem(at: project) }
+        let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SLUICE_KEY") }
+        let refused = try await run(sluiceBinary, ["backfill", "openai_usage_api", "--from", "2026-03-01", "--to", "2026-03-01", "--org", "acme"],
+                                    in: project, environment: environment)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("sluice backfill: pipeline 'openai_usage_api' decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)"),
+                "\(refused.stdout)\(refused.stderr)")
+        #expect(try await sluice("runs", "list", "--org", "acme", in: project).stdout == "no runs yet\n")
+    }
+
     @Test func theSchedulerStopsOnSIGTERM() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }

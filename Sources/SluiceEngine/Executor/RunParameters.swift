@@ -13,9 +13,21 @@ import SluiceStorage
 /// the run.
 public enum RunParameters {
     /// `origin` is the trigger of the run a chain of resumes started from (a resumed run is
-    /// as trusted as that run); by default the run's own.
+    /// as trusted as that run); by default the run's own. A param that does not check fails
+    /// the run (`invalid_params`).
     public static func context(for definition: PipelineDefinition, run: RunRecord, env: [String: String],
                                origin: RunTrigger? = nil) throws(StepFailure) -> ExpressionContext {
+        do {
+            return try check(for: definition, run: run, env: env, origin: origin)
+        } catch {
+            throw error.stepFailure
+        }
+    }
+
+    /// The context, or the first param that does not check, as a value: what the run starter
+    /// refuses a run for before creating it.
+    public static func check(for definition: PipelineDefinition, run: RunRecord, env: [String: String],
+                             origin: RunTrigger? = nil) throws(InvalidParam) -> ExpressionContext {
         var context = ExpressionContext(env: visibleEnvironment(env))
         if (origin ?? run.trigger).passesCallerValues {
             context.untrusted = Set(run.params.keys.map { "params.\($0)" })
@@ -33,7 +45,7 @@ public enum RunParameters {
         ]
         let declared = Set(definition.params.map(\.name.value))
         if let unknown = run.params.keys.sorted().first(where: { !declared.contains($0) }) {
-            throw StepFailure(.invalidParams, "the pipeline has no param '\(unknown)'\(Suggestion.hint(for: unknown, in: declared))")
+            throw InvalidParam(name: unknown, problem: .undeclared(closest: Suggestion.closest(to: unknown, in: declared)))
         }
         for param in definition.params {
             let name = param.name.value
@@ -46,23 +58,23 @@ public enum RunParameters {
                     do {
                         text = try Template(parsing: defaultText).evaluate(in: context).description
                     } catch {
-                        throw StepFailure(.invalidParams, "param '\(name)': its default can't be evaluated: \(error)", at: defaultNode.location)
+                        throw InvalidParam(name: name, problem: .defaultFailed("\(error)"), at: defaultNode.location)
                     }
                 }
             } else if param.required {
-                throw StepFailure(.invalidParams, "param '\(name)' is required; give it with --param \(name)=…")
+                throw InvalidParam(name: name, problem: .missing)
             } else {
                 context.params[name] = .null
                 continue
             }
             if let problem = ParamValue.problem(text: text, node: nil, type: param.type) {
-                throw StepFailure(.invalidParams, "param '\(name)': \(problem)")
+                throw InvalidParam(name: name, problem: .invalidValue(problem))
             }
             if let pattern = param.pattern, let regex = try? ParamValue.wholeValueExpression(pattern), !regex.matches(text) {
-                throw StepFailure(.invalidParams, "param '\(name)': \(shown(text)) does not match its pattern \(pattern)")
+                throw InvalidParam(name: name, problem: .invalidValue("\(shown(text)) does not match its pattern \(pattern)"))
             }
             if let allowed = param.allowedValues, !allowed.contains(where: { $0.scalarText == text }) {
-                throw StepFailure(.invalidParams, "param '\(name)': '\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))")
+                throw InvalidParam(name: name, problem: .invalidValue("'\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))"))
             }
             switch param.type {
             case .integer, .number: context.params[name] = .number(Double(text) ?? 0)

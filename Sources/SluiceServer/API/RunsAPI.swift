@@ -18,57 +18,61 @@ struct RunsAPI: Sendable {
     func trigger(_ request: Request, context: APIRequestContext) async throws -> Response {
         let org = try context.requireOrg(try context.parameters.require("org"))
         let pipelineID = try context.parameters.require("pipeline")
-        guard let entry = await server.catalog.entry(pipelineID) else {
-            throw APIError.notFound("pipeline_not_found", "org '\(org)' has no pipeline \(shown(pipelineID.prefix(64))); GET /v1/orgs/\(org)/pipelines lists them")
+        let pipeline: LintedPipeline
+        do {
+            pipeline = try await server.starter.pipeline(pipelineID)
+        } catch {
+            throw Self.pipelineNotFound(pipelineID, org: org)
         }
         let key = try Self.idempotencyKey(request.headers)
         let body = try TriggerBody.parse(try await server.readBody(request))
-        // A request repeated with its key gets its run back, whatever has changed since (the
-        // pipeline may no longer lint, its max_active_runs may be reached).
-        if let key, let existing = try await server.store.run(pipeline: pipelineID, org: org, triggerKey: "api:\(key)") {
-            return try replay(existing, body: body)
-        }
-        guard let plan = entry.plan else {
-            let errors = entry.diagnostics.filter { $0.severity == .error }
-            throw APIError.unprocessable("pipeline_invalid", "pipeline '\(pipelineID)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(entry.file)`")
-        }
-        guard await server.launcher.isAccepting else {
-            throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; try again shortly")
-        }
-        if server.keys == nil, server.services.needsKeys(plan) {
-            throw APIError(.serviceUnavailable, "keys_unavailable", "pipeline '\(pipelineID)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
-        }
-        let logicalDate = body.logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
-        // The params are checked now, so bad ones are a 422 rather than a failed run.
-        let probe = RunRecord(pipeline: pipelineID, org: org, logicalDate: logicalDate, trigger: .api, requestID: context.requestID,
-                              params: body.params)
+        let started: RunStarter.Started
         do {
-            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
-        } catch {
-            throw APIError.unprocessable("invalid_params", error.message.replacingOccurrences(of: "give it with --param", with: "give it in params as"))
+            started = try await server.starter.start(RunStarter.Request(
+                pipeline: pipeline, org: org, trigger: .api, logicalDate: body.logicalDate, params: body.params,
+                env: server.configuration.environment, triggerKey: key.map { "api:\($0)" }, requestID: context.requestID,
+                orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
+        } catch let refusal as RunRefusal {
+            return try refused(refusal, pipeline: pipelineID, org: org, body: body)
         }
-        let executor = server.executor(for: entry, plan: plan)
-        let creation = try await server.createRun(plan, executor: executor, Executor.RunRequest(
-            org: org, logicalDate: logicalDate, trigger: .api, params: body.params, env: server.configuration.environment,
-            triggerKey: key.map { "api:\($0)" }, requestID: context.requestID))
-        switch creation {
-        case .created(let run):
-            server.metrics.runCreated(trigger: .api)
-            context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
-            // Shutdown began after the check above: the run is recorded cancelled, not started.
-            guard await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment) else {
-                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; run \(run.id) was recorded cancelled; try again shortly")
-            }
-            var response = JSONResponse.make(RunResource(run), status: .accepted)
-            response.headers[.location] = "/v1/runs/\(run.id)"
-            return response
-        case .existing(let run):
+        let run = started.run
+        context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
+        // Shutdown began after the starter looked: the run is recorded cancelled, not started.
+        guard await server.runner.launch(started) else {
+            throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; run \(run.id) was recorded cancelled; try again shortly")
+        }
+        var response = JSONResponse.make(RunResource(run), status: .accepted)
+        response.headers[.location] = "/v1/runs/\(run.id)"
+        return response
+    }
+
+    /// The answer to a trigger the run starter refused: the run a repeated request made (a
+    /// request repeated with its key gets its run back, whatever has changed since), or an error.
+    private func refused(_ refusal: RunRefusal, pipeline: String, org: String, body: TriggerBody) throws -> Response {
+        switch refusal {
+        case .duplicate(let run):
             return try replay(run, body: body)
-        case .limited(let active):
-            throw APIError.activeRunsLimited(pipeline: pipelineID, org: org, active: active)
-        case .orgLimited(let active):
-            throw APIError.orgRunsLimited(org: org, active: active)
+        case .pipelineNotFound:
+            throw Self.pipelineNotFound(pipeline, org: org)
+        case .pipelineInvalid(let file, _):
+            let errors = refusal.errors
+            throw APIError.unprocessable("pipeline_invalid", "pipeline '\(pipeline)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(file)`")
+        case .shuttingDown:
+            throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; try again shortly")
+        case .keysUnavailable:
+            throw APIError(.serviceUnavailable, "keys_unavailable", "pipeline '\(pipeline)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
+        case .invalidParam(let problem):
+            // The params are checked before the run is created, so bad ones are a 422 rather than a failed run.
+            throw APIError.unprocessable("invalid_params", problem.message { "give it in params as \($0)=…" })
+        case .limited(let limit) where limit.scope == .org:
+            throw APIError.orgRunsLimited(org: org, active: limit.active)
+        case .limited(let limit):
+            throw APIError.activeRunsLimited(pipeline: pipeline, org: org, active: limit.active)
         }
+    }
+
+    private static func pipelineNotFound(_ pipeline: String, org: String) -> APIError {
+        .notFound("pipeline_not_found", "org '\(org)' has no pipeline \(shown(pipeline.prefix(64))); GET /v1/orgs/\(org)/pipelines lists them")
     }
 
     /// The answer to a request whose Idempotency-Key made `run` before: the same request gets

@@ -135,55 +135,57 @@ struct WebhooksAPI: Sendable {
         } catch {
             throw Refusal(reason: "invalid_payload", error: error)
         }
-        guard let entry = await server.catalog.entry(delivery.pipeline) else {
-            throw Refusal(reason: "unknown_hook", error: .notFound("pipeline_not_found", "the project has no pipeline '\(delivery.pipeline)'"))
-        }
-        guard let plan = entry.plan else {
-            throw Refusal(reason: "invalid_pipeline", error: .unprocessable("pipeline_invalid",
-                "pipeline '\(delivery.pipeline)' does not lint; its owner must fix it (`sluice lint \(entry.file)`)"))
-        }
-        guard await server.launcher.isAccepting else {
-            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
-        }
-        if server.keys == nil, server.services.needsKeys(plan) {
-            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "keys_unavailable",
-                "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
-        }
-        let logicalDate = mapped.logicalDate ?? CalendarDate(daysSinceEpoch: Int(Date().timeIntervalSince1970 / 86_400)).description
-        let probe = RunRecord(pipeline: delivery.pipeline, org: delivery.org, logicalDate: logicalDate, trigger: .webhook,
-                              requestID: context.requestID, params: mapped.params)
+        let pipeline: LintedPipeline
         do {
-            _ = try RunParameters.context(for: plan.definition, run: probe, env: server.configuration.environment)
+            pipeline = try await server.starter.pipeline(delivery.pipeline)
         } catch {
-            throw Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
-                error.message.replacingOccurrences(of: "give it with --param", with: "map it from the payload with --param")))
+            throw refused(error, delivery)
         }
-        let executor = server.executor(for: entry, plan: plan)
         // The message id is the run's trigger key: the unique index makes a second delivery of
         // it (now, concurrently, or after a restart) find the first run instead of making one.
-        let creation = try await server.createRun(plan, executor: executor, Executor.RunRequest(
-            org: delivery.org, logicalDate: logicalDate, trigger: .webhook, params: mapped.params, env: server.configuration.environment,
-            triggerKey: triggerKey, requestID: context.requestID))
-        let run: RunRecord
-        switch creation {
-        case .created(let created):
-            run = created
-        case .existing(let earlier):
-            throw replayed(delivery, run: earlier)
-        case .limited(let active):
-            // Nothing is created, so the sender's redelivery of this message id can start it.
-            throw Refusal(reason: "max_active_runs", error: .activeRunsLimited(pipeline: delivery.pipeline, org: delivery.org, active: active))
-        case .orgLimited(let active):
-            throw Refusal(reason: "org_active_runs", error: .orgRunsLimited(org: delivery.org, active: active))
+        let started: RunStarter.Started
+        do {
+            started = try await server.starter.start(RunStarter.Request(
+                pipeline: pipeline, org: delivery.org, trigger: .webhook, logicalDate: mapped.logicalDate, params: mapped.params,
+                env: server.configuration.environment, triggerKey: triggerKey, requestID: context.requestID,
+                orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
+        } catch let refusal as RunRefusal {
+            throw refused(refusal, delivery)
         }
-        server.metrics.runCreated(trigger: .webhook)
-        // Shutdown began after the check above: the run is recorded cancelled, not started.
-        guard await server.launcher.launch(run, plan: plan, executor: executor, env: server.configuration.environment) else {
+        let run = started.run
+        // Shutdown began after the starter looked: the run is recorded cancelled, not started.
+        guard await server.runner.launch(started) else {
             throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down",
                 "the server is shutting down; run \(run.id) was recorded cancelled; deliver again shortly"))
         }
         let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
         return (response, run.id)
+    }
+
+    /// A start the run starter refused, as the sender hears it and the audit records it.
+    private func refused(_ refusal: RunRefusal, _ delivery: Delivery) -> Refusal {
+        switch refusal {
+        case .pipelineNotFound:
+            Refusal(reason: "unknown_hook", error: .notFound("pipeline_not_found", "the project has no pipeline '\(delivery.pipeline)'"))
+        case .pipelineInvalid(let file, _):
+            Refusal(reason: "invalid_pipeline", error: .unprocessable("pipeline_invalid",
+                "pipeline '\(delivery.pipeline)' does not lint; its owner must fix it (`sluice lint \(file)`)"))
+        case .shuttingDown:
+            Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
+        case .keysUnavailable:
+            Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "keys_unavailable",
+                "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
+        case .invalidParam(let problem):
+            Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
+                problem.message { "map it from the payload with --param \($0)=…" }))
+        case .limited(let limit) where limit.scope == .org:
+            Refusal(reason: "org_active_runs", error: .orgRunsLimited(org: delivery.org, active: limit.active))
+        case .limited(let limit):
+            // Nothing is created, so the sender's redelivery of this message id can start it.
+            Refusal(reason: "max_active_runs", error: .activeRunsLimited(pipeline: delivery.pipeline, org: delivery.org, active: limit.active))
+        case .duplicate(let earlier):
+            replayed(delivery, run: earlier)
+        }
     }
 
     private func replayed(_ delivery: Delivery, run: RunRecord) -> Refusal {

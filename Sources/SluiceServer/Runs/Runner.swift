@@ -20,6 +20,9 @@ public struct Runner: Sendable {
     let keys: Keyring?
     let launcher: RunLauncher
     let catalog: PipelineCatalog
+    /// Starts the runs of the API, webhooks, the scheduler and backfill: with this process's
+    /// keys, refusing once the launcher stopped taking runs.
+    let starter: RunStarter
     let logger: Logger
 
     /// Works with the project's stores as the composition root opened them (with the page
@@ -31,10 +34,13 @@ public struct Runner: Sendable {
         self.services = services
         self.metrics = metrics
         self.logger = logger
-        keys = try Self.loadKeys(services, configuration, logger)
-        launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
-                               metrics: metrics)
+        let keys = try Self.loadKeys(services, configuration, logger)
+        let launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
+                                   metrics: metrics)
+        self.keys = keys
+        self.launcher = launcher
         catalog = PipelineCatalog(services: services)
+        starter = RunStarter(services: services, pipelines: catalog, keys: .loaded(keys), isAccepting: { await launcher.isAccepting })
     }
 
     /// The keys, or nil when none are configured (no keyring file, no passphrase).
@@ -53,13 +59,23 @@ public struct Runner: Sendable {
         }
     }
 
-    /// An executor for one run of the entry's plan, its transitions counted in the metrics.
-    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
+    /// An executor for one run of the pipeline's plan, its transitions counted in the metrics.
+    func executor(for entry: LintedPipeline, plan: PipelinePlan) -> Executor {
         var options = ExecutorOptions()
         options.observer = metrics.observer(for: plan, processors: services.processors.registry)
         var executorLogger = logger
         executorLogger[metadataKey: "component"] = "executor"
         return services.executor(options: options, keys: keys, logger: executorLogger, project: entry.project)
+    }
+
+    /// Counts a run the starter created and hands it to the launcher, which executes it now or
+    /// once a slot is free. False, the run recorded cancelled, when shutdown began after the
+    /// starter looked.
+    @discardableResult
+    func launch(_ started: RunStarter.Started) async -> Bool {
+        metrics.runCreated(trigger: started.run.trigger)
+        return await launcher.launch(started.run, plan: started.plan, executor: executor(for: started.pipeline, plan: started.plan),
+                                     env: started.env)
     }
 
     /// Marks the runs without a heartbeat for `lease` abandoned (or succeeded, when the

@@ -71,30 +71,31 @@ public struct Backfill: Sendable {
     /// Creates and executes the slots' runs one at a time, waiting while the schedule's
     /// `max_active_runs` are busy. `report` hears of each slot as it ends.
     public func run(pipeline id: String, slots: [Slot], report: @Sendable (Slot, Outcome) async -> Void) async throws {
-        guard let entry = await runner.catalog.entry(id), let plan = entry.plan else {
+        guard let entry = try? await runner.starter.pipeline(id), let plan = entry.plan else {
             throw BackfillError("pipeline \(shown(id)) is not in this project or does not lint")
         }
         let executor = runner.executor(for: entry, plan: plan)
-        let limit = max(1, plan.definition.schedule?.maxActiveRuns ?? 1)
         let env = runner.configuration.environment
         for slot in slots {
             try Task.checkCancellation()
-            let request = Executor.RunRequest(org: slot.org, logicalDate: slot.logicalDate.description, trigger: .backfill,
-                                              env: env, triggerKey: slot.triggerKey)
+            // One run at a time, also of a pipeline without a schedule; params are checked when
+            // the run executes, as the scheduler's are.
+            let request = RunStarter.Request(pipeline: entry, org: slot.org, trigger: .backfill, logicalDate: slot.logicalDate.description,
+                                             paramsCheck: .whenExecuting, env: env, triggerKey: slot.triggerKey, activeLimitWithoutSchedule: 1)
             var warned = false
             var lastRecovery = Date.distantPast
             while true {
-                switch try await executor.create(plan, request, activeLimit: limit) {
-                case .created(let run):
-                    try await executor.execute(plan, run: run, env: env)
-                    await report(slot, .ran(try await runner.store.run(run.id) ?? run))
-                case .existing(let run):
-                    await report(slot, .existed(run))
-                case .limited(let active), .orgLimited(let active):
+                let run: RunRecord
+                do {
+                    run = try await runner.starter.start(request).run
+                } catch RunRefusal.duplicate(let existing) {
+                    await report(slot, .existed(existing))
+                    break
+                } catch RunRefusal.limited(let limit) {
                     let now = Date()
                     if !warned {
                         warned = true
-                        logger.warning("\(active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit)): the backfill waits for them")
+                        logger.warning("\(limit.active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit.maximum)): the backfill waits for them")
                     }
                     // A run whose process died holds its place until it is found without a
                     // heartbeat, which no scheduler may be around to do.
@@ -105,7 +106,13 @@ public struct Backfill: Sendable {
                     }
                     try await Task.sleep(for: .seconds(1))
                     continue
+                } catch RunRefusal.keysUnavailable {
+                    throw BackfillError("pipeline \(shown(id)) decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)")
+                } catch let refusal as RunRefusal {
+                    throw BackfillError("\(refusal)")
                 }
+                try await executor.execute(plan, run: run, env: env)
+                await report(slot, .ran(try await runner.store.run(run.id) ?? run))
                 break
             }
         }

@@ -65,7 +65,7 @@ public actor Scheduler: Service {
     /// Per pipeline and org: the fire time waiting for `max_active_runs`, counted once.
     private var deferred: [Slot: Date] = [:]
     /// The last plan of each pipeline that linted, and the file's diagnostics last logged.
-    private var lastGood: [String: (entry: PipelineCatalog.Entry, plan: PipelinePlan)] = [:]
+    private var lastGood: [String: (entry: LintedPipeline, plan: PipelinePlan)] = [:]
     private var reported: [String: String] = [:]
     private var lastWatchdog: Date?
     /// A due run not created yet because `max_active_runs` runs of its pipeline and org are active.
@@ -201,7 +201,6 @@ public actor Scheduler: Service {
         var created: [Created] = []
         var fireTimes = pipeline.cron.fireTimes(from: after.addingTimeInterval(0.001), to: now.addingTimeInterval(0.001))
         var count = 0
-        let executor = runner.executor(for: pipeline.entry, plan: pipeline.plan)
         let maxActive = max(1, pipeline.schedule.maxActiveRuns)
         while let fire = fireTimes.next() {
             guard count < options.maxRunsPerLook else {
@@ -209,36 +208,35 @@ public actor Scheduler: Service {
                 break
             }
             count += 1
-            let request = Executor.RunRequest(
-                org: org, logicalDate: ScheduledRun.logicalDate(of: fire, in: pipeline.cron.timeZone).description, trigger: .schedule,
+            // Params are checked when the run executes: a run whose params don't check fails,
+            // and the run history shows it.
+            let request = RunStarter.Request(
+                pipeline: pipeline.entry, org: org, trigger: .schedule,
+                logicalDate: ScheduledRun.logicalDate(of: fire, in: pipeline.cron.timeZone).description, paramsCheck: .whenExecuting,
                 env: runner.configuration.environment, triggerKey: ScheduledRun.triggerKey(fire))
-            let outcome: RunCreation
             do {
-                outcome = try await executor.create(pipeline.plan, request, activeLimit: maxActive)
-            } catch {
-                logger.error("could not create the run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)): \(SecretRedactor.shared.redact(String(describing: error))); trying again at the next look")
-                break
-            }
-            switch outcome {
-            case .created(let run):
+                let started = try await runner.starter.start(request)
+                let run = started.run
                 handledThrough[key] = fire
                 deferred[key] = nil
-                runner.metrics.runCreated(trigger: .schedule)
                 logger.info("scheduled run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(id)", "org": "\(org)",
                                                                   "fire_time": "\(ScheduledRun.instantText(fire))"])
                 created.append(Created(run: run, fireTime: fire))
-                await runner.launcher.launch(run, plan: pipeline.plan, executor: executor, env: runner.configuration.environment)
-            case .existing:
+                await runner.launch(started)
+            } catch RunRefusal.duplicate {
                 // Created before: by another scheduler, an earlier start of this one, or a backfill.
                 handledThrough[key] = fire
                 deferred[key] = nil
-            case .limited(let active), .orgLimited(let active):
+            } catch RunRefusal.limited(let limit) {
                 if deferred[key] != fire {
                     deferred[key] = fire
-                    logger.info("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(active) active, max_active_runs \(maxActive)")
+                    logger.info("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(limit.active) active, max_active_runs \(maxActive)")
                     runner.metrics.scheduledRunDeferred()
                 }
                 return created
+            } catch {
+                logger.error("could not create the run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)): \(SecretRedactor.shared.redact(String(describing: error))); trying again at the next look")
+                break
             }
         }
         return created
@@ -274,7 +272,7 @@ public actor Scheduler: Service {
     /// A pipeline with a schedule, as the scheduler goes by it.
     struct ScheduledPipeline: Sendable {
         var id: String
-        var entry: PipelineCatalog.Entry
+        var entry: LintedPipeline
         var plan: PipelinePlan
         var schedule: Schedule
         var cron: CronSchedule
@@ -305,7 +303,7 @@ public actor Scheduler: Service {
 
     /// The entry and plan to schedule by: the file's, when it lints; else the last good one,
     /// with the reason logged once per change of the file's diagnostics.
-    private func usable(_ entry: PipelineCatalog.Entry) -> (PipelineCatalog.Entry, PipelinePlan)? {
+    private func usable(_ entry: LintedPipeline) -> (LintedPipeline, PipelinePlan)? {
         let id = entry.id
         guard let plan = entry.plan else {
             let errors = entry.diagnostics.filter { $0.severity == .error }

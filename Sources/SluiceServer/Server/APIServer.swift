@@ -26,9 +26,9 @@ public struct APIServer: Sendable {
     public var services: ProjectServices { runner.services }
     public var store: any RunStore { runner.store }
     public var metrics: ServerMetrics { runner.metrics }
-    var keys: Keyring? { runner.keys }
     var launcher: RunLauncher { runner.launcher }
     var catalog: PipelineCatalog { runner.catalog }
+    var starter: RunStarter { runner.starter }
     var logger: Logger { runner.logger }
 
     /// A server over the project's stores as the composition root opened them; loads the keys
@@ -50,20 +50,6 @@ public struct APIServer: Sendable {
         let settings = runner.services.settings
         refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: WebhookAuditRetention(
             maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals), logger: runner.logger)
-    }
-
-    /// An executor for one run of the entry's plan, its transitions counted in the metrics.
-    func executor(for entry: PipelineCatalog.Entry, plan: PipelinePlan) -> Executor {
-        runner.executor(for: entry, plan: plan)
-    }
-
-    /// Creates a run for the API or a webhook. A pipeline with a `schedule` keeps to its
-    /// `max_active_runs` (`.limited`), and every org to the server's `maxActiveRunsPerOrg`
-    /// (`.orgLimited`); both are counted with the insert, in one transaction, like the
-    /// scheduler's, and a limited request creates nothing.
-    func createRun(_ plan: PipelinePlan, executor: Executor, _ request: Executor.RunRequest) async throws -> RunCreation {
-        try await executor.create(plan, request, activeLimit: plan.definition.schedule.map { max(1, $0.maxActiveRuns) },
-                                  orgActiveLimit: configuration.maxActiveRunsPerOrg)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with

@@ -1,5 +1,4 @@
 import Foundation
-import SluiceEngine
 import SluiceModel
 import SluiceStorage
 
@@ -8,30 +7,20 @@ import SluiceStorage
 /// `sluice.yml`) changes — looked for at most once a second — so an edited pipeline is linted
 /// again within a second rather than after a restart, and a delivery or trigger does not
 /// parse every schema again.
-actor PipelineCatalog {
-    let services: ProjectServices
-
-    /// A pipeline as linted: its plan, or the diagnostics that stop it.
-    struct Entry: Sendable {
-        var id: String
-        var file: String
-        var plan: PipelinePlan?
-        var diagnostics: [Diagnostic]
-        /// The project's schemas, read with this plan.
-        var project: ProjectContext
-    }
+public actor PipelineCatalog {
+    public let services: ProjectServices
 
     private var fingerprint: [String: Double] = [:]
     private var checkedAt: ContinuousClock.Instant?
-    private var entries: [String: Entry] = [:]
+    private var entries: [String: LintedPipeline] = [:]
     private var project: ProjectContext?
 
-    init(services: ProjectServices) {
+    public init(services: ProjectServices) {
         self.services = services
     }
 
     /// The pipeline `id`, linted; nil when the project has no `pipelines/<id>.yml`.
-    func entry(_ id: String) -> Entry? {
+    public func entry(_ id: String) -> LintedPipeline? {
         guard Identifier.isValid(id) else { return nil }
         refreshIfChanged()
         if let entry = entries[id] { return entry }
@@ -40,13 +29,13 @@ actor PipelineCatalog {
         let (plan, diagnostics) = services.plan(file: file)
         let project = self.project ?? ProjectContext(root: services.projectRoot)
         self.project = project
-        let entry = Entry(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
+        let entry = LintedPipeline(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
         entries[id] = entry
         return entry
     }
 
     /// Every pipeline of the project, by id.
-    func all() -> [Entry] {
+    public func all() -> [LintedPipeline] {
         let folder = services.projectRoot.appendingPathComponent("pipelines")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         return files.filter { $0.hasSuffix(".yml") }.map { String($0.dropLast(4)) }.sorted().compactMap(entry)
