@@ -185,14 +185,19 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEngineTests",
-            dependencies: ["SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders", "SluiceRuntime",
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders", "SluiceRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "SluiceSecretsTests",
-            dependencies: ["SluiceTestSupport", "SluiceSecrets", "SluiceEngine", "SluiceStorage", "SluiceSQLite", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SluiceTestSupport", "SluiceSecrets", "SluiceEngine", "SluiceStorage", "SluiceSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "SluiceProvidersTests",
@@ -212,11 +217,13 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceServerTests",
-            dependencies: ["SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
-                           "SluiceRuntime", "SluiceProviders",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "SluiceTestSupport", "SluiceServer", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceModel", "SluiceSecrets",
+                "SluiceRuntime", "SluiceProviders",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SluiceCLITests",

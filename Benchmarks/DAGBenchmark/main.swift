@@ -13,8 +13,9 @@ import SluiceStorage
 /// Does nothing and publishes nothing.
 struct NoOp: Processor {
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "noop", summary: "Does nothing.", description: "For benchmarks.", fields: [],
-                      outputs: [OutputSpec("done", "boolean", "Always true.")], example: "")
+        ProcessorSpec(
+            name: "noop", summary: "Does nothing.", description: "For benchmarks.", fields: [],
+            outputs: [OutputSpec("done", "boolean", "Always true.")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] { ["done": .bool(true)] }

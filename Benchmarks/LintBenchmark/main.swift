@@ -1,7 +1,7 @@
 import Foundation
 import SluiceEngine
-import SluiceProviders
 import SluiceModel
+import SluiceProviders
 
 // Lint throughput: 500 generated pipeline files of about 40 lines each, in a project with
 // schemas and one SQL procedure per pipeline (so every file costs a real SQLite prepare).
@@ -22,7 +22,9 @@ func write(_ path: String, _ text: String) throws {
     try Data(text.utf8).write(to: url)
 }
 
-try write("schemas/usage_raw.json", """
+try write(
+    "schemas/usage_raw.json",
+    """
     [
       {"name": "request_id", "type": "STRING", "mode": "REQUIRED"},
       {"name": "request_ts", "type": "TIMESTAMP", "mode": "REQUIRED"},
@@ -34,20 +36,26 @@ try write("schemas/usage_raw.json", """
       {"name": "output_tokens", "type": "INT64"}
     ]
     """)
-try write("schemas/pricing.json", """
+try write(
+    "schemas/pricing.json",
+    """
     [
       {"name": "provider", "type": "STRING"}, {"name": "model", "type": "STRING"},
       {"name": "input_price_per_1m", "type": "FLOAT64"}, {"name": "output_price_per_1m", "type": "FLOAT64"}
     ]
     """)
-try write("schemas/cost_log.json", """
+try write(
+    "schemas/cost_log.json",
+    """
     [{"name": "usage_date", "type": "DATE"}, {"name": "org_slug", "type": "STRING"}, {"name": "cost_usd", "type": "FLOAT64"}]
     """)
 
 var lineCounts = 0
 for index in 0..<fileCount {
     let id = "usage_pipeline_\(index)"
-    try write("procedures/fold_\(index).sql", """
+    try write(
+        "procedures/fold_\(index).sql",
+        """
         DELETE FROM cost_log WHERE usage_date = :day;
         INSERT INTO cost_log (usage_date, org_slug, cost_usd)
         SELECT u.usage_date, u.org_slug, sum(u.input_tokens * p.input_price_per_1m / 1e6)
@@ -152,7 +160,8 @@ if FileManager.default.isExecutableFile(atPath: binary) {
     let runs = (0..<3).compactMap { _ in timeCommand(binary, ["lint", "pipelines"]) }
     if let fastest = runs.min(by: { $0.seconds < $1.seconds }), fastest.status == 0 {
         commandSeconds = fastest.seconds
-        print(String(format: "sluice lint pipelines (command, best of 3): %.3f s, %.0f files/s", fastest.seconds, Double(fileCount) / fastest.seconds))
+        print(
+            String(format: "sluice lint pipelines (command, best of 3): %.3f s, %.0f files/s", fastest.seconds, Double(fileCount) / fastest.seconds))
     }
 } else {
     print("(build the sluice product in release to time the command: swift build -c release)")
@@ -162,8 +171,10 @@ if let yamllint = which("yamllint") {
     let runs = (0..<3).compactMap { _ in timeCommand(yamllint, ["-d", "relaxed", "pipelines"]) }
     if let fastest = runs.min(by: { $0.seconds < $1.seconds }) {
         print(String(format: "yamllint -d relaxed pipelines (best of 3): %.3f s, %.0f files/s", fastest.seconds, Double(fileCount) / fastest.seconds))
-        print(String(format: "ratio yamllint / sluice lint: %.1fx (in-process: %.1fx)",
-                     fastest.seconds / (commandSeconds ?? best), fastest.seconds / best))
+        print(
+            String(
+                format: "ratio yamllint / sluice lint: %.1fx (in-process: %.1fx)",
+                fastest.seconds / (commandSeconds ?? best), fastest.seconds / best))
     }
 } else {
     print("yamllint is not installed (pip install yamllint) — no comparison this run")

@@ -8,7 +8,8 @@ import Foundation
 //   bash Benchmarks/run.sh run   (or: swift run -c release RunBenchmark [--rows 100000,1000000])
 
 let arguments = CommandLine.arguments
-let sizes = arguments.firstIndex(of: "--rows").map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
+let sizes =
+    arguments.firstIndex(of: "--rows").map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
     ?? [100_000, 1_000_000]
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let binFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -109,7 +110,8 @@ for rows in sizes {
     let data = work.appendingPathComponent("data-\(rows)")
     if !FileManager.default.fileExists(atPath: data.appendingPathComponent("genai_usage.csv").path) {
         print("(generating \(rows) rows with scripts/generate_sample_data.py …)")
-        guard shell("python3 '\(repository.path)/scripts/generate_sample_data.py' --rows \(rows) --bad-rows 0 --out '\(data.path)' > /dev/null") == 0 else {
+        guard shell("python3 '\(repository.path)/scripts/generate_sample_data.py' --rows \(rows) --bad-rows 0 --out '\(data.path)' > /dev/null") == 0
+        else {
             print("generating the data failed")
             exit(1)
         }
@@ -123,10 +125,12 @@ for rows in sizes {
     try FileManager.default.createDirectory(at: project.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
     try FileManager.default.copyItem(at: repository.appendingPathComponent("schemas"), to: project.appendingPathComponent("schemas"))
     try FileManager.default.copyItem(at: repository.appendingPathComponent("procedures"), to: project.appendingPathComponent("procedures"))
-    try FileManager.default.copyItem(at: repository.appendingPathComponent("pipelines/genai_costs_daily.yml"),
-                                     to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
-    let ours = try measure(sluice, ["run", "genai_costs_daily", "--param", "usage_file=\(usage)", "--param", "pricing_file=\(pricing)"],
-                           in: project)
+    try FileManager.default.copyItem(
+        at: repository.appendingPathComponent("pipelines/genai_costs_daily.yml"),
+        to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
+    let ours = try measure(
+        sluice, ["run", "genai_costs_daily", "--param", "usage_file=\(usage)", "--param", "pricing_file=\(pricing)"],
+        in: project)
     guard ours.status == 0 else {
         print("sluice run failed:\n\(ours.output.suffix(2_000))")
         exit(1)
@@ -144,8 +148,10 @@ for rows in sizes {
     }
 
     // Same daily totals from both.
-    let ourTotals = try measure("/usr/bin/sqlite3", ["-readonly", project.appendingPathComponent(".sluice/orgs/default/warehouse.sqlite").path, totalsQuery], in: project)
-    let theirTotals = try measure("/usr/bin/sqlite3", ["-readonly", baselineFolder.appendingPathComponent("baseline.sqlite").path, totalsQuery], in: baselineFolder)
+    let ourTotals = try measure(
+        "/usr/bin/sqlite3", ["-readonly", project.appendingPathComponent(".sluice/orgs/default/warehouse.sqlite").path, totalsQuery], in: project)
+    let theirTotals = try measure(
+        "/usr/bin/sqlite3", ["-readonly", baselineFolder.appendingPathComponent("baseline.sqlite").path, totalsQuery], in: baselineFolder)
     // Requests must match exactly; costs up to float rounding (the sums run in another order).
     func parse(_ text: String) -> [(key: String, requests: String, cost: Double)] {
         text.split(separator: "\n").map { line in
@@ -154,17 +160,21 @@ for rows in sizes {
         }
     }
     let ourRows = parse(ourTotals.output), theirRows = parse(theirTotals.output)
-    let same = !ourRows.isEmpty && ourRows.count == theirRows.count && zip(ourRows, theirRows).allSatisfy { ours, theirs in
-        ours.key == theirs.key && ours.requests == theirs.requests && abs(ours.cost - theirs.cost) <= 1e-9 * max(1, abs(theirs.cost))
-    }
+    let same =
+        !ourRows.isEmpty && ourRows.count == theirRows.count
+        && zip(ourRows, theirRows).allSatisfy { ours, theirs in
+            ours.key == theirs.key && ours.requests == theirs.requests && abs(ours.cost - theirs.cost) <= 1e-9 * max(1, abs(theirs.cost))
+        }
 
     func line(_ tool: String, _ measured: Measured) -> String {
         String(format: "%-10d %-8@ %7.2f %9.0f %9.1f", rows, tool as NSString, measured.seconds, Double(rows) / measured.seconds, measured.peakMB)
     }
     print(line("sluice", ours))
     print(line("sqlite3", theirs))
-    print(String(format: "%-10d ratio    %.2fx sluice/sqlite3; daily totals %@ (%d rows)", rows, ours.seconds / theirs.seconds,
-                 (same ? "identical" : "DIFFER") as NSString, ourTotals.output.split(separator: "\n").count))
+    print(
+        String(
+            format: "%-10d ratio    %.2fx sluice/sqlite3; daily totals %@ (%d rows)", rows, ours.seconds / theirs.seconds,
+            (same ? "identical" : "DIFFER") as NSString, ourTotals.output.split(separator: "\n").count))
     if !same {
         print("first lines, sluice:\n\(ourTotals.output.prefix(400))\nsqlite3:\n\(theirTotals.output.prefix(400))")
     }

@@ -11,7 +11,9 @@ let hours: Int = {
     var hours = 48
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
-        if argument == "--hours", let value = arguments.popFirst().flatMap(Int.init), value > 0 { hours = value } else {
+        if argument == "--hours", let value = arguments.popFirst().flatMap(Int.init), value > 0 {
+            hours = value
+        } else {
             print("usage: ScheduleBenchmark [--hours N]")
             exit(2)
         }
@@ -34,14 +36,16 @@ func project(maxActive: Int) throws -> URL {
     try Data(csv.utf8).write(to: folder.appendingPathComponent("data/ticks.csv"))
     try Data(#"[{"name": "tick_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "amount", "type": "INT64"}]"#.utf8)
         .write(to: folder.appendingPathComponent("schemas/ticks_raw.json"))
-    try Data("""
+    try Data(
+        """
         pipeline: ticks
         schedule: { cron: "0 * * * *", timezone: UTC, catchup: \(hours)h, max_active_runs: \(maxActive) }
         defaults: { timeout: 5m }
         steps:
           - { id: load, uses: ingest, with: { source: { format: csv, path: data/ticks.csv }, table: ticks_raw, schema: schemas/ticks_raw.json } }
           - { id: merge, uses: merge_dedupe, with: { from: ticks_raw, into: ticks, key: [tick_id], latest_by: amount } }
-        """.utf8).write(to: folder.appendingPathComponent("pipelines/ticks.yml"))
+        """.utf8
+    ).write(to: folder.appendingPathComponent("pipelines/ticks.yml"))
     return folder
 }
 
@@ -78,8 +82,9 @@ defer { try? FileManager.default.removeItem(at: baselineProject) }
 let now = Date()
 let started = ContinuousClock.now
 for hour in 0..<hours {
-    let day = ISO8601DateFormatter.string(from: now.addingTimeInterval(-Double(hour) * 3600), timeZone: TimeZone(identifier: "UTC")!,
-                                          formatOptions: [.withFullDate])
+    let day = ISO8601DateFormatter.string(
+        from: now.addingTimeInterval(-Double(hour) * 3600), timeZone: TimeZone(identifier: "UTC")!,
+        formatOptions: [.withFullDate])
     let result = try sluice(["run", "ticks", "--org", "acme", "--logical-date", day], in: baselineProject)
     guard result.status == 0 else {
         print("baseline run \(hour) failed:\n\(result.output)")
@@ -105,8 +110,10 @@ for maxActive in [1, 4] {
         print("the scheduler's table differs from the baseline's")
         exit(1)
     }
-    print(String(format: "  sluice scheduler --once, max_active_runs %d: %6.2f s  %6.1f runs/s  (%.1f× the baseline)",
-                 maxActive, elapsed, Double(hours) / elapsed, baseline / elapsed))
+    print(
+        String(
+            format: "  sluice scheduler --once, max_active_runs %d: %6.2f s  %6.1f runs/s  (%.1f× the baseline)",
+            maxActive, elapsed, Double(hours) / elapsed, baseline / elapsed))
 }
 let row = expected.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").joined(separator: " ") } ?? "?"
 print("the ticks table is the same after each (rows, sum of amount: \(row))")

@@ -37,8 +37,9 @@ public struct NotifyProcessor: Processor {
             if given == nil { given = Self.defaultLink(step) }
             let link = given.flatMap { text -> String? in
                 guard NotifySummary.isAbsoluteHTTP(text) else {
-                    step.logger.notice("notify: the link is not an absolute http or https URL; it is left out",
-                                       metadata: ["link": "\(shown(webhook.scrub(text)))"])
+                    step.logger.notice(
+                        "notify: the link is not an absolute http or https URL; it is left out",
+                        metadata: ["link": "\(shown(webhook.scrub(text)))"])
                     return nil
                 }
                 return text
@@ -46,10 +47,11 @@ public struct NotifyProcessor: Processor {
             let summary = NotifySummary(step: step, message: settings.optionalText("message"), link: link) {
                 webhook.scrub(SecretRedactor.shared.redact($0))
             }
-            var request = ProviderRequest(provider: "the notify webhook", method: .POST, url: webhook.url,
-                                          headers: [("Content-Type", "application/json")],
-                                          body: format == "slack" ? summary.slackBody : summary.jsonBody,
-                                          timeout: try settings.timeout())
+            var request = ProviderRequest(
+                provider: "the notify webhook", method: .POST, url: webhook.url,
+                headers: [("Content-Type", "application/json")],
+                body: format == "slack" ? summary.slackBody : summary.jsonBody,
+                timeout: try settings.timeout())
             request.hidesPath = true
             request.destination = DestinationCheck.forField("url", of: step)
             let response = try await ProviderHTTP.send(request, logger: step.logger) { reason in
@@ -81,7 +83,9 @@ public struct NotifyProcessor: Processor {
         case 408, 500...599:
             return .notify(.unavailable, "\(webhook.shown) is unavailable: HTTP \(status)\(detail)\(asked)", retryAfter: wait)
         case 300...399:
-            return .notify(.rejected, """
+            return .notify(
+                .rejected,
+                """
                 \(webhook.shown) answered HTTP \(status), a redirect, which is not followed (the notification \
                 would go to another address); point 'url' at where it redirects
                 """)
@@ -114,13 +118,16 @@ struct Webhook: Sendable {
     init(_ text: String?, at location: SourceLocation) throws(StepFailure) {
         let text = (text ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else {
-            throw .config("'url' is empty: its value (an environment variable or a secret?) is not set, so no notification was sent",
-                          at: location)
+            throw .config(
+                "'url' is empty: its value (an environment variable or a secret?) is not set, so no notification was sent",
+                at: location)
         }
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
-              let host = url.host, !host.isEmpty else {
-            throw .config("'url' must be an http or https URL with a host (the value is not shown: a webhook URL is often a secret)",
-                          at: location)
+            let host = url.host, !host.isEmpty
+        else {
+            throw .config(
+                "'url' must be an http or https URL with a host (the value is not shown: a webhook URL is often a secret)",
+                at: location)
         }
         guard url.user == nil, url.password == nil else {
             throw .config("'url' must not carry a user or password", at: location)

@@ -92,8 +92,10 @@ enum ProviderHTTP {
     /// status, the answer is returned; a timeout, a refused connection or one that closes before
     /// the answer is complete throws `unanswered` of the reason, by default a validator's
     /// `provider_unavailable` (transient).
-    static func send(_ request: ProviderRequest, logger: Logger,
-                     unanswered: ((_ reason: String) -> StepFailure)? = nil) async throws -> ProviderResponse {
+    static func send(
+        _ request: ProviderRequest, logger: Logger,
+        unanswered: ((_ reason: String) -> StepFailure)? = nil
+    ) async throws -> ProviderResponse {
         let started = ContinuousClock.now
         func elapsed() -> String {
             let duration = ContinuousClock.now - started
@@ -113,18 +115,22 @@ enum ProviderHTTP {
                 guard let first = try await group.next(), let response = first else { throw NoAnswer.timedOut }
                 return response
             }
-            logger.info("provider answered", metadata: [
-                "provider": "\(request.provider)", "url": "\(request.shownURL)",
-                "http_status": "\(response.status)", "elapsed_ms": "\(elapsed())",
-            ])
+            logger.info(
+                "provider answered",
+                metadata: [
+                    "provider": "\(request.provider)", "url": "\(request.shownURL)",
+                    "http_status": "\(response.status)", "elapsed_ms": "\(elapsed())",
+                ])
             return response
         } catch {
             if Task.isCancelled { throw CancellationError() }
             let reason = describe(error, timeout: request.timeout, limit: request.maxBodyBytes, quoting: !request.hidesPath)
-            logger.warning("provider did not answer", metadata: [
-                "provider": "\(request.provider)", "url": "\(request.shownURL)",
-                "http_status": "0", "elapsed_ms": "\(elapsed())", "reason": "\(reason)",
-            ])
+            logger.warning(
+                "provider did not answer",
+                metadata: [
+                    "provider": "\(request.provider)", "url": "\(request.shownURL)",
+                    "http_status": "0", "elapsed_ms": "\(elapsed())", "reason": "\(reason)",
+                ])
             if let unanswered { throw unanswered(reason) }
             throw StepFailure.validator(.providerUnavailable, "\(request.provider) (\(request.shownURL)) did not answer: \(reason)")
         }
@@ -162,8 +168,9 @@ enum ProviderHTTP {
             let buffer = try await response.body.collect(upTo: request.maxBodyBytes)
             body = Data(buffer.readableBytesView)
         }
-        return ProviderResponse(status: Int(response.status.code), headers: response.headers, body: body,
-                                provider: request.provider, shownURL: request.shownURL)
+        return ProviderResponse(
+            status: Int(response.status.code), headers: response.headers, body: body,
+            provider: request.provider, shownURL: request.shownURL)
     }
 
     private enum NoAnswer: Error { case timedOut }

@@ -18,8 +18,9 @@ public struct ProviderHTTPTransport: HTTPTransport {
     }
 
     public func send(_ request: HTTPRequestSpec) async throws -> HTTPResponseData {
-        var outgoing = ProviderRequest(provider: request.url.host ?? "the API", method: HTTPMethod(rawValue: request.method),
-                                       url: request.url, headers: request.headers, body: request.body, timeout: request.timeout)
+        var outgoing = ProviderRequest(
+            provider: request.url.host ?? "the API", method: HTTPMethod(rawValue: request.method),
+            url: request.url, headers: request.headers, body: request.body, timeout: request.timeout)
         outgoing.maxBodyBytes = Self.maxPageBytes
         outgoing.destination = request.destination
         let response = try await ProviderHTTP.send(outgoing, logger: logger)

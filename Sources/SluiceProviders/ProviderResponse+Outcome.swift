@@ -17,27 +17,34 @@ extension ProviderResponse {
         case 429:
             let wait = RetryAfter.wait(header("Retry-After"))
             let asked = wait.map { "; it asked to wait \(DurationText.format($0))" } ?? ""
-            return .validator(.rateLimited, "\(provider) rate-limited the check: HTTP 429\(detail)\(asked); \(credential) is not known to be invalid",
-                              retryAfter: wait)
+            return .validator(
+                .rateLimited, "\(provider) rate-limited the check: HTTP 429\(detail)\(asked); \(credential) is not known to be invalid",
+                retryAfter: wait)
         case 500...599:
-            return .validator(.providerUnavailable, "\(provider) (\(shownURL)) is unavailable: HTTP \(status)\(detail)",
-                              retryAfter: status == 503 ? RetryAfter.wait(header("Retry-After")) : nil)
+            return .validator(
+                .providerUnavailable, "\(provider) (\(shownURL)) is unavailable: HTTP \(status)\(detail)",
+                retryAfter: status == 503 ? RetryAfter.wait(header("Retry-After")) : nil)
         case 300...399:
-            return .validator(.providerUnexpectedStatus, """
+            return .validator(
+                .providerUnexpectedStatus,
+                """
                 \(provider) (\(shownURL)) answered HTTP \(status), a redirect, which is not followed so that \(credential) \
                 never goes to another address; point the URL at where it redirects
                 """)
         default:
             let hint = status == 404 ? "; check the base URL (the check calls \(shownURL))" : ""
-            return .validator(.providerUnexpectedStatus,
-                              "\(provider) (\(shownURL)) answered HTTP \(status)\(detail), which says nothing about \(credential)\(hint)")
+            return .validator(
+                .providerUnexpectedStatus,
+                "\(provider) (\(shownURL)) answered HTTP \(status)\(detail), which says nothing about \(credential)\(hint)")
         }
     }
 
     /// A success whose body is not the JSON the check needs.
     func badBody(_ expected: String) -> StepFailure {
-        .validator(.providerBadResponse,
-                   "\(provider) (\(shownURL)) answered HTTP \(status) but the body is not \(expected) (\(body.count) bytes); a proxy or an outage page answered, or the base URL is wrong")
+        .validator(
+            .providerBadResponse,
+            "\(provider) (\(shownURL)) answered HTTP \(status) but the body is not \(expected) (\(body.count) bytes); a proxy or an outage page answered, or the base URL is wrong"
+        )
     }
 
     /// The provider's machine-readable error fields, as shown in messages:

@@ -1,8 +1,8 @@
-import SluiceStorage
-import _CryptoExtras
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceStorage
+import _CryptoExtras
 
 /// A GCP service-account key file (`"type": "service_account"`), read from the vault. Problems
 /// are named by field; the JSON and its private key are never quoted.
@@ -14,8 +14,9 @@ struct ServiceAccountKey: Sendable {
 
     init(json text: String) throws(StepFailure) {
         func malformed(_ problem: String) -> StepFailure {
-            .validator(.credentialMalformed,
-                       "'service_account_json' \(problem) (the value is not shown); download a new key file for the service account")
+            .validator(
+                .credentialMalformed,
+                "'service_account_json' \(problem) (the value is not shown); download a new key file for the service account")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
             throw malformed("is not a JSON object")
@@ -46,7 +47,8 @@ struct ServiceAccountKey: Sendable {
             "iss": clientEmail, "scope": scopes.joined(separator: " "), "aud": audience, "iat": iat, "exp": iat + 3600,
         ]
         let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-        let signingInput = Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: options)) + "."
+        let signingInput =
+            Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: options)) + "."
             + Base64URL.encode(try JSONSerialization.data(withJSONObject: claims, options: options))
         let signature = try privateKey.signature(for: Data(signingInput.utf8), padding: .insecurePKCS1v1_5)
         return signingInput + "." + Base64URL.encode(signature.rawRepresentation)

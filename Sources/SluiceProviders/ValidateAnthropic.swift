@@ -19,11 +19,13 @@ public struct ValidateAnthropicProcessor: Processor {
             var request: ProviderRequest
             switch check {
             case "models":
-                request = ProviderRequest(provider: "Anthropic", method: .GET, url: try settings.url("base_url", appending: "/v1/models"),
-                                          timeout: timeout)
+                request = ProviderRequest(
+                    provider: "Anthropic", method: .GET, url: try settings.url("base_url", appending: "/v1/models"),
+                    timeout: timeout)
             case "messages":
-                request = ProviderRequest(provider: "Anthropic", method: .POST, url: try settings.url("base_url", appending: "/v1/messages"),
-                                          timeout: timeout)
+                request = ProviderRequest(
+                    provider: "Anthropic", method: .POST, url: try settings.url("base_url", appending: "/v1/messages"),
+                    timeout: timeout)
                 let body: [String: Any] = [
                     "model": try settings.text("model"),
                     "max_tokens": 1,

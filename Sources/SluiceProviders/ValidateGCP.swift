@@ -32,8 +32,9 @@ public struct ValidateGCPProcessor: Processor {
             var tokenRequest = ProviderRequest(provider: "Google's token endpoint", method: .POST, url: tokenURL, timeout: timeout)
             tokenRequest.headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
             tokenRequest.destination = settings.destination("token_url")
-            tokenRequest.body = Data(("grant_type=" + ValidateHTTPProcessor.queryEncoded("urn:ietf:params:oauth:grant-type:jwt-bearer")
-                + "&assertion=" + ValidateHTTPProcessor.queryEncoded(assertion)).utf8)
+            tokenRequest.body = Data(
+                ("grant_type=" + ValidateHTTPProcessor.queryEncoded("urn:ietf:params:oauth:grant-type:jwt-bearer")
+                    + "&assertion=" + ValidateHTTPProcessor.queryEncoded(assertion)).utf8)
             let tokenResponse = try await ProviderHTTP.send(tokenRequest, logger: step.logger)
             guard tokenResponse.isSuccess else { throw Self.tokenFailure(tokenResponse) }
             guard let token = tokenResponse.jsonObject?["access_token"] as? String, !token.isEmpty else {
@@ -49,12 +50,16 @@ public struct ValidateGCPProcessor: Processor {
                 return ValidatorOutcome.valid.outputs(httpStatus: tokenResponse.status, extra: ["missing_permissions": .string("")])
             }
             let project = try settings.text("project")
-            guard let segment = project.addingPercentEncoding(withAllowedCharacters: ValidateHTTPProcessor.unreserved.union(CharacterSet(charactersIn: ":"))) else {
+            guard
+                let segment = project.addingPercentEncoding(
+                    withAllowedCharacters: ValidateHTTPProcessor.unreserved.union(CharacterSet(charactersIn: ":")))
+            else {
                 throw StepFailure.config("'project' is not a project id", at: step.config["project"]?.location)
             }
-            var testRequest = ProviderRequest(provider: "Cloud Resource Manager", method: .POST,
-                                              url: try settings.url("resource_manager_url", appending: "/v1/projects/\(segment):testIamPermissions"),
-                                              timeout: timeout)
+            var testRequest = ProviderRequest(
+                provider: "Cloud Resource Manager", method: .POST,
+                url: try settings.url("resource_manager_url", appending: "/v1/projects/\(segment):testIamPermissions"),
+                timeout: timeout)
             testRequest.headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json"), ("Accept", "application/json")]
             testRequest.destination = settings.destination("resource_manager_url")
             testRequest.body = try JSONSerialization.data(withJSONObject: ["permissions": required])
@@ -67,9 +72,11 @@ public struct ValidateGCPProcessor: Processor {
                 granted = object["permissions"] as? [String] ?? []
             case 403:
                 // The account can't see the project at all: it holds none of the permissions.
-                step.logger.warning("testIamPermissions refused: counting every permission as missing", metadata: [
-                    "provider": "Cloud Resource Manager", "http_status": "403", "detail": "\(answer.errorDetail ?? "")",
-                ])
+                step.logger.warning(
+                    "testIamPermissions refused: counting every permission as missing",
+                    metadata: [
+                        "provider": "Cloud Resource Manager", "http_status": "403", "detail": "\(answer.errorDetail ?? "")",
+                    ])
                 granted = []
             default:
                 throw answer.failure(checking: "the service account's token")
@@ -89,7 +96,9 @@ public struct ValidateGCPProcessor: Processor {
         let detail = response.errorDetail.map { " (\($0))" } ?? ""
         switch response.oauthError {
         case "invalid_grant":
-            return .validator(.credentialExpired, """
+            return .validator(
+                .credentialExpired,
+                """
                 \(response.provider) refused the service account's signed JWT: HTTP \(response.status)\(detail); its key is \
                 disabled, deleted or expired (or this machine's clock is off)
                 """)

@@ -23,7 +23,8 @@ public struct ValidateHTTPProcessor: Processor {
             var expected: [Int] = []
             for text in try settings.texts("expected_status") {
                 guard let status = Int(text), (100...599).contains(status) else {
-                    throw StepFailure.config("'expected_status' holds \(shown(text)), not an HTTP status", at: step.config["expected_status"]?.location)
+                    throw StepFailure.config(
+                        "'expected_status' holds \(shown(text)), not an HTTP status", at: step.config["expected_status"]?.location)
                 }
                 expected.append(status)
             }
@@ -34,8 +35,9 @@ public struct ValidateHTTPProcessor: Processor {
             case "header":
                 let name = try settings.text("header_name")
                 guard !name.isEmpty, name.unicodeScalars.allSatisfy({ Self.tokenCharacters.contains($0) }) else {
-                    throw StepFailure.config("'header_name' must be a header name (letters, digits, -), not \(shown(name))",
-                                             at: step.config["header_name"]?.location)
+                    throw StepFailure.config(
+                        "'header_name' must be a header name (letters, digits, -), not \(shown(name))",
+                        at: step.config["header_name"]?.location)
                 }
                 headers.append((name, secret))
             case "query":
@@ -43,7 +45,8 @@ public struct ValidateHTTPProcessor: Processor {
                 guard var parts = URLComponents(url: url, resolvingAgainstBaseURL: false) else {
                     throw StepFailure.config("'url' can't take a query parameter", at: step.config["url"]?.location)
                 }
-                parts.percentEncodedQuery = (parts.percentEncodedQuery.map { $0 + "&" } ?? "")
+                parts.percentEncodedQuery =
+                    (parts.percentEncodedQuery.map { $0 + "&" } ?? "")
                     + Self.queryEncoded(parameter) + "=" + Self.queryEncoded(secret)
                 guard let withSecret = parts.url else {
                     throw StepFailure.config("'url' can't take a query parameter", at: step.config["url"]?.location)
@@ -53,14 +56,17 @@ public struct ValidateHTTPProcessor: Processor {
                 throw StepFailure.config("'secret_in' must be bearer, header or query, not \(shown(other))", at: step.config["secret_in"]?.location)
             }
             let host = url.host ?? "the endpoint"
-            var request = ProviderRequest(provider: host, method: HTTPMethod(rawValue: methodName), url: url, headers: headers,
-                                          timeout: try settings.timeout())
+            var request = ProviderRequest(
+                provider: host, method: HTTPMethod(rawValue: methodName), url: url, headers: headers,
+                timeout: try settings.timeout())
             request.destination = settings.destination("url")
             let response = try await ProviderHTTP.send(request, logger: step.logger)
             if expected.contains(response.status) { return ValidatorOutcome.valid.outputs(httpStatus: response.status) }
             if response.isSuccess {
                 // A success that is not the expected one says nothing about the secret either.
-                throw StepFailure.validator(.providerUnexpectedStatus, """
+                throw StepFailure.validator(
+                    .providerUnexpectedStatus,
+                    """
                     \(host) (\(request.shownURL)) answered HTTP \(response.status), not one of expected_status \
                     (\(expected.map(String.init).joined(separator: ", ")))
                     """)

@@ -13,8 +13,9 @@ public struct ValidateOpenAIProcessor: Processor {
         let settings = ValidatorSettings(step, spec)
         let key = try settings.headerSafeSecret("api_key")
         do {
-            var request = ProviderRequest(provider: "OpenAI", method: .GET, url: try settings.url("base_url", appending: "/v1/models"),
-                                          timeout: try settings.timeout())
+            var request = ProviderRequest(
+                provider: "OpenAI", method: .GET, url: try settings.url("base_url", appending: "/v1/models"),
+                timeout: try settings.timeout())
             request.headers = [("Authorization", "Bearer \(key)"), ("Accept", "application/json")]
             request.destination = settings.destination("base_url")
             if let organization = settings.optionalText("organization"), !organization.isEmpty {

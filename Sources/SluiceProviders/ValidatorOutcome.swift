@@ -61,8 +61,10 @@ public enum ValidatorErrorCode: String, Sendable, CaseIterable {
 extension StepFailure {
     /// A validator's failure: the code decides whether it is retried; the message says the
     /// outcome first so that a stored reason reads on its own.
-    static func validator(_ code: ValidatorErrorCode, _ message: String, retryAfter: Duration? = nil,
-                          at location: SourceLocation? = nil) -> StepFailure {
+    static func validator(
+        _ code: ValidatorErrorCode, _ message: String, retryAfter: Duration? = nil,
+        at location: SourceLocation? = nil
+    ) -> StepFailure {
         let prefix = code.outcome.map { "\($0.rawValue): " } ?? ""
         return StepFailure(FailureCode(code), prefix + message, transient: code.isTransient, at: location, retryAfter: retryAfter)
     }

@@ -55,8 +55,9 @@ struct ValidatorSettings {
     func headerSafeSecret(_ field: String) throws(StepFailure) -> String {
         let value = try secret(field).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw .validator(.credentialMalformed, "'\(field)' holds line breaks or control characters, which no key has (its value is not shown)",
-                             at: location(field))
+            throw .validator(
+                .credentialMalformed, "'\(field)' holds line breaks or control characters, which no key has (its value is not shown)",
+                at: location(field))
         }
         return value
     }
@@ -84,7 +85,8 @@ struct ValidatorSettings {
 
     static func checkedURL(_ text: String, field: String, at location: SourceLocation) throws(StepFailure) -> URL {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
-              let host = url.host, !host.isEmpty else {
+            let host = url.host, !host.isEmpty
+        else {
             throw .config("'\(field)' must be an http or https URL with a host, not \(shown(text))", at: location)
         }
         guard url.user == nil, url.password == nil else {

@@ -23,9 +23,11 @@ public enum Runtime {
     /// process died are marked abandoned and stagings past their retention removed first.
     /// `runCacheBytes` is the page cache one run's warehouse connection gets: all of the
     /// default for a command that executes one run, a share for a server that executes several.
-    public static func open(projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            processors: ProcessorEnvironment = .standard, runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes,
-                            recover: Bool = true) async throws -> ProjectServices {
+    public static func open(
+        projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
+        processors: ProcessorEnvironment = .standard, runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes,
+        recover: Bool = true
+    ) async throws -> ProjectServices {
         let state = stateFolder(projectRoot: projectRoot)
         let store = try SQLiteRunStore(path: state.appendingPathComponent("runs.sqlite").path)
         let services = ProjectServices(

@@ -35,81 +35,84 @@ public final class SQLiteRunStore: RunStore {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: runs, steps, transitions") { db in
-            try db.execute(sql: """
-                CREATE TABLE run (
-                    id TEXT PRIMARY KEY,
-                    pipeline TEXT NOT NULL,
-                    org TEXT NOT NULL,
-                    logical_date TEXT NOT NULL,
-                    trigger TEXT NOT NULL,
-                    trigger_key TEXT,
-                    request_id TEXT,
-                    params TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    created_at REAL NOT NULL,
-                    updated_at REAL NOT NULL,
-                    heartbeat_at REAL,
-                    resume_of TEXT REFERENCES run(id)
-                );
-                -- One run per trigger: a unique key, not a count-then-insert.
-                CREATE UNIQUE INDEX run_trigger ON run (pipeline, org, trigger_key) WHERE trigger_key IS NOT NULL;
-                CREATE INDEX run_pipeline ON run (pipeline, org, created_at);
-                CREATE INDEX run_state ON run (state, heartbeat_at);
+            try db.execute(
+                sql: """
+                    CREATE TABLE run (
+                        id TEXT PRIMARY KEY,
+                        pipeline TEXT NOT NULL,
+                        org TEXT NOT NULL,
+                        logical_date TEXT NOT NULL,
+                        trigger TEXT NOT NULL,
+                        trigger_key TEXT,
+                        request_id TEXT,
+                        params TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        heartbeat_at REAL,
+                        resume_of TEXT REFERENCES run(id)
+                    );
+                    -- One run per trigger: a unique key, not a count-then-insert.
+                    CREATE UNIQUE INDEX run_trigger ON run (pipeline, org, trigger_key) WHERE trigger_key IS NOT NULL;
+                    CREATE INDEX run_pipeline ON run (pipeline, org, created_at);
+                    CREATE INDEX run_state ON run (state, heartbeat_at);
 
-                CREATE TABLE step_run (
-                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
-                    step_id TEXT NOT NULL,
-                    processor TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    attempt INTEGER NOT NULL,
-                    reason TEXT NOT NULL,
-                    error_code TEXT,
-                    started_at REAL,
-                    finished_at REAL,
-                    outputs TEXT NOT NULL DEFAULT '{}',
-                    PRIMARY KEY (run_id, step_id)
-                );
+                    CREATE TABLE step_run (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        step_id TEXT NOT NULL,
+                        processor TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        error_code TEXT,
+                        started_at REAL,
+                        finished_at REAL,
+                        outputs TEXT NOT NULL DEFAULT '{}',
+                        PRIMARY KEY (run_id, step_id)
+                    );
 
-                CREATE TABLE transition (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
-                    step_id TEXT,
-                    attempt INTEGER NOT NULL,
-                    state TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    at REAL NOT NULL
-                );
-                CREATE INDEX transition_run ON transition (run_id, seq);
-                """)
+                    CREATE TABLE transition (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        step_id TEXT,
+                        attempt INTEGER NOT NULL,
+                        state TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        at REAL NOT NULL
+                    );
+                    CREATE INDEX transition_run ON transition (run_id, seq);
+                    """)
         }
         migrator.registerMigration("v2: data test results") { db in
-            try db.execute(sql: """
-                CREATE TABLE check_result (
-                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
-                    step_id TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    table_name TEXT NOT NULL,
-                    passed INTEGER NOT NULL,
-                    severity TEXT NOT NULL,
-                    observed TEXT NOT NULL,
-                    PRIMARY KEY (run_id, step_id, name)
-                )
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE check_result (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        step_id TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        table_name TEXT NOT NULL,
+                        passed INTEGER NOT NULL,
+                        severity TEXT NOT NULL,
+                        observed TEXT NOT NULL,
+                        PRIMARY KEY (run_id, step_id, name)
+                    )
+                    """)
         }
         migrator.registerMigration("v3: quarantined rows") { db in
-            try db.execute(sql: """
-                CREATE TABLE quarantined_row (
-                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
-                    step_id TEXT NOT NULL,
-                    file TEXT NOT NULL,
-                    line INTEGER NOT NULL,
-                    column_number INTEGER NOT NULL,
-                    reason TEXT NOT NULL,
-                    raw TEXT NOT NULL
-                );
-                CREATE INDEX quarantined_row_run ON quarantined_row (run_id, step_id, line);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE quarantined_row (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        step_id TEXT NOT NULL,
+                        file TEXT NOT NULL,
+                        line INTEGER NOT NULL,
+                        column_number INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        raw TEXT NOT NULL
+                    );
+                    CREATE INDEX quarantined_row_run ON quarantined_row (run_id, step_id, line);
+                    """)
         }
         migrator.registerMigration("v4: credentials and their audit log") { db in
             try SQLiteCredentialStore.createTables(db)
@@ -126,30 +129,31 @@ public final class SQLiteRunStore: RunStore {
         migrator.registerMigration("v8: step records") { db in
             // What steps keep with their run, one table for every processor; the two tables
             // that held data test results and quarantined rows move into it, in their order.
-            try db.execute(sql: """
-                CREATE TABLE step_record (
-                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
-                    step_id TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    record_key TEXT,
-                    body TEXT NOT NULL
-                );
-                CREATE INDEX step_record_run ON step_record (run_id, kind);
-                CREATE UNIQUE INDEX step_record_key ON step_record (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL;
-                INSERT INTO step_record (run_id, step_id, kind, record_key, body)
-                    SELECT run_id, step_id, 'check_result', name,
-                           json_object('runID', run_id, 'stepID', step_id, 'name', name, 'table', table_name,
-                                       'passed', json(CASE WHEN passed THEN 'true' ELSE 'false' END),
-                                       'severity', severity, 'observed', observed)
-                    FROM check_result ORDER BY rowid;
-                INSERT INTO step_record (run_id, step_id, kind, record_key, body)
-                    SELECT run_id, step_id, 'quarantined_row', NULL,
-                           json_object('runID', run_id, 'stepID', step_id, 'file', file, 'line', line,
-                                       'column', column_number, 'reason', reason, 'raw', raw)
-                    FROM quarantined_row ORDER BY rowid;
-                DROP TABLE check_result;
-                DROP TABLE quarantined_row;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE step_record (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        step_id TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        record_key TEXT,
+                        body TEXT NOT NULL
+                    );
+                    CREATE INDEX step_record_run ON step_record (run_id, kind);
+                    CREATE UNIQUE INDEX step_record_key ON step_record (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL;
+                    INSERT INTO step_record (run_id, step_id, kind, record_key, body)
+                        SELECT run_id, step_id, 'check_result', name,
+                               json_object('runID', run_id, 'stepID', step_id, 'name', name, 'table', table_name,
+                                           'passed', json(CASE WHEN passed THEN 'true' ELSE 'false' END),
+                                           'severity', severity, 'observed', observed)
+                        FROM check_result ORDER BY rowid;
+                    INSERT INTO step_record (run_id, step_id, kind, record_key, body)
+                        SELECT run_id, step_id, 'quarantined_row', NULL,
+                               json_object('runID', run_id, 'stepID', step_id, 'file', file, 'line', line,
+                                           'column', column_number, 'reason', reason, 'raw', raw)
+                        FROM quarantined_row ORDER BY rowid;
+                    DROP TABLE check_result;
+                    DROP TABLE quarantined_row;
+                    """)
         }
         return migrator
     }
@@ -157,10 +161,11 @@ public final class SQLiteRunStore: RunStore {
     public func saveStepRecords(_ runID: String, step: String, kind: String, _ records: [StepRecordBody]) async throws {
         guard !records.isEmpty else { return }
         try await database.write { db in
-            let keyed = try db.cachedStatement(sql: """
-                INSERT INTO step_record (run_id, step_id, kind, record_key, body) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL DO UPDATE SET body = excluded.body
-                """)
+            let keyed = try db.cachedStatement(
+                sql: """
+                    INSERT INTO step_record (run_id, step_id, kind, record_key, body) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, step_id, kind, record_key) WHERE record_key IS NOT NULL DO UPDATE SET body = excluded.body
+                    """)
             let added = try db.cachedStatement(sql: "INSERT INTO step_record (run_id, step_id, kind, record_key, body) VALUES (?, ?, ?, NULL, ?)")
             for record in records {
                 let body = String(decoding: record.json, as: UTF8.self)
@@ -175,8 +180,10 @@ public final class SQLiteRunStore: RunStore {
 
     public func stepRecords(of runID: String, kind: String) async throws -> [StepRecord] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT step_id, record_key, body FROM step_record WHERE run_id = ? AND kind = ? ORDER BY rowid",
-                             arguments: [runID, kind]).map { row in
+            try Row.fetchAll(
+                db, sql: "SELECT step_id, record_key, body FROM step_record WHERE run_id = ? AND kind = ? ORDER BY rowid",
+                arguments: [runID, kind]
+            ).map { row in
                 StepRecord(stepID: row["step_id"], key: row["record_key"], json: Data((row["body"] as String).utf8))
             }
         }
@@ -197,47 +204,65 @@ public final class SQLiteRunStore: RunStore {
         // insert can't interleave with another process's.
         try await database.write { db in
             if let key = run.triggerKey,
-               let existing = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
-                                               arguments: [run.pipeline, run.org, key]) {
+                let existing = try Row.fetchOne(
+                    db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                    arguments: [run.pipeline, run.org, key])
+            {
                 return .existing(try Self.decodeRun(existing))
             }
             if let activeLimit {
-                let active = try Int.fetchOne(db, sql: """
-                    SELECT count(*) FROM run WHERE pipeline = ? AND org = ? AND state IN ('pending', 'running')
-                    """, arguments: [run.pipeline, run.org]) ?? 0
+                let active =
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT count(*) FROM run WHERE pipeline = ? AND org = ? AND state IN ('pending', 'running')
+                            """, arguments: [run.pipeline, run.org]) ?? 0
                 if active >= activeLimit { return .limited(active: active) }
             }
             if let orgActiveLimit {
-                let active = try Int.fetchOne(db, sql: """
-                    SELECT count(*) FROM run WHERE org = ? AND state IN ('pending', 'running')
-                    """, arguments: [run.org]) ?? 0
+                let active =
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT count(*) FROM run WHERE org = ? AND state IN ('pending', 'running')
+                            """, arguments: [run.org]) ?? 0
                 if active >= orgActiveLimit { return .orgLimited(active: active) }
             }
             let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
-            try db.execute(sql: """
-                INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
-                                 created_at, updated_at, resume_of, lease_seconds)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO NOTHING
-                """, arguments: [run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
-                                 run.requestID, params, run.state.rawValue, run.reason,
-                                 run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf,
-                                 run.lease?.timeInterval])
+            try db.execute(
+                sql: """
+                    INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
+                                     created_at, updated_at, resume_of, lease_seconds)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING
+                    """,
+                arguments: [
+                    run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
+                    run.requestID, params, run.state.rawValue, run.reason,
+                    run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf,
+                    run.lease?.timeInterval,
+                ])
             guard db.changesCount == 1 else {
                 // The unique key on the trigger holds even if the lookup above missed it.
                 guard let key = run.triggerKey,
-                      let existing = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
-                                                      arguments: [run.pipeline, run.org, key]) else {
+                    let existing = try Row.fetchOne(
+                        db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                        arguments: [run.pipeline, run.org, key])
+                else {
                     throw DatabaseError(resultCode: .SQLITE_CONSTRAINT, message: "run id \(run.id) exists already")
                 }
                 return .existing(try Self.decodeRun(existing))
             }
             for step in steps {
-                try db.execute(sql: """
-                    INSERT INTO step_run (run_id, step_id, processor, state, attempt, reason, outputs)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [run.id, step.stepID, step.processor, step.state.rawValue, step.attempt, step.reason,
-                                     try Self.encode(step.outputs)])
+                try db.execute(
+                    sql: """
+                        INSERT INTO step_run (run_id, step_id, processor, state, attempt, reason, outputs)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        run.id, step.stepID, step.processor, step.state.rawValue, step.attempt, step.reason,
+                        try Self.encode(step.outputs),
+                    ])
             }
             try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: run.state, reason: run.reason, at: run.createdAt)
             return .created(run)
@@ -246,56 +271,66 @@ public final class SQLiteRunStore: RunStore {
 
     public func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws {
         try await database.write { db in
-            try db.execute(sql: "UPDATE run SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                           arguments: [state.rawValue, reason, at.timeIntervalSince1970, runID])
+            try db.execute(
+                sql: "UPDATE run SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                arguments: [state.rawValue, reason, at.timeIntervalSince1970, runID])
             try Self.insertTransition(db, runID: runID, step: nil, attempt: 0, state: state, reason: reason, at: at)
         }
     }
 
-    public func recordStep(_ runID: String, step: String, state: RunState, attempt: Int, reason: String,
-                           errorCode: String?, at: Date) async throws {
+    public func recordStep(
+        _ runID: String, step: String, state: RunState, attempt: Int, reason: String,
+        errorCode: String?, at: Date
+    ) async throws {
         try await database.write { db in
             let time = at.timeIntervalSince1970
-            try db.execute(sql: """
-                UPDATE step_run SET state = ?, attempt = ?, reason = ?, error_code = ?,
-                    started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
-                    finished_at = CASE WHEN ? IN ('succeeded', 'failed', 'skipped', 'cancelled', 'dead_lettered') THEN ? ELSE NULL END
-                WHERE run_id = ? AND step_id = ?
-                """, arguments: [state.rawValue, attempt, reason, errorCode, state.rawValue, time, state.rawValue, time, runID, step])
+            try db.execute(
+                sql: """
+                    UPDATE step_run SET state = ?, attempt = ?, reason = ?, error_code = ?,
+                        started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+                        finished_at = CASE WHEN ? IN ('succeeded', 'failed', 'skipped', 'cancelled', 'dead_lettered') THEN ? ELSE NULL END
+                    WHERE run_id = ? AND step_id = ?
+                    """, arguments: [state.rawValue, attempt, reason, errorCode, state.rawValue, time, state.rawValue, time, runID, step])
             try Self.insertTransition(db, runID: runID, step: step, attempt: attempt, state: state, reason: reason, at: at)
         }
     }
 
     public func saveOutputs(_ runID: String, step: String, outputs: [String: ExpressionValue]) async throws {
         try await database.write { db in
-            try db.execute(sql: "UPDATE step_run SET outputs = ? WHERE run_id = ? AND step_id = ?",
-                           arguments: [try Self.encode(outputs), runID, step])
+            try db.execute(
+                sql: "UPDATE step_run SET outputs = ? WHERE run_id = ? AND step_id = ?",
+                arguments: [try Self.encode(outputs), runID, step])
         }
     }
 
     @discardableResult
     public func heartbeat(_ runID: String, at: Date) async throws -> Bool {
         try await database.write { db in
-            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND state IN ('pending', 'running')",
-                           arguments: [at.timeIntervalSince1970, runID])
+            try db.execute(
+                sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND state IN ('pending', 'running')",
+                arguments: [at.timeIntervalSince1970, runID])
             return db.changesCount > 0
         }
     }
 
     public func abandonRuns(heartbeatBefore cutoff: Date, reason: String, at: Date) async throws -> [RunRecord] {
         try await database.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ?
-                """, arguments: [cutoff.timeIntervalSince1970])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ?
+                    """, arguments: [cutoff.timeIntervalSince1970])
             return try Self.abandon(db, rows.map(Self.decodeRun), at: at) { _ in reason }
         }
     }
 
     public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord] {
         try await database.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ? - coalesce(lease_seconds, ?)
-                """, arguments: [now.timeIntervalSince1970, fallbackLease.timeInterval])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ? - coalesce(lease_seconds, ?)
+                    """, arguments: [now.timeIntervalSince1970, fallbackLease.timeInterval])
             return try Self.abandon(db, rows.map(Self.decodeRun), at: now) { run in reason(run.lease ?? fallbackLease) }
         }
     }
@@ -305,21 +340,27 @@ public final class SQLiteRunStore: RunStore {
         var abandoned: [RunRecord] = []
         for var run in runs {
             let reason = reason(run)
-            let unfinished = try String.fetchAll(db, sql: """
-                SELECT step_id FROM step_run WHERE run_id = ? AND state IN ('pending', 'running', 'retrying', 'timed_out')
-                """, arguments: [run.id])
+            let unfinished = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT step_id FROM step_run WHERE run_id = ? AND state IN ('pending', 'running', 'retrying', 'timed_out')
+                    """, arguments: [run.id])
             for step in unfinished {
-                let attempt = try Int.fetchOne(db, sql: "SELECT attempt FROM step_run WHERE run_id = ? AND step_id = ?",
-                                               arguments: [run.id, step]) ?? 0
+                let attempt =
+                    try Int.fetchOne(
+                        db, sql: "SELECT attempt FROM step_run WHERE run_id = ? AND step_id = ?",
+                        arguments: [run.id, step]) ?? 0
                 let stepReason = "abandoned: \(reason)"
-                try db.execute(sql: """
-                    UPDATE step_run SET state = 'failed', reason = ?, error_code = 'abandoned', finished_at = ?
-                    WHERE run_id = ? AND step_id = ?
-                    """, arguments: [stepReason, at.timeIntervalSince1970, run.id, step])
+                try db.execute(
+                    sql: """
+                        UPDATE step_run SET state = 'failed', reason = ?, error_code = 'abandoned', finished_at = ?
+                        WHERE run_id = ? AND step_id = ?
+                        """, arguments: [stepReason, at.timeIntervalSince1970, run.id, step])
                 try Self.insertTransition(db, runID: run.id, step: step, attempt: attempt, state: .failed, reason: stepReason, at: at)
             }
-            try db.execute(sql: "UPDATE run SET state = 'failed', reason = ?, updated_at = ? WHERE id = ?",
-                           arguments: ["abandoned: \(reason)", at.timeIntervalSince1970, run.id])
+            try db.execute(
+                sql: "UPDATE run SET state = 'failed', reason = ?, updated_at = ? WHERE id = ?",
+                arguments: ["abandoned: \(reason)", at.timeIntervalSince1970, run.id])
             try Self.insertTransition(db, runID: run.id, step: nil, attempt: 0, state: .failed, reason: "abandoned: \(reason)", at: at)
             run.state = .failed
             run.reason = "abandoned: \(reason)"
@@ -338,8 +379,10 @@ public final class SQLiteRunStore: RunStore {
 
     public func run(pipeline: String, org: String, triggerKey: String) async throws -> RunRecord? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
-                             arguments: [pipeline, org, triggerKey]).map(Self.decodeRun)
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM run WHERE pipeline = ? AND org = ? AND trigger_key = ?",
+                arguments: [pipeline, org, triggerKey]
+            ).map(Self.decodeRun)
         }
     }
 
@@ -349,8 +392,11 @@ public final class SQLiteRunStore: RunStore {
 
     public func runWithSteps(_ id: String, org: String?) async throws -> (run: RunRecord, steps: [StepRunRecord])? {
         try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ? AND (? IS NULL OR org = ?)",
-                                             arguments: [id, org, org]) else { return nil }
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM run WHERE id = ? AND (? IS NULL OR org = ?)",
+                    arguments: [id, org, org])
+            else { return nil }
             return (try Self.decodeRun(row), try Self.fetchSteps(db, runID: id))
         }
     }
@@ -371,19 +417,23 @@ public final class SQLiteRunStore: RunStore {
     public func transitions(of runID: String) async throws -> [Transition] {
         try await database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM transition WHERE run_id = ? ORDER BY seq", arguments: [runID]).map { row in
-                Transition(stepID: row["step_id"], attempt: row["attempt"], state: RunState(rawValue: row["state"]) ?? .pending,
-                           reason: row["reason"], at: Date(timeIntervalSince1970: row["at"]))
+                Transition(
+                    stepID: row["step_id"], attempt: row["attempt"], state: RunState(rawValue: row["state"]) ?? .pending,
+                    reason: row["reason"], at: Date(timeIntervalSince1970: row["at"]))
             }
         }
     }
 
     public func runs(pipeline: String?, org: String?, limit: Int, after cursor: RunCursor?) async throws -> [RunRecord] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM run WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR org = ?2)
-                    AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5))
-                ORDER BY created_at DESC, id DESC LIMIT ?3
-                """, arguments: [pipeline, org, limit, cursor?.createdAt.timeIntervalSince1970, cursor?.id]).map(Self.decodeRun)
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM run WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR org = ?2)
+                        AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5))
+                    ORDER BY created_at DESC, id DESC LIMIT ?3
+                    """, arguments: [pipeline, org, limit, cursor?.createdAt.timeIntervalSince1970, cursor?.id]
+            ).map(Self.decodeRun)
         }
     }
 
@@ -406,10 +456,13 @@ public final class SQLiteRunStore: RunStore {
 
     // MARK: Rows
 
-    private static func insertTransition(_ db: Database, runID: String, step: String?, attempt: Int, state: RunState,
-                                         reason: String, at: Date) throws {
-        try db.execute(sql: "INSERT INTO transition (run_id, step_id, attempt, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
+    private static func insertTransition(
+        _ db: Database, runID: String, step: String?, attempt: Int, state: RunState,
+        reason: String, at: Date
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO transition (run_id, step_id, attempt, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
     }
 
     private static func encode(_ outputs: [String: ExpressionValue]) throws -> String {

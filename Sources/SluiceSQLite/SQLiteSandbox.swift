@@ -56,20 +56,24 @@ final class SQLiteSandbox: @unchecked Sendable {
         ]
         for statement in setUp {
             do { try exec(statement) } catch {
-                throw StepFailure(.warehouseUnavailable, "could not open the warehouse for a procedure: \((error as? Failure)?.message ?? "\(error)")")
+                throw StepFailure(
+                    .warehouseUnavailable, "could not open the warehouse for a procedure: \((error as? Failure)?.message ?? "\(error)")")
             }
         }
         let context = Unmanaged.passUnretained(gate).toOpaque()
-        sqlite3_set_authorizer(connection, { context, action, first, second, database, _ in
-            guard let context else { return SQLITE_DENY }
-            let gate = Unmanaged<Gate>.fromOpaque(context).takeUnretainedValue()
-            guard let policy = gate.policy else { return SQLITE_OK }
-            let reason = policy.refusal(action: action, first.map { String(cString: $0) }, second.map { String(cString: $0) },
-                                        database: database.map { String(cString: $0) })
-            guard let reason else { return SQLITE_OK }
-            if gate.refusal == nil { gate.refusal = reason }
-            return SQLITE_DENY
-        }, context)
+        sqlite3_set_authorizer(
+            connection,
+            { context, action, first, second, database, _ in
+                guard let context else { return SQLITE_DENY }
+                let gate = Unmanaged<Gate>.fromOpaque(context).takeUnretainedValue()
+                guard let policy = gate.policy else { return SQLITE_OK }
+                let reason = policy.refusal(
+                    action: action, first.map { String(cString: $0) }, second.map { String(cString: $0) },
+                    database: database.map { String(cString: $0) })
+                guard let reason else { return SQLITE_OK }
+                if gate.refusal == nil { gate.refusal = reason }
+                return SQLITE_DENY
+            }, context)
     }
 
     deinit {
@@ -106,8 +110,10 @@ final class SQLiteSandbox: @unchecked Sendable {
     /// the last statement that has columns.
     /// With `oneStatement`, the SQL must be a single statement (an author's query wrapped by
     /// the engine: text after it would be statements of their own).
-    func run(_ sql: String, policy: ProcedureSandbox?, named: [String: WarehouseValue]? = nil, positional: [WarehouseValue] = [],
-             collect: Bool = false, oneStatement: Bool = false) throws -> (changed: Int, result: QueryResult?) {
+    func run(
+        _ sql: String, policy: ProcedureSandbox?, named: [String: WarehouseValue]? = nil, positional: [WarehouseValue] = [],
+        collect: Bool = false, oneStatement: Bool = false
+    ) throws -> (changed: Int, result: QueryResult?) {
         let before = sqlite3_total_changes64(connection)
         var result: QueryResult?
         var remaining = positional[...]
@@ -122,13 +128,17 @@ final class SQLiteSandbox: @unchecked Sendable {
                 let firstWord = SourceLocation(ofByte: word, in: text, file: "")
                 if policy != nil {
                     if oneStatement && statements > 0 {
-                        throw Failure(code: "procedure_refused",
-                                      message: "procedures run sandboxed, and this one is refused: a query procedure is one statement, and this one goes on",
-                                      location: firstWord)
+                        throw Failure(
+                            code: "procedure_refused",
+                            message: "procedures run sandboxed, and this one is refused: a query procedure is one statement, and this one goes on",
+                            location: firstWord)
                     }
-                    if let refusal = ProcedureSandbox.refusal(ofStatement: String(decoding: text[(text.startIndex + word)...].prefix(16), as: UTF8.self)) {
-                        throw Failure(code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: \(refusal)",
-                                      location: firstWord)
+                    if let refusal = ProcedureSandbox.refusal(
+                        ofStatement: String(decoding: text[(text.startIndex + word)...].prefix(16), as: UTF8.self))
+                    {
+                        throw Failure(
+                            code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: \(refusal)",
+                            location: firstWord)
                     }
                 }
                 statements += 1
@@ -143,16 +153,18 @@ final class SQLiteSandbox: @unchecked Sendable {
                 defer { sqlite3_finalize(statement) }
                 guard status == SQLITE_OK else {
                     if let refusal = gate.refusal {
-                        throw Failure(code: "procedure_refused",
-                                      message: "procedures run sandboxed, and this statement is refused: \(refusal)", location: firstWord)
+                        throw Failure(
+                            code: "procedure_refused",
+                            message: "procedures run sandboxed, and this statement is refused: \(refusal)", location: firstWord)
                     }
                     throw Failure(code: Self.code(status), message: String(cString: sqlite3_errmsg(connection)), location: firstWord)
                 }
                 guard let statement, let tail else { break }
                 cursor = tail
                 if policy == .query, sqlite3_stmt_readonly(statement) == 0 {
-                    throw Failure(code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: a query may only read",
-                                  location: firstWord)
+                    throw Failure(
+                        code: "procedure_refused", message: "procedures run sandboxed, and this statement is refused: a query may only read",
+                        location: firstWord)
                 }
                 let count = sqlite3_bind_parameter_count(statement)
                 for index in stride(from: Int32(1), through: count, by: 1) {
@@ -160,8 +172,9 @@ final class SQLiteSandbox: @unchecked Sendable {
                     if let named, let name = sqlite3_bind_parameter_name(statement, index) {
                         let bare = String(String(cString: name).dropFirst())
                         guard let given = named[bare] else {
-                            throw Failure(code: "invalid_config", message: "the procedure uses :\(bare), but the step gives no params.\(bare)",
-                                          location: firstWord)
+                            throw Failure(
+                                code: "invalid_config", message: "the procedure uses :\(bare), but the step gives no params.\(bare)",
+                                location: firstWord)
                         }
                         value = given
                     } else if let next = remaining.popFirst() {
@@ -176,8 +189,9 @@ final class SQLiteSandbox: @unchecked Sendable {
                     if step == SQLITE_DONE { break }
                     guard step == SQLITE_ROW else {
                         if let refusal = gate.refusal {
-                            throw Failure(code: "procedure_refused",
-                                          message: "procedures run sandboxed, and this statement is refused: \(refusal)", location: firstWord)
+                            throw Failure(
+                                code: "procedure_refused",
+                                message: "procedures run sandboxed, and this statement is refused: \(refusal)", location: firstWord)
                         }
                         throw Failure(code: Self.code(step), message: String(cString: sqlite3_errmsg(connection)), location: firstWord)
                     }

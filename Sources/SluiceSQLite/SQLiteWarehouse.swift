@@ -22,8 +22,10 @@ public struct SQLiteWarehouse: Warehouse {
     /// 144 MiB: 48 MiB for each of the three, for `sluice run`, which executes one run.
     public static let defaultRunCacheBytes = 144 << 20
 
-    public init(root: URL, busyTimeout: Duration = .seconds(30), maxBytesPerOrg: Int? = nil,
-                runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes) {
+    public init(
+        root: URL, busyTimeout: Duration = .seconds(30), maxBytesPerOrg: Int? = nil,
+        runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes
+    ) {
         self.root = root
         self.busyTimeout = busyTimeout
         self.maxBytesPerOrg = maxBytesPerOrg
@@ -68,7 +70,9 @@ public struct SQLiteWarehouse: Warehouse {
         let use = try StagingUse(path: try stagingLockPath(org: org, runID: runID), files: files)
         let reopened = FileManager.default.fileExists(atPath: staging)
         if existing && !reopened {
-            throw StepFailure(.notResumable, """
+            throw StepFailure(
+                .notResumable,
+                """
                 the staging of run \(runID) was removed (a failed run keeps it for SLUICE_STAGING_RETENTION, 7 days by \
                 default); start a new run instead
                 """)
@@ -78,9 +82,10 @@ public struct SQLiteWarehouse: Warehouse {
         try files.createFile(staging)
         let hold = TargetHold(folder: try locksFolder(org: org), files: files, tables: targets, runID: runID)
         do {
-            return try SQLiteWorkspace(warehouse: warehouse, staging: staging, reopened: reopened, busyTimeout: busyTimeout,
-                                       maxBytes: maxBytesPerOrg, hold: hold, use: use, locksFolder: try locksFolder(org: org),
-                                       files: files, cacheBytes: runCacheBytes)
+            return try SQLiteWorkspace(
+                warehouse: warehouse, staging: staging, reopened: reopened, busyTimeout: busyTimeout,
+                maxBytes: maxBytesPerOrg, hold: hold, use: use, locksFolder: try locksFolder(org: org),
+                files: files, cacheBytes: runCacheBytes)
         } catch {
             throw SQLiteWorkspace.failure(from: error, warehouse: warehouse)
         }
@@ -169,8 +174,10 @@ final class SQLiteWorkspace: RunWorkspace {
     /// The run's share of page cache (see `SQLiteWarehouse.runCacheBytes`).
     let cacheBytes: Int
 
-    init(warehouse: String, staging: String, reopened: Bool, busyTimeout: Duration, maxBytes: Int?, hold: TargetHold,
-         use: StagingUse, locksFolder: URL, files: DataFiles, cacheBytes: Int) throws {
+    init(
+        warehouse: String, staging: String, reopened: Bool, busyTimeout: Duration, maxBytes: Int?, hold: TargetHold,
+        use: StagingUse, locksFolder: URL, files: DataFiles, cacheBytes: Int
+    ) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
         warehousePath = warehouse
         stagingPath = staging
@@ -205,7 +212,9 @@ final class SQLiteWorkspace: RunWorkspace {
             if reopened {
                 let problems = try String.fetchAll(db, sql: "PRAGMA stage.quick_check(3)")
                 guard problems == ["ok"] else {
-                    throw StepFailure(.stagingDamaged, """
+                    throw StepFailure(
+                        .stagingDamaged,
+                        """
                         the staging of run \(URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent) \
                         is damaged (\(problems.joined(separator: "; "))); start a new run
                         """)
@@ -220,10 +229,11 @@ final class SQLiteWorkspace: RunWorkspace {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA main.page_size") ?? 4096
                 try db.execute(sql: "PRAGMA main.max_page_count = \(max(1, maxBytes / pageSize))")
             }
-            try db.execute(sql: """
-                CREATE TABLE IF NOT EXISTS stage._sluice_staged (
-                    name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL, step TEXT)
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS stage._sluice_staged (
+                        name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL, step TEXT)
+                    """)
             // Stagings from before steps were recorded with their tables.
             if try !Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info('_sluice_staged', 'stage')").contains(where: { $0["name"] == "step" }) {
                 try db.execute(sql: "ALTER TABLE stage._sluice_staged ADD COLUMN step TEXT")
@@ -243,13 +253,17 @@ final class SQLiteWorkspace: RunWorkspace {
         let folder = (warehouse as NSString).deletingLastPathComponent
         switch error.resultCode {
         case .SQLITE_FULL:
-            return StepFailure(.warehouseFull, """
+            return StepFailure(
+                .warehouseFull,
+                """
                 the warehouse could not grow: the disk holding \(folder) is full, or the org reached its size limit \
                 (SQLite: \(error.message ?? "database or disk is full")); free space there and run again \
                 (sluice run --resume keeps what succeeded)
                 """)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
-            return StepFailure(.warehouseCorrupt, """
+            return StepFailure(
+                .warehouseCorrupt,
+                """
                 the warehouse file \(warehouse) is damaged (SQLite: \(error.message ?? "malformed")); restore it from a \
                 backup, or save what is readable with: sqlite3 \(warehouse) .recover | sqlite3 recovered.sqlite
                 """)
@@ -322,8 +336,10 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Staging
 
-    func stage(_ table: String, columns: [SluiceStorage.ColumnDefinition], change: StagedChange,
-               primaryKey: [String], step: String?) async throws -> String {
+    func stage(
+        _ table: String, columns: [SluiceStorage.ColumnDefinition], change: StagedChange,
+        primaryKey: [String], step: String?
+    ) async throws -> String {
         try await access {
             try await queue.writeWithoutTransaction { db in
                 try db.inTransaction(.deferred) {
@@ -376,7 +392,8 @@ final class SQLiteWorkspace: RunWorkspace {
         let quoted = SQLiteDialect().quote(table)
         try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
         let stagedColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [table])
-        let publishedColumns = try db.tableExists(table, in: "main")
+        let publishedColumns =
+            try db.tableExists(table, in: "main")
             ? try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [table]) : nil
         try db.execute(sql: viewSQL(table: table, change: change, stagedColumns: stagedColumns, publishedColumns: publishedColumns))
     }
@@ -456,8 +473,9 @@ final class SQLiteWorkspace: RunWorkspace {
                     case .text(let text):
                         var text = text
                         text.withUTF8 { bytes in
-                            _ = sqlite3_bind_text(handle, position, UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self),
-                                                  Int32(bytes.count), transient)
+                            _ = sqlite3_bind_text(
+                                handle, position, UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                                Int32(bytes.count), transient)
                         }
                     case .blob(let bytes):
                         bytes.withUnsafeBytes { buffer in
@@ -484,8 +502,10 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Procedures
 
-    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceStorage.ColumnDefinition])],
-                   step: String?) async throws -> Int {
+    func runScript(
+        _ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceStorage.ColumnDefinition])],
+        step: String?
+    ) async throws -> Int {
         try await sandboxed { db, sandbox in
             // Unqualified names find `temp` first: a copy of each target under its own name in
             // TEMP takes the script's writes; the engine copies it into the staging afterwards.
@@ -496,7 +516,8 @@ final class SQLiteWorkspace: RunWorkspace {
                     if let current = try Self.source(db, table) {
                         // The run's view of it (which may be the composed view under its own
                         // name) becomes a table under that name.
-                        try sandbox.exec("""
+                        try sandbox.exec(
+                            """
                             CREATE TEMP TABLE _sluice_copy AS SELECT * FROM \(current);
                             DROP VIEW IF EXISTS temp.\(quoted);
                             ALTER TABLE temp._sluice_copy RENAME TO \(quoted)
@@ -541,8 +562,10 @@ final class SQLiteWorkspace: RunWorkspace {
         return try await sandboxed { _, sandbox in
             try sandbox.exec("BEGIN")
             do {
-                let changed = try sandbox.run("INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) \(select)", policy: policy,
-                                              positional: arguments, oneStatement: true).changed
+                let changed = try sandbox.run(
+                    "INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) \(select)", policy: policy,
+                    positional: arguments, oneStatement: true
+                ).changed
                 try sandbox.exec("COMMIT")
                 return changed
             } catch {
@@ -557,8 +580,9 @@ final class SQLiteWorkspace: RunWorkspace {
     /// staged tables brought up to date first. A cancelled task interrupts the statement.
     private func sandboxed<T: Sendable>(_ body: @escaping @Sendable (Database, SQLiteSandbox) throws -> T) async throws -> T {
         // A connection per call: nothing a procedure leaves in TEMP outlives it.
-        let sandbox = try SQLiteSandbox(warehouse: warehousePath, staging: stagingPath, busyTimeout: busyTimeout,
-                                        cacheBytes: cacheBytes / 3)
+        let sandbox = try SQLiteSandbox(
+            warehouse: warehousePath, staging: stagingPath, busyTimeout: busyTimeout,
+            cacheBytes: cacheBytes / 3)
         do {
             return try await withTaskCancellationHandler {
                 try await queue.writeWithoutTransaction { db in
@@ -570,8 +594,9 @@ final class SQLiteWorkspace: RunWorkspace {
             }
         } catch let failure as SQLiteSandbox.Failure {
             // Where in the procedure: the caller names the file.
-            throw StepFailure(FailureCode(failure.code), failure.message, transient: failure.code == FailureCode.databaseLocked.rawValue,
-                              at: failure.location)
+            throw StepFailure(
+                FailureCode(failure.code), failure.message, transient: failure.code == FailureCode.databaseLocked.rawValue,
+                at: failure.location)
         } catch {
             throw Self.failure(from: error, warehouse: warehousePath)
         }
@@ -582,7 +607,8 @@ final class SQLiteWorkspace: RunWorkspace {
         db.clearSchemaCache()
         for staged in try stagedTables(db) {
             let stagedColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage')", arguments: [staged.table])
-            let publishedColumns = try db.tableExists(staged.table, in: "main")
+            let publishedColumns =
+                try db.tableExists(staged.table, in: "main")
                 ? try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [staged.table]) : nil
             try sandbox.exec(viewSQL(table: staged.table, change: staged.change, stagedColumns: stagedColumns, publishedColumns: publishedColumns))
         }
@@ -636,9 +662,10 @@ final class SQLiteWorkspace: RunWorkspace {
         // Tables staged that the plan did not name (a run built without one): held too, after.
         let staged = try await access { try await queue.read { db in try Self.stagedTables(db) } }
         let planned = await hold.tables
-        let extra = TargetHold(folder: locksFolder, files: files,
-                               tables: staged.filter { !planned.contains($0.table.lowercased()) && $0.change != .scratch }.map(\.table),
-                               runID: runID)
+        let extra = TargetHold(
+            folder: locksFolder, files: files,
+            tables: staged.filter { !planned.contains($0.table.lowercased()) && $0.change != .scratch }.map(\.table),
+            runID: runID)
         try await extra.hold()
         let publications: [TablePublication]
         do {
@@ -666,21 +693,25 @@ final class SQLiteWorkspace: RunWorkspace {
                     }
                     // Incremental cursors commit with the data they describe.
                     if try db.tableExists("_sluice_cursors", in: "stage"),
-                       try Int.fetchOne(db, sql: "SELECT count(*) FROM stage._sluice_cursors") ?? 0 > 0 {
-                        try db.execute(sql: """
-                            CREATE TABLE IF NOT EXISTS main._sluice_cursors (
-                                key TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, at REAL NOT NULL)
-                            """)
-                        try db.execute(sql: """
-                            INSERT OR REPLACE INTO main._sluice_cursors (key, value, run_id, at)
-                            SELECT key, value, ?, ? FROM stage._sluice_cursors
-                            """, arguments: [self.runID, Date().timeIntervalSince1970])
+                        try Int.fetchOne(db, sql: "SELECT count(*) FROM stage._sluice_cursors") ?? 0 > 0
+                    {
+                        try db.execute(
+                            sql: """
+                                CREATE TABLE IF NOT EXISTS main._sluice_cursors (
+                                    key TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, at REAL NOT NULL)
+                                """)
+                        try db.execute(
+                            sql: """
+                                INSERT OR REPLACE INTO main._sluice_cursors (key, value, run_id, at)
+                                SELECT key, value, ?, ? FROM stage._sluice_cursors
+                                """, arguments: [self.runID, Date().timeIntervalSince1970])
                     }
                     // The marker commits with the data: after a crash, it tells whether this run's
                     // changes are in.
                     try db.execute(sql: "CREATE TABLE IF NOT EXISTS main._sluice_published (run_id TEXT PRIMARY KEY, at REAL NOT NULL)")
-                    try db.execute(sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
-                                   arguments: [self.runID, Date().timeIntervalSince1970])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
+                        arguments: [self.runID, Date().timeIntervalSince1970])
                     return .commit
                 }
                 try Self.dropStaging(db)
@@ -735,10 +766,13 @@ final class SQLiteWorkspace: RunWorkspace {
         if created {
             var key: [String] = []
             if case .upsert(let upsertKey, _) = change { key = upsertKey }
-            let stagedKey = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'stage') WHERE pk > 0 ORDER BY pk",
-                                                arguments: [table])
-            let stagedSQL = try String.fetchOne(db, sql: "SELECT sql FROM stage.sqlite_master WHERE type = 'table' AND name = ?",
-                                                arguments: [table]) ?? ""
+            let stagedKey = try String.fetchAll(
+                db, sql: "SELECT name FROM pragma_table_info(?, 'stage') WHERE pk > 0 ORDER BY pk",
+                arguments: [table])
+            let stagedSQL =
+                try String.fetchOne(
+                    db, sql: "SELECT sql FROM stage.sqlite_master WHERE type = 'table' AND name = ?",
+                    arguments: [table]) ?? ""
             let prefix = "CREATE TABLE \(quoted) ("
             publication.inserted = stagedCount
             if stagedKey == key, stagedSQL.hasPrefix(prefix) {
@@ -754,7 +788,8 @@ final class SQLiteWorkspace: RunWorkspace {
             try db.execute(sql: "CREATE TABLE main.\(quoted) (\(definitions.joined(separator: ", "))\(primary))")
         } else {
             // Schema evolution: columns the run adds are added to the published table.
-            let existing = Set(try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [table]).map { $0["name"] as String })
+            let existing = Set(
+                try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, 'main')", arguments: [table]).map { $0["name"] as String })
             for column in stagedInfo where !existing.contains(column["name"] as String) {
                 try db.execute(sql: "ALTER TABLE main.\(quoted) ADD COLUMN \(dialect.quote(column["name"])) \(column["type"] as String)")
             }
@@ -791,7 +826,8 @@ final class SQLiteWorkspace: RunWorkspace {
                 return publication
             case .keepPublished, .latest:
                 // A table published before may lack a unique key; the upsert needs one.
-                try db.execute(sql: "CREATE UNIQUE INDEX IF NOT EXISTS main.\(dialect.quote("\(table)__key")) ON \(quoted) (\(dialect.quotedList(key)))")
+                try db.execute(
+                    sql: "CREATE UNIQUE INDEX IF NOT EXISTS main.\(dialect.quote("\(table)__key")) ON \(quoted) (\(dialect.quotedList(key)))")
                 let updates = columns.filter { !key.contains($0) }.map { "\(dialect.quote($0)) = excluded.\(dialect.quote($0))" }
                 let action: String
                 if case .latest = conflict, !updates.isEmpty {
@@ -801,10 +837,11 @@ final class SQLiteWorkspace: RunWorkspace {
                 } else {
                     action = "DO NOTHING"
                 }
-                try db.execute(sql: """
-                    INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) WHERE true \(order)
-                    ON CONFLICT (\(dialect.quotedList(key))) \(action)
-                    """)
+                try db.execute(
+                    sql: """
+                        INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted) WHERE true \(order)
+                        ON CONFLICT (\(dialect.quotedList(key))) \(action)
+                        """)
                 changed = db.changesCount
             }
             let after = try Int.fetchOne(db, sql: "SELECT count(*) FROM main.\(quoted)") ?? 0
@@ -813,9 +850,10 @@ final class SQLiteWorkspace: RunWorkspace {
             publication.unchanged = stagedCount - changed
         case .replacePartitions(let column):
             let partition = dialect.quote(column)
-            try db.execute(sql: """
-                DELETE FROM main.\(quoted) WHERE \(partition) IN (SELECT \(partition) FROM stage.\(quoted) WHERE \(partition) IS NOT NULL)
-                """)
+            try db.execute(
+                sql: """
+                    DELETE FROM main.\(quoted) WHERE \(partition) IN (SELECT \(partition) FROM stage.\(quoted) WHERE \(partition) IS NOT NULL)
+                    """)
             publication.deleted = db.changesCount
             try db.execute(sql: "INSERT INTO main.\(quoted) (\(list)) SELECT \(list) FROM stage.\(quoted)")
             publication.inserted = stagedCount
@@ -888,8 +926,10 @@ struct SQLiteDialect: SQLDialect {
     /// An upsert that SQLite applies row by row, so several rows of one key collapse in the
     /// order they are selected. (`WHERE true` tells SQLite's parser the ON CONFLICT belongs to
     /// the INSERT, not to a join in the SELECT.)
-    func collapseStatement(into staged: String, columns: [String], select: [String], from source: String,
-                           key: [String], newerBy: String?, updating: [String]) -> String {
+    func collapseStatement(
+        into staged: String, columns: [String], select: [String], from source: String,
+        key: [String], newerBy: String?, updating: [String]
+    ) -> String {
         let keyList = key.joined(separator: ", ")
         var onConflict = "DO NOTHING"
         if let newerBy, !updating.isEmpty {

@@ -41,7 +41,11 @@ actor TargetHold {
             acquiring = task
         }
         do {
-            let held = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            let held = try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
             if descriptors.isEmpty { descriptors = held }
         } catch {
             acquiring = nil

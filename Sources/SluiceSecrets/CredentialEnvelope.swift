@@ -40,8 +40,10 @@ public enum CredentialEnvelope {
     // MARK: Sealing
 
     /// Seals `value` for `org`/`name` (generation `generation`) under `key`.
-    public static func seal(_ value: SecretBytes, org: String, name: String, generation: UInt32,
-                            with key: KeyEncryptionKey) throws(SecretsError) -> Data {
+    public static func seal(
+        _ value: SecretBytes, org: String, name: String, generation: UInt32,
+        with key: KeyEncryptionKey
+    ) throws(SecretsError) -> Data {
         guard value.count <= maximumValueSize else {
             throw SecretsError(.valueTooLarge, "the value of \(org)/\(name) is \(value.count) bytes; a credential holds at most \(maximumValueSize)")
         }
@@ -82,15 +84,18 @@ public enum CredentialEnvelope {
     /// checks the names in the blob first, so a blob copied to another org or name gets its
     /// own error, then the key (unknown, retired past grace, or not the one that wrapped it),
     /// then authenticates and decrypts the data key and the value.
-    public static func open(_ blob: Data, org: String, name: String, generation: UInt32? = nil,
-                            keys: Keyring, at now: Date) throws(SecretsError) -> SecretBytes {
+    public static func open(
+        _ blob: Data, org: String, name: String, generation: UInt32? = nil,
+        keys: Keyring, at now: Date
+    ) throws(SecretsError) -> SecretBytes {
         let parsed = try Parsed(blob)
         try parsed.check(org: org, name: name, generation: generation)
         // SymmetricKey zeroes its bytes when released.
         let dataKey = try unwrapDataKey(parsed, keys: keys, at: now)
         do {
-            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: parsed.valueNonce), ciphertext: parsed.valueCiphertext,
-                                            tag: parsed.valueTag)
+            let box = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: parsed.valueNonce), ciphertext: parsed.valueCiphertext,
+                tag: parsed.valueTag)
             var plaintext = try AES.GCM.open(box, using: dataKey, authenticating: parsed.identity)
             defer { plaintext.resetBytes(in: 0..<plaintext.count) }
             return SecretBytes(plaintext)
@@ -128,7 +133,8 @@ public enum CredentialEnvelope {
         let again = try unwrapDataKey(check, keys: keys, at: now)
         let same = dataKey.withUnsafeBytes { first in again.withUnsafeBytes { SecretBytes.constantTimeEqual(first, $0) } }
         guard same, check.valueStart == parsed.identity.count + headerTail + wrapSize,
-              check.bytes[check.valueStart...] == parsed.bytes[parsed.valueStart...] else {
+            check.bytes[check.valueStart...] == parsed.bytes[parsed.valueStart...]
+        else {
             throw SecretsError(.sealVerifyFailed, "re-wrapping \(org)/\(name) did not give back the same data key; nothing was changed")
         }
         return Data(rewrapped)
@@ -165,10 +171,14 @@ public enum CredentialEnvelope {
         let where_ = "\(header.org)/\(header.name)"
         let key = try keys.key(version: header.keyVersion, at: now)
         guard key.check == header.keyCheck else {
-            let cause = keys.origin == .passphrase
+            let cause =
+                keys.origin == .passphrase
                 ? "a wrong passphrase (or salt) in \(KeySource.Variable.passphrase) / \(KeySource.Variable.salt)"
                 : "a different keyring than the one it was stored with"
-            throw SecretsError(.keyMismatch, "credential \(where_) was wrapped by key version \(header.keyVersion) with check value \(header.keyCheck.hexString), but \(keys.origin) has check value \(key.checkHex) for that version: \(cause)")
+            throw SecretsError(
+                .keyMismatch,
+                "credential \(where_) was wrapped by key version \(header.keyVersion) with check value \(header.keyCheck.hexString), but \(keys.origin) has check value \(key.checkHex) for that version: \(cause)"
+            )
         }
         do {
             let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: parsed.wrapNonce), ciphertext: parsed.wrappedKey, tag: parsed.wrapTag)
@@ -199,20 +209,27 @@ public enum CredentialEnvelope {
             self.bytes = bytes
             var reader = ByteReader(bytes)
             func truncated() -> SecretsError {
-                SecretsError(.credentialTampered, "the stored credential is not a whole Sluice credential blob (\(bytes.count) bytes): it was truncated or altered")
+                SecretsError(
+                    .credentialTampered,
+                    "the stored credential is not a whole Sluice credential blob (\(bytes.count) bytes): it was truncated or altered")
             }
             guard let magicBytes = reader.take(4), Array(magicBytes) == CredentialEnvelope.magic else {
-                throw SecretsError(.credentialTampered, "the stored credential does not start with a Sluice credential header: it was altered or is not a credential")
+                throw SecretsError(
+                    .credentialTampered, "the stored credential does not start with a Sluice credential header: it was altered or is not a credential"
+                )
             }
             guard let version = reader.take(1)?.first else { throw truncated() }
             guard version == CredentialEnvelope.formatVersion else {
-                throw SecretsError(.credentialFormatUnsupported, "the stored credential has format version \(version); this Sluice reads version \(CredentialEnvelope.formatVersion)")
+                throw SecretsError(
+                    .credentialFormatUnsupported,
+                    "the stored credential has format version \(version); this Sluice reads version \(CredentialEnvelope.formatVersion)")
             }
             guard let orgLength = reader.uint16(), orgLength > 0, let orgBytes = reader.take(Int(orgLength)),
-                  let org = String(validating: orgBytes, as: UTF8.self),
-                  let nameLength = reader.uint16(), nameLength > 0, let nameBytes = reader.take(Int(nameLength)),
-                  let name = String(validating: nameBytes, as: UTF8.self),
-                  let generation = reader.uint32() else { throw truncated() }
+                let org = String(validating: orgBytes, as: UTF8.self),
+                let nameLength = reader.uint16(), nameLength > 0, let nameBytes = reader.take(Int(nameLength)),
+                let name = String(validating: nameBytes, as: UTF8.self),
+                let generation = reader.uint32()
+            else { throw truncated() }
             identity = bytes[..<reader.offset]
             guard let keyVersion = reader.uint32(), let keyCheck = reader.take(8) else { throw truncated() }
             wrapAAD = bytes[..<reader.offset]
@@ -222,27 +239,39 @@ public enum CredentialEnvelope {
             self.wrapTag = wrapTag
             valueStart = reader.offset
             guard let valueNonce = reader.take(12), let valueLength = reader.uint32(), valueLength <= CredentialEnvelope.maximumValueSize,
-                  let valueCiphertext = reader.take(Int(valueLength)), let valueTag = reader.take(16) else { throw truncated() }
+                let valueCiphertext = reader.take(Int(valueLength)), let valueTag = reader.take(16)
+            else { throw truncated() }
             guard reader.offset == bytes.count else {
-                throw SecretsError(.credentialTampered, "the stored credential has \(bytes.count - reader.offset) bytes after its end: it was altered")
+                throw SecretsError(
+                    .credentialTampered, "the stored credential has \(bytes.count - reader.offset) bytes after its end: it was altered")
             }
             self.valueNonce = valueNonce
             self.valueCiphertext = valueCiphertext
             self.valueTag = valueTag
-            header = Header(formatVersion: version, org: org, name: name, generation: generation, keyVersion: keyVersion,
-                            keyCheck: Array(keyCheck))
+            header = Header(
+                formatVersion: version, org: org, name: name, generation: generation, keyVersion: keyVersion,
+                keyCheck: Array(keyCheck))
         }
 
         /// The names in the blob against where it is stored: a copy elsewhere is named as such.
         func check(org: String, name: String, generation: UInt32?) throws(SecretsError) {
             guard header.org == org else {
-                throw SecretsError(.credentialWrongOrg, "credential \(org)/\(name) holds a blob sealed for org '\(header.org)'; a credential can't move between orgs (store it again in \(org))")
+                throw SecretsError(
+                    .credentialWrongOrg,
+                    "credential \(org)/\(name) holds a blob sealed for org '\(header.org)'; a credential can't move between orgs (store it again in \(org))"
+                )
             }
             guard header.name == name else {
-                throw SecretsError(.credentialWrongName, "credential \(org)/\(name) holds a blob sealed as '\(header.name)'; a credential can't be renamed or copied (store it again under \(name))")
+                throw SecretsError(
+                    .credentialWrongName,
+                    "credential \(org)/\(name) holds a blob sealed as '\(header.name)'; a credential can't be renamed or copied (store it again under \(name))"
+                )
             }
             if let generation, header.generation != generation {
-                throw SecretsError(.credentialTampered, "credential \(org)/\(name) is stored as value \(generation) but its blob is value \(header.generation): blobs were swapped or altered")
+                throw SecretsError(
+                    .credentialTampered,
+                    "credential \(org)/\(name) is stored as value \(generation) but its blob is value \(header.generation): blobs were swapped or altered"
+                )
             }
         }
     }

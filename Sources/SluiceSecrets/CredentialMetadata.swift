@@ -58,12 +58,17 @@ public enum CredentialMetadata {
         let schema = schema(for: provider)
         for key in object.keys.sorted() {
             guard isFieldName(key) else {
-                throw SecretsError(.metadataInvalid, "metadata field '\(key.prefix(40))' is not a valid name: use lowercase letters, digits and _, starting with a letter, at most 64")
+                throw SecretsError(
+                    .metadataInvalid,
+                    "metadata field '\(key.prefix(40))' is not a valid name: use lowercase letters, digits and _, starting with a letter, at most 64")
             }
             let value = object[key]!
             if let schema {
                 guard let rule = schema[key] else {
-                    throw SecretsError(.metadataInvalid, "metadata field '\(key)' is not one a \(provider.rawValue) credential takes; allowed: \(schema.keys.sorted().joined(separator: ", "))")
+                    throw SecretsError(
+                        .metadataInvalid,
+                        "metadata field '\(key)' is not one a \(provider.rawValue) credential takes; allowed: \(schema.keys.sorted().joined(separator: ", "))"
+                    )
                 }
                 guard matches(value, rule) else {
                     throw SecretsError(.metadataInvalid, "metadata field '\(key)' must be \(rule.expected)")

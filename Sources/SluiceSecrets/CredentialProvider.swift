@@ -33,7 +33,8 @@ public enum CredentialProvider: String, Sendable, CaseIterable, Codable {
                 throw SecretsError(.valueEmpty, "the value is empty or only whitespace; nothing was stored")
             }
             guard bytes.count <= CredentialEnvelope.maximumValueSize else {
-                throw SecretsError(.valueTooLarge, "the value is \(bytes.count) bytes; a credential holds at most \(CredentialEnvelope.maximumValueSize)")
+                throw SecretsError(
+                    .valueTooLarge, "the value is \(bytes.count) bytes; a credential holds at most \(CredentialEnvelope.maximumValueSize)")
             }
             switch self {
             case .openai:
@@ -61,7 +62,8 @@ public enum CredentialProvider: String, Sendable, CaseIterable, Codable {
         }
         for index in prefix.utf8.count..<bytes.count {
             let byte = bytes[index]
-            let allowed = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            let allowed =
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
             guard allowed else {
                 let what = isASCIIWhitespace(byte) ? "whitespace" : "a character that can't be in a key"
@@ -91,7 +93,8 @@ public enum CredentialProvider: String, Sendable, CaseIterable, Codable {
         }
         let missing = serviceAccountFields.filter { ((object[$0] as? String) ?? "").trimmingCharacters(in: .whitespaces).isEmpty }
         guard missing.isEmpty else {
-            throw SecretsError(.valueFormat, "the service-account JSON lacks \(missing.map { "\"\($0)\"" }.joined(separator: ", ")) (each a non-empty string)")
+            throw SecretsError(
+                .valueFormat, "the service-account JSON lacks \(missing.map { "\"\($0)\"" }.joined(separator: ", ")) (each a non-empty string)")
         }
         let privateKey = object["private_key"] as! String
         guard privateKey.contains("-----BEGIN PRIVATE KEY-----"), privateKey.contains("-----END PRIVATE KEY-----") else {

@@ -1,6 +1,6 @@
-import _CryptoExtras
 import Crypto
 import Foundation
+import _CryptoExtras
 
 /// Where the key-encryption keys come from: a keyring file, or one key derived from a
 /// passphrase and a salt that both come from the environment. Nothing in the code supplies a
@@ -25,14 +25,19 @@ public enum KeySource: Sendable {
     /// set, else the keyring at `keyringPath` (a flag), else at `SLUICE_KEYRING`, else at
     /// `defaultKeyringPath`. A passphrase together with an explicit keyring is refused, as
     /// is half a passphrase configuration.
-    public static func resolve(keyringPath: String?, environment: [String: String],
-                               defaultKeyringPath: String) throws(SecretsError) -> KeySource {
+    public static func resolve(
+        keyringPath: String?, environment: [String: String],
+        defaultKeyringPath: String
+    ) throws(SecretsError) -> KeySource {
         let passphrase = environment[Variable.passphrase]
         let salt = environment[Variable.salt]
         let explicitKeyring = keyringPath ?? environment[Variable.keyring].flatMap { $0.isEmpty ? nil : $0 }
         if passphrase != nil || salt != nil {
             if let explicitKeyring {
-                throw SecretsError(.keySourceAmbiguous, "both a keyring (\(explicitKeyring)) and \(passphrase != nil ? Variable.passphrase : Variable.salt) are set; use one: unset the passphrase variables, or drop --keyring / \(Variable.keyring)")
+                throw SecretsError(
+                    .keySourceAmbiguous,
+                    "both a keyring (\(explicitKeyring)) and \(passphrase != nil ? Variable.passphrase : Variable.salt) are set; use one: unset the passphrase variables, or drop --keyring / \(Variable.keyring)"
+                )
             }
             return .passphrase(try PassphraseKey(passphrase: passphrase, salt: salt))
         }
@@ -71,10 +76,16 @@ public struct PassphraseKey: Sendable {
     /// Checks both are present and long enough; derives nothing yet.
     public init(passphrase: String?, salt: String?) throws(SecretsError) {
         guard let passphrase, !passphrase.isEmpty else {
-            throw SecretsError(.passphraseMissing, "\(KeySource.Variable.salt) is set but \(KeySource.Variable.passphrase) is not; set both to derive the key from a passphrase, or neither to use a keyring")
+            throw SecretsError(
+                .passphraseMissing,
+                "\(KeySource.Variable.salt) is set but \(KeySource.Variable.passphrase) is not; set both to derive the key from a passphrase, or neither to use a keyring"
+            )
         }
         guard let salt, !salt.isEmpty else {
-            throw SecretsError(.saltMissing, "\(KeySource.Variable.passphrase) is set but \(KeySource.Variable.salt) is not; the salt must come from the environment too (at least \(Self.minimumSaltBytes) random bytes, e.g. `openssl rand -hex 16`)")
+            throw SecretsError(
+                .saltMissing,
+                "\(KeySource.Variable.passphrase) is set but \(KeySource.Variable.salt) is not; the salt must come from the environment too (at least \(Self.minimumSaltBytes) random bytes, e.g. `openssl rand -hex 16`)"
+            )
         }
         guard passphrase.count >= Self.minimumPassphraseLength else {
             throw SecretsError(.keyMaterialWeak, "\(KeySource.Variable.passphrase) is shorter than \(Self.minimumPassphraseLength) characters")
@@ -96,8 +107,12 @@ public struct PassphraseKey: Sendable {
         } catch {
             throw SecretsError(.keyringUnavailable, "deriving the key from \(KeySource.Variable.passphrase) failed: \(error)")
         }
-        return try Keyring(entries: [KeyringEntry(key: KeyEncryptionKey(version: Self.version, key: key), status: .active,
-                                                  createdAt: Date(timeIntervalSince1970: 0))],
-                           origin: .passphrase)
+        return try Keyring(
+            entries: [
+                KeyringEntry(
+                    key: KeyEncryptionKey(version: Self.version, key: key), status: .active,
+                    createdAt: Date(timeIntervalSince1970: 0))
+            ],
+            origin: .passphrase)
     }
 }

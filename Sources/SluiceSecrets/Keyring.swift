@@ -89,7 +89,10 @@ public struct Keyring: Sendable {
         }
         let active = sorted.filter { $0.status == .active }
         guard active.count == 1 else {
-            throw SecretsError(.keyringCorrupt, "\(origin) has \(active.count) active keys (versions \(active.map { String($0.version) }.joined(separator: ", "))); exactly one must be active")
+            throw SecretsError(
+                .keyringCorrupt,
+                "\(origin) has \(active.count) active keys (versions \(active.map { String($0.version) }.joined(separator: ", "))); exactly one must be active"
+            )
         }
         if let retired = sorted.first(where: { $0.status == .retired && ($0.usableUntil == nil || $0.retiredAt == nil) }) {
             throw SecretsError(.keyringCorrupt, "\(origin): retired key version \(retired.version) lacks retired_at or usable_until")
@@ -111,7 +114,10 @@ public struct Keyring: Sendable {
         guard entry.isUsable(at: now) else {
             let retired = entry.retiredAt.map { " on \(Timestamp.text($0))" } ?? ""
             let ended = entry.usableUntil.map { Timestamp.text($0) } ?? "?"
-            throw SecretsError(.keyRetired, "key version \(version) was retired\(retired) and its grace period ended at \(ended); it no longer decrypts (store the credential again with `sluice secrets rotate`)")
+            throw SecretsError(
+                .keyRetired,
+                "key version \(version) was retired\(retired) and its grace period ended at \(ended); it no longer decrypts (store the credential again with `sluice secrets rotate`)"
+            )
         }
         return entry.key
     }
@@ -129,16 +135,22 @@ public struct Keyring: Sendable {
             retired.usableUntil = now.addingTimeInterval(grace.timeInterval)
             return retired
         }
-        updated.append(KeyringEntry(key: KeyEncryptionKey(version: next, key: SymmetricKey(size: .bits256)),
-                                    status: .active, createdAt: now))
+        updated.append(
+            KeyringEntry(
+                key: KeyEncryptionKey(version: next, key: SymmetricKey(size: .bits256)),
+                status: .active, createdAt: now))
         return try Keyring(entries: updated, origin: origin)
     }
 
     /// A keyring with one fresh active key, version 1.
     public static func generate(at now: Date, origin: Origin) -> Keyring {
         // One active key with a fresh version can't break an invariant.
-        try! Keyring(entries: [KeyringEntry(key: KeyEncryptionKey(version: 1, key: SymmetricKey(size: .bits256)),
-                                            status: .active, createdAt: now)], origin: origin)
+        try! Keyring(
+            entries: [
+                KeyringEntry(
+                    key: KeyEncryptionKey(version: 1, key: SymmetricKey(size: .bits256)),
+                    status: .active, createdAt: now)
+            ], origin: origin)
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -42,7 +43,10 @@ public struct KeyringFile: Sendable {
         guard fd >= 0 else {
             let error = errno
             if error == ENOENT {
-                throw SecretsError(.keyringMissing, "no keyring at \(path): create one with `sluice keys init`, point --keyring or SLUICE_KEYRING at yours, or derive the key from SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT")
+                throw SecretsError(
+                    .keyringMissing,
+                    "no keyring at \(path): create one with `sluice keys init`, point --keyring or SLUICE_KEYRING at yours, or derive the key from SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT"
+                )
             }
             if error == EACCES {
                 throw SecretsError(.keyringPermissions, "keyring \(path) can't be read: permission denied")
@@ -60,7 +64,10 @@ public struct KeyringFile: Sendable {
         }
         let mode = info.st_mode & 0o777
         guard mode & 0o077 == 0 else {
-            throw SecretsError(.keyringPermissions, "keyring \(path) has mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)); it must be readable by its owner only: chmod 600 \(path)")
+            throw SecretsError(
+                .keyringPermissions,
+                "keyring \(path) has mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)); it must be readable by its owner only: chmod 600 \(path)"
+            )
         }
         guard Int(info.st_size) <= Self.maximumSize else {
             throw SecretsError(.keyringCorrupt, "keyring \(path) is \(info.st_size) bytes, far more than a keyring; it is not one")
@@ -127,7 +134,8 @@ public struct KeyringFile: Sendable {
             let retiredAt = try date("retired_at", required: status == .retired)
             let usableUntil = try date("usable_until", required: status == .retired)
             guard let materialText = object["material"] as? String,
-                  var material = Data(base64Encoded: materialText), material.count == 32 else {
+                var material = Data(base64Encoded: materialText), material.count == 32
+            else {
                 throw corrupt("\(place).material is not 32 bytes of base64")
             }
             let key = SymmetricKey(data: material)

@@ -55,8 +55,9 @@ extension Sluice {
             bootstrapLogging(defaultLevel: .warning)
             let configuration = ServerConfiguration.command(keyring: keyring)
             let runner: Runner
-            let services = try await openProject("backfill", root: root, environment: configuration.environment,
-                                                 runCacheBytes: configuration.runCacheBytesPerRun)
+            let services = try await openProject(
+                "backfill", root: root, environment: configuration.environment,
+                runCacheBytes: configuration.runCacheBytesPerRun)
             let orgs = self.orgs.isEmpty ? services.settings.orgs : self.orgs
             do {
                 runner = try Runner(services: services, configuration: configuration, logger: Logger(label: "sluice.backfill"))
@@ -83,7 +84,9 @@ extension Sluice {
                 return
             }
             if dryRun {
-                for slot in slots { print("\(id)  org \(slot.org)  \(slot.logicalDate)  \(slot.fireTime.map(ScheduledRun.instantText) ?? "-")  \(slot.triggerKey)") }
+                for slot in slots {
+                    print("\(id)  org \(slot.org)  \(slot.logicalDate)  \(slot.fireTime.map(ScheduledRun.instantText) ?? "-")  \(slot.triggerKey)")
+                }
                 print("(dry run: \(slots.count) run(s) would be created where none exists yet)")
                 return
             }
@@ -119,7 +122,8 @@ extension Sluice {
                 throw ExitCode(1)
             }
             let counts = await tally.counts
-            print("\(counts[.succeeded, default: 0]) succeeded, \(counts[.failed, default: 0]) failed, \(counts[.existed, default: 0]) existed already")
+            print(
+                "\(counts[.succeeded, default: 0]) succeeded, \(counts[.failed, default: 0]) failed, \(counts[.existed, default: 0]) existed already")
             if counts[.failed, default: 0] > 0 {
                 print("Resume a failed run from its failed steps with: sluice run --resume RUN_ID")
                 throw ExitCode(1)

@@ -54,7 +54,8 @@ extension Sluice {
                 throw ValidationError("cron expression: \(error.description)\n\(pointer(expression, error.offset, trimmed: true))")
             }
             if let impossibility = cron.impossibility {
-                throw ValidationError("cron expression \(shown(cron.source)) \(impossibility.description)\n\(pointer(expression, impossibility.offset, trimmed: true))")
+                throw ValidationError(
+                    "cron expression \(shown(cron.source)) \(impossibility.description)\n\(pointer(expression, impossibility.offset, trimmed: true))")
             }
             var start = Date()
             if let from {

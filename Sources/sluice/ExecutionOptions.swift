@@ -7,7 +7,8 @@ struct ExecutionOptions: ParsableArguments {
     @Option(help: "The most runs executing at once in this process; the rest wait, pending, and start in the order they were created.")
     var maxExecutingRuns = ServerConfiguration.defaultMaxExecutingRuns
 
-    @Option(help: ArgumentHelp("MiB of SQLite page cache the executing runs share: each gets this divided by --max-executing-runs.", valueName: "MiB"))
+    @Option(
+        help: ArgumentHelp("MiB of SQLite page cache the executing runs share: each gets this divided by --max-executing-runs.", valueName: "MiB"))
     var runCacheMib = ServerConfiguration.defaultRunCacheBytes >> 20
 
     func validate() throws {

@@ -62,10 +62,13 @@ extension Sluice {
                     let value = SecretBytes(Array(secret.utf8))
                     defer { value.wipe() }
                     let metadata = try JSONSerialization.data(withJSONObject: try mapping().metadata, options: [.sortedKeys])
-                    try await credentials.put(org: org, name: "webhooks/\(pipeline)", value: value, provider: CredentialProvider.generic.rawValue,
-                                              expiresAt: nil, metadata: String(decoding: metadata, as: UTF8.self))
+                    try await credentials.put(
+                        org: org, name: "webhooks/\(pipeline)", value: value, provider: CredentialProvider.generic.rawValue,
+                        expiresAt: nil, metadata: String(decoding: metadata, as: UTF8.self))
                     print(secret)
-                    writeError("created hook for \(org)/\(pipeline): deliveries go to POST /v1/hooks/\(org)/\(pipeline), signed with the secret printed on standard output, which is shown only now: give it to the sender")
+                    writeError(
+                        "created hook for \(org)/\(pipeline): deliveries go to POST /v1/hooks/\(org)/\(pipeline), signed with the secret printed on standard output, which is shown only now: give it to the sender"
+                    )
                 }
             }
         }
@@ -95,10 +98,13 @@ extension Sluice {
                     let secret = WebhookSignature.newSecret()
                     let value = SecretBytes(Array(secret.utf8))
                     defer { value.wipe() }
-                    let stored = try await credentials.rotate(org: org, name: "webhooks/\(pipeline)", value: value,
-                                                              grace: try parseDuration(grace, "--grace"))
+                    let stored = try await credentials.rotate(
+                        org: org, name: "webhooks/\(pipeline)", value: value,
+                        grace: try parseDuration(grace, "--grace"))
                     print(secret)
-                    writeError("rotated the secret of hook \(org)/\(pipeline); the old one verifies until \(stored.previousValidUntil.map { $0.formatted(.iso8601) } ?? "-")")
+                    writeError(
+                        "rotated the secret of hook \(org)/\(pipeline); the old one verifies until \(stored.previousValidUntil.map { $0.formatted(.iso8601) } ?? "-")"
+                    )
                 }
             }
         }
@@ -127,7 +133,8 @@ extension Sluice {
                         let mapping = PayloadMapping(metadata: hook.metadata).metadata.sorted { $0.key < $1.key }
                             .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                         let previous = hook.previousValidUntil.map { ", previous secret until \($0.formatted(.iso8601))" } ?? ""
-                        print("POST /v1/hooks/\(org)/\(pipeline)  secret \(hook.generation)\(previous)  \(mapping.isEmpty ? "(no mapping)" : mapping)")
+                        print(
+                            "POST /v1/hooks/\(org)/\(pipeline)  secret \(hook.generation)\(previous)  \(mapping.isEmpty ? "(no mapping)" : mapping)")
                     }
                 }
             }
@@ -152,14 +159,16 @@ extension Sluice {
                     print("no deliveries")
                     return
                 }
-                let records = try await openProject("hooks", root: project.root, recover: false).webhookAudit.webhookAudit(org: org, pipeline: pipeline, limit: max(1, limit))
+                let records = try await openProject("hooks", root: project.root, recover: false).webhookAudit.webhookAudit(
+                    org: org, pipeline: pipeline, limit: max(1, limit))
                 guard !records.isEmpty else {
                     print("no deliveries")
                     return
                 }
                 for record in records {
-                    print("\(record.at.formatted(Date.ISO8601FormatStyle(timeZone: .gmt)))  \(record.pipeline)  \(record.status)  "
-                        + "\(record.reason)  \(record.messageID ?? "-")  \(record.requestID)  \(record.detail)")
+                    print(
+                        "\(record.at.formatted(Date.ISO8601FormatStyle(timeZone: .gmt)))  \(record.pipeline)  \(record.status)  "
+                            + "\(record.reason)  \(record.messageID ?? "-")  \(record.requestID)  \(record.detail)")
                 }
             }
         }

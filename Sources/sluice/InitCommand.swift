@@ -26,7 +26,8 @@ extension Sluice {
                 try Data(content.utf8).write(to: url)
                 print("created \(directory)/\(path)")
             }
-            print("""
+            print(
+                """
 
                 Next: cd \(directory) && sluice lint && sluice plan \(ProjectScaffold.pipelineID)
                 """)

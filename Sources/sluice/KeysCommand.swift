@@ -59,7 +59,9 @@ extension Sluice {
                     let keyring = try file.rotate(at: Date(), grace: try parseDuration(grace, "--grace"))
                     // The key this rotation retired: the most recently retired one.
                     let retired = keyring.entries.filter { $0.status == .retired }.max { $0.retiredAt! < $1.retiredAt! }!
-                    print("key version \(keyring.current.version) is now active (check \(keyring.current.checkHex)); version \(retired.version) is retired and still decrypts until \(retired.usableUntil!.formatted(.iso8601))")
+                    print(
+                        "key version \(keyring.current.version) is now active (check \(keyring.current.checkHex)); version \(retired.version) is retired and still decrypts until \(retired.usableUntil!.formatted(.iso8601))"
+                    )
                     try await rewrap(with: keyring, options: keyOptions)
                 }
             }
@@ -67,7 +69,9 @@ extension Sluice {
 
         struct Rewrap: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Re-wrap every credential of this project that is not under the active key (after a rotation elsewhere, or one that stopped halfway).")
+                abstract:
+                    "Re-wrap every credential of this project that is not under the active key (after a rotation elsewhere, or one that stopped halfway)."
+            )
 
             @OptionGroup var keyOptions: KeyOptions
 
@@ -80,7 +84,9 @@ extension Sluice {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "List the keys: version, status, dates, check value, and how many stored values of this project each wraps. Never prints key material.")
+                abstract:
+                    "List the keys: version, status, dates, check value, and how many stored values of this project each wraps. Never prints key material."
+            )
 
             @OptionGroup var keyOptions: KeyOptions
 
@@ -92,19 +98,25 @@ extension Sluice {
                     let now = Date()
                     switch keyring.origin {
                     case .passphrase:
-                        print("key derived from \(KeySource.Variable.passphrase) and \(KeySource.Variable.salt) (PBKDF2-HMAC-SHA512, \(PassphraseKey.rounds) rounds)")
+                        print(
+                            "key derived from \(KeySource.Variable.passphrase) and \(KeySource.Variable.salt) (PBKDF2-HMAC-SHA512, \(PassphraseKey.rounds) rounds)"
+                        )
                     case .file(let path):
                         print("keyring \(keyOptions.shown(path))")
                     }
                     let rows = keyring.entries.map { entry in
-                        [String(entry.version), entry.state(at: now), entry.createdAt.formatted(.iso8601),
-                         entry.retiredAt?.formatted(.iso8601) ?? "-", entry.usableUntil?.formatted(.iso8601) ?? "-",
-                         entry.key.checkHex, String(usage[Int(entry.version)] ?? 0)]
+                        [
+                            String(entry.version), entry.state(at: now), entry.createdAt.formatted(.iso8601),
+                            entry.retiredAt?.formatted(.iso8601) ?? "-", entry.usableUntil?.formatted(.iso8601) ?? "-",
+                            entry.key.checkHex, String(usage[Int(entry.version)] ?? 0),
+                        ]
                     }
                     print(TextTable.render(header: ["version", "status", "created", "retired", "usable until", "check", "values"], rows: rows))
                     let orphaned = usage.keys.filter { version in !keyring.entries.contains { Int($0.version) == version } }.sorted()
                     if !orphaned.isEmpty {
-                        print("warning: stored values are wrapped by key versions this keyring doesn't have: \(orphaned.map(String.init).joined(separator: ", "))")
+                        print(
+                            "warning: stored values are wrapped by key versions this keyring doesn't have: \(orphaned.map(String.init).joined(separator: ", "))"
+                        )
                     }
                 }
             }
@@ -128,7 +140,9 @@ private func rewrap(with keyring: Keyring, options: KeyOptions) async throws {
     }
     if !report.failed.isEmpty {
         for failure in report.failed { writeError("could not re-wrap \(failure.credential): \(failure.error)") }
-        writeError("\(report.failed.count) credential\(report.failed.count == 1 ? "" : "s") could not be re-wrapped; they still open with their old key until its grace period ends")
+        writeError(
+            "\(report.failed.count) credential\(report.failed.count == 1 ? "" : "s") could not be re-wrapped; they still open with their old key until its grace period ends"
+        )
         throw ExitCode(1)
     }
 }
@@ -144,8 +158,9 @@ struct KeyOptions: ParsableArguments {
     var stateFolder: URL { Runtime.stateFolder(projectRoot: project.root) }
 
     func keySource() throws(SecretsError) -> KeySource {
-        try KeySource.resolve(keyringPath: keyring, environment: ProcessInfo.processInfo.environment,
-                              defaultKeyringPath: stateFolder.appendingPathComponent("keyring.json").path)
+        try KeySource.resolve(
+            keyringPath: keyring, environment: ProcessInfo.processInfo.environment,
+            defaultKeyringPath: stateFolder.appendingPathComponent("keyring.json").path)
     }
 
     /// The keys, read and checked.
@@ -159,7 +174,10 @@ struct KeyOptions: ParsableArguments {
         case .keyringFile(let file):
             return file
         case .passphrase:
-            throw SecretsError(.keyringRequired, "the key comes from \(KeySource.Variable.passphrase); a passphrase-derived key has no keyring to create or rotate (unset the passphrase variables to use a keyring)")
+            throw SecretsError(
+                .keyringRequired,
+                "the key comes from \(KeySource.Variable.passphrase); a passphrase-derived key has no keyring to create or rotate (unset the passphrase variables to use a keyring)"
+            )
         }
     }
 

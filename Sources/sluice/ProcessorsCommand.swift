@@ -24,8 +24,10 @@ extension Sluice {
         @Option(help: "markdown prints the processor tables of docs/pipeline-format.md, between their markers.")
         var format: Format = .text
 
-        @Option(help: ArgumentHelp("With --format markdown: rewrite the generated tables of this Markdown file in place.",
-                                   valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "With --format markdown: rewrite the generated tables of this Markdown file in place.",
+                valueName: "file"))
         var update: String?
 
         func validate() throws {
@@ -52,7 +54,8 @@ extension Sluice {
                 return
             }
             guard let spec = registry[name] else {
-                writeError("sluice processors: no processor '\(name)'\(Suggestion.hint(for: name, in: registry.names)); `sluice processors` lists them")
+                writeError(
+                    "sluice processors: no processor '\(name)'\(Suggestion.hint(for: name, in: registry.names)); `sluice processors` lists them")
                 throw ExitCode(1)
             }
             print(ProcessorDocs.page(spec), terminator: "")

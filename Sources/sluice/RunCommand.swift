@@ -115,8 +115,10 @@ extension Sluice {
                 }
                 let started: RunStarter.Started
                 do {
-                    started = try await starter.start(RunStarter.Request(pipeline: linted, org: org, trigger: .cli, logicalDate: logicalDate,
-                                                                         params: values))
+                    started = try await starter.start(
+                        RunStarter.Request(
+                            pipeline: linted, org: org, trigger: .cli, logicalDate: logicalDate,
+                            params: values))
                 } catch let refusal as RunRefusal {
                     throw refused(refusal, pipeline: plan.definition.id?.value ?? path)
                 }
@@ -173,7 +175,8 @@ extension Sluice {
             case .limited(let limit):
                 // A pipeline with a schedule allows at most its max_active_runs at once, whoever starts them.
                 let active = limit.active
-                writeError("""
+                writeError(
+                    """
                     sluice run: pipeline '\(pipeline)' has \(active) run\(active == 1 ? "" : "s") \
                     pending or running in org '\(org)', its schedule's max_active_runs; nothing was run. \
                     Try again when \(active == 1 ? "it ends" : "one ends") (sluice runs list shows them).

@@ -33,7 +33,9 @@ extension Sluice {
                     return
                 }
                 let formatter = ISO8601DateFormatter()
-                let rows = runs.map { [$0.id, $0.pipeline, $0.org, $0.logicalDate, $0.state.rawValue, formatter.string(from: $0.createdAt), $0.reason] }
+                let rows = runs.map {
+                    [$0.id, $0.pipeline, $0.org, $0.logicalDate, $0.state.rawValue, formatter.string(from: $0.createdAt), $0.reason]
+                }
                 print(TextTable.render(header: ["run", "pipeline", "org", "logical date", "state", "created", "reason"], rows: rows))
             }
         }
@@ -71,15 +73,20 @@ extension Sluice {
                     print("nothing to remove")
                     return
                 }
-                let rows = removed.map { [$0.staging.org, $0.staging.runID, ByteCountFormatter.string(fromByteCount: $0.staging.bytes, countStyle: .file), $0.reason] }
+                let rows = removed.map {
+                    [$0.staging.org, $0.staging.runID, ByteCountFormatter.string(fromByteCount: $0.staging.bytes, countStyle: .file), $0.reason]
+                }
                 print(TextTable.render(header: ["org", "run", "size", "why"], rows: rows))
                 let total = removed.reduce(Int64(0)) { $0 + $1.staging.bytes }
-                print("removed \(removed.count) staging \(removed.count == 1 ? "database" : "databases"), \(ByteCountFormatter.string(fromByteCount: total, countStyle: .file))")
+                print(
+                    "removed \(removed.count) staging \(removed.count == 1 ? "database" : "databases"), \(ByteCountFormatter.string(fromByteCount: total, countStyle: .file))"
+                )
             }
         }
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show one run: its steps, outputs, transitions, data tests and quarantined rows.")
+            static let configuration = CommandConfiguration(
+                abstract: "Show one run: its steps, outputs, transitions, data tests and quarantined rows.")
 
             @Argument(help: "The run id.")
             var runID: String
@@ -126,9 +133,12 @@ enum RunReport {
         let checks = try await store.checkResults(of: run.id)
         if !checks.isEmpty {
             lines.append("data tests:")
-            lines.append(TextTable.render(header: ["step", "check", "table", "result", "observed"], rows: checks.map {
-                [$0.stepID, $0.name, $0.table, $0.passed ? "passed" : ($0.severity == "warn" ? "warned" : "FAILED"), $0.observed]
-            }))
+            lines.append(
+                TextTable.render(
+                    header: ["step", "check", "table", "result", "observed"],
+                    rows: checks.map {
+                        [$0.stepID, $0.name, $0.table, $0.passed ? "passed" : ($0.severity == "warn" ? "warned" : "FAILED"), $0.observed]
+                    }))
         }
         let quarantined = try await store.quarantined(of: run.id)
         if !quarantined.isEmpty {

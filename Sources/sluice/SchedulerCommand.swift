@@ -64,8 +64,9 @@ extension Sluice {
             execution.apply(to: &configuration)
             let runner: Runner
             let options: Scheduler.Options
-            let services = try await openProject("scheduler", root: target.root, environment: configuration.environment,
-                                                 runCacheBytes: configuration.runCacheBytesPerRun)
+            let services = try await openProject(
+                "scheduler", root: target.root, environment: configuration.environment,
+                runCacheBytes: configuration.runCacheBytesPerRun)
             do {
                 options = schedulerOptions(settings: services.settings, orgs: orgs, pipelines: target.pipelines, poll: try parsePoll(poll))
                 runner = try Runner(services: services, configuration: configuration, logger: logger)
@@ -98,13 +99,17 @@ extension Sluice {
                 // Runs active elsewhere (another scheduler, the API, `sluice run`) hold these back;
                 // a later look creates them while they are within catchup.
                 for item in waiting {
-                    print("-  \(item.pipeline)  org \(item.org)  \(ScheduledRun.instantText(item.fireTime))  not created: max_active_runs are active elsewhere")
+                    print(
+                        "-  \(item.pipeline)  org \(item.org)  \(ScheduledRun.instantText(item.fireTime))  not created: max_active_runs are active elsewhere"
+                    )
                 }
                 if failed { throw ExitCode(1) }
                 return
             }
-            let group = ServiceGroup(configuration: .init(services: [runner.launcherService, scheduler],
-                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [runner.launcherService, scheduler],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             FileHandle.standardOutput.write(Data("sluice scheduler: stopped\n".utf8))
         }

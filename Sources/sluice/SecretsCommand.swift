@@ -56,8 +56,9 @@ extension Sluice {
                     let credentials = try await openCredentials(keyOptions)
                     let value = try input.read()
                     defer { value.wipe() }
-                    let stored = try await credentials.put(org: org, name: name, value: value, provider: provider,
-                                                           expiresAt: try expiresAt.map(parseTime), metadata: metadata)
+                    let stored = try await credentials.put(
+                        org: org, name: name, value: value, provider: provider,
+                        expiresAt: try expiresAt.map(parseTime), metadata: metadata)
                     print("stored credential \(org)/\(name) (\(stored.provider), value 1, key version \(stored.keyVersion))")
                 }
             }
@@ -84,13 +85,19 @@ extension Sluice {
                     }
                     let rows = stored.map { credential -> [String] in
                         let previous = credential.previousValidUntil.map { $0.formatted(.iso8601) } ?? "-"
-                        return [credential.name, credential.provider, String(credential.generation), String(credential.version),
-                                String(credential.keyVersion), credential.expiresAt?.formatted(.iso8601) ?? "-", previous,
-                                credential.createdAt.formatted(.iso8601), credential.updatedAt.formatted(.iso8601),
-                                CredentialMetadata.fieldNames(of: credential.metadata).joined(separator: ",")]
+                        return [
+                            credential.name, credential.provider, String(credential.generation), String(credential.version),
+                            String(credential.keyVersion), credential.expiresAt?.formatted(.iso8601) ?? "-", previous,
+                            credential.createdAt.formatted(.iso8601), credential.updatedAt.formatted(.iso8601),
+                            CredentialMetadata.fieldNames(of: credential.metadata).joined(separator: ","),
+                        ]
                     }
-                    print(TextTable.render(header: ["name", "provider", "value", "version", "key", "expires", "previous valid until",
-                                                    "created", "updated", "metadata"], rows: rows))
+                    print(
+                        TextTable.render(
+                            header: [
+                                "name", "provider", "value", "version", "key", "expires", "previous valid until",
+                                "created", "updated", "metadata",
+                            ], rows: rows))
                 }
             }
         }
@@ -137,10 +144,13 @@ extension Sluice {
                     let credentials = try await openCredentials(keyOptions)
                     let value = try input.read()
                     defer { value.wipe() }
-                    let stored = try await credentials.rotate(org: org, name: name, value: value, grace: try parseDuration(grace, "--grace"),
-                                                              expiresAt: try expiresAt.map(parseTime), metadata: metadata,
-                                                              expectedVersion: expectVersion)
-                    print("rotated credential \(org)/\(name) to value \(stored.generation); value \(stored.generation - 1) stays valid until \(stored.previousValidUntil!.formatted(.iso8601))")
+                    let stored = try await credentials.rotate(
+                        org: org, name: name, value: value, grace: try parseDuration(grace, "--grace"),
+                        expiresAt: try expiresAt.map(parseTime), metadata: metadata,
+                        expectedVersion: expectVersion)
+                    print(
+                        "rotated credential \(org)/\(name) to value \(stored.generation); value \(stored.generation - 1) stays valid until \(stored.previousValidUntil!.formatted(.iso8601))"
+                    )
                 }
             }
         }
@@ -192,7 +202,9 @@ extension Sluice {
                     let opened = try await credentials.open(org: org, name: name, for: .commandLine, previous: previous)
                     defer { opened.value.wipe() }
                     try opened.provider.check(opened.value)
-                    print("credential \(org)/\(name) opens: \(opened.provider.rawValue), value \(opened.generation)\(previous ? " (previous)" : ""), key version \(opened.keyVersion), \(opened.value.count) bytes, format ok")
+                    print(
+                        "credential \(org)/\(name) opens: \(opened.provider.rawValue), value \(opened.generation)\(previous ? " (previous)" : ""), key version \(opened.keyVersion), \(opened.value.count) bytes, format ok"
+                    )
                 }
             }
         }
@@ -223,8 +235,10 @@ extension Sluice {
                         return
                     }
                     let rows = records.map { record in
-                        [record.at.formatted(.iso8601), record.credential, record.action.rawValue, record.outcome.rawValue,
-                         record.runID ?? "-", record.stepID ?? "-", record.detail]
+                        [
+                            record.at.formatted(.iso8601), record.credential, record.action.rawValue, record.outcome.rawValue,
+                            record.runID ?? "-", record.stepID ?? "-", record.detail,
+                        ]
                     }
                     print(TextTable.render(header: ["at", "credential", "action", "outcome", "run", "step", "detail"], rows: rows))
                 }
@@ -293,8 +307,9 @@ struct ValueInput: ParsableArguments {
 func openCredentials(_ options: KeyOptions) async throws -> Credentials {
     let keys = try options.loadKeys()
     let services = try await openProject("secrets", root: options.project.root, recover: false)
-    return Credentials(store: services.credentialStore, keys: keys, limitPerOrg: services.settings.credentialLimit,
-                       logger: commandLogger("sluice.secrets"))
+    return Credentials(
+        store: services.credentialStore, keys: keys, limitPerOrg: services.settings.credentialLimit,
+        logger: commandLogger("sluice.secrets"))
 }
 
 /// `2026-12-31` (midnight UTC) or an ISO 8601 time with a zone.

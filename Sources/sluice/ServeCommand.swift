@@ -29,7 +29,9 @@ extension Sluice {
         @Option(help: "The port to listen on (0 picks a free one).")
         var port = 8080
 
-        @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (the server's own certificate first); needs --tls-key.", valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "Serve HTTPS with this PEM certificate chain (the server's own certificate first); needs --tls-key.", valueName: "file"))
         var tlsCertificate: String?
 
         @Option(help: ArgumentHelp("The PEM private key of --tls-certificate, unencrypted; keep it readable by this user only.", valueName: "file"))
@@ -55,7 +57,10 @@ extension Sluice {
 
         @OptionGroup var execution: ExecutionOptions
 
-        @Option(help: "The most connections open at once, from all clients; one more is closed as it is accepted (0: no limit; default: 512, or half the open-file limit if that is less).")
+        @Option(
+            help:
+                "The most connections open at once, from all clients; one more is closed as it is accepted (0: no limit; default: 512, or half the open-file limit if that is less)."
+        )
         var maxConnections: Int?
 
         @Option(help: "The most connections open at once from one client address (0: no limit; behind a proxy every client has its address).")
@@ -64,7 +69,9 @@ extension Sluice {
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
-            guard maxActiveRunsPerOrg >= 0 else { throw ValidationError("--max-active-runs-per-org takes 0 (no limit) or more, not \(maxActiveRunsPerOrg)") }
+            guard maxActiveRunsPerOrg >= 0 else {
+                throw ValidationError("--max-active-runs-per-org takes 0 (no limit) or more, not \(maxActiveRunsPerOrg)")
+            }
             if let maxConnections, maxConnections < 0 { throw ValidationError("--max-connections takes 0 (no limit) or more, not \(maxConnections)") }
             guard maxConnectionsPerClient >= 0 else {
                 throw ValidationError("--max-connections-per-client takes 0 (no limit) or more, not \(maxConnectionsPerClient)")
@@ -72,8 +79,10 @@ extension Sluice {
             guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0 to 65535, not \(port)") }
             guard !host.isEmpty else { throw ValidationError("--host can't be empty") }
             if (tlsCertificate == nil) != (tlsKey == nil) {
-                throw ValidationError(tlsKey == nil ? "--tls-certificate needs --tls-key, the certificate's private key"
-                                                    : "--tls-key needs --tls-certificate, the certificate it belongs to")
+                throw ValidationError(
+                    tlsKey == nil
+                        ? "--tls-certificate needs --tls-key, the certificate's private key"
+                        : "--tls-key needs --tls-certificate, the certificate it belongs to")
             }
             try validateOrgs(orgs)
             if !orgs.isEmpty, !scheduler { throw ValidationError("--org is for --scheduler; API tokens decide the org of API calls") }
@@ -89,13 +98,16 @@ extension Sluice {
             configuration.maxActiveRunsPerOrg = maxActiveRunsPerOrg == 0 ? nil : maxActiveRunsPerOrg
             execution.apply(to: &configuration)
             let openFiles = raiseOpenFileLimit()
-            configuration.maxConnections = switch maxConnections {
-            case nil: ServerConfiguration.defaultMaxConnections(openFileLimit: openFiles)
-            case 0: nil
-            case let limit?: limit
-            }
+            configuration.maxConnections =
+                switch maxConnections {
+                case nil: ServerConfiguration.defaultMaxConnections(openFileLimit: openFiles)
+                case 0: nil
+                case let limit?: limit
+                }
             if let limit = configuration.maxConnections, limit > openFiles / 2 {
-                logger.warning("--max-connections \(limit) leaves few of the process's \(openFiles) file descriptors for anything else: once they are used up, no connection (not /healthz either) is accepted until some close")
+                logger.warning(
+                    "--max-connections \(limit) leaves few of the process's \(openFiles) file descriptors for anything else: once they are used up, no connection (not /healthz either) is accepted until some close"
+                )
             }
             configuration.maxConnectionsPerClient = maxConnectionsPerClient == 0 ? nil : maxConnectionsPerClient
             configuration.port = port
@@ -109,8 +121,9 @@ extension Sluice {
                 }
                 warnIfOthersCanRead(tlsKey, logger: logger)
             }
-            let projectServices = try await openProject("serve", root: project.root, environment: configuration.environment,
-                                                        runCacheBytes: configuration.runCacheBytesPerRun)
+            let projectServices = try await openProject(
+                "serve", root: project.root, environment: configuration.environment,
+                runCacheBytes: configuration.runCacheBytesPerRun)
             let server: APIServer
             var services: [any Service] = []
             do {
@@ -125,15 +138,19 @@ extension Sluice {
             }
             let host = self.host
             if configuration.tls == nil, !["127.0.0.1", "localhost", "::1"].contains(host), !host.hasPrefix("127.") {
-                logger.warning("serving plain HTTP on \(host): bearer tokens and webhook deliveries cross the network unencrypted; give --tls-certificate and --tls-key, or listen on 127.0.0.1 behind a proxy that terminates TLS")
+                logger.warning(
+                    "serving plain HTTP on \(host): bearer tokens and webhook deliveries cross the network unencrypted; give --tls-certificate and --tls-key, or listen on 127.0.0.1 behind a proxy that terminates TLS"
+                )
             }
             let scheme = configuration.tls == nil ? "http" : "https"
             let application = try server.application(services: services) { port in
                 // Unbuffered, so a script waiting for this line sees it at once.
                 FileHandle.standardOutput.write(Data("sluice serve: listening on \(scheme)://\(host):\(port)\n".utf8))
             }
-            let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                          logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [application], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
             try await group.run()
             FileHandle.standardOutput.write(Data("sluice serve: stopped\n".utf8))
         }

@@ -1,13 +1,13 @@
 import ArgumentParser
 import Foundation
-import SluiceProviders
-import SluiceRuntime
-import Synchronization
 import Logging
 import SluiceEngine
 import SluiceModel
+import SluiceProviders
+import SluiceRuntime
 import SluiceSecrets
 import SluiceStorage
+import Synchronization
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.
@@ -17,7 +17,10 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Declarative data pipelines: YAML in, a checked DAG of processor steps out.",
         version: SluiceVersion.current,
-        subcommands: [Lint.self, Plan.self, Run.self, Runs.self, Query.self, Processors.self, Schema.self, Init.self, Keys.self, Secrets.self, Cron.self, SchedulerCommand.self, BackfillCommand.self, Serve.self, Tokens.self, Hooks.self])
+        subcommands: [
+            Lint.self, Plan.self, Run.self, Runs.self, Query.self, Processors.self, Schema.self, Init.self, Keys.self, Secrets.self, Cron.self,
+            SchedulerCommand.self, BackfillCommand.self, Serve.self, Tokens.self, Hooks.self,
+        ])
 
     /// Usage errors exit 2 (as `lint` documents), not ArgumentParser's 64.
     static func main() async {
@@ -82,7 +85,11 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
 /// `defaultLevel`. The first call in a process sets it up; later ones change nothing. The key
 /// material the environment holds is masked in every line, whatever prints it.
 func bootstrapLogging(defaultLevel: Logger.Level) {
-    guard loggingStarted.withLock({ started in defer { started = true }; return !started }) else { return }
+    guard
+        loggingStarted.withLock({ started in
+            defer { started = true }; return !started
+        })
+    else { return }
     let environment = ProcessInfo.processInfo.environment
     for name in [KeySource.Variable.passphrase, KeySource.Variable.salt] {
         if let value = environment[name] { SecretRedactor.shared.register(value, owner: "environment") }
@@ -99,12 +106,15 @@ private let loggingStarted = Mutex(false)
 /// Opens the project (`Runtime.open`) for `command`. Settings that don't check out (a bad
 /// `sluice.yml` key or `SLUICE_*` variable) end the command with status 1 and an error that
 /// names the key or variable, before anything is opened.
-func openProject(_ command: String, root: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
-                 processors: ProcessorEnvironment = .standard, runCacheBytes: Int = Runtime.defaultRunCacheBytes,
-                 recover: Bool = true) async throws -> ProjectServices {
+func openProject(
+    _ command: String, root: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
+    processors: ProcessorEnvironment = .standard, runCacheBytes: Int = Runtime.defaultRunCacheBytes,
+    recover: Bool = true
+) async throws -> ProjectServices {
     do {
-        return try await Runtime.open(projectRoot: root, environment: environment, processors: processors,
-                                      runCacheBytes: runCacheBytes, recover: recover)
+        return try await Runtime.open(
+            projectRoot: root, environment: environment, processors: processors,
+            runCacheBytes: runCacheBytes, recover: recover)
     } catch let error as SettingsError {
         writeError("sluice \(command): \(error)")
         throw ExitCode(1)

@@ -40,7 +40,9 @@ extension Sluice {
                 do {
                     let (token, record) = try await tokens.create(org: metrics ? nil : org, name: name)
                     print(token.text)
-                    writeError("created \(record.scope.rawValue) token \(record.id)\(record.org.map { " for org \($0)" } ?? "") (name \(record.name)); it is shown only now, so store it")
+                    writeError(
+                        "created \(record.scope.rawValue) token \(record.id)\(record.org.map { " for org \($0)" } ?? "") (name \(record.name)); it is shown only now, so store it"
+                    )
                 } catch let refusal as APITokens.Refusal {
                     writeError("sluice tokens create: \(refusal)")
                     throw ExitCode(1)
@@ -73,8 +75,10 @@ extension Sluice {
                 print("ID            \("NAME".padding(toLength: nameWidth, withPad: " ", startingAt: 0))  SCOPE    CREATED               REVOKED")
                 for record in records {
                     let revoked = record.revokedAt.map(Self.time) ?? "-"
-                    print("\(record.id)  \(record.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  "
-                        + "\(record.scope.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(Self.time(record.createdAt))  \(revoked)")
+                    print(
+                        "\(record.id)  \(record.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  "
+                            + "\(record.scope.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(Self.time(record.createdAt))  \(revoked)"
+                    )
                 }
             }
 
@@ -97,8 +101,10 @@ extension Sluice {
 
             func validate() throws {
                 guard names.count == (metrics ? 1 : 2) else {
-                    throw ValidationError(metrics ? "give the token id: sluice tokens revoke --metrics TOKEN_ID"
-                                                  : "give the org and the token id: sluice tokens revoke ORG TOKEN_ID")
+                    throw ValidationError(
+                        metrics
+                            ? "give the token id: sluice tokens revoke --metrics TOKEN_ID"
+                            : "give the org and the token id: sluice tokens revoke ORG TOKEN_ID")
                 }
             }
 

@@ -25,8 +25,10 @@ struct CommandResult {
 
 /// Runs a program to completion and captures its output. It is waited for on a thread of its
 /// own (`onItsOwnThread`), so the other tests go on meanwhile.
-func run(_ executable: URL, _ arguments: [String], in directory: URL,
-         environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> CommandResult {
+func run(
+    _ executable: URL, _ arguments: [String], in directory: URL,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+) async throws -> CommandResult {
     try await onItsOwnThread { try runBlocking(executable, arguments, in: directory, environment: environment) }
 }
 
@@ -51,9 +53,10 @@ private func runBlocking(_ executable: URL, _ arguments: [String], in directory:
     process.waitUntilExit()
     try out.close()
     try err.close()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                         stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    return CommandResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
 
 /// Waits for `process` to end, on a thread of its own.
@@ -105,8 +108,10 @@ struct LongRunningCommand: Sendable {
     /// Starts it and waits (on a thread of its own) for the first line. What it writes to
     /// standard error goes to `errors` (none: nowhere). `environment` adds to (or overrides)
     /// the test's own variables; `openFileLimit` is set (soft and hard) before it starts.
-    static func start(_ arguments: [String], in directory: URL, errors: URL? = nil,
-                      environment: [String: String] = [:], openFileLimit: Int? = nil) async throws -> LongRunningCommand {
+    static func start(
+        _ arguments: [String], in directory: URL, errors: URL? = nil,
+        environment: [String: String] = [:], openFileLimit: Int? = nil
+    ) async throws -> LongRunningCommand {
         try await onItsOwnThread {
             try LongRunningCommand(arguments, in: directory, errors: errors, environment: environment, openFileLimit: openFileLimit)
         }

@@ -15,7 +15,9 @@ struct LintCommandTests {
     @Test func errorsExitOneAndWarningsOnlyWithStrict() async throws {
         let errors = try await sluice("lint", "pipelines/cycle.yml", in: fixtureProject)
         #expect(errors.status == 1)
-        #expect(errors.stdout.hasPrefix("pipelines/cycle.yml:4:9: error: steps depend on each other in a circle: a → b (needs) → c (needs) → a (needs) [cycle]\n"))
+        #expect(
+            errors.stdout.hasPrefix(
+                "pipelines/cycle.yml:4:9: error: steps depend on each other in a circle: a → b (needs) → c (needs) → a (needs) [cycle]\n"))
         #expect(errors.stdout.hasSuffix("1 file checked: 2 errors, 0 warnings\n"))
 
         let warnings = try await sluice("lint", "pipelines/missing_timeout.yml", in: fixtureProject)
@@ -42,7 +44,10 @@ struct LintCommandTests {
         #expect(first["rule"] as? String == "unknown-need")
 
         let github = try await sluice("lint", "--format", "github", "pipelines/unknown_need.yml", in: fixtureProject)
-        #expect(github.stdout == "::error file=pipelines/unknown_need.yml,line=12,col=13,title=sluice unknown-need::step 'dedupe' needs 'lod', which is not a step of this pipeline; did you mean 'load'?\n")
+        #expect(
+            github.stdout
+                == "::error file=pipelines/unknown_need.yml,line=12,col=13,title=sluice unknown-need::step 'dedupe' needs 'lod', which is not a step of this pipeline; did you mean 'load'?\n"
+        )
 
         let sarif = try await sluice("lint", "--format", "sarif", "pipelines/unknown_need.yml", in: fixtureProject)
         let log = try #require(try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])
@@ -74,7 +79,10 @@ struct PlanCommandTests {
         let result = try await sluice("plan", "genai_costs_daily")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("genai_costs_daily: 6 steps in 4 layers\n"))
-        #expect(result.stdout.contains("layer 3\n  daily_costs       aggregate      reads genai_usage, genai_pricing; writes genai_costs_daily; after dedupe_usage, dedupe_pricing\n"))
+        #expect(
+            result.stdout.contains(
+                "layer 3\n  daily_costs       aggregate      reads genai_usage, genai_pricing; writes genai_costs_daily; after dedupe_usage, dedupe_pricing\n"
+            ))
     }
 
     @Test func dotAndMermaidDrawTheSameEdges() async throws {
@@ -104,8 +112,10 @@ struct PlanCommandTests {
 struct ProcessorsCommandTests {
     @Test func listsEveryProcessorAndDocumentsOne() async throws {
         let list = try await sluice("processors")
-        for name in ["kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
-                     "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify"] {
+        for name in [
+            "kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
+            "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify",
+        ] {
             #expect(list.stdout.contains("\n\(name) ") || list.stdout.hasPrefix("\(name) "), "\(name) missing")
         }
         let page = try await sluice("processors", "merge_dedupe")
@@ -168,11 +178,14 @@ struct SchemaCommandTests {
             .filter { $0.hasSuffix(".yml") }.sorted().map { "pipelines/\($0)" }
         #expect(examples.count >= 3)
         let fixtures = "Tests/SluiceModelTests/Fixtures/lint/project/pipelines/"
-        let broken = [fixtures + "unknown_key.yml", fixtures + "unknown_field.yml", fixtures + "invalid_value.yml", fixtures + "unknown_processor.yml"]
+        let broken = [
+            fixtures + "unknown_key.yml", fixtures + "unknown_field.yml", fixtures + "invalid_value.yml", fixtures + "unknown_processor.yml",
+        ]
         let valid = [fixtures + "valid_pipeline.yml"]
         let script = repositoryRoot.appendingPathComponent("Tests/SluiceCLITests/Support/validate_pipelines.py").path
-        let result = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, schemaFile.path] + examples + valid + broken,
-                             in: repositoryRoot)
+        let result = try await run(
+            URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, schemaFile.path] + examples + valid + broken,
+            in: repositoryRoot)
         #expect(result.status == 0, "python3 with jsonschema and pyyaml is needed (.ci/run installs them): \(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         for file in examples + valid {
@@ -255,9 +268,11 @@ struct RunCommandTests {
 
         let refused = try await sluice("run", "genai_costs_daily", in: project)
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("has 1 run pending or running in org 'default', its schedule's max_active_runs; nothing was run"),
-                "\(refused.stderr)")
-        #expect(try await sluice("runs", "list", in: project).stdout.components(separatedBy: "\n").filter { $0.contains("genai_costs_daily") }.count == 1)
+        #expect(
+            refused.stderr.contains("has 1 run pending or running in org 'default', its schedule's max_active_runs; nothing was run"),
+            "\(refused.stderr)")
+        #expect(
+            try await sluice("runs", "list", in: project).stdout.components(separatedBy: "\n").filter { $0.contains("genai_costs_daily") }.count == 1)
         // Another org has its own count.
         #expect(try await sluice("run", "genai_costs_daily", "--org", "acme", in: project).status == 0)
     }
@@ -275,20 +290,24 @@ struct RunCommandTests {
     @Test func sluiceRunRefusesParamsThatDontCheckAndRecordsNoRun() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        try Data("""
+        try Data(
+            """
             pipeline: needs_day
             defaults: { timeout: 1m }
             params:
               day: { type: date, required: true }
             steps:
               - { id: load, uses: ingest, with: { source: { format: csv, path: "data/${{ params.day }}.csv" }, table: genai_usage_raw, schema: schemas/genai_usage_raw.json } }
-            """.utf8).write(to: project.appendingPathComponent("pipelines/needs_day.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/needs_day.yml"))
         let missing = try await sluice("run", "needs_day", in: project)
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("sluice run: param 'day' is required; give it with --param day=…; nothing was run"), "\(missing.stderr)")
         let pattern = try await sluice("run", "genai_costs_daily", "--param", "usage_file=usage.txt", in: project)
         #expect(pattern.status == 1)
-        #expect(pattern.stderr.contains("sluice run: param 'usage_file': 'usage.txt' does not match its pattern .+\\.csv; nothing was run"), "\(pattern.stderr)")
+        #expect(
+            pattern.stderr.contains("sluice run: param 'usage_file': 'usage.txt' does not match its pattern .+\\.csv; nothing was run"),
+            "\(pattern.stderr)")
         #expect(try await sluice("runs", "list", in: project).stdout == "no runs yet\n")
     }
 
@@ -386,15 +405,20 @@ struct CrashSafetyTests {
         try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: project.appendingPathComponent("pipelines"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: project.appendingPathComponent("data"), withIntermediateDirectories: true)
-        try Data(#"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#.utf8)
-            .write(to: project.appendingPathComponent("schemas/events_raw.json"))
-        try Data("""
+        try Data(
+            #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#
+                .utf8
+        )
+        .write(to: project.appendingPathComponent("schemas/events_raw.json"))
+        try Data(
+            """
             pipeline: crash
             defaults: { timeout: 10m }
             steps:
               - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
               - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-            """.utf8).write(to: project.appendingPathComponent("pipelines/crash.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/crash.yml"))
         try writeEvents(project, rows: 300_000, amount: 1, hour: 10)
 
         let process = Process()
@@ -438,15 +462,16 @@ struct CrashSafetyTests {
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         let files = [
-            "schemas/events_raw.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
+            "schemas/events_raw.json":
+                #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
             "pipelines/crash.yml": """
-                pipeline: crash
-                defaults: { timeout: 10m }
-                steps:
-                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-                  - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
-                """,
+            pipeline: crash
+            defaults: { timeout: 10m }
+            steps:
+              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+              - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
+            """,
         ]
         for (path, text) in files {
             let url = project.appendingPathComponent(path)

@@ -6,31 +6,34 @@ struct CronCommandTests {
     @Test func printsFireTimesInTheZoneAndInUTCWithDaylightSavingNotes() async throws {
         let result = try await sluice("cron", "30 2 * * *", "--timezone", "Europe/Berlin", "--from", "2026-03-28T00:00", "--count", "3")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == """
-            '30 2 * * *' in Europe/Berlin, from Sat 2026-03-28 00:00 +01:00:
-              Sat 2026-03-28 02:30 +01:00   2026-03-28 01:30 UTC
-              Sun 2026-03-29 03:00 +02:00   2026-03-29 01:00 UTC  (for 02:30, skipped: clocks jump from 02:00 to 03:00)
-              Mon 2026-03-30 02:30 +02:00   2026-03-30 00:30 UTC
+        #expect(
+            result.stdout == """
+                '30 2 * * *' in Europe/Berlin, from Sat 2026-03-28 00:00 +01:00:
+                  Sat 2026-03-28 02:30 +01:00   2026-03-28 01:30 UTC
+                  Sun 2026-03-29 03:00 +02:00   2026-03-29 01:00 UTC  (for 02:30, skipped: clocks jump from 02:00 to 03:00)
+                  Mon 2026-03-30 02:30 +02:00   2026-03-30 00:30 UTC
 
-            """)
+                """)
         #expect(result.stderr.isEmpty)
     }
 
     @Test func anEveryHourExpressionRunsTwiceInTheRepeatedHour() async throws {
         let result = try await sluice("cron", "*/30 * * * *", "--timezone", "America/New_York", "--from", "2026-11-01T05:00:00Z", "--count", "5")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.split(separator: "\n").dropFirst() == [
-            "  Sun 2026-11-01 01:00 -04:00   2026-11-01 05:00 UTC  (01:00 comes twice: clocks go back from 02:00 to 01:00; runs both times)",
-            "  Sun 2026-11-01 01:30 -04:00   2026-11-01 05:30 UTC  (01:30 comes twice: clocks go back from 02:00 to 01:00; runs both times)",
-            "  Sun 2026-11-01 01:00 -05:00   2026-11-01 06:00 UTC  (01:00 again: clocks went back from 02:00 to 01:00)",
-            "  Sun 2026-11-01 01:30 -05:00   2026-11-01 06:30 UTC  (01:30 again: clocks went back from 02:00 to 01:00)",
-            "  Sun 2026-11-01 02:00 -05:00   2026-11-01 07:00 UTC",
-        ])
+        #expect(
+            result.stdout.split(separator: "\n").dropFirst() == [
+                "  Sun 2026-11-01 01:00 -04:00   2026-11-01 05:00 UTC  (01:00 comes twice: clocks go back from 02:00 to 01:00; runs both times)",
+                "  Sun 2026-11-01 01:30 -04:00   2026-11-01 05:30 UTC  (01:30 comes twice: clocks go back from 02:00 to 01:00; runs both times)",
+                "  Sun 2026-11-01 01:00 -05:00   2026-11-01 06:00 UTC  (01:00 again: clocks went back from 02:00 to 01:00)",
+                "  Sun 2026-11-01 01:30 -05:00   2026-11-01 06:30 UTC  (01:30 again: clocks went back from 02:00 to 01:00)",
+                "  Sun 2026-11-01 02:00 -05:00   2026-11-01 07:00 UTC",
+            ])
     }
 
     @Test func fromWithoutAnOffsetIsReadInTheTimezone() async throws {
         let local = try await sluice("cron", "@hourly", "--timezone", "Asia/Kolkata", "--from", "2026-05-01T09:00", "--count", "1")
-        #expect(local.stdout == "'@hourly' in Asia/Kolkata, from Fri 2026-05-01 09:00 +05:30:\n  Fri 2026-05-01 09:00 +05:30   2026-05-01 03:30 UTC\n")
+        #expect(
+            local.stdout == "'@hourly' in Asia/Kolkata, from Fri 2026-05-01 09:00 +05:30:\n  Fri 2026-05-01 09:00 +05:30   2026-05-01 03:30 UTC\n")
         let utc = try await sluice("cron", "@hourly", "--timezone", "Asia/Kolkata", "--from", "2026-05-01T09:00Z", "--count", "1")
         #expect(utc.stdout == "'@hourly' in Asia/Kolkata, from Fri 2026-05-01 14:30 +05:30:\n  Fri 2026-05-01 15:00 +05:30   2026-05-01 09:30 UTC\n")
     }
@@ -54,23 +57,27 @@ struct CronCommandTests {
         let result = try await sluice("cron", "0 25 * * *")
         #expect(result.status == 2)
         #expect(result.stdout.isEmpty)
-        #expect(result.stderr.hasPrefix("""
-            Error: cron expression: hour field '25': '25' is not a valid hour (0-23)
-              0 25 * * *
-                ^
+        #expect(
+            result.stderr.hasPrefix(
+                """
+                Error: cron expression: hour field '25': '25' is not a valid hour (0-23)
+                  0 25 * * *
+                    ^
 
-            """))
+                """))
     }
 
     @Test func anExpressionThatNeverFiresSaysWhy() async throws {
         let result = try await sluice("cron", "0 0 30 2 *")
         #expect(result.status == 2)
-        #expect(result.stderr.hasPrefix("""
-            Error: cron expression '0 0 30 2 *' never fires: February has no day 30
-              0 0 30 2 *
-                  ^
+        #expect(
+            result.stderr.hasPrefix(
+                """
+                Error: cron expression '0 0 30 2 *' never fires: February has no day 30
+                  0 0 30 2 *
+                      ^
 
-            """))
+                """))
     }
 
     @Test func anUnknownTimezoneOrABadFromIsAUsageError() async throws {

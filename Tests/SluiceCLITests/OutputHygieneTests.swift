@@ -29,11 +29,15 @@ struct OutputHygieneTests {
         let passphrase = "Plover-Quartz-Nimbus-88"
         let salt = "Qz-salt-Wv9Kp2Lm-Xr7Tn4Hd"
         let log = project.appendingPathComponent("serve.log")
-        let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project, errors: log, environment: [
-            "SLUICE_LOG_LEVEL": "trace", "SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt])
+        let server = try await LongRunningCommand.start(
+            ["serve", "--port", "0"], in: project, errors: log,
+            environment: [
+                "SLUICE_LOG_LEVEL": "trace", "SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt,
+            ])
         defer { server.stop() }
-        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
-                                "\(server.firstLine)")
+        let port = try #require(
+            server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+            "\(server.firstLine)")
         let token = try await sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
         #expect(try await httpCall(port: port, "GET", "/healthz").0 == 200)
         let (status, run) = try await httpCall(port: port, "POST", "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token, body: "{}")

@@ -47,7 +47,8 @@ struct SchedulerCommandTests {
     @Test func backfillCreatesTheMissedRunsOnceAndSaysWhichExisted() async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
-        let dry = try await sluice("backfill", "genai_costs_daily", "--from", "2026-03-01", "--to", "2026-03-03", "--org", "acme", "--dry-run", in: project)
+        let dry = try await sluice(
+            "backfill", "genai_costs_daily", "--from", "2026-03-01", "--to", "2026-03-03", "--org", "acme", "--dry-run", in: project)
         #expect(dry.status == 0)
         #expect(dry.stdout.contains("genai_costs_daily  org acme  2026-03-01  2026-03-01T02:30:00Z  schedule:2026-03-01T02:30:00Z"), "\(dry.stdout)")
         #expect(dry.stdout.contains("(dry run: 3 run(s) would be created"))
@@ -73,11 +74,15 @@ struct SchedulerCommandTests {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SLUICE_KEY") }
-        let refused = try await run(sluiceBinary, ["backfill", "openai_usage_api", "--from", "2026-03-01", "--to", "2026-03-01", "--org", "acme"],
-                                    in: project, environment: environment)
+        let refused = try await run(
+            sluiceBinary, ["backfill", "openai_usage_api", "--from", "2026-03-01", "--to", "2026-03-01", "--org", "acme"],
+            in: project, environment: environment)
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("sluice backfill: pipeline 'openai_usage_api' decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)"),
-                "\(refused.stdout)\(refused.stderr)")
+        #expect(
+            refused.stderr.contains(
+                "sluice backfill: pipeline 'openai_usage_api' decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)"
+            ),
+            "\(refused.stdout)\(refused.stderr)")
         #expect(try await sluice("runs", "list", "--org", "acme", in: project).stdout == "no runs yet\n")
     }
 

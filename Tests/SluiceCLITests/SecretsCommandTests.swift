@@ -40,14 +40,17 @@ struct SecretsCommandTests {
             try? input.fileHandleForWriting.close()
             process.waitUntilExit()
             defer { try? FileManager.default.removeItem(at: folder) }
-            return CommandResult(status: process.terminationStatus,
-                                 stdout: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stdout")), as: UTF8.self),
-                                 stderr: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stderr")), as: UTF8.self))
+            return CommandResult(
+                status: process.terminationStatus,
+                stdout: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stdout")), as: UTF8.self),
+                stderr: String(decoding: try Data(contentsOf: folder.appendingPathComponent("stderr")), as: UTF8.self))
         }
     }
 
-    func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = Self.environment(),
-                in directory: URL? = nil) throws -> Launched {
+    func launch(
+        _ arguments: [String], stdin: String? = nil, environment: [String: String] = Self.environment(),
+        in directory: URL? = nil
+    ) throws -> Launched {
         let process = Process()
         process.executableURL = sluiceBinary
         process.arguments = arguments
@@ -80,8 +83,10 @@ struct SecretsCommandTests {
     let transcript = Transcript()
 
     @discardableResult
-    func sluice(_ arguments: String..., stdin: String? = nil, environment: [String: String] = Self.environment(),
-                in directory: URL? = nil) async throws -> CommandResult {
+    func sluice(
+        _ arguments: String..., stdin: String? = nil, environment: [String: String] = Self.environment(),
+        in directory: URL? = nil
+    ) async throws -> CommandResult {
         let result = try await launch(arguments, stdin: stdin, environment: environment, in: directory).finish()
         transcript.add(result)
         return result
@@ -114,7 +119,8 @@ struct SecretsCommandTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(Int(port) != nil, "the fake provider did not start")
 
-        try Data("""
+        try Data(
+            """
             pipeline: check_key
             defaults: { timeout: 30s, retry: { attempts: 2, initial_delay: 10ms } }
             steps:
@@ -127,7 +133,8 @@ struct SecretsCommandTests {
                   api_key: "${{ secrets.openai_key }}"
                   base_url: "${{ env.OPENAI_BASE_URL || 'https://api.openai.com' }}"
                   request_timeout: 60s
-            """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
 
@@ -169,7 +176,8 @@ struct SecretsCommandTests {
         try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
         try Data(#"[{"name": "id", "type": "STRING"}, {"name": "note", "type": "STRING"}, {"name": "amount", "type": "NUMERIC"}]"#.utf8)
             .write(to: project.appendingPathComponent("schemas/notes_raw.json"))
-        try Data("""
+        try Data(
+            """
             pipeline: echoed
             defaults: { timeout: 30s, retry: { attempts: 2, initial_delay: 10ms } }
             steps:
@@ -194,7 +202,8 @@ struct SecretsCommandTests {
                   api_key: "${{ secrets.openai_key }}"
                   base_url: "${{ env.ECHO_URL }}"
                   request_timeout: 60s
-            """.utf8).write(to: project.appendingPathComponent("pipelines/echoed.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/echoed.yml"))
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: key).status == 0)
 
@@ -221,7 +230,8 @@ struct SecretsCommandTests {
 
     @Test func aPipelineWhoseParamsChooseWhereTheKeyGoesIsRefusedBeforeAnythingIsDecrypted() async throws {
         defer { try? FileManager.default.removeItem(at: project) }
-        try Data("""
+        try Data(
+            """
             pipeline: check_key
             defaults: { timeout: 30s }
             params:
@@ -233,14 +243,18 @@ struct SecretsCommandTests {
               - id: validate
                 uses: validate_openai
                 with: { api_key: "${{ secrets.openai_key }}", base_url: "${{ params.base }}" }
-            """.utf8).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/check_key.yml"))
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "put", "default", "openai/admin_key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
 
         // A token holder's host: nothing may be sent there, and the key must not even be opened.
         let run = try await sluice("run", "check_key", "--param", "base=http://127.0.0.1:9")
         #expect(run.status == 1)
-        #expect(run.stderr.contains("pipelines/check_key.yml:11:61: error: step 'validate' (validate_openai): 'base_url' decides where the step sends secrets.openai_key, but it reads params.base"), "\(run.stderr)")
+        #expect(
+            run.stderr.contains(
+                "pipelines/check_key.yml:11:61: error: step 'validate' (validate_openai): 'base_url' decides where the step sends secrets.openai_key, but it reads params.base"
+            ), "\(run.stderr)")
         #expect(run.stderr.contains("e.g. ${{ env.BASE || 'https://api.openai.com' }}"))
         #expect(run.stderr.contains("[untrusted-secret-destination]"))
         #expect(run.stderr.contains("sluice run: fix the errors above first; nothing was run"))
@@ -259,8 +273,9 @@ struct SecretsCommandTests {
         #expect(again.status == 1)
         #expect(again.stderr.contains("[keyring_exists]"))
 
-        let put = try await sluice("secrets", "put", "acme", "openai/admin_key", "--from-stdin", "--provider", "openai",
-                             "--metadata", #"{"owner": "finops", "organization": "org-7"}"#, stdin: value + "\n")
+        let put = try await sluice(
+            "secrets", "put", "acme", "openai/admin_key", "--from-stdin", "--provider", "openai",
+            "--metadata", #"{"owner": "finops", "organization": "org-7"}"#, stdin: value + "\n")
         #expect(put.status == 0, "\(put.stderr)")
         #expect(put.stdout == "stored credential acme/openai/admin_key (openai, value 1, key version 1)\n")
 
@@ -280,8 +295,9 @@ struct SecretsCommandTests {
         #expect(verify.stdout == "credential acme/openai/admin_key opens: openai, value 1, key version 1, \(value.utf8.count) bytes, format ok\n")
         #expect(try await sluice("secrets", "verify", "acme", "warehouse/password").stdout.contains("13 bytes"))
 
-        let rotate = try await sluice("secrets", "rotate", "acme", "openai/admin_key", "--from-stdin", "--grace", "2h",
-                                stdin: "sk-proj-CliRotated0nlyForTests_abcdefghijklmn0123")
+        let rotate = try await sluice(
+            "secrets", "rotate", "acme", "openai/admin_key", "--from-stdin", "--grace", "2h",
+            stdin: "sk-proj-CliRotated0nlyForTests_abcdefghijklmn0123")
         #expect(rotate.status == 0, "\(rotate.stderr)")
         #expect(rotate.stdout.hasPrefix("rotated credential acme/openai/admin_key to value 2; value 1 stays valid until "))
         #expect(try await sluice("secrets", "verify", "acme", "openai/admin_key", "--previous").stdout.contains("value 1 (previous)"))
@@ -344,32 +360,44 @@ struct SecretsCommandTests {
         #expect(try await sluice("secrets", "rotate", "acme", "k", "--from-stdin", "--grace", "0s", stdin: "v").status == 2)
 
         expectError(try await sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: " \n\t\n"), "value_empty", "whitespace value")
-        expectError(try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "openai", stdin: "hunter2-hunter2-hunter2-hunter2"),
-                    "value_format", "not an OpenAI key")
-        expectError(try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "gcp", stdin: #"{"type": "user"}"#),
-                    "value_format", "not a service account")
+        expectError(
+            try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "openai", stdin: "hunter2-hunter2-hunter2-hunter2"),
+            "value_format", "not an OpenAI key")
+        expectError(
+            try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "gcp", stdin: #"{"type": "user"}"#),
+            "value_format", "not a service account")
         let unknown = try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--provider", "vault", stdin: value)
         expectError(unknown, "provider_unknown", "unknown provider")
         #expect(unknown.stderr.contains("warning") && unknown.stderr.contains("unknown provider 'vault'"))
-        expectError(try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--metadata", "[1]", stdin: value), "metadata_invalid", "metadata")
-        expectError(try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--expires-at", "2001-01-01", stdin: value), "time_invalid", "past expiry")
+        expectError(
+            try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--metadata", "[1]", stdin: value), "metadata_invalid", "metadata")
+        expectError(
+            try await sluice("secrets", "put", "acme", "k", "--from-stdin", "--expires-at", "2001-01-01", stdin: value), "time_invalid", "past expiry"
+        )
         expectError(try await sluice("secrets", "put", "acme", "a b", "--from-stdin", stdin: value), "name_invalid", "name")
         expectError(try await sluice("secrets", "verify", "acme", "missing"), "credential_not_found", "missing credential")
 
         #expect(try await sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value).status == 0)
-        #expect(try await sluice("secrets", "put", "globex", "openai/key", "--from-stdin", "--provider", "openai",
-                           stdin: "sk-proj-Globex0nlyForTests_abcdefghijklmnopq0123").status == 0)
+        #expect(
+            try await sluice(
+                "secrets", "put", "globex", "openai/key", "--from-stdin", "--provider", "openai",
+                stdin: "sk-proj-Globex0nlyForTests_abcdefghijklmnopq0123"
+            ).status == 0)
         #expect(try await sluice("secrets", "put", "acme", "short_lived", "--from-stdin", stdin: "temporary").status == 0)
-        expectError(try await sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value),
-                    "credential_exists", "put twice")
+        expectError(
+            try await sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value),
+            "credential_exists", "put twice")
 
         try await sql("UPDATE credential SET expires_at = 1.0 WHERE name = 'short_lived'")
         expectError(try await sluice("secrets", "verify", "acme", "short_lived"), "credential_expired", "expired")
 
-        try await sql("UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key') WHERE org = 'globex'")
+        try await sql(
+            "UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key') WHERE org = 'globex'")
         expectError(try await sluice("secrets", "verify", "globex", "openai/key"), "credential_wrong_org", "blob copied to another org")
 
-        try await sql("UPDATE credential SET sealed = substr(sealed, 1, length(sealed) - 17) || X'00' || substr(sealed, length(sealed) - 15) WHERE org = 'acme' AND name = 'openai/key'")
+        try await sql(
+            "UPDATE credential SET sealed = substr(sealed, 1, length(sealed) - 17) || X'00' || substr(sealed, length(sealed) - 15) WHERE org = 'acme' AND name = 'openai/key'"
+        )
         expectError(try await sluice("secrets", "verify", "acme", "openai/key"), "credential_tampered", "tampered ciphertext")
         let audit = try await sluice("secrets", "audit", "acme", "openai/key", "--limit", "1")
         #expect(audit.stdout.contains(" decrypt ") && audit.stdout.contains(" failed ") && audit.stdout.contains("credential_tampered"))
@@ -383,8 +411,9 @@ struct SecretsCommandTests {
         defer { try? FileManager.default.removeItem(at: project) }
         let passphrase = "tests-only passphrase, long enough"
         let salt = "0f9e8d7c6b5a49382716051423324150"
-        let noSalt = try await sluice("secrets", "put", "acme", "k", "--from-stdin", stdin: value,
-                                environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase]))
+        let noSalt = try await sluice(
+            "secrets", "put", "acme", "k", "--from-stdin", stdin: value,
+            environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase]))
         #expect(noSalt.status == 1)
         #expect(noSalt.stderr.contains("[salt_missing]"))
         #expect(!noSalt.stderr.contains(passphrase))
@@ -401,8 +430,9 @@ struct SecretsCommandTests {
         #expect(try await sluice("secrets", "verify", "acme", "k", environment: right).status == 0)
         #expect(try await sluice("keys", "list", environment: right).stdout.contains("key derived from SLUICE_KEY_PASSPHRASE"))
 
-        let wrong = try await sluice("secrets", "verify", "acme", "k",
-                               environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase + "?", "SLUICE_KEY_SALT": salt]))
+        let wrong = try await sluice(
+            "secrets", "verify", "acme", "k",
+            environment: Self.environment(["SLUICE_KEY_PASSPHRASE": passphrase + "?", "SLUICE_KEY_SALT": salt]))
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("[key_mismatch]") && wrong.stderr.contains("wrong passphrase"))
         let rotate = try await sluice("keys", "rotate", environment: right)

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceTestSupport
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -89,11 +90,15 @@ struct ServeCommandTests {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         let token = try await sluice("tokens", "create", "acme", in: project).stdout.trimmingCharacters(in: .newlines)
-        let server = try await LongRunningCommand.start(["serve", "--port", "0", "--scheduler", "--org", "acme", "--poll", "100ms",
-                                             "--shutdown-grace", "30s"], in: project)
+        let server = try await LongRunningCommand.start(
+            [
+                "serve", "--port", "0", "--scheduler", "--org", "acme", "--poll", "100ms",
+                "--shutdown-grace", "30s",
+            ], in: project)
         defer { server.stop() }
-        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
-                                "\(server.firstLine)")
+        let port = try #require(
+            server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+            "\(server.firstLine)")
         // genai_costs_daily: 02:30 UTC daily with catchup 3d, max_active_runs 1: the last three
         // fire times are run, one after another, by the process that answers the API.
         var runs: [[String: Any]] = []
@@ -123,14 +128,16 @@ struct ServeCommandTests {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
         #expect(try await sluice("keys", "init", in: project).status == 0)
-        let created = try await sluice("hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
-                                 in: project)
+        let created = try await sluice(
+            "hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
+            in: project)
         #expect(created.status == 0, "\(created.stderr)")
         let secret = created.stdout.trimmingCharacters(in: .newlines)
         #expect(secret.hasPrefix("whsec_") && Data(base64Encoded: String(secret.dropFirst(6)))?.count == 24, "\(secret)")
         #expect(created.stderr.contains("deliveries go to POST /v1/hooks/acme/genai_costs_daily"))
         let list = try await sluice("hooks", "list", "acme", in: project)
-        #expect(list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
+        #expect(
+            list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
         // The secret is sealed like any credential: in clear in no file under .sluice/.
         let stored = filesHolding(secret, in: project)
         #expect(stored.holding.isEmpty, "the secret is in \(stored.holding)")
@@ -147,8 +154,9 @@ struct ServeCommandTests {
         // A delivery signed with the old secret (still in its grace period) is accepted by `sluice serve`.
         let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project)
         defer { server.stop() }
-        let port = try #require(server.firstLine.split(separator: ":").last
-            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let port = try #require(
+            server.firstLine.split(separator: ":").last
+                .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         let script = """
             import base64, hashlib, hmac, http.client, json, sys, time
             secret, port = sys.argv[1], int(sys.argv[2])
@@ -179,8 +187,11 @@ extension ServeCommandTests {
         let certificate = try await TestCertificate.make(in: project)
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: certificate.key.path)
         let errors = project.appendingPathComponent("serve.err")
-        let server = try await LongRunningCommand.start(["serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
-                                                         "--tls-key", certificate.key.path], in: project, errors: errors)
+        let server = try await LongRunningCommand.start(
+            [
+                "serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
+                "--tls-key", certificate.key.path,
+            ], in: project, errors: errors)
         defer { server.stop() }
         #expect(server.firstLine.hasPrefix("sluice serve: listening on https://127.0.0.1:"), "\(server.firstLine)")
         let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
@@ -191,7 +202,8 @@ extension ServeCommandTests {
             connection.request("GET", "/healthz")
             print(connection.getresponse().status)
             """
-        let answer = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, String(port), certificate.certificate.path], in: project)
+        let answer = try await run(
+            URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, String(port), certificate.certificate.path], in: project)
         #expect(answer.stdout == "200\n", "\(answer.stdout)\(answer.stderr)")
         #expect(try await server.terminate().status == 0)
         let warnings = try String(contentsOf: errors, encoding: .utf8)
@@ -203,8 +215,11 @@ extension ServeCommandTests {
         let link = project.appendingPathComponent("live-key.pem")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: certificate.key)
         let linkErrors = project.appendingPathComponent("serve-link.err")
-        let linked = try await LongRunningCommand.start(["serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
-                                                         "--tls-key", link.path], in: project, errors: linkErrors)
+        let linked = try await LongRunningCommand.start(
+            [
+                "serve", "--port", "0", "--tls-certificate", certificate.certificate.path,
+                "--tls-key", link.path,
+            ], in: project, errors: linkErrors)
         defer { linked.stop() }
         #expect(linked.firstLine.hasPrefix("sluice serve: listening on https://127.0.0.1:"), "\(linked.firstLine)")
         #expect(try await linked.terminate().status == 0)
@@ -215,9 +230,13 @@ extension ServeCommandTests {
         let alone = try await sluice("serve", "--port", "0", "--tls-certificate", certificate.certificate.path, in: project)
         #expect(alone.status == 2)
         #expect(alone.stderr.contains("--tls-certificate needs --tls-key, the certificate's private key"), "\(alone.stderr)")
-        let swapped = try await sluice("serve", "--port", "0", "--tls-certificate", certificate.key.path, "--tls-key", certificate.key.path, in: project)
+        let swapped = try await sluice(
+            "serve", "--port", "0", "--tls-certificate", certificate.key.path, "--tls-key", certificate.key.path, in: project)
         #expect(swapped.status == 2)
-        #expect(swapped.stderr == "sluice serve: \(certificate.key.path): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)\n")
+        #expect(
+            swapped.stderr
+                == "sluice serve: \(certificate.key.path): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)\n"
+        )
     }
 }
 
@@ -246,8 +265,9 @@ struct ServeConnectionTests {
         // out of descriptors accepts no one until idle connections time out (60 s).
         let server = try await LongRunningCommand.start(["serve", "--port", "0"], in: project, openFileLimit: 256)
         defer { server.stop() }
-        let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
-                                "\(server.firstLine)")
+        let port = try #require(
+            server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+            "\(server.firstLine)")
         let script = """
             import http.client, select, socket, time
             held = []

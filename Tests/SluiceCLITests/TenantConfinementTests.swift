@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import SluiceModel
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 /// The real binary: `sluice run --param` is the operator's, still confined to the project, and
@@ -12,8 +12,9 @@ struct TenantConfinementTests {
         defer { try? FileManager.default.removeItem(at: project) }
         let outside = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: outside) }
-        try FileManager.default.copyItem(at: project.appendingPathComponent("examples/data/genai_usage.csv"),
-                                         to: outside.appendingPathComponent("usage.csv"))
+        try FileManager.default.copyItem(
+            at: project.appendingPathComponent("examples/data/genai_usage.csv"),
+            to: outside.appendingPathComponent("usage.csv"))
         var outputs: [String] = []
         for file in ["\(outside.path)/usage.csv", "\(outside.path)/missing.csv"] {
             let result = try await run(sluiceBinary, ["run", "genai_costs_daily", "--param", "usage_file=\(file)"], in: project)
@@ -21,10 +22,11 @@ struct TenantConfinementTests {
             let all = result.stdout + result.stderr
             #expect(all.contains("input_refused"), "\(all)")
             #expect(all.contains("input file \(shown(file)) ('source.path') can't be read: it is not within the files this run may read"), "\(all)")
-            outputs.append(result.stdout.components(separatedBy: "\n").filter { $0.contains("can't be read") }
-                .joined(separator: "\n").replacingOccurrences(of: shown(file), with: "(file)")
-                .replacingOccurrences(of: #"r[0-9a-f]{20}"#, with: "(run)", options: .regularExpression)
-                .replacingOccurrences(of: #"[0-9.]+s "#, with: "(time) ", options: .regularExpression))
+            outputs.append(
+                result.stdout.components(separatedBy: "\n").filter { $0.contains("can't be read") }
+                    .joined(separator: "\n").replacingOccurrences(of: shown(file), with: "(file)")
+                    .replacingOccurrences(of: #"r[0-9a-f]{20}"#, with: "(run)", options: .regularExpression)
+                    .replacingOccurrences(of: #"[0-9.]+s "#, with: "(time) ", options: .regularExpression))
         }
         // Whether the file outside is there or not, the answer is the same.
         #expect(outputs[0] == outputs[1], "\(outputs)")
@@ -45,7 +47,9 @@ struct TenantConfinementTests {
         try Data(#"{"data": [\#(rows.joined(separator: ","))]}"#.utf8).write(to: served.appendingPathComponent("page.json"))
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", "-u", "-c", """
+        server.arguments = [
+            "python3", "-u", "-c",
+            """
             import functools, http.server, signal, sys
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -54,7 +58,8 @@ struct TenantConfinementTests {
             server = http.server.HTTPServer(("127.0.0.1", 0), handler)
             print(server.server_address[1], flush=True)
             server.serve_forever()
-            """, served.path]
+            """, served.path,
+        ]
         let portPipe = Pipe()
         server.standardOutput = portPipe
         server.standardError = FileHandle.nullDevice
@@ -66,14 +71,16 @@ struct TenantConfinementTests {
 
         try Data(#"[{"name": "id", "type": "STRING", "mode": "REQUIRED"}, {"name": "amount", "type": "INT64"}]"#.utf8)
             .write(to: project.appendingPathComponent("schemas/usage_raw.json"))
-        try Data("""
+        try Data(
+            """
             pipeline: fetch_pages
             defaults: { timeout: 5m }
             steps:
               - id: fetch
                 uses: ingest
                 with: { source: { format: http, url: "http://127.0.0.1:\(port)/page.json" }, table: usage_raw, schema: schemas/usage_raw.json }
-            """.utf8).write(to: project.appendingPathComponent("pipelines/fetch_pages.yml"))
+            """.utf8
+        ).write(to: project.appendingPathComponent("pipelines/fetch_pages.yml"))
 
         let command = Process()
         command.executableURL = sluiceBinary

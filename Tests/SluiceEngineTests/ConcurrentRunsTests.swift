@@ -1,13 +1,14 @@
 import Foundation
 import Logging
+import SluiceModel
 import SluiceProviders
+import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Synchronization
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
 
 /// A step that waits until the test opens its gate (named by its `name` field; `open` passes at
 /// once): where a run pauses so that another can overtake it.
@@ -15,8 +16,9 @@ final class GateProcessor: Processor, Sendable {
     private let gates = Mutex<[String: (arrived: Bool, open: Bool)]>([:])
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_gate", summary: "s", description: "d",
-                      fields: [FieldSpec("name", .string, .required, description: "the gate")], outputs: [], example: "")
+        ProcessorSpec(
+            name: "test_gate", summary: "s", description: "d",
+            fields: [FieldSpec("name", .string, .required, description: "the gate")], outputs: [], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -49,7 +51,9 @@ struct ConcurrentRunsTests {
     init() throws {
         project = try PipelineProject()
         try project.write("schemas/day_totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "NUMERIC"}]"#)
-        try project.write("procedures/day_totals.sql", """
+        try project.write(
+            "procedures/day_totals.sql",
+            """
             -- Rebuilds one day of day_totals from events.
             DELETE FROM day_totals WHERE day = :day;
             INSERT INTO day_totals (day, total) SELECT day, sum(amount) FROM events WHERE day = :day GROUP BY day;
@@ -61,7 +65,9 @@ struct ConcurrentRunsTests {
     /// A pipeline that loads `params.file`, merges it into `events` with `merge`, does `then`,
     /// and waits at `params.gate` before it publishes.
     func plan(merge: String, then steps: String = "") throws -> PipelinePlan {
-        try project.write("pipelines/overlap.yml", """
+        try project.write(
+            "pipelines/overlap.yml",
+            """
             pipeline: overlap
             defaults: { timeout: 5m }
             params:
@@ -87,8 +93,9 @@ struct ConcurrentRunsTests {
     }
 
     func start(_ plan: PipelinePlan, org: String, file: String, day: String = "2026-03-01", gate: String = "open") async throws -> RunRecord {
-        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: catalog, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         return try await executor.start(plan, .init(org: org, logicalDate: day, params: ["file": file, "day": day, "gate": gate], env: [:]))
     }
 
@@ -98,8 +105,10 @@ struct ConcurrentRunsTests {
 
     /// Runs A until its gate, B to the end (`bWaits`: B is expected to wait for A instead, so it
     /// is started and A released while it waits), then A; both must succeed.
-    func overlap(_ plan: PipelinePlan, org: String, a: String, b: String, aDay: String = "2026-03-01", bDay: String = "2026-03-01",
-                 bWaits: Bool = false) async throws -> (a: RunRecord, b: RunRecord) {
+    func overlap(
+        _ plan: PipelinePlan, org: String, a: String, b: String, aDay: String = "2026-03-01", bDay: String = "2026-03-01",
+        bWaits: Bool = false
+    ) async throws -> (a: RunRecord, b: RunRecord) {
         let gateName = "a-\(org)"
         let first = Task { try await start(plan, org: org, file: a, day: aDay, gate: gateName) }
         try await gate.arrival(at: gateName)
@@ -123,8 +132,10 @@ struct ConcurrentRunsTests {
     }
 
     /// Two runs started together, one a random moment after the other.
-    func together(_ plan: PipelinePlan, org: String, a: String, b: String, aDay: String = "2026-03-01",
-                  bDay: String = "2026-03-01") async throws {
+    func together(
+        _ plan: PipelinePlan, org: String, a: String, b: String, aDay: String = "2026-03-01",
+        bDay: String = "2026-03-01"
+    ) async throws {
         let delay = Duration.milliseconds(Int.random(in: 0...20))
         async let first = start(plan, org: org, file: a, day: aDay)
         async let second: RunRecord = {
@@ -145,8 +156,11 @@ struct ConcurrentRunsTests {
         try project.write("data/b.csv", Self.header + "k1,2026-01-03T00:00:00Z,2026-03-01,acme,3\nkb,2026-01-01T00:00:00Z,2026-03-01,acme,1\n")
         let (runA, _) = try await overlap(plan, org: "acme", a: "data/a.csv", b: "data/b.csv")
         let published = try await rows("acme", "SELECT event_id, ts, amount FROM events ORDER BY event_id")
-        #expect(published == [["k1", "2026-01-03T00:00:00.000000Z", "3"], ["ka", "2026-01-01T00:00:00.000000Z", "1"], ["kb", "2026-01-01T00:00:00.000000Z", "1"]],
-                "\(published)")
+        #expect(
+            published == [
+                ["k1", "2026-01-03T00:00:00.000000Z", "3"], ["ka", "2026-01-01T00:00:00.000000Z", "1"], ["kb", "2026-01-01T00:00:00.000000Z", "1"],
+            ],
+            "\(published)")
         // A's counts are what its publish did: k1 stayed B's.
         let outputs = try await project.store.steps(of: runA.id).first { $0.stepID == "merge" }?.outputs ?? [:]
         #expect(outputs["rows_inserted"] == .number(1))
@@ -156,13 +170,18 @@ struct ConcurrentRunsTests {
         for trial in 0..<20 {
             let org = "t\(trial)"
             let aNewer = Bool.random()
-            try project.write("data/a\(trial).csv", Self.header
-                + "k1,2026-01-0\(aNewer ? 3 : 2)T00:00:00Z,2026-03-01,acme,\(aNewer ? 3 : 2)\nka,2026-01-01T00:00:00Z,2026-03-01,acme,1\n")
-            try project.write("data/b\(trial).csv", Self.header
-                + "k1,2026-01-0\(aNewer ? 2 : 3)T00:00:00Z,2026-03-01,acme,\(aNewer ? 2 : 3)\nkb,2026-01-01T00:00:00Z,2026-03-01,acme,1\n")
+            try project.write(
+                "data/a\(trial).csv",
+                Self.header
+                    + "k1,2026-01-0\(aNewer ? 3 : 2)T00:00:00Z,2026-03-01,acme,\(aNewer ? 3 : 2)\nka,2026-01-01T00:00:00Z,2026-03-01,acme,1\n")
+            try project.write(
+                "data/b\(trial).csv",
+                Self.header
+                    + "k1,2026-01-0\(aNewer ? 2 : 3)T00:00:00Z,2026-03-01,acme,\(aNewer ? 2 : 3)\nkb,2026-01-01T00:00:00Z,2026-03-01,acme,1\n")
             try await together(plan, org: org, a: "data/a\(trial).csv", b: "data/b\(trial).csv")
-            #expect(try await rows(org, "SELECT event_id, amount FROM events ORDER BY event_id") == [["k1", "3"], ["ka", "1"], ["kb", "1"]],
-                    "trial \(trial)")
+            #expect(
+                try await rows(org, "SELECT event_id, amount FROM events ORDER BY event_id") == [["k1", "3"], ["ka", "1"], ["kb", "1"]],
+                "trial \(trial)")
         }
     }
 
@@ -185,8 +204,9 @@ struct ConcurrentRunsTests {
             let first = try await rows(org, "SELECT run_id FROM _sluice_published ORDER BY at, rowid LIMIT 1").first?.first
             let runs = try await project.store.runs(pipeline: "overlap", org: org, limit: 2)
             let firstFile = runs.first { $0.id == first }?.params["file"]
-            #expect(try await rows(org, "SELECT event_id, amount FROM events ORDER BY event_id")
-                        == [["k1", firstFile == "data/a.csv" ? "2" : "3"], ["ka", "1"], ["kb", "1"]], "trial \(trial)")
+            #expect(
+                try await rows(org, "SELECT event_id, amount FROM events ORDER BY event_id")
+                    == [["k1", firstFile == "data/a.csv" ? "2" : "3"], ["ka", "1"], ["kb", "1"]], "trial \(trial)")
         }
     }
 
@@ -205,12 +225,14 @@ struct ConcurrentRunsTests {
 
     @Test func aProcedureRebuildingItsDayKeepsTheOtherRunsDay() async throws {
         defer { project.remove() }
-        let plan = try plan(merge: "latest_by: ts", then: """
-              - id: work
-                uses: sql
-                needs: [merge]
-                with: { procedure: procedures/day_totals.sql, params: { day: "${{ params.day }}" } }
-            """)
+        let plan = try plan(
+            merge: "latest_by: ts",
+            then: """
+                  - id: work
+                    uses: sql
+                    needs: [merge]
+                    with: { procedure: procedures/day_totals.sql, params: { day: "${{ params.day }}" } }
+                """)
         try project.write("data/a.csv", Self.header + "a1,2026-01-02T00:00:00Z,2026-03-01,acme,2\na2,2026-01-02T00:00:00Z,2026-03-01,acme,5\n")
         try project.write("data/b.csv", Self.header + "b1,2026-01-03T00:00:00Z,2026-03-02,acme,3\n")
         // B's procedure waits for A's publish: it reads what A published.
@@ -219,19 +241,22 @@ struct ConcurrentRunsTests {
         for trial in 0..<20 {
             let org = "t\(trial)"
             try await together(plan, org: org, a: "data/a.csv", b: "data/b.csv", aDay: "2026-03-01", bDay: "2026-03-02")
-            #expect(try await rows(org, "SELECT day, total FROM day_totals ORDER BY day") == [["2026-03-01", "7"], ["2026-03-02", "3"]],
-                    "trial \(trial)")
+            #expect(
+                try await rows(org, "SELECT day, total FROM day_totals ORDER BY day") == [["2026-03-01", "7"], ["2026-03-02", "3"]],
+                "trial \(trial)")
         }
     }
 
     @Test func aRunWaitingToPublishForAnotherRunsTablesCanBeCancelled() async throws {
         defer { project.remove() }
-        let holding = try plan(merge: "latest_by: ts", then: """
-              - id: work
-                uses: aggregate
-                needs: [merge]
-                with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals }
-            """)
+        let holding = try plan(
+            merge: "latest_by: ts",
+            then: """
+                  - id: work
+                    uses: aggregate
+                    needs: [merge]
+                    with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals }
+                """)
         try project.write("data/a.csv", Self.header + "a1,2026-01-02T00:00:00Z,2026-03-01,acme,5\n")
         try project.write("data/b.csv", Self.header + "b1,2026-01-03T00:00:00Z,2026-03-02,acme,7\n")
         // A holds events and org_totals from its aggregate on, and waits at its gate.
@@ -240,17 +265,20 @@ struct ConcurrentRunsTests {
         // B only merges into events: its steps run, then its publish waits for A's tables.
         let mergeOnly = try plan(merge: "latest_by: ts")
         let note = CancellationNote()
-        let executor = Executor(processors: catalog, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: catalog, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let second = Task {
-            try await executor.start(mergeOnly, .init(org: "acme", logicalDate: "2026-03-02", params: ["file": "data/b.csv"], env: [:]),
-                                     cancellation: note)
+            try await executor.start(
+                mergeOnly, .init(org: "acme", logicalDate: "2026-03-02", params: ["file": "data/b.csv"], env: [:]),
+                cancellation: note)
         }
-        #expect(try await eventually {
-            let runs = try await project.store.runs(pipeline: "overlap", org: "acme", limit: 2)
-            guard let b = runs.first(where: { $0.params["file"] == "data/b.csv" }) else { return false }
-            return try await project.store.steps(of: b.id).first { $0.stepID == "wait" }?.state == .succeeded
-        })
+        #expect(
+            try await eventually {
+                let runs = try await project.store.runs(pipeline: "overlap", org: "acme", limit: 2)
+                guard let b = runs.first(where: { $0.params["file"] == "data/b.csv" }) else { return false }
+                return try await project.store.steps(of: b.id).first { $0.stepID == "wait" }?.state == .succeeded
+            })
         try await Task.sleep(for: .milliseconds(100))
         note.set("cancelled by the test while it waited for A's tables")
         second.cancel()
@@ -263,16 +291,18 @@ struct ConcurrentRunsTests {
 
     @Test func aggregatesOfOverlappingRunsCountBothRuns() async throws {
         defer { project.remove() }
-        let plan = try plan(merge: "latest_by: ts", then: """
-              - id: totals
-                uses: aggregate
-                needs: [merge]
-                with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals, mode: merge }
-              - id: work
-                uses: aggregate
-                needs: [totals]
-                with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals_all }
-            """)
+        let plan = try plan(
+            merge: "latest_by: ts",
+            then: """
+                  - id: totals
+                    uses: aggregate
+                    needs: [merge]
+                    with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals, mode: merge }
+                  - id: work
+                    uses: aggregate
+                    needs: [totals]
+                    with: { from: events, group_by: [org], measures: { total: sum(amount) }, into: org_totals_all }
+                """)
         try project.write("data/a.csv", Self.header + "a1,2026-01-02T00:00:00Z,2026-03-01,acme,5\n")
         try project.write("data/b.csv", Self.header + "b1,2026-01-03T00:00:00Z,2026-03-02,acme,7\n")
         _ = try await overlap(plan, org: "acme", a: "data/a.csv", b: "data/b.csv", bWaits: true)

@@ -1,12 +1,13 @@
 import Foundation
 import Logging
-import SluiceStorage
-import Synchronization
-import SluiceTestSupport
-import Testing
-@testable import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@testable import SluiceEngine
 
 /// Executor logs would bury the test output; the run store holds what tests check.
 let quietLogger = Logger(label: "sluice.test") { _ in SwiftLogNoOpLogHandler() }
@@ -17,9 +18,10 @@ let quietLogger = Logger(label: "sluice.test") { _ in SwiftLogNoOpLogHandler() }
 /// Publishes `value` as output `echo`.
 struct EchoProcessor: Processor {
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_echo", summary: "s", description: "d",
-                      fields: [FieldSpec("value", .string, .required, description: "what to publish")],
-                      outputs: [OutputSpec("echo", "string", "the value")], example: "")
+        ProcessorSpec(
+            name: "test_echo", summary: "s", description: "d",
+            fields: [FieldSpec("value", .string, .required, description: "what to publish")],
+            outputs: [OutputSpec("echo", "string", "the value")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -39,8 +41,9 @@ final class FlakyProcessor: Processor, Sendable {
     }
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_flaky", summary: "s", description: "d", fields: [],
-                      outputs: [OutputSpec("attempts", "integer", "tries")], example: "")
+        ProcessorSpec(
+            name: "test_flaky", summary: "s", description: "d", fields: [],
+            outputs: [OutputSpec("attempts", "integer", "tries")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -69,14 +72,19 @@ final class SleepProcessor: Processor, Sendable {
     let active = Mutex((now: 0, most: 0))
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_sleep", summary: "s", description: "d",
-                      fields: [FieldSpec("for", .duration, .required, description: "how long"),
-                               FieldSpec("stubborn", .boolean, description: "ignore cancellation")],
-                      outputs: [OutputSpec("slept", "string", "x")], example: "")
+        ProcessorSpec(
+            name: "test_sleep", summary: "s", description: "d",
+            fields: [
+                FieldSpec("for", .duration, .required, description: "how long"),
+                FieldSpec("stubborn", .boolean, description: "ignore cancellation"),
+            ],
+            outputs: [OutputSpec("slept", "string", "x")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
-        active.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        active.withLock {
+            $0.now += 1; $0.most = max($0.most, $0.now)
+        }
         defer { active.withLock { $0.now -= 1 } }
         let duration = try DurationText.parse(step.config["for"]?.scalarText ?? "1s")
         if step.config["stubborn"]?.bool == true {
@@ -146,7 +154,8 @@ struct ExecutorTests {
     @Test func stepsRunInOrderAndOutputsFlowDownstream() async throws {
         let harness = try Harness()
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m }
             params: { greeting: { type: string, default: "hello ${{ run.org }}" } }
@@ -169,7 +178,8 @@ struct ExecutorTests {
         for (limit, expected) in [(1, 1), (3, 3)] {
             let harness = try Harness()
             defer { harness.remove() }
-            let run = try await harness.start("""
+            let run = try await harness.start(
+                """
                 pipeline: test_run
                 defaults: { timeout: 5m, max_parallel: \(limit) }
                 steps:
@@ -185,7 +195,8 @@ struct ExecutorTests {
     @Test func transientFailuresRetryWithBackoffUntilTheyPass() async throws {
         let harness = try Harness(flakyFailures: 2)
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 20ms, max_delay: 50ms } }
             steps:
@@ -195,7 +206,10 @@ struct ExecutorTests {
         let steps = try await harness.store.steps(of: run.id)
         #expect(steps[0].attempt == 3)
         #expect(steps[0].outputs["attempts"] == .number(3))
-        #expect(try await harness.stepHistory(run) == ["call:running", "call:retrying", "call:running", "call:retrying", "call:running", "call:succeeded"])
+        #expect(
+            try await harness.stepHistory(run) == [
+                "call:running", "call:retrying", "call:running", "call:retrying", "call:running", "call:succeeded",
+            ])
         let retrying = try await harness.store.transitions(of: run.id).first { $0.state == .retrying }
         #expect(retrying?.reason.hasPrefix("the provider said 429; retrying in ") == true)
     }
@@ -203,7 +217,8 @@ struct ExecutorTests {
     @Test func aRetryWaitsAtLeastWhatTheProviderAskedFor() async throws {
         let harness = try Harness(flakyFailures: 1, retryAfter: .milliseconds(400))
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 2s } }
             steps:
@@ -220,7 +235,8 @@ struct ExecutorTests {
     @Test func aProviderWaitBeyondMaxDelayFailsTheStepAtOnce() async throws {
         let harness = try Harness(flakyFailures: 1, retryAfter: .seconds(120))
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 1s } }
             steps:
@@ -235,7 +251,8 @@ struct ExecutorTests {
     @Test func exhaustedRetriesDeadLetterSkipDownstreamAndRunHandlers() async throws {
         let harness = try Harness(flakyFailures: 10)
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 2, initial_delay: 10ms } }
             steps:
@@ -257,7 +274,8 @@ struct ExecutorTests {
     @Test func permanentFailuresAreNotRetried() async throws {
         let harness = try Harness()
         defer { harness.remove() }
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 5, initial_delay: 10ms } }
             steps:
@@ -272,7 +290,8 @@ struct ExecutorTests {
         let harness = try Harness()
         defer { harness.remove() }
         let started = ContinuousClock.now
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             steps:
               - { id: slow, uses: test_sleep, timeout: 100ms, retry: { attempts: 2, initial_delay: 10ms }, with: { for: 15m } }
@@ -280,7 +299,10 @@ struct ExecutorTests {
         // Far less than the 15 min the step asked for, however loaded the machine is.
         #expect(ContinuousClock.now - started < TestTime.patience)
         #expect(run.state == .failed)
-        #expect(try await harness.stepHistory(run) == ["slow:running", "slow:timed_out", "slow:retrying", "slow:running", "slow:timed_out", "slow:dead_lettered"])
+        #expect(
+            try await harness.stepHistory(run) == [
+                "slow:running", "slow:timed_out", "slow:retrying", "slow:running", "slow:timed_out", "slow:dead_lettered",
+            ])
         let timedOut = try await harness.store.transitions(of: run.id).first { $0.state == .timedOut }
         #expect(timedOut?.reason == "the step ran past its 100ms timeout and was cancelled")
     }
@@ -289,7 +311,8 @@ struct ExecutorTests {
         let harness = try Harness()
         defer { harness.remove() }
         let started = ContinuousClock.now
-        let run = try await harness.start("""
+        let run = try await harness.start(
+            """
             pipeline: test_run
             steps:
               - { id: stuck, uses: test_sleep, timeout: 100ms, with: { for: 15m, stubborn: true } }
@@ -305,7 +328,8 @@ struct ExecutorTests {
     @Test func cancellingTheRunCancelsRunningStepsAndSkipsTheRest() async throws {
         let harness = try Harness()
         defer { harness.remove() }
-        let plan = try harness.plan("""
+        let plan = try harness.plan(
+            """
             pipeline: test_run
             defaults: { timeout: 30s }
             steps:
@@ -334,7 +358,8 @@ struct ExecutorTests {
     @Test func oneTriggerKeyMakesOneRunEvenWhenStartedConcurrently() async throws {
         let harness = try Harness()
         defer { harness.remove() }
-        let plan = try harness.plan("""
+        let plan = try harness.plan(
+            """
             pipeline: test_run
             defaults: { timeout: 5m }
             steps:
@@ -395,8 +420,9 @@ struct RunStoreTests {
         try await harness.store.recordRun(fresh.id, state: .running, reason: "started", at: Date())
         try await harness.store.heartbeat(fresh.id, at: Date())
 
-        let abandoned = try await harness.store.abandonRuns(heartbeatBefore: Date(timeIntervalSinceNow: -60),
-                                                            reason: "no heartbeat for 60s (the process died?)", at: Date())
+        let abandoned = try await harness.store.abandonRuns(
+            heartbeatBefore: Date(timeIntervalSinceNow: -60),
+            reason: "no heartbeat for 60s (the process died?)", at: Date())
         #expect(abandoned.map(\.id) == [record.id])
         #expect(try await harness.store.run(record.id)?.reason == "abandoned: no heartbeat for 60s (the process died?)")
         #expect(try await harness.store.steps(of: record.id).first?.errorCode == "abandoned")

@@ -1,12 +1,13 @@
 import Foundation
-import SluiceProviders
-import SluiceStorage
-import Synchronization
-import SluiceTestSupport
-import Testing
-@testable import SluiceEngine
 import SluiceModel
+import SluiceProviders
 import SluiceSQLite
+import SluiceStorage
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@testable import SluiceEngine
 
 /// A stand-in for `notify` that keeps what each attempt was told and answers as told.
 final class RecordingNotify: Processor, Sendable {
@@ -27,10 +28,12 @@ final class PatientProcessor: Processor, Sendable {
     private let calls = Mutex([String: Int]())
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_patient", summary: "s", description: "d", fields: [],
-                      outputs: [OutputSpec("attempts", "integer", "tries")], example: "",
-                      defaultRetry: RetryPolicy(attempts: 3, backoff: .fixed, initialDelay: .milliseconds(10),
-                                                maxDelay: .milliseconds(10), jitter: false))
+        ProcessorSpec(
+            name: "test_patient", summary: "s", description: "d", fields: [],
+            outputs: [OutputSpec("attempts", "integer", "tries")], example: "",
+            defaultRetry: RetryPolicy(
+                attempts: 3, backoff: .fixed, initialDelay: .milliseconds(10),
+                maxDelay: .milliseconds(10), jitter: false))
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -97,18 +100,20 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            steps:
-              - { id: first, uses: test_echo, with: { value: hello } }
-              - { id: call, uses: test_fail, needs: [first] }
-            on_failure:
-              - id: report
-                uses: test_echo
-                with: { value: "${{ run.failed_step }}|${{ run.error_code }}|${{ run.error }}|${{ steps.first.outputs.echo }}" }
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """, adding: [recorder]), request)
+        let run = try await harness.executor(adding: [recorder]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: first, uses: test_echo, with: { value: hello } }
+                  - { id: call, uses: test_fail, needs: [first] }
+                on_failure:
+                  - id: report
+                    uses: test_echo
+                    with: { value: "${{ run.failed_step }}|${{ run.error_code }}|${{ run.error }}|${{ steps.first.outputs.echo }}" }
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """, adding: [recorder]), request)
         #expect(run.state == .failed)
         #expect(run.reason == "step 'call' failed: the provider said 401")
         let steps = try await harness.steps(run)
@@ -131,15 +136,17 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            steps:
-              - { id: call, uses: test_fail }
-            on_failure:
-              - { id: broken, uses: test_fail }
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """, adding: [recorder]), request)
+        let run = try await harness.executor(adding: [recorder]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: call, uses: test_fail }
+                on_failure:
+                  - { id: broken, uses: test_fail }
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """, adding: [recorder]), request)
         #expect(run.state == .failed)
         #expect(run.reason == "step 'call' failed: the provider said 401")
         let steps = try await harness.steps(run)
@@ -159,15 +166,17 @@ struct OnFailureTests {
         defer { SecretRedactor.shared.forget(owner: owner) }
         let leaky = LeakyFailProcessor(secret: secret)
         let recorder = RecordingNotify()
-        let run = try await harness.executor(adding: [leaky, recorder]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            steps:
-              - { id: login, uses: test_leaky_fail }
-            on_failure:
-              - { id: report, uses: test_echo, with: { value: "${{ run.error }}" } }
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """, adding: [leaky, recorder]), request)
+        let run = try await harness.executor(adding: [leaky, recorder]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: login, uses: test_leaky_fail }
+                on_failure:
+                  - { id: report, uses: test_echo, with: { value: "${{ run.error }}" } }
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """, adding: [leaky, recorder]), request)
         #expect(run.reason == "step 'login' failed: the provider refused key [redacted]")
         let steps = try await harness.steps(run)
         #expect(steps["report"]?.outputs["echo"] == .string("the provider refused key [redacted]"))
@@ -177,18 +186,22 @@ struct OnFailureTests {
     }
 
     @Test func aProcessorsOwnRetryPolicyAppliesWhenTheStepAndDefaultsSetNone() async throws {
-        for (retry, expected) in [("", RunState.succeeded), ("retry: { attempts: 1 }", .deadLettered), ("retry: { attempts: 2, initial_delay: 10ms }", .deadLettered)] {
+        for (retry, expected) in [
+            ("", RunState.succeeded), ("retry: { attempts: 1 }", .deadLettered), ("retry: { attempts: 2, initial_delay: 10ms }", .deadLettered),
+        ] {
             let harness = try Harness()
             defer { harness.remove() }
             let patient = PatientProcessor()
-            let run = try await harness.executor(adding: [patient]).start(try harness.plan("""
-                pipeline: test_run
-                defaults: { timeout: 5m }
-                steps:
-                  - id: call
-                    uses: test_patient
-                    \(retry)
-                """, adding: [patient]), request)
+            let run = try await harness.executor(adding: [patient]).start(
+                try harness.plan(
+                    """
+                    pipeline: test_run
+                    defaults: { timeout: 5m }
+                    steps:
+                      - id: call
+                        uses: test_patient
+                        \(retry)
+                    """, adding: [patient]), request)
             let step = try #require(try await harness.steps(run)["call"])
             #expect(step.state == expected, "\(retry)")
             #expect(step.attempt == (retry.isEmpty ? 3 : retry.contains("2") ? 2 : 1), "\(retry)")
@@ -197,12 +210,14 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let patient = PatientProcessor()
-        let run = try await harness.executor(adding: [patient]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m, retry: { attempts: 1 } }
-            steps:
-              - { id: call, uses: test_patient }
-            """, adding: [patient]), request)
+        let run = try await harness.executor(adding: [patient]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m, retry: { attempts: 1 } }
+                steps:
+                  - { id: call, uses: test_patient }
+                """, adding: [patient]), request)
         #expect(try await harness.steps(run)["call"]?.attempt == 1)
         #expect(run.state == .failed)
     }
@@ -211,19 +226,22 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let succeeded = try await harness.executor(adding: [recorder]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            steps:
-              - { id: only, uses: test_echo, with: { value: x } }
-            on_failure:
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """, adding: [recorder]), request)
+        let succeeded = try await harness.executor(adding: [recorder]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: only, uses: test_echo, with: { value: x } }
+                on_failure:
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """, adding: [recorder]), request)
         #expect(succeeded.state == .succeeded)
         #expect(try await harness.steps(succeeded)["alert"]?.state == .skipped)
         #expect(try await harness.steps(succeeded)["alert"]?.reason == "not needed: the run succeeded")
 
-        let plan = try harness.plan("""
+        let plan = try harness.plan(
+            """
             pipeline: test_run
             defaults: { timeout: 30s }
             steps:
@@ -253,14 +271,16 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let run = try await harness.executor(adding: [recorder], warehouse: UnreachableWarehouse()).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            steps:
-              - { id: only, uses: test_echo, with: { value: x } }
-            on_failure:
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """, adding: [recorder]), request)
+        let run = try await harness.executor(adding: [recorder], warehouse: UnreachableWarehouse()).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                steps:
+                  - { id: only, uses: test_echo, with: { value: x } }
+                on_failure:
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """, adding: [recorder]), request)
         #expect(run.state == .failed)
         #expect(run.reason.hasPrefix("the warehouse could not be opened: could not connect to postgres://"), "\(run.reason)")
         #expect(!run.reason.contains("Hunter2-Passw0rd"))
@@ -277,15 +297,17 @@ struct OnFailureTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let run = try await harness.executor(adding: [recorder]).start(try harness.plan("""
-            pipeline: test_run
-            defaults: { timeout: 5m }
-            params: { day: { type: date, required: true } }
-            steps:
-              - { id: only, uses: test_echo, with: { value: "${{ params.day }}" } }
-            on_failure:
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}", message: "${{ params.day }}" } }
-            """, adding: [recorder]), request)
+        let run = try await harness.executor(adding: [recorder]).start(
+            try harness.plan(
+                """
+                pipeline: test_run
+                defaults: { timeout: 5m }
+                params: { day: { type: date, required: true } }
+                steps:
+                  - { id: only, uses: test_echo, with: { value: "${{ params.day }}" } }
+                on_failure:
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}", message: "${{ params.day }}" } }
+                """, adding: [recorder]), request)
         #expect(run.state == .failed)
         #expect(try await harness.steps(run)["alert"]?.state == .skipped)
         #expect(try await harness.steps(run)["alert"]?.reason == "not run: the run's params are invalid")
@@ -297,11 +319,12 @@ struct PublishFailureHandlerTests {
     @Test func aPublishThatFailsRunsTheHandlersWithItsCode() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        let yaml = PipelineProject.mergePipeline() + """
+        let yaml =
+            PipelineProject.mergePipeline() + """
 
-            on_failure:
-              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
-            """
+                on_failure:
+                  - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+                """
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         _ = try await project.run("merge_events", yaml: yaml)
         let size = try FileManager.default.attributesOfItem(atPath: try project.warehouse.warehousePath(org: "acme"))[.size] as? Int ?? 0
@@ -312,10 +335,12 @@ struct PublishFailureHandlerTests {
         try project.write("data/events.csv", csv)
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
         let recorder = RecordingNotify()
-        let executor = Executor(processors: ProcessorEnvironment.standard.adding([recorder]), store: project.store,
-                                warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
-                                project: ProjectContext(root: project.root), logger: quietLogger)
-        let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: ["HOOK": "http://127.0.0.1:9/hook"]))
+        let executor = Executor(
+            processors: ProcessorEnvironment.standard.adding([recorder]), store: project.store,
+            warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
+            project: ProjectContext(root: project.root), logger: quietLogger)
+        let run = try await executor.start(
+            try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: ["HOOK": "http://127.0.0.1:9/hook"]))
         #expect(run.state == .failed)
         #expect(run.reason.hasPrefix("publishing failed, nothing was changed:"))
         let alert = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "alert" })

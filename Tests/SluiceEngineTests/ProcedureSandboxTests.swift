@@ -1,10 +1,11 @@
 import Foundation
+import SluiceModel
 import SluiceProviders
+import SluiceSQLite
 import SluiceStorage
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
 
 /// Procedures run sandboxed at run time, whatever lint saw: a server runs the files as they
 /// are when the run starts, so these plans are built without lint's procedure checks.
@@ -19,18 +20,24 @@ struct ProcedureSandboxTests {
     }
 
     /// Runs a `sql` step with `procedure` (and `kind` as its processor: sql, aggregate, validate_data).
-    func runProcedure(_ sql: String, step: String = "{ id: work, uses: sql, with: { procedure: procedures/p.sql } }") async throws
-        -> (RunRecord, StepRunRecord) {
+    func runProcedure(
+        _ sql: String, step: String = "{ id: work, uses: sql, with: { procedure: procedures/p.sql } }"
+    ) async throws
+        -> (RunRecord, StepRunRecord)
+    {
         try project.write("procedures/p.sql", sql)
-        let loaded = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data("""
-            pipeline: sandboxed
-            defaults: { timeout: 1m }
-            steps:
-              - \(step)
-            """.utf8), file: "pipelines/sandboxed.yml")
+        let loaded = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(
+            Data(
+                """
+                pipeline: sandboxed
+                defaults: { timeout: 1m }
+                steps:
+                  - \(step)
+                """.utf8), file: "pipelines/sandboxed.yml")
         let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: [:]))
         let work = try #require(try await project.store.steps(of: run.id).first)
         return (run, work)
@@ -53,7 +60,8 @@ struct ProcedureSandboxTests {
         _ = try await globex.stage("secrets_of_globex", columns: [ColumnDefinition("v", .string)], change: .replace)
         try await globex.publish()
         let path = try project.warehouse.warehousePath(org: "globex")
-        let (run, step) = try await runProcedure("ATTACH DATABASE '\(path)' AS other;\nCREATE TEMP TABLE stolen AS SELECT * FROM other.secrets_of_globex;\n")
+        let (run, step) = try await runProcedure(
+            "ATTACH DATABASE '\(path)' AS other;\nCREATE TEMP TABLE stolen AS SELECT * FROM other.secrets_of_globex;\n")
         #expect(run.state == .failed)
         #expect(step.errorCode == "procedure_refused")
         #expect(step.reason.contains("may not ATTACH"), "\(step.reason)")
@@ -61,8 +69,10 @@ struct ProcedureSandboxTests {
 
     @Test func pragmasThatChangeSettingsAndTransactionsAreRefused() async throws {
         defer { project.remove() }
-        for sql in ["PRAGMA writable_schema = ON;", "PRAGMA main.journal_mode = DELETE;", "COMMIT;", "CREATE TABLE kept (x INTEGER);",
-                    "CREATE TEMP TRIGGER t AFTER INSERT ON events BEGIN DELETE FROM main.events; END;"] {
+        for sql in [
+            "PRAGMA writable_schema = ON;", "PRAGMA main.journal_mode = DELETE;", "COMMIT;", "CREATE TABLE kept (x INTEGER);",
+            "CREATE TEMP TRIGGER t AFTER INSERT ON events BEGIN DELETE FROM main.events; END;",
+        ] {
             let (run, step) = try await runProcedure(sql)
             #expect(run.state == .failed, "\(sql)")
             #expect(step.errorCode == "procedure_refused", "\(sql): \(step.reason)")
@@ -74,7 +84,8 @@ struct ProcedureSandboxTests {
     @Test func whatAProcedureMayDoStillWorks() async throws {
         defer { project.remove() }
         try project.write("schemas/totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "NUMERIC"}]"#)
-        let (run, step) = try await runProcedure("""
+        let (run, step) = try await runProcedure(
+            """
             CREATE TEMP TABLE scratch AS SELECT day, sum(amount) AS total FROM events GROUP BY day;
             SELECT name FROM pragma_table_info('events');
             INSERT INTO totals (day, total) SELECT day, total FROM scratch;
@@ -90,8 +101,9 @@ struct ProcedureSandboxTests {
             "{ id: work, uses: validate_data, with: { table: events, checks: [{ type: sql, procedure: procedures/p.sql }] } }",
         ]
         for step in steps {
-            let (run, work) = try await runProcedure("SELECT day, count(*) AS n FROM events WHERE load_extension('/tmp/x') IS NULL GROUP BY day",
-                                                     step: step)
+            let (run, work) = try await runProcedure(
+                "SELECT day, count(*) AS n FROM events WHERE load_extension('/tmp/x') IS NULL GROUP BY day",
+                step: step)
             #expect(run.state == .failed)
             #expect(work.errorCode == "procedure_refused", "\(work.reason)")
             #expect(work.reason.contains("procedure procedures/p.sql: procedures run sandboxed"), "\(work.reason)")
@@ -105,7 +117,8 @@ struct ProcedureSandboxTests {
         // parenthesis would run statements of its own, VACUUM INTO among them (found by a
         // hostile test of this session's first fix, which copied the warehouse to /tmp).
         let copy = project.root.appendingPathComponent("copy.sqlite").path
-        let (run, step) = try await runProcedure("""
+        let (run, step) = try await runProcedure(
+            """
             SELECT 1 WHERE 0) AS x;
             VACUUM main INTO '\(copy)';
             SELECT count(*) FROM (SELECT 1 WHERE 0
@@ -131,8 +144,9 @@ struct ProcedureSandboxTests {
         // The workspace itself enforces the rules, whoever calls it.
         let workspace = try await project.warehouse.workspace(org: "acme", runID: "r_direct", targets: ["events"], existing: false)
         await #expect {
-            try await workspace.runScript("DELETE FROM events;\nDELETE FROM main.events;", named: [:],
-                                          writes: [(table: "events", columns: [])], step: "work")
+            try await workspace.runScript(
+                "DELETE FROM events;\nDELETE FROM main.events;", named: [:],
+                writes: [(table: "events", columns: [])], step: "work")
         } throws: { error in
             guard let failure = error as? StepFailure else { return false }
             return failure.code == "procedure_refused" && failure.location?.line == 2 && failure.location?.column == 1

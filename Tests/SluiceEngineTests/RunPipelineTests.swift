@@ -1,13 +1,14 @@
 import Foundation
+import GRDB
 import Logging
+import SluiceModel
 import SluiceProviders
+import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
-import GRDB
 
 /// A throwaway project folder with schemas, data and pipelines, run for real on SQLite files.
 struct PipelineProject {
@@ -20,7 +21,9 @@ struct PipelineProject {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
         warehouse = SQLiteWarehouse(root: root.appendingPathComponent(".sluice"))
-        try write("schemas/events_raw.json", """
+        try write(
+            "schemas/events_raw.json",
+            """
             [
               {"name": "event_id", "type": "STRING", "mode": "REQUIRED"},
               {"name": "ts", "type": "TIMESTAMP", "mode": "REQUIRED"},
@@ -29,7 +32,9 @@ struct PipelineProject {
               {"name": "amount", "type": "NUMERIC"}
             ]
             """)
-        try write("schemas/events.json", """
+        try write(
+            "schemas/events.json",
+            """
             {"table": "events", "primary_key": ["event_id"], "fields": [
               {"name": "event_id", "type": "STRING", "mode": "REQUIRED"},
               {"name": "ts", "type": "TIMESTAMP", "mode": "REQUIRED"},
@@ -81,14 +86,16 @@ struct PipelineProject {
     /// `slow_events`: load and merge one event, then sleep for `wait` (the events file is written).
     func slowPlan(wait: String) throws -> PipelinePlan {
         try write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
-        let loaded = PipelineLoader(registry: Self.slowCatalog.registry).load(Data("""
-            pipeline: slow_events
-            defaults: { timeout: 30m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-              - { id: wait, uses: test_sleep, needs: [merge], with: { for: \(wait) } }
-            """.utf8), file: "pipelines/slow_events.yml")
+        let loaded = PipelineLoader(registry: Self.slowCatalog.registry).load(
+            Data(
+                """
+                pipeline: slow_events
+                defaults: { timeout: 30m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+                  - { id: wait, uses: test_sleep, needs: [merge], with: { for: \(wait) } }
+                """.utf8), file: "pipelines/slow_events.yml")
         return try PipelinePlan.build(try #require(loaded.definition)).get()
     }
 
@@ -97,7 +104,8 @@ struct PipelineProject {
         var sleeping: String?
         try await eventually(every: .milliseconds(25)) {
             if let run = try await store.runs(pipeline: "slow_events", org: "acme", limit: 1).first,
-               try await store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running }) {
+                try await store.steps(of: run.id).contains(where: { $0.stepID == "wait" && $0.state == .running })
+            {
                 sleeping = run.id
             }
             return sleeping != nil
@@ -106,7 +114,9 @@ struct PipelineProject {
         return sleeping
     }
 
-    static func mergePipeline(file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }") -> String {
+    static func mergePipeline(
+        file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }"
+    ) -> String {
         let latest = strategy == "latest_wins" ? ", latest_by: ts" : strategy == "replace_partitions" ? ", partition_by: day" : ""
         return """
             pipeline: merge_events
@@ -129,41 +139,48 @@ struct RunPipelineTests {
     @Test func targetsArePublishedTogetherAndScratchTablesAreNot() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", """
+        try project.write(
+            "data/events.csv",
+            """
             event_id,ts,day,org,amount
             e1,2026-03-01T10:00:00Z,2026-03-01,acme,5
             e2,2026-03-01T11:00:00Z,2026-03-01,globex,1.5
             e3,2026-03-02T09:30:00+02:00,2026-03-02,acme,2
             """)
-        let run = try await project.run("daily", yaml: """
-            pipeline: daily
-            defaults: { timeout: 1m }
-            params: { min_amount: { type: number, default: 0 } }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-              - { id: load_rates, uses: ingest, with: { source: { format: csv, path: data/rates.csv }, table: rates_raw, schema: schemas/rates_raw.json } }
-              - { id: rates, uses: merge_dedupe, with: { from: rates_raw, into: rates, key: [org], strategy: first_wins, lineage: false } }
-              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-              - id: roll
-                uses: aggregate
-                with:
-                  from: events
-                  join: { table: rates, on: [org] }
-                  where: amount >= :min_amount
-                  params: { min_amount: "${{ params.min_amount }}" }
-                  group_by: [day, org]
-                  measures: { events: count(*), billed: sum(amount * rate) }
-                  into: daily
-                  mode: replace_partitions
-                  partition_by: day
-            """)
+        let run = try await project.run(
+            "daily",
+            yaml: """
+                pipeline: daily
+                defaults: { timeout: 1m }
+                params: { min_amount: { type: number, default: 0 } }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+                  - { id: load_rates, uses: ingest, with: { source: { format: csv, path: data/rates.csv }, table: rates_raw, schema: schemas/rates_raw.json } }
+                  - { id: rates, uses: merge_dedupe, with: { from: rates_raw, into: rates, key: [org], strategy: first_wins, lineage: false } }
+                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+                  - id: roll
+                    uses: aggregate
+                    with:
+                      from: events
+                      join: { table: rates, on: [org] }
+                      where: amount >= :min_amount
+                      params: { min_amount: "${{ params.min_amount }}" }
+                      group_by: [day, org]
+                      measures: { events: count(*), billed: sum(amount * rate) }
+                      into: daily
+                      mode: replace_partitions
+                      partition_by: day
+                """)
         #expect(run.state == .succeeded, "\(run.reason)")
-        #expect(try await project.rows("SELECT event_id, ts, org FROM events ORDER BY event_id") == [
-            ["e1", "2026-03-01T10:00:00.000000Z", "acme"], ["e2", "2026-03-01T11:00:00.000000Z", "globex"], ["e3", "2026-03-02T07:30:00.000000Z", "acme"],
-        ])
-        #expect(try await project.rows("SELECT day, org, events, billed FROM daily ORDER BY day, org") == [
-            ["2026-03-01", "acme", "1", "10.0"], ["2026-03-01", "globex", "1", "15.0"], ["2026-03-02", "acme", "1", "4.0"],
-        ])
+        #expect(
+            try await project.rows("SELECT event_id, ts, org FROM events ORDER BY event_id") == [
+                ["e1", "2026-03-01T10:00:00.000000Z", "acme"], ["e2", "2026-03-01T11:00:00.000000Z", "globex"],
+                ["e3", "2026-03-02T07:30:00.000000Z", "acme"],
+            ])
+        #expect(
+            try await project.rows("SELECT day, org, events, billed FROM daily ORDER BY day, org") == [
+                ["2026-03-01", "acme", "1", "10.0"], ["2026-03-01", "globex", "1", "15.0"], ["2026-03-02", "acme", "1", "4.0"],
+            ])
         #expect(try await project.rows("SELECT DISTINCT x_run_id, x_pipeline FROM events") == [[run.id, "daily"]])
         #expect(try await project.tableExists("events_raw") == false)
         // The staging file is gone once published.
@@ -179,7 +196,8 @@ struct RunPipelineTests {
         #expect(first.state == .succeeded)
         let before = try await project.rows("SELECT * FROM events ORDER BY event_id")
 
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,99\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,99\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
         let failed = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(check: "{ type: row_count, max: 1 }"))
         #expect(failed.state == .failed)
         #expect(failed.reason == "step 'test' failed: 1 data test on 'events' failed: row_count_1 (2 rows)")
@@ -193,7 +211,8 @@ struct RunPipelineTests {
     @Test func runningTheSameInputTwiceLeavesTargetsIdentical() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T10:00:00Z,2026-03-01,acme,1\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T10:00:00Z,2026-03-01,acme,1\n")
         let first = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
         let snapshot = try await project.rows("SELECT event_id, ts, day, org, amount FROM events ORDER BY event_id")
         let second = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
@@ -227,14 +246,19 @@ struct RunPipelineTests {
         #expect(outputs["rows_updated"] == .number(1))
         #expect(outputs["rows_unchanged"] == .number(6))
         #expect(outputs["duplicates_collapsed"] == .number(1))
-        #expect(try await project.rows("SELECT count(*), count(DISTINCT event_id), printf('%.1f', sum(amount)) FROM events") == [["101", "101", "109.0"]])
-        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events WHERE event_id IN ('e50', 'e60') ORDER BY event_id") == [["7.0"], ["1.0"]])
+        #expect(
+            try await project.rows("SELECT count(*), count(DISTINCT event_id), printf('%.1f', sum(amount)) FROM events") == [["101", "101", "109.0"]])
+        #expect(
+            try await project.rows("SELECT printf('%.1f', amount) FROM events WHERE event_id IN ('e50', 'e60') ORDER BY event_id") == [
+                ["7.0"], ["1.0"],
+            ])
     }
 
     @Test func firstWinsKeepsWhatArrivedFirst() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,1\ne1,2026-03-01T11:00:00Z,2026-03-01,acme,2\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,1\ne1,2026-03-01T11:00:00Z,2026-03-01,acme,2\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T12:00:00Z,2026-03-01,acme,3\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
@@ -244,7 +268,8 @@ struct RunPipelineTests {
     @Test func replacePartitionsReplacesOnlyTheDaysInTheBatch() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\na,2026-03-01T10:00:00Z,2026-03-01,acme,1\nb,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\na,2026-03-01T10:00:00Z,2026-03-01,acme,1\nb,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "replace_partitions"))
         try project.write("data/events.csv", "event_id,ts,day,org,amount\nc,2026-03-02T11:00:00Z,2026-03-02,acme,5\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "replace_partitions"))
@@ -254,7 +279,9 @@ struct RunPipelineTests {
     @Test func badRowsAreQuarantinedWithTheirLineAndReason() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("data/events.csv", """
+        try project.write(
+            "data/events.csv",
+            """
             event_id,ts,day,org,amount
             e1,2026-03-01T10:00:00Z,2026-03-01,acme,5
             e2,yesterday,2026-03-01,acme,1
@@ -288,13 +315,15 @@ struct RunPipelineTests {
         defer { project.remove() }
         try project.write("schemas/loose_raw.json", #"[{"name": "event_id", "type": "STRING"}, {"name": "amount", "type": "NUMERIC"}]"#)
         try project.write("data/loose.csv", "event_id,amount\na,1\n,2\n,3\n")
-        let run = try await project.run("loose", yaml: """
-            pipeline: loose
-            defaults: { timeout: 1m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/loose.csv }, table: loose_raw, schema: schemas/loose_raw.json } }
-              - { id: merge, uses: merge_dedupe, with: { from: loose_raw, into: loose, key: [event_id], strategy: first_wins } }
-            """)
+        let run = try await project.run(
+            "loose",
+            yaml: """
+                pipeline: loose
+                defaults: { timeout: 1m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/loose.csv }, table: loose_raw, schema: schemas/loose_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: loose_raw, into: loose, key: [event_id], strategy: first_wins } }
+                """)
         #expect(run.state == .failed)
         #expect(run.reason == "step 'merge' failed: 2 of 3 rows of 'loose_raw' have a null key (event_id); nothing was merged")
     }
@@ -313,14 +342,19 @@ struct RunPipelineTests {
     @Test func aProcedureWritesThroughStagingAndPublishesWithTheRun() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        try project.write("schemas/day_totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "FLOAT64"}, {"name": "note", "type": "STRING"}]"#)
-        try project.write("procedures/totals.sql", """
+        try project.write(
+            "schemas/day_totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "FLOAT64"}, {"name": "note", "type": "STRING"}]"#
+        )
+        try project.write(
+            "procedures/totals.sql",
+            """
             -- One day's total; the day is a bound parameter, never spliced.
             DELETE FROM day_totals WHERE day = :day;
             INSERT INTO day_totals (day, total, note)
             SELECT day, sum(amount), :note FROM events WHERE day = :day GROUP BY day;
             """)
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,7\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-02T10:00:00Z,2026-03-02,acme,7\n")
         func pipeline(failAfter: Bool) -> String {
             """
             pipeline: totals
@@ -351,7 +385,9 @@ struct RunPipelineTests {
         let project = try PipelineProject()
         defer { project.remove() }
         // Without a fixed-width fraction, '...:05.25Z' would sort before '...:05Z' as text.
-        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05.25Z,2026-03-01,acme,2\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,1\n")
+        try project.write(
+            "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05.25Z,2026-03-01,acme,2\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,1\n"
+        )
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
         #expect(try await project.rows("SELECT printf('%.1f', amount), ts FROM events") == [["2.0", "2026-03-01T10:00:05.250000Z"]])
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,3\n")
@@ -364,11 +400,15 @@ struct RunPipelineTests {
     /// Input that can't be read at all fails the ingest step with the file, line and column,
     /// and the run publishes nothing.
     @Test(arguments: [
-        ("unterminated quote", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,\"2026-03-01".utf8),
-         "unterminated_quote", "data/events.csv:3:4: "),
+        (
+            "unterminated quote", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,\"2026-03-01".utf8),
+            "unterminated_quote", "data/events.csv:3:4: "
+        ),
         ("empty file", Data(), "empty_input", "data/events.csv:1:1: "),
-        ("invalid UTF-8", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,ac".utf8) + Data([0xFF]) + Data("me,5\n".utf8),
-         "invalid_utf8", "data/events.csv:2:38: "),
+        (
+            "invalid UTF-8", header + Data("e1,2026-03-01T10:00:00Z,2026-03-01,ac".utf8) + Data([0xFF]) + Data("me,5\n".utf8),
+            "invalid_utf8", "data/events.csv:2:38: "
+        ),
     ])
     func unreadableInputFailsWithItsPlace(_ name: String, _ data: Data, _ code: String, _ place: String) async throws {
         let project = try PipelineProject()
@@ -426,8 +466,9 @@ struct RunPipelineTests {
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne9,2026-03-01T10:00:00Z,2026-03-01,acme,9\n")
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/two_loads.yml")
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
         #expect(resumed.state == .succeeded, "\(resumed.reason)")
         #expect(resumed.resumeOf == failed.id)
@@ -453,8 +494,9 @@ struct RunPipelineTests {
         let plan = try project.slowPlan(wait: "15m")
         var options = ExecutorOptions()
         options.heartbeatInterval = .milliseconds(50)
-        let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), options: options, logger: quietLogger)
+        let executor = Executor(
+            processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), options: options, logger: quietLogger)
         let execution = Task { try await executor.start(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])) }
 
         // While it sleeps, another process's watchdog finds it (as if this one had been suspended).
@@ -481,11 +523,14 @@ struct RunPipelineTests {
     @Test func aCancelledRunsResumeRunsEveryStepAgainAndRecordsWhoCancelled() async throws {
         let project = try PipelineProject()
         defer { project.remove() }
-        let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let note = CancellationNote()
         let slow = try project.slowPlan(wait: "15m")
-        let execution = Task { try await executor.start(slow, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:]), cancellation: note) }
+        let execution = Task {
+            try await executor.start(slow, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:]), cancellation: note)
+        }
         let runID = try await project.slowRunSleeping()
         note.set("cancelled by a test")
         execution.cancel()
@@ -531,9 +576,10 @@ struct RunPipelineTests {
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-02T10:00:00Z,2026-03-01,acme,7\n")
         try project.write("pipelines/merge_events.yml", PipelineProject.mergePipeline())
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
-        let executor = Executor(processors: .standard, store: project.store,
-                                warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), busyTimeout: .milliseconds(300)),
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store,
+            warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), busyTimeout: .milliseconds(300)),
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))
         release.signal()
 
@@ -556,9 +602,10 @@ struct RunPipelineTests {
         for index in 0..<20_000 { csv += "n\(index),2026-03-02T10:00:00Z,2026-03-02,acme,1\n" }
         try project.write("data/events.csv", csv)
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/merge_events.yml")
-        let executor = Executor(processors: .standard, store: project.store,
-                                warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store,
+            warehouse: SQLiteWarehouse(root: project.root.appendingPathComponent(".sluice"), maxBytesPerOrg: size + 64 * 1024),
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let run = try await executor.start(try #require(plan), .init(org: "acme", logicalDate: "2026-03-02", env: [:]))
         #expect(run.state == .failed)
         #expect(run.reason.hasPrefix("publishing failed, nothing was changed:"))

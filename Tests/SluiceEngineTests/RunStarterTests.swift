@@ -13,39 +13,39 @@ struct RunStarterTests {
     static let files = [
         "schemas/events.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}]"#,
         "pipelines/plain.yml": """
-            pipeline: plain
-            defaults: { timeout: 1m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events, schema: schemas/events.json } }
-            """,
+        pipeline: plain
+        defaults: { timeout: 1m }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events, schema: schemas/events.json } }
+        """,
         "pipelines/needs_day.yml": """
-            pipeline: needs_day
-            defaults: { timeout: 1m }
-            params:
-              day: { type: date, required: true }
-              file: { type: string, default: "data/${{ run.logical_date }}.csv", pattern: ".+\\\\.csv" }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: "${{ params.file }}" }, table: events, schema: schemas/events.json } }
-            """,
+        pipeline: needs_day
+        defaults: { timeout: 1m }
+        params:
+          day: { type: date, required: true }
+          file: { type: string, default: "data/${{ run.logical_date }}.csv", pattern: ".+\\\\.csv" }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: "${{ params.file }}" }, table: events, schema: schemas/events.json } }
+        """,
         "pipelines/hourly.yml": """
-            pipeline: hourly
-            schedule: { cron: "0 * * * *", timezone: UTC, max_active_runs: 1 }
-            defaults: { timeout: 1m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events, schema: schemas/events.json } }
-            """,
+        pipeline: hourly
+        schedule: { cron: "0 * * * *", timezone: UTC, max_active_runs: 1 }
+        defaults: { timeout: 1m }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events, schema: schemas/events.json } }
+        """,
         "pipelines/broken.yml": """
-            pipeline: broken
-            steps:
-              - { id: a, uses: no_such_processor }
-            """,
+        pipeline: broken
+        steps:
+          - { id: a, uses: no_such_processor }
+        """,
         "pipelines/decrypts.yml": """
-            pipeline: decrypts
-            defaults: { timeout: 1m }
-            steps:
-              - { id: decrypt, uses: kms_decrypt, with: { credential: openai/admin_key, as: openai_key, expect: openai } }
-              - { id: check, uses: validate_openai, needs: [decrypt], with: { api_key: "${{ secrets.openai_key }}" } }
-            """,
+        pipeline: decrypts
+        defaults: { timeout: 1m }
+        steps:
+          - { id: decrypt, uses: kms_decrypt, with: { credential: openai/admin_key, as: openai_key, expect: openai } }
+          - { id: check, uses: validate_openai, needs: [decrypt], with: { api_key: "${{ secrets.openai_key }}" } }
+        """,
     ]
 
     /// A project with the pipelines above, its stores opened as every command opens them.
@@ -63,15 +63,20 @@ struct RunStarterTests {
             services = try await Runtime.open(projectRoot: root, environment: [:])
         }
 
-        func starter(keys: RunStarter.Keys = .loaded(nil), isAccepting: @escaping @Sendable () async -> Bool = { true },
-                     now: @escaping @Sendable () -> Date = { Date() }) -> RunStarter {
+        func starter(
+            keys: RunStarter.Keys = .loaded(nil), isAccepting: @escaping @Sendable () async -> Bool = { true },
+            now: @escaping @Sendable () -> Date = { Date() }
+        ) -> RunStarter {
             RunStarter(services: services, keys: keys, isAccepting: isAccepting, now: now)
         }
 
-        func request(_ starter: RunStarter, _ pipeline: String, trigger: RunTrigger = .api, logicalDate: String? = "2026-03-04",
-                     params: [String: String] = [:], triggerKey: String? = nil) async throws -> RunStarter.Request {
-            RunStarter.Request(pipeline: try await starter.pipeline(pipeline), org: "acme", trigger: trigger, logicalDate: logicalDate,
-                               params: params, env: [:], triggerKey: triggerKey)
+        func request(
+            _ starter: RunStarter, _ pipeline: String, trigger: RunTrigger = .api, logicalDate: String? = "2026-03-04",
+            params: [String: String] = [:], triggerKey: String? = nil
+        ) async throws -> RunStarter.Request {
+            RunStarter.Request(
+                pipeline: try await starter.pipeline(pipeline), org: "acme", trigger: trigger, logicalDate: logicalDate,
+                params: params, env: [:], triggerKey: triggerKey)
         }
 
         func runs() async throws -> [RunRecord] {
@@ -168,11 +173,13 @@ struct RunStarterTests {
         // Each front end says how its caller gives it; the executor says it as `sluice run` does.
         #expect(missing?.message { "give it in params as \($0)=…" } == "param 'day' is required; give it in params as day=…")
         #expect(missing?.message() == "param 'day' is required; give it with --param day=…")
-        #expect(try await problem(["day": "2026-02-30"]) == InvalidParam(name: "day", problem: .invalidValue("'2026-02-30' is not a YYYY-MM-DD date")))
+        #expect(
+            try await problem(["day": "2026-02-30"]) == InvalidParam(name: "day", problem: .invalidValue("'2026-02-30' is not a YYYY-MM-DD date")))
         #expect(try await problem(["dya": "2026-03-04"]) == InvalidParam(name: "dya", problem: .undeclared(closest: "day")))
         #expect(try await problem(["dya": "2026-03-04"])?.message() == "the pipeline has no param 'dya'; did you mean 'day'?")
-        #expect(try await problem(["day": "2026-03-04", "file": "data/x.txt"])
-            == InvalidParam(name: "file", problem: .invalidValue("'data/x.txt' does not match its pattern .+\\.csv")))
+        #expect(
+            try await problem(["day": "2026-03-04", "file": "data/x.txt"])
+                == InvalidParam(name: "file", problem: .invalidValue("'data/x.txt' does not match its pattern .+\\.csv")))
         #expect(try await project.runs().isEmpty)
 
         // The scheduler and backfill leave the check to the executor: the run is created, and fails.
@@ -268,7 +275,11 @@ private final class Clock: Sendable {
 
     init(_ now: Date) { state = Mutex((now, 0)) }
 
-    @Sendable func read() -> Date { state.withLock { $0.reads += 1; return $0.now } }
+    @Sendable func read() -> Date {
+        state.withLock {
+            $0.reads += 1; return $0.now
+        }
+    }
     func set(_ now: Date) { state.withLock { $0.now = now } }
     var reads: Int { state.withLock { $0.reads } }
 }

@@ -1,9 +1,10 @@
 import Foundation
-import SluiceStorage
-import Testing
-@testable import SluiceEngine
 import SluiceModel
 import SluiceSQLite
+import SluiceStorage
+import Testing
+
+@testable import SluiceEngine
 
 /// What a run leaves in `.sluice/` and who may touch it: leases judged per run, stagings a run
 /// has open never pruned, files created owner-only, a damaged warehouse named as such.
@@ -15,8 +16,9 @@ struct RunStateFileTests {
         var options = ExecutorOptions()
         options.lease = .seconds(60)
         options.heartbeatInterval = .seconds(15)
-        let executor = Executor(processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), options: options, logger: quietLogger)
+        let executor = Executor(
+            processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), options: options, logger: quietLogger)
         let execution = Task { try await executor.start(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])) }
         defer { execution.cancel() }
         let id = try await project.slowRunSleeping()
@@ -24,14 +26,16 @@ struct RunStateFileTests {
 
         // Another process, set up with a 1 s lease (`SLUICE_RUN_LEASE=1s sluice runs list`), looks
         // 5 s after the last heartbeat: well inside the run's own lease.
-        let recovered = try await RunRecovery.recover(store: project.store, warehouse: project.warehouse, lease: .seconds(1),
-                                                      now: Date().addingTimeInterval(5))
+        let recovered = try await RunRecovery.recover(
+            store: project.store, warehouse: project.warehouse, lease: .seconds(1),
+            now: Date().addingTimeInterval(5))
         #expect(recovered.isEmpty)
         #expect(try await project.store.run(id)?.state == .running)
 
         // Past its own lease, it is abandoned, with that lease in the reason.
-        let later = try await RunRecovery.recover(store: project.store, warehouse: project.warehouse, lease: .seconds(1),
-                                                  now: Date().addingTimeInterval(120))
+        let later = try await RunRecovery.recover(
+            store: project.store, warehouse: project.warehouse, lease: .seconds(1),
+            now: Date().addingTimeInterval(120))
         #expect(later.map(\.id) == [id])
         #expect(later.first?.reason == "abandoned: no heartbeat for 1m; the process running it stopped (killed or crashed)")
     }
@@ -46,16 +50,18 @@ struct RunStateFileTests {
         // A resume has opened the failed run's staging, but retention looks before its run is
         // in the store (the moment between listing active runs and removing files).
         let resuming = try await project.warehouse.workspace(org: "acme", runID: failed.id, targets: [], existing: true)
-        let removed = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(0),
-                                                       now: Date().addingTimeInterval(86_400))
+        let removed = try await StagingRetention.prune(
+            store: project.store, warehouse: project.warehouse, keep: .seconds(0),
+            now: Date().addingTimeInterval(86_400))
         #expect(removed.isEmpty, "\(removed)")
         #expect(try await project.warehouse.hasStaging(org: "acme", runID: failed.id))
         #expect(try await resuming.isStaged("events"), "the staging is whole")
 
         // Once the workspace is closed, retention may take it; a resume then finds it gone.
         await resuming.close()
-        let later = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(0),
-                                                     now: Date().addingTimeInterval(86_400))
+        let later = try await StagingRetention.prune(
+            store: project.store, warehouse: project.warehouse, keep: .seconds(0),
+            now: Date().addingTimeInterval(86_400))
         #expect(later.map(\.staging.runID) == [failed.id])
         await #expect {
             _ = try await project.warehouse.workspace(org: "acme", runID: failed.id, targets: [], existing: true)

@@ -1,13 +1,14 @@
 import Foundation
 import Logging
+import SluiceModel
+import SluiceSQLite
+import SluiceSecrets
 import SluiceStorage
 import SluiceTestSupport
 import Synchronization
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
-import SluiceSecrets
 
 /// Puts `value` into the vault as `secrets.<as>` for `ttl`, like kms_decrypt without the
 /// keyring, and keeps the buffer so tests can see it wiped.
@@ -15,11 +16,14 @@ final class PutSecretProcessor: Processor, Sendable {
     let buffers = Mutex([SecretBytes]())
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_put_secret", summary: "s", description: "d",
-                      fields: [FieldSpec("as", .identifier, .required, role: .definesSecret, description: "name"),
-                               FieldSpec("value", .string, .required, description: "the value"),
-                               FieldSpec("ttl", .duration, .required, description: "lifetime")],
-                      outputs: [OutputSpec("expires_at", "timestamp", "x")], example: "", capabilities: [.credentials])
+        ProcessorSpec(
+            name: "test_put_secret", summary: "s", description: "d",
+            fields: [
+                FieldSpec("as", .identifier, .required, role: .definesSecret, description: "name"),
+                FieldSpec("value", .string, .required, description: "the value"),
+                FieldSpec("ttl", .duration, .required, description: "lifetime"),
+            ],
+            outputs: [OutputSpec("expires_at", "timestamp", "x")], example: "", capabilities: [.credentials])
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -36,11 +40,14 @@ final class PutSecretProcessor: Processor, Sendable {
 /// secret inside its error message, its log line and its output, the way careless code would.
 struct UseSecretProcessor: Processor {
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_use_secret", summary: "s", description: "d",
-                      fields: [FieldSpec("key", .string, .required, secret: .required, description: "the secret"),
-                               FieldSpec("expected", .string, description: "what it should be"),
-                               FieldSpec("leak", .boolean, description: "fail and leak it")],
-                      outputs: [OutputSpec("matches", "boolean", "x"), OutputSpec("echo", "string", "x")], example: "")
+        ProcessorSpec(
+            name: "test_use_secret", summary: "s", description: "d",
+            fields: [
+                FieldSpec("key", .string, .required, secret: .required, description: "the secret"),
+                FieldSpec("expected", .string, description: "what it should be"),
+                FieldSpec("leak", .boolean, description: "fail and leak it"),
+            ],
+            outputs: [OutputSpec("matches", "boolean", "x"), OutputSpec("echo", "string", "x")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -97,7 +104,8 @@ struct SecretVaultTests {
     @Test func aLiveSecretReachesTheStepThatUsesItAndIsWipedWhenTheRunEnds() async throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let run = try await setup.start("""
+        let run = try await setup.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m }
             steps:
@@ -115,7 +123,8 @@ struct SecretVaultTests {
     @Test func aSecretThatExpiredIsClearedAndTheStepUsingItFailsNamingItNotItsValue() async throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let run = try await setup.start("""
+        let run = try await setup.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m, retry: { attempts: 3, initial_delay: 10ms } }
             steps:
@@ -129,8 +138,9 @@ struct SecretVaultTests {
         // Cleared after the step that outlived it (the wait), so the use finds it gone and
         // says which; a secret still held past its TTL is `secret_expired` (tested below).
         #expect(use.errorCode == "secret_missing")
-        #expect(use.reason.contains("secret 'key' is not in the vault") && use.reason.contains("it expired and was cleared"),
-                "\(use.reason)")
+        #expect(
+            use.reason.contains("secret 'key' is not in the vault") && use.reason.contains("it expired and was cleared"),
+            "\(use.reason)")
         #expect(use.attempt == 1, "an expired secret is not retried")
         #expect(!use.reason.contains(Self.secret))
         #expect(setup.putter.buffers.withLock { $0.allSatisfy(\.isWiped) })
@@ -177,7 +187,8 @@ struct SecretVaultTests {
     @Test func aRunThatFailsHoldingASecretLeavesItNowhere() async throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let run = try await setup.start("""
+        let run = try await setup.start(
+            """
             pipeline: test_run
             defaults: { timeout: 5m }
             steps:

@@ -1,10 +1,11 @@
 import Foundation
+import SluiceModel
 import SluiceProviders
+import SluiceSQLite
 import SluiceStorage
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
 
 /// Failed runs keep their staging for a resume, but not for ever.
 struct StagingRetentionTests {
@@ -36,8 +37,9 @@ struct StagingRetentionTests {
         #expect(try await project.warehouse.hasStaging(org: "acme", runID: failed.id))
 
         // A day later with a retention of an hour: removed, with the reason.
-        let removed = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
-                                                       now: Date().addingTimeInterval(86_400))
+        let removed = try await StagingRetention.prune(
+            store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
+            now: Date().addingTimeInterval(86_400))
         #expect(removed.map(\.staging.runID) == [failed.id])
         #expect(removed.first?.reason.contains("can no longer be resumed") == true)
         #expect(try await project.warehouse.stagings().isEmpty)
@@ -46,8 +48,9 @@ struct StagingRetentionTests {
 
         // Resuming it now is refused with the reason, and creates no run.
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/late_rates.yml")
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let before = try await project.store.runs(pipeline: nil, org: nil, limit: 100).count
         await #expect {
             _ = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
@@ -72,8 +75,9 @@ struct StagingRetentionTests {
 
         try project.write("data/late_rates.csv", "org,rate\nacme,3\n")
         let (plan, _) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/late_rates.yml")
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         let resumed = try await executor.resume(try #require(plan), runID: failed.id, env: [:])
         #expect(resumed.state == .failed)
         #expect(resumed.reason.contains("damaged") || resumed.reason.contains("malformed"), "\(resumed.reason)")
@@ -85,13 +89,15 @@ struct StagingRetentionTests {
         defer { project.remove() }
         let failed = try await failedRun(project)
         // A resume of it is running (its record is active and names the failed run).
-        let resume = RunRecord(pipeline: "late_rates", org: "acme", logicalDate: failed.logicalDate, trigger: .resume,
-                               params: [:], resumeOf: failed.id)
+        let resume = RunRecord(
+            pipeline: "late_rates", org: "acme", logicalDate: failed.logicalDate, trigger: .resume,
+            params: [:], resumeOf: failed.id)
         _ = try await project.store.createRun(resume, steps: [])
         try await project.store.recordRun(resume.id, state: .running, reason: "started", at: Date())
 
-        let removed = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .zero,
-                                                       now: Date().addingTimeInterval(86_400))
+        let removed = try await StagingRetention.prune(
+            store: project.store, warehouse: project.warehouse, keep: .zero,
+            now: Date().addingTimeInterval(86_400))
         #expect(removed.isEmpty)
         #expect(try await project.warehouse.hasStaging(org: "acme", runID: failed.id))
     }
@@ -111,8 +117,9 @@ struct StagingRetentionTests {
         // Now: the succeeded run's goes at once; the orphan only once it is old.
         let now = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600))
         #expect(now.map(\.staging.runID) == [succeeded.id])
-        let later = try await StagingRetention.prune(store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
-                                                     now: Date().addingTimeInterval(7200))
+        let later = try await StagingRetention.prune(
+            store: project.store, warehouse: project.warehouse, keep: .seconds(3600),
+            now: Date().addingTimeInterval(7200))
         #expect(later.map(\.staging.runID) == ["r_orphan"])
         #expect(later.first?.reason == "no run has this id")
     }
@@ -139,7 +146,8 @@ struct CursorTests {
         try await second.discard()
         let third = try await project.warehouse.workspace(org: "acme", runID: "r_cursor_3")
         #expect(try await third.cursor("p/load") == "2026-03-01T00:00:00.000000Z")
-        #expect(try await project.rows("SELECT key, value, run_id FROM _sluice_cursors") == [["p/load", "2026-03-01T00:00:00.000000Z", "r_cursor_1"]])
+        #expect(
+            try await project.rows("SELECT key, value, run_id FROM _sluice_cursors") == [["p/load", "2026-03-01T00:00:00.000000Z", "r_cursor_1"]])
         try await third.discard()
     }
 }

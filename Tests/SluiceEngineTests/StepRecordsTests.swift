@@ -6,6 +6,7 @@ import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
+
 @testable import SluiceEngine
 
 /// What steps keep with their run goes through one port and one table, whatever the processor.
@@ -52,31 +53,38 @@ struct StepRecordsTests {
         // Put the file back as the previous version left it: the two old tables, with rows.
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in
-            try db.execute(sql: """
-                DROP TABLE step_record;
-                DELETE FROM grdb_migrations WHERE identifier = 'v8: step records';
-                CREATE TABLE check_result (run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, step_id TEXT NOT NULL,
-                    name TEXT NOT NULL, table_name TEXT NOT NULL, passed INTEGER NOT NULL, severity TEXT NOT NULL,
-                    observed TEXT NOT NULL, PRIMARY KEY (run_id, step_id, name));
-                CREATE TABLE quarantined_row (run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, step_id TEXT NOT NULL,
-                    file TEXT NOT NULL, line INTEGER NOT NULL, column_number INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);
-                """)
-            try db.execute(sql: "INSERT INTO check_result VALUES (?, 'check', 'rows', 'events', 0, 'warn', '0 rows'), (?, 'check', 'fresh', 'events', 1, 'error', '2026-03-01')",
-                           arguments: [run.id, run.id])
-            try db.execute(sql: "INSERT INTO quarantined_row VALUES (?, 'load', 'data/a.csv', 7, 3, 'not a date', 'a,\"b\",ü'), (?, 'load', 'data/a.csv', 9, 1, 'empty', '')",
-                           arguments: [run.id, run.id])
+            try db.execute(
+                sql: """
+                    DROP TABLE step_record;
+                    DELETE FROM grdb_migrations WHERE identifier = 'v8: step records';
+                    CREATE TABLE check_result (run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, step_id TEXT NOT NULL,
+                        name TEXT NOT NULL, table_name TEXT NOT NULL, passed INTEGER NOT NULL, severity TEXT NOT NULL,
+                        observed TEXT NOT NULL, PRIMARY KEY (run_id, step_id, name));
+                    CREATE TABLE quarantined_row (run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, step_id TEXT NOT NULL,
+                        file TEXT NOT NULL, line INTEGER NOT NULL, column_number INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);
+                    """)
+            try db.execute(
+                sql:
+                    "INSERT INTO check_result VALUES (?, 'check', 'rows', 'events', 0, 'warn', '0 rows'), (?, 'check', 'fresh', 'events', 1, 'error', '2026-03-01')",
+                arguments: [run.id, run.id])
+            try db.execute(
+                sql:
+                    "INSERT INTO quarantined_row VALUES (?, 'load', 'data/a.csv', 7, 3, 'not a date', 'a,\"b\",ü'), (?, 'load', 'data/a.csv', 9, 1, 'empty', '')",
+                arguments: [run.id, run.id])
         }
         try queue.close()
 
         let upgraded = try SQLiteRunStore(path: path)
-        #expect(try await upgraded.checkResults(of: run.id) == [
-            CheckResult(runID: run.id, stepID: "check", name: "rows", table: "events", passed: false, severity: "warn", observed: "0 rows"),
-            CheckResult(runID: run.id, stepID: "check", name: "fresh", table: "events", passed: true, severity: "error", observed: "2026-03-01"),
-        ])
-        #expect(try await upgraded.quarantined(of: run.id) == [
-            QuarantinedRow(runID: run.id, stepID: "load", file: "data/a.csv", line: 7, column: 3, reason: "not a date", raw: "a,\"b\",ü"),
-            QuarantinedRow(runID: run.id, stepID: "load", file: "data/a.csv", line: 9, column: 1, reason: "empty", raw: ""),
-        ])
+        #expect(
+            try await upgraded.checkResults(of: run.id) == [
+                CheckResult(runID: run.id, stepID: "check", name: "rows", table: "events", passed: false, severity: "warn", observed: "0 rows"),
+                CheckResult(runID: run.id, stepID: "check", name: "fresh", table: "events", passed: true, severity: "error", observed: "2026-03-01"),
+            ])
+        #expect(
+            try await upgraded.quarantined(of: run.id) == [
+                QuarantinedRow(runID: run.id, stepID: "load", file: "data/a.csv", line: 7, column: 3, reason: "not a date", raw: "a,\"b\",ü"),
+                QuarantinedRow(runID: run.id, stepID: "load", file: "data/a.csv", line: 9, column: 1, reason: "empty", raw: ""),
+            ])
         // Keyed as before: the check named `rows` saved again replaces the migrated one.
         try await StepRecorder(store: upgraded, runID: run.id, stepID: "check").keep([result(run, "rows", passed: true)], as: .checkResults)
         #expect(try await upgraded.checkResults(of: run.id).map { "\($0.name):\($0.passed)" } == ["rows:true", "fresh:true"])
@@ -99,8 +107,9 @@ struct StepRecordsTests {
         try project.write("pipelines/probes.yml", yaml)
         let loaded = PipelineLoader(registry: processors.registry).load(Data(yaml.utf8), file: "pipelines/probes.yml")
         let plan = try PipelinePlan.build(try #require(loaded.definition, "\(loaded.diagnostics)")).get()
-        let executor = Executor(processors: processors, store: project.store, warehouse: project.warehouse, project: ProjectContext(root: project.root),
-                                logger: quietLogger)
+        let executor = Executor(
+            processors: processors, store: project.store, warehouse: project.warehouse, project: ProjectContext(root: project.root),
+            logger: quietLogger)
         let run = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: [:]))
         #expect(run.state == .succeeded, "\(run.reason)")
         #expect(try await project.outputs(run, "bare")["services"] == .string(""))
@@ -114,8 +123,9 @@ struct ServiceProbe: Processor {
     var capabilities: Set<ProcessorSpec.Capability> = []
 
     var spec: ProcessorSpec {
-        ProcessorSpec(name: name, summary: "s", description: "d", fields: [], outputs: [OutputSpec("services", "string", "x")], example: "",
-                      capabilities: capabilities)
+        ProcessorSpec(
+            name: name, summary: "s", description: "d", fields: [], outputs: [OutputSpec("services", "string", "x")], example: "",
+            capabilities: capabilities)
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {

@@ -1,11 +1,12 @@
 import Foundation
+import SluiceModel
 import SluiceProviders
+import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
+
 @testable import SluiceEngine
-import SluiceModel
-import SluiceSQLite
 
 /// Invariant 10 in the engine: a run reads input files only under its project (not `.sluice/`)
 /// and its org's input root; a value the run's caller chose (a param given through the API or
@@ -42,14 +43,19 @@ struct TenantConfinementTests {
     }
 
     /// Runs `yaml` (lint-clean, warnings allowed) as the front end of `trigger` would start it.
-    func run(_ project: PipelineProject, _ yaml: String = loadFile, trigger: RunTrigger, params: [String: String] = [:],
-             env: [String: String] = [:]) async throws -> RunRecord {
+    func run(
+        _ project: PipelineProject, _ yaml: String = loadFile, trigger: RunTrigger, params: [String: String] = [:],
+        env: [String: String] = [:]
+    ) async throws -> RunRecord {
         try project.write("pipelines/load_file.yml", yaml)
-        let (plan, diagnostics) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/load_file.yml")
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
-        return try await executor.start(try #require(plan, "\(diagnostics)"),
-                                        .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, params: params, env: env))
+        let (plan, diagnostics) = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(
+            file: "pipelines/load_file.yml")
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
+        return try await executor.start(
+            try #require(plan, "\(diagnostics)"),
+            .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, params: params, env: env))
     }
 
     func load(_ project: PipelineProject, _ run: RunRecord) async throws -> StepRunRecord {
@@ -61,16 +67,20 @@ struct TenantConfinementTests {
         let outside = try Outside()
         defer { project.remove(); outside.remove() }
         try project.write("data/events.csv", Self.events)
-        try FileManager.default.createSymbolicLink(atPath: project.root.appendingPathComponent("data/link.csv").path,
-                                                   withDestinationPath: outside.folder.appendingPathComponent("secret.csv").path)
-        try FileManager.default.createSymbolicLink(atPath: project.root.appendingPathComponent("data/elsewhere").path,
-                                                   withDestinationPath: outside.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: project.root.appendingPathComponent("data/link.csv").path,
+            withDestinationPath: outside.folder.appendingPathComponent("secret.csv").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: project.root.appendingPathComponent("data/elsewhere").path,
+            withDestinationPath: outside.path)
         _ = try await project.store.runs(pipeline: "x", org: "acme", limit: 1)  // .sluice/runs.sqlite exists
 
         var reasons: [String: String] = [:]
-        for given in ["/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "../../x",
-                      "../\(outside.folder.lastPathComponent)/secret.csv", "data/link.csv", "data/elsewhere/secret.csv",
-                      "data/elsewhere/missing.csv", ".sluice/runs.sqlite", "data/../data/events.csv", "./.sluice/../.sluice/runs.sqlite"] {
+        for given in [
+            "/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "../../x",
+            "../\(outside.folder.lastPathComponent)/secret.csv", "data/link.csv", "data/elsewhere/secret.csv",
+            "data/elsewhere/missing.csv", ".sluice/runs.sqlite", "data/../data/events.csv", "./.sluice/../.sluice/runs.sqlite",
+        ] {
             for trigger in [RunTrigger.api, .webhook] {
                 let run = try await run(project, trigger: trigger, params: ["file": given])
                 let step = try await load(project, run)
@@ -98,18 +108,22 @@ struct TenantConfinementTests {
         let outside = try Outside()
         defer { project.remove(); outside.remove() }
         try project.write("data/events.csv", Self.events)
-        try FileManager.default.createSymbolicLink(atPath: project.root.appendingPathComponent("data/link.csv").path,
-                                                   withDestinationPath: outside.folder.appendingPathComponent("secret.csv").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: project.root.appendingPathComponent("data/link.csv").path,
+            withDestinationPath: outside.folder.appendingPathComponent("secret.csv").path)
         _ = try await project.store.runs(pipeline: "x", org: "acme", limit: 1)
 
         var reasons: [String: String] = [:]
-        for given in ["/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "data/link.csv",
-                      "data/../../\(outside.folder.lastPathComponent)/secret.csv", ".sluice/runs.sqlite"] {
+        for given in [
+            "/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "data/link.csv",
+            "data/../../\(outside.folder.lastPathComponent)/secret.csv", ".sluice/runs.sqlite",
+        ] {
             let run = try await run(project, trigger: .cli, params: ["file": given])
             let step = try await load(project, run)
             #expect(step.errorCode == "input_refused", "\(given): \(step.errorCode ?? "") \(step.reason)")
-            #expect(step.reason.contains("input file \(shown(given)) ('source.path') can't be read: it is not within the files this run may read"),
-                    "\(step.reason)")
+            #expect(
+                step.reason.contains("input file \(shown(given)) ('source.path') can't be read: it is not within the files this run may read"),
+                "\(step.reason)")
             #expect(!step.reason.replacingOccurrences(of: given, with: "").contains("OUTSIDE"), "\(step.reason)")
             reasons[given] = step.reason.replacingOccurrences(of: shown(given), with: "(given)")
         }
@@ -137,8 +151,10 @@ struct TenantConfinementTests {
         try project.write("sluice.yml", "inputs: { root: \"data/{org}\" }\n")
 
         for trigger in [RunTrigger.api, .cli] {
-            for (given, allowed) in [("data/acme/usage.csv", true), ("data/shared.csv", true), ("data/globex/billing.csv", false),
-                                     ("data/globex/missing.csv", false)] {
+            for (given, allowed) in [
+                ("data/acme/usage.csv", true), ("data/shared.csv", true), ("data/globex/billing.csv", false),
+                ("data/globex/missing.csv", false),
+            ] {
                 let run = try await run(project, trigger: trigger, params: ["file": given])
                 #expect((run.state == .succeeded) == allowed, "\(given) (\(trigger)): \(run.reason)")
                 if !allowed { #expect(try await load(project, run).errorCode == "input_refused") }
@@ -153,8 +169,9 @@ struct TenantConfinementTests {
         #expect(try await load(project, other).errorCode == "input_refused")
 
         // The pipeline may build an absolute path in the org's root around what the caller chose.
-        let rooted = Self.loadFile.replacingOccurrences(of: "path: \"${{ params.file }}\"",
-                                                        with: "path: \"\(outside.path)/${{ run.org }}/${{ params.file }}\"")
+        let rooted = Self.loadFile.replacingOccurrences(
+            of: "path: \"${{ params.file }}\"",
+            with: "path: \"\(outside.path)/${{ run.org }}/${{ params.file }}\"")
         let chosen = try await run(project, rooted, trigger: .api, params: ["file": "own.csv"])
         #expect(chosen.state == .succeeded, "\(chosen.reason)")
         let climbing = try await run(project, rooted, trigger: .api, params: ["file": "../globex/billing.csv"])
@@ -177,9 +194,11 @@ struct TenantConfinementTests {
         defer { project.remove() }
         try project.write("data/events.csv", Self.events)
         try project.write("pipelines/load_file.yml", Self.loadFile)
-        let plan = try #require(Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/load_file.yml").plan)
-        let executor = Executor(processors: .standard, store: project.store, warehouse: project.warehouse,
-                                project: ProjectContext(root: project.root), logger: quietLogger)
+        let plan = try #require(
+            Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry).plan(file: "pipelines/load_file.yml").plan)
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse,
+            project: ProjectContext(root: project.root), logger: quietLogger)
         // `..` inside the project is fine from the operator, not from a caller.
         let params = ["file": "data/../data/events.csv"]
         let api = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: .api, params: params, env: [:]))
@@ -217,8 +236,11 @@ struct TenantConfinementTests {
         #expect(result.diagnostics.contains { $0.rule == .invalidValue && $0.message.contains("must be a literal credential name") })
         let plan = try PipelinePlan.build(try #require(result.definition)).get()
         let executor = Executor(processors: .standard, store: harness.store, logger: quietLogger)
-        let run = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: .webhook,
-                                                      params: ["name": "webhooks/billing_export"], env: [:]))
+        let run = try await executor.start(
+            plan,
+            .init(
+                org: "acme", logicalDate: "2026-03-01", trigger: .webhook,
+                params: ["name": "webhooks/billing_export"], env: [:]))
         let step = try #require(try await harness.store.steps(of: run.id).first)
         #expect(step.errorCode == "credential_refused", "\(step.reason)")
         #expect(step.reason.contains("'credential' reads params.name, which the caller of the run chose"))
@@ -228,8 +250,10 @@ struct TenantConfinementTests {
         let harness = try Harness()
         defer { harness.remove() }
         let recorder = RecordingNotify()
-        let env = ["SLUICE_KEY_PASSPHRASE": "correct horse battery staple", "SLUICE_KEY_SALT": "0123456789abcdef0123",
-                   "SLUICE_KEYRING": "/secure/keyring.json", "SLUICE_KEY_ROTATED": "old", "REGION": "eu"]
+        let env = [
+            "SLUICE_KEY_PASSPHRASE": "correct horse battery staple", "SLUICE_KEY_SALT": "0123456789abcdef0123",
+            "SLUICE_KEYRING": "/secure/keyring.json", "SLUICE_KEY_ROTATED": "old", "REGION": "eu",
+        ]
         let yaml = """
             pipeline: test_run
             defaults: { timeout: 1m }
@@ -238,8 +262,9 @@ struct TenantConfinementTests {
               - { id: tell, uses: notify, needs: [echo], with: { url: "https://hooks.example.com/x" } }
             """
         for trigger in [RunTrigger.cli, .api, .schedule] {
-            let run = try await harness.executor(adding: [recorder]).start(try harness.plan(yaml, adding: [recorder]),
-                                                                           .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, env: env))
+            let run = try await harness.executor(adding: [recorder]).start(
+                try harness.plan(yaml, adding: [recorder]),
+                .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, env: env))
             #expect(run.state == .succeeded, "\(run.reason)")
             let echo = try await harness.steps(run)["echo"]
             #expect(echo?.outputs["echo"] == .string("[|||eu]"))
@@ -275,8 +300,11 @@ struct TenantConfinementTests {
         #expect(loaded.diagnostics.map(\.rule) == [.paramDrivenURL, .paramDrivenURL])
         let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
         // Given through the API: the params the caller sent and its request id; not the defaults.
-        let api = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: .api,
-                                                       params: ["hook": "https://evil.example/x"], env: [:], requestID: "req-1"))
+        let api = try await executor.start(
+            plan,
+            .init(
+                org: "acme", logicalDate: "2026-03-01", trigger: .api,
+                params: ["hook": "https://evil.example/x"], env: [:], requestID: "req-1"))
         #expect(api.state == .failed)  // test_flaky fails once
         let fromAPI = try #require(recorder.contexts.last)
         #expect(fromAPI.untrustedFields["url"] == ConfigResolver.UntrustedField(references: ["params.hook"], prefix: ""))
@@ -288,10 +316,15 @@ struct TenantConfinementTests {
         let resumed = try await executor.resume(plan, runID: api.id, env: [:])
         #expect(resumed.state == .succeeded, "\(resumed.reason)")
         let fromResume = try #require(recorder.contexts.last)
-        #expect(fromResume.untrustedFields == ["url": ConfigResolver.UntrustedField(references: ["params.hook"], prefix: "https://hooks.example.com/v1/")])
+        #expect(
+            fromResume.untrustedFields == ["url": ConfigResolver.UntrustedField(references: ["params.hook"], prefix: "https://hooks.example.com/v1/")]
+        )
 
-        let cli = try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-02", trigger: .cli,
-                                                       params: ["hook": "https://hooks.example.com/b"], env: [:], requestID: "req-2"))
+        let cli = try await executor.start(
+            plan,
+            .init(
+                org: "acme", logicalDate: "2026-03-02", trigger: .cli,
+                params: ["hook": "https://hooks.example.com/b"], env: [:], requestID: "req-2"))
         #expect(cli.state == .succeeded, "\(cli.reason)")
         #expect(recorder.contexts.suffix(2).allSatisfy { $0.untrustedFields.isEmpty })
     }

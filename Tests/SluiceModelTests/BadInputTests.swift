@@ -1,8 +1,9 @@
 import Foundation
 import SluiceEngine
 import SluiceProviders
-import Testing
 import SluiceTestSupport
+import Testing
+
 @testable import SluiceModel
 
 /// No file, however broken, may crash or hang lint: each gets one error with a position.
@@ -23,12 +24,16 @@ struct BadInputTests {
         var bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[0...5] = [0x61, 0x3A, 0x20, 0x62, 0x0A, 0xFF]  // "a: b\n" then an invalid byte on line 2
         let diagnostics = try lint(Data(bytes))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:2:1: error: byte 0xFF is not valid UTF-8; pipeline files must be UTF-8 text [yaml-syntax]"])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:2:1: error: byte 0xFF is not valid UTF-8; pipeline files must be UTF-8 text [yaml-syntax]"
+            ])
     }
 
     @Test func aNulByteIsCalledBinary() throws {
         let diagnostics = try lint(Data("pipeline: x\nsteps: \u{0}\n".utf8))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:2:8: error: NUL byte: this is a binary file, not YAML text [yaml-syntax]"])
+        #expect(
+            diagnostics.map(\.description) == ["pipelines/bad_input.yml:2:8: error: NUL byte: this is a binary file, not YAML text [yaml-syntax]"])
     }
 
     @Test func aTenMegabyteLineIsRefusedWhereTheLimitIsCrossed() throws {
@@ -43,14 +48,20 @@ struct BadInputTests {
     @Test func tenThousandLevelsOfFlowNestingAreRefused() throws {
         let text = "pipeline: bad_input\nsteps: " + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\n"
         let diagnostics = try lint(Data(text.utf8))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:2:207: error: values nest deeper than 200 levels; pipeline files may not [input-limit]"])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:2:207: error: values nest deeper than 200 levels; pipeline files may not [input-limit]"
+            ])
     }
 
     @Test func tenThousandLevelsOfBlockNestingAreRefused() throws {
         // `- - - … x`: every dash opens a sequence inside the last.
         let text = "pipeline: bad_input\nsteps:\n" + String(repeating: "- ", count: 10_000) + "x\n"
         let diagnostics = try lint(Data(text.utf8))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:3:1: error: values nest deeper than 200 levels; pipeline files may not [input-limit]"])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:3:1: error: values nest deeper than 200 levels; pipeline files may not [input-limit]"
+            ])
     }
 
     @Test func deepIndentationIsRefused() throws {
@@ -89,19 +100,26 @@ struct BadInputTests {
 
     @Test func tabsForIndentationAreExplained() throws {
         let diagnostics = try lint(Data("pipeline: bad_input\nsteps:\n\t- id: a\n".utf8))
-        #expect(diagnostics.map(\.description) == [
-            "pipelines/bad_input.yml:3:1: error: found character that cannot start any token (while scanning for the next token started at 3:1); YAML does not allow tabs for indentation, use spaces [yaml-syntax]",
-        ])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:3:1: error: found character that cannot start any token (while scanning for the next token started at 3:1); YAML does not allow tabs for indentation, use spaces [yaml-syntax]"
+            ])
     }
 
     @Test func aDuplicateKeyIsReportedWhereItRepeats() throws {
         let diagnostics = try lint(Data("pipeline: bad_input\nsteps: []\npipeline: again\n".utf8))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:3:1: error: duplicate key 'pipeline'; it was already given at 1:1 [duplicate-key]"])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:3:1: error: duplicate key 'pipeline'; it was already given at 1:1 [duplicate-key]"
+            ])
     }
 
     @Test func latin1BytesAreNotUTF8() throws {
         let diagnostics = try lint(Data([0x61, 0x3A, 0x20, 0x63, 0x61, 0x66, 0xE9, 0x0A]))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:1:7: error: byte 0xE9 is not valid UTF-8; pipeline files must be UTF-8 text [yaml-syntax]"])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:1:7: error: byte 0xE9 is not valid UTF-8; pipeline files must be UTF-8 text [yaml-syntax]"
+            ])
     }
 
     @Test func anOverlongUTF8EncodingIsRefused() throws {
@@ -114,28 +132,32 @@ struct BadInputTests {
     @Test(arguments: ["", "\n\n", "# only a comment\n", "---\n"])
     func anEmptyFileSaysSo(_ text: String) throws {
         let diagnostics = try lint(Data(text.utf8))
-        #expect(diagnostics.map(\.description) == [
-            "pipelines/bad_input.yml:1:1: error: the file is empty; a pipeline file is a mapping with at least `pipeline:` and `steps:` [not-a-mapping]",
-        ])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:1:1: error: the file is empty; a pipeline file is a mapping with at least `pipeline:` and `steps:` [not-a-mapping]"
+            ])
     }
 
     @Test func aListIsNotAPipeline() throws {
         let diagnostics = try lint(Data("- pipeline: bad_input\n- steps: []\n".utf8))
-        #expect(diagnostics.map(\.description) == [
-            "pipelines/bad_input.yml:1:1: error: a pipeline file must be a mapping with `pipeline:` and `steps:`, but this one is a list [not-a-mapping]",
-        ])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:1:1: error: a pipeline file must be a mapping with `pipeline:` and `steps:`, but this one is a list [not-a-mapping]"
+            ])
     }
 
     @Test func aControlCharacterIsRefused() throws {
         let diagnostics = try lint(Data("pipeline: bad\u{7}input\n".utf8))
-        #expect(diagnostics.map(\.description) == ["pipelines/bad_input.yml:1:14: error: control character U+0007 is not allowed in YAML [yaml-syntax]"])
+        #expect(
+            diagnostics.map(\.description) == ["pipelines/bad_input.yml:1:14: error: control character U+0007 is not allowed in YAML [yaml-syntax]"])
     }
 
     @Test func twoDocumentsAreRefused() throws {
         let diagnostics = try lint(Data("pipeline: bad_input\n---\npipeline: other\n".utf8))
-        #expect(diagnostics.map(\.description) == [
-            "pipelines/bad_input.yml:2:1: error: expected a single document in the stream but found another document [yaml-syntax]",
-        ])
+        #expect(
+            diagnostics.map(\.description) == [
+                "pipelines/bad_input.yml:2:1: error: expected a single document in the stream but found another document [yaml-syntax]"
+            ])
     }
 
     /// Random mutations of a valid pipeline: whatever comes out, lint answers with diagnostics
@@ -145,8 +167,9 @@ struct BadInputTests {
         var generator = SeededGenerator(seed: 42)
         let project = try TemporaryProject()
         defer { project.remove() }
-        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("lint/project/schemas"),
-                                         to: project.root.appendingPathComponent("schemas"))
+        try FileManager.default.copyItem(
+            at: fixtures.appendingPathComponent("lint/project/schemas"),
+            to: project.root.appendingPathComponent("schemas"))
         let linter = Linter(projectRoot: project.root, registry: ProcessorEnvironment.standard.registry)
         let alphabet = Array(" \t\n:-[]{}&*!|>'\"#%@`,?${}()=0aZ_".utf8) + [0xC3, 0x80, 0xFF]
         for round in 0..<300 {

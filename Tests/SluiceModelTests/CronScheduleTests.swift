@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import SluiceTestSupport
+import Testing
+
 @testable import SluiceModel
 
 /// Fire times shown the way a person checks them: local time with offset, and UTC.
@@ -35,122 +36,144 @@ struct CronScheduleTests {
 
     @Test func aSkippedLocalTimeFiresOnceAtTheEndOfTheGap() throws {
         // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT.
-        #expect(next("30 2 * * *", in: "America/New_York", after: "2026-03-07T00:00:00Z") == [
-            "Sat 2026-03-07 02:30 -05:00", "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:30 -04:00",
-        ])
+        #expect(
+            next("30 2 * * *", in: "America/New_York", after: "2026-03-07T00:00:00Z") == [
+                "Sat 2026-03-07 02:30 -05:00", "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:30 -04:00",
+            ])
         // Berlin, 2026-03-29: 02:00 CET jumps to 03:00 CEST.
-        #expect(next("30 2 * * *", in: "Europe/Berlin", after: "2026-03-28T12:00:00Z", count: 2) == [
-            "Sun 2026-03-29 03:00 +02:00", "Mon 2026-03-30 02:30 +02:00",
-        ])
+        #expect(
+            next("30 2 * * *", in: "Europe/Berlin", after: "2026-03-28T12:00:00Z", count: 2) == [
+                "Sun 2026-03-29 03:00 +02:00", "Mon 2026-03-30 02:30 +02:00",
+            ])
     }
 
     @Test func severalSkippedTimesFireTogetherOnce() throws {
-        #expect(next("0,15,30,45 2 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
-            "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:00 -04:00", "Mon 2026-03-09 02:15 -04:00",
-        ])
+        #expect(
+            next("0,15,30,45 2 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
+                "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:00 -04:00", "Mon 2026-03-09 02:15 -04:00",
+            ])
         // 03:00 is both the end of the gap and a time of its own: still one fire.
-        #expect(next("0,30 2,3 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
-            "Sun 2026-03-08 03:00 -04:00", "Sun 2026-03-08 03:30 -04:00", "Mon 2026-03-09 02:00 -04:00",
-        ])
+        #expect(
+            next("0,30 2,3 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
+                "Sun 2026-03-08 03:00 -04:00", "Sun 2026-03-08 03:30 -04:00", "Mon 2026-03-09 02:00 -04:00",
+            ])
         // A `*` minute with a specific hour is still a specific hour.
-        #expect(next("*/15 2 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z", count: 2) == [
-            "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:00 -04:00",
-        ])
+        #expect(
+            next("*/15 2 * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z", count: 2) == [
+                "Sun 2026-03-08 03:00 -04:00", "Mon 2026-03-09 02:00 -04:00",
+            ])
     }
 
     @Test func anEveryHourScheduleSkipsTheGapAndMakesNothingUp() throws {
-        #expect(next("30 * * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
-            "Sun 2026-03-08 01:30 -05:00", "Sun 2026-03-08 03:30 -04:00", "Sun 2026-03-08 04:30 -04:00",
-        ])
-        #expect(next("*/20 * * * *", in: "America/New_York", after: "2026-03-08T06:30:00Z", count: 4) == [
-            "Sun 2026-03-08 01:40 -05:00", "Sun 2026-03-08 03:00 -04:00", "Sun 2026-03-08 03:20 -04:00", "Sun 2026-03-08 03:40 -04:00",
-        ])
+        #expect(
+            next("30 * * * *", in: "America/New_York", after: "2026-03-08T06:00:00Z") == [
+                "Sun 2026-03-08 01:30 -05:00", "Sun 2026-03-08 03:30 -04:00", "Sun 2026-03-08 04:30 -04:00",
+            ])
+        #expect(
+            next("*/20 * * * *", in: "America/New_York", after: "2026-03-08T06:30:00Z", count: 4) == [
+                "Sun 2026-03-08 01:40 -05:00", "Sun 2026-03-08 03:00 -04:00", "Sun 2026-03-08 03:20 -04:00", "Sun 2026-03-08 03:40 -04:00",
+            ])
     }
 
     @Test func aHalfHourShiftSkipsHalfAnHour() throws {
         // Lord Howe Island, 2026-10-04: 02:00 +10:30 jumps to 02:30 +11:00.
-        #expect(next("15 2 * * *", in: "Australia/Lord_Howe", after: "2026-10-03T12:00:00Z", count: 2) == [
-            "Sun 2026-10-04 02:30 +11:00", "Mon 2026-10-05 02:15 +11:00",
-        ])
-        #expect(next("*/15 * * * *", in: "Australia/Lord_Howe", after: "2026-10-03T15:10:00Z", count: 3) == [
-            "Sun 2026-10-04 01:45 +10:30", "Sun 2026-10-04 02:30 +11:00", "Sun 2026-10-04 02:45 +11:00",
-        ])
+        #expect(
+            next("15 2 * * *", in: "Australia/Lord_Howe", after: "2026-10-03T12:00:00Z", count: 2) == [
+                "Sun 2026-10-04 02:30 +11:00", "Mon 2026-10-05 02:15 +11:00",
+            ])
+        #expect(
+            next("*/15 * * * *", in: "Australia/Lord_Howe", after: "2026-10-03T15:10:00Z", count: 3) == [
+                "Sun 2026-10-04 01:45 +10:30", "Sun 2026-10-04 02:30 +11:00", "Sun 2026-10-04 02:45 +11:00",
+            ])
     }
 
     @Test func aGapAtMidnightMovesMidnightRuns() throws {
         // Santiago, 2026-09-06: 00:00 -04:00 jumps to 01:00 -03:00.
-        #expect(next("0 0 * * *", in: "America/Santiago", after: "2026-09-04T12:00:00Z") == [
-            "Sat 2026-09-05 00:00 -04:00", "Sun 2026-09-06 01:00 -03:00", "Mon 2026-09-07 00:00 -03:00",
-        ])
+        #expect(
+            next("0 0 * * *", in: "America/Santiago", after: "2026-09-04T12:00:00Z") == [
+                "Sat 2026-09-05 00:00 -04:00", "Sun 2026-09-06 01:00 -03:00", "Mon 2026-09-07 00:00 -03:00",
+            ])
     }
 
     @Test func aSkippedDayStillGetsItsRunsOnce() throws {
         // Samoa skipped 2011-12-30 entirely, jumping from -10:00 to +14:00.
-        #expect(next("0 12 * * *", in: "Pacific/Apia", after: "2011-12-29T12:00:00Z") == [
-            "Thu 2011-12-29 12:00 -10:00", "Sat 2011-12-31 00:00 +14:00", "Sat 2011-12-31 12:00 +14:00",
-        ])
-        #expect(next("0 */6 * * *", in: "Pacific/Apia", after: "2011-12-30T03:00:00Z") == [
-            "Thu 2011-12-29 18:00 -10:00", "Sat 2011-12-31 00:00 +14:00", "Sat 2011-12-31 06:00 +14:00",
-        ])
+        #expect(
+            next("0 12 * * *", in: "Pacific/Apia", after: "2011-12-29T12:00:00Z") == [
+                "Thu 2011-12-29 12:00 -10:00", "Sat 2011-12-31 00:00 +14:00", "Sat 2011-12-31 12:00 +14:00",
+            ])
+        #expect(
+            next("0 */6 * * *", in: "Pacific/Apia", after: "2011-12-30T03:00:00Z") == [
+                "Thu 2011-12-29 18:00 -10:00", "Sat 2011-12-31 00:00 +14:00", "Sat 2011-12-31 06:00 +14:00",
+            ])
     }
 
     // MARK: Fall back: local times that happen twice
 
     @Test func aRepeatedLocalTimeFiresOnceAtItsFirstOccurrence() throws {
         // New York, 2026-11-01: 02:00 EDT goes back to 01:00 EST, so 01:00–01:59 happens twice.
-        #expect(next("30 1 * * *", in: "America/New_York", after: "2026-11-01T00:00:00Z") == [
-            "Sun 2026-11-01 01:30 -04:00", "Mon 2026-11-02 01:30 -05:00", "Tue 2026-11-03 01:30 -05:00",
-        ])
+        #expect(
+            next("30 1 * * *", in: "America/New_York", after: "2026-11-01T00:00:00Z") == [
+                "Sun 2026-11-01 01:30 -04:00", "Mon 2026-11-02 01:30 -05:00", "Tue 2026-11-03 01:30 -05:00",
+            ])
         // Asked during the second pass, the next run is tomorrow's.
-        #expect(next("30 1 * * *", in: "America/New_York", after: "2026-11-01T06:10:00Z", count: 1) == [
-            "Mon 2026-11-02 01:30 -05:00",
-        ])
+        #expect(
+            next("30 1 * * *", in: "America/New_York", after: "2026-11-01T06:10:00Z", count: 1) == [
+                "Mon 2026-11-02 01:30 -05:00"
+            ])
         // Berlin, 2026-10-25: 03:00 CEST goes back to 02:00 CET.
-        #expect(next("0-59/20 2 * * *", in: "Europe/Berlin", after: "2026-10-24T23:00:00Z", count: 4) == [
-            "Sun 2026-10-25 02:00 +02:00", "Sun 2026-10-25 02:20 +02:00", "Sun 2026-10-25 02:40 +02:00", "Mon 2026-10-26 02:00 +01:00",
-        ])
+        #expect(
+            next("0-59/20 2 * * *", in: "Europe/Berlin", after: "2026-10-24T23:00:00Z", count: 4) == [
+                "Sun 2026-10-25 02:00 +02:00", "Sun 2026-10-25 02:20 +02:00", "Sun 2026-10-25 02:40 +02:00", "Mon 2026-10-26 02:00 +01:00",
+            ])
     }
 
     @Test func anEveryHourScheduleRunsInBothPassesOfARepeatedHour() throws {
         let fires = try schedule("*/15 * * * *", "America/New_York")
             .fireTimes(from: instant("2026-11-01T05:00:00Z"), to: instant("2026-11-01T07:00:00Z"))
-        #expect(shown(Array(fires), in: "America/New_York") == [
-            "Sun 2026-11-01 01:00 -04:00", "Sun 2026-11-01 01:15 -04:00", "Sun 2026-11-01 01:30 -04:00", "Sun 2026-11-01 01:45 -04:00",
-            "Sun 2026-11-01 01:00 -05:00", "Sun 2026-11-01 01:15 -05:00", "Sun 2026-11-01 01:30 -05:00", "Sun 2026-11-01 01:45 -05:00",
-        ])
+        #expect(
+            shown(Array(fires), in: "America/New_York") == [
+                "Sun 2026-11-01 01:00 -04:00", "Sun 2026-11-01 01:15 -04:00", "Sun 2026-11-01 01:30 -04:00", "Sun 2026-11-01 01:45 -04:00",
+                "Sun 2026-11-01 01:00 -05:00", "Sun 2026-11-01 01:15 -05:00", "Sun 2026-11-01 01:30 -05:00", "Sun 2026-11-01 01:45 -05:00",
+            ])
         // Every two hours by the clock's `*`, so 02:00 comes twice in Berlin.
-        #expect(next("0 */2 * * *", in: "Europe/Berlin", after: "2026-10-24T21:00:00Z", count: 4) == [
-            "Sun 2026-10-25 00:00 +02:00", "Sun 2026-10-25 02:00 +02:00", "Sun 2026-10-25 02:00 +01:00", "Sun 2026-10-25 04:00 +01:00",
-        ])
+        #expect(
+            next("0 */2 * * *", in: "Europe/Berlin", after: "2026-10-24T21:00:00Z", count: 4) == [
+                "Sun 2026-10-25 00:00 +02:00", "Sun 2026-10-25 02:00 +02:00", "Sun 2026-10-25 02:00 +01:00", "Sun 2026-10-25 04:00 +01:00",
+            ])
     }
 
     @Test func aHalfHourFallBackRepeatsHalfAnHour() throws {
         // Lord Howe Island, 2026-04-05: 02:00 +11:00 goes back to 01:30 +10:30.
-        #expect(next("45 1 * * *", in: "Australia/Lord_Howe", after: "2026-04-04T12:00:00Z", count: 2) == [
-            "Sun 2026-04-05 01:45 +11:00", "Mon 2026-04-06 01:45 +10:30",
-        ])
-        #expect(next("*/15 * * * *", in: "Australia/Lord_Howe", after: "2026-04-04T14:40:00Z", count: 5) == [
-            "Sun 2026-04-05 01:45 +11:00", "Sun 2026-04-05 01:30 +10:30", "Sun 2026-04-05 01:45 +10:30", "Sun 2026-04-05 02:00 +10:30",
-            "Sun 2026-04-05 02:15 +10:30",
-        ])
+        #expect(
+            next("45 1 * * *", in: "Australia/Lord_Howe", after: "2026-04-04T12:00:00Z", count: 2) == [
+                "Sun 2026-04-05 01:45 +11:00", "Mon 2026-04-06 01:45 +10:30",
+            ])
+        #expect(
+            next("*/15 * * * *", in: "Australia/Lord_Howe", after: "2026-04-04T14:40:00Z", count: 5) == [
+                "Sun 2026-04-05 01:45 +11:00", "Sun 2026-04-05 01:30 +10:30", "Sun 2026-04-05 01:45 +10:30", "Sun 2026-04-05 02:00 +10:30",
+                "Sun 2026-04-05 02:15 +10:30",
+            ])
     }
 
     @Test func aFallBackAcrossMidnightRepeatsTheLastHourOfTheDay() throws {
         // Santiago, 2026-04-04: 24:00 -03:00 goes back to 23:00 -04:00.
-        #expect(next("30 23 * * *", in: "America/Santiago", after: "2026-04-04T12:00:00Z", count: 2) == [
-            "Sat 2026-04-04 23:30 -03:00", "Sun 2026-04-05 23:30 -04:00",
-        ])
-        #expect(next("0 0 * * *", in: "America/Santiago", after: "2026-04-04T12:00:00Z", count: 2) == [
-            "Sun 2026-04-05 00:00 -04:00", "Mon 2026-04-06 00:00 -04:00",
-        ])
+        #expect(
+            next("30 23 * * *", in: "America/Santiago", after: "2026-04-04T12:00:00Z", count: 2) == [
+                "Sat 2026-04-04 23:30 -03:00", "Sun 2026-04-05 23:30 -04:00",
+            ])
+        #expect(
+            next("0 0 * * *", in: "America/Santiago", after: "2026-04-04T12:00:00Z", count: 2) == [
+                "Sun 2026-04-05 00:00 -04:00", "Mon 2026-04-06 00:00 -04:00",
+            ])
     }
 
     // MARK: Calendar
 
     @Test func leapDaysComeEveryFourYearsButNotIn2100() throws {
-        #expect(next("0 0 29 2 *", in: "UTC", after: "2025-01-01T00:00:00Z", count: 2) == [
-            "Tue 2028-02-29 00:00 +00:00", "Sun 2032-02-29 00:00 +00:00",
-        ])
+        #expect(
+            next("0 0 29 2 *", in: "UTC", after: "2025-01-01T00:00:00Z", count: 2) == [
+                "Tue 2028-02-29 00:00 +00:00", "Sun 2032-02-29 00:00 +00:00",
+            ])
         #expect(next("0 0 29 2 *", in: "UTC", after: "2096-03-01T00:00:00Z", count: 1) == ["Fri 2104-02-29 00:00 +00:00"])
         // Only Sunday leap days (a `*` day-of-week restricts without the OR rule): 40 years apart.
         #expect(next("0 0 29 2 */7", in: "UTC", after: "2089-01-01T00:00:00Z", count: 1) == ["Sun 2128-02-29 00:00 +00:00"])
@@ -160,19 +183,23 @@ struct CronScheduleTests {
 
     @Test func eitherDayFieldMatchesWhenBothAreRestricted() throws {
         // The 13th, or any Friday.
-        #expect(next("0 12 13 * fri", in: "UTC", after: "2026-02-01T00:00:00Z", count: 4) == [
-            "Fri 2026-02-06 12:00 +00:00", "Fri 2026-02-13 12:00 +00:00", "Fri 2026-02-20 12:00 +00:00", "Fri 2026-02-27 12:00 +00:00",
-        ])
-        #expect(next("0 12 13 * fri", in: "UTC", after: "2026-03-01T00:00:00Z", count: 3) == [
-            "Fri 2026-03-06 12:00 +00:00", "Fri 2026-03-13 12:00 +00:00", "Fri 2026-03-20 12:00 +00:00",
-        ])
-        #expect(next("0 12 13 * fri", in: "UTC", after: "2026-04-10T13:00:00Z", count: 2) == [
-            "Mon 2026-04-13 12:00 +00:00", "Fri 2026-04-17 12:00 +00:00",
-        ])
+        #expect(
+            next("0 12 13 * fri", in: "UTC", after: "2026-02-01T00:00:00Z", count: 4) == [
+                "Fri 2026-02-06 12:00 +00:00", "Fri 2026-02-13 12:00 +00:00", "Fri 2026-02-20 12:00 +00:00", "Fri 2026-02-27 12:00 +00:00",
+            ])
+        #expect(
+            next("0 12 13 * fri", in: "UTC", after: "2026-03-01T00:00:00Z", count: 3) == [
+                "Fri 2026-03-06 12:00 +00:00", "Fri 2026-03-13 12:00 +00:00", "Fri 2026-03-20 12:00 +00:00",
+            ])
+        #expect(
+            next("0 12 13 * fri", in: "UTC", after: "2026-04-10T13:00:00Z", count: 2) == [
+                "Mon 2026-04-13 12:00 +00:00", "Fri 2026-04-17 12:00 +00:00",
+            ])
         // A day-of-month written with `*` is not restricted, so both must match: odd Fridays.
-        #expect(next("0 12 */2 * fri", in: "UTC", after: "2026-04-01T00:00:00Z", count: 2) == [
-            "Fri 2026-04-03 12:00 +00:00", "Fri 2026-04-17 12:00 +00:00",
-        ])
+        #expect(
+            next("0 12 */2 * fri", in: "UTC", after: "2026-04-01T00:00:00Z", count: 2) == [
+                "Fri 2026-04-03 12:00 +00:00", "Fri 2026-04-17 12:00 +00:00",
+            ])
         // Feb 30 never comes, but Mondays in February do.
         #expect(next("0 0 30 2 mon", in: "UTC", after: "2026-01-01T00:00:00Z", count: 1) == ["Mon 2026-02-02 00:00 +00:00"])
     }
@@ -182,34 +209,40 @@ struct CronScheduleTests {
         #expect(expected == ["Sun 2026-05-03 09:00 +05:30", "Sun 2026-05-10 09:00 +05:30", "Sun 2026-05-17 09:00 +05:30"])
         #expect(next("0 9 * * 7", in: "Asia/Kolkata", after: "2026-05-01T00:00:00Z") == expected)
         #expect(next("0 9 * * sun", in: "Asia/Kolkata", after: "2026-05-01T00:00:00Z") == expected)
-        #expect(next("0 9 * * 5-7", in: "Asia/Kolkata", after: "2026-05-01T00:00:00Z") == [
-            "Fri 2026-05-01 09:00 +05:30", "Sat 2026-05-02 09:00 +05:30", "Sun 2026-05-03 09:00 +05:30",
-        ])
+        #expect(
+            next("0 9 * * 5-7", in: "Asia/Kolkata", after: "2026-05-01T00:00:00Z") == [
+                "Fri 2026-05-01 09:00 +05:30", "Sat 2026-05-02 09:00 +05:30", "Sun 2026-05-03 09:00 +05:30",
+            ])
     }
 
     @Test func aStepFromAWeekdayRunsThroughSunday() throws {
-        #expect(next("0 9 * * 1/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 4) == [
-            "Fri 2026-05-01 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00", "Mon 2026-05-04 09:00 +00:00", "Wed 2026-05-06 09:00 +00:00",
-        ])
-        #expect(next("0 9 * * fri/1", in: "UTC", after: "2026-05-01T00:00:00Z", count: 3) == [
-            "Fri 2026-05-01 09:00 +00:00", "Sat 2026-05-02 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00",
-        ])
+        #expect(
+            next("0 9 * * 1/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 4) == [
+                "Fri 2026-05-01 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00", "Mon 2026-05-04 09:00 +00:00", "Wed 2026-05-06 09:00 +00:00",
+            ])
+        #expect(
+            next("0 9 * * fri/1", in: "UTC", after: "2026-05-01T00:00:00Z", count: 3) == [
+                "Fri 2026-05-01 09:00 +00:00", "Sat 2026-05-02 09:00 +00:00", "Sun 2026-05-03 09:00 +00:00",
+            ])
         // 7 alone, stepped, is Sunday, not a range that runs backwards.
-        #expect(next("0 9 * * 7/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 2) == ["Sun 2026-05-03 09:00 +00:00", "Sun 2026-05-10 09:00 +00:00"])
+        #expect(
+            next("0 9 * * 7/2", in: "UTC", after: "2026-05-01T00:00:00Z", count: 2) == ["Sun 2026-05-03 09:00 +00:00", "Sun 2026-05-10 09:00 +00:00"])
     }
 
     @Test func theYearRollsOver() throws {
         #expect(next("59 23 31 12 *", in: "UTC", after: "2026-12-31T23:59:00Z", count: 1) == ["Fri 2027-12-31 23:59 +00:00"])
         #expect(next("0 0 1 1 *", in: "Europe/Berlin", after: "2026-12-31T22:59:30Z", count: 1) == ["Fri 2027-01-01 00:00 +01:00"])
-        #expect(next("*/30 * * dec,jan *", in: "UTC", after: "2026-12-31T23:00:00Z") == [
-            "Thu 2026-12-31 23:30 +00:00", "Fri 2027-01-01 00:00 +00:00", "Fri 2027-01-01 00:30 +00:00",
-        ])
+        #expect(
+            next("*/30 * * dec,jan *", in: "UTC", after: "2026-12-31T23:00:00Z") == [
+                "Thu 2026-12-31 23:30 +00:00", "Fri 2027-01-01 00:00 +00:00", "Fri 2027-01-01 00:30 +00:00",
+            ])
         let previous = try schedule("0 6 * 11 *", "UTC").previousFireTime(atOrBefore: instant("2027-03-01T00:00:00Z"))
         #expect(shown([try #require(previous)], in: "UTC") == ["Mon 2026-11-30 06:00 +00:00"])
     }
 
     @Test func shorthandsFireLikeTheirExpansions() throws {
-        #expect(next("@hourly", in: "UTC", after: "2026-12-31T22:30:00Z", count: 2) == ["Thu 2026-12-31 23:00 +00:00", "Fri 2027-01-01 00:00 +00:00"])
+        #expect(
+            next("@hourly", in: "UTC", after: "2026-12-31T22:30:00Z", count: 2) == ["Thu 2026-12-31 23:00 +00:00", "Fri 2027-01-01 00:00 +00:00"])
         #expect(next("@weekly", in: "UTC", after: "2026-05-01T00:00:00Z", count: 1) == ["Sun 2026-05-03 00:00 +00:00"])
         #expect(next("@yearly", in: "UTC", after: "2026-05-01T00:00:00Z", count: 1) == ["Fri 2027-01-01 00:00 +00:00"])
     }
@@ -219,7 +252,9 @@ struct CronScheduleTests {
         do {
             _ = try CronExpression(parsing: "@fortnightly")
         } catch {
-            #expect(error.description == "unknown cron shorthand '@fortnightly'; use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)")
+            #expect(
+                error.description
+                    == "unknown cron shorthand '@fortnightly'; use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)")
         }
     }
 
@@ -245,19 +280,22 @@ struct CronScheduleTests {
 
     @Test func monthlyAndAnnuallyFireAtLocalMidnightOnTheFirst() throws {
         let monthly = try schedule("@monthly", "America/New_York")
-        #expect(Array(monthly.fireTimes(from: instant("2026-02-15T00:00:00Z"), to: instant("2026-05-15T00:00:00Z"))) == [
-            instant("2026-03-01T05:00:00Z"), instant("2026-04-01T04:00:00Z"), instant("2026-05-01T04:00:00Z"),
-        ])
+        #expect(
+            Array(monthly.fireTimes(from: instant("2026-02-15T00:00:00Z"), to: instant("2026-05-15T00:00:00Z"))) == [
+                instant("2026-03-01T05:00:00Z"), instant("2026-04-01T04:00:00Z"), instant("2026-05-01T04:00:00Z"),
+            ])
         // 2026-11-01 is the day clocks go back, at 02:00: its midnight is still EDT.
-        #expect(Array(monthly.fireTimes(from: instant("2026-09-15T00:00:00Z"), to: instant("2026-12-15T00:00:00Z"))) == [
-            instant("2026-10-01T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-12-01T05:00:00Z"),
-        ])
+        #expect(
+            Array(monthly.fireTimes(from: instant("2026-09-15T00:00:00Z"), to: instant("2026-12-15T00:00:00Z"))) == [
+                instant("2026-10-01T04:00:00Z"), instant("2026-11-01T04:00:00Z"), instant("2026-12-01T05:00:00Z"),
+            ])
         #expect(monthly.previousFireTime(atOrBefore: instant("2026-03-31T12:00:00Z")) == instant("2026-03-01T05:00:00Z"))
         // Asked in summer (EDT), New Year's midnight is EST.
         let annually = try schedule("@annually", "America/New_York")
-        #expect(Array(annually.fireTimes(from: instant("2026-07-01T00:00:00Z")).prefix(2)) == [
-            instant("2027-01-01T05:00:00Z"), instant("2028-01-01T05:00:00Z"),
-        ])
+        #expect(
+            Array(annually.fireTimes(from: instant("2026-07-01T00:00:00Z")).prefix(2)) == [
+                instant("2027-01-01T05:00:00Z"), instant("2028-01-01T05:00:00Z"),
+            ])
         #expect(annually.previousFireTime(atOrBefore: instant("2026-07-01T00:00:00Z")) == instant("2026-01-01T05:00:00Z"))
         #expect(annually.nextFireTime(after: instant("2026-12-31T05:00:00Z")) == instant("2027-01-01T05:00:00Z"))
     }
@@ -315,7 +353,8 @@ struct CronScheduleTests {
         let hourly = try schedule("0 * * * *", "UTC")
         let fires = Array(hourly.fireTimes(from: instant("2026-01-01T00:00:00Z"), to: instant("2026-01-01T03:00:00Z")))
         #expect(fires == [instant("2026-01-01T00:00:00Z"), instant("2026-01-01T01:00:00Z"), instant("2026-01-01T02:00:00Z")])
-        let fromAFraction = Array(hourly.fireTimes(from: instant("2026-01-01T00:00:00Z").addingTimeInterval(0.25), to: instant("2026-01-01T02:00:00Z")))
+        let fromAFraction = Array(
+            hourly.fireTimes(from: instant("2026-01-01T00:00:00Z").addingTimeInterval(0.25), to: instant("2026-01-01T02:00:00Z")))
         #expect(fromAFraction == [instant("2026-01-01T01:00:00Z")])
         #expect(hourly.nextFireTime(after: instant("2026-01-01T00:59:59Z").addingTimeInterval(0.9)) == instant("2026-01-01T01:00:00Z"))
         // Without an end the sequence goes on, past Date.distantFuture (4001) too.
@@ -355,7 +394,8 @@ struct CronScheduleTests {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         for _ in 0..<50 {
-            let center = changes.isEmpty || random.next() % 5 == 0
+            let center =
+                changes.isEmpty || random.next() % 5 == 0
                 ? 1_546_300_800 + Int(random.next() % (12 * 365 * 86_400))
                 : changes[Int(random.next() % UInt64(changes.count))]
             let from = (center - Int(random.next() % (30 * 3_600))).floorDivided(by: 60) * 60
@@ -436,11 +476,11 @@ struct ReferenceSchedule {
         let text = expression.lowercased()
         let fields = (shorthands[text] ?? text).split(separator: " ")
         guard fields.count == 5,
-              let minutes = Self.table(fields[0], 0...59),
-              let hours = Self.table(fields[1], 0...23),
-              let daysOfMonth = Self.table(fields[2], 1...31),
-              let months = Self.table(fields[3], 1...12, names: monthNames),
-              let daysOfWeek = Self.table(fields[4], 0...7, names: weekdayNames)
+            let minutes = Self.table(fields[0], 0...59),
+            let hours = Self.table(fields[1], 0...23),
+            let daysOfMonth = Self.table(fields[2], 1...31),
+            let months = Self.table(fields[3], 1...12, names: monthNames),
+            let daysOfWeek = Self.table(fields[4], 0...7, names: weekdayNames)
         else { return nil }
         self.minutes = minutes
         self.hours = hours
@@ -471,10 +511,14 @@ struct ReferenceSchedule {
             guard rangeAndStep.count <= 2, bounds.count <= 2 else { return nil }
             let step = rangeAndStep.count == 2 ? Int(rangeAndStep[1]) : 1
             let low = rangeAndStep[0] == "*" ? range.lowerBound : value(bounds[0])
-            let high = rangeAndStep[0] == "*" ? range.upperBound
-                : bounds.count == 2 ? value(bounds[1])
-                : rangeAndStep.count == 2 ? range.upperBound
-                : low
+            let high =
+                rangeAndStep[0] == "*"
+                ? range.upperBound
+                : bounds.count == 2
+                    ? value(bounds[1])
+                    : rangeAndStep.count == 2
+                        ? range.upperBound
+                        : low
             guard let low, let high, let step, step > 0, low <= high else { return nil }
             for value in stride(from: low, through: high, by: step) { table[value] = true }
         }
@@ -616,7 +660,8 @@ enum RandomCron {
         case 1: return "\(month(&random, number(&random, 1...12)))"
         case 2: return "\(month(&random, number(&random, 1...4)))-\(month(&random, number(&random, 9...12)))/\(number(&random, 2...3))"
         case 3:
-            return "\(month(&random, number(&random, 1...3))),\(month(&random, number(&random, 4...6)))-\(month(&random, number(&random, 7...10))),\(month(&random, 12))"
+            return
+                "\(month(&random, number(&random, 1...3))),\(month(&random, number(&random, 4...6)))-\(month(&random, number(&random, 7...10))),\(month(&random, 12))"
         default: return "*"
         }
     }
@@ -629,7 +674,9 @@ enum RandomCron {
         case 3: return "*/\(pick(&random, [2, 3]))"
         case 4: return "7"
         case 5: return "\(weekday(&random, number(&random, 0...2)))-\(weekday(&random, number(&random, 5...7)))/\(number(&random, 2...3))"
-        case 6: return "\(weekday(&random, number(&random, 0...2))),\(weekday(&random, number(&random, 3...4)))-\(weekday(&random, number(&random, 5...7)))"
+        case 6:
+            return
+                "\(weekday(&random, number(&random, 0...2))),\(weekday(&random, number(&random, 3...4)))-\(weekday(&random, number(&random, 5...7)))"
         case 7: return "\(weekday(&random, number(&random, 0...7)))/\(number(&random, 1...3))"
         default: return "*"
         }

@@ -1,8 +1,9 @@
 import Foundation
 import SluiceEngine
 import SluiceProviders
-import Testing
 import SluiceTestSupport
+import Testing
+
 @testable import SluiceModel
 
 /// Inputs found by review that once crashed, hung, leaked or misplaced a diagnostic.
@@ -43,22 +44,31 @@ struct HardeningTests {
     }
 
     @Test func aRecursiveQueryInAProcedureCannotHangLint() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             steps:
               - { id: spin, uses: sql, with: { procedure: procedures/spin.sql } }
-            """, procedures: ["spin.sql": "CREATE TEMP TABLE spin AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c;\n"])
-        #expect(diagnostics.contains("procedures/spin.sql:1:1: error: this statement changes the schema and did not finish within lint's step limit (a recursive query?); lint does not run it [invalid-procedure]"))
+            """,
+            procedures: ["spin.sql": "CREATE TEMP TABLE spin AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c;\n"])
+        #expect(
+            diagnostics.contains(
+                "procedures/spin.sql:1:1: error: this statement changes the schema and did not finish within lint's step limit (a recursive query?); lint does not run it [invalid-procedure]"
+            ))
     }
 
     @Test func aHugeUnknownNameGetsNoSlowSuggestion() throws {
         let diagnostics = try lint("pipeline: hard\nschedule: { cron: \"@daily\", timezone: \(String(repeating: "x", count: 100_000)) }\nsteps: []\n")
-        #expect(diagnostics.first == "pipelines/hard.yml:2:39: error: pipeline: 'schedule.timezone': '\(String(repeating: "x", count: 60))…' is not an IANA timezone (e.g. UTC, Europe/Berlin, America/New_York) [invalid-timezone]")
+        #expect(
+            diagnostics.first
+                == "pipelines/hard.yml:2:39: error: pipeline: 'schedule.timezone': '\(String(repeating: "x", count: 60))…' is not an IANA timezone (e.g. UTC, Europe/Berlin, America/New_York) [invalid-timezone]"
+        )
     }
 
     @Test func aCycleBehindADeadEndIsFound() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             steps:
@@ -70,7 +80,8 @@ struct HardeningTests {
     }
 
     @Test func positionsInsideValuesAreExactOrFallBackToTheValue() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             steps:
@@ -90,12 +101,13 @@ struct HardeningTests {
                     folded
                     ${{ params.nope4 }}
             """)
-        #expect(diagnostics == [
-            "pipelines/hard.yml:8:16: error: step 'a' (notify): 'message': unknown param 'nope1' [unknown-reference]",
-            "pipelines/hard.yml:9:13: error: step 'a' (notify): 'link': unknown param 'nope2' [unknown-reference]",
-            "pipelines/hard.yml:15:26: error: step 'b' (notify): 'message': unknown param 'nope3' [unknown-reference]",
-            "pipelines/hard.yml:16:13: error: step 'b' (notify): 'link': unknown param 'nope4' [unknown-reference]",
-        ])
+        #expect(
+            diagnostics == [
+                "pipelines/hard.yml:8:16: error: step 'a' (notify): 'message': unknown param 'nope1' [unknown-reference]",
+                "pipelines/hard.yml:9:13: error: step 'a' (notify): 'link': unknown param 'nope2' [unknown-reference]",
+                "pipelines/hard.yml:15:26: error: step 'b' (notify): 'message': unknown param 'nope3' [unknown-reference]",
+                "pipelines/hard.yml:16:13: error: step 'b' (notify): 'link': unknown param 'nope4' [unknown-reference]",
+            ])
     }
 
     @Test(arguments: ["\u{2028}", "\u{2029}", "\u{85}"])
@@ -107,7 +119,8 @@ struct HardeningTests {
 
     @Test func credentialsAreNeverEchoedInMessages() throws {
         let secret = "postgres://admin:hunter2secret@db.example.com/prod"
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             schedule: { cron: "@daily", max_active_runs: "\(secret)" }
@@ -131,7 +144,8 @@ struct HardeningTests {
     }
 
     @Test func joinKeysMustBeInBothTables() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             steps:
@@ -143,13 +157,20 @@ struct HardeningTests {
                   group_by: [org]
                   measures: { n: count(*) }
                   into: out
-            """, schemas: ["events.json": #"[{"name": "org", "type": "STRING"}, {"name": "amount", "type": "FLOAT64"}]"#,
-                           "rates.json": #"[{"name": "org", "type": "STRING"}, {"name": "rate", "type": "FLOAT64"}]"#])
-        #expect(diagnostics == ["pipelines/hard.yml:8:34: error: step 'roll': 'join.on': join column 'amount' is not in table 'rates'; a join key must be in both tables [unknown-column]"])
+            """,
+            schemas: [
+                "events.json": #"[{"name": "org", "type": "STRING"}, {"name": "amount", "type": "FLOAT64"}]"#,
+                "rates.json": #"[{"name": "org", "type": "STRING"}, {"name": "rate", "type": "FLOAT64"}]"#,
+            ])
+        #expect(
+            diagnostics == [
+                "pipelines/hard.yml:8:34: error: step 'roll': 'join.on': join column 'amount' is not in table 'rates'; a join key must be in both tables [unknown-column]"
+            ])
     }
 
     @Test func aCredentialFieldTakesOnlyASecret() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             params: { key: { type: string, default: x } }
@@ -158,11 +179,15 @@ struct HardeningTests {
               - { id: b, uses: validate_openai, with: { api_key: "${{ env.OPENAI_API_KEY }}" } }
             """)
         #expect(diagnostics.count == 2)
-        #expect(diagnostics.allSatisfy { $0.hasSuffix("must be exactly ${{ secrets.<name> }}, read from the vault, not params, env or text [secret-in-plain-field]") })
+        #expect(
+            diagnostics.allSatisfy {
+                $0.hasSuffix("must be exactly ${{ secrets.<name> }}, read from the vault, not params, env or text [secret-in-plain-field]")
+            })
     }
 
     @Test func aBrokenStepDoesNotMakeItsDependentsLookWrong() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             defaults: { timeout: 1m }
             steps:
@@ -173,7 +198,8 @@ struct HardeningTests {
     }
 
     @Test func onFailureHandlersNeedTimeoutsToo() throws {
-        let diagnostics = try lint("""
+        let diagnostics = try lint(
+            """
             pipeline: hard
             steps:
               - { id: a, uses: notify, timeout: 1m, with: { url: "${{ env.HOOK }}" } }
@@ -181,6 +207,9 @@ struct HardeningTests {
               - uses: notify
                 with: { url: "${{ env.HOOK }}" }
             """)
-        #expect(diagnostics == ["pipelines/hard.yml:5:5: warning: on_failure handler 'on_failure_1' has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever [missing-timeout]"])
+        #expect(
+            diagnostics == [
+                "pipelines/hard.yml:5:5: warning: on_failure handler 'on_failure_1' has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever [missing-timeout]"
+            ])
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SluiceEngine
 import SluiceProviders
 import Testing
+
 @testable import SluiceModel
 
 struct YAMLLoaderTests {
@@ -43,7 +44,8 @@ struct YAMLLoaderTests {
 
 struct PipelineLoaderTests {
     @Test func readsEveryPartOfTheFormat() throws {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             description: d
             schedule: { cron: "0 5 * * *", timezone: Europe/Paris, catchup: 3d, max_active_runs: 2 }
@@ -73,7 +75,9 @@ struct PipelineLoaderTests {
         #expect(definition.schedule?.maxActiveRuns == 2)
         #expect(definition.params.first?.type == .date)
         #expect(definition.defaults.timeout == .seconds(120))
-        #expect(definition.defaults.retry == RetryPolicy(attempts: 4, backoff: .fixed, initialDelay: .milliseconds(500), maxDelay: .seconds(10), jitter: false))
+        #expect(
+            definition.defaults.retry
+                == RetryPolicy(attempts: 4, backoff: .fixed, initialDelay: .milliseconds(500), maxDelay: .seconds(10), jitter: false))
         #expect(definition.defaults.maxParallel == 3)
         #expect(definition.secretsTTL == .seconds(1_200))
         #expect(definition.steps.map(\.id.value) == ["load", "merge"])
@@ -87,7 +91,8 @@ struct PipelineLoaderTests {
     }
 
     @Test func secretsAndOutputsBecomeReferences() throws {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 1m }
             steps:
@@ -117,7 +122,8 @@ struct PipelinePlanTests {
     }
 
     @Test func tablesSecretsAndOutputsAddEdgesAndLayers() throws {
-        let built = try plan("""
+        let built = try plan(
+            """
             pipeline: test_pipeline
             steps:
               - id: report
@@ -138,7 +144,8 @@ struct PipelinePlanTests {
               - id: tell
                 uses: notify
                 with: { url: "${{ env.HOOK }}", message: "${{ steps.load.outputs.rows_read }}" }
-            """).get()
+            """
+        ).get()
         #expect(built.layers == [["key"], ["load"], ["merge", "tell"], ["daily"], ["report"]])
         #expect(built.order == ["key", "load", "merge", "tell", "daily", "report"])
         let reasons = Dictionary(uniqueKeysWithValues: built.edges.map { ("\($0.from)>\($0.to)", $0.reason) })
@@ -151,7 +158,8 @@ struct PipelinePlanTests {
     }
 
     @Test func aCycleIsFoundAndPrintedInOrder() throws {
-        let built = try plan("""
+        let built = try plan(
+            """
             pipeline: test_pipeline
             steps:
               - { id: a, uses: sql, needs: [c], with: { procedure: p.sql } }
@@ -185,8 +193,14 @@ struct SchemaTests {
     @Test func bigQueryListAndObjectFormsBothLoad() throws {
         let project = try TemporaryProject()
         defer { project.remove() }
-        try project.write("schemas/plain.json", #"[{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}, {"name": "tags", "type": "STRING", "mode": "REPEATED"}, {"name": "ok", "type": "BOOLEAN"}]"#)
-        try project.write("schemas/nested/rich.json", #"{"table": "costs", "description": "d", "primary_key": ["day"], "partition_by": "day", "fields": [{"name": "day", "type": "DATE"}, {"name": "cost", "type": "BIGNUMERIC"}]}"#)
+        try project.write(
+            "schemas/plain.json",
+            #"[{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}, {"name": "tags", "type": "STRING", "mode": "REPEATED"}, {"name": "ok", "type": "BOOLEAN"}]"#
+        )
+        try project.write(
+            "schemas/nested/rich.json",
+            #"{"table": "costs", "description": "d", "primary_key": ["day"], "partition_by": "day", "fields": [{"name": "day", "type": "DATE"}, {"name": "cost", "type": "BIGNUMERIC"}]}"#
+        )
         let catalog = SchemaCatalog(projectRoot: project.root)
         #expect(catalog.diagnostics.isEmpty, "\(catalog.diagnostics)")
         let plain = try #require(catalog["plain"])
@@ -207,9 +221,10 @@ struct SchemaTests {
         #expect(SchemaCatalog(projectRoot: project.root).diagnostics.isEmpty)
         try project.write("schemas/c/t.json", #"[{"name": "x", "type": "STRING"}, {"name": "y", "type": "STRING"}]"#)
         let diagnostics = SchemaCatalog(projectRoot: project.root).diagnostics
-        #expect(diagnostics.map(\.description) == [
-            "schemas/c/t.json:1:1: error: table 't' is also described by schemas/a/t.json, differently: column 'y' is only in schemas/c/t.json [conflicting-schema]",
-        ])
+        #expect(
+            diagnostics.map(\.description) == [
+                "schemas/c/t.json:1:1: error: table 't' is also described by schemas/a/t.json, differently: column 'y' is only in schemas/c/t.json [conflicting-schema]"
+            ])
     }
 }
 
@@ -224,12 +239,15 @@ struct ProcedureCheckerTests {
     @Test func readsWritesAndParametersComeFromTheAuthorizer() throws {
         let (schemas, project) = try catalog()
         defer { project.remove() }
-        try project.write("procedures/roll.sql", """
+        try project.write(
+            "procedures/roll.sql",
+            """
             CREATE TEMP TABLE scratch AS SELECT day, cost FROM usage WHERE day = :day;
             DELETE FROM daily WHERE day = :day;
             INSERT INTO daily (day, total) SELECT day, sum(cost) FROM scratch GROUP BY day;
             """)
-        let info = ProcedureChecker(schemas: schemas).check(fileAt: project.root.appendingPathComponent("procedures/roll.sql"), path: "procedures/roll.sql")
+        let info = ProcedureChecker(schemas: schemas).check(
+            fileAt: project.root.appendingPathComponent("procedures/roll.sql"), path: "procedures/roll.sql")
         #expect(info.diagnostics.isEmpty, "\(info.diagnostics)")
         #expect(info.reads == ["usage", "daily"])
         #expect(info.writes == ["daily"])
@@ -240,10 +258,12 @@ struct ProcedureCheckerTests {
         let (schemas, project) = try catalog()
         defer { project.remove() }
         try project.write("procedures/bad.sql", "-- totals\nSELECT day,\n       sum(costs)\nFROM usage GROUP BY day;\n")
-        let info = ProcedureChecker(schemas: schemas).check(fileAt: project.root.appendingPathComponent("procedures/bad.sql"), path: "procedures/bad.sql")
-        #expect(info.diagnostics.map(\.description) == [
-            "procedures/bad.sql:3:12: error: the SQL does not prepare against the tables in schemas/: no such column: costs [invalid-procedure]",
-        ])
+        let info = ProcedureChecker(schemas: schemas).check(
+            fileAt: project.root.appendingPathComponent("procedures/bad.sql"), path: "procedures/bad.sql")
+        #expect(
+            info.diagnostics.map(\.description) == [
+                "procedures/bad.sql:3:12: error: the SQL does not prepare against the tables in schemas/: no such column: costs [invalid-procedure]"
+            ])
     }
 
     @Test func whatRunsRefuseIsReportedAtItsStatement() throws {
@@ -271,14 +291,17 @@ struct ProcedureCheckerTests {
             #expect(diagnostic.message.contains(reason), "\(sql): \(diagnostic.message)")
         }
         // What procedures do every day still passes: writes by plain name, TEMP tables, reading a table's shape.
-        try project.write("procedures/fine.sql", """
+        try project.write(
+            "procedures/fine.sql",
+            """
             CREATE TEMP TABLE scratch AS SELECT day, cost FROM usage;
             CREATE INDEX temp.scratch_day ON scratch (day);
             DELETE FROM usage WHERE day = '2026-01-01';
             INSERT INTO usage (day, cost) SELECT day, cost FROM scratch;
             SELECT name FROM pragma_table_info('usage');
             """)
-        let fine = ProcedureChecker(schemas: schemas).check(fileAt: project.root.appendingPathComponent("procedures/fine.sql"), path: "procedures/fine.sql")
+        let fine = ProcedureChecker(schemas: schemas).check(
+            fileAt: project.root.appendingPathComponent("procedures/fine.sql"), path: "procedures/fine.sql")
         #expect(fine.diagnostics.isEmpty, "\(fine.diagnostics)")
         #expect(fine.writes == ["usage"])
     }
@@ -296,10 +319,11 @@ struct ProcedureCheckerTests {
 }
 
 struct ReporterTests {
-    let report = LintReport(diagnostics: [
-        Diagnostic(.unknownKey, at: SourceLocation(file: "pipelines/a,b.yml", line: 3, column: 5), "bad: 100%\nsecond line"),
-        Diagnostic(.missingTimeout, at: SourceLocation(file: "pipelines/a.yml", line: 1, column: 1), "no timeout"),
-    ], filesChecked: 2)
+    let report = LintReport(
+        diagnostics: [
+            Diagnostic(.unknownKey, at: SourceLocation(file: "pipelines/a,b.yml", line: 3, column: 5), "bad: 100%\nsecond line"),
+            Diagnostic(.missingTimeout, at: SourceLocation(file: "pipelines/a.yml", line: 1, column: 1), "no timeout"),
+        ], filesChecked: 2)
 
     @Test func textEndsWithCounts() {
         let text = LintOutputFormat.text.render(report)
@@ -308,11 +332,12 @@ struct ReporterTests {
     }
 
     @Test func githubCommandsEscapeTheirValues() {
-        #expect(LintOutputFormat.github.render(report) == """
-            ::error file=pipelines/a%2Cb.yml,line=3,col=5,title=sluice unknown-key::bad: 100%25%0Asecond line
-            ::warning file=pipelines/a.yml,line=1,col=1,title=sluice missing-timeout::no timeout
+        #expect(
+            LintOutputFormat.github.render(report) == """
+                ::error file=pipelines/a%2Cb.yml,line=3,col=5,title=sluice unknown-key::bad: 100%25%0Asecond line
+                ::warning file=pipelines/a.yml,line=1,col=1,title=sluice missing-timeout::no timeout
 
-            """)
+                """)
     }
 
     @Test func jsonAndSarifAreDocumentsWithEveryDiagnostic() throws {
@@ -338,8 +363,11 @@ struct ReporterTests {
 struct ProcessorRegistryTests {
     @Test func everyProcessorOfTheDesignIsRegisteredWithDocs() {
         let names = ProcessorEnvironment.standard.registry.names
-        #expect(names == ["kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
-                          "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify"])
+        #expect(
+            names == [
+                "kms_decrypt", "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
+                "ingest", "merge_dedupe", "aggregate", "sql", "validate_data", "notify",
+            ])
         for spec in ProcessorEnvironment.standard.registry.specs {
             #expect(!spec.summary.isEmpty && !spec.description.isEmpty && !spec.outputs.isEmpty)
             #expect(spec.fields.allSatisfy { !$0.description.isEmpty })
@@ -362,20 +390,23 @@ struct ProcessorRegistryTests {
 
 struct CredentialPlacementTests {
     @Test func aCredentialNameMustFollowTheNamingRule() {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 1m }
             steps:
               - { id: good, uses: kms_decrypt, with: { credential: openai/admin_key, as: a } }
               - { id: bad, uses: kms_decrypt, with: { credential: "openai//admin key", as: b } }
             """)
-        #expect(result.diagnostics.map(\.description) == [
-            "pipelines/test_pipeline.yml:5:55: error: step 'bad' (kms_decrypt): 'credential': 'openai//admin key' is not a valid credential name: use segments of letters, digits, _, - and . separated by /, like openai/admin_key [invalid-value]",
-        ])
+        #expect(
+            result.diagnostics.map(\.description) == [
+                "pipelines/test_pipeline.yml:5:55: error: step 'bad' (kms_decrypt): 'credential': 'openai//admin key' is not a valid credential name: use segments of letters, digits, _, - and . separated by /, like openai/admin_key [invalid-value]"
+            ])
     }
 
     @Test func aCredentialUnderAnUnknownKeyIsStillReported() {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 1m }
             openai_key: sk-proj-4fGhT9xQ2mLp8RzW1vNc7YbK3eJd
@@ -384,11 +415,12 @@ struct CredentialPlacementTests {
                 uses: notify
                 with: { url: "${{ env.HOOK }}", token: "Bearer abcdef0123456789abcdef" }
             """)
-        #expect(result.diagnostics.map(\.description) == [
-            "pipelines/test_pipeline.yml:3:1: error: pipeline has no key 'openai_key' (keys: pipeline, description, schedule, params, defaults, secrets, steps, on_failure) [unknown-key]",
-            "pipelines/test_pipeline.yml:3:13: error: pipeline: 'openai_key' holds what looks like an OpenAI-style API key in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
-            "pipelines/test_pipeline.yml:7:37: error: step 'tell' (notify) has no field 'token' (fields: url, format, message, link, request_timeout) [unknown-field]",
-            "pipelines/test_pipeline.yml:7:45: error: step 'tell' (notify): 'token' holds what looks like a bearer token in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
-        ])
+        #expect(
+            result.diagnostics.map(\.description) == [
+                "pipelines/test_pipeline.yml:3:1: error: pipeline has no key 'openai_key' (keys: pipeline, description, schedule, params, defaults, secrets, steps, on_failure) [unknown-key]",
+                "pipelines/test_pipeline.yml:3:13: error: pipeline: 'openai_key' holds what looks like an OpenAI-style API key in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
+                "pipelines/test_pipeline.yml:7:37: error: step 'tell' (notify) has no field 'token' (fields: url, format, message, link, request_timeout) [unknown-field]",
+                "pipelines/test_pipeline.yml:7:45: error: step 'tell' (notify): 'token' holds what looks like a bearer token in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
+            ])
     }
 }

@@ -61,15 +61,26 @@ struct ProjectSettingsTests {
         #expect(settings.publicURL == "https://sluice.example.com")
         #expect(settings.runLink("r01abc") == "https://sluice.example.com/v1/runs/r01abc")
         #expect(try await load("public_url: http://127.0.0.1:8080/sluice\n").runLink("r1") == "http://127.0.0.1:8080/sluice/v1/runs/r1")
-        #expect(try await load("public_url: https://a.example\n", environment: ["SLUICE_PUBLIC_URL": "https://b.example"]).publicURL == "https://b.example")
+        #expect(
+            try await load("public_url: https://a.example\n", environment: ["SLUICE_PUBLIC_URL": "https://b.example"]).publicURL
+                == "https://b.example")
     }
 
     @Test func aPublicURLThatIsNoPlainHTTPURLIsRefusedWhereItIsWritten() async {
-        #expect(await error("public_url: sluice.example.com\n") == "sluice.yml:1:13: public_url: 'sluice.example.com' is not an absolute http or https URL (like https://sluice.example.com)")
-        #expect(await error("public_url: https://ops:pw@sluice.example.com\n") == "sluice.yml:1:13: public_url: the URL must not carry a user or password: it is put into notifications")
-        #expect(await error("public_url: https://sluice.example.com/?x=1\n") == "sluice.yml:1:13: public_url: the URL must not have a query or fragment: run paths are added to it")
-        #expect(await error("public_url: [a]\n") == "sluice.yml:1:13: public_url must be a URL, like public_url: https://sluice.example.com, not a list")
-        #expect(await error(nil, environment: ["SLUICE_PUBLIC_URL": "ftp://x.example"]) == "SLUICE_PUBLIC_URL: 'ftp://x.example' is not an absolute http or https URL (like https://sluice.example.com)")
+        #expect(
+            await error("public_url: sluice.example.com\n")
+                == "sluice.yml:1:13: public_url: 'sluice.example.com' is not an absolute http or https URL (like https://sluice.example.com)")
+        #expect(
+            await error("public_url: https://ops:pw@sluice.example.com\n")
+                == "sluice.yml:1:13: public_url: the URL must not carry a user or password: it is put into notifications")
+        #expect(
+            await error("public_url: https://sluice.example.com/?x=1\n")
+                == "sluice.yml:1:13: public_url: the URL must not have a query or fragment: run paths are added to it")
+        #expect(
+            await error("public_url: [a]\n") == "sluice.yml:1:13: public_url must be a URL, like public_url: https://sluice.example.com, not a list")
+        #expect(
+            await error(nil, environment: ["SLUICE_PUBLIC_URL": "ftp://x.example"])
+                == "SLUICE_PUBLIC_URL: 'ftp://x.example' is not an absolute http or https URL (like https://sluice.example.com)")
     }
 
     // Run settings: moved here from StagingRetentionTests and WebhookAuditRetentionTests when
@@ -87,7 +98,8 @@ struct ProjectSettingsTests {
         let defaults = try await load(nil)
         #expect(defaults.webhookAuditRetention == .seconds(30 * 86_400) && defaults.webhookAuditMaxRefusals == 100_000)
         await #expect(throws: SettingsError.self) { try await load(nil, environment: ["SLUICE_WEBHOOK_AUDIT_RETENTION": "a month"]) }
-        #expect(await error(nil, environment: ["SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS": "-1"])
+        #expect(
+            await error(nil, environment: ["SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS": "-1"])
                 == "SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS must be a whole number of refusals to keep (0 or more), not '-1'")
     }
 
@@ -106,11 +118,14 @@ struct ProjectSettingsTests {
 
         #expect(await error("run_lease: soon\n").hasPrefix("sluice.yml:1:12: run_lease must be a duration like 30s, 5m, 12h or 7d, not 'soon'"))
         #expect(await error("credential_limit: 0\n") == "sluice.yml:1:19: credential_limit must be a positive whole number, not '0'")
-        #expect(await error("webhook_audit: { max_refusals: lots }\n")
+        #expect(
+            await error("webhook_audit: { max_refusals: lots }\n")
                 == "sluice.yml:1:32: webhook_audit.max_refusals must be a whole number of refusals to keep (0 or more), not 'lots'")
         #expect(await error("webhook_audit: { keep: 1 }\n").hasPrefix("sluice.yml:1:18: unknown setting 'webhook_audit.keep'"))
         #expect(await error("run_lease: [1s]\n") == "sluice.yml:1:12: run_lease must be a duration, not a list")
         #expect(await error(nil, environment: ["SLUICE_RUN_LEASE": "1 minute"]).hasPrefix("SLUICE_RUN_LEASE must be a duration like 30s"))
-        #expect(await error(nil, environment: ["SLUICE_CREDENTIAL_LIMIT": "many"]) == "SLUICE_CREDENTIAL_LIMIT must be a positive whole number, not 'many'")
+        #expect(
+            await error(nil, environment: ["SLUICE_CREDENTIAL_LIMIT": "many"])
+                == "SLUICE_CREDENTIAL_LIMIT must be a positive whole number, not 'many'")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceModel
 
 /// A live secret never survives in part: pieces of 12 bytes or more are masked wherever they

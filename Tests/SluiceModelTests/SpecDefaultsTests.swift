@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceModel
 
 /// Run code reads defaults from the specs: `withDefaults` fills in what a step leaves out.

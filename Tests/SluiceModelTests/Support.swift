@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceProviders
+
 @testable import SluiceModel
 
 /// The test target's fixture folder (copied as a resource).

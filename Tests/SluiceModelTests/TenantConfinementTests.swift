@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceModel
 
 /// What the model knows of invariant 10 (tenants are confined): which addresses are not
@@ -77,7 +78,8 @@ struct TenantConfinementTests {
     }
 
     @Test func inputRootsAndAllowedAddressesComeFromTheFileOrTheEnvironment() async throws {
-        let settings = try await load("""
+        let settings = try await load(
+            """
             inputs: { root: "data/{org}" }
             network:
               allow: [127.0.0.1, 10.0.0.0/8, internal.example.com]
@@ -86,8 +88,9 @@ struct TenantConfinementTests {
         #expect(settings.inputRoot(for: "acme") == "data/acme")
         #expect(settings.networkAllow == (try NetworkAllowList(["127.0.0.1", "10.0.0.0/8", "internal.example.com"])))
 
-        let overridden = try await load("inputs:\n  root: data/{org}\n",
-                                         environment: ["SLUICE_INPUTS_ROOT": "/srv/exports/{org}", "SLUICE_NETWORK_ALLOW": "::1, 192.168.0.0/16"])
+        let overridden = try await load(
+            "inputs:\n  root: data/{org}\n",
+            environment: ["SLUICE_INPUTS_ROOT": "/srv/exports/{org}", "SLUICE_NETWORK_ALLOW": "::1, 192.168.0.0/16"])
         #expect(overridden.inputRoot(for: "globex") == "/srv/exports/globex")
         #expect(overridden.networkAllow == (try NetworkAllowList(["::1", "192.168.0.0/16"])))
         #expect(try await load("orgs: [acme]\n").networkAllow.isEmpty)
@@ -95,13 +98,16 @@ struct TenantConfinementTests {
     }
 
     @Test func badInputRootsAndAllowEntriesAreRefusedWhereTheyAreWritten() async {
-        #expect(await error("inputs: { root: \"data/{org}x\" }\n").hasPrefix("sluice.yml:1:17: inputs.root: 'data/{org}x': {org} must be a whole folder name"))
+        #expect(
+            await error("inputs: { root: \"data/{org}x\" }\n").hasPrefix(
+                "sluice.yml:1:17: inputs.root: 'data/{org}x': {org} must be a whole folder name"))
         #expect(await error("inputs: { root: .sluice/inputs }\n").hasPrefix("sluice.yml:1:17: inputs.root: '.sluice/inputs' is inside .sluice/"))
         #expect(await error("inputs: { path: data }\n").hasPrefix("sluice.yml:1:11: unknown setting 'inputs.path'; inputs has root"))
         #expect(await error("inputs: data\n").hasPrefix("sluice.yml:1:9: inputs must be a mapping (root), not a string"))
         #expect(await error("network: { allow: 10.0.0.0/8 }\n").hasPrefix("sluice.yml:1:19: network.allow must be a list"))
-        #expect(await error("network: { allow: [10.0.0.0/8, \"10.0.0.0/40\"] }\n")
-                    == "sluice.yml:1:32: network.allow: '10.0.0.0/40' is not an address block: write it like 10.0.0.0/8 or fd00::/8")
+        #expect(
+            await error("network: { allow: [10.0.0.0/8, \"10.0.0.0/40\"] }\n")
+                == "sluice.yml:1:32: network.allow: '10.0.0.0/40' is not an address block: write it like 10.0.0.0/8 or fd00::/8")
         #expect(await error("network: { allow: [\"http://x\"] }\n").hasPrefix("sluice.yml:1:20: network.allow: 'http://x' is not an address"))
         #expect(await error("orgs: [acme]\n", environment: ["SLUICE_NETWORK_ALLOW": "10.0.0.0/99"]).hasPrefix("SLUICE_NETWORK_ALLOW: '10.0.0.0/99'"))
         #expect(await error("orgs: [acme]\n", environment: ["SLUICE_INPUTS_ROOT": "x/{org}{org}"]).hasPrefix("SLUICE_INPUTS_ROOT: "))
@@ -111,7 +117,8 @@ struct TenantConfinementTests {
 
     @Test func aCredentialIsAlwaysWrittenInThePipeline() {
         for credential in ["${{ params.name }}", "webhooks/${{ params.name }}", "${{ env.CREDENTIAL }}", "${{ run.org }}/key"] {
-            let result = loadPipeline("""
+            let result = loadPipeline(
+                """
                 pipeline: test_pipeline
                 defaults: { timeout: 5m }
                 params:
@@ -129,7 +136,8 @@ struct TenantConfinementTests {
 
     @Test func aParamDrivenURLWarnsOnlyWhereNoErrorSaysMore() {
         func rules(_ with: String) -> [LintRule] {
-            loadPipeline("""
+            loadPipeline(
+                """
                 pipeline: test_pipeline
                 defaults: { timeout: 5m }
                 params:
@@ -142,7 +150,8 @@ struct TenantConfinementTests {
                     uses: notify
                     needs: [key]
                     with: { \(with) }
-                """).diagnostics.map(\.rule).filter { $0 == .paramDrivenURL || $0 == .untrustedSecretDestination }
+                """
+            ).diagnostics.map(\.rule).filter { $0 == .paramDrivenURL || $0 == .untrustedSecretDestination }
         }
         #expect(rules("url: \"${{ params.hook }}\"") == [.paramDrivenURL])
         #expect(rules("url: \"${{ params.hook || 'https://hooks.example.com/y' }}\"") == [.paramDrivenURL])
@@ -156,7 +165,8 @@ struct TenantConfinementTests {
     }
 
     @Test func aParamPatternMatchesUpToTheVeryEnd() {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 5m }
             params:

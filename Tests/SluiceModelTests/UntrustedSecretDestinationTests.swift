@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceModel
 
 /// `untrusted-secret-destination`: in a step that carries a secret, the fields that decide
@@ -12,7 +13,8 @@ struct UntrustedSecretDestinationTests {
     }
 
     @Test func envAndLiteralDestinationsAreFineInStepsThatCarryASecret() {
-        let result = loadPipeline("""
+        let result = loadPipeline(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 5m }
             params:
@@ -50,7 +52,8 @@ struct UntrustedSecretDestinationTests {
     }
 
     @Test func aCredentialFromTheEnvironmentIsCarriedToo() {
-        let found = findings("""
+        let found = findings(
+            """
             pipeline: test_pipeline
             defaults: { timeout: 5m }
             params:
@@ -71,42 +74,46 @@ struct UntrustedSecretDestinationTests {
     }
 
     @Test func aParamURLIsFineInAStepThatCarriesNoSecret() {
-        #expect(findings("""
-            pipeline: test_pipeline
-            defaults: { timeout: 5m }
-            params:
-              feed: { type: string, default: "https://feeds.example.com" }
-              hook: { type: string }
-            steps:
-              - id: load
-                uses: ingest
-                with:
-                  source: { format: http, url: "${{ params.feed }}/v1/prices", headers: { Accept: application/json } }
-                  table: prices_raw
-                  schema: schemas/prices_raw.json
-              - id: tell
-                uses: notify
-                with: { url: "${{ params.hook }}", message: "${{ steps.load.outputs.rows_read }} prices" }
-            """) == [])
+        #expect(
+            findings(
+                """
+                pipeline: test_pipeline
+                defaults: { timeout: 5m }
+                params:
+                  feed: { type: string, default: "https://feeds.example.com" }
+                  hook: { type: string }
+                steps:
+                  - id: load
+                    uses: ingest
+                    with:
+                      source: { format: http, url: "${{ params.feed }}/v1/prices", headers: { Accept: application/json } }
+                      table: prices_raw
+                      schema: schemas/prices_raw.json
+                  - id: tell
+                    uses: notify
+                    with: { url: "${{ params.hook }}", message: "${{ steps.load.outputs.rows_read }} prices" }
+                """) == [])
     }
 
     @Test func aRequestIDOrAFailureInAHandlersURLIsRefusedWhenTheHandlerCarriesASecret() {
-        #expect(findings("""
-            pipeline: test_pipeline
-            defaults: { timeout: 5m }
-            steps:
-              - id: key
-                uses: kms_decrypt
-                with: { credential: slack/hook_path, as: hook_path }
-            on_failure:
-              - uses: notify
-                with: { url: "https://hooks.${{ run.request_id }}/${{ secrets.hook_path }}?why=${{ run.error }}" }
-            """) == [
-            "pipelines/test_pipeline.yml:9:18: error: on_failure handler 1 (notify): 'url' decides where the step sends secrets.hook_path, "
-                + "but it reads run.request_id (the caller of the API chooses it in X-Request-Id) and run.error (it can quote the data or "
-                + "the answer that failed); take it from the operator's environment or write it in the file, e.g. "
-                + "${{ env.URL || 'https://…' }} (|| gives the first non-empty value) [untrusted-secret-destination]",
-        ])
+        #expect(
+            findings(
+                """
+                pipeline: test_pipeline
+                defaults: { timeout: 5m }
+                steps:
+                  - id: key
+                    uses: kms_decrypt
+                    with: { credential: slack/hook_path, as: hook_path }
+                on_failure:
+                  - uses: notify
+                    with: { url: "https://hooks.${{ run.request_id }}/${{ secrets.hook_path }}?why=${{ run.error }}" }
+                """) == [
+                    "pipelines/test_pipeline.yml:9:18: error: on_failure handler 1 (notify): 'url' decides where the step sends secrets.hook_path, "
+                        + "but it reads run.request_id (the caller of the API chooses it in X-Request-Id) and run.error (it can quote the data or "
+                        + "the answer that failed); take it from the operator's environment or write it in the file, e.g. "
+                        + "${{ env.URL || 'https://…' }} (|| gives the first non-empty value) [untrusted-secret-destination]"
+                ])
     }
 
     @Test func everyFieldThatAddressesARequestIsADestination() {

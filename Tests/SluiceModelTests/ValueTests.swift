@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceModel
 
 struct DurationTextTests {
@@ -69,7 +70,9 @@ struct TimeZoneNameTests {
         do {
             _ = try TimeZoneName.zone(named: "Europe/Berln")
         } catch {
-            #expect(error.description == "'Europe/Berln' is not an IANA timezone; did you mean 'Europe/Berlin'? (e.g. UTC, Europe/Berlin, America/New_York)")
+            #expect(
+                error.description
+                    == "'Europe/Berln' is not an IANA timezone; did you mean 'Europe/Berlin'? (e.g. UTC, Europe/Berlin, America/New_York)")
         }
     }
 }
@@ -136,8 +139,10 @@ struct CalendarDateTests {
         #expect(CalendarDate(parsing: "2026-01-01")?.adding(days: -1).description == "2025-12-31")
     }
 
-    @Test(arguments: ["2026-02-29", "2026-13-01", "2026-1-01", "20260101", "2026-04-31",
-                      "2026-+3-+1", "+026-03-01", "2026-03-٠١", "2026-03- 1"])
+    @Test(arguments: [
+        "2026-02-29", "2026-13-01", "2026-1-01", "20260101", "2026-04-31",
+        "2026-+3-+1", "+026-03-01", "2026-03-٠١", "2026-03- 1",
+    ])
     func refusesDaysThatDoNotExistOrAreNotWrittenInDigits(_ text: String) {
         #expect(CalendarDate(parsing: text) == nil)
     }

@@ -33,8 +33,9 @@ struct DestinationConfinementTests {
         func run(_ yaml: String, trigger: RunTrigger, params: [String: String] = [:]) async throws -> RunRecord {
             let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/fetch.yml")
             let plan = try PipelinePlan.build(try #require(result.definition, "\(result.diagnostics)")).get()
-            let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
-                                    logger: LogCapture().logger)
+            let executor = Executor(
+                processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
+                logger: LogCapture().logger)
             return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: trigger, params: params, env: [:]))
         }
 
@@ -77,8 +78,10 @@ struct DestinationConfinementTests {
         let server = try await FakeProviderServer.start(answering: Self.page)
         defer { Task { await server.stop() } }
         let port = server.port
-        let hosts = ["127.0.0.1:\(port)", "localhost:\(port)", "2130706433:\(port)", "0x7f.1:\(port)", "0177.0.0.1:\(port)",
-                     "127.1:\(port)", "[::ffff:127.0.0.1]:\(port)", "[::1]:\(port)", "169.254.169.254", "10.1.2.3", "0.0.0.0:\(port)"]
+        let hosts = [
+            "127.0.0.1:\(port)", "localhost:\(port)", "2130706433:\(port)", "0x7f.1:\(port)", "0177.0.0.1:\(port)",
+            "127.1:\(port)", "[::ffff:127.0.0.1]:\(port)", "[::1]:\(port)", "169.254.169.254", "10.1.2.3", "0.0.0.0:\(port)",
+        ]
         for host in hosts {
             for trigger in [RunTrigger.api, .webhook] {
                 let run = try await project.run(Self.fetch(), trigger: trigger, params: ["feed": "http://\(host)/v1/usage"])
@@ -131,7 +134,8 @@ struct DestinationConfinementTests {
 
     @Test func nothingOfAnAnswerFromACallersURLIsQuoted() async throws {
         let server = try await FakeProviderServer.start { request, _ in
-            request.uri.hasSuffix("plain") ? .answer(404, body: "zebra_no_such_hook")
+            request.uri.hasSuffix("plain")
+                ? .answer(404, body: "zebra_no_such_hook")
                 : .json(404, #"{"error": {"type": "zebra_internal", "code": "zebra_table_missing"}}"#)
         }
         defer { Task { await server.stop() } }

@@ -4,8 +4,8 @@ import SluiceModel
 import SluiceProviders
 import SluiceSQLite
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
 
 /// `ingest` with `format: http` against a real server on 127.0.0.1, through the executor,
 /// a real run store and a real SQLite warehouse.
@@ -20,17 +20,21 @@ struct HTTPIngestTests {
             try FileManager.default.createDirectory(at: root.appendingPathComponent("schemas"), withIntermediateDirectories: true)
             store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
             warehouse = SQLiteWarehouse(root: root.appendingPathComponent(".sluice"))
-            try Data("""
+            try Data(
+                """
                 [{"name": "id", "type": "STRING", "mode": "REQUIRED"},
                  {"name": "updated_at", "type": "TIMESTAMP", "mode": "REQUIRED"},
                  {"name": "amount", "type": "NUMERIC"}]
-                """.utf8).write(to: root.appendingPathComponent("schemas/usage_raw.json"))
-            try Data("""
+                """.utf8
+            ).write(to: root.appendingPathComponent("schemas/usage_raw.json"))
+            try Data(
+                """
                 {"table": "usage", "primary_key": ["id"], "fields": [
                  {"name": "id", "type": "STRING", "mode": "REQUIRED"},
                  {"name": "updated_at", "type": "TIMESTAMP", "mode": "REQUIRED"},
                  {"name": "amount", "type": "NUMERIC"}]}
-                """.utf8).write(to: root.appendingPathComponent("schemas/usage.json"))
+                """.utf8
+            ).write(to: root.appendingPathComponent("schemas/usage.json"))
         }
 
         func pipeline(_ server: FakeProviderServer, minRows: Int = 1) -> String {
@@ -82,8 +86,9 @@ struct HTTPIngestTests {
             let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
             #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
             let plan = try PipelinePlan.build(try #require(result.definition)).get()
-            let executor = Executor(processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
-                                    logger: LogCapture().logger)
+            let executor = Executor(
+                processors: .standard, store: store, warehouse: warehouse, project: ProjectContext(root: root),
+                logger: LogCapture().logger)
             return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", env: ["API_TOKEN": "tok-123456"]))
         }
 
@@ -118,9 +123,10 @@ struct HTTPIngestTests {
 
         let first = try await project.run(project.pipeline(server))
         #expect(first.state == .succeeded, "\(first.reason)")
-        #expect(try await project.rows() == [
-            ["u1", "2026-03-01T08:00:00.000000Z", "1"], ["u2", "2026-03-01T09:30:00.000000Z", "2.5"], ["u3", "2026-03-01T10:00:00.000000Z", "3"],
-        ])
+        #expect(
+            try await project.rows() == [
+                ["u1", "2026-03-01T08:00:00.000000Z", "1"], ["u2", "2026-03-01T09:30:00.000000Z", "2.5"], ["u3", "2026-03-01T10:00:00.000000Z", "3"],
+            ])
         let requests = server.requests
         #expect(requests.count == 3)
         #expect(requests[0].uri == "/v1/usage?limit=2&updated_after=2026-01-01T00:00:00Z")
@@ -134,7 +140,8 @@ struct HTTPIngestTests {
         #expect(second.state == .succeeded, "\(second.reason)")
         #expect(server.requests[3].uri == "/v1/usage?limit=2&updated_after=2026-03-01T10:00:00.000000Z")
         #expect(try await project.rows().last == ["u3", "2026-03-02T08:00:00.000000Z", "4.5"])
-        #expect(try await project.warehouse.query(org: "acme", "SELECT value FROM _sluice_cursors", []).rows.map { $0.map(\.displayText) }
+        #expect(
+            try await project.warehouse.query(org: "acme", "SELECT value FROM _sluice_cursors", []).rows.map { $0.map(\.displayText) }
                 == [["2026-03-02T08:00:00.000000Z"]])
     }
 
@@ -219,7 +226,8 @@ struct HTTPIngestTests {
         let fetch = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fetch" })
         #expect(fetch.errorCode == "http_link_other_origin")
         #expect(fetch.attempt == 1, "a link to another origin is permanent, not retried")
-        #expect(fetch.reason == "page 1: the Link header's next page is on \(elsewhere.baseURL), not on \(server.baseURL) where 'url' points; "
+        #expect(
+            fetch.reason == "page 1: the Link header's next page is on \(elsewhere.baseURL), not on \(server.baseURL) where 'url' points; "
                 + "the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed")
         #expect(!fetch.reason.contains("tok-123456"))
     }

@@ -1,18 +1,20 @@
 import Foundation
-@testable import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceSQLite
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceEngine
+@testable import SluiceProviders
 
 /// Fails with a message that quotes a secret the run holds, as a provider echoing a key back
 /// would. The secret is registered with the redactor for the run, as the vault does.
 struct LeakingStepProcessor: Processor {
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_leaking_step", summary: "s", description: "d", fields: [],
-                      outputs: [OutputSpec("x", "string", "x")], example: "")
+        ProcessorSpec(
+            name: "test_leaking_step", summary: "s", description: "d", fields: [],
+            outputs: [OutputSpec("x", "string", "x")], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -49,8 +51,10 @@ struct NotifyRunHarness {
 
     /// A pipeline whose one step (`test_leaking_step` or `test_ok`) fails or succeeds, with one
     /// notify handler.
-    static func pipeline(step: String = "test_leaking_step", with: String = "", retry: String = "",
-                         link: String? = "https://sluice.example.com/runs/${{ run.id }}") -> String {
+    static func pipeline(
+        step: String = "test_leaking_step", with: String = "", retry: String = "",
+        link: String? = "https://sluice.example.com/runs/${{ run.id }}"
+    ) -> String {
         """
         pipeline: nightly_costs
         defaults: { timeout: 30s\(retry) }
@@ -65,8 +69,10 @@ struct NotifyRunHarness {
         """
     }
 
-    func run(_ yaml: String, webhook: FakeProviderServer?, project: ProjectContext? = nil,
-             extraEnv: [String: String] = [:]) async throws -> RunRecord {
+    func run(
+        _ yaml: String, webhook: FakeProviderServer?, project: ProjectContext? = nil,
+        extraEnv: [String: String] = [:]
+    ) async throws -> RunRecord {
         let result = PipelineLoader(registry: catalog.registry).load(Data(yaml.utf8), file: "pipelines/nightly_costs.yml")
         #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
         let plan = try PipelinePlan.build(try #require(result.definition)).get()
@@ -135,8 +141,9 @@ struct NotifyRunTests {
         let given = try await harness.run(NotifyRunHarness.pipeline(), webhook: server, project: project)
         #expect(try jsonObject(server.requests.last)["link"] as? String == "https://sluice.example.com/runs/\(given.id)")
         // SLUICE_PUBLIC_URL in the run's environment wins over the file.
-        let fromEnvironment = try await harness.run(pipeline, webhook: server, project: project,
-                                                   extraEnv: ["SLUICE_PUBLIC_URL": "https://ops.example.com"])
+        let fromEnvironment = try await harness.run(
+            pipeline, webhook: server, project: project,
+            extraEnv: ["SLUICE_PUBLIC_URL": "https://ops.example.com"])
         #expect(try jsonObject(server.requests.last)["link"] as? String == "https://ops.example.com/v1/runs/\(fromEnvironment.id)")
         #expect(server.requests.count == 4)
     }
@@ -157,8 +164,11 @@ struct NotifyRunTests {
         #expect(request.values("Content-Type") == ["application/json"])
         #expect(request.values("User-Agent") == ["sluice/\(SluiceVersion.current)"])
         let body = try jsonObject(request)
-        #expect(Set(body.keys) == ["pipeline", "org", "run_id", "logical_date", "state", "failed_step", "error_code", "error",
-                                   "failed_at", "message", "link", "summary"])
+        #expect(
+            Set(body.keys) == [
+                "pipeline", "org", "run_id", "logical_date", "state", "failed_step", "error_code", "error",
+                "failed_at", "message", "link", "summary",
+            ])
         #expect(body["pipeline"] as? String == "nightly_costs")
         #expect(body["org"] as? String == "acme")
         #expect(body["run_id"] as? String == run.id)
@@ -169,7 +179,9 @@ struct NotifyRunTests {
         #expect(body["error"] as? String == "upstream refused key [redacted] for org acme")
         #expect(body["message"] as? String == "Costs for 2026-03-01 are late")
         #expect(body["link"] as? String == "https://sluice.example.com/runs/\(run.id)")
-        #expect(body["summary"] as? String == "Pipeline nightly_costs (org acme) failed at step load_usage: credential_invalid — upstream refused key [redacted] for org acme")
+        #expect(
+            body["summary"] as? String
+                == "Pipeline nightly_costs (org acme) failed at step load_usage: credential_invalid — upstream refused key [redacted] for org acme")
         let failedAtText = try #require(body["failed_at"] as? String)
         let failedAt = try #require(ISO8601DateFormatter().date(from: failedAtText))
         #expect(abs(failedAt.timeIntervalSince(run.updatedAt)) < 120)
@@ -191,11 +203,12 @@ struct NotifyRunTests {
         #expect(run.state == .failed)
         let body = try jsonObject(server.requests.first)
         #expect(Array(body.keys) == ["text"])
-        #expect(body["text"] as? String == """
-            :x: Pipeline *nightly_costs* (org acme) failed at step `load_usage`: credential_invalid — upstream refused key [redacted] for org acme
-            Costs for 2026-03-01 are late
-            <https://sluice.example.com/runs/\(run.id)|Run \(run.id)> · logical date 2026-03-01
-            """)
+        #expect(
+            body["text"] as? String == """
+                :x: Pipeline *nightly_costs* (org acme) failed at step `load_usage`: credential_invalid — upstream refused key [redacted] for org acme
+                Costs for 2026-03-01 are late
+                <https://sluice.example.com/runs/\(run.id)|Run \(run.id)> · logical date 2026-03-01
+                """)
         try await harness.expectNothingLeaked(run, webhook: server)
     }
 
@@ -212,8 +225,9 @@ struct NotifyRunTests {
         #expect(server.requests[0].body == server.requests[1].body)
         let history = try await harness.history(run, "alert")
         #expect(history.map(\.state) == [.running, .retrying, .running, .succeeded])
-        #expect(history[1].reason.hasPrefix("the notify webhook (host 127.0.0.1:\(server.port)) is unavailable: HTTP 500 ('oops'); retrying in "),
-                "\(history[1].reason)")
+        #expect(
+            history[1].reason.hasPrefix("the notify webhook (host 127.0.0.1:\(server.port)) is unavailable: HTTP 500 ('oops'); retrying in "),
+            "\(history[1].reason)")
         let alert = try await harness.step(run, "alert")
         #expect(alert.attempt == 2)
         #expect(alert.errorCode == nil)
@@ -243,14 +257,18 @@ struct NotifyRunTests {
     @Test func aRateLimitWaitsForRetryAfter() async throws {
         let harness = try NotifyRunHarness()
         defer { harness.remove() }
-        let server = try await FakeProviderServer.start(answering: [.answer(429, headers: [("Retry-After", "3")], body: "slow down"),
-                                                                    .answer(200, body: "ok")])
+        let server = try await FakeProviderServer.start(answering: [
+            .answer(429, headers: [("Retry-After", "3")], body: "slow down"),
+            .answer(200, body: "ok"),
+        ])
         defer { Task { await server.stop() } }
         let run = try await harness.run(NotifyRunHarness.pipeline(), webhook: server)
         #expect(server.requests.count == 2)
         let history = try await harness.history(run, "alert")
         #expect(history.map(\.state) == [.running, .retrying, .running, .succeeded])
-        #expect(history[1].reason == "the notify webhook (host 127.0.0.1:\(server.port)) is rate-limiting: HTTP 429 ('slow down'); it asked to wait 3s; retrying in 3s")
+        #expect(
+            history[1].reason
+                == "the notify webhook (host 127.0.0.1:\(server.port)) is rate-limiting: HTTP 429 ('slow down'); it asked to wait 3s; retrying in 3s")
         // notify's own backoff would have waited at most 1 s.
         #expect(history[2].at.timeIntervalSince(history[1].at) >= 2.95)
         #expect(try await harness.step(run, "alert").errorCode == nil)
@@ -278,7 +296,10 @@ struct NotifyRunTests {
         let alert = try await harness.step(run, "alert")
         #expect(alert.state == .failed)
         #expect(alert.errorCode == "invalid_config")
-        #expect(alert.reason == "pipelines/nightly_costs.yml:9:12: 'url' is empty: its value (an environment variable or a secret?) is not set, so no notification was sent")
+        #expect(
+            alert.reason
+                == "pipelines/nightly_costs.yml:9:12: 'url' is empty: its value (an environment variable or a secret?) is not set, so no notification was sent"
+        )
         // A config problem is permanent: one try.
         #expect(try await harness.history(run, "alert").map(\.state) == [.running, .failed])
     }
@@ -294,11 +315,13 @@ struct NotifyProcessorTests {
         guard case .success(let node?) = YAMLLoader().load(Data(yaml.utf8), file: "pipelines/nightly_costs.yml") else {
             throw CancellationError()
         }
-        var step = StepContext(runID: "r0123", pipeline: "nightly_costs", org: "acme", stepID: "alert", attempt: 1, config: node,
-                               logger: logs.logger, project: nil)
+        var step = StepContext(
+            runID: "r0123", pipeline: "nightly_costs", org: "acme", stepID: "alert", attempt: 1, config: node,
+            logger: logs.logger, project: nil)
         step.logicalDate = "2026-03-01"
-        step.runFailure = RunFailure(stepID: "load_usage", code: "input_missing", message: error,
-                                     at: Date(timeIntervalSince1970: 1_772_330_400))
+        step.runFailure = RunFailure(
+            stepID: "load_usage", code: "input_missing", message: error,
+            at: Date(timeIntervalSince1970: 1_772_330_400))
         return step
     }
 
@@ -333,13 +356,16 @@ struct NotifyProcessorTests {
         let server = try await FakeProviderServer.start(answering: .answer(204))
         defer { Task { await server.stop() } }
         var step = try handlerStep("{ url: \"\(server.baseURL)/hook\" }")
-        step.runFailure = RunFailure(stepID: nil, code: "publish_failed", message: "publishing failed, nothing was changed: disk full",
-                                     at: Date(timeIntervalSince1970: 1_772_330_400))
+        step.runFailure = RunFailure(
+            stepID: nil, code: "publish_failed", message: "publishing failed, nothing was changed: disk full",
+            at: Date(timeIntervalSince1970: 1_772_330_400))
         #expect(try await processor.run(step) == ["http_status": .number(204)])
         let body = try jsonObject(server.requests.first)
         #expect(Set(body.keys) == ["pipeline", "org", "run_id", "logical_date", "state", "error_code", "error", "failed_at", "summary"])
         #expect(body["failed_at"] as? String == "2026-03-01T02:00:00Z")
-        #expect(body["summary"] as? String == "Pipeline nightly_costs (org acme) failed: publish_failed — publishing failed, nothing was changed: disk full")
+        #expect(
+            body["summary"] as? String
+                == "Pipeline nightly_costs (org acme) failed: publish_failed — publishing failed, nothing was changed: disk full")
     }
 
     @Test func asAStepItReportsTheRunAsRunning() async throws {
@@ -356,7 +382,8 @@ struct NotifyProcessorTests {
     @Test func aRefusedConnectionIsTransientAndNamesOnlyTheHost() async throws {
         let port = try await FakeProviderServer.refusedPort()
         let logs = LogCapture()
-        let failure = try await failure(try handlerStep("{ url: \"http://127.0.0.1:\(port)\(secretPath)?token=QuErYsEcReT99\", request_timeout: 5s }", logs: logs))
+        let failure = try await failure(
+            try handlerStep("{ url: \"http://127.0.0.1:\(port)\(secretPath)?token=QuErYsEcReT99\", request_timeout: 5s }", logs: logs))
         #expect(failure.code == "notify_unavailable")
         #expect(failure.transient)
         #expect(failure.message == "the notify webhook (host 127.0.0.1:\(port)) did not answer: the connection was refused")
@@ -370,7 +397,8 @@ struct NotifyProcessorTests {
         let failure = try await failure(try handlerStep("{ url: \"\(server.baseURL)\(secretPath)\", request_timeout: 300ms }"))
         #expect(failure.code == "notify_unavailable")
         #expect(failure.transient)
-        #expect(failure.message == "the notify webhook (host 127.0.0.1:\(server.port)) did not answer: no complete answer within 300ms (request_timeout)")
+        #expect(
+            failure.message == "the notify webhook (host 127.0.0.1:\(server.port)) did not answer: no complete answer within 300ms (request_timeout)")
     }
 
     @Test func redirectsAreRejectedNotFollowed() async throws {
@@ -404,7 +432,9 @@ struct NotifyCatalogTests {
         for code in NotifyErrorCode.allCases.map(\.rawValue) + ["invalid_config"] {
             #expect(section.contains("| `\(code)` |"), "\(code) is not in the docs table")
         }
-        for field in ["pipeline", "org", "run_id", "logical_date", "state", "failed_step", "error_code", "error", "failed_at", "message", "link", "summary"] {
+        for field in [
+            "pipeline", "org", "run_id", "logical_date", "state", "failed_step", "error_code", "error", "failed_at", "message", "link", "summary",
+        ] {
             #expect(section.contains("| `\(field)` |"), "\(field) is not in the docs table")
         }
     }

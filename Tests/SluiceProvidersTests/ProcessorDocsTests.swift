@@ -69,12 +69,16 @@ struct ProcessorDocsTests {
     }
 
     @Test func aProcessorThatTakesASecretShowsInTheGeneratedTables() {
-        let vendor = ProcessorSpec(name: "test_vendor", summary: "s", description: "d", fields: [
-            FieldSpec("endpoint", .object([
-                FieldSpec("url", .string, .required, destination: true, description: "Where."),
-                FieldSpec("token", .string, secret: .required, description: "The token."),
-            ]), description: "The endpoint."),
-        ], outputs: [OutputSpec("x", "string", "x")], example: "")
+        let vendor = ProcessorSpec(
+            name: "test_vendor", summary: "s", description: "d",
+            fields: [
+                FieldSpec(
+                    "endpoint",
+                    .object([
+                        FieldSpec("url", .string, .required, destination: true, description: "Where."),
+                        FieldSpec("token", .string, secret: .required, description: "The token."),
+                    ]), description: "The endpoint.")
+            ], outputs: [OutputSpec("x", "string", "x")], example: "")
         let sections = ProcessorDocs.markdownSections(ProcessorRegistry(Self.registry.specs + [vendor]))
         let text = { (name: String) in sections.first { $0.name == name }?.text ?? "" }
         #expect(text("secret-fields").contains("| `test_vendor` | `endpoint.token` | must be a secret |"))
@@ -94,18 +98,19 @@ struct ProcessorDocsTests {
             after
             """
         let replaced = try GeneratedSection.replacing([section], in: document)
-        #expect(replaced == """
-            - A rule:
+        #expect(
+            replaced == """
+                - A rule:
 
-              \(section.startMarker)
+                  \(section.startMarker)
 
-              | a |
-              |---|
+                  | a |
+                  |---|
 
-              \(GeneratedSection.endMarker)
+                  \(GeneratedSection.endMarker)
 
-            after
-            """)
+                after
+                """)
         #expect(try GeneratedSection.replacing([section], in: replaced) == replaced)
         #expect(throws: GeneratedSectionError.missing(["at-a-glance"])) {
             try GeneratedSection.replacing([section, GeneratedSection(name: "at-a-glance", text: "")], in: document)
@@ -162,16 +167,20 @@ struct ProcessorDocsTests {
         return found
     }
 
-    private static func collect(_ fields: [FieldSpec], processor: String, prefix: String,
-                                what: (FieldSpec) -> String?, into found: inout Set<String>) {
+    private static func collect(
+        _ fields: [FieldSpec], processor: String, prefix: String,
+        what: (FieldSpec) -> String?, into found: inout Set<String>
+    ) {
         for field in fields {
             if let said = what(field) { found.insert("\(processor) \(prefix)\(field.name): \(said)") }
             collect(field.type, processor: processor, prefix: prefix + field.name + ".", what: what, into: &found)
         }
     }
 
-    private static func collect(_ type: FieldType, processor: String, prefix: String,
-                                what: (FieldSpec) -> String?, into found: inout Set<String>) {
+    private static func collect(
+        _ type: FieldType, processor: String, prefix: String,
+        what: (FieldSpec) -> String?, into found: inout Set<String>
+    ) {
         switch type {
         case .object(let fields):
             collect(fields, processor: processor, prefix: prefix, what: what, into: &found)

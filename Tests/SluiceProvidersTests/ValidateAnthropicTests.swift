@@ -1,15 +1,18 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceProviders
 
 /// Bodies the way Anthropic writes them.
 enum AnthropicBodies {
-    static let models = #"{"data":[{"type":"model","id":"claude-haiku-4-5","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-haiku-4-5","last_id":"claude-haiku-4-5"}"#
-    static let message = #"{"id":"msg_01","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"P"}],"stop_reason":"max_tokens","usage":{"input_tokens":8,"output_tokens":1}}"#
+    static let models =
+        #"{"data":[{"type":"model","id":"claude-haiku-4-5","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-haiku-4-5","last_id":"claude-haiku-4-5"}"#
+    static let message =
+        #"{"id":"msg_01","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"P"}],"stop_reason":"max_tokens","usage":{"input_tokens":8,"output_tokens":1}}"#
     static let invalidKey = #"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#
     static let rateLimited = #"{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}"#
     static let overloaded = #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
@@ -23,8 +26,10 @@ struct ValidateAnthropicTests {
     }
 
     /// The key went into x-api-key exactly once, with the version header, and nowhere else.
-    func expectKeyOnlyInXAPIKey(_ server: FakeProviderServer, logs: LogCapture, messages: [String] = [],
-                                sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    func expectKeyOnlyInXAPIKey(
+        _ server: FakeProviderServer, logs: LogCapture, messages: [String] = [],
+        sourceLocation: Testing.SourceLocation = #_sourceLocation
+    ) {
         for request in server.requests {
             #expect(request.values("x-api-key") == [FakeKeys.anthropic], sourceLocation: sourceLocation)
             #expect(request.values("anthropic-version") == ["2023-06-01"], sourceLocation: sourceLocation)
@@ -119,7 +124,8 @@ struct ValidateAnthropicTests {
     @Test func aSlowAnswerIsUnavailable() async throws {
         let server = try await FakeProviderServer.start(answering: .delayed(TestTime.never, .json(200, AnthropicBodies.models)))
         defer { Task { await server.stop() } }
-        let failure = try await failure(of: processor, "{ api_key: \(yamlQuoted(FakeKeys.anthropic)), base_url: \"\(server.baseURL)\", request_timeout: 250ms }")
+        let failure = try await failure(
+            of: processor, "{ api_key: \(yamlQuoted(FakeKeys.anthropic)), base_url: \"\(server.baseURL)\", request_timeout: 250ms }")
         #expect(failure.code == "provider_unavailable")
         #expect(failure.message.hasSuffix("did not answer: no complete answer within 250ms (request_timeout)"))
     }

@@ -1,10 +1,11 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceProviders
 
 struct ValidateGCPTests {
     let processor = ValidateGCPProcessor()
@@ -20,12 +21,15 @@ struct ValidateGCPTests {
 
     /// Neither the private key nor the access token it bought shows up in a log, a message
     /// or a URL; the key file itself never leaves the process.
-    func expectNothingLeaked(_ google: FakeGoogle, logs: LogCapture, messages: [String] = [],
-                             sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    func expectNothingLeaked(
+        _ google: FakeGoogle, logs: LogCapture, messages: [String] = [],
+        sourceLocation: Testing.SourceLocation = #_sourceLocation
+    ) {
         let texts = logs.all + messages + google.server.accessLog
         for fragment in FakeKeys.privateKeyFragments {
-            expectNoLeak(of: fragment, in: texts + google.server.requests.map(\.everything), "logs, messages and requests",
-                         sourceLocation: sourceLocation)
+            expectNoLeak(
+                of: fragment, in: texts + google.server.requests.map(\.everything), "logs, messages and requests",
+                sourceLocation: sourceLocation)
         }
         expectNoLeak(of: FakeGoogle.accessToken, in: texts, "logs and messages", sourceLocation: sourceLocation)
     }
@@ -49,10 +53,14 @@ struct ValidateGCPTests {
         defer { Task { await google.stop() } }
         // The key file points elsewhere; token_url wins, and the JWT's audience follows it.
         let json = FakeKeys.serviceAccountJSON(tokenURI: "http://127.0.0.1:9/never")
-        let outputs = try await runStep(processor, config(google, json: json, """
-            token_url: \(google.tokenURL)
-            scopes: [https://www.googleapis.com/auth/bigquery.readonly, https://www.googleapis.com/auth/devstorage.read_only]
-            """))
+        let outputs = try await runStep(
+            processor,
+            config(
+                google, json: json,
+                """
+                token_url: \(google.tokenURL)
+                scopes: [https://www.googleapis.com/auth/bigquery.readonly, https://www.googleapis.com/auth/devstorage.read_only]
+                """))
         #expect(google.problems == [])
         #expect(outputs["status"] == .string("valid"))
     }
@@ -61,13 +69,20 @@ struct ValidateGCPTests {
         let google = try await FakeGoogle(held: ["bigquery.jobs.create"])
         defer { Task { await google.stop() } }
         let logs = LogCapture()
-        let outputs = try await runStep(processor, config(google, """
-            project: \(FakeGoogle.project)
-            required_permissions: [bigquery.jobs.create, bigquery.tables.getData, storage.objects.list]
-            """), logs: logs)
+        let outputs = try await runStep(
+            processor,
+            config(
+                google,
+                """
+                project: \(FakeGoogle.project)
+                required_permissions: [bigquery.jobs.create, bigquery.tables.getData, storage.objects.list]
+                """), logs: logs)
         #expect(google.problems == [])
-        #expect(outputs == ["status": .string("partially_valid"), "http_status": .number(200),
-                            "missing_permissions": .string("bigquery.tables.getData,storage.objects.list")])
+        #expect(
+            outputs == [
+                "status": .string("partially_valid"), "http_status": .number(200),
+                "missing_permissions": .string("bigquery.tables.getData,storage.objects.list"),
+            ])
         let request = try #require(google.permissionRequests.first)
         #expect(request.method == "POST")
         #expect(request.values("Authorization") == ["Bearer \(FakeGoogle.accessToken)"])
@@ -79,34 +94,50 @@ struct ValidateGCPTests {
     @Test func allPermissionsHeldIsValid() async throws {
         let google = try await FakeGoogle(held: ["bigquery.jobs.create", "bigquery.tables.getData"])
         defer { Task { await google.stop() } }
-        let outputs = try await runStep(processor, config(google, """
-            project: \(FakeGoogle.project)
-            required_permissions: [bigquery.jobs.create, bigquery.tables.getData, bigquery.jobs.create]
-            """))
+        let outputs = try await runStep(
+            processor,
+            config(
+                google,
+                """
+                project: \(FakeGoogle.project)
+                required_permissions: [bigquery.jobs.create, bigquery.tables.getData, bigquery.jobs.create]
+                """))
         #expect(outputs == ["status": .string("valid"), "http_status": .number(200), "missing_permissions": .string("")])
     }
 
     @Test func noPermissionHeldLeavesThemAllMissing() async throws {
         let google = try await FakeGoogle(held: [])
         defer { Task { await google.stop() } }
-        let outputs = try await runStep(processor, config(google, """
-            project: \(FakeGoogle.project)
-            required_permissions: [bigquery.jobs.create]
-            """))
+        let outputs = try await runStep(
+            processor,
+            config(
+                google,
+                """
+                project: \(FakeGoogle.project)
+                required_permissions: [bigquery.jobs.create]
+                """))
         #expect(outputs["status"] == .string("partially_valid"))
         #expect(outputs["missing_permissions"] == .string("bigquery.jobs.create"))
     }
 
     @Test func aProjectTheAccountCannotSeeCountsEveryPermissionAsMissing() async throws {
-        let google = try await FakeGoogle(permissions: .json(403, #"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#))
+        let google = try await FakeGoogle(
+            permissions: .json(403, #"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#))
         defer { Task { await google.stop() } }
         let logs = LogCapture()
-        let outputs = try await runStep(processor, config(google, """
-            project: \(FakeGoogle.project)
-            required_permissions: [bigquery.jobs.create, storage.objects.list]
-            """), logs: logs)
-        #expect(outputs == ["status": .string("partially_valid"), "http_status": .number(403),
-                            "missing_permissions": .string("bigquery.jobs.create,storage.objects.list")])
+        let outputs = try await runStep(
+            processor,
+            config(
+                google,
+                """
+                project: \(FakeGoogle.project)
+                required_permissions: [bigquery.jobs.create, storage.objects.list]
+                """), logs: logs)
+        #expect(
+            outputs == [
+                "status": .string("partially_valid"), "http_status": .number(403),
+                "missing_permissions": .string("bigquery.jobs.create,storage.objects.list"),
+            ])
         #expect(logs.text.contains("testIamPermissions refused"))
         #expect(logs.text.contains("PERMISSION_DENIED"))
     }
@@ -118,7 +149,10 @@ struct ValidateGCPTests {
         let failure = try await failure(of: processor, config(google), logs: logs)
         #expect(failure.code == "credential_expired")
         #expect(!failure.transient)
-        #expect(failure.message.hasPrefix("expired: Google's token endpoint refused the service account's signed JWT: HTTP 400 (error 'invalid_grant', 'Invalid JWT Signature.')"))
+        #expect(
+            failure.message.hasPrefix(
+                "expired: Google's token endpoint refused the service account's signed JWT: HTTP 400 (error 'invalid_grant', 'Invalid JWT Signature.')"
+            ))
         expectNothingLeaked(google, logs: logs, messages: [failure.message])
     }
 
@@ -128,7 +162,10 @@ struct ValidateGCPTests {
         let failure = try await failure(of: processor, config(google))
         #expect(failure.code == "credential_invalid")
         #expect(!failure.transient)
-        #expect(failure.message == "invalid: Google's token endpoint refused the service account: HTTP 401 (error 'invalid_client', 'The OAuth client was not found.')")
+        #expect(
+            failure.message
+                == "invalid: Google's token endpoint refused the service account: HTTP 401 (error 'invalid_client', 'The OAuth client was not found.')"
+        )
     }
 
     @Test func theTokenEndpointBeingDownIsUnavailable() async throws {
@@ -174,7 +211,8 @@ struct ValidateGCPTests {
         let google = try await FakeGoogle()
         defer { Task { await google.stop() } }
         let logs = LogCapture()
-        let failure = try await failure(of: processor, config(google, json: FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL, dropping: field)), logs: logs)
+        let failure = try await failure(
+            of: processor, config(google, json: FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL, dropping: field)), logs: logs)
         #expect(failure.code == "credential_malformed")
         #expect(!failure.transient)
         #expect(failure.message.contains("'service_account_json' \(problem) (the value is not shown)"), "\(failure.message)")
@@ -185,7 +223,8 @@ struct ValidateGCPTests {
     @Test func aKeyFileOfAnotherTypeIsMalformed() async throws {
         let google = try await FakeGoogle()
         defer { Task { await google.stop() } }
-        let failure = try await failure(of: processor, config(google, json: FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL, type: "authorized_user")))
+        let failure = try await failure(
+            of: processor, config(google, json: FakeKeys.serviceAccountJSON(tokenURI: google.tokenURL, type: "authorized_user")))
         #expect(failure.code == "credential_malformed")
         #expect(failure.message.contains("has type 'authorized_user', not service_account"))
     }
@@ -193,12 +232,17 @@ struct ValidateGCPTests {
     @Test func aKeyFileThatIsNotJSONIsMalformed() async throws {
         let failure = try await failure(of: processor, "{ service_account_json: \"-----BEGIN PRIVATE KEY-----\" }")
         #expect(failure.code == "credential_malformed")
-        #expect(failure.message == "invalid: 'service_account_json' is not a JSON object (the value is not shown); download a new key file for the service account")
+        #expect(
+            failure.message
+                == "invalid: 'service_account_json' is not a JSON object (the value is not shown); download a new key file for the service account")
     }
 
     @Test func aPrivateKeyThatIsNotRSAIsMalformedAndNotQuoted() async throws {
-        var object = try #require(try JSONSerialization.jsonObject(with: Data(FakeKeys.serviceAccountJSON(tokenURI: "https://oauth2.googleapis.com/token").utf8)) as? [String: String])
-        object["private_key"] = "-----BEGIN PRIVATE KEY-----\nTUlJRXZnSUJBREFOQmdrcWhraUc5dzBCQVFFRkFBU0NCS2d3Z2dTa0FnRUFBb0lCQVFD\n-----END PRIVATE KEY-----\n"
+        var object = try #require(
+            try JSONSerialization.jsonObject(with: Data(FakeKeys.serviceAccountJSON(tokenURI: "https://oauth2.googleapis.com/token").utf8))
+                as? [String: String])
+        object["private_key"] =
+            "-----BEGIN PRIVATE KEY-----\nTUlJRXZnSUJBREFOQmdrcWhraUc5dzBCQVFFRkFBU0NCS2d3Z2dTa0FnRUFBb0lCQVFD\n-----END PRIVATE KEY-----\n"
         let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
         let failure = try await failure(of: processor, "{ service_account_json: \(yamlQuoted(json)) }")
         #expect(failure.code == "credential_malformed")

@@ -1,10 +1,11 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceProviders
 
 struct ValidateHTTPTests {
     let processor = ValidateHTTPProcessor()
@@ -18,8 +19,9 @@ struct ValidateHTTPTests {
         for request in server.requests {
             let text = request.everything
             #expect(text.components(separatedBy: FakeKeys.vendor).count == 2, "the secret is not there exactly once", sourceLocation: sourceLocation)
-            #expect(text.replacingOccurrences(of: place, with: "").contains(FakeKeys.vendor) == false,
-                    "the secret travelled outside \(place)", sourceLocation: sourceLocation)
+            #expect(
+                text.replacingOccurrences(of: place, with: "").contains(FakeKeys.vendor) == false,
+                "the secret travelled outside \(place)", sourceLocation: sourceLocation)
         }
     }
 
@@ -40,7 +42,8 @@ struct ValidateHTTPTests {
     @Test func aNamedHeaderCarriesTheSecretAsIs() async throws {
         let server = try await FakeProviderServer.start(answering: .answer(204))
         defer { Task { await server.stop() } }
-        let outputs = try await runStep(processor, config(server, ", secret_in: header, header_name: X-Vendor-Token, method: POST, expected_status: [200, 204]"))
+        let outputs = try await runStep(
+            processor, config(server, ", secret_in: header, header_name: X-Vendor-Token, method: POST, expected_status: [200, 204]"))
         #expect(outputs == ["status": .string("valid"), "http_status": .number(204)])
         let request = try #require(server.requests.first)
         #expect(request.method == "POST")

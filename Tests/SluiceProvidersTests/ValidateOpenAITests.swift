@@ -1,18 +1,21 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceProviders
 
 /// Bodies the way OpenAI writes them.
 enum OpenAIBodies {
     static let models = #"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721172741,"owned_by":"system"}]}"#
     /// OpenAI quotes the end of a wrong key in its message; Sluice must not pass that on.
-    static let invalidKey = #"{"error":{"message":"Incorrect API key provided: sk-proj-****ONLY. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#
+    static let invalidKey =
+        #"{"error":{"message":"Incorrect API key provided: sk-proj-****ONLY. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#
     static let rateLimited = #"{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
-    static let serverError = #"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#
+    static let serverError =
+        #"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#
 }
 
 func openAIConfig(_ server: FakeProviderServer, timeout: String = "60s", extra: String = "") -> String {
@@ -33,8 +36,10 @@ struct ValidateOpenAITests {
 
     /// What every OpenAI test checks afterwards: the key went only into Authorization, once,
     /// and into no log, message or URL.
-    func expectKeyOnlyInAuthorization(_ server: FakeProviderServer, logs: LogCapture, messages: [String] = [],
-                                      sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    func expectKeyOnlyInAuthorization(
+        _ server: FakeProviderServer, logs: LogCapture, messages: [String] = [],
+        sourceLocation: Testing.SourceLocation = #_sourceLocation
+    ) {
         for request in server.requests {
             #expect(request.values("Authorization") == ["Bearer \(FakeKeys.openAI)"], sourceLocation: sourceLocation)
             let elsewhere = request.everything.replacingOccurrences(of: "Authorization: Bearer \(FakeKeys.openAI)", with: "")
@@ -95,7 +100,9 @@ struct ValidateOpenAITests {
         #expect(failure.code == "rate_limited")
         #expect(failure.transient)
         #expect(failure.retryAfter == .seconds(7))
-        #expect(failure.message.hasPrefix("rate_limited: OpenAI rate-limited the check: HTTP 429 (type 'requests', code 'rate_limit_exceeded'); it asked to wait 7s"))
+        #expect(
+            failure.message.hasPrefix(
+                "rate_limited: OpenAI rate-limited the check: HTTP 429 (type 'requests', code 'rate_limit_exceeded'); it asked to wait 7s"))
         #expect(failure.message.contains("not known to be invalid"))
         expectKeyOnlyInAuthorization(server, logs: logs, messages: [failure.message])
     }
@@ -150,7 +157,8 @@ struct ValidateOpenAITests {
         let elapsed = clock.now - started
         #expect(failure.code == "provider_unavailable")
         #expect(failure.transient)
-        #expect(failure.message == "unavailable: OpenAI (\(server.baseURL)/v1/models) did not answer: no complete answer within 300ms (request_timeout)")
+        #expect(
+            failure.message == "unavailable: OpenAI (\(server.baseURL)/v1/models) did not answer: no complete answer within 300ms (request_timeout)")
         // Cut at the timeout, not when the server would have answered.
         #expect(elapsed >= .milliseconds(300) && elapsed < TestTime.patience, "\(elapsed)")
         #expect(logs.text.contains("provider did not answer"))
@@ -177,11 +185,13 @@ struct ValidateOpenAITests {
         let failure = try await failure(of: processor, openAIConfig(server))
         #expect(failure.code == "provider_bad_response")
         #expect(failure.transient)
-        #expect(failure.message.hasPrefix("unavailable: OpenAI (\(server.baseURL)/v1/models) answered HTTP 200 but the body is not a JSON models list"))
+        #expect(
+            failure.message.hasPrefix("unavailable: OpenAI (\(server.baseURL)/v1/models) answered HTTP 200 but the body is not a JSON models list"))
     }
 
     @Test func anHTMLPageOnSuccessIsABadResponse() async throws {
-        let server = try await FakeProviderServer.start(answering: .answer(200, headers: [("Content-Type", "text/html")], body: "<html>Sign in to the proxy</html>"))
+        let server = try await FakeProviderServer.start(
+            answering: .answer(200, headers: [("Content-Type", "text/html")], body: "<html>Sign in to the proxy</html>"))
         defer { Task { await server.stop() } }
         let failure = try await failure(of: processor, openAIConfig(server))
         #expect(failure.code == "provider_bad_response")
@@ -223,12 +233,15 @@ struct ValidateOpenAITests {
     }
 
     @Test func aWrongBaseURLIsAnUnexpectedStatusWithAHint() async throws {
-        let server = try await FakeProviderServer.start(answering: .json(404, #"{"error":{"message":"Unknown request URL","type":"invalid_request_error","code":"unknown_url"}}"#))
+        let server = try await FakeProviderServer.start(
+            answering: .json(404, #"{"error":{"message":"Unknown request URL","type":"invalid_request_error","code":"unknown_url"}}"#))
         defer { Task { await server.stop() } }
         let failure = try await failure(of: processor, openAIConfig(server))
         #expect(failure.code == "provider_unexpected_status")
         #expect(!failure.transient)
-        #expect(failure.message.contains("answered HTTP 404 (type 'invalid_request_error', code 'unknown_url'), which says nothing about the key; check the base URL"))
+        #expect(
+            failure.message.contains(
+                "answered HTTP 404 (type 'invalid_request_error', code 'unknown_url'), which says nothing about the key; check the base URL"))
     }
 
     @Test func aRedirectIsNotFollowedSoTheKeyStaysWithTheProvider() async throws {
@@ -254,7 +267,8 @@ struct ValidateOpenAITests {
     @Test func aKeyWithALineBreakIsRefusedWithoutShowingIt() async throws {
         let server = try await FakeProviderServer.start(answering: .json(200, OpenAIBodies.models))
         defer { Task { await server.stop() } }
-        let failure = try await failure(of: processor, "{ api_key: \(yamlQuoted(FakeKeys.openAI + "\r\nX-Injected: 1")), base_url: \"\(server.baseURL)\" }")
+        let failure = try await failure(
+            of: processor, "{ api_key: \(yamlQuoted(FakeKeys.openAI + "\r\nX-Injected: 1")), base_url: \"\(server.baseURL)\" }")
         #expect(failure.code == "credential_malformed")
         #expect(!failure.message.contains(FakeKeys.openAI))
         #expect(server.requests.isEmpty)

@@ -1,13 +1,14 @@
 import Foundation
-@testable import SluiceEngine
 import SluiceModel
-@testable import SluiceProviders
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceEngine
+@testable import SluiceProviders
 
 struct RetryAfterTests {
-    let now = Date(timeIntervalSince1970: 784_111_777) // Sun, 06 Nov 1994 08:49:37 GMT
+    let now = Date(timeIntervalSince1970: 784_111_777)  // Sun, 06 Nov 1994 08:49:37 GMT
 
     @Test func secondsAreAWait() {
         #expect(RetryAfter.wait("120", now: now) == .seconds(120))
@@ -34,8 +35,9 @@ struct RetryAfterTests {
 struct ValidatorSettingsTests {
     func settings(_ yaml: String, _ spec: ProcessorSpec) throws -> ValidatorSettings {
         guard case .success(let node?) = YAMLLoader().load(Data(yaml.utf8), file: "pipelines/x.yml") else { throw CancellationError() }
-        let step = StepContext(runID: "r", pipeline: "x", org: "acme", stepID: "s", attempt: 1, config: node,
-                               logger: LogCapture().logger, project: nil)
+        let step = StepContext(
+            runID: "r", pipeline: "x", org: "acme", stepID: "s", attempt: 1, config: node,
+            logger: LogCapture().logger, project: nil)
         return ValidatorSettings(step, spec)
     }
 
@@ -49,8 +51,10 @@ struct ValidatorSettingsTests {
     }
 
     @Test func aBadTimeoutIsInvalidConfigAtItsPlace() throws {
-        for (yaml, problem) in [("{ api_key: x,\n  request_timeout: soon }", "'request_timeout': 'soon' is not a duration"),
-                                ("{ api_key: x,\n  request_timeout: 0s }", "'request_timeout': '0s' is zero")] {
+        for (yaml, problem) in [
+            ("{ api_key: x,\n  request_timeout: soon }", "'request_timeout': 'soon' is not a duration"),
+            ("{ api_key: x,\n  request_timeout: 0s }", "'request_timeout': '0s' is zero"),
+        ] {
             do {
                 let timeout = try settings(yaml, .validateOpenAI).timeout()
                 Issue.record("\(yaml) gave \(timeout)")
@@ -67,7 +71,8 @@ struct ValidatorSettingsTests {
         #expect(anthropic.optionalText("base_url") == "https://api.anthropic.com")
         #expect(anthropic.optionalText("api_version") == "2023-06-01")
         #expect(anthropic.optionalText("check") == "models")
-        #expect(try settings("{ api_key: x }", .validateOpenAI).url("base_url", appending: "/v1/models").absoluteString
+        #expect(
+            try settings("{ api_key: x }", .validateOpenAI).url("base_url", appending: "/v1/models").absoluteString
                 == "https://api.openai.com/v1/models")
         #expect(try settings("{ service_account_json: x }", .validateGCP).texts("scopes") == ["https://www.googleapis.com/auth/cloud-platform"])
         #expect(try settings("{ secret: x, url: \"https://a.example\" }", .validateHTTP).texts("expected_status") == ["200"])
@@ -79,12 +84,14 @@ struct ValidatorErrorCodeTests {
     /// The codes are an interface: renaming one breaks users' alerts. This list changes only by
     /// adding to it.
     @Test func theCodesAreStable() {
-        #expect(ValidatorErrorCode.allCases.map(\.rawValue) == [
-            "credential_invalid", "credential_expired", "credential_malformed", "rate_limited",
-            "provider_unavailable", "provider_bad_response", "provider_unexpected_status",
-        ])
+        #expect(
+            ValidatorErrorCode.allCases.map(\.rawValue) == [
+                "credential_invalid", "credential_expired", "credential_malformed", "rate_limited",
+                "provider_unavailable", "provider_bad_response", "provider_unexpected_status",
+            ])
         #expect(ValidatorOutcome.allCases.map(\.rawValue) == ["valid", "invalid", "rate_limited", "unavailable", "partially_valid", "expired"])
-        #expect(ValidatorErrorCode.allCases.filter(\.isTransient).map(\.rawValue) == ["rate_limited", "provider_unavailable", "provider_bad_response"])
+        #expect(
+            ValidatorErrorCode.allCases.filter(\.isTransient).map(\.rawValue) == ["rate_limited", "provider_unavailable", "provider_bad_response"])
     }
 
     /// docs/pipeline-format.md has a row for every code and every status.
@@ -102,8 +109,10 @@ struct ValidatorErrorCodeTests {
     }
 
     @Test func theStandardCatalogRunsTheBuiltInsAndTheValidators() {
-        for name in ["ingest", "merge_dedupe", "aggregate", "validate_data", "sql",
-                     "validate_openai", "validate_anthropic", "validate_gcp", "validate_http"] {
+        for name in [
+            "ingest", "merge_dedupe", "aggregate", "validate_data", "sql",
+            "validate_openai", "validate_anthropic", "validate_gcp", "validate_http",
+        ] {
             #expect(ProcessorEnvironment.standard[name] != nil, "\(name)")
         }
     }
@@ -120,8 +129,9 @@ struct ValidatorErrorCodeTests {
         }
         #expect(declared.count >= 11, "found the spec declarations: \(declared)")
         let runnable = ProcessorEnvironment.standard.processors.map(\.spec.name)
-        #expect(Set(runnable) == Set(declared),
-                "specs without a run type: \(Set(declared).subtracting(runnable)); run types without a spec: \(Set(runnable).subtracting(declared))")
+        #expect(
+            Set(runnable) == Set(declared),
+            "specs without a run type: \(Set(declared).subtracting(runnable)); run types without a spec: \(Set(runnable).subtracting(declared))")
         #expect(runnable.count == Set(runnable).count, "a processor is registered twice: \(runnable)")
         #expect(ProcessorEnvironment.standard.registry.names == runnable, "lint and docs read the same environment the runs use")
     }

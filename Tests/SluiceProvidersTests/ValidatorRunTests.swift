@@ -4,8 +4,8 @@ import SluiceModel
 import SluiceProviders
 import SluiceSQLite
 import SluiceStorage
-import Testing
 import SluiceTestSupport
+import Testing
 
 /// Runs pipelines through the executor with a real SQLite run store, so retries, the
 /// Retry-After wait and what is stored are the ones `sluice run` produces.
@@ -57,7 +57,8 @@ struct ValidatorRunHarness {
 
     /// Nothing the run stored or logged holds the key.
     func expectKeyNowhere(_ run: RunRecord, server: FakeProviderServer, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
-        let stored = try await store.transitions(of: run.id).map(\.reason) + (try await store.steps(of: run.id)).map(\.reason)
+        let stored =
+            try await store.transitions(of: run.id).map(\.reason) + (try await store.steps(of: run.id)).map(\.reason)
             + [try await store.run(run.id)?.reason ?? ""]
         expectNoLeak(of: FakeKeys.openAI, in: stored, "the run store", sourceLocation: sourceLocation)
         expectNoLeak(of: FakeKeys.openAI, in: logs.all, "the executor's log", sourceLocation: sourceLocation)
@@ -80,7 +81,9 @@ struct ValidatorRunTests {
         let history = try await harness.history(run)
         #expect(history.map(\.state) == [.running, .retrying, .running, .succeeded])
         let retrying = try #require(history.first { $0.state == .retrying })
-        #expect(retrying.reason.hasPrefix("rate_limited: OpenAI rate-limited the check: HTTP 429 (type 'requests', code 'rate_limit_exceeded'); it asked to wait 1s"))
+        #expect(
+            retrying.reason.hasPrefix(
+                "rate_limited: OpenAI rate-limited the check: HTTP 429 (type 'requests', code 'rate_limit_exceeded'); it asked to wait 1s"))
         #expect(retrying.reason.hasSuffix("retrying in 1s"), "\(retrying.reason)")
         let second = try #require(history.last { $0.state == .running })
         #expect(second.at.timeIntervalSince(retrying.at) >= 0.95)
@@ -101,8 +104,9 @@ struct ValidatorRunTests {
         let server = try await FakeProviderServer.start { _, index in
             // Six seconds from now, cut to the second: a wait of up to six seconds, less however
             // long a busy machine takes to read the answer.
-            index == 0 ? .json(429, OpenAIBodies.rateLimited, headers: [("Retry-After", formatter.string(from: Date().addingTimeInterval(6)))])
-                       : .json(200, OpenAIBodies.models)
+            index == 0
+                ? .json(429, OpenAIBodies.rateLimited, headers: [("Retry-After", formatter.string(from: Date().addingTimeInterval(6)))])
+                : .json(200, OpenAIBodies.models)
         }
         defer { Task { await server.stop() } }
         let run = try await harness.run(harness.pipeline(server, retry: "{ attempts: 2, initial_delay: 10ms, max_delay: 10s }"))

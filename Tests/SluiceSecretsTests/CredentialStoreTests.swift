@@ -1,13 +1,14 @@
 import Foundation
 import GRDB
 import Logging
-import SluiceStorage
-import Testing
 import SluiceEngine
 import SluiceModel
-@testable import SluiceSecrets
 import SluiceSQLite
+import SluiceStorage
 import SluiceTestSupport
+import Testing
+
+@testable import SluiceSecrets
 
 /// Credentials on a real SQLite run store: storing, rotating, opening with audit, limits and
 /// conflicts raced on separate connections.
@@ -25,10 +26,11 @@ struct CredentialStoreTests {
     }
 
     func credentials(_ store: (any CredentialStore)? = nil, keys: Keyring? = nil, limit: Int = 100) throws -> Credentials {
-        Credentials(store: try store ?? SQLiteCredentialStore(path: path), keys: keys ?? self.keys, limitPerOrg: limit,
-                    logger: logs.logger,
-                    auditRetry: RetryPolicy(attempts: 3, backoff: .fixed, initialDelay: .milliseconds(1), maxDelay: .milliseconds(1), jitter: false),
-                    now: clock.function)
+        Credentials(
+            store: try store ?? SQLiteCredentialStore(path: path), keys: keys ?? self.keys, limitPerOrg: limit,
+            logger: logs.logger,
+            auditRetry: RetryPolicy(attempts: 3, backoff: .fixed, initialDelay: .milliseconds(1), maxDelay: .milliseconds(1), jitter: false),
+            now: clock.function)
     }
 
     /// The code of the error `body` throws; nil when it succeeds.
@@ -46,8 +48,9 @@ struct CredentialStoreTests {
     @Test func aStoredCredentialOpensAndEveryStepIsAudited() async throws {
         defer { try? FileManager.default.removeItem(at: folder) }
         let credentials = try credentials()
-        let stored = try await credentials.put(org: "acme", name: "openai/admin_key", value: SecretBytes(utf8: openAIKey), provider: "openai",
-                                               expiresAt: nil, metadata: #"{"owner": "finops"}"#)
+        let stored = try await credentials.put(
+            org: "acme", name: "openai/admin_key", value: SecretBytes(utf8: openAIKey), provider: "openai",
+            expiresAt: nil, metadata: #"{"owner": "finops"}"#)
         #expect(stored.generation == 1 && stored.version == 1 && stored.keyVersion == 1)
         #expect(stored.metadata == #"{"owner":"finops"}"#)
 
@@ -71,8 +74,9 @@ struct CredentialStoreTests {
         let credentials = try credentials()
         func put(_ name: String, _ value: String, provider: String = "generic", metadata: String? = nil, expiresAt: Date? = nil) async -> String? {
             await code {
-                try await credentials.put(org: "acme", name: name, value: SecretBytes(utf8: value), provider: provider,
-                                          expiresAt: expiresAt, metadata: metadata)
+                try await credentials.put(
+                    org: "acme", name: name, value: SecretBytes(utf8: value), provider: provider,
+                    expiresAt: expiresAt, metadata: metadata)
             }
         }
         #expect(await put("a", "  \n ") == "value_empty")
@@ -85,9 +89,10 @@ struct CredentialStoreTests {
         #expect(await put("h", "v", expiresAt: clock.now.addingTimeInterval(-1)) == "time_invalid")
         #expect(await put("bad name", "v") == "name_invalid")
         #expect(await put("../x", "v") == "name_invalid")
-        #expect(await code {
-            try await credentials.put(org: "1acme", name: "x", value: SecretBytes(utf8: "v"), provider: "generic", expiresAt: nil, metadata: nil)
-        } == "name_invalid")
+        #expect(
+            await code {
+                try await credentials.put(org: "1acme", name: "x", value: SecretBytes(utf8: "v"), provider: "generic", expiresAt: nil, metadata: nil)
+            } == "name_invalid")
         #expect(try await credentials.list(org: "acme").isEmpty)
         // The refusal of an unknown provider is logged.
         #expect(logs.all.contains { $0.contains("unknown provider 'vault'") })
@@ -103,8 +108,9 @@ struct CredentialStoreTests {
     @Test func anExpiredCredentialIsRefused() async throws {
         defer { try? FileManager.default.removeItem(at: folder) }
         let credentials = try credentials()
-        try await credentials.put(org: "acme", name: "temp", value: SecretBytes(utf8: "temporary-token"), provider: "generic",
-                                  expiresAt: clock.now.addingTimeInterval(3600), metadata: nil)
+        try await credentials.put(
+            org: "acme", name: "temp", value: SecretBytes(utf8: "temporary-token"), provider: "generic",
+            expiresAt: clock.now.addingTimeInterval(3600), metadata: nil)
         clock.advance(by: 3599)
         _ = try await credentials.open(org: "acme", name: "temp", for: .commandLine)
         clock.advance(by: 1)
@@ -120,10 +126,12 @@ struct CredentialStoreTests {
     @Test func rotationKeepsTheOldValueForItsGracePeriod() async throws {
         defer { try? FileManager.default.removeItem(at: folder) }
         let credentials = try credentials()
-        try await credentials.put(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: anthropicKey), provider: "anthropic",
-                                  expiresAt: nil, metadata: nil)
+        try await credentials.put(
+            org: "acme", name: "anthropic/key", value: SecretBytes(utf8: anthropicKey), provider: "anthropic",
+            expiresAt: nil, metadata: nil)
         let newKey = "sk-ant-api03-Rotated0nlyForTests_abcdefghijklmnopqr"
-        #expect(await code { try await credentials.rotate(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: openAIKey)) } == "value_format")
+        #expect(
+            await code { try await credentials.rotate(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: openAIKey)) } == "value_format")
         #expect(await code { try await credentials.rotate(org: "acme", name: "nope", value: SecretBytes(utf8: newKey)) } == "credential_not_found")
         let rotated = try await credentials.rotate(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: newKey), grace: .seconds(3600))
         #expect(rotated.generation == 2 && rotated.version == 2)
@@ -133,8 +141,12 @@ struct CredentialStoreTests {
         #expect(previous.value.isEqual(to: SecretBytes(utf8: anthropicKey)))
         #expect(previous.generation == 1 && previous.isPrevious)
         clock.advance(by: 1)
-        #expect(await code { _ = try await credentials.open(org: "acme", name: "anthropic/key", for: .commandLine, previous: true) } == "credential_expired")
-        #expect(await code { try await credentials.rotate(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: newKey), expectedVersion: 1) } == "conflict")
+        #expect(
+            await code { _ = try await credentials.open(org: "acme", name: "anthropic/key", for: .commandLine, previous: true) }
+                == "credential_expired")
+        #expect(
+            await code { try await credentials.rotate(org: "acme", name: "anthropic/key", value: SecretBytes(utf8: newKey), expectedVersion: 1) }
+                == "conflict")
 
         try await credentials.delete(org: "acme", name: "anthropic/key")
         #expect(await code { try await credentials.delete(org: "acme", name: "anthropic/key") } == "credential_not_found")
@@ -145,21 +157,26 @@ struct CredentialStoreTests {
     @Test func aBlobCopiedToAnotherOrgOrNameInTheDatabaseIsRefused() async throws {
         defer { try? FileManager.default.removeItem(at: folder) }
         let credentials = try credentials()
-        try await credentials.put(org: "acme", name: "openai/key", value: SecretBytes(utf8: openAIKey), provider: "openai", expiresAt: nil, metadata: nil)
-        try await credentials.put(org: "globex", name: "openai/key", value: SecretBytes(utf8: "sk-globexglobexglobexglobex01"), provider: "openai",
-                                  expiresAt: nil, metadata: nil)
-        try await credentials.put(org: "acme", name: "openai/other", value: SecretBytes(utf8: "sk-otherotherotherotherother1"), provider: "openai",
-                                  expiresAt: nil, metadata: nil)
+        try await credentials.put(
+            org: "acme", name: "openai/key", value: SecretBytes(utf8: openAIKey), provider: "openai", expiresAt: nil, metadata: nil)
+        try await credentials.put(
+            org: "globex", name: "openai/key", value: SecretBytes(utf8: "sk-globexglobexglobexglobex01"), provider: "openai",
+            expiresAt: nil, metadata: nil)
+        try await credentials.put(
+            org: "acme", name: "openai/other", value: SecretBytes(utf8: "sk-otherotherotherotherother1"), provider: "openai",
+            expiresAt: nil, metadata: nil)
         let database = try DatabaseQueue(path: path)
         try await database.write { db in
-            try db.execute(sql: """
-                UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key')
-                WHERE org = 'globex'
-                """)
-            try db.execute(sql: """
-                UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key')
-                WHERE org = 'acme' AND name = 'openai/other'
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key')
+                    WHERE org = 'globex'
+                    """)
+            try db.execute(
+                sql: """
+                    UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key')
+                    WHERE org = 'acme' AND name = 'openai/other'
+                    """)
         }
         #expect(await code { _ = try await credentials.open(org: "globex", name: "openai/key", for: .commandLine) } == "credential_wrong_org")
         #expect(await code { _ = try await credentials.open(org: "acme", name: "openai/other", for: .commandLine) } == "credential_wrong_name")
@@ -316,8 +333,10 @@ struct CredentialStoreTests {
                     updated.metadata = #"{"writer": "\#(index)"}"#
                     await barrier.arriveAndWait()
                     do {
-                        _ = try await store.updateCredential(updated, expectedVersion: read.version, audit: CredentialAuditRecord(
-                            org: "acme", credential: "shared", action: .rotate, outcome: .ok, detail: "writer \(index)", at: time))
+                        _ = try await store.updateCredential(
+                            updated, expectedVersion: read.version,
+                            audit: CredentialAuditRecord(
+                                org: "acme", credential: "shared", action: .rotate, outcome: .ok, detail: "writer \(index)", at: time))
                         return nil
                     } catch let error as SecretsError {
                         return error.code.rawValue
@@ -353,15 +372,27 @@ struct CredentialStoreTests {
             do { try await body() } catch { errors.append("\(error)") }
         }
         let secret = "sk-proj-NeverShowMe0123456789abcdefghij"
-        await attempt { try await credentials.put(org: "acme", name: "k", value: SecretBytes(utf8: secret), provider: "openai", expiresAt: nil, metadata: nil) }
-        await attempt { try await credentials.put(org: "acme", name: "k2", value: SecretBytes(utf8: secret + " tail"), provider: "openai", expiresAt: nil, metadata: nil) }
-        await attempt { try await credentials.put(org: "acme", name: "k3", value: SecretBytes(utf8: secret), provider: "anthropic", expiresAt: nil, metadata: nil) }
-        await attempt { try await credentials.put(org: "acme", name: "k4", value: SecretBytes(utf8: secret), provider: "nope", expiresAt: nil, metadata: nil) }
+        await attempt {
+            try await credentials.put(org: "acme", name: "k", value: SecretBytes(utf8: secret), provider: "openai", expiresAt: nil, metadata: nil)
+        }
+        await attempt {
+            try await credentials.put(
+                org: "acme", name: "k2", value: SecretBytes(utf8: secret + " tail"), provider: "openai", expiresAt: nil, metadata: nil)
+        }
+        await attempt {
+            try await credentials.put(org: "acme", name: "k3", value: SecretBytes(utf8: secret), provider: "anthropic", expiresAt: nil, metadata: nil)
+        }
+        await attempt {
+            try await credentials.put(org: "acme", name: "k4", value: SecretBytes(utf8: secret), provider: "nope", expiresAt: nil, metadata: nil)
+        }
         await attempt { try await credentials.rotate(org: "acme", name: "k", value: SecretBytes(utf8: secret + "2")) }
         await attempt { _ = try await credentials.open(org: "acme", name: "k", for: .commandLine) }
         await attempt { _ = try await credentials.open(org: "acme", name: "k", for: .commandLine, previous: true) }
-        await attempt { try await credentials.put(org: "acme", name: "k5", value: SecretBytes(utf8: secret), provider: "generic", expiresAt: nil,
-                                                  metadata: #"{"note": "\#(secret)"}"#) }
+        await attempt {
+            try await credentials.put(
+                org: "acme", name: "k5", value: SecretBytes(utf8: secret), provider: "generic", expiresAt: nil,
+                metadata: #"{"note": "\#(secret)"}"#)
+        }
         #expect(errors.count == 4)
         let audit = try await credentials.store.auditRecords(org: "acme", credential: nil, limit: 100)
         let texts = logs.all + errors + audit.map(\.detail)

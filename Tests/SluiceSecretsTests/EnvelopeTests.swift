@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceSecrets
 
 /// The blob format of docs/encryption.md: what opens, and what every kind of damage gives.
@@ -12,18 +13,23 @@ struct EnvelopeTests {
 
     @Test func sealedValueOpensForItsOrgAndName() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/admin_key", generation: 1,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: openAIKey), org: "acme", name: "openai/admin_key", generation: 1,
+            with: keys.current)
         let value = try CredentialEnvelope.open(blob, org: "acme", name: "openai/admin_key", generation: 1, keys: keys, at: start)
         #expect(value.isEqual(to: SecretBytes(utf8: openAIKey)))
         // The plaintext is nowhere in the blob; the names are, in clear, by design.
         #expect(blob.range(of: Data(openAIKey.utf8)) == nil)
         let header = try CredentialEnvelope.header(of: blob)
-        #expect(header == CredentialEnvelope.Header(formatVersion: 1, org: "acme", name: "openai/admin_key", generation: 1,
-                                                    keyVersion: 1, keyCheck: keys.current.check))
+        #expect(
+            header
+                == CredentialEnvelope.Header(
+                    formatVersion: 1, org: "acme", name: "openai/admin_key", generation: 1,
+                    keyVersion: 1, keyCheck: keys.current.check))
         // Two seals of one value differ (fresh data key and nonces).
-        let again = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/admin_key", generation: 1,
-                                                with: keys.current)
+        let again = try CredentialEnvelope.seal(
+            SecretBytes(utf8: openAIKey), org: "acme", name: "openai/admin_key", generation: 1,
+            with: keys.current)
         #expect(again != blob)
         #expect(blob.count == 4 + 1 + 2 + 4 + 2 + 16 + 4 + 4 + 8 + 60 + 12 + 4 + openAIKey.utf8.count + 16)
     }
@@ -65,8 +71,9 @@ struct EnvelopeTests {
 
     @Test func flippingAnyBitOfTheBlobIsRefusedWithTheErrorOfItsRegion() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: anthropicKey), org: "acme", name: "anthropic/key", generation: 3,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: anthropicKey), org: "acme", name: "anthropic/key", generation: 3,
+            with: keys.current)
         var opened = 0
         for region in regions(of: blob, org: "acme", name: "anthropic/key") {
             for index in region.range {
@@ -77,8 +84,9 @@ struct EnvelopeTests {
                         _ = try CredentialEnvelope.open(damaged, org: "acme", name: "anthropic/key", generation: 3, keys: keys, at: start)
                     }
                     if code == nil { opened += 1 }
-                    #expect(code.map { region.allowed.contains($0) } == true,
-                            "\(region.name) byte \(index) bit \(bit): \(code.map(\.rawValue) ?? "opened")")
+                    #expect(
+                        code.map { region.allowed.contains($0) } == true,
+                        "\(region.name) byte \(index) bit \(bit): \(code.map(\.rawValue) ?? "opened")")
                 }
             }
         }
@@ -87,8 +95,9 @@ struct EnvelopeTests {
 
     @Test func truncatedOrExtendedBlobsAreTampered() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: "hunter2-but-longer"), org: "acme", name: "db/password",
-                                               generation: 1, with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: "hunter2-but-longer"), org: "acme", name: "db/password",
+            generation: 1, with: keys.current)
         for length in 0..<blob.count {
             let code = secretsErrorCode {
                 _ = try CredentialEnvelope.open(blob.prefix(length), org: "acme", name: "db/password", keys: keys, at: start)
@@ -96,16 +105,19 @@ struct EnvelopeTests {
             #expect(code == .credentialTampered, "truncated to \(length): \(code.map(\.rawValue) ?? "opened")")
         }
         let extended = blob + Data([0])
-        #expect(secretsErrorCode { _ = try CredentialEnvelope.open(extended, org: "acme", name: "db/password", keys: keys, at: start) }
+        #expect(
+            secretsErrorCode { _ = try CredentialEnvelope.open(extended, org: "acme", name: "db/password", keys: keys, at: start) }
                 == .credentialTampered)
-        #expect(secretsErrorCode { _ = try CredentialEnvelope.open(Data(), org: "acme", name: "db/password", keys: keys, at: start) }
+        #expect(
+            secretsErrorCode { _ = try CredentialEnvelope.open(Data(), org: "acme", name: "db/password", keys: keys, at: start) }
                 == .credentialTampered)
     }
 
     @Test func aBlobCopiedToAnotherOrgOrNameIsRefusedByName() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 1,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 1,
+            with: keys.current)
         let wrongOrg = secretsErrorCode { _ = try CredentialEnvelope.open(blob, org: "globex", name: "openai/key", keys: keys, at: start) }
         #expect(wrongOrg == .credentialWrongOrg)
         let wrongName = secretsErrorCode { _ = try CredentialEnvelope.open(blob, org: "acme", name: "openai/other", keys: keys, at: start) }
@@ -120,12 +132,14 @@ struct EnvelopeTests {
     /// the names are bound as associated data, not only compared.
     @Test func rewritingTheClearNamesDoesNotMoveABlob() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 1,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 1,
+            with: keys.current)
         var moved = [UInt8](blob)
         let orgStart = 7
         moved.replaceSubrange(orgStart..<(orgStart + 4), with: Array("acmf".utf8))
-        #expect(secretsErrorCode { _ = try CredentialEnvelope.open(Data(moved), org: "acmf", name: "openai/key", keys: keys, at: start) }
+        #expect(
+            secretsErrorCode { _ = try CredentialEnvelope.open(Data(moved), org: "acmf", name: "openai/key", keys: keys, at: start) }
                 == .credentialTampered)
 
         // Another key version with its check value: the wrap's associated data still differs.
@@ -134,14 +148,16 @@ struct EnvelopeTests {
         let keyStart = 4 + 1 + 2 + 4 + 2 + "openai/key".utf8.count + 4
         relabelled.replaceSubrange(keyStart..<(keyStart + 4), with: UInt32(2).bigEndianBytes)
         relabelled.replaceSubrange((keyStart + 4)..<(keyStart + 12), with: rotated.current.check)
-        #expect(secretsErrorCode { _ = try CredentialEnvelope.open(Data(relabelled), org: "acme", name: "openai/key", keys: rotated, at: start) }
+        #expect(
+            secretsErrorCode { _ = try CredentialEnvelope.open(Data(relabelled), org: "acme", name: "openai/key", keys: rotated, at: start) }
                 == .credentialTampered)
     }
 
     @Test func rewrapMovesTheDataKeyToTheNewKeyWithoutTouchingTheValue() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 4,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 4,
+            with: keys.current)
         let rotated = try keys.rotated(at: start.addingTimeInterval(60), grace: .seconds(3600))
         let rewrapped = try CredentialEnvelope.rewrap(blob, org: "acme", name: "openai/key", keys: rotated, at: start.addingTimeInterval(60))
         #expect(try CredentialEnvelope.header(of: rewrapped).keyVersion == 2)
@@ -160,8 +176,9 @@ struct EnvelopeTests {
 
     @Test func aRetiredKeyDecryptsDuringItsGracePeriodThenIsRefused() throws {
         let keys = keyring()
-        let blob = try CredentialEnvelope.seal(SecretBytes(utf8: "s3cret-value"), org: "acme", name: "db/password", generation: 1,
-                                               with: keys.current)
+        let blob = try CredentialEnvelope.seal(
+            SecretBytes(utf8: "s3cret-value"), org: "acme", name: "db/password", generation: 1,
+            with: keys.current)
         let rotatedAt = start.addingTimeInterval(10)
         let rotated = try keys.rotated(at: rotatedAt, grace: .seconds(3600))
         let within = try CredentialEnvelope.open(blob, org: "acme", name: "db/password", keys: rotated, at: rotatedAt.addingTimeInterval(3599))
@@ -175,9 +192,10 @@ struct EnvelopeTests {
             #expect(error.message.contains("grace period ended"))
         }
         // Nor can a retired key past its grace re-wrap.
-        #expect(secretsErrorCode {
-            _ = try CredentialEnvelope.rewrap(blob, org: "acme", name: "db/password", keys: rotated, at: rotatedAt.addingTimeInterval(7200))
-        } == .keyRetired)
+        #expect(
+            secretsErrorCode {
+                _ = try CredentialEnvelope.rewrap(blob, org: "acme", name: "db/password", keys: rotated, at: rotatedAt.addingTimeInterval(7200))
+            } == .keyRetired)
     }
 
     @Test func aKeyTheKeyringDoesNotHaveOrADifferentKeyringIsNamedAsSuch() throws {
@@ -195,7 +213,8 @@ struct EnvelopeTests {
     @Test func sealingRefusesOversizedValues() throws {
         let keys = keyring()
         let big = SecretBytes([UInt8](repeating: 0x41, count: CredentialEnvelope.maximumValueSize + 1))
-        #expect(secretsErrorCode { _ = try CredentialEnvelope.seal(big, org: "acme", name: "x", generation: 1, with: keys.current) }
+        #expect(
+            secretsErrorCode { _ = try CredentialEnvelope.seal(big, org: "acme", name: "x", generation: 1, with: keys.current) }
                 == .valueTooLarge)
     }
 

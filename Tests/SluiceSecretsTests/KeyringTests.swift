@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceSecrets
 
 /// The keyring file and the passphrase-derived key: where keys come from, and every way that
@@ -99,7 +100,12 @@ struct KeyringFileTests {
             ("duplicate version", alteredKey(0) { $0["version"] = 2 }, "twice"),
             ("bad status", alteredKey(0) { $0["status"] = "sleeping" }, "keys[0].status"),
             ("two active", alteredKey(0) { $0["status"] = "active" }, "2 active keys"),
-            ("no active", alteredKey(1) { $0["status"] = "retired"; $0["retired_at"] = "2026-01-01T00:00:00Z"; $0["usable_until"] = "2026-01-02T00:00:00Z" }, "0 active keys"),
+            (
+                "no active",
+                alteredKey(1) {
+                    $0["status"] = "retired"; $0["retired_at"] = "2026-01-01T00:00:00Z"; $0["usable_until"] = "2026-01-02T00:00:00Z"
+                }, "0 active keys"
+            ),
             ("retired without grace", alteredKey(0) { $0["usable_until"] = nil }, "usable_until"),
             ("bad date", alteredKey(0) { $0["created_at"] = "yesterday" }, "created_at"),
             ("bad base64", alteredKey(1) { $0["material"] = "***" }, "material"),
@@ -193,8 +199,10 @@ struct PassphraseKeyTests {
 
     @Test func theKeyringPathComesFromTheFlagThenTheEnvironmentThenTheProject() throws {
         func path(_ flag: String?, _ environment: [String: String]) throws -> String? {
-            if case .keyringFile(let file) = try KeySource.resolve(keyringPath: flag, environment: environment,
-                                                                   defaultKeyringPath: ".sluice/keyring.json") {
+            if case .keyringFile(let file) = try KeySource.resolve(
+                keyringPath: flag, environment: environment,
+                defaultKeyringPath: ".sluice/keyring.json")
+            {
                 return file.path
             }
             return nil
@@ -205,8 +213,10 @@ struct PassphraseKeyTests {
     }
 
     @Test func theSamePassphraseOpensAndAWrongOneIsNamed() throws {
-        let right = try KeySource.resolve(keyringPath: nil, environment: ["SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt],
-                                          defaultKeyringPath: "k.json").load()
+        let right = try KeySource.resolve(
+            keyringPath: nil, environment: ["SLUICE_KEY_PASSPHRASE": passphrase, "SLUICE_KEY_SALT": salt],
+            defaultKeyringPath: "k.json"
+        ).load()
         let blob = try CredentialEnvelope.seal(SecretBytes(utf8: openAIKey), org: "acme", name: "openai/key", generation: 1, with: right.current)
         let now = Date()
         let again = try PassphraseKey(passphrase: passphrase, salt: salt).keyring()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SluiceSecrets
 
 /// Values and metadata are checked before anything is sealed; messages never hold the value.
@@ -98,7 +99,8 @@ struct ProviderTests {
             secretsErrorCode { _ = try CredentialMetadata.validate(text, provider: provider) }
         }
         #expect(try CredentialMetadata.validate(nil, provider: .openai) == "{}")
-        #expect(try CredentialMetadata.validate(#"{"owner": "data-team", "organization": "org-42"}"#, provider: .openai)
+        #expect(
+            try CredentialMetadata.validate(#"{"owner": "data-team", "organization": "org-42"}"#, provider: .openai)
                 == #"{"organization":"org-42","owner":"data-team"}"#)
         #expect(code(.openai, #"{"organization": "42"}"#) == .metadataInvalid)
         #expect(code(.openai, #"{"project": "proj_abc", "admin": true}"#) == nil)

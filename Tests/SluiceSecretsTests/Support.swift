@@ -3,6 +3,7 @@ import Logging
 import SluiceTestSupport
 import Synchronization
 import Testing
+
 @testable import SluiceSecrets
 
 /// A folder under the system temporary directory, removed by the caller.

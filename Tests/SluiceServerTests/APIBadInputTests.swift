@@ -7,9 +7,10 @@ import Testing
 /// and the request id, and starts nothing.
 struct APIBadInputTests {
     @Test func badRequestsGetTheRight4xxAndAClearMessage() async throws {
-        let live = try await LiveServer.start(project: try exampleProject(extra: [
-            "pipelines/broken.yml": "pipeline: broken\nsteps:\n  - { id: a, uses: no_such_processor }\n",
-        ]))
+        let live = try await LiveServer.start(
+            project: try exampleProject(extra: [
+                "pipelines/broken.yml": "pipeline: broken\nsteps:\n  - { id: a, uses: no_such_processor }\n"
+            ]))
         defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
         let trigger = "/v1/orgs/acme/pipelines/genai_costs_daily/runs"
@@ -26,48 +27,69 @@ struct APIBadInputTests {
             var message: String
         }
         let cases: [Case] = [
-            Case(name: "malformed JSON", path: trigger, body: #"{"params": {"usage_file": }"#, status: 400, code: "invalid_json",
-                 message: "the body is not valid JSON: Invalid value around character 26."),
-            Case(name: "JSON, not an object", path: trigger, body: "[1, 2]", status: 400, code: "invalid_json",
-                 message: "the body must be a JSON object"),
-            Case(name: "unknown field", path: trigger, body: #"{"parms": {}}"#, status: 422, code: "invalid_body",
-                 message: "unknown field 'parms'; did you mean 'params'?"),
-            Case(name: "params not an object", path: trigger, body: #"{"params": [1]}"#, status: 422, code: "invalid_body",
-                 message: "params must be an object"),
-            Case(name: "param of the wrong JSON type", path: trigger, body: #"{"params": {"usage_file": {"a": 1}}}"#, status: 422,
-                 code: "invalid_params", message: "params.usage_file must be a string, number or boolean"),
-            Case(name: "unknown param", path: trigger, body: #"{"params": {"usage_fil": "x.csv"}}"#, status: 422, code: "invalid_params",
-                 message: "the pipeline has no param 'usage_fil'; did you mean 'usage_file'?"),
-            Case(name: "param against its pattern", path: trigger, body: #"{"params": {"usage_file": "usage.txt"}}"#, status: 422,
-                 code: "invalid_params", message: "param 'usage_file': 'usage.txt' does not match its pattern"),
-            Case(name: "bad logical date", path: trigger, body: #"{"logical_date": "2026-02-30"}"#, status: 422, code: "invalid_body",
-                 message: "logical_date must be a date as YYYY-MM-DD"),
-            Case(name: "oversized body", path: trigger, body: oversized, status: 413, code: "body_too_large",
-                 message: "larger than the limit of 1 MiB"),
-            Case(name: "not JSON", path: trigger, body: "usage_file=x", headers: ["Content-Type": "application/x-www-form-urlencoded"],
-                 status: 415, code: "unsupported_media_type", message: "the body must be application/json"),
-            Case(name: "unknown pipeline", path: "/v1/orgs/acme/pipelines/nope/runs", body: "{}", status: 404, code: "pipeline_not_found",
-                 message: "org 'acme' has no pipeline 'nope'"),
-            Case(name: "pipeline id with a path in it", path: "/v1/orgs/acme/pipelines/..%2Fsluice/runs", body: "{}", status: 404,
-                 code: "pipeline_not_found", message: "has no pipeline"),
-            Case(name: "a pipeline that does not lint", path: "/v1/orgs/acme/pipelines/broken/runs", body: "{}", status: 422,
-                 code: "pipeline_invalid", message: "pipeline 'broken' does not lint (1 error); the first: pipelines/broken.yml:3:"),
-            Case(name: "wrong org", path: "/v1/orgs/other/pipelines/genai_costs_daily/runs", body: "{}", status: 403, code: "forbidden",
-                 message: "this token belongs to another org"),
-            Case(name: "bad Idempotency-Key", path: trigger, body: "{}", headers: ["Idempotency-Key": "has space"], status: 400,
-                 code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 visible ASCII characters"),
-            Case(name: "bad limit", method: "GET", path: "/v1/orgs/acme/runs?limit=0", status: 400, code: "invalid_limit",
-                 message: "limit must be a whole number from 1 to 200"),
-            Case(name: "bad cursor", method: "GET", path: "/v1/orgs/acme/runs?cursor=bm9wZQ", status: 400, code: "invalid_cursor",
-                 message: "cursor is not one this API handed out"),
-            Case(name: "bad pipeline filter", method: "GET", path: "/v1/orgs/acme/runs?pipeline=a-b", status: 400, code: "invalid_pipeline",
-                 message: "pipeline must be a pipeline id"),
-            Case(name: "unknown run", method: "GET", path: "/v1/runs/nope", status: 404, code: "run_not_found",
-                 message: "no run 'nope' in org 'acme'"),
-            Case(name: "unknown route", method: "GET", path: "/v2/things", status: 404, code: "not_found",
-                 message: "no such endpoint: GET /v2/things"),
-            Case(name: "wrong method", method: "DELETE", path: "/v1/runs/r1", status: 405, code: "method_not_allowed",
-                 message: "/v1/runs/r1 does not take DELETE; it takes GET"),
+            Case(
+                name: "malformed JSON", path: trigger, body: #"{"params": {"usage_file": }"#, status: 400, code: "invalid_json",
+                message: "the body is not valid JSON: Invalid value around character 26."),
+            Case(
+                name: "JSON, not an object", path: trigger, body: "[1, 2]", status: 400, code: "invalid_json",
+                message: "the body must be a JSON object"),
+            Case(
+                name: "unknown field", path: trigger, body: #"{"parms": {}}"#, status: 422, code: "invalid_body",
+                message: "unknown field 'parms'; did you mean 'params'?"),
+            Case(
+                name: "params not an object", path: trigger, body: #"{"params": [1]}"#, status: 422, code: "invalid_body",
+                message: "params must be an object"),
+            Case(
+                name: "param of the wrong JSON type", path: trigger, body: #"{"params": {"usage_file": {"a": 1}}}"#, status: 422,
+                code: "invalid_params", message: "params.usage_file must be a string, number or boolean"),
+            Case(
+                name: "unknown param", path: trigger, body: #"{"params": {"usage_fil": "x.csv"}}"#, status: 422, code: "invalid_params",
+                message: "the pipeline has no param 'usage_fil'; did you mean 'usage_file'?"),
+            Case(
+                name: "param against its pattern", path: trigger, body: #"{"params": {"usage_file": "usage.txt"}}"#, status: 422,
+                code: "invalid_params", message: "param 'usage_file': 'usage.txt' does not match its pattern"),
+            Case(
+                name: "bad logical date", path: trigger, body: #"{"logical_date": "2026-02-30"}"#, status: 422, code: "invalid_body",
+                message: "logical_date must be a date as YYYY-MM-DD"),
+            Case(
+                name: "oversized body", path: trigger, body: oversized, status: 413, code: "body_too_large",
+                message: "larger than the limit of 1 MiB"),
+            Case(
+                name: "not JSON", path: trigger, body: "usage_file=x", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                status: 415, code: "unsupported_media_type", message: "the body must be application/json"),
+            Case(
+                name: "unknown pipeline", path: "/v1/orgs/acme/pipelines/nope/runs", body: "{}", status: 404, code: "pipeline_not_found",
+                message: "org 'acme' has no pipeline 'nope'"),
+            Case(
+                name: "pipeline id with a path in it", path: "/v1/orgs/acme/pipelines/..%2Fsluice/runs", body: "{}", status: 404,
+                code: "pipeline_not_found", message: "has no pipeline"),
+            Case(
+                name: "a pipeline that does not lint", path: "/v1/orgs/acme/pipelines/broken/runs", body: "{}", status: 422,
+                code: "pipeline_invalid", message: "pipeline 'broken' does not lint (1 error); the first: pipelines/broken.yml:3:"),
+            Case(
+                name: "wrong org", path: "/v1/orgs/other/pipelines/genai_costs_daily/runs", body: "{}", status: 403, code: "forbidden",
+                message: "this token belongs to another org"),
+            Case(
+                name: "bad Idempotency-Key", path: trigger, body: "{}", headers: ["Idempotency-Key": "has space"], status: 400,
+                code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 visible ASCII characters"),
+            Case(
+                name: "bad limit", method: "GET", path: "/v1/orgs/acme/runs?limit=0", status: 400, code: "invalid_limit",
+                message: "limit must be a whole number from 1 to 200"),
+            Case(
+                name: "bad cursor", method: "GET", path: "/v1/orgs/acme/runs?cursor=bm9wZQ", status: 400, code: "invalid_cursor",
+                message: "cursor is not one this API handed out"),
+            Case(
+                name: "bad pipeline filter", method: "GET", path: "/v1/orgs/acme/runs?pipeline=a-b", status: 400, code: "invalid_pipeline",
+                message: "pipeline must be a pipeline id"),
+            Case(
+                name: "unknown run", method: "GET", path: "/v1/runs/nope", status: 404, code: "run_not_found",
+                message: "no run 'nope' in org 'acme'"),
+            Case(
+                name: "unknown route", method: "GET", path: "/v2/things", status: 404, code: "not_found",
+                message: "no such endpoint: GET /v2/things"),
+            Case(
+                name: "wrong method", method: "DELETE", path: "/v1/runs/r1", status: 405, code: "method_not_allowed",
+                message: "/v1/runs/r1 does not take DELETE; it takes GET"),
         ]
         for item in cases {
             var headers = item.headers
@@ -177,7 +199,9 @@ struct APIBadInputTests {
         let dribbled = lines.first?.split(separator: " ", maxSplits: 1).map(String.init) ?? []
         #expect(dribbled.last == "HTTP/1.1 401 Unauthorized", "\(lines)")
         let closedAfter = Double(dribbled.first ?? "") ?? 99
-        #expect(closedAfter >= 14.8 && closedAfter < Double(patience) - 1, "closed after \(closedAfter) s: the request deadline, though bytes kept coming")
+        #expect(
+            closedAfter >= 14.8 && closedAfter < Double(patience) - 1, "closed after \(closedAfter) s: the request deadline, though bytes kept coming"
+        )
         let idleClosedAfter = Double(lines.last ?? "") ?? 99
         #expect(idleClosedAfter >= 0.8 && idleClosedAfter < Double(patience) - 1, "an idle connection closed after \(idleClosedAfter) s")
         try await live.stop()

@@ -31,7 +31,10 @@ struct ActiveRunLimitTests {
         #expect(second.status == 429, "\(second.text)")
         #expect(second.errorCode == "max_active_runs")
         #expect(second.header("Retry-After") == "30")
-        #expect(second.error["message"] as? String == "pipeline 'slow' has 1 run pending or running in org 'acme', its schedule's max_active_runs; no run was created: try again when it ends")
+        #expect(
+            second.error["message"] as? String
+                == "pipeline 'slow' has 1 run pending or running in org 'acme', its schedule's max_active_runs; no run was created: try again when it ends"
+        )
         // Repeating the first request still answers with its run: the key is looked up first.
         let repeated = try await live.post(path, token: token, json: "{}", headers: ["Idempotency-Key": "first"])
         #expect(repeated.status == 200, "\(repeated.text)")
@@ -76,7 +79,10 @@ struct ActiveRunLimitTests {
         #expect(second.status == 429, "\(second.text)")
         #expect(second.errorCode == "org_active_runs")
         #expect(second.header("Retry-After") == "30")
-        #expect(second.error["message"] as? String == "org 'acme' has 1 run pending or running, the most this server starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
+        #expect(
+            second.error["message"] as? String
+                == "org 'acme' has 1 run pending or running, the most this server starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends"
+        )
         // A webhook delivery for the org is held back the same way, counted and audited.
         try await WebhookTests.createHook(live, pipeline: "finops_data_quality", secret: WebhookTests.secret1, metadata: "{}")
         let hooked = try await WebhookTests.deliver(live, path: "/v1/hooks/acme/finops_data_quality", id: "msg_org", body: "{}")

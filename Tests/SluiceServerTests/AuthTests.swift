@@ -23,9 +23,11 @@ struct AuthTests {
             ("GET", "/metrics"), ("GET", "/openapi.json"),
         ]
         for (method, path) in routes {
-            for (label, header) in [("none", nil), ("malformed", "Bearer nope"), ("not bearer", "Basic \(valid)"),
-                                    ("revoked", "Bearer \(revoked.token.text)"), ("forged", "Bearer \(forged)"),
-                                    ("wrong secret", "Bearer \(wrongSecret)"), ("empty", "Bearer ")] as [(String, String?)] {
+            for (label, header) in [
+                ("none", nil), ("malformed", "Bearer nope"), ("not bearer", "Basic \(valid)"),
+                ("revoked", "Bearer \(revoked.token.text)"), ("forged", "Bearer \(forged)"),
+                ("wrong secret", "Bearer \(wrongSecret)"), ("empty", "Bearer "),
+            ] as [(String, String?)] {
                 let response = try await live.request(method, path, headers: header.map { ["Authorization": $0] } ?? [:])
                 #expect(response.status == 401, "\(method) \(path) with \(label) token: \(response.status) \(response.text)")
                 #expect(response.errorCode == "unauthenticated")
@@ -84,7 +86,8 @@ struct AuthTests {
             let otherMessage = (other.error["message"] as? String)?.replacingOccurrences(of: bobsRunID, with: "ID")
             let unknownMessage = (unknown.error["message"] as? String)?.replacingOccurrences(of: unknownID, with: "ID")
             #expect(otherMessage == unknownMessage)
-            #expect(other.body.count - bobsRunID.count == unknown.body.count - unknownID.count + (other.error["request_id"] as! String).count
+            #expect(
+                other.body.count - bobsRunID.count == unknown.body.count - unknownID.count + (other.error["request_id"] as! String).count
                     - (unknown.error["request_id"] as! String).count)
         }
         // Alice's own listing does not include bob's run.

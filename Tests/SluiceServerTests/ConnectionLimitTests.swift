@@ -90,12 +90,14 @@ struct ConnectionLimitTests {
         // refused too, which is what the total limit is for (a client limit keeps one client
         // from doing this alone).
         let script = Self.flood(port: live.port, source: "127.0.0.2", count: 14, held: 10, reopen: true)
-            .replacingOccurrences(of: "print(healthz())", with: """
-                try:
-                    print(healthz())
-                except (ConnectionError, http.client.RemoteDisconnected):
-                    print("closed")
-                """)
+            .replacingOccurrences(
+                of: "print(healthz())",
+                with: """
+                    try:
+                        print(healthz())
+                    except (ConnectionError, http.client.RemoteDisconnected):
+                        print("closed")
+                    """)
         let lines = try await python(script).split(separator: "\n").map(String.init)
         #expect(lines == ["4", "closed", "10", "200"], "\(lines)")
         try await live.stop()

@@ -14,17 +14,25 @@ struct EndToEndTests {
         let project = try SchedulerTests.project(schedule: #"{ cron: "0 3 * * *", timezone: UTC }"#)
         defer { try? FileManager.default.removeItem(at: project) }
         let clock = ManualSchedulerClock(SchedulerTests.date("2026-03-04T02:59:00Z"))
-        let live = try await LiveServer.start(project: project, configure: { configuration in
-            configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
-        }, services: { server in
-            [Scheduler(runner: server.runner, options: Scheduler.Options(orgs: ["acme"], pipelines: ["ticks"]), clock: clock, logger: LiveServer.quiet)]
-        })
+        let live = try await LiveServer.start(
+            project: project,
+            configure: { configuration in
+                configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
+            },
+            services: { server in
+                [
+                    Scheduler(
+                        runner: server.runner, options: Scheduler.Options(orgs: ["acme"], pipelines: ["ticks"]), clock: clock,
+                        logger: LiveServer.quiet)
+                ]
+            })
         let token = try await live.token("acme")
         let metricsToken = try await live.token(nil)
 
         // By API.
-        let triggered = try await live.post("/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
-                                            json: #"{"logical_date": "2026-03-04"}"#, headers: ["Idempotency-Key": "e2e-1"])
+        let triggered = try await live.post(
+            "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
+            json: #"{"logical_date": "2026-03-04"}"#, headers: ["Idempotency-Key": "e2e-1"])
         #expect(triggered.status == 202, "\(triggered.text)")
         let apiRun = try #require(triggered.json["id"] as? String)
 
@@ -67,13 +75,17 @@ struct EndToEndTests {
             #expect(!steps.isEmpty && steps.allSatisfy { ["succeeded", "skipped"].contains($0["state"] as? String ?? "") }, "\(steps)")
         }
         // All together in the org's list.
-        let listed = (try await live.get("/v1/orgs/acme/runs", token: token).json["runs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        let listed = (try await live.get("/v1/orgs/acme/runs", token: token).json["runs"] as? [[String: Any]] ?? []).compactMap {
+            $0["id"] as? String
+        }
         #expect(Set(listed) == [apiRun, hookRun, startRun, scheduledRun])
 
         let metrics = try await live.get("/metrics", token: metricsToken).text
-        for line in [#"sluice_runs_created_total{trigger="api"} 1"#, #"sluice_runs_created_total{trigger="webhook"} 1"#,
-                     #"sluice_runs_created_total{trigger="schedule"} 2"#, #"sluice_runs_total{state="pending"} 4"#,
-                     #"sluice_runs_total{state="succeeded"} 4"#, #"sluice_runs_total{state="failed"} 0"#] {
+        for line in [
+            #"sluice_runs_created_total{trigger="api"} 1"#, #"sluice_runs_created_total{trigger="webhook"} 1"#,
+            #"sluice_runs_created_total{trigger="schedule"} 2"#, #"sluice_runs_total{state="pending"} 4"#,
+            #"sluice_runs_total{state="succeeded"} 4"#, #"sluice_runs_total{state="failed"} 0"#,
+        ] {
             #expect(metrics.contains(line), "\(line) in:\n\(metrics)")
         }
         #expect(metrics.contains(#"sluice_step_duration_seconds_count{processor="merge_dedupe",state="succeeded"}"#))

@@ -1,11 +1,12 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceServer
 import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
+
+@testable import SluiceServer
 
 /// The server-wide limit on executing runs: the rest wait, pending and alive, start oldest
 /// first as slots free up, can be cancelled while they wait, and stay pending at shutdown.
@@ -23,12 +24,14 @@ struct ExecutingRunLimitTests {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
             let catalog = ProcessorEnvironment([NapProcessor()])
-            let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
-                pipeline: naps
-                defaults: { timeout: 30m }
-                steps:
-                  - { id: nap, uses: test_nap, with: { for: 15m } }
-                """.utf8), file: "pipelines/naps.yml")
+            let loaded = PipelineLoader(registry: catalog.registry).load(
+                Data(
+                    """
+                    pipeline: naps
+                    defaults: { timeout: 30m }
+                    steps:
+                      - { id: nap, uses: test_nap, with: { for: 15m } }
+                    """.utf8), file: "pipelines/naps.yml")
             plan = try PipelinePlan.build(try #require(loaded.definition)).get()
             var options = ExecutorOptions()
             options.heartbeatInterval = heartbeat
@@ -55,10 +58,11 @@ struct ExecutingRunLimitTests {
         for index in [0, 1, 4, 2, 3] {
             #expect(await launcher.launch(runs[index], plan: setup.plan, executor: setup.executor, env: [:]))
         }
-        #expect(try await eventually {
-            let (first, second) = (try await setup.state(runs[0]), try await setup.state(runs[1]))
-            return first == .running && second == .running
-        })
+        #expect(
+            try await eventually {
+                let (first, second) = (try await setup.state(runs[0]), try await setup.state(runs[1]))
+                return first == .running && second == .running
+            })
         #expect(await launcher.waitingRuns == [runs[2].id, runs[3].id, runs[4].id])
         for run in runs[2...] {
             let stored = try #require(try await setup.store.run(run.id))

@@ -1,11 +1,12 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceServer
 import SluiceSQLite
 import SluiceStorage
 import Synchronization
 import Testing
+
+@testable import SluiceServer
 
 /// A step that fails transiently `failures` times, then succeeds.
 private final class FlakyProcessor: Processor, Sendable {
@@ -17,7 +18,9 @@ private final class FlakyProcessor: Processor, Sendable {
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
-        let attempt = attempts.withLock { $0 += 1; return $0 }
+        let attempt = attempts.withLock {
+            $0 += 1; return $0
+        }
         if attempt <= failures { throw StepFailure("provider_unavailable", "attempt \(attempt) failed", transient: true) }
         return [:]
     }
@@ -32,12 +35,14 @@ struct MetricsTests {
     }
 
     func plan(_ catalog: ProcessorEnvironment) throws -> PipelinePlan {
-        let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
-            pipeline: flaky
-            defaults: { timeout: 1m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 20ms } }
-            steps:
-              - { id: call, uses: test_flaky }
-            """.utf8), file: "pipelines/flaky.yml")
+        let loaded = PipelineLoader(registry: catalog.registry).load(
+            Data(
+                """
+                pipeline: flaky
+                defaults: { timeout: 1m, retry: { attempts: 3, initial_delay: 10ms, max_delay: 20ms } }
+                steps:
+                  - { id: call, uses: test_flaky }
+                """.utf8), file: "pipelines/flaky.yml")
         return try PipelinePlan.build(try #require(loaded.definition, "\(loaded.diagnostics)")).get()
     }
 

@@ -63,12 +63,14 @@ struct OperationsTests {
 
         // Hummingbird's own list of what the router answers, in OpenAPI's {param} form.
         let router = live.server.router().router
-        let routed = Set(router.routes.map { route in
-            "\(route.method.rawValue) /" + route.path.components.map { element in
-                let text = element.description
-                return text.hasPrefix(":") ? "{\(text.dropFirst())}" : text
-            }.joined(separator: "/")
-        })
+        let routed = Set(
+            router.routes.map { route in
+                "\(route.method.rawValue) /"
+                    + route.path.components.map { element in
+                        let text = element.description
+                        return text.hasPrefix(":") ? "{\(text.dropFirst())}" : text
+                    }.joined(separator: "/")
+            })
         #expect(routed == documented, "only routed: \(routed.subtracting(documented)); only documented: \(documented.subtracting(routed))")
         #expect(Set(live.server.router().routes.routes.map(\.description)) == documented)
 
@@ -90,16 +92,20 @@ struct OperationsTests {
     }
 
     @Test func pipelinesAreListedWithTheirParamsAndLintErrors() async throws {
-        let live = try await LiveServer.start(project: try exampleProject(extra: [
-            "pipelines/broken.yml": "pipeline: broken\nsteps:\n  - { id: a, uses: no_such_processor }\n",
-        ]))
+        let live = try await LiveServer.start(
+            project: try exampleProject(extra: [
+                "pipelines/broken.yml": "pipeline: broken\nsteps:\n  - { id: a, uses: no_such_processor }\n"
+            ]))
         defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
         let listing = try await live.get("/v1/orgs/acme/pipelines", token: token)
         #expect(listing.status == 200)
         let pipelines = try #require(listing.json["pipelines"] as? [[String: Any]])
-        #expect(pipelines.compactMap { $0["id"] as? String } == ["broken", "cloud_billing_focus", "finops_data_quality", "genai_costs_daily",
-                                                                  "openai_usage_api"])
+        #expect(
+            pipelines.compactMap { $0["id"] as? String } == [
+                "broken", "cloud_billing_focus", "finops_data_quality", "genai_costs_daily",
+                "openai_usage_api",
+            ])
         let genai = try #require(pipelines.first { $0["id"] as? String == "genai_costs_daily" })
         #expect(genai["valid"] as? Bool == true)
         #expect(genai["schedule"] as? String == "30 2 * * *")

@@ -1,18 +1,20 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
-@testable import SluiceServer
 import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
 
+@testable import SluiceServer
+
 /// A step that sleeps for `for`, cancellably (`test_nap`).
 struct NapProcessor: Processor {
     var spec: ProcessorSpec {
-        ProcessorSpec(name: "test_nap", summary: "s", description: "d",
-                      fields: [FieldSpec("for", .duration, .required, description: "how long")],
-                      outputs: [], example: "")
+        ProcessorSpec(
+            name: "test_nap", summary: "s", description: "d",
+            fields: [FieldSpec("for", .duration, .required, description: "how long")],
+            outputs: [], example: "")
     }
 
     func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
@@ -31,12 +33,14 @@ struct RunLauncherTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
         let catalog = ProcessorEnvironment([NapProcessor()])
-        let loaded = PipelineLoader(registry: catalog.registry).load(Data("""
-            pipeline: naps
-            defaults: { timeout: 30m }
-            steps:
-              - { id: nap, uses: test_nap, with: { for: \(nap) } }
-            """.utf8), file: "pipelines/naps.yml")
+        let loaded = PipelineLoader(registry: catalog.registry).load(
+            Data(
+                """
+                pipeline: naps
+                defaults: { timeout: 30m }
+                steps:
+                  - { id: nap, uses: test_nap, with: { for: \(nap) } }
+                """.utf8), file: "pipelines/naps.yml")
         let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
         let executor = Executor(processors: catalog, store: store, logger: LiveServer.quiet)
         let run = try await executor.create(plan, Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: [:])).run
@@ -64,7 +68,10 @@ struct RunLauncherTests {
     @Test func aRunStillExecutingWhenTheGraceEndsIsCancelled() async throws {
         let (run, took) = try await stop(grace: .milliseconds(300), nap: "15m")
         #expect(run.state == .cancelled, "\(run.reason)")
-        #expect(run.reason == "cancelled at shutdown: the process was stopping and the run did not end within the 300ms shutdown grace; nothing was published, resume it with sluice run --resume")
+        #expect(
+            run.reason
+                == "cancelled at shutdown: the process was stopping and the run did not end within the 300ms shutdown grace; nothing was published, resume it with sluice run --resume"
+        )
         #expect(took >= .milliseconds(300))
         #expect(took < TestTime.patience, "the stop ends at the grace, not when the run would have")
     }

@@ -9,13 +9,13 @@ struct RunRefusalWordingTests {
     static let needsDay = [
         "schemas/events_raw.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}]"#,
         "pipelines/needs_day.yml": """
-            pipeline: needs_day
-            defaults: { timeout: 10m }
-            params:
-              day: { type: date, required: true }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: "data/${{ params.day }}.csv" }, table: events_raw, schema: schemas/events_raw.json } }
-            """,
+        pipeline: needs_day
+        defaults: { timeout: 10m }
+        params:
+          day: { type: date, required: true }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: "data/${{ params.day }}.csv" }, table: events_raw, schema: schemas/events_raw.json } }
+        """,
     ]
 
     @Test func aMissingParamIsExplainedInTheWordsOfTheCaller() async throws {
@@ -46,8 +46,10 @@ struct RunRefusalWordingTests {
         let triggered = try await live.post("/v1/orgs/acme/pipelines/openai_usage_api/runs", token: token, json: "{}")
         #expect(triggered.status == 503, "\(triggered.text)")
         #expect(triggered.errorCode == "keys_unavailable")
-        #expect(triggered.error["message"] as? String
-            == "pipeline 'openai_usage_api' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
+        #expect(
+            triggered.error["message"] as? String
+                == "pipeline 'openai_usage_api' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)"
+        )
         #expect(try await live.server.store.runs(pipeline: nil, org: nil, limit: 10).isEmpty)
         try await live.stop()
     }

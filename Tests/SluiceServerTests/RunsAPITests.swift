@@ -1,8 +1,8 @@
 import Foundation
 import SluiceEngine
 import SluiceRuntime
-import SluiceServer
 import SluiceSQLite
+import SluiceServer
 import SluiceStorage
 import SluiceTestSupport
 import Testing
@@ -16,8 +16,9 @@ struct RunsAPITests {
         defer { try? FileManager.default.removeItem(at: live.project) }
         let token = try await live.token("acme")
 
-        let trigger = try await live.post("/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
-                                          json: #"{"logical_date": "2026-03-01"}"#, headers: ["X-Request-Id": "client-req.42"])
+        let trigger = try await live.post(
+            "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
+            json: #"{"logical_date": "2026-03-01"}"#, headers: ["X-Request-Id": "client-req.42"])
         #expect(trigger.status == 202, "\(trigger.text)")
         #expect(trigger.header("X-Request-Id") == "client-req.42")
         let run = trigger.json
@@ -32,8 +33,11 @@ struct RunsAPITests {
         let ended = try await live.waitForEnd(id, token: token)
         #expect(ended["state"] as? String == "succeeded", "\(ended)")
         let steps = try #require(ended["steps"] as? [[String: Any]])
-        #expect(steps.map { $0["id"] as? String } == ["load_usage", "dedupe_usage", "load_pricing", "dedupe_pricing", "daily_costs",
-                                                        "test_daily_costs", "alert"])
+        #expect(
+            steps.map { $0["id"] as? String } == [
+                "load_usage", "dedupe_usage", "load_pricing", "dedupe_pricing", "daily_costs",
+                "test_daily_costs", "alert",
+            ])
         #expect(steps.first?["state"] as? String == "succeeded")
 
         // The stored run carries the request id, as `sluice runs` and the logs see it.
@@ -82,9 +86,10 @@ struct RunsAPITests {
         let results = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
             for index in 0..<200 {
                 group.addTask {
-                    try await live.post("/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
-                                        json: #"{"logical_date": "2026-03-02"}"#,
-                                        headers: ["Idempotency-Key": "nightly-2026-03-02", "X-Request-Id": "burst-\(index)"])
+                    try await live.post(
+                        "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
+                        json: #"{"logical_date": "2026-03-02"}"#,
+                        headers: ["Idempotency-Key": "nightly-2026-03-02", "X-Request-Id": "burst-\(index)"])
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -104,8 +109,9 @@ struct RunsAPITests {
         print("200 concurrent triggers with one Idempotency-Key: \(elapsed)")
 
         // The same key with other params is a mistake, not a second run.
-        let reused = try await live.post("/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
-                                         json: #"{"logical_date": "2026-03-03"}"#, headers: ["Idempotency-Key": "nightly-2026-03-02"])
+        let reused = try await live.post(
+            "/v1/orgs/acme/pipelines/genai_costs_daily/runs", token: token,
+            json: #"{"logical_date": "2026-03-03"}"#, headers: ["Idempotency-Key": "nightly-2026-03-02"])
         #expect(reused.status == 409)
         #expect(reused.errorCode == "idempotency_key_reused")
         _ = try await live.waitForEnd(try #require(ids.first), token: token)
@@ -126,8 +132,10 @@ struct RunsAPITests {
             let record = RunRecord(pipeline: "genai_costs_daily", org: "acme", logicalDate: "2026-03-01", trigger: .cli, createdAt: time)
             created.append(try await live.server.store.createRun(record, steps: []).run)
         }
-        _ = try await live.server.store.createRun(RunRecord(pipeline: "genai_costs_daily", org: "other", logicalDate: "2026-03-01",
-                                                            trigger: .cli, createdAt: base.addingTimeInterval(3.5)), steps: [])
+        _ = try await live.server.store.createRun(
+            RunRecord(
+                pipeline: "genai_costs_daily", org: "other", logicalDate: "2026-03-01",
+                trigger: .cli, createdAt: base.addingTimeInterval(3.5)), steps: [])
         let expected = created.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.map(\.id)
 
         var seen: [String] = []
@@ -148,8 +156,10 @@ struct RunsAPITests {
 
         // A run created after the first page was read does not shift the next pages.
         let first = try await live.get("/v1/orgs/acme/runs?limit=2", token: token)
-        _ = try await live.server.store.createRun(RunRecord(pipeline: "genai_costs_daily", org: "acme", logicalDate: "2026-03-01",
-                                                            trigger: .cli), steps: [])
+        _ = try await live.server.store.createRun(
+            RunRecord(
+                pipeline: "genai_costs_daily", org: "acme", logicalDate: "2026-03-01",
+                trigger: .cli), steps: [])
         let next = try await live.get("/v1/orgs/acme/runs?limit=2&cursor=\(try #require(first.json["next_cursor"] as? String))", token: token)
         #expect((next.json["runs"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == Array(expected[2..<4]))
 
@@ -179,7 +189,8 @@ struct RunsAPITests {
 
         // A run this server does not execute (sluice run in another process) can't be cancelled here.
         let elsewhere = try await live.server.store.createRun(
-            RunRecord(pipeline: "slow", org: "acme", logicalDate: "2026-03-01", trigger: .cli, state: .running), steps: []).run
+            RunRecord(pipeline: "slow", org: "acme", logicalDate: "2026-03-01", trigger: .cli, state: .running), steps: []
+        ).run
         let refused = try await live.post("/v1/runs/\(elsewhere.id)/cancel", token: token)
         #expect(refused.status == 409)
         #expect(refused.errorCode == "not_cancellable")
@@ -205,7 +216,9 @@ struct RunsAPITests {
     }
 
     func tableCount(_ path: String, _ table: String) async throws -> Int {
-        let count = try await python("import sqlite3,sys\ntry:\n print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM \(table)').fetchone()[0])\nexcept Exception:\n print(0)", arguments: [path])
+        let count = try await python(
+            "import sqlite3,sys\ntry:\n print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM \(table)').fetchone()[0])\nexcept Exception:\n print(0)",
+            arguments: [path])
         return Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 }

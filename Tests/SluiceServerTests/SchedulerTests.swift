@@ -4,8 +4,8 @@ import ServiceLifecycle
 import SluiceEngine
 import SluiceModel
 import SluiceRuntime
-import SluiceServer
 import SluiceSQLite
+import SluiceServer
 import SluiceStorage
 import SluiceTestSupport
 import Synchronization
@@ -15,10 +15,11 @@ import Testing
 struct SchedulerTests {
     /// A small pipeline every quarter hour, with the schedule given.
     static func project(schedule: String, extra: [String: String] = [:]) throws -> URL {
-        try exampleProject(extra: [
-            "schemas/ticks_raw.json": #"[{"name": "tick_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "amount", "type": "INT64"}]"#,
-            "data/ticks.csv": "tick_id,amount\nt1,1\nt2,2\nt3,3\n",
-            "pipelines/ticks.yml": """
+        try exampleProject(
+            extra: [
+                "schemas/ticks_raw.json": #"[{"name": "tick_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "amount", "type": "INT64"}]"#,
+                "data/ticks.csv": "tick_id,amount\nt1,1\nt2,2\nt3,3\n",
+                "pipelines/ticks.yml": """
                 pipeline: ticks
                 schedule: \(schedule)
                 defaults: { timeout: 5m }
@@ -26,15 +27,17 @@ struct SchedulerTests {
                   - { id: load, uses: ingest, with: { source: { format: csv, path: data/ticks.csv }, table: ticks_raw, schema: schemas/ticks_raw.json } }
                   - { id: merge, uses: merge_dedupe, with: { from: ticks_raw, into: ticks, key: [tick_id], latest_by: amount } }
                 """,
-        ].merging(extra) { $1 })
+            ].merging(extra) { $1 })
     }
 
     static func runner(_ project: URL, logger: Logger = LiveServer.quiet) async throws -> Runner {
         try Runner(services: try await Runtime.open(projectRoot: project), configuration: ServerConfiguration(), logger: logger)
     }
 
-    static func scheduler(_ runner: Runner, orgs: [String] = ["acme"], clock: ManualSchedulerClock,
-                          logger: Logger = LiveServer.quiet) -> Scheduler {
+    static func scheduler(
+        _ runner: Runner, orgs: [String] = ["acme"], clock: ManualSchedulerClock,
+        logger: Logger = LiveServer.quiet
+    ) -> Scheduler {
         Scheduler(runner: runner, options: Scheduler.Options(orgs: orgs, pipelines: ["ticks"]), clock: clock, logger: logger)
     }
 
@@ -98,8 +101,12 @@ struct SchedulerTests {
         #expect(created.map(\.fireTime) == [Self.date("2026-03-04T10:30:00Z")])
         await runner.waitForRuns()
         #expect(try await Self.scheduledRuns(runner).map(\.triggerKey) == ["10:00", "10:30"].map { "schedule:2026-03-04T\($0):00Z" })
-        #expect(logs.all.contains { $0.hasPrefix("warning 1 fire time of ticks for org acme skipped, at 2026-03-04T10:15:00Z: without catchup only the latest fire time is due") },
-                "\(logs.text)")
+        #expect(
+            logs.all.contains {
+                $0.hasPrefix(
+                    "warning 1 fire time of ticks for org acme skipped, at 2026-03-04T10:15:00Z: without catchup only the latest fire time is due")
+            },
+            "\(logs.text)")
         #expect(runner.metrics.exposition().text.contains("sluice_scheduled_runs_skipped_total 1"))
     }
 
@@ -122,9 +129,10 @@ struct SchedulerTests {
             await runner.waitForRuns()
         }
         #expect(fireTimes == [Self.date("2026-03-04T10:30:00Z"), Self.date("2026-03-04T10:45:00Z")])
-        #expect(logs.all.filter { $0.contains("skipped") } == [
-            "warning 3 fire times of ticks for org acme skipped, from 2026-03-04T09:45:00Z to 2026-03-04T10:15:00Z: older than catchup 30m org=acme pipeline=ticks",
-        ], "\(logs.text)")
+        #expect(
+            logs.all.filter { $0.contains("skipped") } == [
+                "warning 3 fire times of ticks for org acme skipped, from 2026-03-04T09:45:00Z to 2026-03-04T10:15:00Z: older than catchup 30m org=acme pipeline=ticks"
+            ], "\(logs.text)")
         let metrics = runner.metrics.exposition().text
         #expect(metrics.contains("sluice_scheduled_runs_skipped_total 3"))
         #expect(metrics.contains("sluice_scheduled_runs_deferred_total 2"), "09:45 waited for the run elsewhere, 10:45 for 10:30")
@@ -165,8 +173,9 @@ struct SchedulerTests {
         let runs = try await Self.scheduledRuns(first)
         #expect(runs.count == 8)
         for org in ["acme", "globex"] {
-            #expect(runs.filter { $0.org == org }.map(\.triggerKey)
-                == ["09:15", "09:30", "09:45", "10:00"].map { "schedule:2026-03-04T\($0):00Z" })
+            #expect(
+                runs.filter { $0.org == org }.map(\.triggerKey)
+                    == ["09:15", "09:30", "09:45", "10:00"].map { "schedule:2026-03-04T\($0):00Z" })
         }
         #expect(runs.allSatisfy { $0.state == .succeeded }, "\(runs.map { "\($0.id) \($0.state) \($0.reason)" })")
         // A third look, by either, creates nothing.
@@ -270,8 +279,9 @@ struct SchedulerTests {
         defer { try? FileManager.default.removeItem(at: project) }
         let runner = try await Self.runner(project)
         let plan = try #require(runner.services.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path).plan)
-        let slots = try Backfill(runner: runner).slots(plan, from: CalendarDate(parsing: "2026-03-04")!, to: CalendarDate(parsing: "2026-03-05")!,
-                                                       orgs: ["acme"])
+        let slots = try Backfill(runner: runner).slots(
+            plan, from: CalendarDate(parsing: "2026-03-04")!, to: CalendarDate(parsing: "2026-03-05")!,
+            orgs: ["acme"])
         #expect(slots.map { $0.triggerKey } == ["schedule:2026-03-03T23:15:00Z", "schedule:2026-03-04T23:15:00Z"])
         #expect(slots.map { $0.logicalDate.description } == ["2026-03-04", "2026-03-05"])
     }

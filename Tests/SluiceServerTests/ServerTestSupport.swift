@@ -4,11 +4,12 @@ import Logging
 import ServiceLifecycle
 import SluiceEngine
 import SluiceRuntime
-import SluiceServer
 import SluiceSQLite
+import SluiceServer
 import SluiceStorage
 import SluiceTestSupport
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -34,14 +35,15 @@ func exampleProject(extra: [String: String] = [:]) throws -> URL {
 
 /// A pipeline that takes a few seconds: 400,000 rows ingested and merged. For cancelling.
 let slowPipeline = [
-    "schemas/events_raw.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}, {"name": "amount", "type": "INT64"}]"#,
+    "schemas/events_raw.json":
+        #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}, {"name": "amount", "type": "INT64"}]"#,
     "pipelines/slow.yml": """
-        pipeline: slow
-        defaults: { timeout: 10m }
-        steps:
-          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-          - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: day } }
-        """,
+    pipeline: slow
+    defaults: { timeout: 10m }
+    steps:
+      - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+      - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: day } }
+    """,
     "data/events.csv": {
         var text = "event_id,day,amount\n"
         text.reserveCapacity(400_000 * 24)
@@ -88,14 +90,18 @@ final class LiveServer: Sendable {
     }
 
     /// `services` run beside the HTTP server (a scheduler over the server's runner).
-    static func start(project: URL, configure: (inout ServerConfiguration) -> Void = { _ in },
-                      logger: Logger = quiet, services: (APIServer) -> [any Service] = { _ in [] }) async throws -> LiveServer {
+    static func start(
+        project: URL, configure: (inout ServerConfiguration) -> Void = { _ in },
+        logger: Logger = quiet, services: (APIServer) -> [any Service] = { _ in [] }
+    ) async throws -> LiveServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let server = try APIServer(services: try await Runtime.open(projectRoot: project, environment: configuration.environment,
-                                                                    runCacheBytes: configuration.runCacheBytesPerRun),
-                                   configuration: configuration, logger: logger)
+        let server = try APIServer(
+            services: try await Runtime.open(
+                projectRoot: project, environment: configuration.environment,
+                runCacheBytes: configuration.runCacheBytesPerRun),
+            configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try server.application(services: services(server)) { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [application], logger: quiet))
@@ -105,8 +111,9 @@ final class LiveServer: Sendable {
         let sessionConfiguration = URLSessionConfiguration.ephemeral
         sessionConfiguration.httpMaximumConnectionsPerHost = 256
         sessionConfiguration.timeoutIntervalForRequest = 120
-        return LiveServer(project: project, server: server, port: port, group: group, task: task,
-                          session: URLSession(configuration: sessionConfiguration))
+        return LiveServer(
+            project: project, server: server, port: port, group: group, task: task,
+            session: URLSession(configuration: sessionConfiguration))
     }
 
     private init(project: URL, server: APIServer, port: Int, group: ServiceGroup, task: Task<Void, any Error>, session: URLSession) {
@@ -130,8 +137,10 @@ final class LiveServer: Sendable {
         try await server.tokens.create(org: org, name: "test").token.text
     }
 
-    func request(_ method: String, _ path: String, token: String? = nil, headers: [String: String] = [:],
-                 body: Data? = nil) async throws -> HTTPResult {
+    func request(
+        _ method: String, _ path: String, token: String? = nil, headers: [String: String] = [:],
+        body: Data? = nil
+    ) async throws -> HTTPResult {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }

@@ -98,9 +98,16 @@ struct TLSTests {
         }
         #expect(refusal(missing, key) == "\(missing): the TLS certificate file can't be opened: no such file")
         #expect(refusal(cert, missing) == "\(missing): the TLS private key file can't be opened: no such file")
-        #expect(refusal(key, key) == "\(key): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
-        #expect(refusal(cert, cert) == "\(cert): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)")
-        #expect(refusal(cert, other.key.path) == "\(other.key.path): this private key does not belong to the first certificate in \(cert) (which must be the server's own, before any intermediates)")
+        #expect(
+            refusal(key, key) == "\(key): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
+        #expect(
+            refusal(cert, cert)
+                == "\(cert): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)"
+        )
+        #expect(
+            refusal(cert, other.key.path)
+                == "\(other.key.path): this private key does not belong to the first certificate in \(cert) (which must be the server's own, before any intermediates)"
+        )
         // openssl made it valid for two days.
         let expired = refusal(cert, key, now: Date().addingTimeInterval(3 * 86_400))
         #expect(expired.hasPrefix("\(cert): the certificate expired on 20") && expired.hasSuffix("; renew it"), "\(expired)")

@@ -13,22 +13,24 @@ struct TenantConfinementTests {
         try Data(csv.replacingOccurrences(of: "e1", with: "OUTSIDE-SECRET").utf8).write(to: outside.appendingPathComponent("secret.csv"))
         let project = try exampleProject(extra: [
             "sluice.yml": "inputs: { root: \"data/{org}\" }\n",
-            "schemas/events_raw.json": #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}, {"name": "amount", "type": "INT64"}]"#,
+            "schemas/events_raw.json":
+                #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "day", "type": "DATE"}, {"name": "amount", "type": "INT64"}]"#,
             "pipelines/load_export.yml": """
-                pipeline: load_export
-                defaults: { timeout: 1m }
-                params:
-                  file: { type: string, default: data/acme/export.csv }
-                steps:
-                  - id: load
-                    uses: ingest
-                    with: { source: { format: csv, path: "${{ params.file }}" }, table: events_raw, schema: schemas/events_raw.json }
-                """,
+            pipeline: load_export
+            defaults: { timeout: 1m }
+            params:
+              file: { type: string, default: data/acme/export.csv }
+            steps:
+              - id: load
+                uses: ingest
+                with: { source: { format: csv, path: "${{ params.file }}" }, table: events_raw, schema: schemas/events_raw.json }
+            """,
             "data/acme/export.csv": csv,
             "data/globex/billing.csv": csv.replacingOccurrences(of: "e1", with: "GLOBEX-BILLING"),
         ])
-        try FileManager.default.createSymbolicLink(atPath: project.appendingPathComponent("data/acme/link.csv").path,
-                                                   withDestinationPath: outside.appendingPathComponent("secret.csv").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: project.appendingPathComponent("data/acme/link.csv").path,
+            withDestinationPath: outside.appendingPathComponent("secret.csv").path)
         let live = try await LiveServer.start(project: project)
         defer { try? FileManager.default.removeItem(at: project) }
         let token = try await live.token("acme")
@@ -44,8 +46,10 @@ struct TenantConfinementTests {
         }
 
         var reasons: [String: String] = [:]
-        for file in ["/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "../../etc/passwd",
-                     "data/acme/link.csv", "data/globex/billing.csv", "data/globex/missing.csv", ".sluice/runs.sqlite"] {
+        for file in [
+            "/etc/passwd", "\(outside.path)/secret.csv", "\(outside.path)/missing.csv", "../../etc/passwd",
+            "data/acme/link.csv", "data/globex/billing.csv", "data/globex/missing.csv", ".sluice/runs.sqlite",
+        ] {
             let (run, step) = try await load(file)
             #expect(run["state"] as? String == "failed", "\(file): \(run)")
             #expect(step["error_code"] as? String == "input_refused", "\(file): \(step)")

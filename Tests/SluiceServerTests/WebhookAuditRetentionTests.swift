@@ -1,17 +1,18 @@
 import Foundation
 import SluiceEngine
 import SluiceRuntime
-import SluiceServer
 import SluiceSQLite
+import SluiceServer
 import SluiceStorage
 import Testing
 
 /// Refused deliveries are kept within an age and a count; accepted ones stay.
 struct WebhookAuditRetentionTests {
     static func record(_ outcome: WebhookAuditRecord.Outcome, at: Date, id: String) -> WebhookAuditRecord {
-        WebhookAuditRecord(org: "acme", pipeline: "genai_costs_daily", messageID: id, outcome: outcome,
-                           reason: outcome == .accepted ? "accepted" : "bad_signature", status: outcome == .accepted ? 202 : 401,
-                           detail: "d", requestID: "req_\(id)", at: at)
+        WebhookAuditRecord(
+            org: "acme", pipeline: "genai_costs_daily", messageID: id, outcome: outcome,
+            reason: outcome == .accepted ? "accepted" : "bad_signature", status: outcome == .accepted ? 202 : 401,
+            detail: "d", requestID: "req_\(id)", at: at)
     }
 
     @Test func refusalsOlderThanTheRetentionOrBeyondTheCountAreDeletedAndAcceptancesKept() async throws {
@@ -41,7 +42,9 @@ struct WebhookAuditRetentionTests {
                 .merging(["SLUICE_WEBHOOK_AUDIT_RETENTION": "1d", "SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS": "1000"]) { $1 }
         }
         let store = live.server.services.webhookAudit
-        for index in 0..<3 { try await store.appendWebhookAudit(Self.record(.refused, at: Date().addingTimeInterval(-2 * 86_400), id: "old\(index)")) }
+        for index in 0..<3 {
+            try await store.appendWebhookAudit(Self.record(.refused, at: Date().addingTimeInterval(-2 * 86_400), id: "old\(index)"))
+        }
         try await WebhookTests.createHook(live, secret: WebhookTests.secret1)
         let refused = try await WebhookTests.deliver(live, id: "msg_bad", body: WebhookTests.payload, secret: WebhookTests.secret2)
         #expect(refused.status == 401)

@@ -1,9 +1,9 @@
 import Foundation
 import SluiceEngine
 import SluiceRuntime
+import SluiceSQLite
 import SluiceSecrets
 import SluiceServer
-import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
@@ -28,10 +28,13 @@ struct WebhookTests {
         return Credentials(store: live.server.services.credentialStore, keys: keys)
     }
 
-    static func createHook(_ live: LiveServer, org: String = "acme", pipeline: String = "genai_costs_daily", secret: String,
-                           metadata: String = #"{"param_usage_file": "data.file", "logical_date": "data.day"}"#) async throws {
-        try await credentials(live).put(org: org, name: "webhooks/\(pipeline)", value: SecretBytes(Array(secret.utf8)),
-                                        provider: "generic", expiresAt: nil, metadata: metadata)
+    static func createHook(
+        _ live: LiveServer, org: String = "acme", pipeline: String = "genai_costs_daily", secret: String,
+        metadata: String = #"{"param_usage_file": "data.file", "logical_date": "data.day"}"#
+    ) async throws {
+        try await credentials(live).put(
+            org: org, name: "webhooks/\(pipeline)", value: SecretBytes(Array(secret.utf8)),
+            provider: "generic", expiresAt: nil, metadata: metadata)
     }
 
     static let secret1 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -39,7 +42,8 @@ struct WebhookTests {
 
     /// `v1,<base64>` computed by Python's hmac over id.timestamp.body, with the secret's bytes.
     static func sign(_ secret: String, id: String, timestamp: Int, body: String) async throws -> String {
-        try await python("""
+        try await python(
+            """
             import base64, hashlib, hmac, sys
             secret, message_id, timestamp, body = sys.argv[1:5]
             key = base64.b64decode(secret[len("whsec_"):])
@@ -50,8 +54,10 @@ struct WebhookTests {
 
     static var now: Int { Int(Date().timeIntervalSince1970) }
 
-    static func deliver(_ live: LiveServer, path: String = "/v1/hooks/acme/genai_costs_daily", id: String, timestamp: Int = now,
-                        body: String, signature: String? = nil, secret: String = secret1, drop: String? = nil) async throws -> HTTPResult {
+    static func deliver(
+        _ live: LiveServer, path: String = "/v1/hooks/acme/genai_costs_daily", id: String, timestamp: Int = now,
+        body: String, signature: String? = nil, secret: String = secret1, drop: String? = nil
+    ) async throws -> HTTPResult {
         let signature = if let signature { signature } else { try await sign(secret, id: id, timestamp: timestamp, body: body) }
         var headers = ["webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature]
         if let drop { headers[drop] = nil }
@@ -105,46 +111,62 @@ struct WebhookTests {
             expected[reason, default: 0] += 1
         }
         for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-            check(try await Self.deliver(live, id: "msg_1", body: body, drop: header), 400, "missing_header", "missing_header",
-                  "needs the \(header) header")
+            check(
+                try await Self.deliver(live, id: "msg_1", body: body, drop: header), 400, "missing_header", "missing_header",
+                "needs the \(header) header")
         }
-        check(try await Self.deliver(live, id: "msg_1", timestamp: 0, body: body, signature: "v1,abc"), 401, "unauthenticated",
-              "stale_timestamp", "deliveries older than 300 s are refused")
+        check(
+            try await Self.deliver(live, id: "msg_1", timestamp: 0, body: body, signature: "v1,abc"), 401, "unauthenticated",
+            "stale_timestamp", "deliveries older than 300 s are refused")
         // (Margins of 30 s: signing and sending take time on a busy machine.)
-        check(try await Self.deliver(live, id: "msg_1", timestamp: Self.now - 330, body: body), 401, "unauthenticated", "stale_timestamp",
-              "deliveries older than 300 s")
-        check(try await Self.deliver(live, id: "msg_1", timestamp: Self.now + 90, body: body), 401, "unauthenticated", "future_timestamp",
-              "at most 60 s ahead")
-        check(try await Self.deliver(live, id: "msg_1", body: body, secret: Self.secret2), 401, "unauthenticated", "bad_signature",
-              "no signature in webhook-signature matches")
-        check(try await Self.deliver(live, id: "msg_1", body: body, signature: "v2,aGVsbG8="), 401, "unauthenticated", "bad_signature",
-              "has no v1,")
+        check(
+            try await Self.deliver(live, id: "msg_1", timestamp: Self.now - 330, body: body), 401, "unauthenticated", "stale_timestamp",
+            "deliveries older than 300 s")
+        check(
+            try await Self.deliver(live, id: "msg_1", timestamp: Self.now + 90, body: body), 401, "unauthenticated", "future_timestamp",
+            "at most 60 s ahead")
+        check(
+            try await Self.deliver(live, id: "msg_1", body: body, secret: Self.secret2), 401, "unauthenticated", "bad_signature",
+            "no signature in webhook-signature matches")
+        check(
+            try await Self.deliver(live, id: "msg_1", body: body, signature: "v2,aGVsbG8="), 401, "unauthenticated", "bad_signature",
+            "has no v1,")
         // Signed for another body (a tampered payload).
         let signedAt = Self.now
         let tampered = try await Self.sign(Self.secret1, id: "msg_1", timestamp: signedAt, body: body)
-        check(try await Self.deliver(live, id: "msg_1", timestamp: signedAt, body: body.replacingOccurrences(of: "03-04", with: "03-05"),
-                                     signature: tampered),
-              401, "unauthenticated", "bad_signature", "matches")
-        check(try await Self.deliver(live, path: "/v1/hooks/acme/finops_data_quality", id: "msg_1", body: body), 404, "hook_not_found",
-              "unknown_hook", "no webhook for pipeline 'finops_data_quality' in org 'acme'")
-        check(try await Self.deliver(live, path: "/v1/hooks/other/genai_costs_daily", id: "msg_1", body: body), 404, "hook_not_found",
-              "unknown_hook", "in org 'other'")
-        check(try await Self.deliver(live, path: "/v1/hooks/acme/nope", id: "msg_1", body: body), 404, "hook_not_found", "unknown_hook",
-              "no webhook")
+        check(
+            try await Self.deliver(
+                live, id: "msg_1", timestamp: signedAt, body: body.replacingOccurrences(of: "03-04", with: "03-05"),
+                signature: tampered),
+            401, "unauthenticated", "bad_signature", "matches")
+        check(
+            try await Self.deliver(live, path: "/v1/hooks/acme/finops_data_quality", id: "msg_1", body: body), 404, "hook_not_found",
+            "unknown_hook", "no webhook for pipeline 'finops_data_quality' in org 'acme'")
+        check(
+            try await Self.deliver(live, path: "/v1/hooks/other/genai_costs_daily", id: "msg_1", body: body), 404, "hook_not_found",
+            "unknown_hook", "in org 'other'")
+        check(
+            try await Self.deliver(live, path: "/v1/hooks/acme/nope", id: "msg_1", body: body), 404, "hook_not_found", "unknown_hook",
+            "no webhook")
         let large = "{\"pad\": \"" + String(repeating: "x", count: 1 << 20) + "\"}"
         check(try await Self.deliver(live, id: "msg_1", body: large, signature: "v1,abc"), 413, "body_too_large", "body_too_large", "1 MiB")
         check(try await Self.deliver(live, id: "msg_1", body: "{not json"), 400, "invalid_json", "invalid_payload", "not valid JSON")
         // The Content-Type header is not signed, so it decides nothing: curl's default form type
         // with a stale timestamp is a stale timestamp.
-        check(try await live.request("POST", "/v1/hooks/acme/genai_costs_daily", headers: [
-            "webhook-id": "msg_1", "webhook-timestamp": String(Self.now - 600), "Content-Type": "application/x-www-form-urlencoded",
-            "webhook-signature": try await Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now - 600, body: body)], body: Data(body.utf8)),
-              401, "unauthenticated", "stale_timestamp", "deliveries older than 300 s")
+        check(
+            try await live.request(
+                "POST", "/v1/hooks/acme/genai_costs_daily",
+                headers: [
+                    "webhook-id": "msg_1", "webhook-timestamp": String(Self.now - 600), "Content-Type": "application/x-www-form-urlencoded",
+                    "webhook-signature": try await Self.sign(Self.secret1, id: "msg_1", timestamp: Self.now - 600, body: body),
+                ], body: Data(body.utf8)),
+            401, "unauthenticated", "stale_timestamp", "deliveries older than 300 s")
         check(try await Self.deliver(live, id: "bad id", body: body), 400, "invalid_header", "invalid_header", "webhook-id must be")
 
         // Just inside the window on both sides: verified.
         for timestamp in [Self.now - 270, Self.now + 30] {
-            let inside = try await Self.deliver(live, path: "/v1/hooks/acme/genai_costs_daily/verify", id: "msg_edge", timestamp: timestamp, body: body)
+            let inside = try await Self.deliver(
+                live, path: "/v1/hooks/acme/genai_costs_daily/verify", id: "msg_edge", timestamp: timestamp, body: body)
             #expect(inside.status == 200, "\(inside.text)")
         }
 
@@ -155,7 +177,9 @@ struct WebhookTests {
         }
         var audited: [String: Int] = [:]
         for org in ["acme", "other"] {
-            for record in try await live.server.webhookAuditRecords(org: org) where record.outcome == .refused { audited[record.reason, default: 0] += 1 }
+            for record in try await live.server.webhookAuditRecords(org: org) where record.outcome == .refused {
+                audited[record.reason, default: 0] += 1
+            }
         }
         #expect(audited == expected)
         #expect(try await live.server.store.runs(pipeline: nil, org: nil, limit: 10).isEmpty)
@@ -215,8 +239,9 @@ struct WebhookTests {
 
         // Rotation: both secrets verify during the grace period.
         let credentials = try Self.credentials(live)
-        let stored = try await credentials.rotate(org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array(Self.secret2.utf8)),
-                                                  grace: .seconds(20))
+        let stored = try await credentials.rotate(
+            org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array(Self.secret2.utf8)),
+            grace: .seconds(20))
         let graceEnds = try #require(stored.previousValidUntil)
         #expect(try await Self.deliver(live, path: verify, id: "m2", body: body, secret: Self.secret1).status == 200)
         #expect(try await Self.deliver(live, path: verify, id: "m2", body: body, secret: Self.secret2).status == 200)
@@ -228,7 +253,9 @@ struct WebhookTests {
             let response = try await Self.deliver(live, path: verify, id: "m3", timestamp: timestamp, body: body, signature: header)
             #expect(response.status == 200, "\(header): \(response.text)")
         }
-        #expect(try await Self.deliver(live, path: verify, id: "m3", timestamp: timestamp, body: body, signature: "\(wrong) v2,\(good.dropFirst(3))").status == 401)
+        #expect(
+            try await Self.deliver(live, path: verify, id: "m3", timestamp: timestamp, body: body, signature: "\(wrong) v2,\(good.dropFirst(3))")
+                .status == 401)
 
         #expect(Date() < graceEnds, "the machine is too slow for this test's grace period")
         // After the grace period only the new secret verifies.
@@ -258,11 +285,13 @@ struct WebhookEdgeTests {
         }
         let old = try await WebhookTests.deliver(live, path: verify, id: "msg_old", timestamp: second - 301, body: body)
         #expect(old.status == 401, "\(old.text)")
-        #expect(old.error["message"] as? String
-            == "webhook-timestamp is 301 s old; deliveries older than 300 s are refused (a replay, or a clock that is wrong)", "\(old.text)")
+        #expect(
+            old.error["message"] as? String
+                == "webhook-timestamp is 301 s old; deliveries older than 300 s are refused (a replay, or a clock that is wrong)", "\(old.text)")
         let ahead = try await WebhookTests.deliver(live, path: verify, id: "msg_ahead", timestamp: second + 61, body: body)
         #expect(ahead.status == 401, "\(ahead.text)")
-        #expect((ahead.error["message"] as? String)?.hasPrefix("webhook-timestamp is 61 s in the future; at most 60 s ahead") == true, "\(ahead.text)")
+        #expect(
+            (ahead.error["message"] as? String)?.hasPrefix("webhook-timestamp is 61 s in the future; at most 60 s ahead") == true, "\(ahead.text)")
         try await live.stop()
     }
 
@@ -281,8 +310,9 @@ struct WebhookEdgeTests {
             let response = try await WebhookTests.deliver(live, path: verify, id: "msg_many", timestamp: timestamp, body: body, signature: header)
             #expect(response.status == 200, "the valid entry after \(count) others: \(response.text)")
         }
-        let none = try await WebhookTests.deliver(live, path: verify, id: "msg_many", timestamp: timestamp, body: body,
-                                                  signature: others.joined(separator: " "))
+        let none = try await WebhookTests.deliver(
+            live, path: verify, id: "msg_many", timestamp: timestamp, body: body,
+            signature: others.joined(separator: " "))
         #expect(none.status == 401)
         try await live.stop()
     }
@@ -293,19 +323,23 @@ struct WebhookEdgeTests {
 struct UnusableHookTests {
     @Test func postsToAHookWithABrokenSecretAreRefusedWithoutADecryptOrALogLineEach() async throws {
         let logs = LogCapture()
-        let live = try await LiveServer.start(project: try exampleProject(), configure: { configuration in
-            configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
-        }, logger: logs.logger)
+        let live = try await LiveServer.start(
+            project: try exampleProject(),
+            configure: { configuration in
+                configuration.environment = ProcessInfo.processInfo.environment.merging(WebhookTests.keyEnvironment) { $1 }
+            }, logger: logs.logger)
         defer { try? FileManager.default.removeItem(at: live.project) }
         // Not a whsec_ value: it opens, but can't key an HMAC.
-        try await WebhookTests.credentials(live).put(org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array("not-a-webhook-secret".utf8)),
-                                                     provider: "generic", expiresAt: nil, metadata: nil)
+        try await WebhookTests.credentials(live).put(
+            org: "acme", name: "webhooks/genai_costs_daily", value: SecretBytes(Array("not-a-webhook-secret".utf8)),
+            provider: "generic", expiresAt: nil, metadata: nil)
         for index in 0..<5 {
             let refused = try await WebhookTests.deliver(live, id: "msg_broken_\(index)", body: WebhookTests.payload)
             #expect(refused.status == 503, "\(refused.text)")
             #expect(refused.errorCode == "hook_unavailable")
         }
-        let decrypts = try await live.server.services.credentialStore.auditRecords(org: "acme", credential: "webhooks/genai_costs_daily", limit: 100).filter { $0.action == .decrypt }
+        let decrypts = try await live.server.services.credentialStore.auditRecords(org: "acme", credential: "webhooks/genai_costs_daily", limit: 100)
+            .filter { $0.action == .decrypt }
         #expect(decrypts.count == 1, "one decrypt for five posts: \(decrypts)")
         let errors = logs.all.filter { $0.hasPrefix("error webhook refused") }
         #expect(errors.count == 1, "\(errors)")

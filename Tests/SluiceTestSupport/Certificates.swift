@@ -9,9 +9,11 @@ public struct TestCertificate: Sendable {
     /// `name` keeps several in one folder apart.
     public static func make(in folder: URL, name: String = "server") async throws -> TestCertificate {
         let certificate = folder.appendingPathComponent("\(name).pem"), key = folder.appendingPathComponent("\(name)-key.pem")
-        let arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                         "-keyout", key.path, "-out", certificate.path, "-days", "2",
-                         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        let arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key.path, "-out", certificate.path, "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ]
         let status = try await onItsOwnThread {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

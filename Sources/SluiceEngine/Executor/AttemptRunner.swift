@@ -14,8 +14,10 @@ enum AttemptOutcome<Value: Sendable>: Sendable {
 /// limit the task is cancelled, given `grace` to stop, and then abandoned if it has not.
 /// Cancelling the caller's task does the same with `.cancelled`.
 enum AttemptRunner {
-    static func run<Value: Sendable>(limit: Duration?, grace: Duration,
-                                     _ work: @escaping @Sendable () async throws -> Value) async -> AttemptOutcome<Value> {
+    static func run<Value: Sendable>(
+        limit: Duration?, grace: Duration,
+        _ work: @escaping @Sendable () async throws -> Value
+    ) async -> AttemptOutcome<Value> {
         let race = Race<Value>()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<AttemptOutcome<Value>, Never>) in
@@ -66,7 +68,8 @@ enum AttemptRunner {
         }
 
         func workFinished(_ result: Result<Value, any Error>) {
-            let (continuation, waiter) = state.withLock { state -> (CheckedContinuation<AttemptOutcome<Value>, Never>?, CheckedContinuation<Bool, Never>?) in
+            let (continuation, waiter) = state.withLock {
+                state -> (CheckedContinuation<AttemptOutcome<Value>, Never>?, CheckedContinuation<Bool, Never>?) in
                 state.workDone = true
                 if state.interrupted {
                     let waiter = state.graceWaiter

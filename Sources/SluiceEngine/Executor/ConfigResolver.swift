@@ -36,8 +36,10 @@ public enum ConfigResolver {
         return Resolved(config: config, untrustedFields: untrusted)
     }
 
-    private static func resolve(_ node: YAMLNode, in context: ExpressionContext, path: String,
-                                untrusted: inout [String: UntrustedField]) throws(StepFailure) -> YAMLNode {
+    private static func resolve(
+        _ node: YAMLNode, in context: ExpressionContext, path: String,
+        untrusted: inout [String: UntrustedField]
+    ) throws(StepFailure) -> YAMLNode {
         switch node.value {
         case .scalar(let text, _):
             guard Template.containsExpression(text) else { return node }

@@ -11,8 +11,10 @@ extension Executor {
         for step in plan.definition.steps + plan.definition.onFailure {
             let stepReason = "not run: the run was cancelled before it started"
             try await store.recordStep(run.id, step: step.id.value, state: .skipped, attempt: 0, reason: stepReason, errorCode: nil, at: at)
-            options.observer?(RunEvent(transition: Transition(stepID: step.id.value, attempt: 0, state: .skipped, reason: stepReason, at: at),
-                                       outputs: nil))
+            options.observer?(
+                RunEvent(
+                    transition: Transition(stepID: step.id.value, attempt: 0, state: .skipped, reason: stepReason, at: at),
+                    outputs: nil))
         }
         try await store.recordRun(run.id, state: .cancelled, reason: reason, at: at)
         options.observer?(RunEvent(transition: Transition(stepID: nil, attempt: 0, state: .cancelled, reason: reason, at: at), outputs: nil))

@@ -39,9 +39,11 @@ public struct Executor: Sendable {
     /// Where `kms_decrypt` opens an org's stored credentials; nil when there is no keyring.
     public var credentials: Credentials?
 
-    public init(processors: ProcessorEnvironment, store: any RunStore, warehouse: (any Warehouse)? = nil,
-                project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),
-                logger: Logger = Logger(label: "sluice.executor")) {
+    public init(
+        processors: ProcessorEnvironment, store: any RunStore, warehouse: (any Warehouse)? = nil,
+        project: ProjectContext? = nil, options: ExecutorOptions = ExecutorOptions(),
+        logger: Logger = Logger(label: "sluice.executor")
+    ) {
         self.processors = processors
         self.store = store
         self.warehouse = warehouse
@@ -64,8 +66,10 @@ public struct Executor: Sendable {
         public var triggerKey: String?
         public var requestID: String?
 
-        public init(org: String, logicalDate: String, trigger: RunTrigger = .cli, params: [String: String] = [:],
-                    env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil) {
+        public init(
+            org: String, logicalDate: String, trigger: RunTrigger = .cli, params: [String: String] = [:],
+            env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil
+        ) {
             self.org = org
             self.logicalDate = logicalDate
             self.trigger = trigger
@@ -110,9 +114,10 @@ public struct Executor: Sendable {
     private func records(_ plan: PipelinePlan, _ request: RunRequest) -> (RunRecord, [StepRunRecord]) {
         let definition = plan.definition
         let pipeline = definition.id?.value ?? "pipeline"
-        let record = RunRecord(pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
-                               triggerKey: request.triggerKey, requestID: request.requestID, params: request.params,
-                               lease: options.lease)
+        let record = RunRecord(
+            pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
+            triggerKey: request.triggerKey, requestID: request.requestID, params: request.params,
+            lease: options.lease)
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -122,8 +127,10 @@ public struct Executor: Sendable {
     /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not
     /// succeed: a new run, with the same params and logical date, that reuses the old run's
     /// staging and the outputs of its succeeded steps. Returns the new run as it ended.
-    public func resume(_ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment,
-                       cancellation: CancellationNote? = nil) async throws -> RunRecord {
+    public func resume(
+        _ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment,
+        cancellation: CancellationNote? = nil
+    ) async throws -> RunRecord {
         guard let previous = try await store.run(runID) else {
             throw StepFailure(.unknownRun, "no run '\(runID)'")
         }
@@ -133,8 +140,9 @@ public struct Executor: Sendable {
         guard previous.pipeline == plan.definition.id?.value else {
             throw StepFailure(.notResumable, "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
         }
-        let succeeded = Dictionary(try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
-                                   uniquingKeysWith: { first, _ in first })
+        let succeeded = Dictionary(
+            try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
+            uniquingKeysWith: { first, _ in first })
         var reused: [String: [String: ExpressionValue]] = [:]
         // A cancelled run's staging was discarded when it stopped, so its resume runs every step
         // again, with the same params and logical date.
@@ -146,7 +154,8 @@ public struct Executor: Sendable {
         for id in plan.order where !startsOver {
             guard let outputs = succeeded[id], let step = plan.definition.step(id) else { continue }
             if processors[step.uses.value]?.spec.derivesFromTables == true
-                || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) }) {
+                || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) })
+            {
                 stale.insert(id)
                 continue
             }
@@ -159,13 +168,16 @@ public struct Executor: Sendable {
         }
         let stagingRun = startsOver ? nil : try await RunRecovery.stagingRun(of: previous, store: store)
         if let warehouse, let stagingRun, !reused.isEmpty, try await !warehouse.hasStaging(org: previous.org, runID: stagingRun) {
-            throw StepFailure(.notResumable, """
+            throw StepFailure(
+                .notResumable,
+                """
                 run '\(runID)' can't be resumed: its staging was removed (a failed run keeps it for \
                 SLUICE_STAGING_RETENTION, 7 days by default); start a new run instead
                 """)
         }
-        let record = RunRecord(pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
-                               triggerKey: resumeKey, params: previous.params, resumeOf: previous.id, lease: options.lease)
+        let record = RunRecord(
+            pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
+            triggerKey: resumeKey, params: previous.params, resumeOf: previous.id, lease: options.lease)
         let steps = (plan.definition.steps + plan.definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -179,9 +191,11 @@ public struct Executor: Sendable {
     /// (in the run whose staging `stagingOf` names) with their outputs; they are not run again.
     /// `cancellation` is where whoever cancels the task says why; the cancelled run is recorded
     /// with that reason.
-    public func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
-                        reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil,
-                        cancellation: CancellationNote? = nil) async throws {
+    public func execute(
+        _ plan: PipelinePlan, run: RunRecord, env: [String: String],
+        reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil,
+        cancellation: CancellationNote? = nil
+    ) async throws {
         // The run's secrets: cleared (buffers overwritten) however the run ends.
         let vault = SecretVault(owner: run.id)
         do {
@@ -193,9 +207,11 @@ public struct Executor: Sendable {
         await vault.clearAll()
     }
 
-    private func execute(_ plan: PipelinePlan, run: RunRecord, env: [String: String],
-                         reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault,
-                         cancellation: CancellationNote?) async throws {
+    private func execute(
+        _ plan: PipelinePlan, run: RunRecord, env: [String: String],
+        reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault,
+        cancellation: CancellationNote?
+    ) async throws {
         var logger = self.logger
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
@@ -245,16 +261,19 @@ public struct Executor: Sendable {
                 // Every table a step writes may be held (see `RunWorkspace.holdTargets()`); a
                 // resume that reuses steps needs the staging they wrote.
                 let targets = plan.order.flatMap { plan.writes[$0] ?? [] }
-                workspace = try await warehouse.workspace(org: run.org, runID: stagingRun ?? run.id, targets: targets,
-                                                          existing: stagingRun != nil && !reuse.isEmpty)
+                workspace = try await warehouse.workspace(
+                    org: run.org, runID: stagingRun ?? run.id, targets: targets,
+                    existing: stagingRun != nil && !reuse.isEmpty)
             } catch {
                 let reason = redactor.redact("the warehouse could not be opened: \(Self.message(of: error))")
                 logger.error("\(reason)")
                 try await skipAll(plan.definition.steps.map(\.id.value), of: run.id, reason: "not run: the warehouse could not be opened")
-                try await fail(plan, run: run, context: base, reason: reason,
-                               failure: RunFailure(stepID: nil, code: (error as? StepFailure)?.code ?? RunFailure.warehouseUnavailableCode,
-                                                   message: reason),
-                               resources: RunResources(workspace: nil, vault: vault, project: project), logger: logger)
+                try await fail(
+                    plan, run: run, context: base, reason: reason,
+                    failure: RunFailure(
+                        stepID: nil, code: (error as? StepFailure)?.code ?? RunFailure.warehouseUnavailableCode,
+                        message: reason),
+                    resources: RunResources(workspace: nil, vault: vault, project: project), logger: logger)
                 return
             }
         }
@@ -262,15 +281,20 @@ public struct Executor: Sendable {
         for (step, outputs) in reuse.sorted(by: { $0.key < $1.key }) {
             try await shielded { [store] in
                 try await store.saveOutputs(run.id, step: step, outputs: outputs)
-                try await store.recordStep(run.id, step: step, state: .succeeded, attempt: 0,
-                                           reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
+                try await store.recordStep(
+                    run.id, step: step, state: .succeeded, attempt: 0,
+                    reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
             }
         }
         let resources = RunResources(workspace: workspace, vault: vault, project: project)
         // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
         let steps = Task { [self] in await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger) }
         ownership.onLoss { steps.cancel() }
-        let (outcome, outputs) = await withTaskCancellationHandler { await steps.value } onCancel: { steps.cancel() }
+        let (outcome, outputs) = await withTaskCancellationHandler {
+            await steps.value
+        } onCancel: {
+            steps.cancel()
+        }
         if ownership.isLost {
             await workspace?.close()
             logLost(logger)
@@ -321,9 +345,10 @@ public struct Executor: Sendable {
             // The staging stays for a resume; nothing of it is published. Other runs need not
             // wait for the handlers to have the tables.
             await workspace?.close()
-            try await fail(plan, run: run, context: handlerContext, reason: reason,
-                           failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
-                           resources: resources, logger: logger)
+            try await fail(
+                plan, run: run, context: handlerContext, reason: reason,
+                failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
+                resources: resources, logger: logger)
             logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
         case .cancelled:
             try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
@@ -332,8 +357,10 @@ public struct Executor: Sendable {
 
     /// Ends a run that was cancelled: its staging discarded, no handler run (whoever cancelled
     /// a run knows; alerting them would be noise), the reason recorded.
-    private func endCancelled(_ plan: PipelinePlan, run: RunRecord, workspace: (any RunWorkspace)?, reason: String?,
-                              logger: Logger) async throws {
+    private func endCancelled(
+        _ plan: PipelinePlan, run: RunRecord, workspace: (any RunWorkspace)?, reason: String?,
+        logger: Logger
+    ) async throws {
         if let workspace {
             do { try await shielded { try await workspace.discard() } } catch { await workspace.close() }
         }
@@ -346,15 +373,18 @@ public struct Executor: Sendable {
 
     /// Ends a run whose publish failed: nothing of it changed; a full disk or a damaged file
     /// says so in its code, anything else is `publish_failed`.
-    private func failPublish(_ plan: PipelinePlan, run: RunRecord, error: any Error, context: ExpressionContext,
-                             resources: RunResources, logger: Logger) async throws {
+    private func failPublish(
+        _ plan: PipelinePlan, run: RunRecord, error: any Error, context: ExpressionContext,
+        resources: RunResources, logger: Logger
+    ) async throws {
         let reason = redactor.redact("publishing failed, nothing was changed: \(Self.message(of: error))")
         logger.error("\(reason)")
         let code = (error as? StepFailure).map(\.code).flatMap { Self.storageCodes.contains($0) ? $0 : nil }
         await resources.workspace?.close()
-        try await fail(plan, run: run, context: context, reason: reason,
-                       failure: RunFailure(stepID: nil, code: code ?? RunFailure.publishFailedCode, message: reason),
-                       resources: resources, logger: logger)
+        try await fail(
+            plan, run: run, context: context, reason: reason,
+            failure: RunFailure(stepID: nil, code: code ?? RunFailure.publishFailedCode, message: reason),
+            resources: resources, logger: logger)
     }
 
     /// Failure codes of the warehouse's own that name what went wrong better than the phase did.
@@ -369,13 +399,17 @@ public struct Executor: Sendable {
     /// `rows_inserted` and `rows_updated` become the figures of the publish, which re-applied
     /// the step's rule against the table as it was then, and the staged rows that lost there
     /// join `rows_unchanged` (the rows the step already found no newer than what was published).
-    private func recordPublished(_ publications: [TablePublication], of run: RunRecord,
-                                 outputs: [String: [String: ExpressionValue]], logger: Logger) async throws {
+    private func recordPublished(
+        _ publications: [TablePublication], of run: RunRecord,
+        outputs: [String: [String: ExpressionValue]], logger: Logger
+    ) async throws {
         for publication in publications {
-            logger.info("published \(publication.table)", metadata: [
-                "inserted": "\(publication.inserted)", "updated": "\(publication.updated)",
-                "unchanged": "\(publication.unchanged)", "deleted": "\(publication.deleted)",
-            ])
+            logger.info(
+                "published \(publication.table)",
+                metadata: [
+                    "inserted": "\(publication.inserted)", "updated": "\(publication.updated)",
+                    "unchanged": "\(publication.unchanged)", "deleted": "\(publication.deleted)",
+                ])
             guard let step = publication.step, var stepOutputs = outputs[step], stepOutputs["rows_inserted"] != nil else { continue }
             stepOutputs["rows_inserted"] = .number(Double(publication.inserted))
             stepOutputs["rows_updated"] = .number(Double(publication.updated))
@@ -387,11 +421,13 @@ public struct Executor: Sendable {
     }
 
     private static func resumedAlready(_ runID: String, as resumed: RunRecord) -> StepFailure {
-        StepFailure(.notResumable, "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
+        StepFailure(
+            .notResumable, "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
     }
 
     private func logLost(_ logger: Logger) {
-        logger.error("""
+        logger.error(
+            """
             another process marked this run abandoned (it had no heartbeat for the lease: this process \
             was suspended or starved); stopping without publishing, discarding its staging or recording \
             anything more. Look at it with sluice runs show, resume it with sluice run --resume
@@ -400,17 +436,23 @@ public struct Executor: Sendable {
 
     /// Ends a run that failed: its `on_failure` handlers run, then the run is stored as failed
     /// with `reason`, whatever the handlers did.
-    private func fail(_ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, reason: String, failure: RunFailure,
-                      resources: RunResources, logger: Logger) async throws {
+    private func fail(
+        _ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, reason: String, failure: RunFailure,
+        resources: RunResources, logger: Logger
+    ) async throws {
         await runHandlers(plan, run: run, context: context, failure: failure, resources: resources, logger: logger)
         try await shielded { [store] in try await store.recordRun(run.id, state: .failed, reason: reason, at: Date()) }
         notify(run.id, step: nil, .failed, reason)
     }
 
-    private func notify(_ runID: String, step: String?, _ state: RunState, attempt: Int = 0, _ reason: String,
-                        outputs: [String: ExpressionValue]? = nil) {
-        options.observer?(RunEvent(transition: Transition(stepID: step, attempt: attempt, state: state, reason: reason, at: Date()),
-                                   outputs: outputs))
+    private func notify(
+        _ runID: String, step: String?, _ state: RunState, attempt: Int = 0, _ reason: String,
+        outputs: [String: ExpressionValue]? = nil
+    ) {
+        options.observer?(
+            RunEvent(
+                transition: Transition(stepID: step, attempt: attempt, state: state, reason: reason, at: Date()),
+                outputs: outputs))
     }
 
     /// Runs a store write in a task of its own, so that a cancelled run still records that it
@@ -434,9 +476,11 @@ public struct Executor: Sendable {
     }
 
     /// Runs the DAG; returns how it ended and the outputs of the steps that succeeded.
-    private func runSteps(_ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
-                          reused: [String: [String: ExpressionValue]] = [:],
-                          logger: Logger) async -> (Outcome, [String: [String: ExpressionValue]]) {
+    private func runSteps(
+        _ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
+        reused: [String: [String: ExpressionValue]] = [:],
+        logger: Logger
+    ) async -> (Outcome, [String: [String: ExpressionValue]]) {
         let definition = plan.definition
         var waitingOn: [String: Set<String>] = Dictionary(uniqueKeysWithValues: plan.order.map { ($0, []) })
         var dependents: [String: [String]] = [:]
@@ -486,9 +530,13 @@ public struct Executor: Sendable {
         }
 
         let reason: String
-        if let failure { reason = "not run: step '\(failure.step)' failed" }
-        else if cancelled || Task.isCancelled { reason = "not run: the run was cancelled" }
-        else { reason = "not run" }
+        if let failure {
+            reason = "not run: step '\(failure.step)' failed"
+        } else if cancelled || Task.isCancelled {
+            reason = "not run: the run was cancelled"
+        } else {
+            reason = "not run"
+        }
         let unstarted = plan.order.filter { !started.contains($0) }
         try? await skipAll(unstarted, of: run.id, reason: reason)
 
@@ -509,8 +557,10 @@ public struct Executor: Sendable {
     /// `on_failure` handlers, each once, in order (with their retry policy), with the failure in
     /// `run.failed_step`, `run.error_code` and `run.error`; their own failures are recorded, not
     /// raised, and change nothing about the run's.
-    private func runHandlers(_ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, failure: RunFailure,
-                             resources: RunResources, logger: Logger) async {
+    private func runHandlers(
+        _ plan: PipelinePlan, run: RunRecord, context: ExpressionContext, failure: RunFailure,
+        resources: RunResources, logger: Logger
+    ) async {
         var failure = failure
         failure.message = redactor.redact(failure.message)
         var context = context
@@ -533,8 +583,10 @@ public struct Executor: Sendable {
     }
 
     /// The services `spec` declares, from what the run has; the others stay out of the step's reach.
-    private func services(for spec: ProcessorSpec, run: RunRecord, stepID: String, resources: RunResources,
-                          secretsTTL: Duration?) -> StepServices {
+    private func services(
+        for spec: ProcessorSpec, run: RunRecord, stepID: String, resources: RunResources,
+        secretsTTL: Duration?
+    ) -> StepServices {
         var services = StepServices()
         if spec.capabilities.contains(.warehouse) { services.workspace = resources.workspace }
         if spec.capabilities.contains(.stepRecords) { services.records = StepRecorder(store: store, runID: run.id, stepID: stepID) }
@@ -559,8 +611,10 @@ public struct Executor: Sendable {
         return value
     }
 
-    private func runStep(_ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
-                         resources: RunResources, runFailure: RunFailure? = nil, logger parentLogger: Logger) async -> StepResult {
+    private func runStep(
+        _ step: StepDefinition, plan: PipelinePlan, run: RunRecord, context: ExpressionContext,
+        resources: RunResources, runFailure: RunFailure? = nil, logger parentLogger: Logger
+    ) async -> StepResult {
         let id = step.id.value
         var logger = parentLogger
         logger[metadataKey: "step_id"] = "\(id)"
@@ -573,7 +627,8 @@ public struct Executor: Sendable {
             let reason = redactor.redact(text)
             do {
                 try await shielded { [store] in
-                    try await store.recordStep(run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code?.rawValue, at: Date())
+                    try await store.recordStep(
+                        run.id, step: id, state: state, attempt: attempt, reason: reason, errorCode: code?.rawValue, at: Date())
                 }
                 notify(run.id, step: id, state, attempt: attempt, reason, outputs: state == .succeeded ? lastOutputs : nil)
             } catch {
@@ -611,8 +666,9 @@ public struct Executor: Sendable {
                 logger.error("step failed: \(failure.message)", metadata: ["error_code": "\(failure.code)"])
                 return .failed(redacted(failure))
             }
-            var stepContext = StepContext(runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
-                                          config: processor.spec.withDefaults(resolved.config), logger: logger, project: resources.project)
+            var stepContext = StepContext(
+                runID: run.id, pipeline: run.pipeline, org: run.org, stepID: id, attempt: attempt,
+                config: processor.spec.withDefaults(resolved.config), logger: logger, project: resources.project)
             stepContext.untrustedFields = resolved.untrustedFields
             stepContext.logicalDate = run.logicalDate
             stepContext.runFailure = runFailure
@@ -654,8 +710,11 @@ public struct Executor: Sendable {
                 await record(.timedOut, attempt, failure.message, failure.code)
                 logger.warning("step timed out", metadata: ["abandoned": "\(abandoned)"])
             case .cancelled(let abandoned):
-                await record(.cancelled, attempt, abandoned ? "the run was cancelled; the step ignored cancellation and was abandoned"
-                                                           : "the run was cancelled")
+                await record(
+                    .cancelled, attempt,
+                    abandoned
+                        ? "the run was cancelled; the step ignored cancellation and was abandoned"
+                        : "the run was cancelled")
                 return .cancelled
             }
 
@@ -675,7 +734,8 @@ public struct Executor: Sendable {
             var delay = policy.delay(afterFailedAttempts: attempt, using: &generator)
             if let wanted = failure.retryAfter, wanted > delay {
                 guard wanted <= policy.maxDelay else {
-                    let reason = "\(failure.message); asked to wait \(DurationText.format(wanted)), more than retry.max_delay (\(DurationText.format(policy.maxDelay)))"
+                    let reason =
+                        "\(failure.message); asked to wait \(DurationText.format(wanted)), more than retry.max_delay (\(DurationText.format(policy.maxDelay)))"
                     await record(.failed, attempt, reason, failure.code)
                     logger.error("step failed: \(reason)", metadata: ["error_code": "\(failure.code)"])
                     return .failed(StepFailure(failure.code, reason, transient: false, at: failure.location))

@@ -15,8 +15,10 @@ public enum RunParameters {
     /// `origin` is the trigger of the run a chain of resumes started from (a resumed run is
     /// as trusted as that run); by default the run's own. A param that does not check fails
     /// the run (`invalid_params`).
-    public static func context(for definition: PipelineDefinition, run: RunRecord, env: [String: String],
-                               origin: RunTrigger? = nil) throws(StepFailure) -> ExpressionContext {
+    public static func context(
+        for definition: PipelineDefinition, run: RunRecord, env: [String: String],
+        origin: RunTrigger? = nil
+    ) throws(StepFailure) -> ExpressionContext {
         do {
             return try check(for: definition, run: run, env: env, origin: origin)
         } catch {
@@ -26,8 +28,10 @@ public enum RunParameters {
 
     /// The context, or the first param that does not check, as a value: what the run starter
     /// refuses a run for before creating it.
-    public static func check(for definition: PipelineDefinition, run: RunRecord, env: [String: String],
-                             origin: RunTrigger? = nil) throws(InvalidParam) -> ExpressionContext {
+    public static func check(
+        for definition: PipelineDefinition, run: RunRecord, env: [String: String],
+        origin: RunTrigger? = nil
+    ) throws(InvalidParam) -> ExpressionContext {
         var context = ExpressionContext(env: visibleEnvironment(env))
         if (origin ?? run.trigger).passesCallerValues {
             context.untrusted = Set(run.params.keys.map { "params.\($0)" })
@@ -74,7 +78,8 @@ public enum RunParameters {
                 throw InvalidParam(name: name, problem: .invalidValue("\(shown(text)) does not match its pattern \(pattern)"))
             }
             if let allowed = param.allowedValues, !allowed.contains(where: { $0.scalarText == text }) {
-                throw InvalidParam(name: name, problem: .invalidValue("'\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))"))
+                throw InvalidParam(
+                    name: name, problem: .invalidValue("'\(text)' is not one of \(allowed.compactMap(\.scalarText).joined(separator: ", "))"))
             }
             switch param.type {
             case .integer, .number: context.params[name] = .number(Double(text) ?? 0)

@@ -50,7 +50,9 @@ public struct RunProgress: Sendable {
         if let outputs = event.outputs {
             for name in ["rows_written", "rows_inserted", "rows_affected"] {
                 if case .number(let value) = outputs[name] {
-                    step.rows = value + (name == "rows_inserted" ? (outputs["rows_updated"].flatMap { if case .number(let n) = $0 { n } else { nil } } ?? 0) : 0)
+                    step.rows =
+                        value
+                        + (name == "rows_inserted" ? (outputs["rows_updated"].flatMap { if case .number(let n) = $0 { n } else { nil } } ?? 0) : 0)
                     break
                 }
             }

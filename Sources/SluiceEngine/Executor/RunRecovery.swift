@@ -15,8 +15,9 @@ public enum RunRecovery {
         var recovered: [RunRecord] = []
         for var run in abandoned {
             if let warehouse, try await warehouse.wasPublished(org: run.org, runID: try await stagingRun(of: run, store: store)) {
-                try await store.recordRun(run.id, state: .succeeded,
-                                          reason: "its changes were published before the process stopped", at: now)
+                try await store.recordRun(
+                    run.id, state: .succeeded,
+                    reason: "its changes were published before the process stopped", at: now)
                 run.state = .succeeded
             }
             recovered.append(run)

@@ -33,7 +33,8 @@ public enum StagingRetention {
             case nil:
                 reason = staging.modifiedAt < cutoff ? "no run has this id" : nil
             case .failed?:
-                reason = staging.modifiedAt < cutoff
+                reason =
+                    staging.modifiedAt < cutoff
                     ? "the run failed and its staging was not used for \(DurationText.format(keep)); it can no longer be resumed"
                     : nil
             case let state?:

@@ -1,3 +1,5 @@
+import SluiceModel
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import SluiceModel
 
 /// Reads CSV (RFC 4180) in batches with a byte-level parser over a read buffer.
 ///
@@ -66,13 +67,15 @@ public struct CSVReader: RecordReader {
             fields = []
             let names = try next(limit: 1)
             guard let names = names.first else {
-                throw StepFailure(.emptyInput, "\(file) is empty: a CSV file needs at least a header line naming its columns",
-                                  at: .start(of: file))
+                throw StepFailure(
+                    .emptyInput, "\(file) is empty: a CSV file needs at least a header line naming its columns",
+                    at: .start(of: file))
             }
             if let issue = names.issue {
                 let (line, column) = names.position(ofRawOffset: issue.offset)
-                throw StepFailure(.malformedCsv, "the header is malformed: \(issue.message)",
-                                  at: SourceLocation(file: file, line: line, column: column))
+                throw StepFailure(
+                    .malformedCsv, "the header is malformed: \(issue.message)",
+                    at: SourceLocation(file: file, line: line, column: column))
             }
             fields = names.values.map { value in
                 if case .text(let text, _) = value { return text }
@@ -84,7 +87,8 @@ public struct CSVReader: RecordReader {
     /// The byte of a delimiter: one ASCII character other than a quote or a line break.
     static func delimiterByte(_ delimiter: String) throws(StepFailure) -> UInt8 {
         guard delimiter.utf8.count == 1, let byte = delimiter.utf8.first, byte < 0x80,
-              byte != 0x22, byte != 0x0A, byte != 0x0D else {
+            byte != 0x22, byte != 0x0A, byte != 0x0D
+        else {
             throw StepFailure.config("the CSV delimiter must be one ASCII character other than a quote or a line break, not '\(delimiter)'")
         }
         return byte
@@ -96,8 +100,9 @@ public struct CSVReader: RecordReader {
             let firstField = builder.fields.count
             switch try scanRecord(from: position, into: &builder) {
             case .record(let end, let next, let lineBreaks, let issue):
-                builder.addRecord(text: input.base, start: position, end: end, firstField: firstField, line: line, column: 1,
-                                  issue: issue, unescape: Self.unescapeQuotes)
+                builder.addRecord(
+                    text: input.base, start: position, end: end, firstField: firstField, line: line, column: 1,
+                    issue: issue, unescape: Self.unescapeQuotes)
                 line += lineBreaks
                 position = next
             case .blank(let next):
@@ -106,9 +111,10 @@ public struct CSVReader: RecordReader {
             case .needMore:
                 builder.fields.removeLast(builder.fields.count - firstField)
                 guard try input.refill(keeping: position) else {
-                    throw StepFailure(.recordTooLarge,
-                                      "the record starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB (is a quote left open?)",
-                                      at: SourceLocation(file: file, line: line, column: 1))
+                    throw StepFailure(
+                        .recordTooLarge,
+                        "the record starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB (is a quote left open?)",
+                        at: SourceLocation(file: file, line: line, column: 1))
                 }
                 position = 0
             case .endOfInput:
@@ -158,8 +164,9 @@ public struct CSVReader: RecordReader {
                 while true {
                     guard index < end else {
                         if !atEnd { return .needMore }
-                        throw failure(at: fieldStart, recordStart: start, code: "unterminated_quote",
-                                      "the quoted field opened here is not closed before the file ends (a truncated file, or a stray quote?)")
+                        throw failure(
+                            at: fieldStart, recordStart: start, code: "unterminated_quote",
+                            "the quoted field opened here is not closed before the file ends (a truncated file, or a stray quote?)")
                     }
                     let byte = text[index]
                     if byte == quote {
@@ -180,20 +187,25 @@ public struct CSVReader: RecordReader {
                     }
                     index += 1
                 }
-                builder.fields.append(FieldSpan(start: UInt32(fieldStart + 1 + shift), end: UInt32(index + shift),
-                                                rawOffset: UInt32(fieldStart - start), kind: .quoted, escaped: escaped))
+                builder.fields.append(
+                    FieldSpan(
+                        start: UInt32(fieldStart + 1 + shift), end: UInt32(index + shift),
+                        rawOffset: UInt32(fieldStart - start), kind: .quoted, escaped: escaped))
                 index += 1
                 if index < end, text[index] != delimiter, text[index] != lf, text[index] != cr {
                     if issue == nil {
-                        issue = RecordIssue(offset: index - start,
-                                            message: "unexpected text after the closing quote of a field (a quote inside a quoted field is written \"\")")
+                        issue = RecordIssue(
+                            offset: index - start,
+                            message: "unexpected text after the closing quote of a field (a quote inside a quoted field is written \"\")")
                     }
                     index = Self.endOfPlainField(text, from: index, to: end, delimiter: delimiter)
                 }
             } else {
                 index = Self.endOfPlainField(text, from: index, to: end, delimiter: delimiter)
-                builder.fields.append(FieldSpan(start: UInt32(fieldStart + shift), end: UInt32(index + shift),
-                                                rawOffset: UInt32(fieldStart - start), kind: .plain))
+                builder.fields.append(
+                    FieldSpan(
+                        start: UInt32(fieldStart + shift), end: UInt32(index + shift),
+                        rawOffset: UInt32(fieldStart - start), kind: .plain))
             }
             if index == end {
                 if !atEnd { return .needMore }
@@ -250,24 +262,28 @@ public struct CSVReader: RecordReader {
     @inline(__always)
     private static func nulIssue(_ text: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> RecordIssue? {
         guard end > start, let found = memchr(text + start, 0, end - start) else { return nil }
-        return RecordIssue(offset: UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - (text + start),
-                           message: "a NUL byte (0x00), which no text holds")
+        return RecordIssue(
+            offset: UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - (text + start),
+            message: "a NUL byte (0x00), which no text holds")
     }
 
     /// Checks a record's bytes are UTF-8 (a quick pass when they are all ASCII).
     private func validateUTF8(_ start: Int, _ end: Int) throws(StepFailure) {
         guard !TextPosition.isASCII(input.base + start, count: end - start),
-              let offset = TextPosition.firstInvalidUTF8(input.base + start, count: end - start) else { return }
+            let offset = TextPosition.firstInvalidUTF8(input.base + start, count: end - start)
+        else { return }
         let byte = input.base[start + offset]
-        throw failure(at: start + offset, recordStart: start, code: "invalid_utf8",
-                      "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)")
+        throw failure(
+            at: start + offset, recordStart: start, code: "invalid_utf8",
+            "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)")
     }
 
     /// A failure located at buffer index `at` inside the record starting at `recordStart`.
     private func failure(at index: Int, recordStart: Int, code: FailureCode, _ message: String) -> StepFailure {
-        let (line, column) = TextPosition.advance(line: line, column: 1,
-                                                  over: UnsafeBufferPointer(start: input.base + recordStart, count: index - recordStart),
-                                                  upTo: index - recordStart)
+        let (line, column) = TextPosition.advance(
+            line: line, column: 1,
+            over: UnsafeBufferPointer(start: input.base + recordStart, count: index - recordStart),
+            upTo: index - recordStart)
         return StepFailure(code, message, at: SourceLocation(file: file, line: line, column: column))
     }
 

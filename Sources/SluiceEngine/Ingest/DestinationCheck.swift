@@ -1,3 +1,6 @@
+import Foundation
+import SluiceModel
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +8,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import SluiceModel
 
 /// The check a request goes through when the run's caller chose its URL (a param given through
 /// the API or a webhook): the host is resolved with the system resolver, and the request is
@@ -68,7 +69,9 @@ public struct DestinationCheck: Sendable {
         }
         for address in addresses {
             if let kind = address.restrictedKind, !allow.allows(host: host, address: address) {
-                throw StepFailure(.destinationRefused, """
+                throw StepFailure(
+                    .destinationRefused,
+                    """
                     \(what) points at host \(shown(host)), which has a \(kind) address; a URL that the caller of a run chooses \
                     may reach loopback, private, link-local and other non-public addresses only when sluice.yml lists them \
                     under network.allow

@@ -65,8 +65,9 @@ struct HTTPSource {
         while let url = next, pages < maxPages {
             try Task.checkCancellation()
             pages += 1
-            let request = HTTPRequestSpec(method: method, url: url, headers: headers, timeout: Self.requestTimeout,
-                                          destination: DestinationCheck.forField("source.url", of: step))
+            let request = HTTPRequestSpec(
+                method: method, url: url, headers: headers, timeout: Self.requestTimeout,
+                destination: DestinationCheck.forField("source.url", of: step))
             let response = try await transport.send(request)
             if let failure = HTTPOutcome.failure(for: response, request: request, what: "page \(pages)") { throw failure }
             let before = load.read
@@ -145,7 +146,9 @@ struct HTTPSource {
         for part in header.split(separator: ",") {
             let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
             guard let target = pieces.first, target.hasPrefix("<"), target.hasSuffix(">"),
-                  pieces.dropFirst().contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "rel=\"next\"" || $0.lowercased() == "rel=next" })
+                pieces.dropFirst().contains(where: {
+                    $0.replacingOccurrences(of: " ", with: "").lowercased() == "rel=\"next\"" || $0.lowercased() == "rel=next"
+                })
             else { continue }
             return URL(string: String(target.dropFirst().dropLast()), relativeTo: url)?.absoluteURL
         }
@@ -158,7 +161,9 @@ struct HTTPSource {
     static func sameOrigin(_ link: URL, as first: URL, after page: Int) throws -> URL {
         let origin = Origin(link), expected = Origin(first)
         guard origin == expected else {
-            throw StepFailure(.httpLinkOtherOrigin, """
+            throw StepFailure(
+                .httpLinkOtherOrigin,
+                """
                 page \(page): the Link header's next page is on \(origin), not on \(expected) where 'url' points; \
                 the step's headers (and the secrets in them) go only to the origin of 'url', so the link was not followed
                 """)

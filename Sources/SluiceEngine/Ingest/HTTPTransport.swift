@@ -14,8 +14,10 @@ public struct HTTPRequestSpec: Sendable {
     /// Its messages then quote nothing of the answer's body.
     public var destination: DestinationCheck?
 
-    public init(method: String = "GET", url: URL, headers: [(name: String, value: String)] = [], body: Data? = nil,
-                timeout: Duration = .seconds(30), destination: DestinationCheck? = nil) {
+    public init(
+        method: String = "GET", url: URL, headers: [(name: String, value: String)] = [], body: Data? = nil,
+        timeout: Duration = .seconds(30), destination: DestinationCheck? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -76,11 +78,13 @@ public enum HTTPOutcome {
         case 401, 403:
             return StepFailure(.httpUnauthorized, "\(what): \(request.shownURL) answered \(response.status): the credential was refused")
         case 429:
-            return StepFailure(.rateLimited, "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
-                               retryAfter: RetryAfter.wait(response.header("Retry-After")))
+            return StepFailure(
+                .rateLimited, "\(what): \(request.shownURL) answered 429 (rate limited)", transient: true,
+                retryAfter: RetryAfter.wait(response.header("Retry-After")))
         case 500..<600:
-            return StepFailure(.providerUnavailable, "\(what): \(request.shownURL) answered \(response.status)", transient: true,
-                               retryAfter: RetryAfter.wait(response.header("Retry-After")))
+            return StepFailure(
+                .providerUnavailable, "\(what): \(request.shownURL) answered \(response.status)", transient: true,
+                retryAfter: RetryAfter.wait(response.header("Retry-After")))
         default:
             return StepFailure(.httpError, "\(what): \(request.shownURL) answered \(response.status)")
         }

@@ -1,3 +1,6 @@
+import Foundation
+import SluiceModel
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +8,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import SluiceModel
 
 /// A file read with read(2) into one buffer that the readers parse in place. Parsed bytes are
 /// discarded on the next refill; the bytes of the record being parsed are kept (the buffer

@@ -1,3 +1,6 @@
+import Foundation
+import SluiceModel
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +8,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import SluiceModel
 
 /// Where `ingest` may read an input file from, and the opening of one (invariant 10: a run of
 /// an org reads the project's files and the inputs configured for that org, nothing else).
@@ -53,7 +54,8 @@ struct InputPath {
         }
         let lexical = given.hasPrefix("/") ? given : project.root.path + "/" + given
         guard let target = Self.resolve(lexical), let roots = allowedRoots(), roots.allows(target.path),
-              roots.allowsAsWritten(Self.normalized(lexical)) else {
+            roots.allowsAsWritten(Self.normalized(lexical))
+        else {
             throw refused(outside)
         }
         guard target.exists else {

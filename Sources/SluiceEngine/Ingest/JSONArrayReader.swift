@@ -56,7 +56,10 @@ public struct JSONArrayReader: RecordReader {
             let objectAt = stream.location()
             let hasMembers = try stream.scan { scanner throws(JSONStop) in
                 guard try scanner.peek(expecting: "an object") == UInt8(ascii: "{") else {
-                    throw .malformed(at: scanner.index, "items is \(pointer), so \(depth == 0 ? "the document" : within) must be an object, but it is \(scanner.describe(at: scanner.index))")
+                    throw .malformed(
+                        at: scanner.index,
+                        "items is \(pointer), so \(depth == 0 ? "the document" : within) must be an object, but it is \(scanner.describe(at: scanner.index))"
+                    )
                 }
                 scanner.index += 1
                 if try scanner.peek(expecting: "a key or '}'") == UInt8(ascii: "}") {
@@ -78,16 +81,19 @@ public struct JSONArrayReader: RecordReader {
                 }
             }
             guard found else {
-                throw StepFailure(.missingItems, "the object here has no key '\(segment)', so there is no array at \(pointer) (items)",
-                                  at: objectAt)
+                throw StepFailure(
+                    .missingItems, "the object here has no key '\(segment)', so there is no array at \(pointer) (items)",
+                    at: objectAt)
             }
             enclosingObjects += 1
         }
         try stream.scan { scanner throws(JSONStop) in
             guard try scanner.peek(expecting: "an array") == UInt8(ascii: "[") else {
-                throw .malformed(at: scanner.index, pointer.isEmpty
-                    ? "expected a JSON array of objects, found \(scanner.describe(at: scanner.index)) (set items to the JSON pointer of the array inside it, e.g. /data)"
-                    : "expected an array of objects at \(pointer) (items), found \(scanner.describe(at: scanner.index))")
+                throw .malformed(
+                    at: scanner.index,
+                    pointer.isEmpty
+                        ? "expected a JSON array of objects, found \(scanner.describe(at: scanner.index)) (set items to the JSON pointer of the array inside it, e.g. /data)"
+                        : "expected an array of objects at \(pointer) (items), found \(scanner.describe(at: scanner.index))")
             }
             scanner.index += 1
         }
@@ -135,16 +141,18 @@ public struct JSONArrayReader: RecordReader {
             _ = try scanner.peek(expecting: "an object")
             let start = scanner.index
             if scanner.text[start] == UInt8(ascii: "{") {
-                try scanner.scanRecord(fields: matcher, firstField: firstField, recordStart: start, base: builder.bytes.count,
-                                       into: &builder)
+                try scanner.scanRecord(
+                    fields: matcher, firstField: firstField, recordStart: start, base: builder.bytes.count,
+                    into: &builder)
                 return (start, nil)
             }
             let kind = try scanner.skipValue()
             return (start, RecordIssue(offset: 0, message: "expected a JSON object, found \(kind.name)"))
         }
-        builder.addRecord(text: stream.input.base, start: start, end: stream.index, firstField: firstField, line: line,
-                          column: column, issue: issue ?? JSONScanner.nulIssue(stream.input.base, from: start, to: stream.index),
-                          unescape: JSONScanner.unescape)
+        builder.addRecord(
+            text: stream.input.base, start: start, end: stream.index, firstField: firstField, line: line,
+            column: column, issue: issue ?? JSONScanner.nulIssue(stream.input.base, from: start, to: stream.index),
+            unescape: JSONScanner.unescape)
     }
 
     /// Reads what follows the array: the rest of the objects around it, then nothing but
@@ -217,8 +225,9 @@ struct JSONStream {
                 case .malformed(let at, let message):
                     throw StepFailure(.malformedJson, message, at: location(of: at, in: scanner))
                 case .invalidUTF8(let at, let byte):
-                    throw StepFailure(.invalidUTF8, "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)",
-                                      at: location(of: at, in: scanner))
+                    throw StepFailure(
+                        .invalidUTF8, "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)",
+                        at: location(of: at, in: scanner))
                 }
             }
         }
@@ -241,8 +250,9 @@ struct JSONStream {
         }
         let keep = index
         guard try input.refill(keeping: keep) else {
-            throw StepFailure(.recordTooLarge, "the value starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB",
-                              at: location())
+            throw StepFailure(
+                .recordTooLarge, "the value starting here is longer than \(InputFile.maxRecordBytes >> 20) MiB",
+                at: location())
         }
         index -= keep
         lineStart -= keep
@@ -267,7 +277,8 @@ struct JSONStream {
             let column = 1 + TextPosition.scalars(input.base + scanner.lineStart, count: at - scanner.lineStart)
             return SourceLocation(file: input.file, line: line + scanner.lineBreaks, column: column)
         }
-        let column = at >= columnIndex
+        let column =
+            at >= columnIndex
             ? 1 + columnCount + TextPosition.scalars(input.base + columnIndex, count: at - columnIndex)
             : 1 + columnCount - TextPosition.scalars(input.base + at, count: columnIndex - at)
         return SourceLocation(file: input.file, line: line, column: column)
@@ -342,7 +353,8 @@ struct JSONStream {
             let done = try scan { scanner throws(JSONStop) in
                 scanner.skipWhitespace()
                 if scanner.index < scanner.end {
-                    throw .malformed(at: scanner.index, "expected the end of the file after the JSON document, found \(scanner.describe(at: scanner.index))")
+                    throw .malformed(
+                        at: scanner.index, "expected the end of the file after the JSON document, found \(scanner.describe(at: scanner.index))")
                 }
                 return scanner.isFinal
             }

@@ -1,3 +1,5 @@
+import SluiceModel
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import SluiceModel
 
 /// Reads JSON Lines: one JSON object per line (LF or CRLF), blank lines skipped. Each record
 /// holds the values of the keys named by `fields` (``SourceValue/missing`` where a key is
@@ -71,8 +72,9 @@ public struct JSONLinesReader: RecordReader {
                 next = lineEnd + 1
             } else if !input.atEnd {
                 guard try input.refill(keeping: position) else {
-                    throw StepFailure(.recordTooLarge, "the line is longer than \(InputFile.maxRecordBytes >> 20) MiB",
-                                      at: SourceLocation(file: file, line: line, column: 1))
+                    throw StepFailure(
+                        .recordTooLarge, "the line is longer than \(InputFile.maxRecordBytes >> 20) MiB",
+                        at: SourceLocation(file: file, line: line, column: 1))
                 }
                 position = 0
                 continue
@@ -104,8 +106,9 @@ public struct JSONLinesReader: RecordReader {
             if scanner.index == end { return }
             builder.fields.append(repeating: .missing, count: fields.count)
             if input.base[scanner.index] == UInt8(ascii: "{") {
-                try scanner.scanRecord(fields: matcher, firstField: firstField, recordStart: start, base: builder.bytes.count,
-                                       into: &builder)
+                try scanner.scanRecord(
+                    fields: matcher, firstField: firstField, recordStart: start, base: builder.bytes.count,
+                    into: &builder)
             } else {
                 let valueStart = scanner.index
                 let kind = try scanner.skipValue()
@@ -113,22 +116,27 @@ public struct JSONLinesReader: RecordReader {
             }
             scanner.skipWhitespace()
             if scanner.index < end {
-                throw .malformed(at: scanner.index, "expected the end of the line after the object, found \(scanner.describe(at: scanner.index)) (JSON Lines holds one object per line)")
+                throw .malformed(
+                    at: scanner.index,
+                    "expected the end of the line after the object, found \(scanner.describe(at: scanner.index)) (JSON Lines holds one object per line)"
+                )
             }
         } catch {
             throw failure(error, lineStart: start)
         }
-        builder.addRecord(text: input.base, start: start, end: end, firstField: firstField, line: line, column: 1,
-                          issue: issue ?? JSONScanner.nulIssue(input.base, from: start, to: end), unescape: JSONScanner.unescape)
+        builder.addRecord(
+            text: input.base, start: start, end: end, firstField: firstField, line: line, column: 1,
+            issue: issue ?? JSONScanner.nulIssue(input.base, from: start, to: end), unescape: JSONScanner.unescape)
     }
 
     private func failure(_ stop: JSONStop, lineStart: Int) -> StepFailure {
-        let (index, code, message): (Int, String, String) = switch stop {
-        case .needMore: (lineStart, "malformed_json", "the line ends early")
-        case .malformed(let at, let message): (at, "malformed_json", message)
-        case .invalidUTF8(let at, let byte):
-            (at, "invalid_utf8", "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)")
-        }
+        let (index, code, message): (Int, String, String) =
+            switch stop {
+            case .needMore: (lineStart, "malformed_json", "the line ends early")
+            case .malformed(let at, let message): (at, "malformed_json", message)
+            case .invalidUTF8(let at, let byte):
+                (at, "invalid_utf8", "byte 0x\(String(byte, radix: 16, uppercase: true)) is not valid UTF-8 (the file must be UTF-8 text)")
+            }
         let column = 1 + TextPosition.scalars(input.base + lineStart, count: index - lineStart)
         return StepFailure(FailureCode(code), message, at: SourceLocation(file: file, line: line, column: column))
     }

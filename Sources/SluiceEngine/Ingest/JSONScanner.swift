@@ -120,7 +120,8 @@ struct JSONScanner {
                 let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, high: UInt64 = 0x8080_8080_8080_8080
                 let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
                 // The high bit of each byte that is zero, below 0x20, or not ASCII; the lowest is exact.
-                let special = ~(((quotes & low7) &+ low7) | quotes | low7) | ~(((backslashes & low7) &+ low7) | backslashes | low7)
+                let special =
+                    ~(((quotes & low7) &+ low7) | quotes | low7) | ~(((backslashes & low7) &+ low7) | backslashes | low7)
                     | ((word &- 0x2020_2020_2020_2020) & ~word & high) | (word & high)
                 if special != 0 {
                     index += special.trailingZeroBitCount >> 3
@@ -159,9 +160,11 @@ struct JSONScanner {
                     throw .malformed(at: index, "invalid escape in a string: \\ followed by \(describe(at: index + 1))")
                 }
             } else if byte < 0x20 {
-                throw .malformed(at: index, byte == 0x0A || byte == 0x0D
-                    ? "a line break inside a string (write it as \\n)"
-                    : "control character 0x\(String(byte, radix: 16, uppercase: true)) inside a string must be escaped")
+                throw .malformed(
+                    at: index,
+                    byte == 0x0A || byte == 0x0D
+                        ? "a line break inside a string (write it as \\n)"
+                        : "control character 0x\(String(byte, radix: 16, uppercase: true)) inside a string must be escaped")
             } else {
                 let length = TextPosition.sequenceLength(text + index, available: end - index)
                 if length == 0 {
@@ -204,11 +207,12 @@ struct JSONScanner {
 
     /// Scans `true`, `false` or `null` at `index`.
     mutating func scanLiteral() throws(JSONStop) -> FieldSpan.Kind {
-        let (word, kind): (StaticString, FieldSpan.Kind) = switch text[index] {
-        case UInt8(ascii: "t"): ("true", .boolTrue)
-        case UInt8(ascii: "f"): ("false", .boolFalse)
-        default: ("null", .null)
-        }
+        let (word, kind): (StaticString, FieldSpan.Kind) =
+            switch text[index] {
+            case UInt8(ascii: "t"): ("true", .boolTrue)
+            case UInt8(ascii: "f"): ("false", .boolFalse)
+            default: ("null", .null)
+            }
         let start = index
         for offset in 0..<word.utf8CodeUnitCount {
             guard start + offset < end else { throw ranOut(expecting: "'\(word)'") }
@@ -281,8 +285,10 @@ struct JSONScanner {
     /// written over the record's spans `builder.fields[firstField...]` (already there, as
     /// missing), relative to where the record's raw bytes will land (`base`); other keys are
     /// skipped. A key given twice keeps its last value.
-    mutating func scanRecord(fields: FieldMatcher, firstField: Int, recordStart: Int, base: Int,
-                             into builder: inout BatchBuilder) throws(JSONStop) {
+    mutating func scanRecord(
+        fields: FieldMatcher, firstField: Int, recordStart: Int, base: Int,
+        into builder: inout BatchBuilder
+    ) throws(JSONStop) {
         index += 1
         if try peek(expecting: "a key or '}'") == UInt8(ascii: "}") {
             index += 1
@@ -291,8 +297,9 @@ struct JSONScanner {
         var hint = 0
         while true {
             let key = try scanKey()
-            let found = fields.index(of: UnsafeBufferPointer(start: text + key.start, count: key.end - key.start),
-                                     escaped: key.escaped, hint: hint)
+            let found = fields.index(
+                of: UnsafeBufferPointer(start: text + key.start, count: key.end - key.start),
+                escaped: key.escaped, hint: hint)
             let first = try peek(expecting: "a value")
             let start = index
             if let found {
@@ -384,7 +391,8 @@ struct JSONScanner {
                 var scalar = hex4(index)
                 index += 4
                 if (0xD800...0xDBFF).contains(scalar), index + 6 <= content.count,
-                   content[index] == 0x5C, content[index + 1] == UInt8(ascii: "u") {
+                    content[index] == 0x5C, content[index + 1] == UInt8(ascii: "u")
+                {
                     let low = hex4(index + 2)
                     if (0xDC00...0xDFFF).contains(low) {
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)

@@ -95,8 +95,9 @@ public struct RawRecord: Sendable {
     /// Line and column of the byte `offset` bytes into the record's raw text.
     func position(ofRawOffset offset: Int) -> (line: Int, column: Int) {
         let head = head
-        return TextPosition.advance(line: head.line, column: Int(head.column),
-                                    over: batch.bytes.buffer(Int(head.rawStart)..<Int(head.rawEnd)), upTo: offset)
+        return TextPosition.advance(
+            line: head.line, column: Int(head.column),
+            over: batch.bytes.buffer(Int(head.rawStart)..<Int(head.rawEnd)), upTo: offset)
     }
 
     /// A problem with the record's shape found while reading it, if any.
@@ -301,9 +302,11 @@ struct BatchBuilder {
             issueIndex = Int32(issues.count)
             issues.append(issue)
         }
-        heads.append(RecordHead(rawStart: UInt32(base), rawEnd: UInt32(base + end - start), firstField: UInt32(firstField),
-                                fieldCount: UInt32(fields.count - firstField), line: line, column: column,
-                                issue: issueIndex))
+        heads.append(
+            RecordHead(
+                rawStart: UInt32(base), rawEnd: UInt32(base + end - start), firstField: UInt32(firstField),
+                fieldCount: UInt32(fields.count - firstField), line: line, column: column,
+                issue: issueIndex))
     }
 
     /// The batch's records, and the batch (for the reader to reuse later).

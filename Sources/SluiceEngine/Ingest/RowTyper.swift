@@ -71,20 +71,24 @@ public struct RowTyper: Sendable {
             var field: Int?
             if let exact = positions[source] {
                 guard exact.count == 1 else {
-                    throw StepFailure(.duplicateColumn, "\(file) has \(exact.count) columns named '\(source)'; \(column.name) can't tell which to read",
-                                      at: .start(of: file))
+                    throw StepFailure(
+                        .duplicateColumn, "\(file) has \(exact.count) columns named '\(source)'; \(column.name) can't tell which to read",
+                        at: .start(of: file))
                 }
                 field = exact[0]
             } else if let similar = folded[source.lowercased()], similar.count == 1 {
                 field = similar[0]
             } else if column.mode == .required || rename[column.name] != nil {
-                let why = rename[column.name] != nil
+                let why =
+                    rename[column.name] != nil
                     ? "which columns maps to \(column.name)"
                     : "which \(schema.table) requires (\(column.name) is REQUIRED in \(schema.file))"
                 throw StepFailure(.missingColumn, "\(file) has no column '\(source)', \(why)", at: .start(of: file))
             }
-            columns.append(ColumnPlan(type: column.type, required: column.mode == .required,
-                                      repeated: column.mode == .repeated, field: field))
+            columns.append(
+                ColumnPlan(
+                    type: column.type, required: column.mode == .required,
+                    repeated: column.mode == .repeated, field: field))
         }
         self.columns = columns
         columnNames = schema.columnNames
@@ -128,8 +132,9 @@ public struct RowTyper: Sendable {
     }
 
     private func badRow(_ record: RawRecord, at position: (line: Int, column: Int), _ reason: String) -> BadRow {
-        BadRow(line: record.line, location: SourceLocation(file: file, line: position.line, column: position.column),
-               reason: reason, raw: record.raw)
+        BadRow(
+            line: record.line, location: SourceLocation(file: file, line: position.line, column: position.column),
+            reason: reason, raw: record.raw)
     }
 
     private func wrongFieldCount(_ record: RawRecord) -> BadRow {
@@ -263,9 +268,9 @@ public struct RowTyper: Sendable {
     }
 }
 
-private extension ColumnType {
+extension ColumnType {
     /// "an INT64", "a DATE", "BYTES": the type as a message says what was expected.
-    var withArticle: String {
+    fileprivate var withArticle: String {
         switch self {
         case .int64: "an INT64"
         case .bytes: "BYTES"
@@ -275,7 +280,7 @@ private extension ColumnType {
     }
 
     /// How the type is written, for a message about a value that isn't.
-    var expectedForm: String {
+    fileprivate var expectedForm: String {
         switch self {
         case .bool: " (expected true/false, t/f or 1/0)"
         case .date: " (expected YYYY-MM-DD)"

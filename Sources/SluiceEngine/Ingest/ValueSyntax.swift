@@ -138,8 +138,9 @@ enum ValueSyntax {
     @inline(__always)
     private static func date(_ bytes: UnsafeBufferPointer<UInt8>, at: Int) -> CalendarDate? {
         guard bytes.count >= at + 10, bytes[at + 4] == UInt8(ascii: "-"), bytes[at + 7] == UInt8(ascii: "-"),
-              let century = twoDigits(bytes, at), let yearInCentury = twoDigits(bytes, at + 2),
-              let month = twoDigits(bytes, at + 5), let day = twoDigits(bytes, at + 8) else { return nil }
+            let century = twoDigits(bytes, at), let yearInCentury = twoDigits(bytes, at + 2),
+            let month = twoDigits(bytes, at + 5), let day = twoDigits(bytes, at + 8)
+        else { return nil }
         let year = century * 100 + yearInCentury
         guard year >= 1, (1...12).contains(month), (1...31).contains(day) else { return nil }
         let date = CalendarDate(year: year, month: month, day: day)
@@ -158,8 +159,9 @@ enum ValueSyntax {
     @inline(__always)
     private static func time(_ bytes: UnsafeBufferPointer<UInt8>, at: Int) -> (seconds: Int, micros: Int, end: Int)? {
         guard bytes.count >= at + 8, bytes[at + 2] == UInt8(ascii: ":"), bytes[at + 5] == UInt8(ascii: ":"),
-              let hour = twoDigits(bytes, at), let minute = twoDigits(bytes, at + 3), let second = twoDigits(bytes, at + 6),
-              hour < 24, minute < 60, second < 60 else { return nil }
+            let hour = twoDigits(bytes, at), let minute = twoDigits(bytes, at + 3), let second = twoDigits(bytes, at + 6),
+            hour < 24, minute < 60, second < 60
+        else { return nil }
         var index = at + 8
         var micros = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
@@ -184,12 +186,14 @@ enum ValueSyntax {
     static func timestamp(_ bytes: UnsafeBufferPointer<UInt8>, zoned: Bool) -> Parsed<String> {
         // The common case: only the fraction is missing.
         if zoned, bytes.count == 20, bytes[10] == UInt8(ascii: "T"), bytes[19] == UInt8(ascii: "Z"),
-           date(bytes, at: 0) != nil, let time = time(bytes, at: 11), time.end == 19 {
+            date(bytes, at: 0) != nil, let time = time(bytes, at: 11), time.end == 19
+        {
             return .value(text(UnsafeBufferPointer(rebasing: bytes[0..<19])) + ".000000Z")
         }
         guard bytes.count >= 19, let day = date(bytes, at: 0),
-              bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " ") || bytes[10] == UInt8(ascii: "t"),
-              let time = time(bytes, at: 11) else { return .invalid }
+            bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " ") || bytes[10] == UInt8(ascii: "t"),
+            let time = time(bytes, at: 11)
+        else { return .invalid }
         var index = time.end
         var offset = 0
         if index < bytes.count {

@@ -56,9 +56,12 @@ public struct AggregateProcessor: Processor {
     }
 
     /// The SELECT for group-by, measures and joins, with its bound arguments and result columns.
-    private func compile(_ config: YAMLNode, groupBy: [String], into: String, step: StepContext,
-                         workspace: any RunWorkspace) async throws
-        -> (String, [WarehouseValue], [ColumnDefinition]) {
+    private func compile(
+        _ config: YAMLNode, groupBy: [String], into: String, step: StepContext,
+        workspace: any RunWorkspace
+    ) async throws
+        -> (String, [WarehouseValue], [ColumnDefinition])
+    {
         let dialect = workspace.dialect
         let from = try config.identifier("from")
         let fromSource = try await workspace.requireSource(from, for: step)

@@ -38,15 +38,17 @@ public struct IngestProcessor: Processor {
         let format = try source.text("format")
         let fields = RowTyper.sourceFields(schema: schema, rename: rename)
         let columns = schema.columns.map { ColumnDefinition($0.name, $0.type, required: $0.mode == .required) }
-        var load = Load(step: step, workspace: workspace, schema: schema, rename: rename, columns: columns,
-                        onBadRow: onBadRow, batchSize: batchSize)
+        var load = Load(
+            step: step, workspace: workspace, schema: schema, rename: rename, columns: columns,
+            onBadRow: onBadRow, batchSize: batchSize)
         load.staged = try await workspace.stage(table, columns: columns, change: .scratch)
         var label: String
         switch format {
         case "http":
             guard let transport else {
-                throw StepFailure(.unsupportedSource, "source format 'http' needs an HTTP client, and this build of the executor has none",
-                                  at: source["format"]?.location)
+                throw StepFailure(
+                    .unsupportedSource, "source format 'http' needs an HTTP client, and this build of the executor has none",
+                    at: source["format"]?.location)
             }
             label = try await HTTPSource(source: source, transport: transport, step: step).load(into: &load, fields: fields)
         case "csv", "jsonl", "json":
@@ -67,9 +69,11 @@ public struct IngestProcessor: Processor {
             try await load.records(from: reader, file: path)
             label = path
         default:
-            throw StepFailure(.unsupportedSource, "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
+            throw StepFailure(
+                .unsupportedSource, "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
         }
-        step.logger.info("ingested \(label)", metadata: ["rows": "\(load.written)", "quarantined": "\(load.quarantined)", "skipped": "\(load.skipped)"])
+        step.logger.info(
+            "ingested \(label)", metadata: ["rows": "\(load.written)", "quarantined": "\(load.quarantined)", "skipped": "\(load.skipped)"])
         return [
             "rows_read": .number(Double(load.read)),
             "rows_written": .number(Double(load.written)),
@@ -125,9 +129,11 @@ struct Load {
                     case "skip":
                         skipped += 1
                     case "quarantine":
-                        bad.append(QuarantinedRow(runID: step.runID, stepID: step.stepID, file: file, line: problem.location.line,
-                                                  column: problem.location.column, reason: redactor.redact(problem.reason),
-                                                  raw: redactor.redact(problem.raw)))
+                        bad.append(
+                            QuarantinedRow(
+                                runID: step.runID, stepID: step.stepID, file: file, line: problem.location.line,
+                                column: problem.location.column, reason: redactor.redact(problem.reason),
+                                raw: redactor.redact(problem.raw)))
                     default:
                         throw problem.failure
                     }

@@ -19,7 +19,9 @@ public struct KMSDecryptProcessor: Processor {
         // Which of the org's credentials is opened is the pipeline's choice, never the caller's
         // (lint refuses any expression here; a server may run a pipeline lint never saw).
         if let untrusted = step.untrustedFields["credential"] {
-            throw StepFailure(.credentialRefused, """
+            throw StepFailure(
+                .credentialRefused,
+                """
                 'credential' reads \(untrusted.references.joined(separator: ", ")), which the caller of the run chose; which credential \
                 is decrypted must be written in the pipeline, like credential: openai/admin_key
                 """, at: config["credential"]?.location)
@@ -34,7 +36,9 @@ public struct KMSDecryptProcessor: Processor {
         let vault = secrets.vault
         let ttl = ttlSetting ?? secrets.ttl ?? Self.defaultTTL
         guard let credentials = secrets.credentials else {
-            throw StepFailure(.noKeyring, """
+            throw StepFailure(
+                .noKeyring,
+                """
                 kms_decrypt needs the keyring the credentials were sealed with: run `sluice keys init`, \
                 or set SLUICE_KEYRING (or SLUICE_KEY_PASSPHRASE and SLUICE_KEY_SALT)
                 """, at: config["credential"]?.location)
@@ -42,18 +46,21 @@ public struct KMSDecryptProcessor: Processor {
         let opened: Credentials.Opened
         do {
             let provider = expect == "any" ? nil : try CredentialProvider(named: expect)
-            opened = try await credentials.open(org: step.org, name: credential, for: .init(runID: step.runID, stepID: step.stepID),
-                                                expect: provider)
+            opened = try await credentials.open(
+                org: step.org, name: credential, for: .init(runID: step.runID, stepID: step.stepID),
+                expect: provider)
         } catch let error as SecretsError {
-            throw StepFailure(FailureCode(error.code.rawValue), error.message, transient: error.code == .keyringUnavailable || error.code == .auditFailed,
-                              at: config["credential"]?.location)
+            throw StepFailure(
+                FailureCode(error.code.rawValue), error.message, transient: error.code == .keyringUnavailable || error.code == .auditFailed,
+                at: config["credential"]?.location)
         }
         let now = Date()
         var expiresAt = now.addingTimeInterval(ttl.timeInterval)
         if let own = opened.expiresAt, own < expiresAt { expiresAt = own }
         await vault.put(name, opened.value, expiresAt: expiresAt, credential: credential)
-        step.logger.info("decrypted a credential into the vault",
-                         metadata: ["credential": "\(credential)", "secret": "\(name)", "expires_at": "\(SecretVault.format(expiresAt))"])
+        step.logger.info(
+            "decrypted a credential into the vault",
+            metadata: ["credential": "\(credential)", "secret": "\(name)", "expires_at": "\(SecretVault.format(expiresAt))"])
         return ["expires_at": .string(SecretVault.format(expiresAt))]
     }
 }

@@ -46,7 +46,8 @@ public struct MergeDedupeProcessor: Processor {
             "SELECT count(*) FROM \(source) WHERE " + quotedKey.map { "\($0) IS NULL" }.joined(separator: " OR "))
         let total = try await workspace.count("SELECT count(*) FROM \(source)")
         if nullKeys > 0 {
-            throw StepFailure(.nullKey, "\(nullKeys) of \(total) rows of '\(from)' have a null key (\(key.joined(separator: ", "))); nothing was merged")
+            throw StepFailure(
+                .nullKey, "\(nullKeys) of \(total) rows of '\(from)' have a null key (\(key.joined(separator: ", "))); nothing was merged")
         }
 
         // The staged table: the target's schema when the project has one, else the source's
@@ -91,10 +92,11 @@ public struct MergeDedupeProcessor: Processor {
         let latest = latestBy.map(dialect.quote)
         // Sorted by key (a stable sort keeps arrival order within a key), rows reach the
         // staging table's key in order, which is far cheaper than in arrival order.
-        try await workspace.execute(dialect.collapseStatement(
-            into: staged, columns: (copied + lineageNames).map(dialect.quote), select: selectList, from: source, key: quotedKey,
-            newerBy: strategy == "first_wins" ? nil : latest,
-            updating: (copied + lineageNames).filter { !key.contains($0) }.map(dialect.quote)), lineageValues)
+        try await workspace.execute(
+            dialect.collapseStatement(
+                into: staged, columns: (copied + lineageNames).map(dialect.quote), select: selectList, from: source, key: quotedKey,
+                newerBy: strategy == "first_wins" ? nil : latest,
+                updating: (copied + lineageNames).filter { !key.contains($0) }.map(dialect.quote)), lineageValues)
         let distinct = try await workspace.count("SELECT count(*) FROM \(staged)")
 
         // 2. Against the published table: keep only what changes it.
@@ -110,12 +112,14 @@ public struct MergeDedupeProcessor: Processor {
             } else {
                 stale = "true"
             }
-            unchanged = try await workspace.execute("""
+            unchanged = try await workspace.execute(
+                """
                 DELETE FROM \(staged) WHERE (\(keyList)) IN (
                     SELECT \(quotedKey.map { "s.\($0)" }.joined(separator: ", ")) FROM \(staged) AS s JOIN \(published) AS p ON \(matches)
                     WHERE \(stale))
                 """, [])
-            updated = try await workspace.count("""
+            updated = try await workspace.count(
+                """
                 SELECT count(*) FROM \(staged) AS s WHERE EXISTS (SELECT 1 FROM \(published) AS p WHERE \(matches))
                 """)
             inserted = distinct - unchanged - updated

@@ -25,8 +25,9 @@ enum ProcedureFile {
     static func readScript(_ path: String, step: StepContext) throws(StepFailure) -> String {
         _ = try read(path, step: step)
         guard let project = step.project,
-              let data = try? Data(contentsOf: URL(fileURLWithPath: path, relativeTo: project.root).standardizedFileURL),
-              let text = String(data: data, encoding: .utf8) else {
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path, relativeTo: project.root).standardizedFileURL),
+            let text = String(data: data, encoding: .utf8)
+        else {
             throw StepFailure(.missingProcedure, "cannot read procedure \(shown(path))")
         }
         return text
@@ -52,7 +53,8 @@ enum ProcedureFile {
 
     /// Replaces `:name` outside literals, quoted names and comments with placeholders, in order,
     /// returning the values to bind. A parameter the step does not give is an error.
-    static func bindNamed(_ sql: String, params: [String: WarehouseValue], dialect: any SQLDialect) throws(StepFailure) -> (String, [WarehouseValue]) {
+    static func bindNamed(_ sql: String, params: [String: WarehouseValue], dialect: any SQLDialect) throws(StepFailure) -> (String, [WarehouseValue])
+    {
         let characters = Array(sql)
         var result = ""
         var arguments: [WarehouseValue] = []

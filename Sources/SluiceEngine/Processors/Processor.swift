@@ -45,8 +45,10 @@ public struct StepContext: Sendable {
     /// The services the spec declared and the run has.
     public var services = StepServices()
 
-    public init(runID: String, pipeline: String, org: String, stepID: String, attempt: Int, config: YAMLNode,
-                logger: Logger, project: ProjectContext?) {
+    public init(
+        runID: String, pipeline: String, org: String, stepID: String, attempt: Int, config: YAMLNode,
+        logger: Logger, project: ProjectContext?
+    ) {
         self.runID = runID
         self.pipeline = pipeline
         self.org = org
@@ -71,7 +73,9 @@ public struct StepContext: Sendable {
 
     /// Where the step keeps records with its run (capability `stepRecords`).
     public func requireRecords() throws(StepFailure) -> StepRecorder {
-        guard let records = services.records else { throw StepFailure.config("step '\(stepID)' keeps records with its run, and this run has no run store") }
+        guard let records = services.records else {
+            throw StepFailure.config("step '\(stepID)' keeps records with its run, and this run has no run store")
+        }
         return records
     }
 
@@ -138,4 +142,3 @@ public struct ProjectContext: Sendable {
         self.init(root: root, schemas: SchemaCatalog(projectRoot: root))
     }
 }
-

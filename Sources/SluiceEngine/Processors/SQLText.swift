@@ -12,8 +12,10 @@ struct SQLText {
     /// Values for the placeholders emitted so far, in order.
     private(set) var arguments: [WarehouseValue] = []
 
-    init(dialect: any SQLDialect, tables: [(alias: String, columns: [String])], params: [String: WarehouseValue],
-         arguments: [WarehouseValue] = []) {
+    init(
+        dialect: any SQLDialect, tables: [(alias: String, columns: [String])], params: [String: WarehouseValue],
+        arguments: [WarehouseValue] = []
+    ) {
         self.dialect = dialect
         self.tables = tables
         self.params = params
@@ -74,11 +76,17 @@ extension YAMLNode {
         for pair in self["params"]?.mapping ?? [] {
             guard let name = pair.key.scalarText else { continue }
             let node = pair.value
-            if node.isNull { values[name] = .null }
-            else if let integer = node.int, !node.isQuoted { values[name] = .integer(Int64(integer)) }
-            else if let number = node.double, !node.isQuoted { values[name] = .real(number) }
-            else if let flag = node.bool { values[name] = .integer(flag ? 1 : 0) }
-            else { values[name] = .text(node.scalarText ?? "") }
+            if node.isNull {
+                values[name] = .null
+            } else if let integer = node.int, !node.isQuoted {
+                values[name] = .integer(Int64(integer))
+            } else if let number = node.double, !node.isQuoted {
+                values[name] = .real(number)
+            } else if let flag = node.bool {
+                values[name] = .integer(flag ? 1 : 0)
+            } else {
+                values[name] = .text(node.scalarText ?? "")
+            }
         }
         return values
     }

@@ -95,7 +95,10 @@ extension RunWorkspace {
     /// How to read `table`, or a failure saying no step wrote it and the warehouse lacks it.
     func requireSource(_ table: String, for step: StepContext) async throws -> String {
         guard let source = try await source(table) else {
-            throw StepFailure(.missingTable, "step '\(step.stepID)' reads table '\(table)', which no earlier step of this run wrote and the warehouse of org '\(step.org)' does not have")
+            throw StepFailure(
+                .missingTable,
+                "step '\(step.stepID)' reads table '\(table)', which no earlier step of this run wrote and the warehouse of org '\(step.org)' does not have"
+            )
         }
         return source
     }

@@ -42,8 +42,11 @@ public struct ValidateDataProcessor: Processor {
                     return .text(node.scalarText ?? "")
                 }
                 let placeholders = values.indices.map { dialect.placeholder($0 + 1) }.joined(separator: ", ")
-                let outside = values.isEmpty ? 0 : try await workspace.count(
-                    "SELECT count(*) FROM \(source) WHERE \(quotedColumn) IS NOT NULL AND \(quotedColumn) NOT IN (\(placeholders))", values)
+                let outside =
+                    values.isEmpty
+                    ? 0
+                    : try await workspace.count(
+                        "SELECT count(*) FROM \(source) WHERE \(quotedColumn) IS NOT NULL AND \(quotedColumn) NOT IN (\(placeholders))", values)
                 (passed, observed) = (outside == 0, "\(outside) value\(outside == 1 ? "" : "s") outside the accepted list")
             case "range":
                 var conditions: [String] = []
@@ -53,8 +56,11 @@ public struct ValidateDataProcessor: Processor {
                     arguments.append(node.double.map(WarehouseValue.real) ?? .text(node.scalarText ?? ""))
                     conditions.append("\(quotedColumn) \(comparison) \(dialect.placeholder(arguments.count))")
                 }
-                let outside = conditions.isEmpty ? 0 : try await workspace.count(
-                    "SELECT count(*) FROM \(source) WHERE \(conditions.joined(separator: " OR "))", arguments)
+                let outside =
+                    conditions.isEmpty
+                    ? 0
+                    : try await workspace.count(
+                        "SELECT count(*) FROM \(source) WHERE \(conditions.joined(separator: " OR "))", arguments)
                 (passed, observed) = (outside == 0, "\(outside) value\(outside == 1 ? "" : "s") out of range")
             case "row_count":
                 let rows = try await workspace.count("SELECT count(*) FROM \(source)")
@@ -69,7 +75,8 @@ public struct ValidateDataProcessor: Processor {
                     break
                 }
                 let cutoff = Date().addingTimeInterval(-Double(maxAge.components.seconds))
-                let threshold = value.count == 10
+                let threshold =
+                    value.count == 10
                     ? String(ISO8601DateFormatter.string(from: cutoff, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate]))
                     : ISO8601DateFormatter().string(from: cutoff)
                 (passed, observed) = (value >= threshold, "newest \(value)")
@@ -89,8 +96,10 @@ public struct ValidateDataProcessor: Processor {
             default:
                 throw StepFailure.config("unknown check type '\(type)'", at: check.location)
             }
-            results.append(CheckResult(runID: step.runID, stepID: step.stepID, name: name, table: table,
-                                       passed: passed, severity: severity, observed: observed))
+            results.append(
+                CheckResult(
+                    runID: step.runID, stepID: step.stepID, name: name, table: table,
+                    passed: passed, severity: severity, observed: observed))
         }
 
         try await step.services.records?.keep(results, as: .checkResults)

@@ -28,9 +28,11 @@ public struct ProjectServices: Sendable {
     /// How long a failed run's staging is kept for a resume.
     public var stagingRetention: Duration { settings.stagingRetention }
 
-    public init(projectRoot: URL, stateFolder: URL, processors: ProcessorEnvironment, runStore: any RunStore,
-                warehouse: any Warehouse, credentialStore: any CredentialStore, apiTokens: any APITokenStore,
-                webhookAudit: any WebhookAuditStore, settings: ProjectSettings) {
+    public init(
+        projectRoot: URL, stateFolder: URL, processors: ProcessorEnvironment, runStore: any RunStore,
+        warehouse: any Warehouse, credentialStore: any CredentialStore, apiTokens: any APITokenStore,
+        webhookAudit: any WebhookAuditStore, settings: ProjectSettings
+    ) {
         self.projectRoot = projectRoot
         self.stateFolder = stateFolder
         self.processors = processors
@@ -55,23 +57,30 @@ public struct ProjectServices: Sendable {
 
     /// The keys: `keyringPath`, else `SLUICE_KEYRING`, else the passphrase variables, else the
     /// keyring in the state folder.
-    public func keys(keyringPath: String? = nil,
-                     environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretsError) -> Keyring {
-        try KeySource.resolve(keyringPath: keyringPath, environment: environment,
-                              defaultKeyringPath: stateFolder.appendingPathComponent("keyring.json").path).load()
+    public func keys(
+        keyringPath: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretsError) -> Keyring {
+        try KeySource.resolve(
+            keyringPath: keyringPath, environment: environment,
+            defaultKeyringPath: stateFolder.appendingPathComponent("keyring.json").path
+        ).load()
     }
 
     /// An executor over the project's stores, with heartbeats well inside the lease (so a live
     /// run is never taken for a dead one), and, given keys, the org credentials steps open.
     /// `project` is the project's schemas as read before (a server keeps them between runs);
     /// by default they are read now.
-    public func executor(options: ExecutorOptions = ExecutorOptions(), keys: Keyring? = nil,
-                         logger: Logger = Logger(label: "sluice.executor"), project: ProjectContext? = nil) -> Executor {
+    public func executor(
+        options: ExecutorOptions = ExecutorOptions(), keys: Keyring? = nil,
+        logger: Logger = Logger(label: "sluice.executor"), project: ProjectContext? = nil
+    ) -> Executor {
         var options = options
         options.lease = lease
         options.heartbeatInterval = min(.seconds(5), lease / 4)
-        var executor = Executor(processors: processors, store: runStore, warehouse: warehouse,
-                                project: project ?? ProjectContext(root: projectRoot), options: options, logger: logger)
+        var executor = Executor(
+            processors: processors, store: runStore, warehouse: warehouse,
+            project: project ?? ProjectContext(root: projectRoot), options: options, logger: logger)
         if let keys {
             executor.credentials = Credentials(store: credentialStore, keys: keys, logger: Logger(label: "sluice.credentials"))
         }

@@ -55,10 +55,13 @@ public actor PipelineCatalog {
         }
         for folder in ["pipelines", "schemas", "procedures"] {
             let url = root.appendingPathComponent(folder)
-            guard let walker = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.contentModificationDateKey, .fileSizeKey]) else { continue }
+            guard let walker = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.contentModificationDateKey, .fileSizeKey]) else {
+                continue
+            }
             for case let file as URL in walker {
                 let values = try? file.resourceValues(forKeys: [.contentModificationDateKey, .fileSizeKey])
-                current["\(folder)/\(file.path)"] = (values?.contentModificationDate?.timeIntervalSince1970 ?? 0) * 1e3
+                current["\(folder)/\(file.path)"] =
+                    (values?.contentModificationDate?.timeIntervalSince1970 ?? 0) * 1e3
                     + Double(values?.fileSize ?? 0) / 1e9
             }
         }

@@ -55,10 +55,12 @@ public struct RunStarter: Sendable {
         /// has no schedule (whose `max_active_runs` applies otherwise).
         public var activeLimitWithoutSchedule: Int?
 
-        public init(pipeline: LintedPipeline, org: String, trigger: RunTrigger, logicalDate: String? = nil,
-                    params: [String: String] = [:], paramsCheck: ParamsCheck = .beforeCreating,
-                    env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil,
-                    requestID: String? = nil, orgActiveLimit: Int? = nil, activeLimitWithoutSchedule: Int? = nil) {
+        public init(
+            pipeline: LintedPipeline, org: String, trigger: RunTrigger, logicalDate: String? = nil,
+            params: [String: String] = [:], paramsCheck: ParamsCheck = .beforeCreating,
+            env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil,
+            requestID: String? = nil, orgActiveLimit: Int? = nil, activeLimitWithoutSchedule: Int? = nil
+        ) {
             self.pipeline = pipeline
             self.org = org
             self.trigger = trigger
@@ -96,8 +98,10 @@ public struct RunStarter: Sendable {
 
     /// `isAccepting` says whether the process takes runs (false once a server's shutdown
     /// began); `now` is the clock a run's default logical date is read from.
-    public init(services: ProjectServices, pipelines: PipelineCatalog? = nil, keys: Keys = .load(),
-                isAccepting: @escaping @Sendable () async -> Bool = { true }, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        services: ProjectServices, pipelines: PipelineCatalog? = nil, keys: Keys = .load(),
+        isAccepting: @escaping @Sendable () async -> Bool = { true }, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.services = services
         self.pipelines = pipelines ?? PipelineCatalog(services: services)
         self.keys = keys
@@ -121,7 +125,8 @@ public struct RunStarter: Sendable {
         // A trigger repeated gets its run back, whatever has changed since (the pipeline may no
         // longer lint, its max_active_runs may be reached).
         if let key = request.triggerKey,
-           let earlier = try await services.runStore.run(pipeline: pipeline.id, org: request.org, triggerKey: key) {
+            let earlier = try await services.runStore.run(pipeline: pipeline.id, org: request.org, triggerKey: key)
+        {
             throw RunRefusal.duplicate(earlier)
         }
         let plan = try Self.plan(of: pipeline)
@@ -132,8 +137,9 @@ public struct RunStarter: Sendable {
             params: request.params, env: request.env, triggerKey: request.triggerKey, requestID: request.requestID)
         if request.paramsCheck == .beforeCreating {
             // The run as it will be created, so defaults that read `run.*` see what the run will.
-            let probe = RunRecord(pipeline: plan.definition.id?.value ?? pipeline.id, org: created.org, logicalDate: created.logicalDate,
-                                  trigger: created.trigger, requestID: created.requestID, params: created.params)
+            let probe = RunRecord(
+                pipeline: plan.definition.id?.value ?? pipeline.id, org: created.org, logicalDate: created.logicalDate,
+                trigger: created.trigger, requestID: created.requestID, params: created.params)
             do {
                 _ = try RunParameters.check(for: plan.definition, run: probe, env: created.env)
             } catch {

@@ -22,11 +22,14 @@ public struct Credentials: Sendable {
     public static let defaultLimitPerOrg = ProjectSettings.defaultCredentialLimit
     public static let defaultRotationGrace: Duration = .seconds(24 * 3600)
 
-    public init(store: any CredentialStore, keys: Keyring?, limitPerOrg: Int = Credentials.defaultLimitPerOrg,
-                logger: Logger = Logger(label: "sluice.credentials"),
-                auditRetry: RetryPolicy = RetryPolicy(attempts: 4, backoff: .exponential, initialDelay: .milliseconds(100),
-                                                      maxDelay: .seconds(2), jitter: true),
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any CredentialStore, keys: Keyring?, limitPerOrg: Int = Credentials.defaultLimitPerOrg,
+        logger: Logger = Logger(label: "sluice.credentials"),
+        auditRetry: RetryPolicy = RetryPolicy(
+            attempts: 4, backoff: .exponential, initialDelay: .milliseconds(100),
+            maxDelay: .seconds(2), jitter: true),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.keys = keys
         self.limitPerOrg = limitPerOrg
@@ -67,8 +70,10 @@ public struct Credentials: Sendable {
     /// metadata and expiry; seals; opens the blob and compares; then inserts it, refused by
     /// the database when the name exists or the org is at its limit.
     @discardableResult
-    public func put(org: String, name: String, value: SecretBytes, provider providerName: String, expiresAt: Date?,
-                    metadata: String?) async throws -> StoredCredential {
+    public func put(
+        org: String, name: String, value: SecretBytes, provider providerName: String, expiresAt: Date?,
+        metadata: String?
+    ) async throws -> StoredCredential {
         let time = now()
         return try await audited(org: org, name: name, action: .put, at: time) {
             try Self.checkAddress(org: org, name: name)
@@ -80,11 +85,14 @@ public struct Credentials: Sendable {
             }
             let keys = try requireKeys()
             let sealed = try sealAndVerify(value, org: org, name: name, generation: 1, keys: keys)
-            let credential = StoredCredential(org: org, name: name, provider: provider.rawValue, generation: 1, sealed: sealed,
-                                              keyVersion: Int(keys.current.version), expiresAt: expiresAt, metadata: metadata,
-                                              createdAt: time, updatedAt: time)
-            try await store.insertCredential(credential, limit: limitPerOrg, audit: record(
-                org, name, .put, .ok, "stored (\(provider.rawValue), value 1, key version \(keys.current.version))", time))
+            let credential = StoredCredential(
+                org: org, name: name, provider: provider.rawValue, generation: 1, sealed: sealed,
+                keyVersion: Int(keys.current.version), expiresAt: expiresAt, metadata: metadata,
+                createdAt: time, updatedAt: time)
+            try await store.insertCredential(
+                credential, limit: limitPerOrg,
+                audit: record(
+                    org, name, .put, .ok, "stored (\(provider.rawValue), value 1, key version \(keys.current.version))", time))
             logger.info("stored credential \(org)/\(name)", metadata: ["provider": "\(provider.rawValue)", "key_version": "\(keys.current.version)"])
             return credential
         }
@@ -95,8 +103,10 @@ public struct Credentials: Sendable {
     /// update names the row version read (or `expectedVersion`), so of two rotations at once
     /// one wins and the other gets `conflict`.
     @discardableResult
-    public func rotate(org: String, name: String, value: SecretBytes, grace: Duration = Credentials.defaultRotationGrace,
-                       expiresAt: Date? = nil, metadata: String? = nil, expectedVersion: Int? = nil) async throws -> StoredCredential {
+    public func rotate(
+        org: String, name: String, value: SecretBytes, grace: Duration = Credentials.defaultRotationGrace,
+        expiresAt: Date? = nil, metadata: String? = nil, expectedVersion: Int? = nil
+    ) async throws -> StoredCredential {
         let time = now()
         return try await audited(org: org, name: name, action: .rotate, at: time) {
             try Self.checkAddress(org: org, name: name)
@@ -105,7 +115,8 @@ public struct Credentials: Sendable {
             guard let existing = try await store.credential(org: org, name: name) else { throw Self.notFound(org, name) }
             let expected = expectedVersion ?? existing.version
             guard existing.version == expected else {
-                throw SecretsError(.conflict, "credential \(org)/\(name) is at version \(existing.version), not \(expected): it changed since it was read")
+                throw SecretsError(
+                    .conflict, "credential \(org)/\(name) is at version \(existing.version), not \(expected): it changed since it was read")
             }
             let provider = try CredentialProvider(named: existing.provider)
             try provider.check(value)
@@ -122,8 +133,12 @@ public struct Credentials: Sendable {
             updated.previousKeyVersion = existing.keyVersion
             updated.previousValidUntil = time.addingTimeInterval(grace.timeInterval)
             updated.updatedAt = time
-            let stored = try await store.updateCredential(updated, expectedVersion: expected, audit: record(
-                org, name, .rotate, .ok, "rotated to value \(updated.generation); value \(existing.generation) valid until \(updated.previousValidUntil!.formatted(.iso8601))", time))
+            let stored = try await store.updateCredential(
+                updated, expectedVersion: expected,
+                audit: record(
+                    org, name, .rotate, .ok,
+                    "rotated to value \(updated.generation); value \(existing.generation) valid until \(updated.previousValidUntil!.formatted(.iso8601))",
+                    time))
             logger.info("rotated credential \(org)/\(name)", metadata: ["generation": "\(stored.generation)"])
             return stored
         }
@@ -134,8 +149,9 @@ public struct Credentials: Sendable {
         let time = now()
         try await audited(org: org, name: name, action: .delete, at: time) {
             try Self.checkAddress(org: org, name: name)
-            try await store.deleteCredential(org: org, name: name, expectedVersion: expectedVersion,
-                                             audit: record(org, name, .delete, .ok, "deleted", time))
+            try await store.deleteCredential(
+                org: org, name: name, expectedVersion: expectedVersion,
+                audit: record(org, name, .delete, .ok, "deleted", time))
             logger.info("deleted credential \(org)/\(name)")
         }
     }
@@ -156,8 +172,10 @@ public struct Credentials: Sendable {
     /// blob, a wrong passphrase) are audited too, and thrown as `SecretsError`.
     /// With `expect`, the value must have that provider's format (kms_decrypt's `expect:`);
     /// a mismatch is refused, audited, and the value wiped.
-    public func open(org: String, name: String, for accessor: Accessor, previous: Bool = false,
-                     expect: CredentialProvider? = nil) async throws -> Opened {
+    public func open(
+        org: String, name: String, for accessor: Accessor, previous: Bool = false,
+        expect: CredentialProvider? = nil
+    ) async throws -> Opened {
         let time = now()
         let opened: Opened
         do {
@@ -165,7 +183,9 @@ public struct Credentials: Sendable {
             let keys = try requireKeys()
             guard let stored = try await store.credential(org: org, name: name) else { throw Self.notFound(org, name) }
             if let expiresAt = stored.expiresAt, expiresAt <= time {
-                throw SecretsError(.credentialExpired, "credential \(org)/\(name) expired at \(expiresAt.formatted(.iso8601)); store a new value with `sluice secrets rotate`")
+                throw SecretsError(
+                    .credentialExpired,
+                    "credential \(org)/\(name) expired at \(expiresAt.formatted(.iso8601)); store a new value with `sluice secrets rotate`")
             }
             let blob: Data
             let generation: Int
@@ -174,7 +194,10 @@ public struct Credentials: Sendable {
                     throw Self.notFound(org, name, "has no previous value")
                 }
                 guard time < until else {
-                    throw SecretsError(.credentialExpired, "the previous value of credential \(org)/\(name) stopped being valid at \(until.formatted(.iso8601)), the end of its grace period")
+                    throw SecretsError(
+                        .credentialExpired,
+                        "the previous value of credential \(org)/\(name) stopped being valid at \(until.formatted(.iso8601)), the end of its grace period"
+                    )
                 }
                 blob = previousBlob
                 generation = stored.generation - 1
@@ -182,8 +205,9 @@ public struct Credentials: Sendable {
                 blob = stored.sealed
                 generation = stored.generation
             }
-            let value = try CredentialEnvelope.open(blob, org: org, name: name, generation: UInt32(clamping: generation),
-                                                    keys: keys, at: time)
+            let value = try CredentialEnvelope.open(
+                blob, org: org, name: name, generation: UInt32(clamping: generation),
+                keys: keys, at: time)
             if let expect {
                 do {
                     try expect.check(value)
@@ -193,19 +217,23 @@ public struct Credentials: Sendable {
                 }
             }
             let header = try CredentialEnvelope.header(of: blob)
-            opened = Opened(value: value, provider: (try? CredentialProvider(named: stored.provider)) ?? .generic,
-                            generation: generation, keyVersion: Int(header.keyVersion), expiresAt: stored.expiresAt, isPrevious: previous)
+            opened = Opened(
+                value: value, provider: (try? CredentialProvider(named: stored.provider)) ?? .generic,
+                generation: generation, keyVersion: Int(header.keyVersion), expiresAt: stored.expiresAt, isPrevious: previous)
         } catch {
             let failure = Self.auditOutcome(of: error)
             await writeAudit(record(org, name, .decrypt, failure, Self.detail(of: error), time, accessor))
-            logger.warning("refused to decrypt credential \(org)/\(name): \(Self.detail(of: error))",
-                           metadata: accessor.runID.map { ["run_id": "\($0)"] } ?? [:])
+            logger.warning(
+                "refused to decrypt credential \(org)/\(name): \(Self.detail(of: error))",
+                metadata: accessor.runID.map { ["run_id": "\($0)"] } ?? [:])
             throw error
         }
         do {
-            try await writeAuditRetrying(record(org, name, .decrypt, .ok,
-                                                "decrypted value \(opened.generation)\(previous ? " (previous)" : "") with key version \(opened.keyVersion)",
-                                                time, accessor))
+            try await writeAuditRetrying(
+                record(
+                    org, name, .decrypt, .ok,
+                    "decrypted value \(opened.generation)\(previous ? " (previous)" : "") with key version \(opened.keyVersion)",
+                    time, accessor))
         } catch {
             opened.value.wipe()
             throw SecretsError(.auditFailed, "credential \(org)/\(name) was not handed out: its audit record could not be written (\(error))")
@@ -251,8 +279,10 @@ public struct Credentials: Sendable {
                         updated.previousValidUntil = rewrappedPrevious == nil ? nil : stored.previousValidUntil
                     }
                     updated.updatedAt = time
-                    _ = try await store.updateCredential(updated, expectedVersion: stored.version, audit: record(
-                        stored.org, stored.name, .rewrap, .ok, "re-wrapped from key version \(stored.keyVersion) to \(current)", time))
+                    _ = try await store.updateCredential(
+                        updated, expectedVersion: stored.version,
+                        audit: record(
+                            stored.org, stored.name, .rewrap, .ok, "re-wrapped from key version \(stored.keyVersion) to \(current)", time))
                     report.rewrapped.append(label)
                     break
                 } catch let error as SecretsError where error.code == .conflict && attempts < 5 {
@@ -304,7 +334,9 @@ public struct Credentials: Sendable {
 
     static func checkMetadata(_ text: String?, provider: CredentialProvider) throws(SecretsError) -> String {
         if let text, let finding = CredentialDetector.scan(text) {
-            throw SecretsError(.metadataInvalid, "metadata looks like it holds a credential (\(finding.kind)); metadata is stored in clear, so put values in the credential itself")
+            throw SecretsError(
+                .metadataInvalid,
+                "metadata looks like it holds a credential (\(finding.kind)); metadata is stored in clear, so put values in the credential itself")
         }
         return try CredentialMetadata.validate(text, provider: provider)
     }
@@ -323,8 +355,10 @@ public struct Credentials: Sendable {
     // MARK: Audit
 
     /// Runs a mutation; when it throws, records the refusal (best effort) and rethrows.
-    private func audited<Value>(org: String, name: String, action: CredentialAuditRecord.Action, at time: Date,
-                                _ body: () async throws -> Value) async throws -> Value {
+    private func audited<Value>(
+        org: String, name: String, action: CredentialAuditRecord.Action, at time: Date,
+        _ body: () async throws -> Value
+    ) async throws -> Value {
         do {
             return try await body()
         } catch {
@@ -340,10 +374,13 @@ public struct Credentials: Sendable {
         }
     }
 
-    private func record(_ org: String, _ name: String, _ action: CredentialAuditRecord.Action, _ outcome: CredentialAuditRecord.Outcome,
-                        _ detail: String, _ time: Date, _ accessor: Accessor = .commandLine) -> CredentialAuditRecord {
-        CredentialAuditRecord(org: org, credential: name, runID: accessor.runID, stepID: accessor.stepID, action: action,
-                              outcome: outcome, detail: detail, at: time)
+    private func record(
+        _ org: String, _ name: String, _ action: CredentialAuditRecord.Action, _ outcome: CredentialAuditRecord.Outcome,
+        _ detail: String, _ time: Date, _ accessor: Accessor = .commandLine
+    ) -> CredentialAuditRecord {
+        CredentialAuditRecord(
+            org: org, credential: name, runID: accessor.runID, stepID: accessor.stepID, action: action,
+            outcome: outcome, detail: detail, at: time)
     }
 
     /// Writes an audit record, retrying with backoff; throws the last error.
@@ -378,7 +415,7 @@ public struct Credentials: Sendable {
         case let error as SecretsError:
             switch error.code {
             case .credentialTampered, .credentialWrongOrg, .credentialWrongName, .credentialFormatUnsupported, .keyUnknown,
-                 .keyMismatch, .keyringCorrupt, .keyringMissing, .keyringPermissions, .keyringUnavailable, .sealVerifyFailed:
+                .keyMismatch, .keyringCorrupt, .keyringMissing, .keyringPermissions, .keyringUnavailable, .sealVerifyFailed:
                 return .failed
             default:
                 return .refused

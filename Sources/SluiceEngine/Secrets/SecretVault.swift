@@ -44,10 +44,13 @@ public actor SecretVault {
         var values: [String: String] = [:]
         for name in names.sorted() {
             guard let entry = entries[name], !entry.value.isWiped else {
-                throw StepFailure(.secretMissing, "secret '\(name)' is not in the vault: no step of this run decrypted it, or it expired and was cleared")
+                throw StepFailure(
+                    .secretMissing, "secret '\(name)' is not in the vault: no step of this run decrypted it, or it expired and was cleared")
             }
             guard entry.expiresAt > now else {
-                throw StepFailure(.secretExpired, """
+                throw StepFailure(
+                    .secretExpired,
+                    """
                     secret '\(name)' (credential '\(entry.credential)') expired at \(Self.format(entry.expiresAt)), \
                     before step '\(step)' could use it; give its kms_decrypt step a ttl that covers the steps using it
                     """)

@@ -51,7 +51,8 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
         switch self {
         case .missingPath: "A file or folder given to `sluice lint` does not exist."
         case .yamlSyntax: "The file is not valid YAML (or not UTF-8 text)."
-        case .inputLimit: "The file is larger, deeper or expands (through aliases) to more values than a pipeline file may: 1 MiB, 200 levels, 100,000 values or twice the file's bytes."
+        case .inputLimit:
+            "The file is larger, deeper or expands (through aliases) to more values than a pipeline file may: 1 MiB, 200 levels, 100,000 values or twice the file's bytes."
         case .duplicateKey: "A mapping names the same key twice."
         case .notAMapping: "The file's top level is not a mapping (a list, a scalar or nothing)."
         case .unknownKey: "A key the pipeline format does not have (with a \"did you mean\")."
@@ -72,15 +73,18 @@ public enum LintRule: String, CaseIterable, Sendable, Codable {
         case .expressionSyntax: "A `${{ }}` expression that does not parse."
         case .unknownReference: "A `${{ }}` expression names a param, step output, secret or run field that does not exist."
         case .secretInPlainField: "A secret flows into a field that its processor does not mark as secret, or a secret field holds a literal."
-        case .untrustedSecretDestination: "In a step that carries a secret, a field that decides where the request goes (a base URL, an endpoint) reads params, step outputs or another value a run's caller or data chooses."
-        case .paramDrivenURL: "A field that decides where a request goes reads `params.*`, so whoever starts a run through the API or a webhook chooses the host; runs refuse loopback, private and link-local addresses for it unless `network.allow` lists them (warning)."
+        case .untrustedSecretDestination:
+            "In a step that carries a secret, a field that decides where the request goes (a base URL, an endpoint) reads params, step outputs or another value a run's caller or data chooses."
+        case .paramDrivenURL:
+            "A field that decides where a request goes reads `params.*`, so whoever starts a run through the API or a webhook chooses the host; runs refuse loopback, private and link-local addresses for it unless `network.allow` lists them (warning)."
         case .plaintextCredential: "A literal that looks like a credential: an API key, a private key, a password inside a URL or DSN."
         case .missingSchema: "A referenced schema file does not exist."
         case .invalidSchema: "A schema file is not a valid table schema."
         case .conflictingSchema: "Two schema files describe one table differently."
         case .missingProcedure: "A referenced SQL procedure does not exist."
         case .invalidProcedure: "A procedure's SQL fails to prepare against the tables in `schemas/` (unknown table or column, syntax)."
-        case .procedureSandbox: "A procedure does what runs refuse: ATTACH or DETACH, a PRAGMA that sets, writing a published table as `main.<table>`, tables, views or indexes outside TEMP, triggers, its own transactions, functions that reach files."
+        case .procedureSandbox:
+            "A procedure does what runs refuse: ATTACH or DETACH, a PRAGMA that sets, writing a published table as `main.<table>`, tables, views or indexes outside TEMP, triggers, its own transactions, functions that reach files."
         case .unproducedTable: "A step reads a table that no step writes and no schema declares."
         case .unknownColumn: "A key, latest_by, group_by, measure or join names a column its table does not have."
         case .pipelineNameMismatch: "The `pipeline:` id differs from the file name."

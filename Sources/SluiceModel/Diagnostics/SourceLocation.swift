@@ -1,4 +1,5 @@
 import Foundation
+
 /// A place in a file that a person can open: 1-based line and column (column counted in
 /// Unicode scalars, as editors and Yams do).
 public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {

@@ -58,7 +58,8 @@ public struct GeneratedSection: Sendable, Equatable {
             }
             guard !found.contains(name) else { throw .repeated(name, line: index + 1) }
             guard let end = lines[(index + 1)...].firstIndex(where: { sectionName($0) != nil || $0.trimmed == endMarker }),
-                  lines[end].trimmed == endMarker else {
+                lines[end].trimmed == endMarker
+            else {
                 throw .unterminated(name, line: index + 1)
             }
             found.insert(name)
@@ -106,6 +107,6 @@ public enum GeneratedSectionError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-private extension String {
-    var trimmed: String { trimmingCharacters(in: .whitespaces) }
+extension String {
+    fileprivate var trimmed: String { trimmingCharacters(in: .whitespaces) }
 }

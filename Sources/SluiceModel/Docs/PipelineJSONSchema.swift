@@ -33,19 +33,29 @@ public enum PipelineJSONSchema {
         let required = fields.filter(\.requirement.isRequired).map { JSONValue.string($0.name) }
         if !required.isEmpty { result["required"] = .array(required) }
         // A step's `with` depends on its `uses`: one if/then branch per processor.
-        if fields.contains(where: { if case .processorConfig = $0.type { return true }; return false }) {
+        if fields.contains(where: {
+            if case .processorConfig = $0.type { return true }; return false
+        }) {
             properties["uses"] = .object([
                 "description": .string("The processor that runs the step."),
                 "enum": .array(registry.names.map(JSONValue.string)),
             ])
             result["properties"] = .object(properties)
-            result["allOf"] = .array(registry.specs.map { spec in
-                .object([
-                    "if": .object(["properties": .object(["uses": .object(["const": .string(spec.name)])]), "required": .array([.string("uses")])]),
-                    "then": .object(["properties": .object(["with": .object(object(spec.fields, registry: registry)
-                        .merging(["description": .string(spec.summary)]) { $1 })])]),
-                ])
-            })
+            result["allOf"] = .array(
+                registry.specs.map { spec in
+                    .object([
+                        "if": .object([
+                            "properties": .object(["uses": .object(["const": .string(spec.name)])]), "required": .array([.string("uses")]),
+                        ]),
+                        "then": .object([
+                            "properties": .object([
+                                "with": .object(
+                                    object(spec.fields, registry: registry)
+                                        .merging(["description": .string(spec.summary)]) { $1 })
+                            ])
+                        ]),
+                    ])
+                })
         }
         return result
     }
@@ -55,7 +65,9 @@ public enum PipelineJSONSchema {
         var description = field.description
         if case .defaultValue(let value) = field.requirement { description += " Default: \(value)." }
         if field.secret == .required { description += " Secret: write ${{ secrets.<name> }}." }
-        if field.destination { description += " Where the request goes: in a step that carries a secret, not from params or step outputs (use env or a literal)." }
+        if field.destination {
+            description += " Where the request goes: in a step that carries a secret, not from params or step outputs (use env or a literal)."
+        }
         result["description"] = .string(description)
         return result
     }
@@ -97,13 +109,14 @@ public enum PipelineJSONSchema {
                 "type": .string("object"),
                 "required": .array([.string(discriminator)]),
                 "properties": .object([discriminator: .object(["enum": .array(kinds.map(JSONValue.string))])]),
-                "allOf": .array(kinds.map { kind in
-                    let discriminatorSpec = FieldSpec(discriminator, .enumeration([kind]), .required, description: "")
-                    return .object([
-                        "if": .object(["properties": .object([discriminator: .object(["const": .string(kind)])])]),
-                        "then": .object(object([discriminatorSpec] + (shapes[kind] ?? []), registry: registry)),
-                    ])
-                }),
+                "allOf": .array(
+                    kinds.map { kind in
+                        let discriminatorSpec = FieldSpec(discriminator, .enumeration([kind]), .required, description: "")
+                        return .object([
+                            "if": .object(["properties": .object([discriminator: .object(["const": .string(kind)])])]),
+                            "then": .object(object([discriminatorSpec] + (shapes[kind] ?? []), registry: registry)),
+                        ])
+                    }),
             ]
         case .processorConfig:
             return ["type": .string("object")]
@@ -137,7 +150,8 @@ public indirect enum JSONValue: Sendable, Equatable {
             return "[\n" + items.map { inner + $0.rendered(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
         case .object(let members):
             if members.isEmpty { return "{}" }
-            return "{\n" + members.keys.sorted().map { "\(inner)\(Self.quote($0)): \(members[$0]!.rendered(indent: inner))" }
+            return "{\n"
+                + members.keys.sorted().map { "\(inner)\(Self.quote($0)): \(members[$0]!.rendered(indent: inner))" }
                 .joined(separator: ",\n") + "\n\(indent)}"
         }
     }

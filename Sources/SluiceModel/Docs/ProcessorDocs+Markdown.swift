@@ -177,7 +177,8 @@ extension ProcessorDocs {
             }
             for row in own {
                 if let last = rows.last, own.count == 1, last.shape == row.shape, last.kind == row.kind,
-                   last.fields.map(\.path) == row.fields.map(\.path) {
+                    last.fields.map(\.path) == row.fields.map(\.path)
+                {
                     rows[rows.count - 1].processors += row.processors
                 } else {
                     rows.append(row)

@@ -67,7 +67,8 @@ public enum ProcessorDocs {
     /// "3 attempts, exponential backoff from 1s to 30s, with jitter".
     static func describe(_ retry: RetryPolicy) -> String {
         guard retry.attempts > 1 else { return "1 attempt, no retry" }
-        let delays = retry.backoff == .exponential
+        let delays =
+            retry.backoff == .exponential
             ? "exponential backoff from \(DurationText.format(retry.initialDelay)) to \(DurationText.format(retry.maxDelay))"
             : "\(DurationText.format(retry.initialDelay)) apart"
         return "\(retry.attempts) attempts, \(delays)\(retry.jitter ? ", with jitter" : ""); only transient failures retry"
@@ -76,8 +77,9 @@ public enum ProcessorDocs {
     static func describe(_ rule: FieldRule) -> String {
         switch rule {
         case let .required(field, when, equals):
-            return equals == ["*"] ? "\(field) is required when \(when) is set"
-                                   : "\(field) is required when \(when) is \(equals.joined(separator: " or "))"
+            return equals == ["*"]
+                ? "\(field) is required when \(when) is set"
+                : "\(field) is required when \(when) is \(equals.joined(separator: " or "))"
         case .exactlyOne(let names): return "exactly one of \(names.joined(separator: ", "))"
         case .atMostOne(let names): return "at most one of \(names.joined(separator: ", "))"
         case let .memberOf(field, list): return "\(field) must be one of the \(list) columns"

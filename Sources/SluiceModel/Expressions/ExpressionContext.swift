@@ -13,9 +13,11 @@ public struct ExpressionContext: Sendable {
     /// template reads one of them may not widen what the run reaches (invariant 10).
     public var untrusted: Set<String>
 
-    public init(params: [String: ExpressionValue] = [:], run: [String: ExpressionValue] = [:],
-                env: [String: String] = [:], stepOutputs: [String: [String: ExpressionValue]] = [:],
-                secrets: [String: String] = [:], untrusted: Set<String> = []) {
+    public init(
+        params: [String: ExpressionValue] = [:], run: [String: ExpressionValue] = [:],
+        env: [String: String] = [:], stepOutputs: [String: [String: ExpressionValue]] = [:],
+        secrets: [String: String] = [:], untrusted: Set<String> = []
+    ) {
         self.params = params
         self.run = run
         self.env = env
@@ -121,7 +123,8 @@ public struct ExpressionContext: Sendable {
         let negative = amount.hasPrefix("-")
         let magnitude = negative ? String(amount.dropFirst()) : amount
         guard let duration = try? DurationText.parse(magnitude), duration.components.seconds % 86_400 == 0,
-              duration.components.attoseconds == 0 else {
+            duration.components.attoseconds == 0
+        else {
             throw EvaluationError(description: "date_add: \(shown(amount)) is not a whole number of days like 1d or -7d")
         }
         let days = Int(duration.components.seconds / 86_400)

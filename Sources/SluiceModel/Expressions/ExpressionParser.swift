@@ -224,7 +224,8 @@ public struct ExpressionParser {
                 } else if current.token == .symbol("[") {
                     advance()
                     guard case .string(let member) = current.token else {
-                        throw ParseError(description: "expected a quoted name inside [ ] but found \(describe(current.token))", offset: current.offset)
+                        throw ParseError(
+                            description: "expected a quoted name inside [ ] but found \(describe(current.token))", offset: current.offset)
                     }
                     path.append(member)
                     advance()

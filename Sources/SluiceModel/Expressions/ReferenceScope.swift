@@ -62,7 +62,8 @@ public struct ReferenceScope: Sendable {
             let fields = PipelineFormat.runFields.map(\.name) + (allowsFailureFields ? failureFields : [])
             guard path.count == 2, fields.contains(path[1]) else {
                 let field = path.dropFirst().joined(separator: ".")
-                return .problem("run has no field \(shown(field))\(Suggestion.hint(for: field, in: fields)) (run fields: \(fields.joined(separator: ", ")))")
+                return .problem(
+                    "run has no field \(shown(field))\(Suggestion.hint(for: field, in: fields)) (run fields: \(fields.joined(separator: ", ")))")
             }
             return .ok
         case "env":
@@ -79,7 +80,8 @@ public struct ReferenceScope: Sendable {
             }
             guard outputs.contains(path[3]) || stepsWithUnknownOutputs.contains(path[1]) else {
                 let list = outputs.isEmpty ? "none" : outputs.joined(separator: ", ")
-                return .problem("step \(shown(path[1])) has no output \(shown(path[3]))\(Suggestion.hint(for: path[3], in: outputs)) (its outputs: \(list))")
+                return .problem(
+                    "step \(shown(path[1])) has no output \(shown(path[3]))\(Suggestion.hint(for: path[3], in: outputs)) (its outputs: \(list))")
             }
             return .step(path[1])
         case "secrets":

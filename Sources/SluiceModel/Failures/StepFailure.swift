@@ -12,8 +12,10 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
     /// now if this is beyond the policy's `max_delay`.
     public var retryAfter: Duration?
 
-    public init(_ code: FailureCode, _ message: String, transient: Bool = false, at location: SourceLocation? = nil,
-                retryAfter: Duration? = nil) {
+    public init(
+        _ code: FailureCode, _ message: String, transient: Bool = false, at location: SourceLocation? = nil,
+        retryAfter: Duration? = nil
+    ) {
         self.code = code
         self.message = message
         self.transient = transient
@@ -33,8 +35,10 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The step used more than its timeout.
     public static func timedOut(after limit: Duration, abandoned: Bool) -> StepFailure {
-        StepFailure(.timedOut, abandoned
-            ? "the step ran past its \(DurationText.format(limit)) timeout and ignored cancellation; it was abandoned"
-            : "the step ran past its \(DurationText.format(limit)) timeout and was cancelled", transient: true)
+        StepFailure(
+            .timedOut,
+            abandoned
+                ? "the step ran past its \(DurationText.format(limit)) timeout and ignored cancellation; it was abandoned"
+                : "the step ran past its \(DurationText.format(limit)) timeout and was cancelled", transient: true)
     }
 }

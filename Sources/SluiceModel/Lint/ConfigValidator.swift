@@ -42,9 +42,11 @@ struct ConfigValidator {
     /// Validates a mapping against fields. `owner` names it in messages ("step 'load'",
     /// "ingest"); `unknownRule` is `unknownField` inside a processor's `with`, else `unknownKey`.
     /// `withRoot` is the processor's `with` mapping while inside it, for resolving roles.
-    mutating func validateObject(_ node: YAMLNode, fields: [FieldSpec], rules: [FieldRule] = [],
-                                 owner: String, unknownRule: LintRule = .unknownKey,
-                                 withRoot: YAMLNode? = nil, path: String = "", skip: Set<String> = []) {
+    mutating func validateObject(
+        _ node: YAMLNode, fields: [FieldSpec], rules: [FieldRule] = [],
+        owner: String, unknownRule: LintRule = .unknownKey,
+        withRoot: YAMLNode? = nil, path: String = "", skip: Set<String> = []
+    ) {
         // How messages name this object: the owner, plus the dotted path inside it.
         let here = path.isEmpty ? owner : "\(owner): \(shown(path))"
         guard let pairs = node.mapping else {
@@ -60,8 +62,9 @@ struct ConfigValidator {
             guard let spec = fields.first(where: { $0.name == key }) else {
                 let names = fields.map(\.name)
                 let what = unknownRule == .unknownField ? "field" : "key"
-                report(unknownRule, pair.key.location,
-                       "\(here) has no \(what) \(shown(key))\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
+                report(
+                    unknownRule, pair.key.location,
+                    "\(here) has no \(what) \(shown(key))\(Suggestion.hint(for: key, in: names)) (\(what)s: \(names.joined(separator: ", ")))")
                 // A credential is a leak wherever it is written, under a misspelt key too.
                 checkAllScalars(pair.value, spec: FieldSpec(key, .any, description: ""), label: "\(here): \(shown(key))", top: false)
                 continue
@@ -70,18 +73,22 @@ struct ConfigValidator {
             present.insert(key)
             if skip.contains(key) { continue }
             if case .processorConfig = spec.type {
-                continue // validated below, once `uses` is known
+                continue  // validated below, once `uses` is known
             }
-            validate(pair.value, as: spec.type, spec: spec, owner: owner, withRoot: withRoot, parent: node,
-                     path: path.isEmpty ? key : "\(path).\(key)")
+            validate(
+                pair.value, as: spec.type, spec: spec, owner: owner, withRoot: withRoot, parent: node,
+                path: path.isEmpty ? key : "\(path).\(key)")
         }
         for spec in fields where spec.requirement.isRequired && !present.contains(spec.name) {
             let valueIsNull = node[spec.name]?.isNull == true
-            report(.missingField, valueIsNull ? node[spec.name]!.location : node.location,
-                   valueIsNull ? "\(here): \(shown(spec.name)) needs a value" : "\(here) is missing required \(shown(spec.name))")
+            report(
+                .missingField, valueIsNull ? node[spec.name]!.location : node.location,
+                valueIsNull ? "\(here): \(shown(spec.name)) needs a value" : "\(here) is missing required \(shown(spec.name))")
         }
         checkRules(rules, in: node, fields: fields, present: present, owner: here)
-        if fields.contains(where: { if case .processorConfig = $0.type { return true }; return false }) {
+        if fields.contains(where: {
+            if case .processorConfig = $0.type { return true }; return false
+        }) {
             validateProcessorConfig(of: node, owner: owner)
         }
     }
@@ -92,8 +99,10 @@ struct ConfigValidator {
         return false
     }
 
-    private mutating func checkRules(_ rules: [FieldRule], in node: YAMLNode, fields: [FieldSpec],
-                                     present: Set<String>, owner: String) {
+    private mutating func checkRules(
+        _ rules: [FieldRule], in node: YAMLNode, fields: [FieldSpec],
+        present: Set<String>, owner: String
+    ) {
         func effectiveValue(_ name: String) -> String? {
             if let value = node[name], !value.isNull { return value.scalarText ?? "*" }
             if let spec = fields.first(where: { $0.name == name }), case .defaultValue(let value) = spec.requirement {
@@ -114,21 +123,24 @@ struct ConfigValidator {
                 if given.count != 1 {
                     let list = names.map { "'\($0)'" }.joined(separator: " or ")
                     let location = given.count > 1 ? node[given[1]]!.location : node.location
-                    report(given.isEmpty ? .missingField : .invalidValue, location,
-                           given.isEmpty ? "\(owner) needs \(list)" : "\(owner) takes \(list), not both")
+                    report(
+                        given.isEmpty ? .missingField : .invalidValue, location,
+                        given.isEmpty ? "\(owner) needs \(list)" : "\(owner) takes \(list), not both")
                 }
             case let .memberOf(field, list):
                 guard let member = node[field], let value = member.scalarText, let listNode = node[list] else { continue }
                 let values = (listNode.sequence ?? [listNode]).compactMap(\.scalarText)
                 if !values.contains(value) {
-                    report(.invalidValue, member.location,
-                           "\(owner): \(shown(field)) must be one of the \(list) columns (\(values.joined(separator: ", "))), not \(shown(value))")
+                    report(
+                        .invalidValue, member.location,
+                        "\(owner): \(shown(field)) must be one of the \(list) columns (\(values.joined(separator: ", "))), not \(shown(value))")
                 }
             case let .atMostOne(names):
                 let given = names.filter(present.contains)
                 if given.count > 1 {
-                    report(.invalidValue, node[given[1]]!.location,
-                           "\(owner) takes at most one of \(names.map { "'\($0)'" }.joined(separator: ", "))")
+                    report(
+                        .invalidValue, node[given[1]]!.location,
+                        "\(owner) takes at most one of \(names.map { "'\($0)'" }.joined(separator: ", "))")
                 }
             }
         }
@@ -138,8 +150,9 @@ struct ConfigValidator {
     private mutating func validateProcessorConfig(of step: YAMLNode, owner: String) {
         guard let usesNode = step["uses"], let name = usesNode.scalarText, !usesNode.isNull else { return }
         guard let spec = registry[name] else {
-            report(.unknownProcessor, usesNode.location,
-                   "unknown processor \(shown(name))\(Suggestion.hint(for: name, in: registry.names)) (`sluice processors` lists them)")
+            report(
+                .unknownProcessor, usesNode.location,
+                "unknown processor \(shown(name))\(Suggestion.hint(for: name, in: registry.names)) (`sluice processors` lists them)")
             if let config = step["with"] {
                 checkAllScalars(config, spec: FieldSpec("with", .any, description: ""), label: "\(owner): 'with'", top: false)
             }
@@ -154,8 +167,9 @@ struct ConfigValidator {
         untrustedDestinations = []
         paramDrivenDestinations = []
         carriedEnvironment = []
-        validateObject(configNode, fields: spec.fields, rules: spec.rules, owner: "\(owner) (\(name))",
-                       unknownRule: .unknownField, withRoot: configNode)
+        validateObject(
+            configNode, fields: spec.fields, rules: spec.rules, owner: "\(owner) (\(name))",
+            unknownRule: .unknownField, withRoot: configNode)
         reportUntrustedDestinations()
     }
 
@@ -171,7 +185,9 @@ struct ConfigValidator {
         for name in carriedEnvironment where !secrets.contains("env.\(name)") { secrets.append("env.\(name)") }
         guard !secrets.isEmpty else {
             for use in paramDrivenDestinations {
-                report(.paramDrivenURL, use.location, """
+                report(
+                    .paramDrivenURL, use.location,
+                    """
                     \(use.label) reads \(Self.sentence(use.params)), so whoever starts a run through the API or a webhook \
                     chooses where the request goes; runs refuse loopback, private and link-local addresses for it unless \
                     sluice.yml lists them under network.allow. Take it from env or write it in the file if the caller \
@@ -187,9 +203,11 @@ struct ConfigValidator {
             var fallback = "https://…"
             if case .defaultValue(let value) = use.spec.requirement { fallback = value }
             if first.first == "params", let value = scope.paramDefaults[first[1]] { fallback = value }
-            report(.untrustedSecretDestination, use.location,
-                   "\(use.label) decides where the step sends \(Self.sentence(secrets)), but it reads \(Self.sentence(reads)); "
-                   + "take it from the operator's environment or write it in the file, e.g. ${{ env.\(variable) || '\(fallback)' }} (|| gives the first non-empty value)")
+            report(
+                .untrustedSecretDestination, use.location,
+                "\(use.label) decides where the step sends \(Self.sentence(secrets)), but it reads \(Self.sentence(reads)); "
+                    + "take it from the operator's environment or write it in the file, e.g. ${{ env.\(variable) || '\(fallback)' }} (|| gives the first non-empty value)"
+            )
         }
     }
 
@@ -202,8 +220,10 @@ struct ConfigValidator {
 
     /// Validates one value against a field's type. `parent` is the object holding the field,
     /// for roles that name sibling fields (`.table`).
-    mutating func validate(_ node: YAMLNode, as type: FieldType, spec: FieldSpec, owner: String,
-                           withRoot: YAMLNode?, parent: YAMLNode? = nil, path: String) {
+    mutating func validate(
+        _ node: YAMLNode, as type: FieldType, spec: FieldSpec, owner: String,
+        withRoot: YAMLNode?, parent: YAMLNode? = nil, path: String
+    ) {
         let label = "\(owner): \(shown(path))"
         // A credential is a leak in any field; a credential field's literal is reported below.
         if case .scalar(let text, _) = node.value, !(spec.secret == .required && !Template.containsExpression(text)) {
@@ -238,8 +258,11 @@ struct ConfigValidator {
                 return
             }
             if let text = node.scalarText {
-                if Template.containsExpression(text) { checkTemplate(node, text: text, spec: spec, label: label) }
-                else { checkLiteral(node, text: text, spec: spec, label: label) }
+                if Template.containsExpression(text) {
+                    checkTemplate(node, text: text, spec: spec, label: label)
+                } else {
+                    checkLiteral(node, text: text, spec: spec, label: label)
+                }
             }
         case .any:
             checkAllScalars(node, spec: spec, label: label)
@@ -272,8 +295,9 @@ struct ConfigValidator {
             do {
                 let cron = try CronExpression(parsing: text)
                 if let impossibility = cron.impossibility {
-                    report(.cronNeverFires, offsetLocation(node, offset: impossibility.offset + leadingSpaces(text)),
-                           "\(label): \(shown(cron.source)) \(impossibility.description)")
+                    report(
+                        .cronNeverFires, offsetLocation(node, offset: impossibility.offset + leadingSpaces(text)),
+                        "\(label): \(shown(cron.source)) \(impossibility.description)")
                 }
             } catch {
                 report(.invalidCron, offsetLocation(node, offset: error.offset + leadingSpaces(text)), "\(label): \(error.description)")
@@ -286,7 +310,9 @@ struct ConfigValidator {
         case .identifier:
             guard let text = expectScalar() else { return }
             if Template.containsExpression(text) {
-                report(.invalidValue, node.location, "\(label) must be a literal name so lint and the DAG can check it; expressions are not allowed here")
+                report(
+                    .invalidValue, node.location, "\(label) must be a literal name so lint and the DAG can check it; expressions are not allowed here"
+                )
                 return
             }
             if let problem = Identifier.problem(with: text) {
@@ -299,8 +325,10 @@ struct ConfigValidator {
             // decrypted (and sent on) would let a run's caller pick, say, a webhook's secret.
             guard let text = expectScalar() else { return }
             if Template.containsExpression(text) {
-                report(.invalidValue, node.location,
-                       "\(label) must be a literal credential name, like openai/admin_key; expressions are not allowed here, so no param, env or step output chooses which credential is decrypted")
+                report(
+                    .invalidValue, node.location,
+                    "\(label) must be a literal credential name, like openai/admin_key; expressions are not allowed here, so no param, env or step output chooses which credential is decrypted"
+                )
                 return
             }
             checkLiteral(node, text: text, spec: spec, label: label)
@@ -308,8 +336,9 @@ struct ConfigValidator {
         case .enumeration(let values):
             guard let text = expectScalar() else { return }
             if !values.contains(text) {
-                report(.invalidValue, node.location,
-                       "\(label) must be one of \(values.joined(separator: ", ")), not \(shown(text))\(Suggestion.hint(for: text, in: values))")
+                report(
+                    .invalidValue, node.location,
+                    "\(label) must be one of \(values.joined(separator: ", ")), not \(shown(text))\(Suggestion.hint(for: text, in: values))")
             }
         case .list(let item):
             let items = node.sequence ?? [node]
@@ -341,15 +370,18 @@ struct ConfigValidator {
                     recordSQL(text, node: pair.value, tables: tables, withRoot: withRoot, parent: parent, path: "\(path).\(key)")
                     scanForCredential(pair.value, text: text, label: "\(label).\(key)")
                     if Template.containsExpression(text) {
-                        report(.invalidValue, pair.value.location, "\(label).\(key): SQL expressions can't contain ${{ }}; pass values as params and write :name")
+                        report(
+                            .invalidValue, pair.value.location,
+                            "\(label).\(key): SQL expressions can't contain ${{ }}; pass values as params and write :name")
                     }
                     continue
                 }
                 validate(pair.value, as: valueType, spec: spec, owner: owner, withRoot: withRoot, parent: parent, path: "\(path).\(key)")
             }
         case .object(let fields):
-            validateObject(node, fields: fields, owner: owner, unknownRule: withRoot == nil ? .unknownKey : .unknownField,
-                           withRoot: withRoot, path: path)
+            validateObject(
+                node, fields: fields, owner: owner, unknownRule: withRoot == nil ? .unknownKey : .unknownField,
+                withRoot: withRoot, path: path)
         case .variants(let discriminator, let shapes):
             guard node.mapping != nil else {
                 report(.wrongType, node.location, "\(label) must be a mapping, not \(node.kindDescription)")
@@ -361,13 +393,16 @@ struct ConfigValidator {
                 return
             }
             guard let fields = shapes[kind] else {
-                report(.invalidValue, kindNode.location,
-                       "\(label): \(shown(discriminator)) must be one of \(kinds.joined(separator: ", ")), not \(shown(kind))\(Suggestion.hint(for: kind, in: kinds))")
+                report(
+                    .invalidValue, kindNode.location,
+                    "\(label): \(shown(discriminator)) must be one of \(kinds.joined(separator: ", ")), not \(shown(kind))\(Suggestion.hint(for: kind, in: kinds))"
+                )
                 return
             }
             let discriminatorSpec = FieldSpec(discriminator, .enumeration(kinds), .required, description: "")
-            validateObject(node, fields: [discriminatorSpec] + fields, owner: owner,
-                           unknownRule: withRoot == nil ? .unknownKey : .unknownField, withRoot: withRoot, path: path)
+            validateObject(
+                node, fields: [discriminatorSpec] + fields, owner: owner,
+                unknownRule: withRoot == nil ? .unknownKey : .unknownField, withRoot: withRoot, path: path)
         case .processorConfig:
             break
         }
@@ -375,8 +410,10 @@ struct ConfigValidator {
 
     // MARK: Roles
 
-    private mutating func recordRole(_ role: FieldRole, text: String, node: YAMLNode, withRoot: YAMLNode?,
-                                     parent: YAMLNode?, path: String) {
+    private mutating func recordRole(
+        _ role: FieldRole, text: String, node: YAMLNode, withRoot: YAMLNode?,
+        parent: YAMLNode?, path: String
+    ) {
         let value = Located(text, at: node.location)
         switch role {
         case .none, .stepReference: break
@@ -387,23 +424,31 @@ struct ConfigValidator {
         case .definesSecret: io.definesSecrets.append(value)
         case .columns(let tablePaths):
             guard let withRoot else { break }
-            io.columnUses.append(ColumnUse(column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
-                                           field: path, inEveryTable: false))
+            io.columnUses.append(
+                ColumnUse(
+                    column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
+                    field: path, inEveryTable: false))
         case .sharedColumns(let tablePaths):
             guard let withRoot else { break }
-            io.columnUses.append(ColumnUse(column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
-                                           field: path, inEveryTable: true))
+            io.columnUses.append(
+                ColumnUse(
+                    column: value, tables: tables(at: tablePaths, in: withRoot, parent: parent),
+                    field: path, inEveryTable: true))
         case .sqlOver(let tablePaths):
             recordSQL(text, node: node, tables: tablePaths, withRoot: withRoot, parent: parent, path: path)
         }
     }
 
-    private mutating func recordSQL(_ text: String, node: YAMLNode, tables tablePaths: [String], withRoot: YAMLNode?,
-                                    parent: YAMLNode?, path: String) {
+    private mutating func recordSQL(
+        _ text: String, node: YAMLNode, tables tablePaths: [String], withRoot: YAMLNode?,
+        parent: YAMLNode?, path: String
+    ) {
         guard let withRoot else { return }
         let first: SourceLocation? = node.verbatim ? offsetLocation(node, offset: 0) : nil
-        io.sqlExpressions.append(SQLExpressionUse(text: Located(text, at: node.location), firstCharacter: first,
-                                                  tables: tables(at: tablePaths, in: withRoot, parent: parent), field: path))
+        io.sqlExpressions.append(
+            SQLExpressionUse(
+                text: Located(text, at: node.location), firstCharacter: first,
+                tables: tables(at: tablePaths, in: withRoot, parent: parent), field: path))
     }
 
     /// Table names found at dotted paths in `with` (`join.table` looks into each join); a path
@@ -446,8 +491,9 @@ struct ConfigValidator {
             case .secret(let name):
                 io.secretReferences.append(Located(name, at: location))
                 if !spec.secret.acceptsSecrets {
-                    report(.secretInPlainField, location,
-                           "\(label) is not a secret field, so secrets.\(name) could leak into logs or tables; only fields marked secret take secrets")
+                    report(
+                        .secretInPlainField, location,
+                        "\(label) is not a secret field, so secrets.\(name) could leak into logs or tables; only fields marked secret take secrets")
                 }
             }
         }
@@ -459,7 +505,7 @@ struct ConfigValidator {
         if spec.destination {
             var untrusted: [[String]] = []
             for reference in template.references where ReferenceScope.untrustedSource(of: reference.path) != nil {
-                if case .problem = scope.resolve(reference.path) { continue } // reported as unknown-reference
+                if case .problem = scope.resolve(reference.path) { continue }  // reported as unknown-reference
                 if !untrusted.contains(reference.path) { untrusted.append(reference.path) }
             }
             if !untrusted.isEmpty {
@@ -471,16 +517,18 @@ struct ConfigValidator {
         if spec.secret == .required {
             let roots = template.references.map { $0.path.first ?? "" }
             if roots.isEmpty || roots.contains(where: { $0 != "secrets" }) || template.parts.count != 1 {
-                report(.secretInPlainField, node.location,
-                       "\(label) is a credential and must be exactly ${{ secrets.<name> }}, read from the vault, not params, env or text")
+                report(
+                    .secretInPlainField, node.location,
+                    "\(label) is a credential and must be exactly ${{ secrets.<name> }}, read from the vault, not params, env or text")
             }
         }
     }
 
     private mutating func scanForCredential(_ node: YAMLNode, text: String, label: String) {
         if let finding = CredentialDetector.scan(text) {
-            report(.plaintextCredential, offsetLocation(node, offset: finding.offset),
-                   "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
+            report(
+                .plaintextCredential, offsetLocation(node, offset: finding.offset),
+                "\(label) holds what looks like \(finding.kind) in plain text; store it with `sluice secrets put` and read it with kms_decrypt")
         }
     }
 
@@ -494,13 +542,15 @@ struct ConfigValidator {
         case .call(let name, let arguments, let offset):
             if let signature = ExpressionContext.functions[name] {
                 if !signature.arity.contains(arguments.count) {
-                    report(.expressionSyntax, offsetLocation(node, offset: base + offset),
-                           "\(label): \(name) takes \(signature.arity.lowerBound) argument(s), not \(arguments.count)")
+                    report(
+                        .expressionSyntax, offsetLocation(node, offset: base + offset),
+                        "\(label): \(name) takes \(signature.arity.lowerBound) argument(s), not \(arguments.count)")
                 }
             } else {
                 let names = ExpressionContext.functions.keys.sorted()
-                report(.expressionSyntax, offsetLocation(node, offset: base + offset),
-                       "\(label): unknown function \(shown(name))\(Suggestion.hint(for: name, in: names)) (functions: \(names.joined(separator: ", ")))")
+                report(
+                    .expressionSyntax, offsetLocation(node, offset: base + offset),
+                    "\(label): unknown function \(shown(name))\(Suggestion.hint(for: name, in: names)) (functions: \(names.joined(separator: ", ")))")
             }
             for argument in arguments { checkFunctions(argument, node: node, base: base, label: label) }
         }
@@ -508,8 +558,9 @@ struct ConfigValidator {
 
     private mutating func checkLiteral(_ node: YAMLNode, text: String, spec: FieldSpec, label: String) {
         if spec.secret == .required {
-            report(.secretInPlainField, node.location,
-                   "\(label) is a credential and must come from the vault as ${{ secrets.<name> }}, not a literal")
+            report(
+                .secretInPlainField, node.location,
+                "\(label) is a credential and must come from the vault as ${{ secrets.<name> }}, not a literal")
         }
     }
 

@@ -48,15 +48,21 @@ public enum CredentialDetector {
         TokenPattern(prefix: "xoxb-", kind: "a Slack token", minimumTail: 10, tail: isTokenCharacter),
         TokenPattern(prefix: "xoxp-", kind: "a Slack token", minimumTail: 10, tail: isTokenCharacter),
         TokenPattern(prefix: "slc_", kind: "a Sluice API token", minimumTail: 40, tail: isTokenCharacter),
-        TokenPattern(prefix: "whsec_", kind: "a webhook signing secret", minimumTail: 24, tail: {
-            isTokenCharacter($0) || $0 == "+" || $0 == "/" || $0 == "="
-        }),
-        TokenPattern(prefix: "hooks.slack.com/services/", kind: "a Slack webhook URL", minimumTail: 20, tail: {
-            isTokenCharacter($0) || $0 == "/"
-        }),
-        TokenPattern(prefix: "Bearer ", kind: "a bearer token", minimumTail: 16, tail: {
-            isTokenCharacter($0) || $0 == "." || $0 == "~" || $0 == "+" || $0 == "/" || $0 == "="
-        }),
+        TokenPattern(
+            prefix: "whsec_", kind: "a webhook signing secret", minimumTail: 24,
+            tail: {
+                isTokenCharacter($0) || $0 == "+" || $0 == "/" || $0 == "="
+            }),
+        TokenPattern(
+            prefix: "hooks.slack.com/services/", kind: "a Slack webhook URL", minimumTail: 20,
+            tail: {
+                isTokenCharacter($0) || $0 == "/"
+            }),
+        TokenPattern(
+            prefix: "Bearer ", kind: "a bearer token", minimumTail: 16,
+            tail: {
+                isTokenCharacter($0) || $0 == "." || $0 == "~" || $0 == "+" || $0 == "/" || $0 == "="
+            }),
     ]
 
     /// The first credential-like literal in `text`, if any.
@@ -81,9 +87,10 @@ public enum CredentialDetector {
         var found: [(kind: String, bytes: Range<Int>, start: Int)] = []
         var from = 0
         while let start = find("-----BEGIN", in: bytes, from: from), let marker = find("PRIVATE KEY-----", in: bytes, from: start) {
-            let end = find("-----END", in: bytes, from: marker).map { index in
-                (find("-----", in: bytes, from: index + 8) ?? index) + 5
-            } ?? bytes.count
+            let end =
+                find("-----END", in: bytes, from: marker).map { index in
+                    (find("-----", in: bytes, from: index + 8) ?? index) + 5
+                } ?? bytes.count
             found.append(("a private key", start..<min(end, bytes.count), start))
             if firstOnly { return found }
             from = max(end, start + 1)
@@ -95,7 +102,10 @@ public enum CredentialDetector {
                 from = start + 1
                 // A prefix inside a longer word (`task-...`) is not a token start.
                 if pattern.prefix != "hooks.slack.com/services/", start > 0,
-                   isTokenCharacter(Character(Unicode.Scalar(bytes[start - 1]))) { continue }
+                    isTokenCharacter(Character(Unicode.Scalar(bytes[start - 1])))
+                {
+                    continue
+                }
                 var end = start + prefix.count
                 var digits = false
                 while end < bytes.count, bytes[end] < 0x80, pattern.tail(Character(Unicode.Scalar(bytes[end]))) {
@@ -157,10 +167,15 @@ public enum CredentialDetector {
         while let scheme = find("://", in: bytes, from: from) {
             from = scheme + 3
             var end = from
-            while end < bytes.count, ![UInt8(ascii: "/"), UInt8(ascii: " "), UInt8(ascii: "?"), UInt8(ascii: "#"),
-                                      UInt8(ascii: "\n"), UInt8(ascii: "\""), UInt8(ascii: "'")].contains(bytes[end]) { end += 1 }
+            while end < bytes.count,
+                ![
+                    UInt8(ascii: "/"), UInt8(ascii: " "), UInt8(ascii: "?"), UInt8(ascii: "#"),
+                    UInt8(ascii: "\n"), UInt8(ascii: "\""), UInt8(ascii: "'"),
+                ].contains(bytes[end])
+            { end += 1 }
             guard let at = bytes[from..<end].lastIndex(of: UInt8(ascii: "@")),
-                  let colon = bytes[from..<at].firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let colon = bytes[from..<at].firstIndex(of: UInt8(ascii: ":"))
+            else { continue }
             if isLiteralSecret(bytes[(colon + 1)..<at]) { ranges.append((colon + 1)..<at) }
         }
         return ranges

@@ -62,7 +62,8 @@ public final class Linter {
         let (definition, diagnostics) = examine(file: path)
         let sorted = diagnostics.sortedForReading()
         guard sorted.errorCount == 0, let definition,
-              case .success(let plan) = PipelinePlan.build(definition, procedures: procedureInfos(for: definition)) else {
+            case .success(let plan) = PipelinePlan.build(definition, procedures: procedureInfos(for: definition))
+        else {
             return (nil, sorted)
         }
         return (plan, sorted)
@@ -92,8 +93,11 @@ public final class Linter {
 
         for step in definition.steps {
             for need in step.needs where !ids.contains(need.value) && Identifier.isValid(need.value) {
-                diagnostics.append(Diagnostic(.unknownNeed, at: need.location,
-                    "step \(shown(step.id.value)) needs \(shown(need.value)), which is not a step of this pipeline\(Suggestion.hint(for: need.value, in: ids))"))
+                diagnostics.append(
+                    Diagnostic(
+                        .unknownNeed, at: need.location,
+                        "step \(shown(step.id.value)) needs \(shown(need.value)), which is not a step of this pipeline\(Suggestion.hint(for: need.value, in: ids))"
+                    ))
             }
             for need in step.needs where need.value == step.id.value {
                 diagnostics.append(Diagnostic(.cycle, at: need.location, "step \(shown(step.id.value)) needs itself"))
@@ -102,8 +106,11 @@ public final class Linter {
         let handlers = Set(definition.onFailure.map(\.location))
         for step in definition.steps + definition.onFailure where step.timeout == nil && definition.defaults.timeout == nil {
             let what = handlers.contains(step.location) ? "on_failure handler" : "step"
-            diagnostics.append(Diagnostic(.missingTimeout, at: handlers.contains(step.location) ? step.location : step.id.location,
-                "\(what) \(shown(step.id.value)) has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever"))
+            diagnostics.append(
+                Diagnostic(
+                    .missingTimeout, at: handlers.contains(step.location) ? step.location : step.id.location,
+                    "\(what) \(shown(step.id.value)) has no timeout; set `timeout:` on it or in `defaults`, or a hung source can hold the run forever"
+                ))
         }
 
         diagnostics += checkFiles(definition)
@@ -124,8 +131,10 @@ public final class Linter {
                     }
                     return index == 0 ? "\(pair.0) → \(pair.1) (\(reason))" : "→ \(pair.1) (\(reason))"
                 }.joined(separator: " ")
-                diagnostics.append(Diagnostic(.cycle, at: step?.id.location ?? definition.location,
-                                              "steps depend on each other in a circle: \(path)"))
+                diagnostics.append(
+                    Diagnostic(
+                        .cycle, at: step?.id.location ?? definition.location,
+                        "steps depend on each other in a circle: \(path)"))
             }
             if error.cycles.isEmpty {
                 diagnostics.append(Diagnostic(.cycle, at: definition.location, "the steps can't be put in an order (a cycle lint could not trace)"))
@@ -143,16 +152,23 @@ public final class Linter {
             for schema in step.io.schemaFiles where !Template.containsExpression(schema.value) {
                 if schemas.byPath[normalized(schema.value)] != nil || schemas.invalidPaths.contains(normalized(schema.value)) { continue }
                 let exists = fileManager.fileExists(atPath: projectRoot.appendingPathComponent(schema.value).path)
-                diagnostics.append(Diagnostic(.missingSchema, at: schema.location, exists
-                    ? "schema \(shown(schema.value)) is not under schemas/; keep schema files there so every pipeline and lint see them"
-                    : "schema file \(shown(schema.value)) does not exist\(Suggestion.hint(for: schema.value, in: schemas.byPath.keys))"))
+                diagnostics.append(
+                    Diagnostic(
+                        .missingSchema, at: schema.location,
+                        exists
+                            ? "schema \(shown(schema.value)) is not under schemas/; keep schema files there so every pipeline and lint see them"
+                            : "schema file \(shown(schema.value)) does not exist\(Suggestion.hint(for: schema.value, in: schemas.byPath.keys))"))
             }
             for procedure in step.io.procedureFiles where !Template.containsExpression(procedure.value) {
                 let url = projectRoot.appendingPathComponent(procedure.value)
                 if !fileManager.fileExists(atPath: url.path) {
-                    let known = ProjectFiles.find(in: projectRoot.appendingPathComponent("procedures"), extensions: ["sql"]).map { "procedures/\($0)" }
-                    diagnostics.append(Diagnostic(.missingProcedure, at: procedure.location,
-                        "procedure file \(shown(procedure.value)) does not exist\(Suggestion.hint(for: procedure.value, in: known))"))
+                    let known = ProjectFiles.find(in: projectRoot.appendingPathComponent("procedures"), extensions: ["sql"]).map {
+                        "procedures/\($0)"
+                    }
+                    diagnostics.append(
+                        Diagnostic(
+                            .missingProcedure, at: procedure.location,
+                            "procedure file \(shown(procedure.value)) does not exist\(Suggestion.hint(for: procedure.value, in: known))"))
                     continue
                 }
                 let info = procedures.check(fileAt: url, path: normalized(procedure.value))
@@ -160,11 +176,14 @@ public final class Linter {
                     diagnostics += info.diagnostics
                 }
                 if let first = info.diagnostics.first {
-                    diagnostics.append(first.rule == .procedureSandbox
-                        ? Diagnostic(.procedureSandbox, at: procedure.location,
-                                     "procedure \(shown(procedure.value)) does what runs refuse; see \(first.location)")
-                        : Diagnostic(.invalidProcedure, at: procedure.location,
-                                     "procedure \(shown(procedure.value)) does not prepare; see \(first.location)"))
+                    diagnostics.append(
+                        first.rule == .procedureSandbox
+                            ? Diagnostic(
+                                .procedureSandbox, at: procedure.location,
+                                "procedure \(shown(procedure.value)) does what runs refuse; see \(first.location)")
+                            : Diagnostic(
+                                .invalidProcedure, at: procedure.location,
+                                "procedure \(shown(procedure.value)) does not prepare; see \(first.location)"))
                 }
             }
         }
@@ -193,8 +212,10 @@ public final class Linter {
                 let paramsNode = owner?["params"]
                 let given = Set(paramsNode?.mapping?.compactMap(\.key.scalarText) ?? [])
                 for parameter in info.parameters where !given.contains(parameter) {
-                    diagnostics.append(Diagnostic(.missingField, at: paramsNode?.location ?? procedure.location,
-                        "\(procedure.value) uses :\(parameter), but step \(shown(step.id.value)) gives no params.\(parameter)"))
+                    diagnostics.append(
+                        Diagnostic(
+                            .missingField, at: paramsNode?.location ?? procedure.location,
+                            "\(procedure.value) uses :\(parameter), but step \(shown(step.id.value)) gives no params.\(parameter)"))
                 }
             }
         }
@@ -222,9 +243,11 @@ public final class Linter {
             let stepWrites = step.io.writes.map(\.value) + step.io.procedureFiles.flatMap { infos[$0.value]?.writes ?? [] }
             producers.formUnion(stepWrites)
             let fromSchemaFile = step.io.schemaFiles.compactMap { schemas.byPath[normalized($0.value)]?.columnNames }.first
-            let derived = fromSchemaFile ?? step.config.flatMap { config in
-                loader.registry[step.uses.value]?.resultColumns?(config) { columns[$0] }
-            }
+            let derived =
+                fromSchemaFile
+                ?? step.config.flatMap { config in
+                    loader.registry[step.uses.value]?.resultColumns?(config) { columns[$0] }
+                }
             for table in step.io.writes where columns[table.value] == nil || fromSchemaFile != nil {
                 if let derived { columns[table.value] = derived }
             }
@@ -234,8 +257,11 @@ public final class Linter {
                     guard let schema = schemas[table.value] else { continue }
                     let missing = derived.filter { schema.column($0) == nil }
                     if !missing.isEmpty {
-                        diagnostics.append(Diagnostic(.conflictingSchema, at: table.location,
-                            "step \(shown(step.id.value)) writes \(missing.map { "'\($0)'" }.joined(separator: ", ")) into \(shown(table.value)), but \(schema.file) has no such column\(missing.count == 1 ? "" : "s")"))
+                        diagnostics.append(
+                            Diagnostic(
+                                .conflictingSchema, at: table.location,
+                                "step \(shown(step.id.value)) writes \(missing.map { "'\($0)'" }.joined(separator: ", ")) into \(shown(table.value)), but \(schema.file) has no such column\(missing.count == 1 ? "" : "s")"
+                            ))
                     }
                 }
             }
@@ -243,20 +269,30 @@ public final class Linter {
 
         for step in definition.steps {
             for read in step.io.reads where !producers.contains(read.value) && schemas[read.value] == nil {
-                diagnostics.append(Diagnostic(.unproducedTable, at: read.location,
-                    "step \(shown(step.id.value)) reads table \(shown(read.value)), which no step of this pipeline writes and no file in schemas/ declares\(Suggestion.hint(for: read.value, in: Set(columns.keys)))"))
+                diagnostics.append(
+                    Diagnostic(
+                        .unproducedTable, at: read.location,
+                        "step \(shown(step.id.value)) reads table \(shown(read.value)), which no step of this pipeline writes and no file in schemas/ declares\(Suggestion.hint(for: read.value, in: Set(columns.keys)))"
+                    ))
             }
             for use in step.io.columnUses {
                 let known = use.tables.compactMap { columns[$0] }
                 guard !use.tables.isEmpty, known.count == use.tables.count else { continue }
                 let all = known.flatMap { $0 }
                 if use.inEveryTable, let missingFrom = zip(use.tables, known).first(where: { !$0.1.contains(use.column.value) })?.0,
-                   all.contains(use.column.value) {
-                    diagnostics.append(Diagnostic(.unknownColumn, at: use.column.location,
-                        "step \(shown(step.id.value)): \(shown(use.field)): join column \(shown(use.column.value)) is not in table \(shown(missingFrom)); a join key must be in both tables"))
+                    all.contains(use.column.value)
+                {
+                    diagnostics.append(
+                        Diagnostic(
+                            .unknownColumn, at: use.column.location,
+                            "step \(shown(step.id.value)): \(shown(use.field)): join column \(shown(use.column.value)) is not in table \(shown(missingFrom)); a join key must be in both tables"
+                        ))
                 } else if !all.contains(use.column.value) {
-                    diagnostics.append(Diagnostic(.unknownColumn, at: use.column.location,
-                        "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(use.column.value)) is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"))
+                    diagnostics.append(
+                        Diagnostic(
+                            .unknownColumn, at: use.column.location,
+                            "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(use.column.value)) is not in \(tableList(use.tables))\(Suggestion.hint(for: use.column.value, in: all))"
+                        ))
                 }
             }
             for use in step.io.sqlExpressions {
@@ -264,16 +300,21 @@ public final class Linter {
                 do {
                     expression = try SQLExpression(parsing: use.text.value)
                 } catch {
-                    diagnostics.append(Diagnostic(.invalidValue, at: location(in: use, offset: error.offset),
-                                                  "step \(shown(step.id.value)): \(shown(use.field)): \(error.description)"))
+                    diagnostics.append(
+                        Diagnostic(
+                            .invalidValue, at: location(in: use, offset: error.offset),
+                            "step \(shown(step.id.value)): \(shown(use.field)): \(error.description)"))
                     continue
                 }
                 let known = use.tables.compactMap { columns[$0] }
                 guard !use.tables.isEmpty, known.count == use.tables.count else { continue }
                 let all = Set(known.flatMap { $0 })
                 for column in expression.columns where !all.contains(column.name) {
-                    diagnostics.append(Diagnostic(.unknownColumn, at: location(in: use, offset: column.offset),
-                        "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(column.name)) is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"))
+                    diagnostics.append(
+                        Diagnostic(
+                            .unknownColumn, at: location(in: use, offset: column.offset),
+                            "step \(shown(step.id.value)): \(shown(use.field)): column \(shown(column.name)) is not in \(tableList(use.tables))\(Suggestion.hint(for: column.name, in: all))"
+                        ))
                 }
             }
         }

@@ -27,12 +27,14 @@ public final class ProcedureChecker {
         sqlite3_open_v2(":memory:", &connection, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil)
         // Statements that change the schema are executed (on empty tables). A recursive CTE in
         // one could run forever: stop any statement after about a million VM steps.
-        sqlite3_progress_handler(connection, 10_000, { counter in
-            guard let counter else { return 1 }
-            let calls = counter.assumingMemoryBound(to: Int.self)
-            calls.pointee += 1
-            return calls.pointee > 100 ? 1 : 0
-        }, progressCalls)
+        sqlite3_progress_handler(
+            connection, 10_000,
+            { counter in
+                guard let counter else { return 1 }
+                let calls = counter.assumingMemoryBound(to: Int.self)
+                calls.pointee += 1
+                return calls.pointee > 100 ? 1 : 0
+            }, progressCalls)
         sqlite3_limit(connection, SQLITE_LIMIT_LENGTH, 1 << 20)
         for schema in schemas.tables.values.sorted(by: { $0.table < $1.table }) {
             let columns = schema.columns.map { "\"\($0.name)\" \($0.type.sqliteType)" }.joined(separator: ", ")
@@ -84,34 +86,39 @@ public final class ProcedureChecker {
 
     private func check(sql: String, data: Data, into info: inout ProcedureInfo) {
         let log = AccessLog()
-        let authorizer: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                        UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { context, action, first, second, database, _ in
-            guard let context else { return SQLITE_OK }
-            let log = Unmanaged<AccessLog>.fromOpaque(context).takeUnretainedValue()
-            if let reason = ProcedureSandbox.script.refusal(action: action, first.map { String(cString: $0) },
-                                                            second.map { String(cString: $0) },
-                                                            database: database.map { String(cString: $0) }) {
-                if log.refusal == nil { log.refusal = reason }
-                return SQLITE_DENY
+        let authorizer:
+            @convention(c) (
+                UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                UnsafePointer<CChar>?, UnsafePointer<CChar>?
+            ) -> Int32 = { context, action, first, second, database, _ in
+                guard let context else { return SQLITE_OK }
+                let log = Unmanaged<AccessLog>.fromOpaque(context).takeUnretainedValue()
+                if let reason = ProcedureSandbox.script.refusal(
+                    action: action, first.map { String(cString: $0) },
+                    second.map { String(cString: $0) },
+                    database: database.map { String(cString: $0) })
+                {
+                    if log.refusal == nil { log.refusal = reason }
+                    return SQLITE_DENY
+                }
+                guard let first else { return SQLITE_OK }
+                let table = String(cString: first)
+                if table.hasPrefix("sqlite_") { return SQLITE_OK }
+                switch action {
+                case SQLITE_READ:
+                    log.note(&log.reads, table)
+                case SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE:
+                    log.note(&log.writes, table)
+                case SQLITE_CREATE_TABLE, SQLITE_CREATE_TEMP_TABLE:
+                    log.created.insert(table)
+                    log.changedSchema = true
+                case SQLITE_DROP_TABLE, SQLITE_DROP_TEMP_TABLE, SQLITE_ALTER_TABLE, SQLITE_CREATE_VIEW, SQLITE_CREATE_TEMP_VIEW:
+                    log.changedSchema = true
+                default:
+                    break
+                }
+                return SQLITE_OK
             }
-            guard let first else { return SQLITE_OK }
-            let table = String(cString: first)
-            if table.hasPrefix("sqlite_") { return SQLITE_OK }
-            switch action {
-            case SQLITE_READ:
-                log.note(&log.reads, table)
-            case SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE:
-                log.note(&log.writes, table)
-            case SQLITE_CREATE_TABLE, SQLITE_CREATE_TEMP_TABLE:
-                log.created.insert(table)
-                log.changedSchema = true
-            case SQLITE_DROP_TABLE, SQLITE_DROP_TEMP_TABLE, SQLITE_ALTER_TABLE, SQLITE_CREATE_VIEW, SQLITE_CREATE_TEMP_VIEW:
-                log.changedSchema = true
-            default:
-                break
-            }
-            return SQLITE_OK
-        }
         sqlite3_exec(connection, "SAVEPOINT sluice_procedure_check", nil, nil, nil)
         sqlite3_set_authorizer(connection, authorizer, Unmanaged.passUnretained(log).toOpaque())
         defer {
@@ -131,19 +138,24 @@ public final class ProcedureChecker {
                 log.changedSchema = false
                 let statementStart = base.distance(to: current)
                 let word = Self.firstWord(in: data, from: statementStart)
-                log.refusal = word < data.count
+                log.refusal =
+                    word < data.count
                     ? ProcedureSandbox.refusal(ofStatement: String(decoding: data[(data.startIndex + word)...].prefix(16), as: UTF8.self))
                     : nil
                 if let refusal = log.refusal {
-                    info.diagnostics.append(Diagnostic(.procedureSandbox, at: TextScan.location(ofByte: word, in: data, file: info.path),
-                        "procedures run sandboxed, and this statement is refused: \(refusal)"))
+                    info.diagnostics.append(
+                        Diagnostic(
+                            .procedureSandbox, at: TextScan.location(ofByte: word, in: data, file: info.path),
+                            "procedures run sandboxed, and this statement is refused: \(refusal)"))
                     return
                 }
                 let status = sqlite3_prepare_v2(connection, current, -1, &statement, &tail)
                 if status != SQLITE_OK, let refusal = log.refusal {
                     let start = Self.firstWord(in: data, from: statementStart)
-                    info.diagnostics.append(Diagnostic(.procedureSandbox, at: TextScan.location(ofByte: start, in: data, file: info.path),
-                        "procedures run sandboxed, and this statement is refused: \(refusal)"))
+                    info.diagnostics.append(
+                        Diagnostic(
+                            .procedureSandbox, at: TextScan.location(ofByte: start, in: data, file: info.path),
+                            "procedures run sandboxed, and this statement is refused: \(refusal)"))
                     sqlite3_finalize(statement)
                     return
                 }
@@ -156,8 +168,10 @@ public final class ProcedureChecker {
                     } else {
                         start = Self.firstWord(in: data, from: start)
                     }
-                    info.diagnostics.append(Diagnostic(.invalidProcedure, at: TextScan.location(ofByte: start, in: data, file: info.path),
-                        "the SQL does not prepare against the tables in schemas/: \(message)"))
+                    info.diagnostics.append(
+                        Diagnostic(
+                            .invalidProcedure, at: TextScan.location(ofByte: start, in: data, file: info.path),
+                            "the SQL does not prepare against the tables in schemas/: \(message)"))
                     sqlite3_finalize(statement)
                     return
                 }
@@ -174,8 +188,11 @@ public final class ProcedureChecker {
                     if log.changedSchema {
                         progressCalls.pointee = 0
                         if sqlite3_step(statement) == SQLITE_INTERRUPT {
-                            info.diagnostics.append(Diagnostic(.invalidProcedure, at: TextScan.location(ofByte: statementStart, in: data, file: info.path),
-                                "this statement changes the schema and did not finish within lint's step limit (a recursive query?); lint does not run it"))
+                            info.diagnostics.append(
+                                Diagnostic(
+                                    .invalidProcedure, at: TextScan.location(ofByte: statementStart, in: data, file: info.path),
+                                    "this statement changes the schema and did not finish within lint's step limit (a recursive query?); lint does not run it"
+                                ))
                             sqlite3_finalize(statement)
                             return
                         }

@@ -83,10 +83,10 @@ public struct ProcedureSandbox: Sendable, Hashable {
             }
             return "it may not \(verb) \(database.map { "\($0)." } ?? "")\(name)"
         case SQLITE_CREATE_TEMP_TABLE, SQLITE_CREATE_TEMP_VIEW, SQLITE_CREATE_TEMP_INDEX,
-             SQLITE_DROP_TEMP_TABLE, SQLITE_DROP_TEMP_VIEW, SQLITE_DROP_TEMP_INDEX:
+            SQLITE_DROP_TEMP_TABLE, SQLITE_DROP_TEMP_VIEW, SQLITE_DROP_TEMP_INDEX:
             return writesTemp ? nil : "a query may not create or drop tables, views or indexes"
         case SQLITE_CREATE_TABLE, SQLITE_CREATE_VIEW, SQLITE_CREATE_INDEX,
-             SQLITE_DROP_TABLE, SQLITE_DROP_VIEW, SQLITE_DROP_INDEX:
+            SQLITE_DROP_TABLE, SQLITE_DROP_VIEW, SQLITE_DROP_INDEX:
             return "it may create and drop only TEMP tables, views and indexes (\(name) would change \(database ?? "main"))"
         case SQLITE_ALTER_TABLE:
             // The database is the first argument here, the table the second.
@@ -99,7 +99,8 @@ public struct ProcedureSandbox: Sendable, Hashable {
             return "it may not ATTACH or DETACH databases: a run reads only its own org's tables"
         case SQLITE_PRAGMA:
             let pragma = name.lowercased()
-            return Self.readOnlyPragmas.contains(pragma) ? nil : "it may not use PRAGMA \(pragma) (only \(Self.readOnlyPragmas.sorted().joined(separator: ", ")))"
+            return Self.readOnlyPragmas.contains(pragma)
+                ? nil : "it may not use PRAGMA \(pragma) (only \(Self.readOnlyPragmas.sorted().joined(separator: ", ")))"
         case SQLITE_FUNCTION:
             let function = (second ?? "").lowercased()
             return Self.refusedFunctions.contains(function) ? "it may not call \(function)()" : nil

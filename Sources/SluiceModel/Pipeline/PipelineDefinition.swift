@@ -75,8 +75,9 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// One try, no retry: what a step gets when nothing says otherwise.
-    public static let none = RetryPolicy(attempts: 1, backoff: .exponential, initialDelay: .seconds(1),
-                                         maxDelay: .seconds(60), jitter: true)
+    public static let none = RetryPolicy(
+        attempts: 1, backoff: .exponential, initialDelay: .seconds(1),
+        maxDelay: .seconds(60), jitter: true)
 }
 
 public struct StepDefaults: Sendable {

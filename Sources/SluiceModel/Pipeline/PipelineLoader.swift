@@ -34,12 +34,22 @@ public struct PipelineLoader: Sendable {
 
     func load(root: YAMLNode?, file: String) -> Result {
         guard let root, !root.isNull else {
-            return Result(definition: nil, diagnostics: [Diagnostic(.notAMapping, at: .start(of: file),
-                "the file is empty; a pipeline file is a mapping with at least `pipeline:` and `steps:`")])
+            return Result(
+                definition: nil,
+                diagnostics: [
+                    Diagnostic(
+                        .notAMapping, at: .start(of: file),
+                        "the file is empty; a pipeline file is a mapping with at least `pipeline:` and `steps:`")
+                ])
         }
         guard root.mapping != nil else {
-            return Result(definition: nil, diagnostics: [Diagnostic(.notAMapping, at: root.location,
-                "a pipeline file must be a mapping with `pipeline:` and `steps:`, but this one is \(root.kindDescription)")])
+            return Result(
+                definition: nil,
+                diagnostics: [
+                    Diagnostic(
+                        .notAMapping, at: root.location,
+                        "a pipeline file must be a mapping with `pipeline:` and `steps:`, but this one is \(root.kindDescription)")
+                ])
         }
 
         var validator = ConfigValidator(registry: registry, scope: scope(for: root))
@@ -49,8 +59,9 @@ public struct PipelineLoader: Sendable {
         let allSteps = loadSteps(root["steps"], fields: PipelineFormat.stepFields, kind: "step", required: true, validator: &validator)
         // Handlers run once the run has failed: they may read why.
         validator.scope.allowsFailureFields = true
-        let handlers = loadSteps(root["on_failure"], fields: PipelineFormat.handlerFields, kind: "on_failure handler",
-                                 required: false, validator: &validator)
+        let handlers = loadSteps(
+            root["on_failure"], fields: PipelineFormat.handlerFields, kind: "on_failure handler",
+            required: false, validator: &validator)
         validator.scope.allowsFailureFields = false
         var diagnostics = validator.diagnostics
 
@@ -59,8 +70,10 @@ public struct PipelineLoader: Sendable {
         var steps: [StepDefinition] = []
         for step in allSteps {
             if let first = seen[step.id.value] {
-                diagnostics.append(Diagnostic(.duplicateStepId, at: step.id.location,
-                    "step id \(shown(step.id.value)) is used twice; the first is at \(first.line):\(first.column)"))
+                diagnostics.append(
+                    Diagnostic(
+                        .duplicateStepId, at: step.id.location,
+                        "step id \(shown(step.id.value)) is used twice; the first is at \(first.line):\(first.column)"))
             } else {
                 seen[step.id.value] = step.id.location
                 steps.append(step)
@@ -72,8 +85,11 @@ public struct PipelineLoader: Sendable {
             id = Located(text, at: node.location)
             let expected = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             if text != expected {
-                diagnostics.append(Diagnostic(.pipelineNameMismatch, at: node.location,
-                    "pipeline id \(shown(text)) differs from its file name \(shown(expected)); name the file \(text).yml or the pipeline \(expected)"))
+                diagnostics.append(
+                    Diagnostic(
+                        .pipelineNameMismatch, at: node.location,
+                        "pipeline id \(shown(text)) differs from its file name \(shown(expected)); name the file \(text).yml or the pipeline \(expected)"
+                    ))
             }
         }
 
@@ -123,8 +139,10 @@ public struct PipelineLoader: Sendable {
 
     // MARK: Parts
 
-    private func loadSteps(_ node: YAMLNode?, fields: [FieldSpec], kind: String, required: Bool,
-                           validator: inout ConfigValidator) -> [StepDefinition] {
+    private func loadSteps(
+        _ node: YAMLNode?, fields: [FieldSpec], kind: String, required: Bool,
+        validator: inout ConfigValidator
+    ) -> [StepDefinition] {
         guard let node, !node.isNull else { return [] }
         guard let items = node.sequence else {
             validator.report(.wrongType, node.location, "\(kind)s must be a list (each item starting with `- id:`), not \(node.kindDescription)")
@@ -144,7 +162,7 @@ public struct PipelineLoader: Sendable {
             if let idNode = item["id"], let text = idNode.scalarText, Identifier.isValid(text) {
                 id = Located(text, at: idNode.location)
             } else if kind == "step" {
-                continue // missing or invalid id: reported above
+                continue  // missing or invalid id: reported above
             } else {
                 id = Located("on_failure_\(index + 1)", at: item.location)
             }
@@ -153,16 +171,17 @@ public struct PipelineLoader: Sendable {
                 guard let text = need.scalarText, !need.isNull else { return nil }
                 return Located(text, at: need.location)
             }
-            steps.append(StepDefinition(
-                id: id,
-                uses: Located(uses, at: usesNode.location),
-                description: item["description"]?.scalarText,
-                needs: needs,
-                config: item["with"],
-                timeout: duration(item["timeout"]),
-                retry: retryPolicy(item["retry"]),
-                location: item.location,
-                io: validator.io))
+            steps.append(
+                StepDefinition(
+                    id: id,
+                    uses: Located(uses, at: usesNode.location),
+                    description: item["description"]?.scalarText,
+                    needs: needs,
+                    config: item["with"],
+                    timeout: duration(item["timeout"]),
+                    retry: retryPolicy(item["retry"]),
+                    location: item.location,
+                    io: validator.io))
         }
         return steps
     }
@@ -203,14 +222,18 @@ public struct PipelineLoader: Sendable {
             do {
                 regex = try ParamValue.wholeValueExpression(pattern)
             } catch {
-                validator.report(.invalidParam, patternNode.location, "param \(shown(name)): pattern \(shown(pattern)) is not a valid regular expression")
+                validator.report(
+                    .invalidParam, patternNode.location, "param \(shown(name)): pattern \(shown(pattern)) is not a valid regular expression")
             }
             if param.type != .string {
-                validator.report(.invalidParam, patternNode.location, "param \(shown(name)): a pattern applies to string params, not \(param.type.rawValue)")
+                validator.report(
+                    .invalidParam, patternNode.location, "param \(shown(name)): a pattern applies to string params, not \(param.type.rawValue)")
             }
         }
         if param.required, let value = param.defaultValue {
-            validator.report(.invalidParam, value.location, "param \(shown(name)) is required and has a default; a required param must be given by each run, so drop one of them")
+            validator.report(
+                .invalidParam, value.location,
+                "param \(shown(name)) is required and has a default; a required param must be given by each run, so drop one of them")
         }
         var candidates: [YAMLNode] = param.allowedValues ?? []
         if let value = param.defaultValue { candidates.append(value) }
@@ -221,11 +244,13 @@ public struct PipelineLoader: Sendable {
                 continue
             }
             if let regex, !regex.matches(text) {
-                validator.report(.invalidParam, value.location, "param \(shown(name)): \(shown(text)) does not match its pattern \(param.pattern ?? "")")
+                validator.report(
+                    .invalidParam, value.location, "param \(shown(name)): \(shown(text)) does not match its pattern \(param.pattern ?? "")")
             }
         }
         if let allowed = param.allowedValues, let value = param.defaultValue, let text = value.scalarText,
-           !Template.containsExpression(text), !allowed.contains(where: { $0.scalarText == text }) {
+            !Template.containsExpression(text), !allowed.contains(where: { $0.scalarText == text })
+        {
             validator.report(.invalidParam, value.location, "param \(shown(name)): default \(shown(text)) is not one of its values")
         }
     }

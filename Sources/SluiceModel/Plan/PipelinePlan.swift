@@ -34,8 +34,10 @@ public struct PipelinePlan: Sendable {
     /// Builds the DAG. `procedures` supplies what each procedure reads and writes, by path.
     /// Returns the cycles instead when there are any; `needs` naming unknown steps are ignored
     /// here (lint reports them).
-    public static func build(_ definition: PipelineDefinition,
-                             procedures: [String: ProcedureInfo] = [:]) -> Result<PipelinePlan, CycleError> {
+    public static func build(
+        _ definition: PipelineDefinition,
+        procedures: [String: ProcedureInfo] = [:]
+    ) -> Result<PipelinePlan, CycleError> {
         // Ids are unique in a definition from PipelineLoader (duplicates are reported and left
         // out); a hand-built definition with duplicates keeps the first.
         var seenIDs = Set<String>()
@@ -114,8 +116,10 @@ public struct PipelinePlan: Sendable {
         for id in ids { layers[layerOf[id] ?? 0].append(id) }
         // Order inside the topological list: by layer, then file order, so it reads naturally.
         order = layers.flatMap { $0 }
-        return .success(PipelinePlan(definition: definition, edges: edges, order: order, layers: layers,
-                                     reads: reads, writes: writes))
+        return .success(
+            PipelinePlan(
+                definition: definition, edges: edges, order: order, layers: layers,
+                reads: reads, writes: writes))
     }
 
     public struct CycleError: Error, Sendable {

@@ -48,7 +48,8 @@ public enum PlanOutputFormat: String, CaseIterable, Sendable {
 
     static func dot(_ plan: PipelinePlan) -> String {
         func quote(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            "\""
+                + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n") + "\""
         }
         var lines = ["digraph \(quote(plan.definition.id?.value ?? "pipeline")) {", "  rankdir=LR;", "  node [shape=box, fontname=\"Helvetica\"];"]

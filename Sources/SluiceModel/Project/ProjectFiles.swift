@@ -11,10 +11,12 @@ public enum ProjectFiles {
         for case let path as String in enumerator {
             let name = path.split(separator: "/").last.map(String.init) ?? path
             guard !name.hasPrefix("."), let dot = name.lastIndex(of: "."),
-                  extensions.contains(name[name.index(after: dot)...].lowercased()) else { continue }
+                extensions.contains(name[name.index(after: dot)...].lowercased())
+            else { continue }
             var isDirectory: ObjCBool = false
             guard manager.fileExists(atPath: folder.appendingPathComponent(path).path, isDirectory: &isDirectory),
-                  !isDirectory.boolValue else { continue }
+                !isDirectory.boolValue
+            else { continue }
             // Skip files inside hidden folders, as the URL enumerator's skipsHiddenFiles did.
             if path.split(separator: "/").dropLast().contains(where: { $0.hasPrefix(".") }) { continue }
             found.append(path)

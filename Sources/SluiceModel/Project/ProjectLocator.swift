@@ -10,7 +10,8 @@ public enum ProjectLocator {
             var isDirectory: ObjCBool = false
             if manager.fileExists(atPath: folder.appendingPathComponent("sluice.yml").path)
                 || (manager.fileExists(atPath: folder.appendingPathComponent("pipelines").path, isDirectory: &isDirectory)
-                    && isDirectory.boolValue) {
+                    && isDirectory.boolValue)
+            {
                 return folder
             }
             let parent = folder.deletingLastPathComponent()

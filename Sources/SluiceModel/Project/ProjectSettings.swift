@@ -75,8 +75,10 @@ public struct ProjectSettings: Sendable, Hashable {
     /// refusals are kept, the newest; 100,000.
     public var webhookAuditMaxRefusals = 100_000
 
-    public init(orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil, inputRoot: String? = nil,
-                networkAllow: NetworkAllowList = NetworkAllowList()) {
+    public init(
+        orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil, inputRoot: String? = nil,
+        networkAllow: NetworkAllowList = NetworkAllowList()
+    ) {
         self.orgs = orgs
         self.publicURL = publicURL
         self.inputRoot = inputRoot
@@ -95,15 +97,18 @@ public struct ProjectSettings: Sendable, Hashable {
 
     /// Reads `sluice.yml` under `projectRoot` (if there is one) and the `SLUICE_*` variables of
     /// `environment`, which win over the file.
-    public static func load(projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment)
-        async throws(SettingsError) -> ProjectSettings {
+    public static func load(
+        projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment
+    )
+        async throws(SettingsError) -> ProjectSettings
+    {
         let file = projectRoot.appendingPathComponent(fileName)
         let hasFile = FileManager.default.fileExists(atPath: file.path)
         let hasContent = hasFile ? try check(file) : false
 
         var providers: [any ConfigProvider] = [
             EnvironmentVariablesProvider(environmentVariables: environment.filter { $0.key.hasPrefix("SLUICE_") })
-                .prefixKeys(with: ["sluice"]),
+                .prefixKeys(with: ["sluice"])
         ]
         if hasContent {
             do {
@@ -229,7 +234,8 @@ public struct ProjectSettings: Sendable, Hashable {
         }
         if let url = root["public_url"] {
             guard let text = url.scalarText, !url.isNull else {
-                throw SettingsError("\(url.location): public_url must be a URL, like public_url: https://sluice.example.com, not \(url.kindDescription)")
+                throw SettingsError(
+                    "\(url.location): public_url must be a URL, like public_url: https://sluice.example.com, not \(url.kindDescription)")
             }
             if let problem = publicURLProblem(text) { throw SettingsError("\(url.location): public_url: \(problem)") }
         }
@@ -246,11 +252,14 @@ public struct ProjectSettings: Sendable, Hashable {
             try checkKeys(of: network, in: "network", known: ["allow": "addresses, blocks and host names, like [10.0.0.0/8, internal.example.com]"])
             if let allow = network["allow"] {
                 guard let items = allow.sequence else {
-                    throw SettingsError("\(allow.location): network.allow must be a list, like allow: [127.0.0.1, 10.0.0.0/8, internal.example.com], not \(allow.kindDescription)")
+                    throw SettingsError(
+                        "\(allow.location): network.allow must be a list, like allow: [127.0.0.1, 10.0.0.0/8, internal.example.com], not \(allow.kindDescription)"
+                    )
                 }
                 for item in items {
                     guard let text = item.scalarText, !item.isNull else {
-                        throw SettingsError("\(item.location): network.allow: an entry is an address, a block or a host name, not \(item.kindDescription)")
+                        throw SettingsError(
+                            "\(item.location): network.allow: an entry is an address, a block or a host name, not \(item.kindDescription)")
                     }
                     do { _ = try NetworkAllowList([text]) } catch {
                         throw SettingsError("\(item.location): network.allow: \(error)")
@@ -265,7 +274,8 @@ public struct ProjectSettings: Sendable, Hashable {
             let parts = key.split(separator: ".").map(String.init)
             guard let node = parts.count == 2 ? root[parts[0]]?[parts[1]] : root[key] else { continue }
             guard let text = node.scalarText, !node.isNull else {
-                throw SettingsError("\(node.location): \(key) must be \(durationKeys.contains(key) ? "a duration" : "a whole number"), not \(node.kindDescription)")
+                throw SettingsError(
+                    "\(node.location): \(key) must be \(durationKeys.contains(key) ? "a duration" : "a whole number"), not \(node.kindDescription)")
             }
             if let problem = durationKeys.contains(key) ? durationProblem(text) : countProblem(text, key: key) {
                 throw SettingsError("\(node.location): \(key) \(problem)")
@@ -277,7 +287,8 @@ public struct ProjectSettings: Sendable, Hashable {
     /// `node` must be a mapping of the `known` keys.
     private static func checkKeys(of node: YAMLNode, in name: String, known: [String: String]) throws(SettingsError) {
         guard let pairs = node.mapping else {
-            throw SettingsError("\(node.location): \(name) must be a mapping (\(known.keys.sorted().joined(separator: ", "))), not \(node.kindDescription)")
+            throw SettingsError(
+                "\(node.location): \(name) must be a mapping (\(known.keys.sorted().joined(separator: ", "))), not \(node.kindDescription)")
         }
         for pair in pairs {
             let key = pair.key.scalarText ?? ""
@@ -310,7 +321,8 @@ public struct ProjectSettings: Sendable, Hashable {
     /// a host, no user or password (it is put into notifications), no query or fragment.
     static func publicURLProblem(_ text: String) -> String? {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = url.host, !host.isEmpty else {
+            let host = url.host, !host.isEmpty
+        else {
             return "\(shown(text)) is not an absolute http or https URL (like https://sluice.example.com)"
         }
         if url.user != nil || url.password != nil {

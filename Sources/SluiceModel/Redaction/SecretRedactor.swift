@@ -69,7 +69,8 @@ public final class SecretRedactor: Sendable {
         var forms = [value]
         if let encoded = value.addingPercentEncoding(withAllowedCharacters: .alphanumerics), encoded != value { forms.append(encoded) }
         if let json = try? JSONEncoder().encode(value), case let quoted = String(decoding: json, as: UTF8.self),
-           quoted.count > 2, case let escaped = String(quoted.dropFirst().dropLast()), escaped != value {
+            quoted.count > 2, case let escaped = String(quoted.dropFirst().dropLast()), escaped != value
+        {
             forms.append(escaped)
         }
         forms.append(Data(value.utf8).base64EncodedString())

@@ -43,8 +43,11 @@ public struct SchemaCatalog: Sendable {
         byPath[schema.file] = schema
         if let existing = tables[schema.table] {
             if !existing.agrees(with: schema) {
-                diagnostics.append(Diagnostic(.conflictingSchema, at: .start(of: schema.file),
-                    "table \(shown(schema.table)) is also described by \(existing.file), differently: \(SchemaParser.difference(existing, schema))"))
+                diagnostics.append(
+                    Diagnostic(
+                        .conflictingSchema, at: .start(of: schema.file),
+                        "table \(shown(schema.table)) is also described by \(existing.file), differently: \(SchemaParser.difference(existing, schema))"
+                    ))
             }
             return
         }
@@ -91,11 +94,17 @@ enum SchemaParser {
         var fieldsNode = root
         if let pairs = root.mapping {
             for pair in pairs where !tableKeys.contains(pair.key.scalarText ?? "") {
-                problem(pair.key, "unknown key '\(pair.key.scalarText ?? "")' in a table schema\(Suggestion.hint(for: pair.key.scalarText ?? "", in: tableKeys)) (keys: \(tableKeys.sorted().joined(separator: ", ")))")
+                problem(
+                    pair.key,
+                    "unknown key '\(pair.key.scalarText ?? "")' in a table schema\(Suggestion.hint(for: pair.key.scalarText ?? "", in: tableKeys)) (keys: \(tableKeys.sorted().joined(separator: ", ")))"
+                )
             }
             if let table = root["table"] {
-                if let name = table.scalarText, Identifier.isValid(name) { schema.table = name }
-                else { problem(table, Identifier.problem(with: table.scalarText ?? "") ?? "table must be a name") }
+                if let name = table.scalarText, Identifier.isValid(name) {
+                    schema.table = name
+                } else {
+                    problem(table, Identifier.problem(with: table.scalarText ?? "") ?? "table must be a name")
+                }
             }
             schema.description = root["description"]?.scalarText
             guard let fields = root["fields"] else {
@@ -104,8 +113,11 @@ enum SchemaParser {
             fieldsNode = fields
         }
         guard let items = fieldsNode.sequence else {
-            return .failure(Diagnostic(.invalidSchema, at: fieldsNode.location,
-                "a schema is a list of fields like {\"name\": \"id\", \"type\": \"STRING\"}, or an object with \"fields\"; this is \(fieldsNode.kindDescription)"))
+            return .failure(
+                Diagnostic(
+                    .invalidSchema, at: fieldsNode.location,
+                    "a schema is a list of fields like {\"name\": \"id\", \"type\": \"STRING\"}, or an object with \"fields\"; this is \(fieldsNode.kindDescription)"
+                ))
         }
         if items.isEmpty { problem(fieldsNode, "the schema has no fields") }
         if !Identifier.isValid(schema.table) {
@@ -119,7 +131,9 @@ enum SchemaParser {
                 continue
             }
             for pair in pairs where !fieldKeys.contains(pair.key.scalarText ?? "") {
-                problem(pair.key, "unknown key '\(pair.key.scalarText ?? "")' in a field\(Suggestion.hint(for: pair.key.scalarText ?? "", in: fieldKeys))")
+                problem(
+                    pair.key, "unknown key '\(pair.key.scalarText ?? "")' in a field\(Suggestion.hint(for: pair.key.scalarText ?? "", in: fieldKeys))"
+                )
             }
             guard let nameNode = item["name"], let name = nameNode.scalarText else {
                 problem(item, "a field needs \"name\"")
@@ -136,16 +150,24 @@ enum SchemaParser {
             }
             guard let type = ColumnType(bigQueryName: typeName) else {
                 let names = ColumnType.allCases.map(\.rawValue)
-                problem(typeNode, "field \(shown(name)): unknown type \(shown(typeName))\(Suggestion.hint(for: typeName.uppercased(), in: names)) (types: \(names.joined(separator: ", ")))")
+                problem(
+                    typeNode,
+                    "field \(shown(name)): unknown type \(shown(typeName))\(Suggestion.hint(for: typeName.uppercased(), in: names)) (types: \(names.joined(separator: ", ")))"
+                )
                 continue
             }
             var mode = TableSchema.Column.Mode.nullable
             if let modeNode = item["mode"], let modeName = modeNode.scalarText {
-                if let parsed = TableSchema.Column.Mode(rawValue: modeName.uppercased()) { mode = parsed }
-                else { problem(modeNode, "field \(shown(name)): mode must be NULLABLE, REQUIRED or REPEATED, not \(shown(modeName))") }
+                if let parsed = TableSchema.Column.Mode(rawValue: modeName.uppercased()) {
+                    mode = parsed
+                } else {
+                    problem(modeNode, "field \(shown(name)): mode must be NULLABLE, REQUIRED or REPEATED, not \(shown(modeName))")
+                }
             }
-            schema.columns.append(TableSchema.Column(name: name, type: mode == .repeated ? .json : type, mode: mode,
-                                                     description: item["description"]?.scalarText, location: nameNode.location))
+            schema.columns.append(
+                TableSchema.Column(
+                    name: name, type: mode == .repeated ? .json : type, mode: mode,
+                    description: item["description"]?.scalarText, location: nameNode.location))
         }
 
         if let key = root["primary_key"] {
@@ -160,7 +182,9 @@ enum SchemaParser {
         if let partition = root["partition_by"], let name = partition.scalarText {
             if let column = schema.column(name) {
                 if ![.date, .timestamp, .datetime, .int64, .string].contains(column.type) {
-                    problem(partition, "partition_by column \(shown(name)) is \(column.type.rawValue); partitions are by DATE, TIMESTAMP, DATETIME, INT64 or STRING")
+                    problem(
+                        partition,
+                        "partition_by column \(shown(name)) is \(column.type.rawValue); partitions are by DATE, TIMESTAMP, DATETIME, INT64 or STRING")
                 }
             } else if seen[name] == nil {  // a field whose type failed is reported already
                 problem(partition, "partition_by column \(shown(name)) is not a field\(Suggestion.hint(for: name, in: schema.columnNames))")
@@ -177,7 +201,8 @@ enum SchemaParser {
         if let extra = b.columnNames.first(where: { !aNames.contains($0) }) { return "column \(shown(extra)) is only in \(b.file)" }
         for column in a.columns {
             if let other = b.column(column.name), other != column {
-                return "column \(shown(column.name)) is \(column.type.rawValue) \(column.mode.rawValue) in \(a.file) but \(other.type.rawValue) \(other.mode.rawValue) in \(b.file)"
+                return
+                    "column \(shown(column.name)) is \(column.type.rawValue) \(column.mode.rawValue) in \(a.file) but \(other.type.rawValue) \(other.mode.rawValue) in \(b.file)"
             }
         }
         if a.columnNames != b.columnNames { return "the columns are in a different order" }

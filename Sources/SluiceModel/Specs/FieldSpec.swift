@@ -27,9 +27,11 @@ public struct FieldSpec: Sendable {
         public var isRequired: Bool { self == .required }
     }
 
-    public init(_ name: String, _ type: FieldType, _ requirement: Requirement = .optional,
-                secret: SecretUse = .never, role: FieldRole = .none, destination: Bool = false,
-                defaultNote: String? = nil, description: String, example: String? = nil) {
+    public init(
+        _ name: String, _ type: FieldType, _ requirement: Requirement = .optional,
+        secret: SecretUse = .never, role: FieldRole = .none, destination: Bool = false,
+        defaultNote: String? = nil, description: String, example: String? = nil
+    ) {
         self.name = name
         self.type = type
         self.requirement = requirement
@@ -110,7 +112,8 @@ public indirect enum FieldType: Sendable {
     public var summary: String {
         switch self {
         case .string: return "string"
-        case .integer(let range): return range.map { $0.upperBound == .max ? "integer (≥ \($0.lowerBound))" : "integer (\($0.lowerBound)–\($0.upperBound))" } ?? "integer"
+        case .integer(let range):
+            return range.map { $0.upperBound == .max ? "integer (≥ \($0.lowerBound))" : "integer (\($0.lowerBound)–\($0.upperBound))" } ?? "integer"
         case .number: return "number"
         case .boolean: return "boolean"
         case .duration: return "duration"

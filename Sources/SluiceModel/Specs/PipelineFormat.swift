@@ -3,26 +3,33 @@
 public enum PipelineFormat {
     public static let paramTypes = ["string", "integer", "number", "boolean", "date", "duration"]
 
-    public static let retry = FieldSpec("retry", .object([
-        FieldSpec("attempts", .integer(1...100), .defaultValue("1"), description: "Tries in all, the first included."),
-        FieldSpec("backoff", .enumeration(["exponential", "fixed"]), .defaultValue("exponential"),
-                  description: "How the delay grows between tries."),
-        FieldSpec("initial_delay", .duration, .defaultValue("1s"), description: "Delay before the second try."),
-        FieldSpec("max_delay", .duration, .defaultValue("1m"), description: "Longest delay between tries."),
-        FieldSpec("jitter", .boolean, .defaultValue("true"), description: "Randomise delays so retries don't align."),
-    ]), description: "Retries for transient errors (timeouts, 429, 5xx, a locked database); permanent errors never retry.")
+    public static let retry = FieldSpec(
+        "retry",
+        .object([
+            FieldSpec("attempts", .integer(1...100), .defaultValue("1"), description: "Tries in all, the first included."),
+            FieldSpec(
+                "backoff", .enumeration(["exponential", "fixed"]), .defaultValue("exponential"),
+                description: "How the delay grows between tries."),
+            FieldSpec("initial_delay", .duration, .defaultValue("1s"), description: "Delay before the second try."),
+            FieldSpec("max_delay", .duration, .defaultValue("1m"), description: "Longest delay between tries."),
+            FieldSpec("jitter", .boolean, .defaultValue("true"), description: "Randomise delays so retries don't align."),
+        ]), description: "Retries for transient errors (timeouts, 429, 5xx, a locked database); permanent errors never retry.")
 
-    public static let timeout = FieldSpec("timeout", .duration,
+    public static let timeout = FieldSpec(
+        "timeout", .duration,
         description: "Longest the step may run; it is cancelled, and abandoned if it ignores cancellation.", example: "10m")
 
     public static let stepFields: [FieldSpec] = [
-        FieldSpec("id", .identifier, .required, description: "Unique step name; other steps' `needs` and `steps.<id>.outputs` use it.",
-                  example: "load_usage"),
-        FieldSpec("uses", .string, .required, description: "The processor that runs the step (`sluice processors` lists them).",
-                  example: "ingest"),
+        FieldSpec(
+            "id", .identifier, .required, description: "Unique step name; other steps' `needs` and `steps.<id>.outputs` use it.",
+            example: "load_usage"),
+        FieldSpec(
+            "uses", .string, .required, description: "The processor that runs the step (`sluice processors` lists them).",
+            example: "ingest"),
         FieldSpec("description", .string, description: "What the step is for."),
-        FieldSpec("needs", .list(.identifier), role: .stepReference,
-                  description: "Steps that must succeed first. Reads of tables other steps write add edges by themselves."),
+        FieldSpec(
+            "needs", .list(.identifier), role: .stepReference,
+            description: "Steps that must succeed first. Reads of tables other steps write add edges by themselves."),
         FieldSpec("with", .processorConfig, description: "The processor's fields."),
         timeout,
         retry,
@@ -46,27 +53,40 @@ public enum PipelineFormat {
     ]
 
     public static let topLevel: [FieldSpec] = [
-        FieldSpec("pipeline", .identifier, .required, description: "The pipeline's id; must match the file name.",
-                  example: "openai_usage_daily"),
+        FieldSpec(
+            "pipeline", .identifier, .required, description: "The pipeline's id; must match the file name.",
+            example: "openai_usage_daily"),
         FieldSpec("description", .string, description: "What the pipeline does."),
-        FieldSpec("schedule", .object([
-            FieldSpec("cron", .cron, .required, description: "Five-field cron or @hourly, @daily, @weekly, @monthly, @yearly.",
-                      example: "15 2 * * *"),
-            FieldSpec("timezone", .timezone, .defaultValue("UTC"), description: "IANA timezone the cron is read in."),
-            FieldSpec("catchup", .duration, description: "Run missed fire times up to this far back (without it, only the latest one).", example: "7d"),
-            FieldSpec("max_active_runs", .integer(1...1_000), .defaultValue("1"), description: "Runs of this pipeline at once."),
-        ]), description: "When the scheduler runs the pipeline."),
+        FieldSpec(
+            "schedule",
+            .object([
+                FieldSpec(
+                    "cron", .cron, .required, description: "Five-field cron or @hourly, @daily, @weekly, @monthly, @yearly.",
+                    example: "15 2 * * *"),
+                FieldSpec("timezone", .timezone, .defaultValue("UTC"), description: "IANA timezone the cron is read in."),
+                FieldSpec(
+                    "catchup", .duration, description: "Run missed fire times up to this far back (without it, only the latest one).", example: "7d"),
+                FieldSpec("max_active_runs", .integer(1...1_000), .defaultValue("1"), description: "Runs of this pipeline at once."),
+            ]), description: "When the scheduler runs the pipeline."),
         FieldSpec("params", .map(.object(paramFields)), description: "Inputs a run can set (`--param k=v`), read as `${{ params.k }}`."),
-        FieldSpec("defaults", .object([
-            timeout,
-            retry,
-            FieldSpec("max_parallel", .integer(1...256), .defaultValue("4"), description: "Steps run at once."),
-        ]), description: "Settings every step inherits."),
-        FieldSpec("secrets", .object([
-            FieldSpec("ttl", .duration, .defaultValue("15m"), description: "How long decrypted secrets live unless a step says otherwise."),
-        ]), description: "Secret handling for the run."),
+        FieldSpec(
+            "defaults",
+            .object([
+                timeout,
+                retry,
+                FieldSpec("max_parallel", .integer(1...256), .defaultValue("4"), description: "Steps run at once."),
+            ]), description: "Settings every step inherits."),
+        FieldSpec(
+            "secrets",
+            .object([
+                FieldSpec("ttl", .duration, .defaultValue("15m"), description: "How long decrypted secrets live unless a step says otherwise.")
+            ]), description: "Secret handling for the run."),
         FieldSpec("steps", .list(.object(stepFields)), .required, description: "The steps; order in the file does not matter, the DAG does."),
-        FieldSpec("on_failure", .list(.object(handlerFields)), description: "Handlers run once, in order, when the run fails (not when it is cancelled), with the failure in `run.failed_step`, `run.error_code`, `run.error`."),
+        FieldSpec(
+            "on_failure", .list(.object(handlerFields)),
+            description:
+                "Handlers run once, in order, when the run fails (not when it is cancelled), with the failure in `run.failed_step`, `run.error_code`, `run.error`."
+        ),
     ]
 
     /// Fields of `run.*` that expressions may read.
@@ -85,7 +105,10 @@ public enum PipelineFormat {
     /// lint refuses them anywhere else.
     public static let failureRunFields: [(name: String, description: String)] = [
         ("failed_step", "The id of the step that failed; empty when the run failed outside a step (publishing, the warehouse)."),
-        ("error_code", "The failure's error code: the failed step's (`rate_limited`, `invalid_config` …), or `publish_failed`, `warehouse_unavailable`."),
+        (
+            "error_code",
+            "The failure's error code: the failed step's (`rate_limited`, `invalid_config` …), or `publish_failed`, `warehouse_unavailable`."
+        ),
         ("error", "The failure's message, every secret masked."),
     ]
 }

@@ -22,8 +22,10 @@ extension ProcessorSpec {
                 guard pairs[index].value.isNull else { continue }
                 pairs[index] = YAMLPair(key: pairs[index].key, value: defaultNode(text, type: field.type, at: pairs[index].value.location))
             } else {
-                pairs.append(YAMLPair(key: YAMLNode(.scalar(field.name, quoted: false), at: node.location),
-                                      value: defaultNode(text, type: field.type, at: node.location)))
+                pairs.append(
+                    YAMLPair(
+                        key: YAMLNode(.scalar(field.name, quoted: false), at: node.location),
+                        value: defaultNode(text, type: field.type, at: node.location)))
             }
         }
         return YAMLNode(.mapping(pairs), at: node.location)
@@ -47,8 +49,9 @@ extension ProcessorSpec {
         switch node.value {
         case .sequence(let items): return YAMLNode(.sequence(items.map { relocated($0, to: location) }), at: location)
         case .mapping(let pairs):
-            return YAMLNode(.mapping(pairs.map { YAMLPair(key: relocated($0.key, to: location), value: relocated($0.value, to: location)) }),
-                            at: location)
+            return YAMLNode(
+                .mapping(pairs.map { YAMLPair(key: relocated($0.key, to: location), value: relocated($0.value, to: location)) }),
+                at: location)
         case .scalar: return YAMLNode(node.value, at: location)
         }
     }

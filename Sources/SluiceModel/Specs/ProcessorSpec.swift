@@ -42,11 +42,13 @@ public struct ProcessorSpec: Sendable {
         case stepRecords
     }
 
-    public init(name: String, summary: String, description: String, fields: [FieldSpec],
-                rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
-                resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil,
-                defaultRetry: RetryPolicy? = nil, derivesFromTables: Bool = false, capabilities: Set<Capability> = [],
-                ingestedRowsOutput: String? = nil) {
+    public init(
+        name: String, summary: String, description: String, fields: [FieldSpec],
+        rules: [FieldRule] = [], outputs: [OutputSpec], example: String,
+        resultColumns: (@Sendable (_ config: YAMLNode, _ columnsOf: (String) -> [String]?) -> [String]?)? = nil,
+        defaultRetry: RetryPolicy? = nil, derivesFromTables: Bool = false, capabilities: Set<Capability> = [],
+        ingestedRowsOutput: String? = nil
+    ) {
         self.derivesFromTables = derivesFromTables
         self.capabilities = capabilities
         self.ingestedRowsOutput = ingestedRowsOutput

@@ -14,10 +14,12 @@ public enum CredentialName {
         if name.isEmpty { return "a credential name can't be empty" }
         if name.utf8.count > maxLength { return "'\(name.prefix(20))…' is longer than \(maxLength) characters" }
         for segment in name.split(separator: "/", omittingEmptySubsequences: false) {
-            let valid = !segment.isEmpty && segment != "." && segment != ".." && segment.utf8.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-            }
+            let valid =
+                !segment.isEmpty && segment != "." && segment != ".."
+                && segment.utf8.allSatisfy { byte in
+                    (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                        || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+                }
             if !valid { return "\(shown(name)) is not a valid credential name: \(rule)" }
         }
         return nil

@@ -98,8 +98,11 @@ struct CronMatcher: Sendable {
             let date = CalendarDate(daysSinceEpoch: day)
             if !months.has(date.month) {
                 let previous = months.highest(atOrBelow: date.month - 1).map { (date.year, $0) } ?? (date.year - 1, months.highest(atOrBelow: 12)!)
-                day = CalendarDate(year: previous.0, month: previous.1,
-                                   day: CalendarDate.daysIn(month: previous.1, year: previous.0)).daysSinceEpoch
+                day =
+                    CalendarDate(
+                        year: previous.0, month: previous.1,
+                        day: CalendarDate.daysIn(month: previous.1, year: previous.0)
+                    ).daysSinceEpoch
                 minuteOfDay = 1_439
                 continue
             }
@@ -135,16 +138,16 @@ struct CronMatcher: Sendable {
     }
 }
 
-private extension UInt64 {
-    func has(_ bit: Int) -> Bool { bit >= 0 && bit < 64 && self & (1 << UInt64(bit)) != 0 }
+extension UInt64 {
+    fileprivate func has(_ bit: Int) -> Bool { bit >= 0 && bit < 64 && self & (1 << UInt64(bit)) != 0 }
 
-    func lowest(atOrAbove bit: Int) -> Int? {
+    fileprivate func lowest(atOrAbove bit: Int) -> Int? {
         guard bit < 64 else { return nil }
         let rest = self >> UInt64(Swift.max(bit, 0))
         return rest == 0 ? nil : Swift.max(bit, 0) + rest.trailingZeroBitCount
     }
 
-    func highest(atOrBelow bit: Int) -> Int? {
+    fileprivate func highest(atOrBelow bit: Int) -> Int? {
         guard bit >= 0 else { return nil }
         let rest = bit >= 63 ? self : self & ((1 << UInt64(bit + 1)) - 1)
         return rest == 0 ? nil : 63 - rest.leadingZeroBitCount

@@ -42,13 +42,17 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         Field(name: "minute", range: 0...59, names: [:]),
         Field(name: "hour", range: 0...23, names: [:]),
         Field(name: "day of month", range: 1...31, names: [:]),
-        Field(name: "month", range: 1...12, names: [
-            "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-            "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
-        ]),
-        Field(name: "day of week", range: 0...7, names: [
-            "sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,
-        ]),
+        Field(
+            name: "month", range: 1...12,
+            names: [
+                "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+                "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+            ]),
+        Field(
+            name: "day of week", range: 0...7,
+            names: [
+                "sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,
+            ]),
     ]
 
     private static let macros: [String: String] = [
@@ -62,7 +66,10 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         var body = trimmed
         if trimmed.hasPrefix("@") {
             guard let expansion = Self.macros[trimmed.lowercased()] else {
-                throw ParseError(description: "unknown cron shorthand \(shown(trimmed)); use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)", offset: 0)
+                throw ParseError(
+                    description:
+                        "unknown cron shorthand \(shown(trimmed)); use @hourly, @daily (@midnight), @weekly, @monthly or @yearly (@annually)",
+                    offset: 0)
             }
             body = expansion
         }
@@ -121,7 +128,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             } else {
                 let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
                 guard let first = value(bounds[0], field) else {
-                    throw fail("\(shown(bounds[0])) is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))")
+                    throw fail(
+                        "\(shown(bounds[0])) is not a valid \(field.name) (\(field.range.lowerBound)-\(field.range.upperBound)\(field.names.isEmpty ? "" : " or a name"))"
+                    )
                 }
                 low = first
                 high = first

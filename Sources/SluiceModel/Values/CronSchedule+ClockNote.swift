@@ -31,15 +31,18 @@ extension CronSchedule {
         }
 
         // The same local time in another stretch: the clock shows it twice.
-        for (other, stretch) in stretches.enumerated() where other != index
-            && stretch.start + stretch.offset <= local && local < stretch.end + stretch.offset {
+        for (other, stretch) in stretches.enumerated()
+        where other != index
+            && stretch.start + stretch.offset <= local && local < stretch.end + stretch.offset
+        {
             let (first, second) = other < index ? (stretches[other], stretches[index]) : (stretches[index], stretches[other])
             let change = "from \(Self.time(second.start + first.offset, beside: local)) to \(Self.time(second.start + second.offset, beside: local))"
             let time = Self.time(local, beside: local)
             if other < index {
                 notes.append("\(time) again: clocks went back \(change)")
             } else {
-                notes.append("\(time) comes twice: clocks go back \(change); runs \(expression.hourRestricted ? "the first time only" : "both times")")
+                notes.append(
+                    "\(time) comes twice: clocks go back \(change); runs \(expression.hourRestricted ? "the first time only" : "both times")")
             }
         }
         return notes.isEmpty ? nil : notes.joined(separator: "; ")

@@ -37,7 +37,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         for part in parts {
             // No leading zeros: `010` is octal to some parsers and decimal to others.
             guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  part.count == 1 || part.first != "0", let value = UInt8(part) else { return nil }
+                part.count == 1 || part.first != "0", let value = UInt8(part)
+            else { return nil }
             result.append(value)
         }
         return result
@@ -107,7 +108,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         let zeros = [UInt8](repeating: 0, count: 10)
         if prefix.elementsEqual(zeros + [0xFF, 0xFF]) || prefix.elementsEqual([UInt8](repeating: 0, count: 12))
             || prefix.elementsEqual(zeros[0..<8] + [0xFF, 0xFF, 0, 0])
-            || prefix.elementsEqual([0x00, 0x64, 0xFF, 0x9B] + [UInt8](repeating: 0, count: 8)) {
+            || prefix.elementsEqual([0x00, 0x64, 0xFF, 0x9B] + [UInt8](repeating: 0, count: 8))
+        {
             // `::` and `::1` are themselves, not 0.0.0.0 and 0.0.0.1.
             if prefix.allSatisfy({ $0 == 0 }), bytes[12..<15].allSatisfy({ $0 == 0 }) { return nil }
             return IPAddress(bytes: Array(bytes[12..<16]))

@@ -22,7 +22,9 @@ public enum InstantText {
             ParseError(description: "\(shown(text)) is not an ISO 8601 time: \(why) (\(example))", offset: offset)
         }
         func expectation(_ what: String) -> ParseError {
-            fail(position < characters.count ? "expected \(what), not \(shown(String(characters[position])))" : "expected \(what) after the end", at: position)
+            fail(
+                position < characters.count ? "expected \(what), not \(shown(String(characters[position])))" : "expected \(what) after the end",
+                at: position)
         }
         func number(_ digits: Int, _ what: String) throws(ParseError) -> (value: Int, offset: Int) {
             let start = position
@@ -52,7 +54,8 @@ public enum InstantText {
         let day = try number(2, "the day")
         guard (1...12).contains(month.value) else { throw fail("month \(month.value) is not 01-12", at: month.offset) }
         guard (1...CalendarDate.daysIn(month: month.value, year: year.value)).contains(day.value) else {
-            throw fail("\(CalendarDate(year: year.value, month: month.value, day: 1).description.dropLast(3)) has no day \(day.value)", at: day.offset)
+            throw fail(
+                "\(CalendarDate(year: year.value, month: month.value, day: 1).description.dropLast(3)) has no day \(day.value)", at: day.offset)
         }
         var seconds = 0
         var fraction = 0.0

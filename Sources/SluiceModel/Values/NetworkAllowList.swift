@@ -22,7 +22,8 @@ public struct NetworkAllowList: Hashable, Sendable {
             } else if let host = Self.hostName(text) {
                 hosts.append(host)
             } else {
-                throw EntryError(entry: entry, reason: "is not an address (127.0.0.1, ::1), a block (10.0.0.0/8) or a host name (internal.example.com)")
+                throw EntryError(
+                    entry: entry, reason: "is not an address (127.0.0.1, ::1), a block (10.0.0.0/8) or a host name (internal.example.com)")
             }
         }
     }
@@ -50,7 +51,7 @@ public struct NetworkAllowList: Hashable, Sendable {
         guard !name.isEmpty, name.utf8.count <= 253 else { return nil }
         for label in name.split(separator: ".", omittingEmptySubsequences: false) {
             guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
-                  label.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F })
+                label.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F })
             else { return nil }
         }
         return name

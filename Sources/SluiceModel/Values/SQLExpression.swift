@@ -41,11 +41,15 @@ public struct SQLExpression: Sendable, Hashable {
 
     /// Column names the expression uses, with offsets.
     public var columns: [(name: String, offset: Int)] {
-        tokens.compactMap { if case .column(let name) = $0.token { return (name, $0.offset) }; return nil }
+        tokens.compactMap {
+            if case .column(let name) = $0.token { return (name, $0.offset) }; return nil
+        }
     }
 
     public var parameters: [String] {
-        tokens.compactMap { if case .parameter(let name) = $0.token { return name }; return nil }
+        tokens.compactMap {
+            if case .parameter(let name) = $0.token { return name }; return nil
+        }
     }
 
     public init(parsing text: String) throws(ParseError) {
@@ -71,11 +75,15 @@ public struct SQLExpression: Sendable, Hashable {
                 while next < characters.count, characters[next].isWhitespace { next += 1 }
                 let isCall = next < characters.count && characters[next] == "("
                 if Self.refused.contains(lower) {
-                    throw ParseError(description: "\(shown(word)) is not allowed: write an expression over columns, not a statement or subquery", offset: start)
+                    throw ParseError(
+                        description: "\(shown(word)) is not allowed: write an expression over columns, not a statement or subquery", offset: start)
                 }
                 if isCall {
                     guard Self.functions.contains(lower) else {
-                        throw ParseError(description: "unknown SQL function \(shown(word))\(Suggestion.hint(for: lower, in: Self.functions)) (functions: \(Self.functions.sorted().joined(separator: ", ")))", offset: start)
+                        throw ParseError(
+                            description:
+                                "unknown SQL function \(shown(word))\(Suggestion.hint(for: lower, in: Self.functions)) (functions: \(Self.functions.sorted().joined(separator: ", ")))",
+                            offset: start)
                     }
                     tokens.append((.function(lower), start))
                 } else if Self.keywords.contains(lower) {
@@ -84,8 +92,11 @@ public struct SQLExpression: Sendable, Hashable {
                     tokens.append((.column(word), start))
                 }
             } else if character.isNumber || (character == "." && index + 1 < characters.count && characters[index + 1].isNumber) {
-                while index < characters.count, characters[index].isNumber || characters[index] == "." || characters[index] == "e"
-                        || characters[index] == "E" || ((characters[index] == "-" || characters[index] == "+") && "eE".contains(characters[index - 1])) {
+                while index < characters.count,
+                    characters[index].isNumber || characters[index] == "." || characters[index] == "e"
+                        || characters[index] == "E"
+                        || ((characters[index] == "-" || characters[index] == "+") && "eE".contains(characters[index - 1]))
+                {
                     index += 1
                 }
                 tokens.append((.literal(String(characters[start..<index])), start))
@@ -118,7 +129,8 @@ public struct SQLExpression: Sendable, Hashable {
                     continue
                 }
                 guard "+-*/%()<>=,".contains(character) else {
-                    let why = character == ";" ? "';' is not allowed: a measure is one expression" : "unexpected character \(shown(String(character)))"
+                    let why =
+                        character == ";" ? "';' is not allowed: a measure is one expression" : "unexpected character \(shown(String(character)))"
                     throw ParseError(description: why, offset: start)
                 }
                 if character == "(" { depth += 1 }

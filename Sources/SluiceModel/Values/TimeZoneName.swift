@@ -12,8 +12,9 @@ public enum TimeZoneName {
     /// The zone called `name` (`UTC`, `Europe/Berlin`, `America/New_York`).
     public static func zone(named name: String) throws(UnknownError) -> TimeZone {
         guard let zone = TimeZone(identifier: name) else {
-            throw UnknownError(description:
-                "\(shown(name)) is not an IANA timezone\(Suggestion.hint(for: name, in: known)) (e.g. UTC, Europe/Berlin, America/New_York)")
+            throw UnknownError(
+                description:
+                    "\(shown(name)) is not an IANA timezone\(Suggestion.hint(for: name, in: known)) (e.g. UTC, Europe/Berlin, America/New_York)")
         }
         return zone
     }

@@ -85,12 +85,14 @@ enum TextScan {
                         column = 1
                     } else {
                         if byte == 0 {
-                            failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                            failure = Diagnostic(
+                                .yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                                 "NUL byte: this is a binary file, not YAML text")
                             return
                         }
                         if (byte < 0x20 && byte != 0x09 && byte != 0x0D) || byte == 0x7F {
-                            failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                            failure = Diagnostic(
+                                .yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                                 String(format: "control character U+%04X is not allowed in YAML", byte))
                             return
                         }
@@ -118,17 +120,20 @@ enum TextScan {
                 }
                 if valid, scalar < minimum || scalar > 0x10FFFF || (0xD800...0xDFFF).contains(scalar) { valid = false }
                 if !valid {
-                    failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                    failure = Diagnostic(
+                        .yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                         String(format: "byte 0x%02X is not valid UTF-8; pipeline files must be UTF-8 text", byte))
                     return
                 }
                 if scalar == 0x85 || scalar == 0x2028 || scalar == 0x2029 {
-                    failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                    failure = Diagnostic(
+                        .yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                         String(format: "U+%04X is a line break to YAML but not to editors, so positions would be off; use a plain newline", scalar))
                     return
                 }
                 if (0x80...0x9F).contains(scalar) {
-                    failure = Diagnostic(.yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
+                    failure = Diagnostic(
+                        .yamlSyntax, at: SourceLocation(file: file, line: line, column: column),
                         String(format: "control character U+%04X is not allowed in YAML", scalar))
                     return
                 }
@@ -229,8 +234,11 @@ enum TextScan {
             var compact = 0
             while index + 1 < lineEnd, bytes[index] == dash || bytes[index] == question, isBlank(bytes[index + 1]) {
                 if bytes[index] == question && quote == 0 {
-                    return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
-                        "explicit mapping keys (`? `) are not supported in pipeline files; write `key: value`"), deepest: deepest, certain: certain)
+                    return Structure(
+                        refusal: Diagnostic(
+                            .yamlSyntax, at: at(index),
+                            "explicit mapping keys (`? `) are not supported in pipeline files; write `key: value`"), deepest: deepest,
+                        certain: certain)
                 }
                 compact += 1
                 index += 2
@@ -239,8 +247,10 @@ enum TextScan {
             func tooDeep(_ depth: Int, _ position: Int) -> Structure? {
                 deepest = max(deepest, depth)
                 guard depth > maxDepth else { return nil }
-                return Structure(refusal: Diagnostic(.inputLimit, at: at(position),
-                    "values nest deeper than \(maxDepth) levels; pipeline files may not"), deepest: depth, certain: certain)
+                return Structure(
+                    refusal: Diagnostic(
+                        .inputLimit, at: at(position),
+                        "values nest deeper than \(maxDepth) levels; pipeline files may not"), deepest: depth, certain: certain)
             }
             if let refusal = tooDeep(indents.count + compact + flowDepth, first) { return refusal }
 
@@ -289,8 +299,10 @@ enum TextScan {
                         var next = index + 1
                         while next < lineEnd, isBlank(bytes[next]) { next += 1 }
                         if next < lineEnd, bytes[next] == colon {
-                            return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
-                                "a collection holding an alias is used as a mapping key; pipeline files use plain keys"),
+                            return Structure(
+                                refusal: Diagnostic(
+                                    .yamlSyntax, at: at(index),
+                                    "a collection holding an alias is used as a mapping key; pipeline files use plain keys"),
                                 deepest: deepest, certain: certain)
                         }
                         if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
@@ -302,16 +314,20 @@ enum TextScan {
                 } else if byte == star && startsNode {
                     aliases += 1
                     if aliases > maxAliases {
-                        return Structure(refusal: Diagnostic(.inputLimit, at: at(index),
-                            "more than \(maxAliases) aliases; pipeline files may not use that many"), deepest: deepest, certain: certain)
+                        return Structure(
+                            refusal: Diagnostic(
+                                .inputLimit, at: at(index),
+                                "more than \(maxAliases) aliases; pipeline files may not use that many"), deepest: deepest, certain: certain)
                     }
                     // libyaml's anchor names: letters, digits, `-` and `_`.
                     var next = index + 1
                     while next < lineEnd, isAnchorCharacter(bytes[next]) { next += 1 }
                     while next < lineEnd, isBlank(bytes[next]) { next += 1 }
                     if next < lineEnd, bytes[next] == colon {
-                        return Structure(refusal: Diagnostic(.yamlSyntax, at: at(index),
-                            "an alias is used as a mapping key; pipeline files use plain keys"), deepest: deepest, certain: certain)
+                        return Structure(
+                            refusal: Diagnostic(
+                                .yamlSyntax, at: at(index),
+                                "an alias is used as a mapping key; pipeline files use plain keys"), deepest: deepest, certain: certain)
                     }
                     if !aliasInOpenFlow.isEmpty { aliasInOpenFlow[aliasInOpenFlow.count - 1] = true }
                 } else if byte == 0x26 && startsNode {

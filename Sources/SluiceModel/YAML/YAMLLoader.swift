@@ -25,8 +25,10 @@ public struct YAMLLoader: Sendable {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            return .failure(Diagnostic(.yamlSyntax, at: .start(of: displayPath),
-                                       "cannot read the file: \(error.localizedDescription)"))
+            return .failure(
+                Diagnostic(
+                    .yamlSyntax, at: .start(of: displayPath),
+                    "cannot read the file: \(error.localizedDescription)"))
         }
         return load(data, file: displayPath)
     }
@@ -35,8 +37,10 @@ public struct YAMLLoader: Sendable {
     public func load(_ data: Data, file: String) -> Result<YAMLNode?, Diagnostic> {
         if data.count > limits.maxBytes {
             let place = TextScan.location(ofByte: limits.maxBytes, in: data, file: file)
-            return .failure(Diagnostic(.inputLimit, at: place,
-                "the file is \(data.count) bytes; pipeline files may be at most \(limits.maxBytes) bytes (1 MiB)"))
+            return .failure(
+                Diagnostic(
+                    .inputLimit, at: place,
+                    "the file is \(data.count) bytes; pipeline files may be at most \(limits.maxBytes) bytes (1 MiB)"))
         }
         let text: String
         switch TextScan.checkText(data, file: file) {
@@ -121,8 +125,8 @@ public struct YAMLLoader: Sendable {
         }
         switch error {
         case let .scanner(context, problem, mark, _),
-             let .parser(context, problem, mark, _),
-             let .composer(context, problem, mark, _):
+            let .parser(context, problem, mark, _),
+            let .composer(context, problem, mark, _):
             if problem.contains("Maximum nesting level") {
                 return Diagnostic(.inputLimit, at: place(mark), "values nest deeper than libyaml allows; pipeline files may not")
             }
@@ -131,7 +135,8 @@ public struct YAMLLoader: Sendable {
             let key = duplicates.sorted().first ?? "?"
             let first = place(context.mark)
             if let second = TextScan.repeatedKey(key, after: context.mark, in: text) {
-                return Diagnostic(.duplicateKey, at: SourceLocation(file: file, line: second.line, column: second.column),
+                return Diagnostic(
+                    .duplicateKey, at: SourceLocation(file: file, line: second.line, column: second.column),
                     "duplicate key \(shown(key)); it was already given at \(first.line):\(first.column)")
             }
             return Diagnostic(.duplicateKey, at: first, "duplicate key \(shown(key)) in this mapping")
@@ -171,17 +176,20 @@ public struct YAMLLoader: Sendable {
         mutating func convert(_ node: Node, depth: Int) throws -> YAMLNode {
             nodes += 1
             if nodes > limits.maxNodes {
-                throw Diagnostic(.inputLimit, at: place(node),
+                throw Diagnostic(
+                    .inputLimit, at: place(node),
                     "the document expands to more than \(limits.maxNodes) values (aliases repeating aliases?); pipeline files may not")
             }
             if depth > limits.maxDepth {
-                throw Diagnostic(.inputLimit, at: place(node),
+                throw Diagnostic(
+                    .inputLimit, at: place(node),
                     "values nest deeper than \(limits.maxDepth) levels; pipeline files may not")
             }
             switch node {
             case .scalar(let scalar):
                 let quoted = scalar.style != .plain
-                let verbatim = (scalar.style == .plain || scalar.style == .singleQuoted || scalar.style == .doubleQuoted)
+                let verbatim =
+                    (scalar.style == .plain || scalar.style == .singleQuoted || scalar.style == .doubleQuoted)
                     && standsVerbatim(scalar.string, at: scalar.mark, quoted: quoted)
                 return YAMLNode(.scalar(scalar.string, quoted: quoted), at: place(node), verbatim: verbatim)
             case .alias:

@@ -52,14 +52,18 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// 429: the pipeline's `max_active_runs` runs of the org are pending or running, so no
     /// run is created; the client may try again (Retry-After says when it is worth it).
     static func activeRunsLimited(pipeline: String, org: String, active: Int) -> APIError {
-        tooManyActive("max_active_runs", "pipeline '\(pipeline)' has \(runCount(active)) pending or running in org '\(org)', "
-            + "its schedule's max_active_runs; no run was created: try again when \(active == 1 ? "it ends" : "one ends")")
+        tooManyActive(
+            "max_active_runs",
+            "pipeline '\(pipeline)' has \(runCount(active)) pending or running in org '\(org)', "
+                + "its schedule's max_active_runs; no run was created: try again when \(active == 1 ? "it ends" : "one ends")")
     }
 
     /// 429: the org has `active` runs pending or running, the server's limit per org.
     static func orgRunsLimited(org: String, active: Int) -> APIError {
-        tooManyActive("org_active_runs", "org '\(org)' has \(runCount(active)) pending or running, the most this server "
-            + "starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
+        tooManyActive(
+            "org_active_runs",
+            "org '\(org)' has \(runCount(active)) pending or running, the most this server "
+                + "starts for one org (sluice serve --max-active-runs-per-org); no run was created: try again when one ends")
     }
 
     /// The Retry-After of a refusal for too many active runs, in seconds.
@@ -73,18 +77,21 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     private static func runCount(_ count: Int) -> String { count == 1 ? "1 run" : "\(count) runs" }
 
-    static let internalError = APIError(.internalServerError, "internal_error",
-                                        "the server failed to handle the request; quote the request id when reporting it")
+    static let internalError = APIError(
+        .internalServerError, "internal_error",
+        "the server failed to handle the request; quote the request id when reporting it")
 
     // MARK: As a response
 
     /// The JSON error body, redacted.
     func response(requestID: String) -> Response {
-        let body: [String: [String: String]] = ["error": [
-            "code": code,
-            "message": SecretRedactor.shared.redact(message),
-            "request_id": requestID,
-        ]]
+        let body: [String: [String: String]] = [
+            "error": [
+                "code": code,
+                "message": SecretRedactor.shared.redact(message),
+                "request_id": requestID,
+            ]
+        ]
         var response = JSONResponse.make(body, status: status)
         for field in headers { response.headers.append(field) }
         return response

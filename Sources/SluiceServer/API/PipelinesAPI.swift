@@ -44,8 +44,9 @@ struct PipelinesAPI: Sendable {
                 errors: entry.diagnostics.filter { $0.severity == .error }.prefix(20).map(\.description),
                 schedule: definition?.schedule?.cron?.description,
                 params: (definition?.params ?? []).map {
-                    Param(name: $0.name.value, type: $0.type.rawValue, required: $0.required, defaultValue: $0.defaultValue?.scalarText,
-                          description: $0.description)
+                    Param(
+                        name: $0.name.value, type: $0.type.rawValue, required: $0.required, defaultValue: $0.defaultValue?.scalarText,
+                        description: $0.description)
                 },
                 links: ["runs": "/v1/orgs/\(org)/runs?pipeline=\(entry.id)", "trigger": "/v1/orgs/\(org)/pipelines/\(entry.id)/runs"])
         }

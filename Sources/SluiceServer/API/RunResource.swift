@@ -34,13 +34,18 @@ struct RunResource: Encodable {
 
         enum CodingKeys: String, CodingKey {
             case id, processor, state, attempt, reason, outputs
-            case errorCode = "error_code", startedAt = "started_at", finishedAt = "finished_at"
+            case errorCode = "error_code"
+            case startedAt = "started_at"
+            case finishedAt = "finished_at"
         }
     }
 
     enum CodingKeys: String, CodingKey {
         case id, org, pipeline, state, reason, trigger, params, steps, links
-        case logicalDate = "logical_date", requestID = "request_id", createdAt = "created_at", updatedAt = "updated_at"
+        case logicalDate = "logical_date"
+        case requestID = "request_id"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
         case resumeOf = "resume_of"
     }
 
@@ -59,15 +64,19 @@ struct RunResource: Encodable {
         updatedAt = run.updatedAt
         resumeOf = run.resumeOf
         self.steps = steps?.map { step in
-            StepResource(id: step.stepID, processor: step.processor, state: step.state.rawValue, attempt: step.attempt,
-                         reason: redactor.redact(step.reason), errorCode: step.errorCode, startedAt: step.startedAt,
-                         finishedAt: step.finishedAt, outputs: step.outputs.mapValues { value in
-                             if case .string(let text) = value { return .string(redactor.redact(text)) }
-                             return value
-                         })
+            StepResource(
+                id: step.stepID, processor: step.processor, state: step.state.rawValue, attempt: step.attempt,
+                reason: redactor.redact(step.reason), errorCode: step.errorCode, startedAt: step.startedAt,
+                finishedAt: step.finishedAt,
+                outputs: step.outputs.mapValues { value in
+                    if case .string(let text) = value { return .string(redactor.redact(text)) }
+                    return value
+                })
         }
-        links = ["self": "/v1/runs/\(run.id)", "cancel": "/v1/runs/\(run.id)/cancel",
-                 "pipeline_runs": "/v1/orgs/\(run.org)/runs?pipeline=\(run.pipeline)"]
+        links = [
+            "self": "/v1/runs/\(run.id)", "cancel": "/v1/runs/\(run.id)/cancel",
+            "pipeline_runs": "/v1/orgs/\(run.org)/runs?pipeline=\(run.pipeline)",
+        ]
     }
 }
 

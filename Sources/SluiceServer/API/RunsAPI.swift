@@ -28,10 +28,11 @@ struct RunsAPI: Sendable {
         let body = try TriggerBody.parse(try await server.readBody(request))
         let started: RunStarter.Started
         do {
-            started = try await server.starter.start(RunStarter.Request(
-                pipeline: pipeline, org: org, trigger: .api, logicalDate: body.logicalDate, params: body.params,
-                env: server.configuration.environment, triggerKey: key.map { "api:\($0)" }, requestID: context.requestID,
-                orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
+            started = try await server.starter.start(
+                RunStarter.Request(
+                    pipeline: pipeline, org: org, trigger: .api, logicalDate: body.logicalDate, params: body.params,
+                    env: server.configuration.environment, triggerKey: key.map { "api:\($0)" }, requestID: context.requestID,
+                    orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
         } catch let refusal as RunRefusal {
             return try refused(refusal, pipeline: pipelineID, org: org, body: body)
         }
@@ -39,7 +40,9 @@ struct RunsAPI: Sendable {
         context.logger.info("run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(pipelineID)"])
         // Shutdown began after the starter looked: the run is recorded cancelled, not started.
         guard await server.runner.launch(started) else {
-            throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; run \(run.id) was recorded cancelled; try again shortly")
+            throw APIError(
+                .serviceUnavailable, "shutting_down",
+                "the server is shutting down and starts no runs; run \(run.id) was recorded cancelled; try again shortly")
         }
         var response = JSONResponse.make(RunResource(run), status: .accepted)
         response.headers[.location] = "/v1/runs/\(run.id)"
@@ -56,11 +59,17 @@ struct RunsAPI: Sendable {
             throw Self.pipelineNotFound(pipeline, org: org)
         case .pipelineInvalid(let file, _):
             let errors = refusal.errors
-            throw APIError.unprocessable("pipeline_invalid", "pipeline '\(pipeline)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(file)`")
+            throw APIError.unprocessable(
+                "pipeline_invalid",
+                "pipeline '\(pipeline)' does not lint (\(errors.count) error\(errors.count == 1 ? "" : "s")); the first: \(errors.first?.description ?? "?"); run `sluice lint \(file)`"
+            )
         case .shuttingDown:
             throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and starts no runs; try again shortly")
         case .keysUnavailable:
-            throw APIError(.serviceUnavailable, "keys_unavailable", "pipeline '\(pipeline)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)")
+            throw APIError(
+                .serviceUnavailable, "keys_unavailable",
+                "pipeline '\(pipeline)' decrypts credentials, and this server has no keys (start it with SLUICE_KEYRING or the passphrase variables set)"
+            )
         case .invalidParam(let problem):
             // The params are checked before the run is created, so bad ones are a 422 rather than a failed run.
             throw APIError.unprocessable("invalid_params", problem.message { "give it in params as \($0)=…" })
@@ -79,7 +88,9 @@ struct RunsAPI: Sendable {
     /// the run as it is now (200); another request under the key is a mistake (409).
     private func replay(_ run: RunRecord, body: TriggerBody) throws -> Response {
         if run.params != body.params || (body.logicalDate != nil && body.logicalDate != run.logicalDate) {
-            throw APIError.conflict("idempotency_key_reused", "Idempotency-Key was used for run \(run.id) with other params or logical_date; use a new key for a different request")
+            throw APIError.conflict(
+                "idempotency_key_reused",
+                "Idempotency-Key was used for run \(run.id) with other params or logical_date; use a new key for a different request")
         }
         var response = JSONResponse.make(RunResource(run), status: .ok)
         response.headers[.location] = "/v1/runs/\(run.id)"
@@ -139,7 +150,9 @@ struct RunsAPI: Sendable {
             throw APIError.conflict("run_finished", "run \(run.id) has ended (\(run.state.rawValue)); there is nothing to cancel")
         }
         guard await server.launcher.cancel(run.id, reason: "cancelled through the API (request \(context.requestID))") else {
-            throw APIError.conflict("not_cancellable", "run \(run.id) is not executing in this server (it was started by \(run.trigger.rawValue)); cancel it where it runs")
+            throw APIError.conflict(
+                "not_cancellable",
+                "run \(run.id) is not executing in this server (it was started by \(run.trigger.rawValue)); cancel it where it runs")
         }
         context.logger.notice("run cancel requested", metadata: ["run_id": "\(run.id)"])
         return JSONResponse.make(RunResource(try await server.store.run(run.id) ?? run), status: .accepted)

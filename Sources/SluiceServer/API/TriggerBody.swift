@@ -17,7 +17,9 @@ struct TriggerBody: Sendable {
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return body }
         let object = try JSONBody.object(from: data)
         if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
-            throw APIError.unprocessable("invalid_body", "unknown field \(shown(unknown.prefix(64)))\(Suggestion.hint(for: unknown, in: fields)); the body takes params and logical_date")
+            throw APIError.unprocessable(
+                "invalid_body",
+                "unknown field \(shown(unknown.prefix(64)))\(Suggestion.hint(for: unknown, in: fields)); the body takes params and logical_date")
         }
         switch object["params"] {
         case nil, .null?:
@@ -56,13 +58,21 @@ enum JSONValue: Decodable, Sendable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
-        else if let integer = try? container.decode(Int64.self) { self = .integer(integer) }
-        else if let number = try? container.decode(Double.self) { self = .number(number) }
-        else if let text = try? container.decode(String.self) { self = .string(text) }
-        else if let array = try? container.decode([JSONValue].self) { self = .array(array) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let integer = try? container.decode(Int64.self) {
+            self = .integer(integer)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let array = try? container.decode([JSONValue].self) {
+            self = .array(array)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     /// A string, number or boolean as text; nil for null, arrays and objects.

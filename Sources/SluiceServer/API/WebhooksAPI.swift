@@ -61,10 +61,15 @@ struct WebhooksAPI: Sendable {
         let org = try context.parameters.require("org")
         let pipeline = try context.parameters.require("pipeline")
         guard let id = request.headers[Self.idHeader], let timestamp = request.headers[Self.timestampHeader],
-              let signature = request.headers[Self.signatureHeader] else {
+            let signature = request.headers[Self.signatureHeader]
+        else {
             let missing = [Self.idHeader, Self.timestampHeader, Self.signatureHeader].filter { request.headers[$0] == nil }
-            throw Refusal(reason: "missing_header", error: .badRequest("missing_header",
-                "a Standard Webhooks delivery needs the \(missing.map(\.rawName).joined(separator: ", ")) header\(missing.count == 1 ? "" : "s")"))
+            throw Refusal(
+                reason: "missing_header",
+                error: .badRequest(
+                    "missing_header",
+                    "a Standard Webhooks delivery needs the \(missing.map(\.rawName).joined(separator: ", ")) header\(missing.count == 1 ? "" : "s")")
+            )
         }
         guard (1...256).contains(id.utf8.count), id.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw Refusal(reason: "invalid_header", error: .badRequest("invalid_header", "webhook-id must be 1 to 256 visible ASCII characters"))
@@ -79,12 +84,19 @@ struct WebhooksAPI: Sendable {
         case .found(let found):
             hook = found
         case .notFound:
-            throw Refusal(reason: "unknown_hook", error: .notFound("hook_not_found",
-                "no webhook for pipeline \(shown(pipeline.prefix(64))) in org \(shown(org.prefix(64))); `sluice hooks create ORG PIPELINE` makes one"))
+            throw Refusal(
+                reason: "unknown_hook",
+                error: .notFound(
+                    "hook_not_found",
+                    "no webhook for pipeline \(shown(pipeline.prefix(64))) in org \(shown(org.prefix(64))); `sluice hooks create ORG PIPELINE` makes one"
+                ))
         case .unavailable(let why, let log):
             if log { context.logger.error("webhook refused: \(SecretRedactor.shared.redact(why))") }
-            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "hook_unavailable",
-                "the hook can't verify deliveries right now; its owner has been told (see the server log)"))
+            throw Refusal(
+                reason: "unavailable",
+                error: APIError(
+                    .serviceUnavailable, "hook_unavailable",
+                    "the hook can't verify deliveries right now; its owner has been told (see the server log)"))
         }
         let body: Data
         do {
@@ -98,18 +110,27 @@ struct WebhooksAPI: Sendable {
         }
         let age = WebhookSignature.age(ofTimestamp: seconds, at: now)
         if age > WebhookSignature.maximumAge {
-            throw Refusal(reason: "stale_timestamp", error: .unauthenticated(
-                "webhook-timestamp is \(age) s old; deliveries older than \(WebhookSignature.maximumAge) s are refused (a replay, or a clock that is wrong)"))
+            throw Refusal(
+                reason: "stale_timestamp",
+                error: .unauthenticated(
+                    "webhook-timestamp is \(age) s old; deliveries older than \(WebhookSignature.maximumAge) s are refused (a replay, or a clock that is wrong)"
+                ))
         }
         if -age > WebhookSignature.maximumSkewAhead {
-            throw Refusal(reason: "future_timestamp", error: .unauthenticated(
-                "webhook-timestamp is \(-age) s in the future; at most \(WebhookSignature.maximumSkewAhead) s ahead is accepted (check the sender's clock)"))
+            throw Refusal(
+                reason: "future_timestamp",
+                error: .unauthenticated(
+                    "webhook-timestamp is \(-age) s in the future; at most \(WebhookSignature.maximumSkewAhead) s ahead is accepted (check the sender's clock)"
+                ))
         }
         let signatures = WebhookSignature.signatures(in: signature)
         guard WebhookSignature.isValid(id: id, timestamp: timestamp, body: body, signatures: signatures, keys: hook.keys) else {
-            throw Refusal(reason: "bad_signature", error: .unauthenticated(signatures.isEmpty
-                ? "webhook-signature has no v1,<base64 HMAC-SHA256> entry"
-                : "no signature in webhook-signature matches the hook's secret (HMAC-SHA256 of webhook-id.webhook-timestamp.body)"))
+            throw Refusal(
+                reason: "bad_signature",
+                error: .unauthenticated(
+                    signatures.isEmpty
+                        ? "webhook-signature has no v1,<base64 HMAC-SHA256> entry"
+                        : "no signature in webhook-signature matches the hook's secret (HMAC-SHA256 of webhook-id.webhook-timestamp.body)"))
         }
         return Delivery(org: org, pipeline: pipeline, messageID: id, body: body, hook: hook)
     }
@@ -145,18 +166,22 @@ struct WebhooksAPI: Sendable {
         // it (now, concurrently, or after a restart) find the first run instead of making one.
         let started: RunStarter.Started
         do {
-            started = try await server.starter.start(RunStarter.Request(
-                pipeline: pipeline, org: delivery.org, trigger: .webhook, logicalDate: mapped.logicalDate, params: mapped.params,
-                env: server.configuration.environment, triggerKey: triggerKey, requestID: context.requestID,
-                orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
+            started = try await server.starter.start(
+                RunStarter.Request(
+                    pipeline: pipeline, org: delivery.org, trigger: .webhook, logicalDate: mapped.logicalDate, params: mapped.params,
+                    env: server.configuration.environment, triggerKey: triggerKey, requestID: context.requestID,
+                    orgActiveLimit: server.configuration.maxActiveRunsPerOrg))
         } catch let refusal as RunRefusal {
             throw refused(refusal, delivery)
         }
         let run = started.run
         // Shutdown began after the starter looked: the run is recorded cancelled, not started.
         guard await server.runner.launch(started) else {
-            throw Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down",
-                "the server is shutting down; run \(run.id) was recorded cancelled; deliver again shortly"))
+            throw Refusal(
+                reason: "unavailable",
+                error: APIError(
+                    .serviceUnavailable, "shutting_down",
+                    "the server is shutting down; run \(run.id) was recorded cancelled; deliver again shortly"))
         }
         let response = JSONResponse.make(["accepted": "true", "message_id": delivery.messageID, "run_id": run.id], status: .accepted)
         return (response, run.id)
@@ -168,16 +193,26 @@ struct WebhooksAPI: Sendable {
         case .pipelineNotFound:
             Refusal(reason: "unknown_hook", error: .notFound("pipeline_not_found", "the project has no pipeline '\(delivery.pipeline)'"))
         case .pipelineInvalid(let file, _):
-            Refusal(reason: "invalid_pipeline", error: .unprocessable("pipeline_invalid",
-                "pipeline '\(delivery.pipeline)' does not lint; its owner must fix it (`sluice lint \(file)`)"))
+            Refusal(
+                reason: "invalid_pipeline",
+                error: .unprocessable(
+                    "pipeline_invalid",
+                    "pipeline '\(delivery.pipeline)' does not lint; its owner must fix it (`sluice lint \(file)`)"))
         case .shuttingDown:
-            Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
+            Refusal(
+                reason: "unavailable", error: APIError(.serviceUnavailable, "shutting_down", "the server is shutting down; deliver again shortly"))
         case .keysUnavailable:
-            Refusal(reason: "unavailable", error: APIError(.serviceUnavailable, "keys_unavailable",
-                "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
+            Refusal(
+                reason: "unavailable",
+                error: APIError(
+                    .serviceUnavailable, "keys_unavailable",
+                    "pipeline '\(delivery.pipeline)' decrypts credentials, and this server has no keys"))
         case .invalidParam(let problem):
-            Refusal(reason: "invalid_payload", error: .unprocessable("invalid_params",
-                problem.message { "map it from the payload with --param \($0)=…" }))
+            Refusal(
+                reason: "invalid_payload",
+                error: .unprocessable(
+                    "invalid_params",
+                    problem.message { "map it from the payload with --param \($0)=…" }))
         case .limited(let limit) where limit.scope == .org:
             Refusal(reason: "org_active_runs", error: .orgRunsLimited(org: delivery.org, active: limit.active))
         case .limited(let limit):
@@ -189,33 +224,42 @@ struct WebhooksAPI: Sendable {
     }
 
     private func replayed(_ delivery: Delivery, run: RunRecord) -> Refusal {
-        Refusal(reason: "replayed", error: .conflict("replayed",
-            "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
+        Refusal(
+            reason: "replayed",
+            error: .conflict(
+                "replayed",
+                "message \(shown(delivery.messageID.prefix(64))) was delivered before (run \(run.id)); it is not run again"))
     }
 
     // MARK: Counting and auditing
 
     /// Runs `body`; audits what came of it (refusals always, acceptances when `auditAccepted`)
     /// and counts refusals.
-    private func audited(_ request: Request, _ context: APIRequestContext, auditAccepted: Bool = true,
-                         _ body: (inout String?) async throws -> (Response, String?)) async throws -> Response {
+    private func audited(
+        _ request: Request, _ context: APIRequestContext, auditAccepted: Bool = true,
+        _ body: (inout String?) async throws -> (Response, String?)
+    ) async throws -> Response {
         let org = context.parameters.get("org") ?? "?"
         let pipeline = context.parameters.get("pipeline") ?? "?"
         var messageID: String?
         do {
             let (response, runID) = try await body(&messageID)
             if auditAccepted {
-                await audit(WebhookAuditRecord(org: org, pipeline: pipeline, messageID: messageID, outcome: .accepted, reason: "accepted",
-                                               status: Int(response.status.code), detail: runID.map { "started run \($0)" } ?? "verified",
-                                               requestID: context.requestID, runID: runID, at: Date()), context)
+                await audit(
+                    WebhookAuditRecord(
+                        org: org, pipeline: pipeline, messageID: messageID, outcome: .accepted, reason: "accepted",
+                        status: Int(response.status.code), detail: runID.map { "started run \($0)" } ?? "verified",
+                        requestID: context.requestID, runID: runID, at: Date()), context)
             }
             return response
         } catch let refusal as Refusal {
             server.metrics.webhookRefused(reason: refusal.reason)
             context.logger.notice("webhook refused: \(refusal.reason)", metadata: ["org": "\(org.prefix(64))", "pipeline": "\(pipeline.prefix(64))"])
-            await audit(WebhookAuditRecord(org: org, pipeline: pipeline, messageID: messageID, outcome: .refused, reason: refusal.reason,
-                                           status: Int(refusal.error.status.code), detail: SecretRedactor.shared.redact(refusal.error.message),
-                                           requestID: context.requestID, at: Date()), context)
+            await audit(
+                WebhookAuditRecord(
+                    org: org, pipeline: pipeline, messageID: messageID, outcome: .refused, reason: refusal.reason,
+                    status: Int(refusal.error.status.code), detail: SecretRedactor.shared.redact(refusal.error.message),
+                    requestID: context.requestID, at: Date()), context)
             await server.refusalPruning.refusalAudited()
             throw refusal.error
         }

@@ -34,12 +34,17 @@ public struct APIToken: Sendable {
         let bytes = Array(text.utf8)
         let prefix = Array(Self.prefix.utf8)
         guard bytes.count == Self.length, bytes.starts(with: prefix) else { return nil }
-        let idBytes = bytes[prefix.count ..< prefix.count + Self.idLength]
+        let idBytes = bytes[prefix.count..<prefix.count + Self.idLength]
         guard idBytes.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
-              bytes[prefix.count + Self.idLength] == UInt8(ascii: "_") else { return nil }
+            bytes[prefix.count + Self.idLength] == UInt8(ascii: "_")
+        else { return nil }
         let secretBytes = bytes[(prefix.count + Self.idLength + 1)...]
-        guard secretBytes.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
-            || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else { return nil }
+        guard
+            secretBytes.allSatisfy({
+                (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            })
+        else { return nil }
         self.init(id: String(decoding: idBytes, as: UTF8.self), secret: String(decoding: secretBytes, as: UTF8.self))
     }
 

@@ -24,15 +24,18 @@ public struct APITokens: Sendable {
     /// token. Returns the token, whose text is shown once and never again.
     public func create(org: String?, name: String) async throws -> (token: APIToken, record: APITokenRecord) {
         if let org, let problem = Identifier.problem(with: org) { throw Refusal(description: "org: \(problem)") }
-        guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-        }) else {
+        guard (1...64).contains(name.utf8.count),
+            name.utf8.allSatisfy({ byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            })
+        else {
             throw Refusal(description: "a token name is 1 to 64 letters, digits, '-', '_' or '.', not \(shown(name))")
         }
         let token = APIToken.generate()
-        let record = APITokenRecord(id: token.id, org: org, scope: org == nil ? .metrics : .api, name: name, hash: token.hash,
-                                    createdAt: now())
+        let record = APITokenRecord(
+            id: token.id, org: org, scope: org == nil ? .metrics : .api, name: name, hash: token.hash,
+            createdAt: now())
         try await store.insertToken(record)
         return (token, record)
     }

@@ -43,9 +43,11 @@ public final class ServerMetrics: Sendable {
     ]
 
     /// The reasons a webhook delivery is refused, counted from zero.
-    public static let webhookRefusalReasons = ["missing_header", "invalid_header", "unknown_hook", "body_too_large", "body_timeout", "stale_timestamp",
-                                               "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
-                                               "max_active_runs", "org_active_runs", "unavailable"]
+    public static let webhookRefusalReasons = [
+        "missing_header", "invalid_header", "unknown_hook", "body_too_large", "body_timeout", "stale_timestamp",
+        "future_timestamp", "bad_signature", "invalid_payload", "invalid_pipeline", "replayed",
+        "max_active_runs", "org_active_runs", "unavailable",
+    ]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -157,8 +159,10 @@ public final class ServerMetrics: Sendable {
             case .succeeded, .failed, .deadLettered, .cancelled:
                 if let start = started.withLock({ $0.removeValue(forKey: stepID) }) {
                     let seconds = max(0, transition.at.timeIntervalSince(start))
-                    Metrics.Timer(label: "sluice_step_duration_seconds", dimensions: [("processor", processor), ("state", transition.state.rawValue)],
-                                  factory: factory).recordNanoseconds(Int64(seconds * 1e9))
+                    Metrics.Timer(
+                        label: "sluice_step_duration_seconds", dimensions: [("processor", processor), ("state", transition.state.rawValue)],
+                        factory: factory
+                    ).recordNanoseconds(Int64(seconds * 1e9))
                 }
                 if transition.state == .succeeded, let output = ingestedRows[stepID], case .number(let rows)? = event.outputs?[output], rows > 0 {
                     Counter(label: "sluice_rows_ingested_total", factory: factory).increment(by: Int64(rows))

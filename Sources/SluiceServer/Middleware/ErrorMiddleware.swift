@@ -39,9 +39,10 @@ struct ErrorMiddleware: RouterMiddleware {
             if !allowed.isEmpty {
                 var headers = HTTPFields()
                 headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
-                return APIError(.methodNotAllowed, "method_not_allowed",
-                                "\(path) does not take \(request.method.rawValue); it takes \(allowed.map(\.rawValue).joined(separator: ", "))",
-                                headers: headers)
+                return APIError(
+                    .methodNotAllowed, "method_not_allowed",
+                    "\(path) does not take \(request.method.rawValue); it takes \(allowed.map(\.rawValue).joined(separator: ", "))",
+                    headers: headers)
             }
             return APIError.notFound("not_found", "no such endpoint: \(request.method.rawValue) \(path); see /openapi.json")
         case .contentTooLarge:

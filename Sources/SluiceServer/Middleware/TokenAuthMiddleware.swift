@@ -17,7 +17,8 @@ struct TokenAuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             // (Not "Authorization: Bearer …" in the text: the redactor masks whatever follows that.)
-            throw APIError.unauthenticated("this endpoint needs a token: send it in the Authorization header as 'Bearer slc_…' (create one with `sluice tokens create ORG`)")
+            throw APIError.unauthenticated(
+                "this endpoint needs a token: send it in the Authorization header as 'Bearer slc_…' (create one with `sluice tokens create ORG`)")
         }
         let scheme = "bearer "
         guard header.utf8.count > scheme.utf8.count, header.prefix(scheme.count).lowercased() == scheme else {
@@ -29,9 +30,10 @@ struct TokenAuthMiddleware: RouterMiddleware {
             throw APIError.unauthenticated("the token is not valid (unknown, malformed or revoked)")
         }
         guard scopes.contains(record.scope) else {
-            throw APIError.forbidden(record.scope == .metrics
-                ? "a metrics token can only read /metrics and /openapi.json"
-                : "this endpoint needs a metrics token (`sluice tokens create --metrics`)")
+            throw APIError.forbidden(
+                record.scope == .metrics
+                    ? "a metrics token can only read /metrics and /openapi.json"
+                    : "this endpoint needs a metrics token (`sluice tokens create --metrics`)")
         }
         var context = context
         context.token = record

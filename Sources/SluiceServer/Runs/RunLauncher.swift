@@ -33,8 +33,10 @@ actor RunLauncher: Service {
     private var finishObservers: [@Sendable () async -> Void] = []
     private let metrics: ServerMetrics?
 
-    init(logger: Logger, shutdownGrace: Duration = .zero, maxExecuting: Int = ServerConfiguration.defaultMaxExecutingRuns,
-         metrics: ServerMetrics? = nil) {
+    init(
+        logger: Logger, shutdownGrace: Duration = .zero, maxExecuting: Int = ServerConfiguration.defaultMaxExecutingRuns,
+        metrics: ServerMetrics? = nil
+    ) {
         self.logger = logger
         self.shutdownGrace = shutdownGrace
         self.maxExecuting = max(1, maxExecuting)
@@ -55,16 +57,18 @@ actor RunLauncher: Service {
     @discardableResult
     func launch(_ run: RunRecord, plan: PipelinePlan, executor: Executor, env: [String: String]) async -> Bool {
         guard accepting else {
-            try? await executor.store.recordRun(run.id, state: .cancelled, reason: "the server was shutting down; the run did not start",
-                                                at: Date())
+            try? await executor.store.recordRun(
+                run.id, state: .cancelled, reason: "the server was shutting down; the run did not start",
+                at: Date())
             // Recorded here, not by the executor, so its metrics observer does not see it.
             metrics?.runEnded(.cancelled)
             return false
         }
         if tasks.count >= maxExecuting {
             // Said before the run is queued, so it can't land after the run has started.
-            try? await executor.store.recordRun(run.id, state: .pending, reason: "waiting for a slot: \(maxExecuting) runs are executing in this server (--max-executing-runs)",
-                                                at: Date())
+            try? await executor.store.recordRun(
+                run.id, state: .pending, reason: "waiting for a slot: \(maxExecuting) runs are executing in this server (--max-executing-runs)",
+                at: Date())
         }
         // Requests that created runs at nearly the same time may get here in another order.
         let position = waiting.firstIndex { ($0.run.createdAt, $0.run.id) > (run.createdAt, run.id) } ?? waiting.endIndex
@@ -93,8 +97,9 @@ actor RunLauncher: Service {
             do {
                 try await executor.execute(plan, run: run, env: env, cancellation: note)
             } catch {
-                logger.error("run \(run.id) stopped with an error: \(SecretRedactor.shared.redact(String(describing: error)))",
-                             metadata: ["run_id": "\(run.id)"])
+                logger.error(
+                    "run \(run.id) stopped with an error: \(SecretRedactor.shared.redact(String(describing: error)))",
+                    metadata: ["run_id": "\(run.id)"])
             }
             self.finished(run.id)
         }
@@ -109,8 +114,9 @@ actor RunLauncher: Service {
             try? await Task.sleep(for: interval)
             for entry in waiting where (try? await entry.executor.store.heartbeat(entry.run.id, at: Date())) == false {
                 waiting.removeAll { $0.run.id == entry.run.id }
-                logger.warning("a run waiting for a slot is no longer pending (another process marked it abandoned): it is not started",
-                               metadata: ["run_id": "\(entry.run.id)"])
+                logger.warning(
+                    "a run waiting for a slot is no longer pending (another process marked it abandoned): it is not started",
+                    metadata: ["run_id": "\(entry.run.id)"])
             }
         }
         heartbeats = nil
@@ -130,8 +136,9 @@ actor RunLauncher: Service {
         do {
             try await entry.executor.cancelUnstarted(entry.plan, run: entry.run, reason: reason)
         } catch {
-            logger.error("could not record run \(runID) cancelled: \(SecretRedactor.shared.redact(String(describing: error)))",
-                         metadata: ["run_id": "\(runID)"])
+            logger.error(
+                "could not record run \(runID) cancelled: \(SecretRedactor.shared.redact(String(describing: error)))",
+                metadata: ["run_id": "\(runID)"])
         }
         return true
     }
@@ -183,10 +190,15 @@ actor RunLauncher: Service {
                 await group.next()
                 group.cancelAll()
                 // Awaiting a task's value can't be cancelled: the runs are, so the wait ends.
-                self.cancelAll(reason: "cancelled at shutdown: the process was stopping and the run did not end within the \(DurationText.format(self.shutdownGrace)) shutdown grace; nothing was published, resume it with sluice run --resume")
+                self.cancelAll(
+                    reason:
+                        "cancelled at shutdown: the process was stopping and the run did not end within the \(DurationText.format(self.shutdownGrace)) shutdown grace; nothing was published, resume it with sluice run --resume"
+                )
             }
         } else {
-            cancelAll(reason: "cancelled at shutdown: the process was stopping (no shutdown grace); nothing was published, resume it with sluice run --resume")
+            cancelAll(
+                reason:
+                    "cancelled at shutdown: the process was stopping (no shutdown grace); nothing was published, resume it with sluice run --resume")
         }
         for task in running { await task.value }
     }
@@ -200,7 +212,8 @@ actor RunLauncher: Service {
         metrics?.recordLauncher(executing: tasks.count, waiting: 0)
         guard !left.isEmpty else { return }
         logger.notice("shutting down: \(left.count) run(s) waiting for a slot were not started; they stay pending")
-        let reason = "not started: the server stopped while the run waited for a slot (--max-executing-runs); without a heartbeat it is marked abandoned after the lease, then sluice run --resume runs it"
+        let reason =
+            "not started: the server stopped while the run waited for a slot (--max-executing-runs); without a heartbeat it is marked abandoned after the lease, then sluice run --resume runs it"
         for entry in left {
             try? await entry.executor.store.recordRun(entry.run.id, state: .pending, reason: reason, at: Date())
         }

@@ -28,15 +28,18 @@ public struct Runner: Sendable {
     /// Works with the project's stores as the composition root opened them (with the page
     /// cache of each run sized for `configuration.maxExecutingRuns`), and loads the keys if
     /// there are any. A keyring that exists but can't be read is an error.
-    public init(services: ProjectServices, configuration: ServerConfiguration,
-                metrics: ServerMetrics = ServerMetrics(), logger: Logger) throws {
+    public init(
+        services: ProjectServices, configuration: ServerConfiguration,
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger
+    ) throws {
         self.configuration = configuration
         self.services = services
         self.metrics = metrics
         self.logger = logger
         let keys = try Self.loadKeys(services, configuration, logger)
-        let launcher = RunLauncher(logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
-                                   metrics: metrics)
+        let launcher = RunLauncher(
+            logger: logger, shutdownGrace: configuration.shutdownGrace, maxExecuting: configuration.maxExecutingRuns,
+            metrics: metrics)
         self.keys = keys
         self.launcher = launcher
         catalog = PipelineCatalog(services: services)
@@ -74,8 +77,9 @@ public struct Runner: Sendable {
     @discardableResult
     func launch(_ started: RunStarter.Started) async -> Bool {
         metrics.runCreated(trigger: started.run.trigger)
-        return await launcher.launch(started.run, plan: started.plan, executor: executor(for: started.pipeline, plan: started.plan),
-                                     env: started.env)
+        return await launcher.launch(
+            started.run, plan: started.plan, executor: executor(for: started.pipeline, plan: started.plan),
+            env: started.env)
     }
 
     /// Marks the runs without a heartbeat for `lease` abandoned (or succeeded, when the
@@ -85,8 +89,9 @@ public struct Runner: Sendable {
         let runs = try await RunRecovery.recover(store: store, warehouse: services.warehouse, lease: lease, now: now)
         for run in runs {
             metrics.runAbandoned()
-            logger.warning("run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
-                           metadata: ["run_id": "\(run.id)", "pipeline": "\(run.pipeline)", "org": "\(run.org)"])
+            logger.warning(
+                "run found without a heartbeat: marked \(run.state == .succeeded ? "succeeded (its publish had committed)" : "abandoned")",
+                metadata: ["run_id": "\(run.id)", "pipeline": "\(run.pipeline)", "org": "\(run.org)"])
         }
         return runs
     }

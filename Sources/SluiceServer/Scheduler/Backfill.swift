@@ -80,8 +80,9 @@ public struct Backfill: Sendable {
             try Task.checkCancellation()
             // One run at a time, also of a pipeline without a schedule; params are checked when
             // the run executes, as the scheduler's are.
-            let request = RunStarter.Request(pipeline: entry, org: slot.org, trigger: .backfill, logicalDate: slot.logicalDate.description,
-                                             paramsCheck: .whenExecuting, env: env, triggerKey: slot.triggerKey, activeLimitWithoutSchedule: 1)
+            let request = RunStarter.Request(
+                pipeline: entry, org: slot.org, trigger: .backfill, logicalDate: slot.logicalDate.description,
+                paramsCheck: .whenExecuting, env: env, triggerKey: slot.triggerKey, activeLimitWithoutSchedule: 1)
             var warned = false
             var lastRecovery = Date.distantPast
             while true {
@@ -95,7 +96,9 @@ public struct Backfill: Sendable {
                     let now = Date()
                     if !warned {
                         warned = true
-                        logger.warning("\(limit.active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit.maximum)): the backfill waits for them")
+                        logger.warning(
+                            "\(limit.active) run(s) of \(id) for org \(slot.org) are active elsewhere (max_active_runs \(limit.maximum)): the backfill waits for them"
+                        )
                     }
                     // A run whose process died holds its place until it is found without a
                     // heartbeat, which no scheduler may be around to do.
@@ -107,7 +110,9 @@ public struct Backfill: Sendable {
                     try await Task.sleep(for: .seconds(1))
                     continue
                 } catch RunRefusal.keysUnavailable {
-                    throw BackfillError("pipeline \(shown(id)) decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)")
+                    throw BackfillError(
+                        "pipeline \(shown(id)) decrypts credentials, and there are no keys (give --keyring, or set SLUICE_KEYRING or the passphrase variables)"
+                    )
                 } catch let refusal as RunRefusal {
                     throw BackfillError("\(refusal)")
                 }

@@ -77,7 +77,9 @@ public actor Scheduler: Service {
 
     /// The due runs waiting for `max_active_runs`, oldest first.
     public var waiting: [Waiting] {
-        deferred.map { slot, fire in Waiting(pipeline: slot.pipeline, org: slot.org, fireTime: fire) }.sorted { ($0.fireTime, $0.pipeline, $0.org) < ($1.fireTime, $1.pipeline, $1.org) }
+        deferred.map { slot, fire in Waiting(pipeline: slot.pipeline, org: slot.org, fireTime: fire) }.sorted {
+            ($0.fireTime, $0.pipeline, $0.org) < ($1.fireTime, $1.pipeline, $1.org)
+        }
     }
 
     /// Whether the last look stopped at `maxRunsPerLook` with fire times left: look again at once.
@@ -89,8 +91,10 @@ public actor Scheduler: Service {
 
     /// `onStart` is called as the service starts (when run by a service group, its signal
     /// handlers are in place by then).
-    public init(runner: Runner, options: Options, clock: any SchedulerClock = SystemSchedulerClock(),
-                logger: Logger = Logger(label: "sluice.scheduler"), onStart: @escaping @Sendable () -> Void = {}) {
+    public init(
+        runner: Runner, options: Options, clock: any SchedulerClock = SystemSchedulerClock(),
+        logger: Logger = Logger(label: "sluice.scheduler"), onStart: @escaping @Sendable () -> Void = {}
+    ) {
         self.runner = runner
         self.options = options
         self.clock = clock
@@ -219,8 +223,12 @@ public actor Scheduler: Service {
                 let run = started.run
                 handledThrough[key] = fire
                 deferred[key] = nil
-                logger.info("scheduled run created", metadata: ["run_id": "\(run.id)", "pipeline": "\(id)", "org": "\(org)",
-                                                                  "fire_time": "\(ScheduledRun.instantText(fire))"])
+                logger.info(
+                    "scheduled run created",
+                    metadata: [
+                        "run_id": "\(run.id)", "pipeline": "\(id)", "org": "\(org)",
+                        "fire_time": "\(ScheduledRun.instantText(fire))",
+                    ])
                 created.append(Created(run: run, fireTime: fire))
                 await runner.launch(started)
             } catch RunRefusal.duplicate {
@@ -230,12 +238,16 @@ public actor Scheduler: Service {
             } catch RunRefusal.limited(let limit) {
                 if deferred[key] != fire {
                     deferred[key] = fire
-                    logger.info("run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(limit.active) active, max_active_runs \(maxActive)")
+                    logger.info(
+                        "run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)) waits: \(limit.active) active, max_active_runs \(maxActive)"
+                    )
                     runner.metrics.scheduledRunDeferred()
                 }
                 return created
             } catch {
-                logger.error("could not create the run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)): \(SecretRedactor.shared.redact(String(describing: error))); trying again at the next look")
+                logger.error(
+                    "could not create the run of \(id) for org \(org) at \(ScheduledRun.instantText(fire)): \(SecretRedactor.shared.redact(String(describing: error))); trying again at the next look"
+                )
                 break
             }
         }
@@ -259,12 +271,16 @@ public actor Scheduler: Service {
         guard let first, let last else { return }
         runner.metrics.scheduledRunsSkipped(missed)
         let count = missed == limit ? "at least \(limit) fire times" : missed == 1 ? "1 fire time" : "\(missed) fire times"
-        let when = missed == 1 ? "at \(ScheduledRun.instantText(first))"
+        let when =
+            missed == 1
+            ? "at \(ScheduledRun.instantText(first))"
             : "from \(ScheduledRun.instantText(first)) to \(ScheduledRun.instantText(last))"
-        let why = pipeline.schedule.catchup.map { "older than catchup \(DurationText.format($0))" }
+        let why =
+            pipeline.schedule.catchup.map { "older than catchup \(DurationText.format($0))" }
             ?? "without catchup only the latest fire time is due"
-        logger.warning("\(count) of \(key.pipeline) for org \(key.org) skipped, \(when): \(why)",
-                       metadata: ["pipeline": "\(key.pipeline)", "org": "\(key.org)"])
+        logger.warning(
+            "\(count) of \(key.pipeline) for org \(key.org) skipped, \(when): \(why)",
+            metadata: ["pipeline": "\(key.pipeline)", "org": "\(key.org)"])
     }
 
     // MARK: Pipelines
@@ -294,9 +310,12 @@ public actor Scheduler: Service {
         var result: [ScheduledPipeline] = []
         for entry in entries {
             guard let (goodEntry, plan) = usable(entry), let schedule = plan.definition.schedule, let expression = schedule.cron,
-                  let zone = TimeZone(identifier: schedule.timezone) else { continue }
-            result.append(ScheduledPipeline(id: entry.id, entry: goodEntry, plan: plan, schedule: schedule,
-                                            cron: CronSchedule(expression, timeZone: zone)))
+                let zone = TimeZone(identifier: schedule.timezone)
+            else { continue }
+            result.append(
+                ScheduledPipeline(
+                    id: entry.id, entry: goodEntry, plan: plan, schedule: schedule,
+                    cron: CronSchedule(expression, timeZone: zone)))
         }
         return result
     }
@@ -316,7 +335,10 @@ public actor Scheduler: Service {
             return nil
         }
         if plan.definition.schedule?.cron != nil, runner.keys == nil, runner.services.needsKeys(plan) {
-            report(id, "\(entry.file) decrypts credentials and this scheduler has no keys (set SLUICE_KEYRING or the passphrase variables): its runs are not created")
+            report(
+                id,
+                "\(entry.file) decrypts credentials and this scheduler has no keys (set SLUICE_KEYRING or the passphrase variables): its runs are not created"
+            )
             return nil
         }
         if reported.removeValue(forKey: id) != nil, lastGood[id] != nil {

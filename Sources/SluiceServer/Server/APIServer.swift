@@ -33,8 +33,10 @@ public struct APIServer: Sendable {
 
     /// A server over the project's stores as the composition root opened them; loads the keys
     /// if there are any. A keyring that exists but can't be read is an error.
-    public init(services: ProjectServices, configuration: ServerConfiguration,
-                metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sluice.server")) throws {
+    public init(
+        services: ProjectServices, configuration: ServerConfiguration,
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sluice.server")
+    ) throws {
         self.init(runner: try Runner(services: services, configuration: configuration, metrics: metrics, logger: logger))
     }
 
@@ -43,13 +45,17 @@ public struct APIServer: Sendable {
         self.runner = runner
         tokens = APITokens(store: runner.services.apiTokens)
         let credentialStore = runner.services.credentialStore
-        hooks = WebhookHooks(store: credentialStore, credentials: runner.keys.map {
-            Credentials(store: credentialStore, keys: $0, logger: runner.logger)
-        })
+        hooks = WebhookHooks(
+            store: credentialStore,
+            credentials: runner.keys.map {
+                Credentials(store: credentialStore, keys: $0, logger: runner.logger)
+            })
         webhookAudit = runner.services.webhookAudit
         let settings = runner.services.settings
-        refusalPruning = WebhookRefusalPruning(store: webhookAudit, retention: WebhookAuditRetention(
-            maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals), logger: runner.logger)
+        refusalPruning = WebhookRefusalPruning(
+            store: webhookAudit,
+            retention: WebhookAuditRetention(
+                maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals), logger: runner.logger)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with
@@ -103,8 +109,10 @@ public struct APIServer: Sendable {
         let runs = RunsAPI(server: self)
         let pipelines = PipelinesAPI(server: self)
 
-        func route(_ group: RouterGroup<APIRequestContext>, _ method: HTTPRequest.Method, _ path: String,
-                   _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> Response) {
+        func route(
+            _ group: RouterGroup<APIRequestContext>, _ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> Response
+        ) {
             group.on(RouterPath(path), method: method, use: handler)
             table.add(method, path)
         }
@@ -135,8 +143,10 @@ public struct APIServer: Sendable {
     /// The Hummingbird application: the router, and the run launcher as a service that stops
     /// after the HTTP server on graceful shutdown, with `services` (a scheduler) between the
     /// two. `onListening` gets the port (useful with 0).
-    public func application(services: [any Service] = [],
-                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    public func application(
+        services: [any Service] = [],
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
         let appConfiguration = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
         let idle = TimeAmount(configuration.idleTimeout)
         let requestLimit = TimeAmount(configuration.requestReadTimeout ?? configuration.bodyReadTimeout * 2)
@@ -158,9 +168,10 @@ public struct APIServer: Sendable {
             }
             return ConnectionLimitChannel(base: http, limits: limits, onRefusal: onRefusal)
         }
-        return Application(router: router().router, server: server,
-                           configuration: appConfiguration, services: [launcher] + services,
-                           onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
+        return Application(
+            router: router().router, server: server,
+            configuration: appConfiguration, services: [launcher] + services,
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
     /// An org's webhook audit records, newest first.

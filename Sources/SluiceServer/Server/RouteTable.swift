@@ -27,9 +27,10 @@ public final class RouteTable: Sendable {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return routes.filter { route in
             let pattern = route.path.split(separator: "/", omittingEmptySubsequences: true)
-            return pattern.count == segments.count && zip(pattern, segments).allSatisfy { expected, actual in
-                (expected.hasPrefix("{") && expected.hasSuffix("}")) || expected == actual
-            }
+            return pattern.count == segments.count
+                && zip(pattern, segments).allSatisfy { expected, actual in
+                    (expected.hasPrefix("{") && expected.hasSuffix("}")) || expected == actual
+                }
         }.map(\.method)
     }
 }

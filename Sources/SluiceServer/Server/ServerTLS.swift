@@ -19,7 +19,8 @@ public struct ServerTLS: Sendable {
         let certificateBytes = Array(try Self.read(certificatePath, "certificate"))
         let chain = (try? NIOSSLCertificate.fromPEMBytes(certificateBytes)) ?? []
         guard let leaf = chain.first else {
-            throw ServerTLSError("\(certificatePath): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
+            throw ServerTLSError(
+                "\(certificatePath): holds no readable PEM certificate (expected '-----BEGIN CERTIFICATE-----' blocks, the server's own first)")
         }
         validUntil = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
         guard validUntil > now else {
@@ -27,7 +28,9 @@ public struct ServerTLS: Sendable {
         }
         let keyBytes = Array(try Self.read(keyPath, "private key"))
         guard let key = try? NIOSSLPrivateKey(bytes: keyBytes, format: .pem) else {
-            throw ServerTLSError("\(keyPath): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)")
+            throw ServerTLSError(
+                "\(keyPath): holds no PEM private key that can be read without a passphrase (an encrypted key must be decrypted first, e.g. openssl pkey -in KEY -out KEY.plain)"
+            )
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         // swift-nio-ssl's server default still accepts TLS 1.0 and 1.1.
@@ -37,7 +40,9 @@ public struct ServerTLS: Sendable {
         do {
             _ = try NIOSSLContext(configuration: configuration)
         } catch {
-            throw ServerTLSError("\(keyPath): this private key does not belong to the first certificate in \(certificatePath) (which must be the server's own, before any intermediates)")
+            throw ServerTLSError(
+                "\(keyPath): this private key does not belong to the first certificate in \(certificatePath) (which must be the server's own, before any intermediates)"
+            )
         }
     }
 

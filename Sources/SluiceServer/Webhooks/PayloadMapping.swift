@@ -46,7 +46,8 @@ public struct PayloadMapping: Sendable, Hashable {
         for (name, path) in params.sorted(by: { $0.key < $1.key }) {
             guard let value = Self.value(at: path, in: .object(payload)) else { continue }
             guard let text = value.scalarText else {
-                throw APIError.unprocessable("invalid_payload", "payload field \(path.joined(separator: ".")) (param '\(name)') must be a string, number or boolean")
+                throw APIError.unprocessable(
+                    "invalid_payload", "payload field \(path.joined(separator: ".")) (param '\(name)') must be a string, number or boolean")
             }
             values[name] = text
         }
@@ -59,7 +60,8 @@ public struct PayloadMapping: Sendable, Hashable {
             // A timestamp's day will do: 2026-03-01T02:30:00Z is for 2026-03-01.
             let day = String(text.prefix(10))
             guard CalendarDate(parsing: day) != nil, text.count == 10 || text.dropFirst(10).hasPrefix("T") else {
-                throw APIError.unprocessable("invalid_payload", "payload field \(field) (logical_date) must be a date as YYYY-MM-DD, not \(shown(text.prefix(40)))")
+                throw APIError.unprocessable(
+                    "invalid_payload", "payload field \(field) (logical_date) must be a date as YYYY-MM-DD, not \(shown(text.prefix(40)))")
             }
             date = day
         }

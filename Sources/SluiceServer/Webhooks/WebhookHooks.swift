@@ -92,7 +92,8 @@ actor WebhookHooks {
                 cache[cacheKey] = entry
                 unusable[cacheKey] = nil
             } catch {
-                let reason = "the secret of hook \(org)/\(pipeline) (value \(stored.version)) can't be used: \(error); "
+                let reason =
+                    "the secret of hook \(org)/\(pipeline) (value \(stored.version)) can't be used: \(error); "
                     + "deliveries are refused until it is replaced (`sluice hooks rotate`)"
                 unusable[cacheKey] = (stored.version, now, reason)
                 return unavailable(cacheKey, reason, now: now)
@@ -105,8 +106,10 @@ actor WebhookHooks {
     }
 
     /// Opens one value of the credential as an HMAC key and wipes the opened bytes.
-    private func open(_ credentials: Credentials, org: String, name: String, previous: Bool,
-                      accessor: Credentials.Accessor) async throws -> SymmetricKey {
+    private func open(
+        _ credentials: Credentials, org: String, name: String, previous: Bool,
+        accessor: Credentials.Accessor
+    ) async throws -> SymmetricKey {
         let opened = try await credentials.open(org: org, name: name, for: accessor, previous: previous)
         defer { opened.value.wipe() }
         let key = opened.value.withBytes { bytes in

@@ -28,7 +28,9 @@ actor WebhookRefusalPruning {
         do {
             let deleted = try await store.pruneWebhookRefusals(before: cutoff, keep: retention.maxRefusals)
             if deleted > 0 {
-                logger.info("webhook audit: deleted \(deleted) refusal(s) older than \(DurationText.format(retention.maxAge)) or beyond the newest \(retention.maxRefusals)")
+                logger.info(
+                    "webhook audit: deleted \(deleted) refusal(s) older than \(DurationText.format(retention.maxAge)) or beyond the newest \(retention.maxRefusals)"
+                )
             }
         } catch {
             logger.error("webhook audit: could not prune refusals: \(SecretRedactor.shared.redact("\(error)"))")

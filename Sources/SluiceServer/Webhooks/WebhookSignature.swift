@@ -25,7 +25,8 @@ public enum WebhookSignature {
     /// fewer than 16 or more than 128 bytes).
     public static func key(fromSecret text: some StringProtocol) -> SymmetricKey? {
         guard text.hasPrefix(secretPrefix), let bytes = Data(base64Encoded: String(text.dropFirst(secretPrefix.count))),
-              (16...128).contains(bytes.count) else { return nil }
+            (16...128).contains(bytes.count)
+        else { return nil }
         return SymmetricKey(data: bytes)
     }
 

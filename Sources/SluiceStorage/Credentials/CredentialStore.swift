@@ -67,9 +67,11 @@ public struct StoredCredential: Sendable, Hashable {
     /// Row version for optimistic concurrency: 1 when inserted, +1 per update.
     public var version: Int
 
-    public init(org: String, name: String, provider: String, generation: Int, sealed: Data, keyVersion: Int,
-                previousSealed: Data? = nil, previousKeyVersion: Int? = nil, previousValidUntil: Date? = nil,
-                expiresAt: Date?, metadata: String, createdAt: Date, updatedAt: Date, version: Int = 1) {
+    public init(
+        org: String, name: String, provider: String, generation: Int, sealed: Data, keyVersion: Int,
+        previousSealed: Data? = nil, previousKeyVersion: Int? = nil, previousValidUntil: Date? = nil,
+        expiresAt: Date?, metadata: String, createdAt: Date, updatedAt: Date, version: Int = 1
+    ) {
         self.org = org
         self.name = name
         self.provider = provider
@@ -113,8 +115,10 @@ public struct CredentialAuditRecord: Sendable, Hashable {
     public var detail: String
     public var at: Date
 
-    public init(org: String, credential: String, runID: String? = nil, stepID: String? = nil, action: Action,
-                outcome: Outcome, detail: String, at: Date) {
+    public init(
+        org: String, credential: String, runID: String? = nil, stepID: String? = nil, action: Action,
+        outcome: Outcome, detail: String, at: Date
+    ) {
         self.org = org
         self.credential = credential
         self.runID = runID

@@ -40,10 +40,12 @@ public struct RunRecord: Sendable, Hashable, Codable {
     /// `SLUICE_RUN_LEASE`) judges it by the same one. nil for runs stored before leases were.
     public var lease: Duration?
 
-    public init(id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
-                trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
-                params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
-                createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil) {
+    public init(
+        id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
+        trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
+        params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
+        createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil
+    ) {
         self.id = id
         self.pipeline = pipeline
         self.org = org
@@ -82,9 +84,11 @@ public struct StepRunRecord: Sendable, Hashable, Codable {
     public var finishedAt: Date?
     public var outputs: [String: ExpressionValue]
 
-    public init(runID: String, stepID: String, processor: String, state: RunState = .pending, attempt: Int = 0,
-                reason: String = "waiting", errorCode: String? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
-                outputs: [String: ExpressionValue] = [:]) {
+    public init(
+        runID: String, stepID: String, processor: String, state: RunState = .pending, attempt: Int = 0,
+        reason: String = "waiting", errorCode: String? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
+        outputs: [String: ExpressionValue] = [:]
+    ) {
         self.runID = runID
         self.stepID = stepID
         self.processor = processor
@@ -101,10 +105,15 @@ public struct StepRunRecord: Sendable, Hashable, Codable {
 extension ExpressionValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
-        else if let number = try? container.decode(Double.self) { self = .number(number) }
-        else { self = .string(try container.decode(String.self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

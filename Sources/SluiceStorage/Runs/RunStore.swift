@@ -23,8 +23,9 @@ public protocol RunStore: Sendable {
     func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws
 
     /// Stores a new state for a step, with its attempt, reason and error code, as a transition.
-    func recordStep(_ runID: String, step: String, state: RunState, attempt: Int, reason: String,
-                    errorCode: String?, at: Date) async throws
+    func recordStep(
+        _ runID: String, step: String, state: RunState, attempt: Int, reason: String,
+        errorCode: String?, at: Date) async throws
 
     /// Stores the outputs a step published.
     func saveOutputs(_ runID: String, step: String, outputs: [String: ExpressionValue]) async throws
@@ -135,7 +136,8 @@ public struct RunCursor: Sendable, Hashable {
         guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "1", let bits = UInt64(parts[1], radix: 16), !parts[2].isEmpty,
-              parts[2].utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) }) else { return nil }
+            parts[2].utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) })
+        else { return nil }
         let seconds = Double(bitPattern: bits)
         guard seconds.isFinite else { return nil }
         self.init(createdAt: Date(timeIntervalSince1970: seconds), id: String(parts[2]))

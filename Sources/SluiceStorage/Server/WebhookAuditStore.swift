@@ -26,8 +26,10 @@ public struct WebhookAuditRecord: Sendable, Hashable {
     public var runID: String?
     public var at: Date
 
-    public init(org: String, pipeline: String, messageID: String?, outcome: Outcome, reason: String, status: Int, detail: String,
-                requestID: String, runID: String? = nil, at: Date) {
+    public init(
+        org: String, pipeline: String, messageID: String?, outcome: Outcome, reason: String, status: Int, detail: String,
+        requestID: String, runID: String? = nil, at: Date
+    ) {
         self.org = org
         self.pipeline = pipeline
         self.messageID = messageID

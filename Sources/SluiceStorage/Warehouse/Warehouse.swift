@@ -166,8 +166,10 @@ public protocol RunWorkspace: Sendable {
     /// replace the published table. Call `holdTargets()` first. Returns the rows changed.
     /// Anything else (ATTACH, PRAGMA that sets, writes past the copies, transactions, file
     /// functions) fails with `procedure_refused`.
-    func runScript(_ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [ColumnDefinition])],
-                   step: String?) async throws -> Int
+    func runScript(
+        _ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [ColumnDefinition])],
+        step: String?
+    ) async throws -> Int
 
     /// Runs a query the engine built and returns its rows.
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
@@ -220,8 +222,10 @@ public protocol SQLDialect: Sendable {
     /// replaces the kept one when its `newerBy` is set and at least as new (the `updating`
     /// columns change); without, the first row of a key stays. `select` gives each of
     /// `columns` its value (a quoted source column or a placeholder). All names come quoted.
-    func collapseStatement(into staged: String, columns: [String], select: [String], from source: String,
-                           key: [String], newerBy: String?, updating: [String]) -> String
+    func collapseStatement(
+        into staged: String, columns: [String], select: [String], from source: String,
+        key: [String], newerBy: String?, updating: [String]
+    ) -> String
 }
 
 extension RunWorkspace {

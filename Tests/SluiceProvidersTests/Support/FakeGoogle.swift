@@ -1,6 +1,6 @@
-import _CryptoExtras
 import Foundation
 import Synchronization
+import _CryptoExtras
 
 /// Google's OAuth token endpoint and Cloud Resource Manager's testIamPermissions in one fake
 /// server. The token endpoint checks the JWT the way Google does: RS256 signature against the
@@ -20,8 +20,10 @@ final class FakeGoogle: Sendable {
 
     /// `held` are the permissions the account has on the project; `token` and `permissions`
     /// replace the fake's own answers (an error, a slow or broken answer).
-    init(held: [String] = [], expectedScope: String = "https://www.googleapis.com/auth/cloud-platform",
-         token: ScriptedResponse? = nil, permissions: ScriptedResponse? = nil) async throws {
+    init(
+        held: [String] = [], expectedScope: String = "https://www.googleapis.com/auth/cloud-platform",
+        token: ScriptedResponse? = nil, permissions: ScriptedResponse? = nil
+    ) async throws {
         let found = Locked([String]())
         self.found = found
         let publicKey = FakeKeys.serviceAccountKey.publicKey
@@ -40,7 +42,8 @@ final class FakeGoogle: Sendable {
             if request.path == "/v1/projects/\(FakeGoogle.project):testIamPermissions" {
                 if request.values("Authorization") != ["Bearer \(FakeGoogle.accessToken)"] {
                     found.update { $0.append("testIamPermissions without the access token") }
-                    return .json(401, #"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#)
+                    return .json(
+                        401, #"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#)
                 }
                 if let permissions { return permissions }
                 let asked = ((try? JSONSerialization.jsonObject(with: request.body)) as? [String: [String]])?["permissions"] ?? []
@@ -61,7 +64,9 @@ final class FakeGoogle: Sendable {
     static func check(_ request: RecordedRequest, publicKey: _RSA.Signing.PublicKey, audience: String, scope: String) -> [String] {
         var problems: [String] = []
         if request.method != "POST" { problems.append("method \(request.method)") }
-        if request.values("Content-Type") != ["application/x-www-form-urlencoded"] { problems.append("content type \(request.values("Content-Type"))") }
+        if request.values("Content-Type") != ["application/x-www-form-urlencoded"] {
+            problems.append("content type \(request.values("Content-Type"))")
+        }
         var form: [String: String] = [:]
         for pair in request.bodyText.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? "" }
@@ -70,9 +75,10 @@ final class FakeGoogle: Sendable {
         if form["grant_type"] != "urn:ietf:params:oauth:grant-type:jwt-bearer" { problems.append("grant_type \(form["grant_type"] ?? "none")") }
         let pieces = (form["assertion"] ?? "").split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard pieces.count == 3, let headerData = base64URLDecode(pieces[0]), let claimsData = base64URLDecode(pieces[1]),
-              let signature = base64URLDecode(pieces[2]),
-              let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
-              let claims = (try? JSONSerialization.jsonObject(with: claimsData)) as? [String: Any] else {
+            let signature = base64URLDecode(pieces[2]),
+            let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
+            let claims = (try? JSONSerialization.jsonObject(with: claimsData)) as? [String: Any]
+        else {
             return problems + ["the assertion is not a JWT"]
         }
         if header["alg"] as? String != "RS256" { problems.append("alg \(header["alg"] ?? "none")") }

@@ -153,9 +153,10 @@ private final class FakeProviderHandler: ChannelInboundHandler {
             body.writeBuffer(&part)
         case .end:
             guard let head else { return }
-            let request = RecordedRequest(method: head.method.rawValue, uri: head.uri,
-                                          headers: head.headers.map { (name: $0.name, value: $0.value) },
-                                          body: Data(body.readableBytesView))
+            let request = RecordedRequest(
+                method: head.method.rawValue, uri: head.uri,
+                headers: head.headers.map { (name: $0.name, value: $0.value) },
+                body: Data(body.readableBytesView))
             respond(recorder.received(request), context: context)
         }
     }

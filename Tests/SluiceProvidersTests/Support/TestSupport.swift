@@ -1,12 +1,13 @@
-import SluiceStorage
-import _CryptoExtras
 import Foundation
 import Logging
-@testable import SluiceEngine
 import SluiceModel
+import SluiceStorage
 import SluiceTestSupport
 import Synchronization
 import Testing
+import _CryptoExtras
+
+@testable import SluiceEngine
 
 /// A step of `processor` with `with:` given as YAML (values as the executor would have
 /// evaluated them), run directly, without an executor.
@@ -15,8 +16,9 @@ func runStep(_ processor: any Processor, _ yaml: String, logs: LogCapture = LogC
         Issue.record("test config is not YAML: \(yaml)")
         return [:]
     }
-    let step = StepContext(runID: "run-1", pipeline: "validators", org: "acme", stepID: "check", attempt: 1, config: node,
-                           logger: logs.logger, project: nil)
+    let step = StepContext(
+        runID: "run-1", pipeline: "validators", org: "acme", stepID: "check", attempt: 1, config: node,
+        logger: logs.logger, project: nil)
     return try await processor.run(step)
 }
 

@@ -27,13 +27,16 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
         var lines = report.diagnostics.map { diagnostic in
             let severity = diagnostic.severity == .error ? paint("error", "1;31") : paint("warning", "1;33")
             // The file name and the message may quote input: escaped before the colours go on.
-            return "\(paint(printable(diagnostic.location.description), "1")): \(severity): \(printable(diagnostic.message, keepingLineBreaks: true)) \(paint("[\(diagnostic.rule.rawValue)]", "2"))"
+            return
+                "\(paint(printable(diagnostic.location.description), "1")): \(severity): \(printable(diagnostic.message, keepingLineBreaks: true)) \(paint("[\(diagnostic.rule.rawValue)]", "2"))"
         }
         let files = report.filesChecked == 1 ? "1 file" : "\(report.filesChecked) files"
         if report.diagnostics.isEmpty {
             lines.append("\(files) checked, no problems")
         } else {
-            lines.append("\(files) checked: \(report.errorCount) error\(report.errorCount == 1 ? "" : "s"), \(report.warningCount) warning\(report.warningCount == 1 ? "" : "s")")
+            lines.append(
+                "\(files) checked: \(report.errorCount) error\(report.errorCount == 1 ? "" : "s"), \(report.warningCount) warning\(report.warningCount == 1 ? "" : "s")"
+            )
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -59,8 +62,9 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
         let document = JSONReport(
             files_checked: report.filesChecked, errors: report.errorCount, warnings: report.warningCount,
             diagnostics: report.diagnostics.map {
-                .init(file: $0.location.file, line: $0.location.line, column: $0.location.column,
-                      severity: $0.severity.rawValue, rule: $0.rule.rawValue, message: $0.message)
+                .init(
+                    file: $0.location.file, line: $0.location.line, column: $0.location.column,
+                    severity: $0.severity.rawValue, rule: $0.rule.rawValue, message: $0.message)
             })
         return encode(document)
     }
@@ -79,7 +83,8 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
         return report.diagnostics.map { diagnostic in
             let kind = diagnostic.severity == .error ? "error" : "warning"
             let location = diagnostic.location
-            return "::\(kind) file=\(escapeProperty(location.file)),line=\(location.line),col=\(location.column),title=\(escapeProperty("sluice \(diagnostic.rule.rawValue)"))::\(escapeData(diagnostic.message))"
+            return
+                "::\(kind) file=\(escapeProperty(location.file)),line=\(location.line),col=\(location.column),title=\(escapeProperty("sluice \(diagnostic.rule.rawValue)"))::\(escapeData(diagnostic.message))"
         }.map { $0 + "\n" }.joined()
     }
 
@@ -148,16 +153,24 @@ public enum LintOutputFormat: String, CaseIterable, Sendable {
         let index = Dictionary(uniqueKeysWithValues: rules.enumerated().map { ($1, $0) })
         func level(_ severity: Severity) -> String { severity == .error ? "error" : "warning" }
         let run = SARIF.Run(
-            tool: .init(driver: .init(
-                name: "sluice",
-                rules: rules.map { .init(id: $0.rawValue, shortDescription: .init(text: $0.summary),
-                                         defaultConfiguration: .init(level: level($0.defaultSeverity))) })),
+            tool: .init(
+                driver: .init(
+                    name: "sluice",
+                    rules: rules.map {
+                        .init(
+                            id: $0.rawValue, shortDescription: .init(text: $0.summary),
+                            defaultConfiguration: .init(level: level($0.defaultSeverity)))
+                    })),
             results: report.diagnostics.map { diagnostic in
-                .init(ruleId: diagnostic.rule.rawValue, ruleIndex: index[diagnostic.rule] ?? 0, level: level(diagnostic.severity),
-                      message: .init(text: diagnostic.message),
-                      locations: [.init(physicalLocation: .init(
-                          artifactLocation: .init(uri: diagnostic.location.file),
-                          region: .init(startLine: diagnostic.location.line, startColumn: diagnostic.location.column)))])
+                .init(
+                    ruleId: diagnostic.rule.rawValue, ruleIndex: index[diagnostic.rule] ?? 0, level: level(diagnostic.severity),
+                    message: .init(text: diagnostic.message),
+                    locations: [
+                        .init(
+                            physicalLocation: .init(
+                                artifactLocation: .init(uri: diagnostic.location.file),
+                                region: .init(startLine: diagnostic.location.line, startColumn: diagnostic.location.column)))
+                    ])
             })
         return encode(SARIF(runs: [run]))
     }

@@ -11,26 +11,36 @@ extension ProcessorSpec {
             """,
         fields: [
             FieldSpec("from", .identifier, .required, role: .readsTable, description: "Table to aggregate.", example: "genai_usage"),
-            FieldSpec("join", .list(.object([
-                FieldSpec("table", .identifier, .required, role: .readsTable, description: "Lookup table.", example: "genai_pricing"),
-                FieldSpec("on", .list(.identifier), .required, role: .sharedColumns(ofTablesAt: ["from", ".table"]),
-                          description: "Columns both tables share.", example: "[provider, model]"),
-                FieldSpec("type", .enumeration(["left", "inner"]), .defaultValue("left"), description: "Join type."),
-            ])), description: "Lookup joins, one or a list."),
-            FieldSpec("where", .string, role: .sqlOver(tablesAt: ["from", "join.table"]),
-                      description: "Row filter, a SQL expression over the columns.", example: "usage_date >= :since"),
-            FieldSpec("group_by", .list(.identifier), role: .columns(ofTablesAt: ["from", "join.table"]),
-                      description: "Columns to group by.", example: "[usage_date, org_slug, provider, model]"),
-            FieldSpec("measures", .map(.string), role: .sqlOver(tablesAt: ["from", "join.table"]),
-                      description: "Output column → aggregate SQL expression.", example: "{ requests: \"count(*)\" }"),
-            FieldSpec("procedure", .string, role: .procedureFile,
-                      description: "A SQL procedure instead of group_by and measures.", example: "procedures/daily_costs.sql"),
+            FieldSpec(
+                "join",
+                .list(
+                    .object([
+                        FieldSpec("table", .identifier, .required, role: .readsTable, description: "Lookup table.", example: "genai_pricing"),
+                        FieldSpec(
+                            "on", .list(.identifier), .required, role: .sharedColumns(ofTablesAt: ["from", ".table"]),
+                            description: "Columns both tables share.", example: "[provider, model]"),
+                        FieldSpec("type", .enumeration(["left", "inner"]), .defaultValue("left"), description: "Join type."),
+                    ])), description: "Lookup joins, one or a list."),
+            FieldSpec(
+                "where", .string, role: .sqlOver(tablesAt: ["from", "join.table"]),
+                description: "Row filter, a SQL expression over the columns.", example: "usage_date >= :since"),
+            FieldSpec(
+                "group_by", .list(.identifier), role: .columns(ofTablesAt: ["from", "join.table"]),
+                description: "Columns to group by.", example: "[usage_date, org_slug, provider, model]"),
+            FieldSpec(
+                "measures", .map(.string), role: .sqlOver(tablesAt: ["from", "join.table"]),
+                description: "Output column → aggregate SQL expression.", example: "{ requests: \"count(*)\" }"),
+            FieldSpec(
+                "procedure", .string, role: .procedureFile,
+                description: "A SQL procedure instead of group_by and measures.", example: "procedures/daily_costs.sql"),
             FieldSpec("params", .map(.scalar), description: "Named parameters for `where` or the procedure."),
             FieldSpec("into", .identifier, .required, role: .writesTable, description: "Result table.", example: "genai_costs_daily"),
-            FieldSpec("mode", .enumeration(["replace_partitions", "merge", "replace"]), .defaultValue("replace"),
-                      description: "How results land in `into`."),
-            FieldSpec("partition_by", .identifier, role: .columns(ofTablesAt: ["from", "join.table"]),
-                      description: "Group-by column whose partitions are replaced (replace_partitions).", example: "usage_date"),
+            FieldSpec(
+                "mode", .enumeration(["replace_partitions", "merge", "replace"]), .defaultValue("replace"),
+                description: "How results land in `into`."),
+            FieldSpec(
+                "partition_by", .identifier, role: .columns(ofTablesAt: ["from", "join.table"]),
+                description: "Group-by column whose partitions are replaced (replace_partitions).", example: "usage_date"),
         ],
         rules: [
             .exactlyOne(of: ["procedure", "measures"]),
@@ -39,7 +49,7 @@ extension ProcessorSpec {
             .memberOf("partition_by", list: "group_by"),
         ],
         outputs: [
-            OutputSpec("rows_written", "integer", "Result rows written."),
+            OutputSpec("rows_written", "integer", "Result rows written.")
         ],
         example: """
             - id: daily_costs

@@ -1,6 +1,9 @@
 extension ProcessorSpec {
     static let validatorOutputs = [
-        OutputSpec("status", "string", "valid or partially_valid; the other outcomes (invalid, rate_limited, unavailable, expired) fail the step, and its stored reason starts with the outcome."),
+        OutputSpec(
+            "status", "string",
+            "valid or partially_valid; the other outcomes (invalid, rate_limited, unavailable, expired) fail the step, and its stored reason starts with the outcome."
+        ),
         OutputSpec("http_status", "integer", "The provider's HTTP status (of the last request)."),
     ]
 
@@ -9,8 +12,9 @@ extension ProcessorSpec {
     public static let defaultRequestTimeout: Duration = .seconds(10)
 
     static func timeoutField() -> FieldSpec {
-        FieldSpec("request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
-                  description: "How long to wait for the provider's whole answer before the check counts as unavailable.")
+        FieldSpec(
+            "request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
+            description: "How long to wait for the provider's whole answer before the check counts as unavailable.")
     }
 
     /// How every validator's answers become outcomes; the codes are listed in
@@ -34,10 +38,12 @@ extension ProcessorSpec {
             when `organization` is set). The base URL is configurable for proxies and tests.
             """ + "\n\n" + validatorOutcomes,
         fields: [
-            FieldSpec("api_key", .string, .required, secret: .required,
-                      description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
-            FieldSpec("base_url", .string, .defaultValue("https://api.openai.com"), destination: true,
-                      description: "API base URL."),
+            FieldSpec(
+                "api_key", .string, .required, secret: .required,
+                description: "The key, from the vault.", example: "${{ secrets.openai_key }}"),
+            FieldSpec(
+                "base_url", .string, .defaultValue("https://api.openai.com"), destination: true,
+                description: "API base URL."),
             FieldSpec("organization", .string, description: "Optional OpenAI organization id sent as OpenAI-Organization."),
             timeoutField(),
         ],
@@ -61,15 +67,19 @@ extension ProcessorSpec {
             one-token request to `model` (it costs a token, and proves the key may generate).
             """ + "\n\n" + validatorOutcomes,
         fields: [
-            FieldSpec("api_key", .string, .required, secret: .required,
-                      description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
-            FieldSpec("base_url", .string, .defaultValue("https://api.anthropic.com"), destination: true,
-                      description: "API base URL."),
+            FieldSpec(
+                "api_key", .string, .required, secret: .required,
+                description: "The key, from the vault.", example: "${{ secrets.anthropic_key }}"),
+            FieldSpec(
+                "base_url", .string, .defaultValue("https://api.anthropic.com"), destination: true,
+                description: "API base URL."),
             FieldSpec("api_version", .string, .defaultValue("2023-06-01"), description: "The anthropic-version header."),
-            FieldSpec("check", .enumeration(["models", "messages"]), .defaultValue("models"),
-                      description: "Which endpoint proves the key works."),
-            FieldSpec("model", .string, .defaultValue("claude-haiku-4-5"), defaultNote: "for `check: messages`",
-                      description: "The model of the one-token request of `check: messages`."),
+            FieldSpec(
+                "check", .enumeration(["models", "messages"]), .defaultValue("models"),
+                description: "Which endpoint proves the key works."),
+            FieldSpec(
+                "model", .string, .defaultValue("claude-haiku-4-5"), defaultNote: "for `check: messages`",
+                description: "The model of the one-token request of `check: messages`."),
             timeoutField(),
         ],
         outputs: validatorOutputs,
@@ -96,22 +106,29 @@ extension ProcessorSpec {
             retried. A service-account JSON that can't be read is credential_malformed.
             """ + "\n\n" + validatorOutcomes,
         fields: [
-            FieldSpec("service_account_json", .string, .required, secret: .required,
-                      description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
-            FieldSpec("token_url", .string, destination: true, defaultNote: "the key's `token_uri`",
-                      description: "OAuth token endpoint; by default the service account's token_uri (Google's keys say https://oauth2.googleapis.com/token). A key without one needs this field."),
-            FieldSpec("scopes", .list(.string), .defaultValue("[https://www.googleapis.com/auth/cloud-platform]"),
-                      description: "OAuth scopes to request."),
+            FieldSpec(
+                "service_account_json", .string, .required, secret: .required,
+                description: "The service-account JSON, from the vault.", example: "${{ secrets.gcp_sa }}"),
+            FieldSpec(
+                "token_url", .string, destination: true, defaultNote: "the key's `token_uri`",
+                description:
+                    "OAuth token endpoint; by default the service account's token_uri (Google's keys say https://oauth2.googleapis.com/token). A key without one needs this field."
+            ),
+            FieldSpec(
+                "scopes", .list(.string), .defaultValue("[https://www.googleapis.com/auth/cloud-platform]"),
+                description: "OAuth scopes to request."),
             FieldSpec("project", .string, description: "Project whose IAM permissions are tested."),
-            FieldSpec("required_permissions", .list(.string),
-                      description: "Permissions the account must hold, e.g. bigquery.jobs.create."),
-            FieldSpec("resource_manager_url", .string, .defaultValue("https://cloudresourcemanager.googleapis.com"), destination: true,
-                      description: "Base URL for testIamPermissions."),
+            FieldSpec(
+                "required_permissions", .list(.string),
+                description: "Permissions the account must hold, e.g. bigquery.jobs.create."),
+            FieldSpec(
+                "resource_manager_url", .string, .defaultValue("https://cloudresourcemanager.googleapis.com"), destination: true,
+                description: "Base URL for testIamPermissions."),
             timeoutField(),
         ],
         rules: [.required("project", when: "required_permissions", equals: ["*"])],
         outputs: validatorOutputs + [
-            OutputSpec("missing_permissions", "string", "Comma-separated permissions the account lacks."),
+            OutputSpec("missing_permissions", "string", "Comma-separated permissions the account lacks.")
         ],
         example: """
             - id: validate_sa
@@ -136,17 +153,21 @@ extension ProcessorSpec {
             the URL; logs and errors show the URL without its query.
             """ + "\n\n" + validatorOutcomes,
         fields: [
-            FieldSpec("url", .string, .required, destination: true, description: "Endpoint to call.",
-                      example: "https://api.example.com/v1/me"),
+            FieldSpec(
+                "url", .string, .required, destination: true, description: "Endpoint to call.",
+                example: "https://api.example.com/v1/me"),
             FieldSpec("method", .enumeration(["GET", "POST", "HEAD"]), .defaultValue("GET"), description: "HTTP method."),
-            FieldSpec("secret", .string, .required, secret: .required,
-                      description: "The credential, from the vault.", example: "${{ secrets.vendor_token }}"),
-            FieldSpec("secret_in", .enumeration(["bearer", "header", "query"]), .defaultValue("bearer"),
-                      description: "Where the secret goes."),
+            FieldSpec(
+                "secret", .string, .required, secret: .required,
+                description: "The credential, from the vault.", example: "${{ secrets.vendor_token }}"),
+            FieldSpec(
+                "secret_in", .enumeration(["bearer", "header", "query"]), .defaultValue("bearer"),
+                description: "Where the secret goes."),
             FieldSpec("header_name", .string, .defaultValue("Authorization"), description: "Header for `secret_in: header`."),
             FieldSpec("query_param", .string, description: "Query parameter for `secret_in: query`."),
-            FieldSpec("expected_status", .list(.integer(100...599)), .defaultValue("[200]"),
-                      description: "Statuses that mean valid."),
+            FieldSpec(
+                "expected_status", .list(.integer(100...599)), .defaultValue("[200]"),
+                description: "Statuses that mean valid."),
             timeoutField(),
         ],
         rules: [.required("query_param", when: "secret_in", equals: ["query"])],

@@ -1,7 +1,8 @@
 extension ProcessorSpec {
     static let fileSourceFields: [FieldSpec] = [
-        FieldSpec("path", .string, .required, description: "File to read, relative to the project.",
-                  example: "examples/data/openai_usage_${{ run.logical_date }}.csv"),
+        FieldSpec(
+            "path", .string, .required, description: "File to read, relative to the project.",
+            example: "examples/data/openai_usage_${{ run.logical_date }}.csv")
     ]
 
     /// Streams a source into a run-scoped staging table.
@@ -18,57 +19,78 @@ extension ProcessorSpec {
             carries the headers.
             """,
         fields: [
-            FieldSpec("source", .variants(discriminator: "format", [
-                "csv": fileSourceFields + [
-                    FieldSpec("delimiter", .string, .defaultValue(","), description: "Field separator (one character)."),
-                    FieldSpec("header", .boolean, .defaultValue("true"), description: "Whether the first line names the columns."),
-                ],
-                "jsonl": fileSourceFields,
-                "json": fileSourceFields + [
-                    FieldSpec("items", .string, description: "JSON pointer to the array of records, if not the document itself.",
-                              example: "/data"),
-                ],
-                "http": [
-                    FieldSpec("url", .string, .required, secret: .allowed, destination: true,
-                              description: "First page to fetch; later pages stay on its scheme, host and port."),
-                    FieldSpec("method", .enumeration(["GET", "POST"]), .defaultValue("GET"), description: "HTTP method."),
-                    FieldSpec("headers", .map(.string, anyKeys: true), secret: .allowed,
-                              description: "Request headers; values may carry secrets.",
-                              example: "{ Authorization: \"Bearer ${{ secrets.openai_key }}\" }"),
-                    FieldSpec("items", .string, .defaultValue("/data"), description: "JSON pointer to the records in each page."),
-                    FieldSpec("pagination", .object([
-                        FieldSpec("type", .enumeration(["none", "cursor", "page", "link_header"]), .defaultValue("none"),
-                                  description: "How the next page is found."),
-                        FieldSpec("cursor_path", .string, description: "JSON pointer to the next cursor in a page.",
-                                  example: "/next_page"),
-                        FieldSpec("cursor_param", .string, description: "Query parameter that carries the cursor."),
-                        FieldSpec("page_param", .string, .defaultValue("page"), description: "Query parameter for page numbers."),
-                        FieldSpec("page_size", .integer(1...100_000), description: "Records per page to ask for."),
-                        FieldSpec("max_pages", .integer(1...1_000_000), .defaultValue("10000"), description: "Stop after this many pages."),
-                    ]), description: "How pages follow each other."),
-                    FieldSpec("incremental", .object([
-                        FieldSpec("column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
-                                  description: "Column whose largest value is the cursor."),
-                        FieldSpec("param", .string, .required, description: "Query parameter that receives the stored cursor."),
-                        FieldSpec("initial", .string, description: "Cursor for the very first run."),
-                    ]), description: "Resume from the last committed cursor; the cursor commits with the data."),
-                ],
-                "sql": [
-                    FieldSpec("procedure", .string, .required, role: .procedureFile,
-                              description: "Query in procedures/ whose rows are ingested.", example: "procedures/recent_usage.sql"),
-                    FieldSpec("params", .map(.scalar), description: "Named parameters bound to the query."),
-                ],
-            ]), .required, description: "Where rows come from; `format` picks the shape."),
-            FieldSpec("table", .identifier, .required, role: .writesTable,
-                      description: "Staging table the rows land in.", example: "genai_usage_raw"),
-            FieldSpec("schema", .string, .required, role: .schemaFile,
-                      description: "Schema file that types the table.", example: "schemas/genai_usage_raw.json"),
-            FieldSpec("columns", .map(.string),
-                      description: "Schema column → source field name, where they differ."),
-            FieldSpec("on_bad_row", .enumeration(["fail", "skip", "quarantine"]), .defaultValue("fail"),
-                      description: "What a row that does not fit the schema does: fail the step, be skipped (counted), or be kept with its reason."),
-            FieldSpec("batch_size", .integer(1...1_000_000), .defaultValue("10000"),
-                      description: "Rows per insert batch; bounds memory."),
+            FieldSpec(
+                "source",
+                .variants(
+                    discriminator: "format",
+                    [
+                        "csv": fileSourceFields + [
+                            FieldSpec("delimiter", .string, .defaultValue(","), description: "Field separator (one character)."),
+                            FieldSpec("header", .boolean, .defaultValue("true"), description: "Whether the first line names the columns."),
+                        ],
+                        "jsonl": fileSourceFields,
+                        "json": fileSourceFields + [
+                            FieldSpec(
+                                "items", .string, description: "JSON pointer to the array of records, if not the document itself.",
+                                example: "/data")
+                        ],
+                        "http": [
+                            FieldSpec(
+                                "url", .string, .required, secret: .allowed, destination: true,
+                                description: "First page to fetch; later pages stay on its scheme, host and port."),
+                            FieldSpec("method", .enumeration(["GET", "POST"]), .defaultValue("GET"), description: "HTTP method."),
+                            FieldSpec(
+                                "headers", .map(.string, anyKeys: true), secret: .allowed,
+                                description: "Request headers; values may carry secrets.",
+                                example: "{ Authorization: \"Bearer ${{ secrets.openai_key }}\" }"),
+                            FieldSpec("items", .string, .defaultValue("/data"), description: "JSON pointer to the records in each page."),
+                            FieldSpec(
+                                "pagination",
+                                .object([
+                                    FieldSpec(
+                                        "type", .enumeration(["none", "cursor", "page", "link_header"]), .defaultValue("none"),
+                                        description: "How the next page is found."),
+                                    FieldSpec(
+                                        "cursor_path", .string, description: "JSON pointer to the next cursor in a page.",
+                                        example: "/next_page"),
+                                    FieldSpec("cursor_param", .string, description: "Query parameter that carries the cursor."),
+                                    FieldSpec("page_param", .string, .defaultValue("page"), description: "Query parameter for page numbers."),
+                                    FieldSpec("page_size", .integer(1...100_000), description: "Records per page to ask for."),
+                                    FieldSpec(
+                                        "max_pages", .integer(1...1_000_000), .defaultValue("10000"), description: "Stop after this many pages."),
+                                ]), description: "How pages follow each other."),
+                            FieldSpec(
+                                "incremental",
+                                .object([
+                                    FieldSpec(
+                                        "column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
+                                        description: "Column whose largest value is the cursor."),
+                                    FieldSpec("param", .string, .required, description: "Query parameter that receives the stored cursor."),
+                                    FieldSpec("initial", .string, description: "Cursor for the very first run."),
+                                ]), description: "Resume from the last committed cursor; the cursor commits with the data."),
+                        ],
+                        "sql": [
+                            FieldSpec(
+                                "procedure", .string, .required, role: .procedureFile,
+                                description: "Query in procedures/ whose rows are ingested.", example: "procedures/recent_usage.sql"),
+                            FieldSpec("params", .map(.scalar), description: "Named parameters bound to the query."),
+                        ],
+                    ]), .required, description: "Where rows come from; `format` picks the shape."),
+            FieldSpec(
+                "table", .identifier, .required, role: .writesTable,
+                description: "Staging table the rows land in.", example: "genai_usage_raw"),
+            FieldSpec(
+                "schema", .string, .required, role: .schemaFile,
+                description: "Schema file that types the table.", example: "schemas/genai_usage_raw.json"),
+            FieldSpec(
+                "columns", .map(.string),
+                description: "Schema column → source field name, where they differ."),
+            FieldSpec(
+                "on_bad_row", .enumeration(["fail", "skip", "quarantine"]), .defaultValue("fail"),
+                description: "What a row that does not fit the schema does: fail the step, be skipped (counted), or be kept with its reason."),
+            FieldSpec(
+                "batch_size", .integer(1...1_000_000), .defaultValue("10000"),
+                description: "Rows per insert batch; bounds memory."),
         ],
         outputs: [
             OutputSpec("rows_read", "integer", "Rows read from the source."),

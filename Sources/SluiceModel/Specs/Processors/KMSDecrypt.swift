@@ -10,18 +10,22 @@ extension ProcessorSpec {
             `ttl` (else the pipeline's `secrets.ttl`); every decrypt is audited.
             """,
         fields: [
-            FieldSpec("credential", .credentialName, .required,
-                      description: "Name of the stored credential in the run's org.", example: "openai/admin_key"),
-            FieldSpec("as", .identifier, .required, role: .definesSecret,
-                      description: "Vault name: later steps read `${{ secrets.<as> }}`.", example: "openai_key"),
-            FieldSpec("ttl", .duration,
-                      description: "How long the decrypted value lives; defaults to the pipeline's `secrets.ttl`.",
-                      example: "15m"),
-            FieldSpec("expect", .enumeration(["any", "openai", "anthropic", "gcp"]), .defaultValue("any"),
-                      description: "Format the decrypted value must have; a mismatch fails the step without showing the value."),
+            FieldSpec(
+                "credential", .credentialName, .required,
+                description: "Name of the stored credential in the run's org.", example: "openai/admin_key"),
+            FieldSpec(
+                "as", .identifier, .required, role: .definesSecret,
+                description: "Vault name: later steps read `${{ secrets.<as> }}`.", example: "openai_key"),
+            FieldSpec(
+                "ttl", .duration,
+                description: "How long the decrypted value lives; defaults to the pipeline's `secrets.ttl`.",
+                example: "15m"),
+            FieldSpec(
+                "expect", .enumeration(["any", "openai", "anthropic", "gcp"]), .defaultValue("any"),
+                description: "Format the decrypted value must have; a mismatch fails the step without showing the value."),
         ],
         outputs: [
-            OutputSpec("expires_at", "timestamp", "When the secret leaves the vault."),
+            OutputSpec("expires_at", "timestamp", "When the secret leaves the vault.")
         ],
         example: """
             - id: decrypt_key

@@ -9,20 +9,27 @@ extension ProcessorSpec {
             x_run_id, x_pipeline and x_ingested_at unless `lineage: false`.
             """,
         fields: [
-            FieldSpec("from", .identifier, .required, role: .readsTable,
-                      description: "Staging table to merge from.", example: "genai_usage_raw"),
-            FieldSpec("into", .identifier, .required, role: .writesTable,
-                      description: "Target table.", example: "genai_usage"),
-            FieldSpec("key", .list(.identifier), .required, role: .columns(ofTablesAt: ["from"]),
-                      description: "Columns that identify a row.", example: "[request_id]"),
-            FieldSpec("strategy", .enumeration(["latest_wins", "first_wins", "replace_partitions"]), .defaultValue("latest_wins"),
-                      description: "How a key that exists already is resolved."),
-            FieldSpec("latest_by", .identifier, role: .columns(ofTablesAt: ["from"]),
-                      description: "Column whose larger value wins (latest_wins).", example: "request_ts"),
-            FieldSpec("partition_by", .identifier, role: .columns(ofTablesAt: ["from"]),
-                      description: "Column whose partitions are replaced whole (replace_partitions).", example: "usage_date"),
-            FieldSpec("lineage", .boolean, .defaultValue("true"),
-                      description: "Add x_run_id, x_pipeline and x_ingested_at."),
+            FieldSpec(
+                "from", .identifier, .required, role: .readsTable,
+                description: "Staging table to merge from.", example: "genai_usage_raw"),
+            FieldSpec(
+                "into", .identifier, .required, role: .writesTable,
+                description: "Target table.", example: "genai_usage"),
+            FieldSpec(
+                "key", .list(.identifier), .required, role: .columns(ofTablesAt: ["from"]),
+                description: "Columns that identify a row.", example: "[request_id]"),
+            FieldSpec(
+                "strategy", .enumeration(["latest_wins", "first_wins", "replace_partitions"]), .defaultValue("latest_wins"),
+                description: "How a key that exists already is resolved."),
+            FieldSpec(
+                "latest_by", .identifier, role: .columns(ofTablesAt: ["from"]),
+                description: "Column whose larger value wins (latest_wins).", example: "request_ts"),
+            FieldSpec(
+                "partition_by", .identifier, role: .columns(ofTablesAt: ["from"]),
+                description: "Column whose partitions are replaced whole (replace_partitions).", example: "usage_date"),
+            FieldSpec(
+                "lineage", .boolean, .defaultValue("true"),
+                description: "Add x_run_id, x_pipeline and x_ingested_at."),
         ],
         rules: [
             .required("latest_by", when: "strategy", equals: ["latest_wins"]),

@@ -1,8 +1,9 @@
 extension ProcessorSpec {
     /// How `notify` retries when neither its step nor the pipeline's `defaults` set a policy:
     /// three tries, a second or two apart at first, so a webhook's brief outage loses no alert.
-    public static let notifyRetry = RetryPolicy(attempts: 3, backoff: .exponential, initialDelay: .seconds(1),
-                                                maxDelay: .seconds(30), jitter: true)
+    public static let notifyRetry = RetryPolicy(
+        attempts: 3, backoff: .exponential, initialDelay: .seconds(1),
+        maxDelay: .seconds(30), jitter: true)
 
     /// The most characters of an error or a `message` a notification carries; longer text is cut
     /// and ends with `…`.
@@ -29,18 +30,25 @@ extension ProcessorSpec {
             With no `retry` on the step or in `defaults`, notify tries 3 times, 1s to 30s apart.
             """,
         fields: [
-            FieldSpec("url", .string, .required, secret: .allowed, destination: true,
-                      description: "Webhook URL (http or https); often itself a secret. Never logged.",
-                      example: "${{ env.ALERT_WEBHOOK_URL }}"),
-            FieldSpec("format", .enumeration(["json", "slack"]), .defaultValue("json"),
-                      description: "Body format: the summary's fields as JSON, or Slack's `{\"text\": …}`."),
+            FieldSpec(
+                "url", .string, .required, secret: .allowed, destination: true,
+                description: "Webhook URL (http or https); often itself a secret. Never logged.",
+                example: "${{ env.ALERT_WEBHOOK_URL }}"),
+            FieldSpec(
+                "format", .enumeration(["json", "slack"]), .defaultValue("json"),
+                description: "Body format: the summary's fields as JSON, or Slack's `{\"text\": …}`."),
             FieldSpec("message", .string, description: "Extra text for the summary (secrets masked, cut at \(notifyTextLimit) characters)."),
-            FieldSpec("link", .string, description: "Link to the run in your UI; left out unless it is an absolute http or https URL. Default: <public_url>/v1/runs/<run id> when the project sets public_url (sluice.yml or SLUICE_PUBLIC_URL), else none."),
-            FieldSpec("request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
-                      description: "How long one attempt waits for the webhook's whole answer."),
+            FieldSpec(
+                "link", .string,
+                description:
+                    "Link to the run in your UI; left out unless it is an absolute http or https URL. Default: <public_url>/v1/runs/<run id> when the project sets public_url (sluice.yml or SLUICE_PUBLIC_URL), else none."
+            ),
+            FieldSpec(
+                "request_timeout", .duration, .defaultValue(DurationText.format(defaultRequestTimeout)),
+                description: "How long one attempt waits for the webhook's whole answer."),
         ],
         outputs: [
-            OutputSpec("http_status", "integer", "The webhook's HTTP status."),
+            OutputSpec("http_status", "integer", "The webhook's HTTP status.")
         ],
         example: """
             on_failure:

@@ -9,12 +9,13 @@ extension ProcessorSpec {
             preparing it) become DAG edges.
             """,
         fields: [
-            FieldSpec("procedure", .string, .required, role: .procedureFile,
-                      description: "SQL file in procedures/.", example: "procedures/focus_costs.sql"),
+            FieldSpec(
+                "procedure", .string, .required, role: .procedureFile,
+                description: "SQL file in procedures/.", example: "procedures/focus_costs.sql"),
             FieldSpec("params", .map(.scalar), description: "Named parameters.", example: "{ billing_day: \"${{ run.logical_date }}\" }"),
         ],
         outputs: [
-            OutputSpec("rows_affected", "integer", "Rows the statements changed."),
+            OutputSpec("rows_affected", "integer", "Rows the statements changed.")
         ],
         example: """
             - id: build_focus

@@ -1,11 +1,13 @@
 extension ProcessorSpec {
     static let checkCommon: [FieldSpec] = [
         FieldSpec("name", .identifier, description: "Name stored with the result; defaults to type and column."),
-        FieldSpec("severity", .enumeration(["error", "warn"]),
-                  description: "Overrides the step's severity for this check."),
+        FieldSpec(
+            "severity", .enumeration(["error", "warn"]),
+            description: "Overrides the step's severity for this check."),
     ]
-    static let checkColumn = FieldSpec("column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
-                                       description: "Column checked.")
+    static let checkColumn = FieldSpec(
+        "column", .identifier, .required, role: .columns(ofTablesAt: ["table"]),
+        description: "Column checked.")
 
     /// Data tests whose results are stored per run.
     public static let validateData = ProcessorSpec(
@@ -17,37 +19,45 @@ extension ProcessorSpec {
             """,
         fields: [
             FieldSpec("table", .identifier, .required, role: .readsTable, description: "Table to test.", example: "genai_usage"),
-            FieldSpec("checks", .list(.variants(discriminator: "type", [
-                "not_null": checkCommon + [checkColumn],
-                "unique": checkCommon + [
-                    FieldSpec("columns", .list(.identifier), .required, role: .columns(ofTablesAt: ["table"]),
-                              description: "Columns that together must be unique."),
-                ],
-                "accepted_values": checkCommon + [
-                    checkColumn,
-                    FieldSpec("values", .list(.scalar), .required, description: "The values allowed."),
-                ],
-                "range": checkCommon + [
-                    checkColumn,
-                    FieldSpec("min", .scalar, description: "Smallest value allowed."),
-                    FieldSpec("max", .scalar, description: "Largest value allowed."),
-                ],
-                "row_count": checkCommon + [
-                    FieldSpec("min", .integer(0...Int.max), description: "Fewest rows allowed."),
-                    FieldSpec("max", .integer(0...Int.max), description: "Most rows allowed."),
-                ],
-                "freshness": checkCommon + [
-                    checkColumn,
-                    FieldSpec("max_age", .duration, .required, description: "Newest value may be at most this old."),
-                ],
-                "sql": checkCommon + [
-                    FieldSpec("procedure", .string, .required, role: .procedureFile,
-                              description: "A query returning the offending rows; the check passes when it returns none."),
-                    FieldSpec("params", .map(.scalar), description: "Named parameters."),
-                ],
-            ])), .required, description: "The checks, each with a `type`."),
-            FieldSpec("severity", .enumeration(["error", "warn"]), .defaultValue("error"),
-                      description: "Whether failing checks fail the step (error) or only are recorded (warn)."),
+            FieldSpec(
+                "checks",
+                .list(
+                    .variants(
+                        discriminator: "type",
+                        [
+                            "not_null": checkCommon + [checkColumn],
+                            "unique": checkCommon + [
+                                FieldSpec(
+                                    "columns", .list(.identifier), .required, role: .columns(ofTablesAt: ["table"]),
+                                    description: "Columns that together must be unique.")
+                            ],
+                            "accepted_values": checkCommon + [
+                                checkColumn,
+                                FieldSpec("values", .list(.scalar), .required, description: "The values allowed."),
+                            ],
+                            "range": checkCommon + [
+                                checkColumn,
+                                FieldSpec("min", .scalar, description: "Smallest value allowed."),
+                                FieldSpec("max", .scalar, description: "Largest value allowed."),
+                            ],
+                            "row_count": checkCommon + [
+                                FieldSpec("min", .integer(0...Int.max), description: "Fewest rows allowed."),
+                                FieldSpec("max", .integer(0...Int.max), description: "Most rows allowed."),
+                            ],
+                            "freshness": checkCommon + [
+                                checkColumn,
+                                FieldSpec("max_age", .duration, .required, description: "Newest value may be at most this old."),
+                            ],
+                            "sql": checkCommon + [
+                                FieldSpec(
+                                    "procedure", .string, .required, role: .procedureFile,
+                                    description: "A query returning the offending rows; the check passes when it returns none."),
+                                FieldSpec("params", .map(.scalar), description: "Named parameters."),
+                            ],
+                        ])), .required, description: "The checks, each with a `type`."),
+            FieldSpec(
+                "severity", .enumeration(["error", "warn"]), .defaultValue("error"),
+                description: "Whether failing checks fail the step (error) or only are recorded (warn)."),
         ],
         outputs: [
             OutputSpec("checks_passed", "integer", "Checks that passed."),
