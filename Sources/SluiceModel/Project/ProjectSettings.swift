@@ -165,7 +165,7 @@ public struct ProjectSettings: Sendable, Hashable {
     /// comes from the variable.
     private static func duration(_ config: ConfigReader, _ key: String) throws(SettingsError) -> Duration? {
         guard let text = config.string(forKey: ConfigKey(key)) else { return nil }
-        if let problem = durationProblem(text) { throw SettingsError("\(variable(for: key)) \(problem)") }
+        if let problem = durationProblem(text) { throw SettingsError("\(variable(for: key)): \(problem)") }
         return try? DurationText.parse(text)
     }
 
@@ -176,13 +176,13 @@ public struct ProjectSettings: Sendable, Hashable {
         return Int(text.trimmingCharacters(in: .whitespaces))
     }
 
-    /// What is wrong with a duration setting's text, or nil.
+    /// What is wrong with a duration setting's text (the form it takes included), or nil.
     static func durationProblem(_ text: String) -> String? {
         do {
             _ = try DurationText.parse(text)
             return nil
         } catch {
-            return "must be a duration like 30s, 5m, 12h or 7d, not \(shown(text)) (\(error))"
+            return error.description
         }
     }
 
@@ -277,7 +277,10 @@ public struct ProjectSettings: Sendable, Hashable {
                 throw SettingsError(
                     "\(node.location): \(key) must be \(durationKeys.contains(key) ? "a duration" : "a whole number"), not \(node.kindDescription)")
             }
-            if let problem = durationKeys.contains(key) ? durationProblem(text) : countProblem(text, key: key) {
+            if durationKeys.contains(key), let problem = durationProblem(text) {
+                throw SettingsError("\(node.location): \(key): \(problem)")
+            }
+            if !durationKeys.contains(key), let problem = countProblem(text, key: key) {
                 throw SettingsError("\(node.location): \(key) \(problem)")
             }
         }
