@@ -502,6 +502,12 @@ final class SQLiteWorkspace: RunWorkspace {
 
     // MARK: Procedures
 
+    /// SQLite prepares each statement against in-memory tables made from the schemas, as lint
+    /// does, so a run and lint agree on what a procedure touches.
+    func checkProcedure(fileAt url: URL, path: String, schemas: SchemaCatalog) -> ProcedureInfo {
+        ProcedureChecker(schemas: schemas).check(fileAt: url, path: path)
+    }
+
     func runScript(
         _ sql: String, named: [String: WarehouseValue], writes: [(table: String, columns: [SluiceStorage.ColumnDefinition])],
         step: String?

@@ -20,9 +20,8 @@ public struct SQLProcedureProcessor: Processor {
         let sql = try ProcedureFile.readScript(path, step: step)
         let params = step.config.boundParams()
 
-        // What the procedure reads and writes, from SQLite's authorizer over the schemas.
-        let info = ProcedureChecker(schemas: project.schemas)
-            .check(fileAt: URL(fileURLWithPath: path, relativeTo: project.root), path: path)
+        // What the procedure reads and writes, as the warehouse's SQL reads it over the schemas.
+        let info = workspace.checkProcedure(fileAt: URL(fileURLWithPath: path, relativeTo: project.root), path: path, schemas: project.schemas)
         if let problem = info.diagnostics.first {
             throw StepFailure(problem.rule == .procedureSandbox ? .procedureRefused : .invalidProcedure, problem.message, at: problem.location)
         }

@@ -158,6 +158,13 @@ public protocol RunWorkspace: Sendable {
     @discardableResult
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int
 
+    /// What the procedure script in the file at `url` (`path` as messages name it) reads,
+    /// writes and binds, as this warehouse's SQL understands it over the project's `schemas`,
+    /// with what it may not do as diagnostics (rule `procedure-sandbox`). The `sql` processor
+    /// asks this before `runScript`, so which dialect parses a procedure is the warehouse's
+    /// business.
+    func checkProcedure(fileAt url: URL, path: String, schemas: SchemaCatalog) -> ProcedureInfo
+
     /// Runs a procedure (a SQL script of the pipeline's author: several statements, `:name`
     /// parameters bound by name) written against table names, sandboxed: it can read the
     /// org's tables and the run's staged ones, and write only the copies it is given. Each
