@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "SluiceSQLite",
             dependencies: [
-                "SluiceEngine", "SluiceStorage", "SluiceSecrets",
+                "SluiceModel", "SluiceStorage", "SluiceSecrets",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
