@@ -77,7 +77,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // RunStore (and, next, Warehouse) on SQLite through GRDB: the embedded default.
+        // The storage protocols on SQLite through GRDB: run store, credential, token and audit
+        // stores, each org's warehouse with per-run staging. The embedded default.
         .target(
             name: "SluiceSQLite",
             dependencies: [
