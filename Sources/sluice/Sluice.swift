@@ -83,7 +83,8 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
 }
 
 /// Log lines to standard error, every one through the redactor, at `SLUICE_LOG_LEVEL` or
-/// `defaultLevel`. The first call in a process sets it up; later ones change nothing. The key
+/// `defaultLevel`. The first call in a process sets it up; later ones change nothing. A level
+/// that is not one ends the command with status 1, naming the variable and the levels. The key
 /// material the environment holds is masked in every line, whatever prints it.
 func bootstrapLogging(defaultLevel: Logger.Level) {
     guard
@@ -95,9 +96,18 @@ func bootstrapLogging(defaultLevel: Logger.Level) {
     for name in [KeySource.Variable.passphrase, KeySource.Variable.salt] {
         if let value = environment[name] { SecretRedactor.shared.register(value, owner: "environment") }
     }
+    var level = defaultLevel
+    if let text = environment["SLUICE_LOG_LEVEL"] {
+        guard let chosen = Logger.Level(rawValue: text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+            let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            writeError("sluice: SLUICE_LOG_LEVEL must be one of \(levels), not \(shown(text))")
+            exit(1)
+        }
+        level = chosen
+    }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
+        handler.logLevel = level
         return RedactingLogHandler(wrapping: handler)
     }
 }
