@@ -128,6 +128,9 @@ for rows in sizes {
     try FileManager.default.copyItem(
         at: repository.appendingPathComponent("pipelines/genai_costs_daily.yml"),
         to: project.appendingPathComponent("pipelines/genai_costs_daily.yml"))
+    // The generated data lies outside the project: let the project's runs read it, as an
+    // operator would (runs read only the project folder and the input root).
+    try Data("inputs: { root: \"\(data.path)\" }\n".utf8).write(to: project.appendingPathComponent("sluice.yml"))
     let ours = try measure(
         sluice, ["run", "genai_costs_daily", "--param", "usage_file=\(usage)", "--param", "pricing_file=\(pricing)"],
         in: project)
