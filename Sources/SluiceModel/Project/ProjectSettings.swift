@@ -38,7 +38,9 @@ public struct ProjectSettings: Sendable, Hashable {
     /// how their error describes them.
     static let durationKeys = ["run_lease", "staging_retention", "webhook_audit.retention"]
     /// The top-level keys of the run settings (how runs are kept, not what they may reach).
-    static let runSettingKeys: Set<String> = ["run_lease", "staging_retention", "credential_limit", "webhook_audit"]
+    static var runSettingKeys: Set<String> {
+        Set((durationKeys + countKeys.keys).map { String($0.prefix { $0 != "." }) })
+    }
     static let countKeys: [String: (least: Int, form: String)] = [
         "credential_limit": (1, "a positive whole number"),
         "webhook_audit.max_refusals": (0, "a whole number of refusals to keep (0 or more)"),

@@ -51,11 +51,8 @@ public struct APIServer: Sendable {
                 Credentials(store: credentialStore, keys: $0, logger: runner.logger)
             })
         webhookAudit = runner.services.webhookAudit
-        let settings = runner.services.settings
         refusalPruning = WebhookRefusalPruning(
-            store: webhookAudit,
-            retention: WebhookAuditRetention(
-                maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals), logger: runner.logger)
+            store: webhookAudit, retention: WebhookAuditRetention(runner.services.settings), logger: runner.logger)
     }
 
     /// Reads a request body up to the limit: 413 for a declared or actual larger one; with

@@ -66,8 +66,14 @@ public struct WebhookAuditRetention: Sendable, Hashable {
     /// Pruning runs at the first refusal a process records and after every this many more.
     public static let pruneEvery = 1_000
 
-    public init(maxAge: Duration = .seconds(30 * 86_400), maxRefusals: Int = 100_000) {
+    /// The defaults are the project settings' (`webhook_audit` in sluice.yml).
+    public init(maxAge: Duration = ProjectSettings().webhookAuditRetention, maxRefusals: Int = ProjectSettings().webhookAuditMaxRefusals) {
         self.maxAge = maxAge
         self.maxRefusals = maxRefusals
+    }
+
+    /// The retention `settings` ask for.
+    public init(_ settings: ProjectSettings) {
+        self.init(maxAge: settings.webhookAuditRetention, maxRefusals: settings.webhookAuditMaxRefusals)
     }
 }
