@@ -104,8 +104,14 @@ extension Sluice {
                     }
                 }
             }
-            let signals = await onInterrupt { _ in task.cancel() }
-            defer { signals.cancel() }
+            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { task.cancel() }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
             do {
                 try await task.value
             } catch is CancellationError {

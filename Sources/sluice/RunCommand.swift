@@ -128,9 +128,16 @@ extension Sluice {
                     return try await store.run(started.run.id) ?? started.run
                 }
             }
-            let signals = await onInterrupt { name in
-                note.set("cancelled by \(name); nothing was published, resume it with sluice run --resume")
-                task.cancel()
+            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                let name = number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
+                source.setEventHandler {
+                    note.set("cancelled by \(name); nothing was published, resume it with sluice run --resume")
+                    task.cancel()
+                }
+                source.resume()
+                return source
             }
             // Keep the elapsed times moving between events.
             let ticker = Task {
@@ -143,7 +150,7 @@ extension Sluice {
             ticker.cancel()
             printer?.redraw()
             if printer != nil { print("") }
-            signals.cancel()
+            signals.forEach { $0.cancel() }
 
             print(try await RunReport.render(record, store: store))
             if record.state == .succeeded {

@@ -8,7 +8,6 @@ import SluiceRuntime
 import SluiceSecrets
 import SluiceStorage
 import Synchronization
-import UnixSignals
 
 /// `sluice`: the command-line entry point. Each subcommand lives in its own file and only
 /// turns flags into calls on the library modules.
@@ -129,19 +128,6 @@ func openProject(
     } catch let error as SettingsError {
         writeError("sluice \(command): \(error)")
         throw ExitCode(1)
-    }
-}
-
-/// Calls `stop` with the signal's name ("Ctrl-C (SIGINT)", "SIGTERM") whenever one arrives,
-/// until the returned task is cancelled: how the one-shot commands (`run`, `backfill`) stop.
-/// The same service-lifecycle signal sequence the long-running ones (`serve`, `scheduler`)
-/// get through their ServiceGroup.
-func onInterrupt(_ stop: @escaping @Sendable (String) -> Void) async -> Task<Void, Never> {
-    let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
-    return Task {
-        for await signal in signals {
-            stop(signal == .sigint ? "Ctrl-C (SIGINT)" : "SIGTERM")
-        }
     }
 }
 
