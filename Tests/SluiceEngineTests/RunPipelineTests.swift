@@ -115,8 +115,10 @@ struct PipelineProject {
     }
 
     static func mergePipeline(
-        file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }"
+        file: String = "data/events.csv", strategy: String = "latest_wins", check: String = "{ type: row_count, min: 1 }",
+        maxBadRows: String? = nil
     ) -> String {
+        let threshold = maxBadRows.map { ", max_bad_rows: \"\($0)\"" } ?? ""
         let latest = strategy == "latest_wins" ? ", latest_by: ts" : strategy == "replace_partitions" ? ", partition_by: day" : ""
         return """
             pipeline: merge_events
@@ -124,7 +126,7 @@ struct PipelineProject {
             steps:
               - id: load
                 uses: ingest
-                with: { source: { format: csv, path: \(file) }, table: events_raw, schema: schemas/events_raw.json, on_bad_row: quarantine }
+                with: { source: { format: csv, path: \(file) }, table: events_raw, schema: schemas/events_raw.json, on_bad_row: quarantine\(threshold) }
               - id: merge
                 uses: merge_dedupe
                 with: { from: events_raw, into: events, key: [event_id], strategy: \(strategy)\(latest) }
@@ -287,7 +289,8 @@ struct RunPipelineTests {
             e2,yesterday,2026-03-01,acme,1
             e3,2026-03-01T10:00:00Z,2026-02-30,acme,1
             """)
-        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        // Two of three rows are bad: past the default max_bad_rows (10%), so this test allows them.
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: "70%"))
         #expect(run.state == .succeeded)
         let quarantined = try await project.store.quarantined(of: run.id)
         #expect(quarantined.map { "\($0.file):\($0.line):\($0.column)" } == ["data/events.csv:3:4", "data/events.csv:4:25"])
@@ -295,6 +298,81 @@ struct RunPipelineTests {
         #expect(quarantined.first?.reason.hasPrefix("column ts: 'yesterday' is not a TIMESTAMP") == true)
         #expect(try await project.outputs(run, "load")["rows_quarantined"] == .number(2))
         #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
+    }
+
+    @Test func aLoadWhoseEveryRowIsBadFailsWithTheCountAndTheFirstReasons() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        // A FOCUS-style export re-saved by a spreadsheet: every date in M/D/YYYY.
+        try project.write(
+            "data/events.csv",
+            """
+            event_id,ts,day,org,amount
+            e1,2026-03-01T10:00:00Z,3/1/2026,acme,5
+            e2,2026-03-01T11:00:00Z,3/1/2026,acme,1
+            e3,2026-03-02T10:00:00Z,3/2/2026,acme,1
+            """)
+        // Even a threshold that allows every bad row doesn't make an empty load a success.
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: "100%"))
+        #expect(run.state == .failed)
+        let step = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "load" })
+        #expect(step.errorCode == "too_many_bad_rows")
+        #expect(step.reason.hasPrefix("3 of 3 rows were bad (0 skipped, 3 quarantined): every row read was bad"), "\(step.reason)")
+        #expect(step.reason.contains("data/events.csv:2:25: column day: '3/1/2026' is not a DATE"), "\(step.reason)")
+        // Nothing is lost: the rows are kept with the run; nothing is published.
+        #expect(try await project.store.quarantined(of: run.id).count == 3)
+        #expect(try await project.tableExists("events") == false)
+    }
+
+    @Test func maxBadRowsTakesACountOrAShare() async throws {
+        let rows = (1...20).map { "e\($0),2026-03-01T10:00:00Z,2026-03-01,acme,\($0 <= 3 ? "lots" : "1")" }
+        let data = "event_id,ts,day,org,amount\n" + rows.joined(separator: "\n") + "\n"
+        // 3 bad rows of 20 (15%): past the default 10%, past a count of 2, within 3 and 20%.
+        for (threshold, passes) in [(nil, false), ("2", false), ("3", true), ("20%", true), ("14.9%", false)] as [(String?, Bool)] {
+            let project = try PipelineProject()
+            defer { project.remove() }
+            try project.write("data/events.csv", data)
+            let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: threshold))
+            #expect(run.state == (passes ? .succeeded : .failed), "max_bad_rows \(threshold ?? "default")")
+            if passes {
+                #expect(try await project.rows("SELECT count(*) FROM events") == [["17"]])
+            } else {
+                let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+                #expect(step?.errorCode == "too_many_bad_rows")
+                #expect(step?.reason.contains("more than max_bad_rows (\(threshold ?? "10%")) allows") == true, "\(step?.reason ?? "")")
+                #expect(try await project.tableExists("events") == false)
+            }
+        }
+    }
+
+    @Test func aDeclaredDateFormatReadsWhatASpreadsheetWrote() async throws {
+        let project = try PipelineProject()
+        defer { project.remove() }
+        try project.write(
+            "data/events.csv",
+            """
+            event_id,ts,day,org,amount
+            e1,9/9/2024 1:05 PM,9/9/2024,acme,5
+            e2,12/31/2024 11:59 PM,12/31/2024,acme,1
+            e3,13/1/2024 1:00 AM,2/30/2024,acme,1
+            """)
+        let yaml = PipelineProject.mergePipeline(maxBadRows: "50%").replacingOccurrences(
+            of: "on_bad_row: quarantine",
+            with: """
+                on_bad_row: quarantine, columns: { day: { format: "%m/%d/%Y" }, ts: { from: ts, format: "%m/%d/%Y %I:%M %p", timezone: America/New_York } }
+                """)
+        let run = try await project.run("merge_events", yaml: yaml)
+        #expect(run.state == .succeeded)
+        // New York is UTC-4 in September and UTC-5 in December.
+        #expect(
+            try await project.rows("SELECT event_id, ts, day FROM events ORDER BY event_id") == [
+                ["e1", "2024-09-09T17:05:00.000000Z", "2024-09-09"], ["e2", "2025-01-01T04:59:00.000000Z", "2024-12-31"],
+            ])
+        let quarantined = try await project.store.quarantined(of: run.id)
+        #expect(
+            quarantined.map(\.reason) == [
+                "column ts: '13/1/2024 1:00 AM' does not match the format '%m/%d/%Y %I:%M %p' declared for this TIMESTAMP column"
+            ])
     }
 
     @Test func aBadRowUnderFailStopsTheRunAndPublishesNothing() async throws {
@@ -437,7 +515,7 @@ struct RunPipelineTests {
         let project = try PipelineProject()
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T1")
-        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
+        let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: "1"))
         #expect(run.state == .succeeded)
         let quarantined = try await project.store.quarantined(of: run.id)
         #expect(quarantined.map(\.line) == [3])

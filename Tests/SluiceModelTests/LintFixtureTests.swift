@@ -178,7 +178,7 @@ struct LintFixtureTests {
         Case(
             "project", "unknown_field.yml",
             [
-                "pipelines/unknown_field.yml:10:7: error: step 'load' (ingest) has no field 'on_bad_rows'; did you mean 'on_bad_row'? (fields: source, table, schema, columns, on_bad_row, batch_size) [unknown-field]"
+                "pipelines/unknown_field.yml:10:7: error: step 'load' (ingest) has no field 'on_bad_rows'; did you mean 'on_bad_row'? (fields: source, table, schema, columns, on_bad_row, max_bad_rows, batch_size) [unknown-field]"
             ]),
         Case(
             "project", "unknown_key.yml",

@@ -41,6 +41,10 @@ public struct RowTyper: Sendable {
         var repeated: Bool
         /// The source field, or nil when the source has none (always NULL).
         var field: Int?
+        /// How the source writes the column's dates or times, when not ISO 8601.
+        var format: TimeFormat?
+        /// The zone of timestamps read without one.
+        var zone: TimeZone = .gmt
     }
 
     /// The field names a JSON reader should pick out for `schema`: each column's name, or its
@@ -85,10 +89,19 @@ public struct RowTyper: Sendable {
                     : "which \(schema.table) requires (\(column.name) is REQUIRED in \(schema.file))"
                 throw StepFailure(.missingColumn, "\(file) has no column '\(source)', \(why)", at: .start(of: file))
             }
-            columns.append(
-                ColumnPlan(
-                    type: column.type, required: column.mode == .required,
-                    repeated: column.mode == .repeated, field: field))
+            var plan = ColumnPlan(type: column.type, required: column.mode == .required, repeated: column.mode == .repeated, field: field)
+            if let format = column.inputFormat {
+                if let why = format.problem(for: column.type, timezone: column.inputTimezone) {
+                    throw StepFailure.config("column \(column.name): format \(shown(format.pattern)): \(why)")
+                }
+                plan.format = format
+            }
+            if let name = column.inputTimezone {
+                do { plan.zone = try TimeZoneName.zone(named: name) } catch {
+                    throw StepFailure.config("column \(column.name): \(error.description)")
+                }
+            }
+            columns.append(plan)
         }
         self.columns = columns
         columnNames = schema.columnNames
@@ -177,6 +190,9 @@ public struct RowTyper: Sendable {
             if type == .json, span.kind == .string {
                 return .value(.text(ValueSyntax.text(stringLiteral(in: bytes, at: rawStart + Int(span.rawOffset)))))
             }
+            if let format = column.format {
+                return typeFormatted(content, as: type, format: format, zone: column.zone)
+            }
             return typeText(content, as: type)
         case .number:
             switch type {
@@ -245,6 +261,27 @@ public struct RowTyper: Sendable {
         case .bytes:
             guard let blob = ValueSyntax.base64(content) else { return invalid() }
             return .value(.blob(blob))
+        }
+    }
+
+    /// Types a date or time the source writes in a declared format (a column's `format`).
+    private static func typeFormatted(
+        _ content: UnsafeBufferPointer<UInt8>, as type: ColumnType, format: TimeFormat, zone: TimeZone
+    ) -> Typed {
+        guard let reading = format.read(content) else {
+            return .bad("\(quoted(content)) does not match the format \(shown(format.pattern)) declared for this \(type.rawValue) column")
+        }
+        switch type {
+        case .date:
+            return .value(.text(ValueSyntax.canonical(date: reading.date)))
+        case .datetime:
+            return .value(.text(ValueSyntax.canonical(date: reading.date, seconds: reading.seconds, micros: reading.micros, zone: "")))
+        default:
+            let instant = reading.instant(in: zone)
+            let day = CalendarDate(daysSinceEpoch: Int((Double(instant) / 86_400).rounded(.down)))
+            guard (1...9999).contains(day.year) else { return .bad("\(quoted(content)) is out of range for \(type.rawValue)") }
+            let seconds = instant - day.daysSinceEpoch * 86_400
+            return .value(.text(ValueSyntax.canonical(date: day, seconds: seconds, micros: reading.micros, zone: "Z")))
         }
     }
 

@@ -240,7 +240,12 @@ enum ValueSyntax {
         return clock(seconds: time.seconds, micros: time.micros)
     }
 
-    private static func canonical(date: CalendarDate, seconds: Int, micros: Int, zone: String) -> String {
+    /// `YYYY-MM-DD`.
+    static func canonical(date: CalendarDate) -> String {
+        String(canonical(date: date, seconds: 0, micros: 0, zone: "").prefix(10))
+    }
+
+    static func canonical(date: CalendarDate, seconds: Int, micros: Int, zone: String) -> String {
         let year = date.year, month = date.month, day = date.day
         var result = ""
         result.reserveCapacity(27)

@@ -25,14 +25,12 @@ public struct IngestProcessor: Processor {
         let schemaPath = try config.text("schema")
         let onBadRow = try config.text("on_bad_row")
         let batchSize = max(1, try config.integer("batch_size"))
+        let maxBadRows = try config.threshold("max_bad_rows")
         let normalizedSchema = schemaPath.hasPrefix("./") ? String(schemaPath.dropFirst(2)) : schemaPath
-        guard let schema = project.schemas.byPath[normalizedSchema] else {
+        guard var schema = project.schemas.byPath[normalizedSchema] else {
             throw StepFailure(.missingSchema, "schema \(shown(schemaPath)) is not a valid schema file under schemas/")
         }
-        var rename: [String: String] = [:]
-        for pair in config["columns"]?.mapping ?? [] {
-            if let column = pair.key.scalarText, let field = pair.value.scalarText { rename[column] = field }
-        }
+        let rename = try Self.applyColumns(config["columns"], to: &schema)
 
         guard let source = config["source"] else { throw StepFailure.config("'source' is missing", at: config.location) }
         let format = try source.text("format")
@@ -40,7 +38,7 @@ public struct IngestProcessor: Processor {
         let columns = schema.columns.map { ColumnDefinition($0.name, $0.type, required: $0.mode == .required) }
         var load = Load(
             step: step, workspace: workspace, schema: schema, rename: rename, columns: columns,
-            onBadRow: onBadRow, batchSize: batchSize)
+            onBadRow: onBadRow, maxBadRows: maxBadRows, batchSize: batchSize)
         load.staged = try await workspace.stage(table, columns: columns, change: .scratch)
         var label: String
         switch format {
@@ -72,6 +70,7 @@ public struct IngestProcessor: Processor {
             throw StepFailure(
                 .unsupportedSource, "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
         }
+        try load.checkBadRows()
         step.logger.info(
             "ingested \(label)", metadata: ["rows": "\(load.written)", "quarantined": "\(load.quarantined)", "skipped": "\(load.skipped)"])
         return [
@@ -81,6 +80,38 @@ public struct IngestProcessor: Processor {
             "rows_quarantined": .number(Double(load.quarantined)),
             "bytes_read": .number(Double(load.bytesRead)),
         ]
+    }
+
+    /// Reads `columns`: each schema column's source field (`day: ChargePeriodStart`), or an
+    /// object that may also say how the source writes its dates and times, which then
+    /// overrides the schema file's `format` and `timezone` for this step. Returns the renames.
+    static func applyColumns(_ node: YAMLNode?, to schema: inout TableSchema) throws(StepFailure) -> [String: String] {
+        var rename: [String: String] = [:]
+        for pair in node?.mapping ?? [] {
+            guard let name = pair.key.scalarText else { continue }
+            guard let index = schema.columns.firstIndex(where: { $0.name == name }) else {
+                throw StepFailure.config(
+                    "columns maps '\(name)', which is not a column of \(schema.table) (\(schema.file))\(Suggestion.hint(for: name, in: schema.columnNames))",
+                    at: pair.key.location)
+            }
+            if let field = pair.value.scalarText {
+                rename[name] = field
+                continue
+            }
+            if let field = pair.value["from"]?.scalarText { rename[name] = field }
+            if let formatNode = pair.value["format"], let text = formatNode.scalarText {
+                do { schema.columns[index].inputFormat = try TimeFormat(text) } catch {
+                    throw StepFailure.config("columns.\(name).format \(shown(text)): \(error.description)", at: formatNode.location)
+                }
+            }
+            if let zone = pair.value["timezone"]?.scalarText { schema.columns[index].inputTimezone = zone }
+            if let format = schema.columns[index].inputFormat,
+                let why = format.problem(for: schema.columns[index].type, timezone: schema.columns[index].inputTimezone)
+            {
+                throw StepFailure.config("columns.\(name): \(why)", at: pair.value.location)
+            }
+        }
+        return rename
     }
 }
 
@@ -92,9 +123,12 @@ struct Load {
     let rename: [String: String]
     let columns: [ColumnDefinition]
     let onBadRow: String
+    let maxBadRows: RowThreshold
     let batchSize: Int
     var staged = ""
     var read = 0, written = 0, skipped = 0, quarantined = 0, bytesRead = 0
+    /// The first few bad rows, for the message when there are too many.
+    var firstBad: [BadRow] = []
     /// Told of every row written (the HTTP source tracks its incremental cursor with it).
     var observe: ((_ row: [WarehouseValue]) -> Void)?
 
@@ -125,6 +159,7 @@ struct Load {
                     observe?(values)
                     rows.append(values)
                 case .failure(let problem):
+                    if firstBad.count < 3 { firstBad.append(problem) }
                     switch onBadRow {
                     case "skip":
                         skipped += 1
@@ -145,8 +180,26 @@ struct Load {
                 try await step.requireRecords().keep(bad, as: .quarantinedRows)
                 quarantined += bad.count
             }
+            // A count is known to be passed as soon as it is; a share only at the end.
+            if case .count = maxBadRows, maxBadRows.isExceeded(bad: skipped + quarantined, of: read) { try checkBadRows() }
         }
         bytesRead += Int(reader.bytesRead)
+    }
+
+    /// Fails the step when more rows were bad than `max_bad_rows` allows, or every row read
+    /// was: such a load is not a success, whatever the threshold. The bad rows are kept
+    /// (quarantined ones in the run store), so nothing is lost; nothing is published.
+    func checkBadRows() throws(StepFailure) {
+        let bad = skipped + quarantined
+        guard bad > 0 else { return }
+        let everyRow = bad == read
+        guard everyRow || maxBadRows.isExceeded(bad: bad, of: read) else { return }
+        let why = everyRow ? "every row read was bad" : "more than max_bad_rows (\(maxBadRows)) allows"
+        let kept = quarantined > 0 ? "; the quarantined rows are kept with the run (sluice runs show)" : ""
+        let reasons = firstBad.map { SecretRedactor.shared.redact("\($0.location): \($0.reason)") }.joined(separator: "; ")
+        throw StepFailure(
+            .tooManyBadRows,
+            "\(bad) of \(read) rows were bad (\(skipped) skipped, \(quarantined) quarantined): \(why)\(kept). The first: \(reasons)")
     }
 }
 

@@ -79,6 +79,12 @@ extension YAMLNode {
         return number
     }
 
+    /// A count or percentage of rows (`100`, `5%`) that the step gives or its spec defaults.
+    func threshold(_ field: String) throws(StepFailure) -> RowThreshold {
+        let text = try text(field)
+        do { return try RowThreshold(parsing: text) } catch { throw .config("'\(field)': \(error.description)", at: self[field]?.location) }
+    }
+
     /// A boolean that the step gives or its spec defaults (`ProcessorSpec.withDefaults`).
     func flag(_ field: String) throws(StepFailure) -> Bool {
         guard let node = self[field], !node.isNull else { throw .config("'\(field)' is missing", at: location) }

@@ -124,6 +124,17 @@ public enum PipelineJSONSchema {
             return ["type": .array(["string", "number", "boolean", "null"].map(JSONValue.string))]
         case .any:
             return [:]
+        case .shortOrObject(let short, let fields):
+            return ["anyOf": .array([.object(schema(for: short, registry: registry)), .object(object(fields, registry: registry))])]
+        case .timeFormat:
+            return ["type": .string("string"), "pattern": .string("%")]
+        case .countOrPercent:
+            return [
+                "anyOf": .array([
+                    .object(["type": .string("integer"), "minimum": .number(0)]),
+                    .object(["type": .string("string"), "pattern": .string(#"^[0-9]+(\.[0-9]+)?%$"#)]),
+                ])
+            ]
         }
     }
 }

@@ -307,6 +307,22 @@ struct ConfigValidator {
             do { _ = try TimeZoneName.zone(named: text) } catch {
                 report(.invalidTimezone, node.location, "\(label): \(error.description)")
             }
+        case .timeFormat:
+            guard let text = expectScalar() else { return }
+            do { _ = try TimeFormat(text) } catch {
+                report(.invalidValue, offsetLocation(node, offset: error.offset + leadingSpaces(text)), "\(label): \(error.description)")
+            }
+        case .countOrPercent:
+            guard let text = literalOrExpression() else { return }
+            do { _ = try RowThreshold(parsing: text) } catch {
+                report(.invalidValue, node.location, "\(label): \(error.description)")
+            }
+        case .shortOrObject(let short, let fields):
+            if node.mapping != nil {
+                validate(node, as: .object(fields), spec: spec, owner: owner, withRoot: withRoot, parent: parent, path: path)
+            } else {
+                validate(node, as: short, spec: spec, owner: owner, withRoot: withRoot, parent: parent, path: path)
+            }
         case .identifier:
             guard let text = expectScalar() else { return }
             if Template.containsExpression(text) {

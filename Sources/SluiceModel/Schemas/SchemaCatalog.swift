@@ -63,6 +63,7 @@ enum SchemaParser {
     static let fieldKeys: Set<String> = [
         "name", "type", "mode", "description", "fields", "policyTags", "maxLength", "precision", "scale",
         "defaultValueExpression", "collation", "roundingMode", "rangeElementType", "foreignTypeDefinition",
+        "format", "timezone",
     ]
     static let tableKeys: Set<String> = ["table", "description", "primary_key", "partition_by", "fields"]
 
@@ -164,10 +165,36 @@ enum SchemaParser {
                     problem(modeNode, "field \(shown(name)): mode must be NULLABLE, REQUIRED or REPEATED, not \(shown(modeName))")
                 }
             }
-            schema.columns.append(
-                TableSchema.Column(
-                    name: name, type: mode == .repeated ? .json : type, mode: mode,
-                    description: item["description"]?.scalarText, location: nameNode.location))
+            var column = TableSchema.Column(
+                name: name, type: mode == .repeated ? .json : type, mode: mode,
+                description: item["description"]?.scalarText, location: nameNode.location)
+            if let formatNode = item["format"] {
+                if let text = formatNode.scalarText, !formatNode.isNull {
+                    do {
+                        let format = try TimeFormat(text)
+                        if let why = format.problem(for: column.type, timezone: nil) {
+                            problem(formatNode, "field \(shown(name)): \(why)")
+                        }
+                        column.inputFormat = format
+                    } catch {
+                        problem(formatNode, "field \(shown(name)): format \(shown(text)): \(error.description)")
+                    }
+                } else {
+                    problem(formatNode, "field \(shown(name)): format must be a string like \"%m/%d/%Y\"")
+                }
+            }
+            if let zoneNode = item["timezone"] {
+                if let text = zoneNode.scalarText, !zoneNode.isNull {
+                    do { _ = try TimeZoneName.zone(named: text) } catch { problem(zoneNode, "field \(shown(name)): \(error.description)") }
+                    if column.type != .timestamp {
+                        problem(zoneNode, "field \(shown(name)): a timezone applies to TIMESTAMP columns, not to \(column.type.rawValue)")
+                    }
+                    column.inputTimezone = text
+                } else {
+                    problem(zoneNode, "field \(shown(name)): timezone must be an IANA name like \"America/New_York\"")
+                }
+            }
+            schema.columns.append(column)
         }
 
         if let key = root["primary_key"] {

@@ -18,6 +18,10 @@ public struct TableSchema: Sendable, Hashable {
         public var mode: Mode
         public var description: String?
         public var location: SourceLocation
+        /// How the source writes the column's dates or times, when not ISO 8601 (`format`).
+        public var inputFormat: TimeFormat?
+        /// The zone of timestamps the source writes without one (`timezone`); UTC if nil.
+        public var inputTimezone: String?
 
         public enum Mode: String, Sendable {
             case nullable = "NULLABLE"

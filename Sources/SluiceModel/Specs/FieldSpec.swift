@@ -107,6 +107,13 @@ public indirect enum FieldType: Sendable {
     case scalar
     /// Any YAML value (a request body, metadata).
     case any
+    /// The short form, a value of the first type, or the long form, an object of these fields
+    /// (`columns: { day: ChargePeriodStart }` or `{ day: { from: ChargePeriodStart, format: "%m/%d/%Y" } }`).
+    case shortOrObject(FieldType, [FieldSpec])
+    /// A strftime-style input format for dates and times (`%m/%d/%Y`), checked by `TimeFormat`.
+    case timeFormat
+    /// A count (`100`) or a percentage (`5%`) of rows.
+    case countOrPercent
 
     /// How the type reads in docs: `integer (1–100)`, `list of name`.
     public var summary: String {
@@ -129,6 +136,9 @@ public indirect enum FieldType: Sendable {
         case .processorConfig: return "processor config"
         case .scalar: return "scalar"
         case .any: return "any value"
+        case .shortOrObject(let short, _): return "\(short.summary) or object"
+        case .timeFormat: return "time format"
+        case .countOrPercent: return "count or percentage"
         }
     }
 
@@ -146,6 +156,9 @@ public indirect enum FieldType: Sendable {
         case .variants: return "a mapping"
         case .processorConfig: return "a mapping of the processor's fields"
         case .any: return "any value"
+        case .shortOrObject(let short, _): return "\(short.phrase) or a mapping"
+        case .timeFormat: return "a time format like %m/%d/%Y"
+        case .countOrPercent: return "a count like 100 or a percentage like 5%"
         }
     }
 }

@@ -83,11 +83,31 @@ extension ProcessorSpec {
                 "schema", .string, .required, role: .schemaFile,
                 description: "Schema file that types the table.", example: "schemas/genai_usage_raw.json"),
             FieldSpec(
-                "columns", .map(.string),
-                description: "Schema column → source field name, where they differ."),
+                "columns",
+                .map(
+                    .shortOrObject(
+                        .string,
+                        [
+                            FieldSpec("from", .string, description: "Source field name, where it differs from the column's."),
+                            FieldSpec(
+                                "format", .timeFormat,
+                                description: "How the source writes a DATE, TIMESTAMP or DATETIME, when not ISO 8601 (strftime notation).",
+                                example: "\"%m/%d/%Y\""),
+                            FieldSpec(
+                                "timezone", .timezone, description: "Zone of TIMESTAMP values written without one (default UTC).",
+                                example: "America/New_York"),
+                        ])),
+                description:
+                    "Schema column → source field name where they differ, or `{ from, format, timezone }` to also say how the source writes its dates and times (overrides the schema file's `format`).",
+                example: "{ charge_day: { from: ChargePeriodStart, format: \"%m/%d/%Y\" } }"),
             FieldSpec(
                 "on_bad_row", .enumeration(["fail", "skip", "quarantine"]), .defaultValue("fail"),
                 description: "What a row that does not fit the schema does: fail the step, be skipped (counted), or be kept with its reason."),
+            FieldSpec(
+                "max_bad_rows", .countOrPercent, .defaultValue("10%"),
+                description:
+                    "Most bad rows (skipped or quarantined) the step accepts, as a count or a share of the rows read; past it the step fails with `too_many_bad_rows`, and so does a source whose every row is bad."
+            ),
             FieldSpec(
                 "batch_size", .integer(1...1_000_000), .defaultValue("10000"),
                 description: "Rows per insert batch; bounds memory."),
