@@ -161,6 +161,9 @@ enum ProviderHTTP {
         outgoing.method = request.method
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if !outgoing.headers.contains(name: "User-Agent") { outgoing.headers.add(name: "User-Agent", value: userAgent) }
+        if let id = RunRequestID.current, !outgoing.headers.contains(name: RunRequestID.header) {
+            outgoing.headers.add(name: RunRequestID.header, value: id)
+        }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await client.execute(outgoing, deadline: .now() + TimeAmount(request.timeout))
         var body = Data()

@@ -132,8 +132,11 @@ struct HTTPIngestTests {
         #expect(requests[0].uri == "/v1/usage?limit=2&updated_after=2026-01-01T00:00:00Z")
         #expect(requests[1].uri.contains("after=p1") && requests[2].uri.contains("after=p2"))
         #expect(requests.allSatisfy { $0.values("X-Api-Token") == ["tok-123456"] })
+        // A run started without a request id sends its own id, so the provider's log matches it.
+        #expect(requests.allSatisfy { $0.values("X-Request-Id") == [first.id] })
         let fetch = try #require(try await project.store.steps(of: first.id).first { $0.stepID == "fetch" })
         #expect(fetch.outputs["rows_written"] == .number(4))
+        #expect(fetch.outputs["pages_read"] == .number(3))
 
         // The next run asks from where the published data ends.
         let second = try await project.run(project.pipeline(server))
@@ -143,6 +146,58 @@ struct HTTPIngestTests {
         #expect(
             try await project.warehouse.query(org: "acme", "SELECT value FROM _sluice_cursors", []).rows.map { $0.map(\.displayText) }
                 == [["2026-03-02T08:00:00.000000Z"]])
+    }
+
+    @Test func reachingMaxPagesWithANextPageFailsOrWarnsAndSaysHowManyPagesWereRead() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        // An API with more pages than max_pages allows: every page points to a next one.
+        let server = try await FakeProviderServer.start { request, index in
+            Self.page([("u\(index)", "2026-03-01T0\(index):00:00Z", 1)], next: "p\(index + 1)")
+        }
+        defer { Task { await server.stop() } }
+        func pipeline(_ onLimit: String?) -> String {
+            project.pipeline(server).replacingOccurrences(
+                of: "page_size: 2 }", with: "page_size: 2, max_pages: 2\(onLimit.map { ", on_limit: \($0)" } ?? "") }")
+        }
+
+        let failed = try await project.run(pipeline(nil))
+        #expect(failed.state == .failed)
+        let step = try #require(try await project.store.steps(of: failed.id).first { $0.stepID == "fetch" })
+        #expect(step.errorCode == "page_limit_reached")
+        #expect(step.reason.contains("read max_pages (2) pages and the API has a next page"), "\(step.reason)")
+        #expect(server.requests.count == 2)
+        #expect(try await project.warehouse.query(org: "acme", "SELECT name FROM sqlite_master WHERE name = 'usage'", []).rows.isEmpty)
+
+        let warned = try await project.run(pipeline("warn"))
+        #expect(warned.state == .succeeded, "\(warned.reason)")
+        let fetch = try #require(try await project.store.steps(of: warned.id).first { $0.stepID == "fetch" })
+        #expect(fetch.outputs["pages_read"] == .number(2))
+        #expect(try await project.rows().count == 2)
+    }
+
+    @Test func requestTimeoutBoundsEachPageAndTheRequestIdOfTheRunIsSent() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let server = try await FakeProviderServer.start(answering: .delayed(.seconds(2), Self.page([], next: nil)))
+        defer { Task { await server.stop() } }
+        let yaml = project.pipeline(server).replacingOccurrences(of: "items: /data", with: "items: /data\n        request_timeout: 200ms")
+            .replacingOccurrences(of: "attempts: 3", with: "attempts: 1")
+        let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/api_usage.yml")
+        #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
+        let plan = try PipelinePlan.build(try #require(result.definition)).get()
+        let executor = Executor(
+            processors: .standard, store: project.store, warehouse: project.warehouse, project: ProjectContext(root: project.root),
+            logger: LogCapture().logger)
+        let started = ContinuousClock.now
+        let run = try await executor.start(
+            plan, .init(org: "acme", logicalDate: "2026-03-01", trigger: .cli, env: ["API_TOKEN": "tok-123456"], requestID: "req-from-the-caller"))
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(run.state == .failed)
+        let step = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fetch" })
+        #expect(step.errorCode == "provider_unavailable")
+        #expect(step.reason.contains("no complete answer within 200ms (request_timeout)"), "\(step.reason)")
+        #expect(server.requests.map { $0.values("X-Request-Id") } == [["req-from-the-caller"]])
     }
 
     @Test func aFailedRunLeavesTheCursorWhereTheLastPublishedRunPutIt() async throws {

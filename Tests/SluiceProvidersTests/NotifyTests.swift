@@ -163,6 +163,7 @@ struct NotifyRunTests {
         #expect(request.uri == NotifyRunHarness.secretPath)
         #expect(request.values("Content-Type") == ["application/json"])
         #expect(request.values("User-Agent") == ["sluice/\(SluiceVersion.current)"])
+        #expect(request.values("X-Request-Id") == [run.id])
         let body = try jsonObject(request)
         #expect(
             Set(body.keys) == [

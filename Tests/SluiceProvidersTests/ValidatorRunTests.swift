@@ -78,6 +78,8 @@ struct ValidatorRunTests {
         defer { Task { await server.stop() } }
         let run = try await harness.run(harness.pipeline(server, retry: "{ attempts: 3, initial_delay: 10ms, max_delay: 5s }"))
         #expect(run.state == .succeeded)
+        // Both attempts carry the run's id, so the provider's log can be matched to the run.
+        #expect(server.requests.map { $0.values("X-Request-Id") } == [[run.id], [run.id]])
         let history = try await harness.history(run)
         #expect(history.map(\.state) == [.running, .retrying, .running, .succeeded])
         let retrying = try #require(history.first { $0.state == .retrying })

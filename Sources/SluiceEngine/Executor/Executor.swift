@@ -199,7 +199,9 @@ public struct Executor: Sendable {
         // The run's secrets: cleared (buffers overwritten) however the run ends.
         let vault = SecretVault(owner: run.id)
         do {
-            try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault, cancellation: cancellation)
+            try await RunRequestID.$current.withValue(run.requestID ?? run.id) {
+                try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault, cancellation: cancellation)
+            }
         } catch {
             await vault.clearAll()
             throw error

@@ -13,9 +13,6 @@ struct HTTPSource {
     let transport: any HTTPTransport
     let step: StepContext
 
-    /// How long one request may take.
-    static let requestTimeout: Duration = .seconds(30)
-
     /// Loads every page; returns the source as messages name it.
     func load(into load: inout Load, fields: [String]) async throws -> String {
         let config = source
@@ -34,6 +31,8 @@ struct HTTPSource {
         let kind = try pagination.map { pagination throws(StepFailure) in try pagination.text("type") }
         // Without `pagination` the loop ends after the first page, as no next page is found.
         let maxPages = try pagination.map { pagination throws(StepFailure) in try pagination.integer("max_pages") } ?? Int.max
+        let onLimit = try pagination.map { pagination throws(StepFailure) in try pagination.text("on_limit") } ?? "fail"
+        let requestTimeout = try config.duration("request_timeout")
         let label = HTTPRequestSpec.shown(first)
 
         // The incremental cursor: where the last published run stopped.
@@ -66,7 +65,7 @@ struct HTTPSource {
             try Task.checkCancellation()
             pages += 1
             let request = HTTPRequestSpec(
-                method: method, url: url, headers: headers, timeout: Self.requestTimeout,
+                method: method, url: url, headers: headers, timeout: requestTimeout,
                 destination: DestinationCheck.forField("source.url", of: step))
             let response = try await transport.send(request)
             if let failure = HTTPOutcome.failure(for: response, request: request, what: "page \(pages)") { throw failure }
@@ -88,6 +87,18 @@ struct HTTPSource {
             default:
                 next = nil
             }
+        }
+        load.pages = pages
+        if next != nil {
+            // The API has more: stopping quietly would drop data and still look like success.
+            let what = "\(label): read max_pages (\(maxPages)) pages and the API has a next page"
+            guard onLimit == "warn" else {
+                throw StepFailure(
+                    .pageLimitReached,
+                    "\(what); raise pagination.max_pages, or set pagination.on_limit: warn to keep what the first pages held",
+                    at: pagination?["max_pages"]?.location)
+            }
+            step.logger.warning("\(what); the rest was not read (on_limit: warn)", metadata: ["pages_read": "\(pages)"])
         }
         if let cursorKey, let newest {
             try await load.workspace.stageCursor(cursorKey, value: newest.displayText)

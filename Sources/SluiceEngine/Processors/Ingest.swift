@@ -79,6 +79,7 @@ public struct IngestProcessor: Processor {
             "rows_skipped": .number(Double(load.skipped)),
             "rows_quarantined": .number(Double(load.quarantined)),
             "bytes_read": .number(Double(load.bytesRead)),
+            "pages_read": .number(Double(load.pages)),
         ]
     }
 
@@ -126,7 +127,7 @@ struct Load {
     let maxBadRows: RowThreshold
     let batchSize: Int
     var staged = ""
-    var read = 0, written = 0, skipped = 0, quarantined = 0, bytesRead = 0
+    var read = 0, written = 0, skipped = 0, quarantined = 0, bytesRead = 0, pages = 0
     /// The first few bad rows, for the message when there are too many.
     var firstBad: [BadRow] = []
     /// Told of every row written (the HTTP source tracks its incremental cursor with it).

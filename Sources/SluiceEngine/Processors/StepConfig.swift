@@ -79,6 +79,12 @@ extension YAMLNode {
         return number
     }
 
+    /// A duration (`30s`, `2m`) that the step gives or its spec defaults.
+    public func duration(_ field: String) throws(StepFailure) -> Duration {
+        let text = try text(field)
+        do { return try DurationText.parse(text) } catch { throw .config("'\(field)': \(error.description)", at: self[field]?.location) }
+    }
+
     /// A count or percentage of rows (`100`, `5%`) that the step gives or its spec defaults.
     func threshold(_ field: String) throws(StepFailure) -> RowThreshold {
         let text = try text(field)

@@ -53,6 +53,7 @@ public struct FailureCode: RawRepresentable, Hashable, Sendable, Codable, Expres
     public static let noKeyring: FailureCode = "no_keyring"
     public static let noVault: FailureCode = "no_vault"
     public static let noWarehouse: FailureCode = "no_warehouse"
+    public static let pageLimitReached: FailureCode = "page_limit_reached"
     public static let notResumable: FailureCode = "not_resumable"
     public static let nullKey: FailureCode = "null_key"
     public static let procedureFailed: FailureCode = "procedure_failed"

@@ -57,8 +57,17 @@ extension ProcessorSpec {
                                     FieldSpec("page_param", .string, .defaultValue("page"), description: "Query parameter for page numbers."),
                                     FieldSpec("page_size", .integer(1...100_000), description: "Records per page to ask for."),
                                     FieldSpec(
-                                        "max_pages", .integer(1...1_000_000), .defaultValue("10000"), description: "Stop after this many pages."),
+                                        "max_pages", .integer(1...1_000_000), .defaultValue("10000"),
+                                        description: "The most pages to fetch; `on_limit` says what happens when a next page remains."),
+                                    FieldSpec(
+                                        "on_limit", .enumeration(["fail", "warn"]), .defaultValue("fail"),
+                                        description:
+                                            "When `max_pages` pages were read and the API still has a next page: fail the step (`page_limit_reached`, nothing published), or keep what was read and log a warning."
+                                    ),
                                 ]), description: "How pages follow each other."),
+                            FieldSpec(
+                                "request_timeout", .duration, .defaultValue("30s"),
+                                description: "How long to wait for one page's whole answer before the attempt fails (transient)."),
                             FieldSpec(
                                 "incremental",
                                 .object([
@@ -118,6 +127,7 @@ extension ProcessorSpec {
             OutputSpec("rows_skipped", "integer", "Bad rows skipped."),
             OutputSpec("rows_quarantined", "integer", "Bad rows quarantined."),
             OutputSpec("bytes_read", "integer", "Bytes read from the source."),
+            OutputSpec("pages_read", "integer", "Pages fetched from an HTTP source (0 for other sources)."),
         ],
         example: """
             - id: load_usage
