@@ -192,6 +192,43 @@ struct ExecutorTests {
         }
     }
 
+    @Test func aRunPastItsTimeoutFailsItsHandlersRunAndNothingLaterStarts() async throws {
+        let harness = try Harness()
+        defer { harness.remove() }
+        let started = ContinuousClock.now
+        let run = try await harness.start(
+            """
+            pipeline: test_run
+            timeout: 300ms
+            defaults: { timeout: 5m }
+            steps:
+              - { id: quick, uses: test_echo, with: { value: x } }
+              - { id: slow, uses: test_sleep, needs: [quick], with: { for: 20s } }
+              - { id: after, uses: test_echo, needs: [slow], with: { value: y } }
+            on_failure:
+              - { id: alert, uses: notify, with: { url: "${{ env.HOOK }}" } }
+            """)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(run.state == .failed)
+        #expect(run.reason == "the run passed its timeout (300ms); its running steps were cancelled and nothing was published")
+        let steps = Dictionary(uniqueKeysWithValues: try await harness.store.steps(of: run.id).map { ($0.stepID, $0) })
+        #expect(steps["quick"]?.state == .succeeded)
+        #expect(steps["slow"]?.state == .cancelled)
+        #expect(steps["after"]?.reason == "not run: the run passed its timeout")
+        // A timeout is a failure, not a cancellation somebody asked for: the handlers hear of it.
+        #expect(steps["alert"]?.state == .succeeded)
+
+        // Without a run-level timeout the same steps are bounded by their own only.
+        let unbounded = try await harness.start(
+            """
+            pipeline: test_run
+            defaults: { timeout: 5m }
+            steps:
+              - { id: slow, uses: test_sleep, with: { for: 400ms } }
+            """)
+        #expect(unbounded.state == .succeeded)
+    }
+
     @Test func transientFailuresRetryWithBackoffUntilTheyPass() async throws {
         let harness = try Harness(flakyFailures: 2)
         defer { harness.remove() }

@@ -290,13 +290,21 @@ public struct Executor: Sendable {
         }
         let resources = RunResources(workspace: workspace, vault: vault, project: project)
         // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
-        let steps = Task { [self] in await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, logger: logger) }
+        // The run-level timeout: past it the steps are cancelled, and the run fails (it is not
+        // a cancellation: nobody asked for it, so the handlers run).
+        let deadline = RunDeadline(plan.definition.timeout)
+        let steps = Task { [self] in
+            await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, deadline: deadline, logger: logger)
+        }
         ownership.onLoss { steps.cancel() }
-        let (outcome, outputs) = await withTaskCancellationHandler {
+        let timer = deadline.start { steps.cancel() }
+        defer { timer?.cancel() }
+        var (outcome, outputs) = await withTaskCancellationHandler {
             await steps.value
         } onCancel: {
             steps.cancel()
         }
+        if case .cancelled = outcome, deadline.passed { outcome = .failed(step: nil, deadline.failure) }
         if ownership.isLost {
             await workspace?.close()
             logLost(logger)
@@ -311,9 +319,15 @@ public struct Executor: Sendable {
                 // Other runs may hold the tables this one publishes: waiting for them can take as
                 // long as their steps do, so it happens here, where cancelling the run stops it.
                 do {
-                    try await workspace.holdTargets()
+                    try await deadline.bound { try await workspace.holdTargets() }
                 } catch {
-                    if error is CancellationError || Task.isCancelled {
+                    if deadline.passed {
+                        await workspace.close()
+                        try await fail(
+                            plan, run: run, context: handlerContext, reason: deadline.failure.message,
+                            failure: RunFailure(stepID: nil, code: deadline.failure.code, message: deadline.failure.message),
+                            resources: resources, logger: logger)
+                    } else if error is CancellationError || Task.isCancelled {
                         try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
                     } else {
                         try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
@@ -343,7 +357,7 @@ public struct Executor: Sendable {
             notify(run.id, step: nil, .succeeded, "every step succeeded")
             logger.info("run succeeded")
         case .failed(let step, let failure):
-            let reason = "step '\(step)' failed: \(failure.message)"
+            let reason = step.map { "step '\($0)' failed: \(failure.message)" } ?? failure.message
             // The staging stays for a resume; nothing of it is published. Other runs need not
             // wait for the handlers to have the tables.
             await workspace?.close()
@@ -351,7 +365,7 @@ public struct Executor: Sendable {
                 plan, run: run, context: handlerContext, reason: reason,
                 failure: RunFailure(stepID: step, code: failure.code, message: failure.message),
                 resources: resources, logger: logger)
-            logger.error("run failed", metadata: ["step_id": "\(step)", "error_code": "\(failure.code)"])
+            logger.error("run failed", metadata: ["step_id": "\(step ?? "")", "error_code": "\(failure.code)"])
         case .cancelled:
             try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
         }
@@ -467,7 +481,8 @@ public struct Executor: Sendable {
 
     enum Outcome: Sendable {
         case succeeded
-        case failed(step: String, StepFailure)
+        /// A step failed, or (no step) the run passed its timeout.
+        case failed(step: String?, StepFailure)
         case cancelled
     }
 
@@ -480,7 +495,7 @@ public struct Executor: Sendable {
     /// Runs the DAG; returns how it ended and the outputs of the steps that succeeded.
     private func runSteps(
         _ plan: PipelinePlan, run: RunRecord, base: ExpressionContext, resources: RunResources,
-        reused: [String: [String: ExpressionValue]] = [:],
+        reused: [String: [String: ExpressionValue]] = [:], deadline: RunDeadline? = nil,
         logger: Logger
     ) async -> (Outcome, [String: [String: ExpressionValue]]) {
         let definition = plan.definition
@@ -534,6 +549,8 @@ public struct Executor: Sendable {
         let reason: String
         if let failure {
             reason = "not run: step '\(failure.step)' failed"
+        } else if deadline?.passed == true {
+            reason = "not run: the run passed its timeout"
         } else if cancelled || Task.isCancelled {
             reason = "not run: the run was cancelled"
         } else {

@@ -66,6 +66,7 @@ public struct FailureCode: RawRepresentable, Hashable, Sendable, Codable, Expres
     public static let secretMissing: FailureCode = "secret_missing"
     public static let stagingDamaged: FailureCode = "staging_damaged"
     public static let timedOut: FailureCode = "timed_out"
+    public static let runTimedOut: FailureCode = "run_timed_out"
     public static let tooManyBadRows: FailureCode = "too_many_bad_rows"
     public static let unknownProcessor: FailureCode = "unknown_processor"
     public static let unknownRun: FailureCode = "unknown_run"

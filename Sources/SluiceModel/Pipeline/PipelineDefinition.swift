@@ -20,6 +20,8 @@ public struct PipelineDefinition: Sendable {
     public var params: [ParamDefinition]
     public var defaults: StepDefaults
     public var secretsTTL: Duration?
+    /// The run-level `timeout`: how long the whole run may take.
+    public var timeout: Duration?
     public var steps: [StepDefinition]
     public var onFailure: [StepDefinition]
     /// Every step id written in the file, including steps left out for errors, so that a

@@ -107,6 +107,7 @@ public struct PipelineLoader: Sendable {
             steps: steps,
             onFailure: handlers,
             location: root.location)
+        definition.timeout = duration(root["timeout"])
         definition.writtenStepIDs = Set((root["steps"]?.sequence ?? []).compactMap { $0["id"]?.scalarText })
         return Result(definition: definition, diagnostics: diagnostics)
     }

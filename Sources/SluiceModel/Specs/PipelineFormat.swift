@@ -70,6 +70,11 @@ public enum PipelineFormat {
             ]), description: "When the scheduler runs the pipeline."),
         FieldSpec("params", .map(.object(paramFields)), description: "Inputs a run can set (`--param k=v`), read as `${{ params.k }}`."),
         FieldSpec(
+            "timeout", .duration,
+            description:
+                "Longest the whole run may take, its steps and the wait for tables other runs hold: past it, running steps are cancelled and the run fails with `run_timed_out`, publishing nothing.",
+            example: "2h"),
+        FieldSpec(
             "defaults",
             .object([
                 timeout,
