@@ -101,7 +101,9 @@ enum ProviderHTTP {
             let duration = ContinuousClock.now - started
             return "\(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)"
         }
-        // Before the clock starts: a refused destination is the request's answer, not a lost one.
+        // Before the clock starts: a refused destination is the request's answer, not a lost one;
+        // and a request past the step's max_requests is never sent.
+        try StepBudget.current?.spendRequest("\(request.method.rawValue) \(request.shownURL)")
         let checked = try await request.destination?.check(request.url)
         do {
             let response = try await withThrowingTaskGroup(of: ProviderResponse?.self) { group in

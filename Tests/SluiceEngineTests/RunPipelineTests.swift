@@ -345,6 +345,43 @@ struct RunPipelineTests {
         }
     }
 
+    @Test func limitsStopALoadBeforeItWritesPastThemAndTheLowerOfStepAndOrgWins() async throws {
+        let rows = (1...20).map { "e\($0),2026-03-01T10:00:00Z,2026-03-01,acme,1" }
+        let data = "event_id,ts,day,org,amount\n" + rows.joined(separator: "\n") + "\n"
+        func pipeline(_ limits: String?) -> String {
+            PipelineProject.mergePipeline().replacingOccurrences(
+                of: "on_bad_row: quarantine }", with: "on_bad_row: quarantine, batch_size: 5 }\(limits.map { "\n    limits: \($0)" } ?? "")")
+        }
+        // (the step's limits, sluice.yml, what happens)
+        let cases: [(String?, String?, String?)] = [
+            ("{ max_rows: 12 }", nil, "reached 15 rows, past limits.max_rows (12)"),
+            ("{ max_rows: 100 }", "limits: { acme: { max_rows: 8 } }", "reached 10 rows, past limits.max_rows (8)"),
+            (nil, "limits: { default: { max_rows: 8 }, acme: { max_rows: 50 } }", nil),
+            (nil, "limits: { default: { max_rows: 8 }, globex: { max_rows: 50 } }", "reached 10 rows, past limits.max_rows (8)"),
+            ("{ max_bytes: 100 }", nil, "bytes, past limits.max_bytes (100)"),
+            ("{ max_rows: 20, max_bytes: 1MB }", nil, nil),
+        ]
+        for (limits, settings, failure) in cases {
+            let project = try PipelineProject()
+            defer { project.remove() }
+            try project.write("data/events.csv", data)
+            if let settings { try project.write("sluice.yml", settings) }
+            let run = try await project.run("merge_events", yaml: pipeline(limits))
+            let label = "\(limits ?? "-") / \(settings ?? "-")"
+            guard let failure else {
+                #expect(run.state == .succeeded, "\(label): \(run.reason)")
+                #expect(try await project.rows("SELECT count(*) FROM events") == [["20"]], "\(label)")
+                continue
+            }
+            #expect(run.state == .failed, "\(label)")
+            let step = try await project.store.steps(of: run.id).first { $0.stepID == "load" }
+            #expect(step?.errorCode == "budget_exceeded", "\(label)")
+            #expect(step?.reason.contains(failure) == true, "\(label): \(step?.reason ?? "")")
+            #expect(step?.reason.contains("data/events.csv") == true, "\(label): \(step?.reason ?? "")")
+            #expect(try await project.tableExists("events") == false, "\(label)")
+        }
+    }
+
     @Test func aDeclaredDateFormatReadsWhatASpreadsheetWrote() async throws {
         let project = try PipelineProject()
         defer { project.remove() }

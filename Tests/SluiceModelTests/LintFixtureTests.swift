@@ -183,8 +183,8 @@ struct LintFixtureTests {
         Case(
             "project", "unknown_key.yml",
             [
-                "pipelines/unknown_key.yml:3:1: error: pipeline has no key 'descripton'; did you mean 'description'? (keys: pipeline, description, schedule, params, defaults, secrets, steps, on_failure) [unknown-key]",
-                "pipelines/unknown_key.yml:11:5: error: step 'load' has no key 'retries' (keys: id, uses, description, needs, with, timeout, retry) [unknown-key]",
+                "pipelines/unknown_key.yml:3:1: error: pipeline has no key 'descripton'; did you mean 'description'? (keys: pipeline, description, schedule, params, timeout, defaults, secrets, steps, on_failure) [unknown-key]",
+                "pipelines/unknown_key.yml:11:5: error: step 'load' has no key 'retries' (keys: id, uses, description, needs, with, timeout, retry, limits) [unknown-key]",
             ]),
         Case(
             "project", "unknown_need.yml",
@@ -202,7 +202,7 @@ struct LintFixtureTests {
                 "pipelines/unknown_reference.yml:4:36: error: pipeline: 'params.day.default': 'params.other': a param default may read only run.* and env.* [unknown-reference]",
                 "pipelines/unknown_reference.yml:16:21: error: step 'tell' (notify): 'message': unknown param 'dya'; did you mean 'day'? [unknown-reference]",
                 "pipelines/unknown_reference.yml:16:39: error: step 'tell' (notify): 'message': run has no field 'logical_day'; did you mean 'logical_date'? (run fields: id, logical_date, logical_time, pipeline, org, trigger, request_id, attempt) [unknown-reference]",
-                "pipelines/unknown_reference.yml:16:62: error: step 'tell' (notify): 'message': step 'load' has no output 'rows' (its outputs: rows_read, rows_written, rows_skipped, rows_quarantined, bytes_read) [unknown-reference]",
+                "pipelines/unknown_reference.yml:16:62: error: step 'tell' (notify): 'message': step 'load' has no output 'rows' (its outputs: rows_read, rows_written, rows_skipped, rows_quarantined, bytes_read, pages_read) [unknown-reference]",
                 "pipelines/unknown_reference.yml:16:93: error: step 'tell' (notify): 'message': unknown step 'nope' [unknown-reference]",
                 "pipelines/unknown_reference.yml:16:121: error: step 'tell' (notify): 'message': no step decrypts secret 'missing'; add a kms_decrypt step with `as: missing` [unknown-reference]",
                 "pipelines/unknown_reference.yml:16:144: error: step 'tell' (notify): 'message': unknown name 'config'; expressions read params, run, env, steps, secrets [unknown-reference]",

@@ -417,7 +417,7 @@ struct CredentialPlacementTests {
             """)
         #expect(
             result.diagnostics.map(\.description) == [
-                "pipelines/test_pipeline.yml:3:1: error: pipeline has no key 'openai_key' (keys: pipeline, description, schedule, params, defaults, secrets, steps, on_failure) [unknown-key]",
+                "pipelines/test_pipeline.yml:3:1: error: pipeline has no key 'openai_key' (keys: pipeline, description, schedule, params, timeout, defaults, secrets, steps, on_failure) [unknown-key]",
                 "pipelines/test_pipeline.yml:3:13: error: pipeline: 'openai_key' holds what looks like an OpenAI-style API key in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",
                 "pipelines/test_pipeline.yml:7:37: error: step 'tell' (notify) has no field 'token' (fields: url, format, message, link, request_timeout) [unknown-field]",
                 "pipelines/test_pipeline.yml:7:45: error: step 'tell' (notify): 'token' holds what looks like a bearer token in plain text; store it with `sluice secrets put` and read it with kms_decrypt [plaintext-credential]",

@@ -54,6 +54,25 @@ struct ProjectSettingsTests {
         #expect(await error(nil, environment: ["SLUICE_ORGS": "acme,no way"]).hasPrefix("SLUICE_ORGS: org 'no way': "))
     }
 
+    @Test func limitsArePerOrgOverTheDefaultAndMistakesAreNamed() async throws {
+        let settings = try await load(
+            "limits:\n  default: { max_rows: 1000, max_requests: 50, llm_budget: 20000 }\n  acme: { max_rows: 5000, max_bytes: 2GiB }\n")
+        #expect(settings.limits(for: "acme") == OrgLimits(step: StepLimits(maxRows: 5000, maxBytes: 2 << 30, maxRequests: 50), llmBudget: 20000))
+        #expect(settings.limits(for: "globex") == OrgLimits(step: StepLimits(maxRows: 1000, maxRequests: 50), llmBudget: 20000))
+        #expect(try await load(nil).limits(for: "acme") == OrgLimits())
+        #expect(await error("limits: 5\n").hasPrefix("sluice.yml:1:9: limits must be a mapping of orgs"))
+        #expect(
+            await error("limits: { acme: { max_row: 5 } }\n").hasPrefix(
+                "sluice.yml:1:19: unknown setting 'limits.acme.max_row'; limits.acme has llm_budget"))
+        #expect(
+            await error("limits: { acme: { max_rows: -1 } }\n")
+                == "sluice.yml:1:29: limits.acme.max_rows must be a whole number (0 or more), not '-1'")
+        #expect(
+            await error("limits: { acme: { max_bytes: 2 parsecs } }\n").hasPrefix("sluice.yml:1:30: limits.acme.max_bytes: '2 parsecs' is not a size")
+        )
+        #expect(await error("limits: { 'bad org': { max_rows: 1 } }\n").hasPrefix("sluice.yml:1:11: limits: org 'bad org': "))
+    }
+
     @Test func thePublicURLLinksRunsAndMayComeFromTheEnvironment() async throws {
         #expect(try await load(nil).publicURL == nil)
         #expect(try await load(nil).runLink("r1") == nil)

@@ -176,6 +176,52 @@ struct HTTPIngestTests {
         #expect(try await project.rows().count == 2)
     }
 
+    @Test func limitsStopPagingMidPageAndBeforeARequestPastMaxRequests() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        // Pages of two rows, always with a next one.
+        let server = try await FakeProviderServer.start { _, index in
+            Self.page(
+                [("a\(index)", "2026-03-01T0\(index % 10):00:00Z", 1), ("b\(index)", "2026-03-01T0\(index % 10):30:00Z", 1)], next: "p\(index + 1)")
+        }
+        defer { Task { await server.stop() } }
+        func pipeline(_ limits: String) -> String {
+            project.pipeline(server).replacingOccurrences(
+                of: "schema: schemas/usage_raw.json", with: "schema: schemas/usage_raw.json\n    limits: \(limits)")
+        }
+
+        // The third row arrives in the middle of the second page.
+        let rows = try await project.run(pipeline("{ max_rows: 3 }"))
+        #expect(rows.state == .failed)
+        let rowStep = try #require(try await project.store.steps(of: rows.id).first { $0.stepID == "fetch" })
+        #expect(rowStep.errorCode == "budget_exceeded")
+        #expect(rowStep.reason.contains("(page 2) reached 4 rows, past limits.max_rows (3)"), "\(rowStep.reason)")
+        #expect(server.requests.count == 2)
+
+        // The third request is never sent.
+        let requests = try await project.run(pipeline("{ max_requests: 2 }"))
+        #expect(requests.state == .failed)
+        let requestStep = try #require(try await project.store.steps(of: requests.id).first { $0.stepID == "fetch" })
+        #expect(requestStep.errorCode == "budget_exceeded")
+        #expect(requestStep.reason.contains("would be request 3, past limits.max_requests (2)"), "\(requestStep.reason)")
+        #expect(server.requests.count == 4)
+        #expect(try await project.warehouse.query(org: "acme", "SELECT name FROM sqlite_master WHERE name = 'usage'", []).rows.isEmpty)
+    }
+
+    @Test func retriesCountAgainstMaxRequests() async throws {
+        let project = try Project()
+        defer { project.remove() }
+        let server = try await FakeProviderServer.start(answering: [.json(503, "{}"), .json(503, "{}"), Self.page([], next: nil)])
+        defer { Task { await server.stop() } }
+        let yaml = project.pipeline(server).replacingOccurrences(
+            of: "schema: schemas/usage_raw.json", with: "schema: schemas/usage_raw.json\n    limits: { max_requests: 2 }")
+        let run = try await project.run(yaml)
+        #expect(run.state == .failed)
+        let step = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fetch" })
+        #expect(step.errorCode == "budget_exceeded", "\(step.reason)")
+        #expect(server.requests.count == 2)
+    }
+
     @Test func requestTimeoutBoundsEachPageAndTheRequestIdOfTheRunIsSent() async throws {
         let project = try Project()
         defer { project.remove() }

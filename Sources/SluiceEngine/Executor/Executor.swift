@@ -662,6 +662,10 @@ public struct Executor: Sendable {
         }
         // The step's own policy, else the pipeline's, else the one its processor asks for.
         let policy = step.retry ?? definition.defaults.retry ?? processor.spec.defaultRetry ?? .none
+        // The step's limits and its org's, the lower of each; requests count over every attempt.
+        let orgLimits = resources.project?.settings.limits(for: run.org).step ?? StepLimits()
+        let stepLimits = step.limits.tightened(by: orgLimits)
+        let budget = stepLimits.isEmpty ? nil : StepBudget(limits: stepLimits)
 
         var attempt = 0
         while true {
@@ -699,7 +703,7 @@ public struct Executor: Sendable {
                     stepContext.logger.debug("holding the run's target tables")
                     try await workspace.holdTargets()
                 }
-                return try await processor.run(stepContext)
+                return try await StepBudget.$current.withValue(budget) { try await processor.run(stepContext) }
             }
             // Secrets past their time go now, whatever the step did.
             let expired = await resources.vault.clearExpired()

@@ -175,6 +175,8 @@ struct Load {
                     }
                 }
             }
+            // Past a limit, the batch is not written: the step stops with what it had read.
+            try StepBudget.current?.check(rows: read, bytes: Int64(bytesRead + reader.bytesRead), reading: file)
             try await workspace.insert(into: staged, columns: columns.map(\.name), rows: rows)
             written += rows.count
             if !bad.isEmpty {

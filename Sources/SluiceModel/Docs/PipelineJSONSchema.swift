@@ -128,6 +128,13 @@ public enum PipelineJSONSchema {
             return ["anyOf": .array([.object(schema(for: short, registry: registry)), .object(object(fields, registry: registry))])]
         case .timeFormat:
             return ["type": .string("string"), "pattern": .string("%")]
+        case .byteCount:
+            return [
+                "anyOf": .array([
+                    .object(["type": .string("integer"), "minimum": .number(0)]),
+                    .object(["type": .string("string"), "pattern": .string(#"^[0-9]+ ?(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$"#)]),
+                ])
+            ]
         case .countOrPercent:
             return [
                 "anyOf": .array([

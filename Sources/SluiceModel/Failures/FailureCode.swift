@@ -22,6 +22,7 @@ public struct FailureCode: RawRepresentable, Hashable, Sendable, Codable, Expres
 
     public static let badResponse: FailureCode = "bad_response"
     public static let badRow: FailureCode = "bad_row"
+    public static let budgetExceeded: FailureCode = "budget_exceeded"
     public static let credentialRefused: FailureCode = "credential_refused"
     public static let dataTestFailed: FailureCode = "data_test_failed"
     public static let databaseLocked: FailureCode = "database_locked"

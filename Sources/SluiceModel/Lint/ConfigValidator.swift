@@ -312,6 +312,11 @@ struct ConfigValidator {
             do { _ = try TimeFormat(text) } catch {
                 report(.invalidValue, offsetLocation(node, offset: error.offset + leadingSpaces(text)), "\(label): \(error.description)")
             }
+        case .byteCount:
+            guard let text = literalOrExpression() else { return }
+            do { _ = try ByteCount.parse(text) } catch {
+                report(.invalidValue, node.location, "\(label): \(error.description)")
+            }
         case .countOrPercent:
             guard let text = literalOrExpression() else { return }
             do { _ = try RowThreshold(parsing: text) } catch {

@@ -99,6 +99,8 @@ public struct StepDefinition: Sendable {
     public var config: YAMLNode?
     public var timeout: Duration?
     public var retry: RetryPolicy?
+    /// The step's own `limits`; the org's apply as well.
+    public var limits = StepLimits()
     public var location: SourceLocation
     public var io: StepIO
 }

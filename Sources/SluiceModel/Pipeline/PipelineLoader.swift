@@ -181,6 +181,7 @@ public struct PipelineLoader: Sendable {
                     config: item["with"],
                     timeout: duration(item["timeout"]),
                     retry: retryPolicy(item["retry"]),
+                    limits: StepLimits(node: item["limits"]),
                     location: item.location,
                     io: validator.io))
         }

@@ -33,6 +33,7 @@ public struct ProjectSettings: Sendable, Hashable {
         "staging_retention": "how long a failed run's staging is kept for a resume, a duration like 7d",
         "credential_limit": "how many credentials an org may store, a whole number like 100",
         "webhook_audit": "how refused webhook deliveries are kept: { retention: 30d, max_refusals: 100000 }",
+        "limits": "what each org's steps may consume: { default: { max_rows: 5000000 }, acme: { llm_budget: 2000000 } }",
     ]
     /// The settings that are durations, and those that are counts with their least value and
     /// how their error describes them.
@@ -76,6 +77,17 @@ public struct ProjectSettings: Sendable, Hashable {
     /// `webhook_audit.max_refusals` (`SLUICE_WEBHOOK_AUDIT_MAX_REFUSALS`): at most this many
     /// refusals are kept, the newest; 100,000.
     public var webhookAuditMaxRefusals = 100_000
+    /// `limits`: per org (`default` for orgs not listed), what each step may consume and the
+    /// org's monthly LLM token budget. An org's entry overrides `default` key by key.
+    public var limits: [String: OrgLimits] = [:]
+
+    /// The keys of an org's entry under `limits`.
+    static let limitKeys: [String: String] = [
+        "max_rows": "rows a step may read, like 5000000",
+        "max_bytes": "bytes a step may read, like 2GB",
+        "max_requests": "HTTP requests a step may send, like 1000",
+        "llm_budget": "LLM tokens the org's checks may spend in a calendar month (UTC), like 2000000",
+    ]
 
     public init(
         orgs: [String] = ProjectSettings.defaultOrgs, publicURL: String? = nil, inputRoot: String? = nil,
@@ -92,6 +104,18 @@ public struct ProjectSettings: Sendable, Hashable {
         inputRoot?.replacingOccurrences(of: Self.orgPlaceholder, with: org)
     }
 
+    /// What `org`'s steps may consume: its entry under `limits`, each key it leaves out taken
+    /// from `default`.
+    public func limits(for org: String) -> OrgLimits {
+        let base = limits["default"] ?? OrgLimits()
+        guard let own = limits[org] else { return base }
+        return OrgLimits(
+            step: StepLimits(
+                maxRows: own.step.maxRows ?? base.step.maxRows, maxBytes: own.step.maxBytes ?? base.step.maxBytes,
+                maxRequests: own.step.maxRequests ?? base.step.maxRequests),
+            llmBudget: own.llmBudget ?? base.llmBudget)
+    }
+
     /// The link to a run in the API, when `public_url` is set.
     public func runLink(_ runID: String) -> String? {
         publicURL.map { "\($0)/v1/runs/\(runID)" }
@@ -106,7 +130,8 @@ public struct ProjectSettings: Sendable, Hashable {
     {
         let file = projectRoot.appendingPathComponent(fileName)
         let hasFile = FileManager.default.fileExists(atPath: file.path)
-        let hasContent = hasFile ? try check(file) : false
+        let checked = hasFile ? try check(file) : nil
+        let hasContent = checked != nil
 
         var providers: [any ConfigProvider] = [
             EnvironmentVariablesProvider(environmentVariables: environment.filter { $0.key.hasPrefix("SLUICE_") })
@@ -155,6 +180,10 @@ public struct ProjectSettings: Sendable, Hashable {
         settings.webhookAuditRetention = try duration(config, "webhook_audit.retention") ?? settings.webhookAuditRetention
         settings.credentialLimit = try count(config, "credential_limit") ?? settings.credentialLimit
         settings.webhookAuditMaxRefusals = try count(config, "webhook_audit.max_refusals") ?? settings.webhookAuditMaxRefusals
+        for pair in checked?["limits"]?.mapping ?? [] {
+            guard let org = pair.key.scalarText else { continue }
+            settings.limits[org] = OrgLimits(step: StepLimits(node: pair.value), llmBudget: pair.value["llm_budget"]?.int)
+        }
         return settings
     }
 
@@ -198,14 +227,14 @@ public struct ProjectSettings: Sendable, Hashable {
     }
 
     /// Checks the file's shape with positions: a mapping of known keys, `orgs` a non-empty
-    /// list of distinct names. Returns false for a file with nothing in it.
-    private static func check(_ file: URL) throws(SettingsError) -> Bool {
+    /// list of distinct names. Returns the file's document, nil for a file with nothing in it.
+    private static func check(_ file: URL) throws(SettingsError) -> YAMLNode? {
         let root: YAMLNode?
         switch YAMLLoader().load(fileAt: file, displayPath: fileName) {
         case .success(let node): root = node
         case .failure(let diagnostic): throw SettingsError(diagnostic.description)
         }
-        guard let root, !root.isNull else { return false }
+        guard let root, !root.isNull else { return nil }
         guard let pairs = root.mapping else {
             throw SettingsError("\(root.location): sluice.yml must be a mapping of settings (orgs: [...]), not \(root.kindDescription)")
         }
@@ -269,6 +298,29 @@ public struct ProjectSettings: Sendable, Hashable {
                 }
             }
         }
+        if let limits = root["limits"] {
+            guard let orgs = limits.mapping else {
+                throw SettingsError(
+                    "\(limits.location): limits must be a mapping of orgs (or default) to their limits, like limits: { default: { max_rows: 5000000 } }, not \(limits.kindDescription)"
+                )
+            }
+            for pair in orgs {
+                let org = pair.key.scalarText ?? ""
+                if org != "default", let problem = Identifier.problem(with: org) {
+                    throw SettingsError("\(pair.key.location): limits: org \(shown(org)): \(problem)")
+                }
+                try checkKeys(of: pair.value, in: "limits.\(org)", known: limitKeys)
+                for entry in pair.value.mapping ?? [] {
+                    let key = entry.key.scalarText ?? ""
+                    let text = entry.value.scalarText ?? ""
+                    if key == "max_bytes" {
+                        do { _ = try ByteCount.parse(text) } catch { throw SettingsError("\(entry.value.location): limits.\(org).\(key): \(error)") }
+                    } else if entry.value.int.map({ $0 < 0 }) ?? true || entry.value.isQuoted {
+                        throw SettingsError("\(entry.value.location): limits.\(org).\(key) must be a whole number (0 or more), not \(shown(text))")
+                    }
+                }
+            }
+        }
         if let audit = root["webhook_audit"] {
             try checkKeys(of: audit, in: "webhook_audit", known: ["retention": "a duration like 30d", "max_refusals": "a whole number like 100000"])
         }
@@ -286,7 +338,7 @@ public struct ProjectSettings: Sendable, Hashable {
                 throw SettingsError("\(node.location): \(key) \(problem)")
             }
         }
-        return true
+        return root
     }
 
     /// `node` must be a mapping of the `known` keys.
@@ -358,4 +410,17 @@ public struct SettingsError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// What an org's steps may consume (`limits` in sluice.yml).
+public struct OrgLimits: Sendable, Hashable {
+    /// Each step's ceiling; a step's own `limits` can only lower it.
+    public var step: StepLimits
+    /// LLM tokens the org's checks may spend in a calendar month (UTC); nil for no budget.
+    public var llmBudget: Int?
+
+    public init(step: StepLimits = StepLimits(), llmBudget: Int? = nil) {
+        self.step = step
+        self.llmBudget = llmBudget
+    }
 }

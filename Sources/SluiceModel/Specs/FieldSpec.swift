@@ -114,6 +114,8 @@ public indirect enum FieldType: Sendable {
     case timeFormat
     /// A count (`100`) or a percentage (`5%`) of rows.
     case countOrPercent
+    /// A size in bytes, with an optional unit (`500MB`, `2GiB`), checked by `ByteCount`.
+    case byteCount
 
     /// How the type reads in docs: `integer (1–100)`, `list of name`.
     public var summary: String {
@@ -139,6 +141,7 @@ public indirect enum FieldType: Sendable {
         case .shortOrObject(let short, _): return "\(short.summary) or object"
         case .timeFormat: return "time format"
         case .countOrPercent: return "count or percentage"
+        case .byteCount: return "size"
         }
     }
 
@@ -159,6 +162,7 @@ public indirect enum FieldType: Sendable {
         case .shortOrObject(let short, _): return "\(short.phrase) or a mapping"
         case .timeFormat: return "a time format like %m/%d/%Y"
         case .countOrPercent: return "a count like 100 or a percentage like 5%"
+        case .byteCount: return "a size like 500MB or 2GiB"
         }
     }
 }

@@ -19,6 +19,12 @@ public enum PipelineFormat {
         "timeout", .duration,
         description: "Longest the step may run; it is cancelled, and abandoned if it ignores cancellation.", example: "10m")
 
+    public static let limits = FieldSpec(
+        "limits", .object(StepLimits.fields),
+        description:
+            "What the step may consume before it stops with `budget_exceeded`, publishing nothing; the org's `limits` in sluice.yml apply too, the lower wins.",
+        example: "{ max_rows: 5000000, max_requests: 200 }")
+
     public static let stepFields: [FieldSpec] = [
         FieldSpec(
             "id", .identifier, .required, description: "Unique step name; other steps' `needs` and `steps.<id>.outputs` use it.",
@@ -33,6 +39,7 @@ public enum PipelineFormat {
         FieldSpec("with", .processorConfig, description: "The processor's fields."),
         timeout,
         retry,
+        limits,
     ]
 
     public static let handlerFields: [FieldSpec] = [
