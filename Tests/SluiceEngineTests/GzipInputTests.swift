@@ -68,6 +68,25 @@ import Testing
         #expect(records.map(\.line) == [1, 2, 3])
     }
 
+    @Test func aGzipJSONArrayReadsTheSameRecordsAsThePlainFile() throws {
+        let folder = IngestFolder()
+        let json = """
+            {"data": [
+              {"event_id": "e1", "amount": 5},
+              {"event_id": "e2", "amount": null}
+            ]}
+
+            """
+        var plain = try JSONArrayReader(path: folder.file("events.json", json), fields: ["event_id", "amount"], items: "/data")
+        var compressed = try JSONArrayReader(
+            path: folder.bytes("events.json.gz", try Self.gzipped(json)), fields: ["event_id", "amount"], items: "/data")
+        let expected = try readAll(&plain)
+        let records = try readAll(&compressed)
+        #expect(records.count == 2)
+        #expect(values(records) == values(expected))
+        #expect(records.map(\.line) == [2, 3])
+    }
+
     @Test func detectionIsByTheMagicBytesNotTheName() throws {
         let folder = IngestFolder()
         // Compressed, without .gz in the name.
