@@ -66,6 +66,12 @@ let package = Package(
             name: "SluiceStorage",
             dependencies: ["SluiceModel", "SluiceSecrets"]
         ),
+        // The system zlib, which inflates gzip-compressed input files as `ingest` reads them.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
         // The executor, run context, retry and timeout policy and the processors. Talks to
         // storage only through SluiceStorage; no SQLite or PostgreSQL in here.
         .target(
@@ -74,6 +80,7 @@ let package = Package(
                 "SluiceModel",
                 "SluiceStorage",
                 "SluiceSecrets",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a fresh Debian 12 machine that has the
-# Swift toolchain: the SQLite headers GRDB links against, time zone data, openssl (the TLS
-# tests' certificates), and the Python modules the editor-schema test uses (python-jsonschema,
-# PyYAML). Safe to run again.
+# Swift toolchain: the SQLite headers GRDB links against, the zlib headers (gzip inputs are
+# inflated by the system zlib), time zone data, openssl (the TLS tests' certificates), and the
+# Python modules the editor-schema test uses (python-jsonschema, PyYAML). Safe to run again.
 set -euo pipefail
 
 need_apt=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 [ -d /usr/share/zoneinfo/Europe ] || need_apt+=(tzdata)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 # The TLS tests make their certificates with openssl, independently of the server's TLS library.

@@ -11,7 +11,9 @@ import Darwin
 
 /// A file read with read(2) into one buffer that the readers parse in place. Parsed bytes are
 /// discarded on the next refill; the bytes of the record being parsed are kept (the buffer
-/// grows for a record longer than a chunk, up to ``maxRecordBytes``).
+/// grows for a record longer than a chunk, up to ``maxRecordBytes``). A file that starts with
+/// gzip's magic bytes is inflated as it is read (``GzipStream``), whatever its name: the
+/// readers, their line numbers and `bytesRead` see the decompressed text.
 final class InputFile {
     /// Bytes asked of read(2) at a time.
     static let chunkBytes = 1 << 20
@@ -26,7 +28,10 @@ final class InputFile {
     private(set) var count = 0
     /// The input has no more bytes than those in the buffer.
     private(set) var atEnd = false
+    /// Bytes of text read so far (for a gzip file, after inflating).
     private(set) var bytesRead = 0
+    /// Inflates the file when it is gzip-compressed.
+    private var gzip: GzipStream?
 
     /// Opens `path`; `file` is how messages name it.
     convenience init(path: String, file: String) throws(StepFailure) {
@@ -52,6 +57,14 @@ final class InputFile {
                 throw StepFailure(.unreadableInput, "input \(file) is a directory, not a file")
             }
             throw StepFailure(.unreadableInput, "input \(file) is not a regular file")
+        }
+        if GzipStream.isGzip(descriptor) {
+            do {
+                gzip = try GzipStream(descriptor: descriptor, file: file)
+            } catch {
+                close(descriptor)
+                throw error
+            }
         }
         self.descriptor = descriptor
         capacity = Self.chunkBytes
@@ -95,7 +108,7 @@ final class InputFile {
         }
         if count == capacity { return false }
         while !atEnd {
-            let got = read(descriptor, base + count, capacity - count)
+            let got = try gzip?.read(into: base + count, capacity: capacity - count) ?? read(descriptor, base + count, capacity - count)
             if got > 0 {
                 count += got
                 bytesRead += got

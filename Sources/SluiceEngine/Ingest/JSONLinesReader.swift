@@ -34,11 +34,13 @@ public struct JSONLinesReader: RecordReader {
         try self.init(input: try InputFile(path: path, file: file ?? path), fields: fields)
     }
 
-    /// Reads `input` (a file `InputPath` opened).
-    init(input: InputFile, fields: [String]) throws(StepFailure) {
+    /// Reads `input` (a file `InputPath` opened); its first line is numbered `firstLine` (a
+    /// later part of a longer text).
+    init(input: InputFile, fields: [String], firstLine: Int = 1) throws(StepFailure) {
         self.fields = fields
         matcher = FieldMatcher(fields)
         self.input = input
+        line = firstLine
         position = try input.skipByteOrderMark()
         try JSONLinesReader.skipLeadingWhitespace(input, &position, &line, file: input.file)
     }

@@ -66,9 +66,12 @@ public struct IngestProcessor: Processor {
             }
             try await load.records(from: reader, file: path)
             label = path
+        case "sql":
+            label = try await SQLSource(source: source, step: step).load(into: &load)
         default:
             throw StepFailure(
-                .unsupportedSource, "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json and http are")
+                .unsupportedSource,
+                "source format '\(format)' is declared but not runnable in this version of Sluice; csv, jsonl, json, http and sql are")
         }
         try load.checkBadRows()
         step.logger.info(

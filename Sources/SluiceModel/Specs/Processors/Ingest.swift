@@ -1,7 +1,7 @@
 extension ProcessorSpec {
     static let fileSourceFields: [FieldSpec] = [
         FieldSpec(
-            "path", .string, .required, description: "File to read, relative to the project.",
+            "path", .string, .required, description: "File to read, relative to the project; gzip-compressed is read as it is.",
             example: "examples/data/openai_usage_${{ run.logical_date }}.csv")
     ]
 
@@ -126,7 +126,7 @@ extension ProcessorSpec {
             OutputSpec("rows_written", "integer", "Rows written to the staging table."),
             OutputSpec("rows_skipped", "integer", "Bad rows skipped."),
             OutputSpec("rows_quarantined", "integer", "Bad rows quarantined."),
-            OutputSpec("bytes_read", "integer", "Bytes read from the source."),
+            OutputSpec("bytes_read", "integer", "Bytes read from the source (a gzip file's after decompressing; 0 for sql)."),
             OutputSpec("pages_read", "integer", "Pages fetched from an HTTP source (0 for other sources)."),
         ],
         example: """
