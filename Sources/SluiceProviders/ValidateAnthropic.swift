@@ -10,6 +10,16 @@ public struct ValidateAnthropicProcessor: Processor {
 
     public var spec: ProcessorSpec { .validateAnthropic }
 
+    /// The answer's length: one token.
+    static let maxTokens = 1
+
+    /// The most tokens the call can spend, for the budget's check before it is sent: its body's
+    /// bytes (no tokenizer makes more tokens than bytes) plus room for the API's own framing,
+    /// and the answer's `max_tokens`.
+    static func mostTokens(of request: ProviderRequest) -> Int {
+        (request.body?.count ?? 0) + 32 + maxTokens
+    }
+
     public func run(_ step: StepContext) async throws -> [String: ExpressionValue] {
         let settings = ValidatorSettings(step, spec)
         let key = try settings.headerSafeSecret("api_key")
@@ -28,11 +38,12 @@ public struct ValidateAnthropicProcessor: Processor {
                     timeout: timeout)
                 let body: [String: Any] = [
                     "model": try settings.text("model"),
-                    "max_tokens": 1,
+                    "max_tokens": Self.maxTokens,
                     "messages": [["role": "user", "content": "ping"]],
                 ]
                 request.body = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
                 request.headers.append(("content-type", "application/json"))
+                try await LLMBudget(step).admit(upTo: Self.mostTokens(of: request))
             default:
                 throw StepFailure.config("'check' must be models or messages, not \(shown(check))", at: step.config["check"]?.location)
             }
@@ -42,7 +53,15 @@ public struct ValidateAnthropicProcessor: Processor {
             guard response.isSuccess else { throw response.failure(checking: "the key") }
             guard let json = response.jsonObject else { throw response.badBody("JSON") }
             if check == "models", !(json["data"] is [Any]) { throw response.badBody("a JSON models list") }
-            return ValidatorOutcome.valid.outputs(httpStatus: response.status)
+            var spent = 0
+            if check == "messages" {
+                let usage = json["usage"] as? [String: Any]
+                let input = (usage?["input_tokens"] as? NSNumber)?.intValue, output = (usage?["output_tokens"] as? NSNumber)?.intValue
+                // An answer without usage still cost something: the most the call could have.
+                spent = input.map { $0 + (output ?? Self.maxTokens) } ?? Self.mostTokens(of: request)
+                try await LLMBudget(step).record(LLMUsage(model: try settings.text("model"), tokens: spent))
+            }
+            return ValidatorOutcome.valid.outputs(httpStatus: response.status, extra: ["tokens_spent": .number(Double(spent))])
         } catch let failure as StepFailure {
             throw failure.masking([key])
         }

@@ -189,6 +189,21 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
+    public func stepRecords(org: String, kind: String, since: Date) async throws -> [StepRecord] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.step_id, r.record_key, r.body FROM step_record r JOIN run ON run.id = r.run_id
+                    WHERE run.org = ? AND r.kind = ? AND run.created_at >= ? ORDER BY r.rowid
+                    """,
+                arguments: [org, kind, since.timeIntervalSince1970]
+            ).map { row in
+                StepRecord(stepID: row["step_id"], key: row["record_key"], json: Data((row["body"] as String).utf8))
+            }
+        }
+    }
+
     // MARK: Writing
 
     public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceEngine
 import SluiceModel
+import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
@@ -46,12 +47,64 @@ struct ValidateAnthropicTests {
         defer { Task { await server.stop() } }
         let logs = LogCapture()
         let outputs = try await runStep(processor, config(server), logs: logs)
-        #expect(outputs == ["status": .string("valid"), "http_status": .number(200)])
+        #expect(outputs == ["status": .string("valid"), "http_status": .number(200), "tokens_spent": .number(0)])
         let request = try #require(server.requests.first)
         #expect(request.method == "GET")
         #expect(request.uri == "/v1/models")
         #expect(request.body.isEmpty)
         expectKeyOnlyInXAPIKey(server, logs: logs)
+    }
+
+    @Test func anOrgsLLMBudgetRefusesACallThatCouldPassItBeforeItIsSent() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-llm-budget-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
+        let server = try await FakeProviderServer.start(answering: .json(200, AnthropicBodies.message))
+        defer { Task { await server.stop() } }
+        let yaml = """
+            pipeline: check_llm
+            defaults: { timeout: 30s }
+            steps:
+              - id: check
+                uses: validate_anthropic
+                with: { api_key: "${{ env.ANTHROPIC_KEY }}", base_url: "\(server.baseURL)", check: messages }
+            """
+        let result = PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(yaml.utf8), file: "pipelines/check_llm.yml")
+        let plan = try PipelinePlan.build(try #require(result.definition)).get()
+        let executor = Executor(processors: .standard, store: store, project: ProjectContext(root: root), logger: LogCapture().logger)
+        func run(_ org: String) async throws -> (RunRecord, StepRunRecord?) {
+            let run = try await executor.start(plan, .init(org: org, logicalDate: "2026-12-07", env: ["ANTHROPIC_KEY": FakeKeys.anthropic]))
+            return (run, try await store.steps(of: run.id).first)
+        }
+        let mostPerCall = ValidateAnthropicProcessor.mostTokens(
+            of: ProviderRequest(
+                provider: "", method: .POST, url: URL(string: "http://x")!,
+                body: try JSONSerialization.data(
+                    withJSONObject: ["model": "claude-haiku-4-5", "max_tokens": 1, "messages": [["role": "user", "content": "ping"]]],
+                    options: [.sortedKeys]), timeout: .seconds(1)))
+        // A budget with room for the most one call may spend after one call's 9 tokens, and not after two calls' 18.
+        let budget = mostPerCall + 13
+        try Data("limits: { acme: { llm_budget: \(budget) }, globex: { llm_budget: 1000000 } }\n".utf8).write(
+            to: root.appendingPathComponent("sluice.yml"))
+
+        let (first, firstStep) = try await run("acme")
+        #expect(first.state == .succeeded, "\(first.reason)")
+        #expect(firstStep?.outputs["tokens_spent"] == .number(9))
+        // 9 spent: the next call may spend up to `mostPerCall` more, which still fits.
+        let (second, _) = try await run("acme")
+        #expect(second.state == .succeeded, "\(second.reason)")
+        // 18 spent: another call could pass the budget, so it is not sent.
+        let (third, thirdStep) = try await run("acme")
+        #expect(third.state == .failed)
+        #expect(thirdStep?.errorCode == "budget_exceeded")
+        #expect(
+            thirdStep?.reason.contains("org 'acme' has spent 18 of its llm_budget of \(budget) tokens in ") == true, "\(thirdStep?.reason ?? "")")
+        #expect(server.requests.count == 2)
+        // Another org's spend is its own.
+        let (other, _) = try await run("globex")
+        #expect(other.state == .succeeded, "\(other.reason)")
+        #expect(server.requests.count == 3)
     }
 
     @Test func theMessagesCheckAsksForOneToken() async throws {
@@ -60,6 +113,8 @@ struct ValidateAnthropicTests {
         let logs = LogCapture()
         let outputs = try await runStep(processor, config(server, ", check: messages"), logs: logs)
         #expect(outputs["status"] == .string("valid"))
+        // The answer's usage: 8 tokens in, 1 out.
+        #expect(outputs["tokens_spent"] == .number(9))
         let request = try #require(server.requests.first)
         #expect(request.method == "POST")
         #expect(request.uri == "/v1/messages")

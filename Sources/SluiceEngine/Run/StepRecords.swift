@@ -28,6 +28,12 @@ public struct StepRecorder: Sendable {
         self.stepID = stepID
     }
 
+    /// The records of `kind` the org's runs created since `since` kept (this run's included).
+    public func orgRecords<Record>(_ kind: StepRecordKind<Record>, org: String, since: Date) async throws -> [Record] {
+        let decoder = JSONDecoder()
+        return try await store.stepRecords(org: org, kind: kind.name, since: since).map { try decoder.decode(Record.self, from: $0.json) }
+    }
+
     public func keep<Record>(_ records: [Record], as kind: StepRecordKind<Record>) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys

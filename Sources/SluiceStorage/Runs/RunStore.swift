@@ -55,6 +55,10 @@ public protocol RunStore: Sendable {
     /// The run's records of `kind`, every step's, in the order they were first kept.
     func stepRecords(of runID: String, kind: String) async throws -> [StepRecord]
 
+    /// The records of `kind` kept by the runs of `org` created at or after `since`, in the
+    /// order they were kept: what an org has spent this month, say.
+    func stepRecords(org: String, kind: String, since: Date) async throws -> [StepRecord]
+
     func run(_ id: String) async throws -> RunRecord?
     /// The run of the pipeline and org created with `triggerKey`, if any.
     func run(pipeline: String, org: String, triggerKey: String) async throws -> RunRecord?

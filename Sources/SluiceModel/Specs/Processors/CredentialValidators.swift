@@ -64,7 +64,10 @@ extension ProcessorSpec {
         description: """
             Sends the key as `x-api-key` with `anthropic-version`: `check: models` calls \
             `GET {base_url}/v1/models`; `check: messages` calls `POST {base_url}/v1/messages` with a \
-            one-token request to `model` (it costs a token, and proves the key may generate).
+            one-token request to `model` (it costs a token, and proves the key may generate). \
+            The tokens the call spends (the answer's `usage`) are kept with the run and counted \
+            against the org's `llm_budget` (sluice.yml `limits`): a call that could take the \
+            month's spend past it is not sent, and the step fails with `budget_exceeded`.
             """ + "\n\n" + validatorOutcomes,
         fields: [
             FieldSpec(
@@ -82,14 +85,16 @@ extension ProcessorSpec {
                 description: "The model of the one-token request of `check: messages`."),
             timeoutField(),
         ],
-        outputs: validatorOutputs,
+        outputs: validatorOutputs + [
+            OutputSpec("tokens_spent", "integer", "Tokens the `check: messages` call spent, input and output (0 for `check: models`).")
+        ],
         example: """
             - id: validate_anthropic
               uses: validate_anthropic
               needs: [decrypt_anthropic]
               with: { api_key: "${{ secrets.anthropic_key }}" }
             """,
-        capabilities: [.http]
+        capabilities: [.http, .stepRecords]
     )
 
     /// Checks a GCP service account.
