@@ -195,6 +195,7 @@ struct SecretsCommandTests {
                   table: notes_raw
                   schema: schemas/notes_raw.json
                   on_bad_row: quarantine
+                  max_bad_rows: 1
               - id: validate
                 uses: validate_openai
                 needs: [load]
