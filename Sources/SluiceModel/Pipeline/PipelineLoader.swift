@@ -167,6 +167,14 @@ public struct PipelineLoader: Sendable {
             } else {
                 id = Located("on_failure_\(index + 1)", at: item.location)
             }
+            // Limits are the operator's: read before the run, so an expression would leave none.
+            for pair in item["limits"]?.mapping ?? [] {
+                if let text = pair.value.scalarText, Template.containsExpression(text) {
+                    validator.report(
+                        .invalidValue, pair.value.location,
+                        "\(label): limits.\(pair.key.scalarText ?? "") must be a literal value; expressions are not allowed in limits")
+                }
+            }
             guard let usesNode = item["uses"], let uses = usesNode.scalarText else { continue }
             let needs = (item["needs"].map { $0.sequence ?? [$0] } ?? []).compactMap { need -> Located<String>? in
                 guard let text = need.scalarText, !need.isNull else { return nil }
