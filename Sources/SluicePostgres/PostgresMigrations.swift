@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The versions of the run store's schema (`sluice` by default), applied in order and
+/// recorded in its `schema_migrations` table, so that each is applied once per database.
+enum PostgresMigrations {
+    /// One version: its number, a name for people, and its SQL (`{schema}` stands for the
+    /// quoted schema name).
+    struct Migration: Sendable {
+        var version: Int
+        var name: String
+        var sql: [String]
+    }
+
+    /// The advisory lock class the run store's locks use (the first key of the two-key form),
+    /// so they can't collide with a lock another program takes on the same server.
+    static let lockClass: Int32 = 0x51C1
+
+    /// Applies the versions the schema lacks; returns how many it applied (0 when it is up to
+    /// date). Processes that start at once take turns: all of it is one transaction that first
+    /// takes a transaction-scoped advisory lock on the schema's name, so the second process
+    /// waits for the first to commit, then finds the versions applied and applies nothing. The
+    /// lock goes with the transaction, so a process that dies while migrating holds nothing
+    /// and leaves nothing half-applied (PostgreSQL's DDL is transactional).
+    static func migrate(_ pool: PostgresPool, schema: String) async throws -> Int {
+        let quoted = quote(schema)
+        let logger = pool.logger
+        return try await pool.transaction { connection in
+            try await connection.execute("SELECT pg_advisory_xact_lock(\(lockClass), hashtext(\(schema)))", logger: logger)
+            try await connection.execute("CREATE SCHEMA IF NOT EXISTS \(unescaped: quoted)", logger: logger)
+            try await connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS \(unescaped: quoted).schema_migrations (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query(
+                "SELECT version FROM \(unescaped: quoted).schema_migrations", logger: logger
+            ).decode(Int.self) {
+                applied.insert(version)
+            }
+            var count = 0
+            for migration in all where !applied.contains(migration.version) {
+                for statement in migration.sql {
+                    let sql = statement.replacingOccurrences(of: "{schema}", with: quoted)
+                    try await connection.execute(PostgresQuery(unsafeSQL: sql), logger: logger)
+                }
+                try await connection.execute(
+                    "INSERT INTO \(unescaped: quoted).schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// Every version, oldest first. Append; never edit one that has shipped.
+    ///
+    /// Run ids compare byte by byte (`COLLATE "C"`), as SQLite compares them, whatever the
+    /// database's collation: keyset pagination orders by them.
+    ///
+    /// Times are `double precision` seconds since 1970, as the SQLite store keeps them (REAL):
+    /// a `Date` round-trips bit for bit, which `RunCursor` relies on (it compares a run's
+    /// creation time exactly), where `timestamptz` would round it to microseconds.
+    static let all: [Migration] = [
+        Migration(
+            version: 1, name: "runs, steps, transitions, step records",
+            sql: [
+                """
+                CREATE TABLE {schema}.run (
+                    id text COLLATE "C" PRIMARY KEY,
+                    pipeline text NOT NULL,
+                    org text NOT NULL,
+                    logical_date text NOT NULL,
+                    trigger text NOT NULL,
+                    trigger_key text,
+                    request_id text,
+                    params text NOT NULL,
+                    state text NOT NULL,
+                    reason text NOT NULL,
+                    created_at double precision NOT NULL,
+                    updated_at double precision NOT NULL,
+                    heartbeat_at double precision,
+                    resume_of text REFERENCES {schema}.run (id),
+                    lease_seconds double precision
+                )
+                """,
+                // One run per trigger: a unique key, not a count-then-insert.
+                "CREATE UNIQUE INDEX run_trigger ON {schema}.run (pipeline, org, trigger_key) WHERE trigger_key IS NOT NULL",
+                "CREATE INDEX run_pipeline ON {schema}.run (pipeline, org, created_at)",
+                "CREATE INDEX run_created ON {schema}.run (created_at, id)",
+                "CREATE INDEX run_state ON {schema}.run (state, heartbeat_at)",
+                """
+                CREATE TABLE {schema}.step_run (
+                    seq bigint GENERATED ALWAYS AS IDENTITY,
+                    run_id text NOT NULL REFERENCES {schema}.run (id) ON DELETE CASCADE,
+                    step_id text NOT NULL,
+                    processor text NOT NULL,
+                    state text NOT NULL,
+                    attempt integer NOT NULL,
+                    reason text NOT NULL,
+                    error_code text,
+                    started_at double precision,
+                    finished_at double precision,
+                    outputs text NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (run_id, step_id)
+                )
+                """,
+                """
+                CREATE TABLE {schema}.transition (
+                    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    run_id text NOT NULL REFERENCES {schema}.run (id) ON DELETE CASCADE,
+                    step_id text,
+                    attempt integer NOT NULL,
+                    state text NOT NULL,
+                    reason text NOT NULL,
+                    at double precision NOT NULL
+                )
+                """,
+                "CREATE INDEX transition_run ON {schema}.transition (run_id, seq)",
+                // What steps keep with their run (data test results, quarantined rows …); `seq`
+                // keeps their order, and an update in place keeps a record's place.
+                """
+                CREATE TABLE {schema}.step_record (
+                    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    run_id text NOT NULL REFERENCES {schema}.run (id) ON DELETE CASCADE,
+                    step_id text NOT NULL,
+                    kind text NOT NULL,
+                    record_key text,
+                    body text NOT NULL
+                )
+                """,
+                "CREATE INDEX step_record_run ON {schema}.step_record (run_id, kind, seq)",
+                """
+                CREATE UNIQUE INDEX step_record_key ON {schema}.step_record (run_id, step_id, kind, record_key)
+                    WHERE record_key IS NOT NULL
+                """,
+            ])
+    ]
+
+    /// `name` as a quoted SQL identifier.
+    static func quote(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The process's connections to one PostgreSQL server: postgres-nio's `PostgresClient` (its
+/// pool, at most `settings.maximumConnections` connections) running in a task of its own from
+/// `open` to `close`. Every store on the server shares one. Errors come out as
+/// `PostgresError`, naming the server and never the password.
+public final class PostgresPool: Sendable {
+    public let settings: PostgresSettings
+    let client: PostgresClient
+    let logger: Logger
+    private let running: Task<Void, Never>
+
+    private init(settings: PostgresSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: logger)
+        let client = client
+        running = Task { await client.run() }
+    }
+
+    /// Checks that the server answers to these settings (one connection, made and closed, so a
+    /// wrong password or a closed port is reported now, clearly, instead of by the pool's
+    /// retries later), then starts the pool.
+    public static func open(_ settings: PostgresSettings, logger: Logger = Logger(label: "sluice.postgres")) async throws -> PostgresPool {
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
+            do {
+                try await connection.execute("SELECT 1", logger: logger)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        } catch {
+            throw PostgresError.from(error, settings: settings)
+        }
+        return PostgresPool(settings: settings, logger: logger)
+    }
+
+    /// Closes the connections and ends the pool's task; queries after this fail.
+    public func close() async {
+        running.cancel()
+        await running.value
+    }
+
+    /// Runs `body` on a connection of the pool, mapping errors to `PostgresError`.
+    func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw PostgresError.from(error, settings: settings)
+        }
+    }
+
+    /// Runs `body` in a transaction (READ COMMITTED, PostgreSQL's default): committed if it
+    /// returns, rolled back if it throws. A connection whose rollback fails is closed, so the
+    /// pool never hands out one left inside a transaction.
+    func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        let logger = logger
+        return try await withConnection { connection in
+            try await connection.execute("BEGIN", logger: logger)
+            let result: Result
+            do {
+                result = try await body(connection)
+            } catch {
+                do {
+                    try await connection.execute("ROLLBACK", logger: logger)
+                } catch {
+                    try? await connection.close()
+                }
+                throw error
+            }
+            try await connection.execute("COMMIT", logger: logger)
+            return result
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement and reads its whole result, so an error raised while it executes is
+    /// thrown here and not lost with an unread result (postgres-nio reports those only as
+    /// rows are read).
+    func execute(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await self.query(query, logger: logger) {}
+    }
+
+    /// Runs a query and returns all its rows.
+    func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        try await self.query(query, logger: logger).collect()
+    }
+}
