@@ -89,9 +89,9 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
-        // The storage protocols on PostgreSQL through postgres-nio: the run store in the `sluice`
-        // schema with versioned migrations, one bounded connection pool per process. The team
-        // backend (DESIGN.md section 9).
+        // The storage protocols on PostgreSQL through postgres-nio: the run store, credential,
+        // token and webhook audit stores in the `sluice` schema with versioned migrations, one
+        // bounded connection pool per process. The team backend (DESIGN.md section 9).
         .target(
             name: "SluicePostgres",
             dependencies: [

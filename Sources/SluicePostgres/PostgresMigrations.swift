@@ -139,7 +139,85 @@ enum PostgresMigrations {
                 CREATE UNIQUE INDEX step_record_key ON {schema}.step_record (run_id, step_id, kind, record_key)
                     WHERE record_key IS NOT NULL
                 """,
-            ])
+            ]),
+        Migration(
+            version: 2, name: "API tokens",
+            sql: [
+                """
+                CREATE TABLE {schema}.api_token (
+                    id text COLLATE "C" PRIMARY KEY,
+                    org text,
+                    scope text NOT NULL CHECK (scope IN ('api', 'metrics')),
+                    name text NOT NULL,
+                    hash bytea NOT NULL CHECK (length(hash) = 32),
+                    created_at double precision NOT NULL,
+                    revoked_at double precision,
+                    CHECK ((org IS NULL) = (scope = 'metrics'))
+                )
+                """,
+                "CREATE INDEX api_token_org ON {schema}.api_token (org, created_at)",
+            ]),
+        Migration(
+            version: 3, name: "webhook delivery audit",
+            sql: [
+                """
+                CREATE TABLE {schema}.webhook_audit (
+                    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    org text NOT NULL,
+                    pipeline text NOT NULL,
+                    message_id text,
+                    outcome text NOT NULL CHECK (outcome IN ('accepted', 'refused')),
+                    reason text NOT NULL,
+                    status integer NOT NULL,
+                    detail text NOT NULL,
+                    request_id text NOT NULL,
+                    run_id text,
+                    at double precision NOT NULL
+                )
+                """,
+                "CREATE INDEX webhook_audit_hook ON {schema}.webhook_audit (org, pipeline, seq)",
+                "CREATE INDEX webhook_audit_refused ON {schema}.webhook_audit (seq) WHERE outcome = 'refused'",
+            ]),
+        Migration(
+            version: 4, name: "credentials and their audit log",
+            sql: [
+                """
+                CREATE TABLE {schema}.credential (
+                    org text NOT NULL,
+                    name text NOT NULL,
+                    provider text NOT NULL CHECK (provider IN ('openai', 'anthropic', 'gcp', 'generic')),
+                    generation integer NOT NULL CHECK (generation >= 1),
+                    sealed bytea NOT NULL,
+                    key_version integer NOT NULL,
+                    previous_sealed bytea,
+                    previous_key_version integer,
+                    previous_valid_until double precision,
+                    expires_at double precision,
+                    metadata text NOT NULL DEFAULT '{}',
+                    created_at double precision NOT NULL,
+                    updated_at double precision NOT NULL,
+                    version integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+                    PRIMARY KEY (org, name),
+                    CHECK ((previous_sealed IS NULL) = (previous_valid_until IS NULL)
+                           AND (previous_sealed IS NULL) = (previous_key_version IS NULL))
+                )
+                """,
+                """
+                CREATE TABLE {schema}.credential_audit (
+                    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    org text NOT NULL,
+                    credential text NOT NULL,
+                    run_id text,
+                    step_id text,
+                    action text NOT NULL,
+                    outcome text NOT NULL,
+                    detail text NOT NULL,
+                    at double precision NOT NULL
+                )
+                """,
+                "CREATE INDEX credential_audit_org ON {schema}.credential_audit (org, credential, seq)",
+                "CREATE INDEX credential_audit_run ON {schema}.credential_audit (run_id) WHERE run_id IS NOT NULL",
+            ]),
     ]
 
     /// `name` as a quoted SQL identifier.

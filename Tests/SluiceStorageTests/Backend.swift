@@ -54,6 +54,9 @@ enum Backend: String, Sendable, CustomTestStringConvertible {
     /// The stores of one fresh, empty database of a backend.
     struct Stores {
         var runs: any RunStore
+        var tokens: any APITokenStore
+        var webhookAudit: any WebhookAuditStore
+        var credentials: any CredentialStore
     }
 
     /// Opens fresh, empty stores of this backend, gives them to `body`, then removes them.
@@ -64,12 +67,18 @@ enum Backend: String, Sendable, CustomTestStringConvertible {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: folder) }
             let runs = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
-            try await body(Stores(runs: runs))
+            try await body(
+                Stores(
+                    runs: runs, tokens: SQLiteAPITokenStore(sharing: runs), webhookAudit: SQLiteWebhookAuditStore(sharing: runs),
+                    credentials: SQLiteCredentialStore(sharing: runs)))
         case .postgres:
             guard let settings = try Postgres.settings() else { return }
             try await withFreshSchema(settings) { pool, schema in
                 let runs = try await PostgresRunStore(pool: pool, schema: schema)
-                try await body(Stores(runs: runs))
+                try await body(
+                    Stores(
+                        runs: runs, tokens: PostgresAPITokenStore(sharing: runs), webhookAudit: PostgresWebhookAuditStore(sharing: runs),
+                        credentials: PostgresCredentialStore(sharing: runs)))
             }
         }
     }
