@@ -9,6 +9,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public enum Problem: Sendable, Equatable {
         /// The database URL can't be used: why.
         case invalidURL(String)
+        /// A schema name that is not an `Identifier`: why.
+        case invalidName(String)
         /// Nothing answered at host:port (refused, timed out, no such host): the network's words.
         case unreachable(String)
         /// The server refused the user's password (or has none for it, or its pg_hba.conf refuses the user).
@@ -38,6 +40,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         switch problem {
         case .invalidURL(let why):
             "the PostgreSQL database URL for \(server) can't be used: \(why)"
+        case .invalidName(let why):
+            "the schema for PostgreSQL at \(server) can't be used: \(why)"
         case .unreachable(let why):
             "PostgreSQL at \(server) can't be reached: \(why)"
         case .authenticationFailed(let user):

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SluiceModel
 
 /// The versions of the run store's schema (`sluice` by default), applied in order and
 /// recorded in its `schema_migrations` table, so that each is applied once per database.
@@ -24,6 +25,10 @@ enum PostgresMigrations {
     /// lock goes with the transaction, so a process that dies while migrating holds nothing
     /// and leaves nothing half-applied (PostgreSQL's DDL is transactional).
     static func migrate(_ pool: PostgresPool, schema: String) async throws -> Int {
+        // Quoted below as well; the check keeps names to the one rule every warehouse name follows.
+        if let problem = Identifier.problem(with: schema) {
+            throw PostgresError(.invalidName(problem), server: pool.settings.server)
+        }
         let quoted = quote(schema)
         let logger = pool.logger
         return try await pool.transaction { connection in

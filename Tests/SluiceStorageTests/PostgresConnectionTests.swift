@@ -149,6 +149,14 @@ struct PostgresConnectionTests {
         #expect(error.description.contains(admin.server))
     }
 
+    @Test func aSchemaNameThatIsNoIdentifierIsRefused() async throws {
+        guard let settings = try Backend.Postgres.settings() else { return }
+        let pool = try await PostgresPool.open(settings)
+        let error = await #expect(throws: PostgresError.self) { _ = try await PostgresRunStore(pool: pool, schema: "runs; DROP") }
+        await pool.close()
+        #expect(error?.description.contains("is not a valid name") == true, "\(String(describing: error))")
+    }
+
     /// Eight processes opening the store on a fresh database at once: the schema is migrated
     /// exactly once, and none of them fails.
     @Test func eightOpensAtOnceMigrateOnce() async throws {
