@@ -7,7 +7,8 @@
 # file (SLUICE_TEST_POSTGRES_STATE, by default under the system's temp folder), so `env` and
 # `stop` find what `start` made. The superuser `postgres` has no password: only local
 # connections to 127.0.0.1 are accepted, with trust, except for roles the tests give a
-# password (md5/scram, for the wrong-password test).
+# password (scram, for the wrong-password test). With openssl at hand the server also offers
+# TLS, with a self-signed certificate.
 set -euo pipefail
 
 state_file="${SLUICE_TEST_POSTGRES_STATE:-${TMPDIR:-/tmp}/sluice-postgres-test-server.state}"
@@ -85,11 +86,22 @@ start() {
         echo "local all all trust"
     } >"$folder/data/pg_hba.conf"
 
+    # TLS with a self-signed certificate, so the tests can check sslmode: `require` encrypts,
+    # `verify-full` refuses a certificate no root vouches for.
+    local tls_options=""
+    if command -v openssl >/dev/null 2>&1 \
+        && openssl req -new -x509 -days 7 -nodes -subj "/CN=127.0.0.1" -keyout "$folder/server.key" \
+            -out "$folder/server.crt" >/dev/null 2>&1; then
+        chmod 600 "$folder/server.key"
+        [ "$(id -u)" -ne 0 ] || chown postgres: "$folder/server.key" "$folder/server.crt"
+        tls_options="-c ssl=on -c ssl_cert_file=$folder/server.crt -c ssl_key_file=$folder/server.key"
+    fi
+
     local port="" attempt
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
         if as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 30 start \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k $folder -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $folder -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 $tls_options" \
             >/dev/null 2>&1; then
             break
         fi

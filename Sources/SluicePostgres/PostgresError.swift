@@ -86,11 +86,14 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
             }
             switch error.code {
             case .connectionError:
+                if let underlying = error.underlying as? NIOSSLError {
+                    return PostgresError(.tls(describeTLS(underlying)), server: server)
+                }
                 return PostgresError(.unreachable(describe(error.underlying)), server: server)
             case .sslUnsupported:
                 return PostgresError(.tls("the server does not offer TLS, and sslmode requires it"), server: server)
             case .failedToAddSSLHandler:
-                return PostgresError(.tls(describe(error.underlying)), server: server)
+                return PostgresError(.tls(error.underlying.map(describeTLS) ?? "TLS could not be set up"), server: server)
             case .authMechanismRequiresPassword:
                 return PostgresError(.authenticationFailed(user: settings.user), server: server)
             case .serverClosedConnection, .uncleanShutdown, .clientClosedConnection:
@@ -103,8 +106,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
                 return PostgresError(.connectionLost("\(error.code)"), server: server)
             }
         }
-        if error is NIOSSLError {
-            return PostgresError(.tls(describe(error)), server: server)
+        if let error = error as? NIOSSLError {
+            return PostgresError(.tls(describeTLS(error)), server: server)
         }
         if error is IOError || error is NIOConnectionError || error is ChannelError {
             return PostgresError(.unreachable(describe(error)), server: server)
@@ -115,6 +118,15 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
             return PostgresError(.unreachable("no connection could be made (\(error))"), server: server)
         }
         return error
+    }
+
+    /// TLS's words for a failed handshake: a certificate that did not verify said plainly.
+    private static func describeTLS(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's certificate could not be verified (no trusted root signed it, or it is not for this host)"
+        }
+        return text
     }
 
     /// The network's words for an underlying error, without postgres-nio's generic wrapper.

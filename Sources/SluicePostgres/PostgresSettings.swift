@@ -149,7 +149,6 @@ public struct PostgresSettings: Sendable, CustomStringConvertible {
             host: host, port: port, username: user, password: password?.text, database: database, tls: clientTLS())
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = connectTimeout
-        if case .verifyFull = sslMode { configuration.options.tlsServerName = host }
         return configuration
     }
 
@@ -165,7 +164,6 @@ public struct PostgresSettings: Sendable, CustomStringConvertible {
             host: host, port: port, username: user, password: password?.text, database: database, tls: tls)
         configuration.options.connectTimeout = TimeAmount.nanoseconds(
             connectTimeout.components.seconds * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000)
-        if case .verifyFull = sslMode { configuration.options.tlsServerName = host }
         return configuration
     }
 
@@ -178,7 +176,8 @@ public struct PostgresSettings: Sendable, CustomStringConvertible {
     }
 
     /// libpq's meaning of the modes: `prefer` and `require` encrypt without checking who
-    /// answers; `verify-full` checks the chain against the system's roots and the host name.
+    /// answers; `verify-full` checks the chain against the system's roots and the host name
+    /// (postgres-nio sends a host name, not an IP address, as the TLS server name).
     private func tlsConfiguration() -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if sslMode != .verifyFull { configuration.certificateVerification = .none }

@@ -138,15 +138,48 @@ struct PostgresConnectionTests {
         #expect(error.description == "PostgreSQL at \(admin.server) has no database no_such_database_here")
     }
 
-    @Test func sslmodeRequireAgainstAServerWithoutTLSFails() async throws {
-        guard let admin = try Backend.Postgres.settings() else { return }
-        let settings = try PostgresSettings(url: "postgres://\(admin.user)@\(admin.server)/\(admin.database)?sslmode=require", environment: [:])
-        let error = try await #require(throws: PostgresError.self) { try await PostgresPool.open(settings) }
-        guard case .tls = error.problem else {
-            Issue.record("expected a TLS error, got \(error)")
-            return
+    /// Whether a connection of `pool` is encrypted, as the server sees it.
+    func encrypted(_ pool: PostgresPool) async throws -> Bool {
+        let logger = pool.logger
+        return try await pool.withConnection { connection in
+            try await connection.rows("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: logger)[0].decode(Bool.self)
         }
-        #expect(error.description.contains(admin.server))
+    }
+
+    /// The test server (scripts/postgres-test-server.sh) offers TLS with a self-signed
+    /// certificate: `disable` stays plain, `prefer` and `require` encrypt, `verify-full`
+    /// refuses the certificate. Against a server without TLS, `require` fails.
+    @Test(arguments: PostgresSettings.SSLMode.allCases)
+    func sslmodeIsHonoured(_ mode: PostgresSettings.SSLMode) async throws {
+        guard let admin = try Backend.Postgres.settings() else { return }
+        let plain = try await PostgresPool.open(admin)
+        let logger = plain.logger
+        let offered = try await plain.withConnection { connection in
+            try await connection.rows("SHOW ssl", logger: logger)[0].decode(String.self) == "on"
+        }
+        await plain.close()
+        let url = "postgres://\(admin.user)@\(admin.server)/\(admin.database)?sslmode=\(mode.rawValue)"
+        let settings = try PostgresSettings(url: url, environment: [:])
+        switch (mode, offered) {
+        case (.disable, _), (.prefer, false):
+            let pool = try await PostgresPool.open(settings)
+            #expect(try await encrypted(pool) == false)
+            await pool.close()
+        case (.prefer, true), (.require, true):
+            let pool = try await PostgresPool.open(settings)
+            #expect(try await encrypted(pool))
+            await pool.close()
+        case (.require, false), (.verifyFull, _):
+            let error = try await #require(throws: PostgresError.self) { try await PostgresPool.open(settings) }
+            guard case .tls = error.problem else {
+                Issue.record("expected a TLS error, got \(error)")
+                return
+            }
+            #expect(error.description.contains(admin.server))
+            if offered {
+                #expect(error.description.contains("certificate could not be verified"), "\(error)")
+            }
+        }
     }
 
     @Test func aSchemaNameThatIsNoIdentifierIsRefused() async throws {
