@@ -226,6 +226,36 @@ import Testing
         }
     }
 
+    /// Several processes looking for abandoned runs at once: each run is abandoned by one of
+    /// them, once.
+    @Test(arguments: Backend.all)
+    func concurrentAbandonmentsFailEachRunOnce(_ backend: Backend) async throws {
+        try await backend.withRunStore { store in
+            let t0 = Date(timeIntervalSince1970: 1_790_000_250)
+            var runs: [RunRecord] = []
+            for index in 0..<10 {
+                let run = record(createdAt: t0.addingTimeInterval(Double(index)), lease: .seconds(10))
+                _ = try await store.createRun(run, steps: steps(run))
+                try await store.recordRun(run.id, state: .running, reason: "started", at: t0)
+                try await store.recordStep(run.id, step: "load", state: .running, attempt: 1, reason: "attempt 1", errorCode: nil, at: t0)
+                runs.append(run)
+            }
+            let abandoned = try await withThrowingTaskGroup(of: [RunRecord].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        try await store.abandonRuns(at: t0.addingTimeInterval(100), fallbackLease: .seconds(10)) { _ in "no heartbeat" }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(abandoned.map(\.id).sorted() == runs.map(\.id).sorted())
+            for run in runs {
+                let failures = try await store.transitions(of: run.id).filter { $0.state == .failed }
+                #expect(failures.map { $0.stepID ?? "-" } == ["load", "merge", "-"], "one failure of each unfinished step and one of the run")
+            }
+        }
+    }
+
     @Test(arguments: Backend.all)
     func eachRunIsAbandonedByItsOwnLease(_ backend: Backend) async throws {
         try await backend.withRunStore { store in
