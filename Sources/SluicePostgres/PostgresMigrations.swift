@@ -33,15 +33,26 @@ enum PostgresMigrations {
         let logger = pool.logger
         return try await pool.transaction { connection in
             try await connection.execute("SELECT pg_advisory_xact_lock(\(lockClass), hashtext(\(schema)))", logger: logger)
-            try await connection.execute("CREATE SCHEMA IF NOT EXISTS \(unescaped: quoted)", logger: logger)
-            try await connection.execute(
+            // Created only when missing: CREATE … IF NOT EXISTS checks the privilege to create
+            // first, and a role that may only use a store someone else migrated lacks it.
+            let existing = try await connection.rows(
                 """
-                CREATE TABLE IF NOT EXISTS \(unescaped: quoted).schema_migrations (
-                    version integer PRIMARY KEY,
-                    name text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """, logger: logger)
+                SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(schema)),
+                       to_regclass(\(quoted + ".schema_migrations")) IS NOT NULL
+                """, logger: logger)[0].decode((Bool, Bool).self)
+            if !existing.0 {
+                try await connection.execute("CREATE SCHEMA \(unescaped: quoted)", logger: logger)
+            }
+            if !existing.1 {
+                try await connection.execute(
+                    """
+                    CREATE TABLE \(unescaped: quoted).schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """, logger: logger)
+            }
             var applied = Set<Int>()
             for try await version in try await connection.query(
                 "SELECT version FROM \(unescaped: quoted).schema_migrations", logger: logger

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceStorage
 import Testing
 
 @testable import SluicePostgres
@@ -113,6 +114,41 @@ struct PostgresConnectionTests {
         }
         try await pool.execute("DROP ROLE IF EXISTS \(role)")
         await pool.close()
+    }
+
+    /// A worker's role may use a store that its owner migrated, without the right to create
+    /// anything: opening it migrates nothing and needs no CREATE.
+    @Test func aRoleThatMayOnlyUseTheTablesOpensAMigratedStore() async throws {
+        guard let admin = try Backend.Postgres.settings() else { return }
+        try await withFreshSchema(admin) { pool, schema in
+            _ = try await PostgresRunStore(pool: pool, schema: schema)
+            let role = "sluice_user_" + UUID().uuidString.prefix(8).lowercased()
+            try await pool.execute("CREATE ROLE \(role) LOGIN PASSWORD 'user-pass-77'")
+            try await pool.execute("GRANT USAGE ON SCHEMA \(schema) TO \(role)")
+            try await pool.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \(schema) TO \(role)")
+            do {
+                let settings = try PostgresSettings(
+                    url: "postgres://\(role)@\(admin.server)/\(admin.database)", environment: ["SLUICE_DATABASE_PASSWORD": "user-pass-77"])
+                let rolePool = try await PostgresPool.open(settings)
+                do {
+                    let store = try await PostgresRunStore(pool: rolePool, schema: schema)
+                    #expect(store.migrationsApplied == 0)
+                    let run = RunRecord(pipeline: "p", org: "acme", logicalDate: "2026-03-01", trigger: .cli)
+                    #expect(try await store.createRun(run, steps: []).created)
+                    #expect(try await store.runCounts() == [.pending: 1])
+                } catch {
+                    await rolePool.close()
+                    throw error
+                }
+                await rolePool.close()
+            } catch {
+                try? await pool.execute("DROP OWNED BY \(role)")
+                try? await pool.execute("DROP ROLE \(role)")
+                throw error
+            }
+            try await pool.execute("DROP OWNED BY \(role)")
+            try await pool.execute("DROP ROLE \(role)")
+        }
     }
 
     @Test func aClosedPortIsReportedAsUnreachable() async throws {
