@@ -12,12 +12,15 @@ public final class PostgresPool: Sendable {
     let logger: Logger
     private let running: Task<Void, Never>
 
-    private init(settings: PostgresSettings, logger: Logger) {
+    private init(settings: PostgresSettings, logger: Logger, started: AsyncStream<Void>.Continuation) {
         self.settings = settings
         self.logger = logger
         client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: logger)
         let client = client
-        running = Task { await client.run() }
+        running = Task {
+            started.finish()
+            await client.run()
+        }
     }
 
     /// Checks that the server answers to these settings (one connection, made and closed, so a
@@ -37,7 +40,13 @@ public final class PostgresPool: Sendable {
         } catch {
             throw PostgresError.from(error, settings: settings)
         }
-        return PostgresPool(settings: settings, logger: logger)
+        // The pool leases connections only once its task runs (and warns about a lease asked
+        // for before), so `open` returns when the task has started.
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let pool = PostgresPool(settings: settings, logger: logger, started: signal)
+        for await _ in started {}
+        await Task.yield()
+        return pool
     }
 
     /// Closes the connections and ends the pool's task; queries after this fail.
