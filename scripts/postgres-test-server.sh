@@ -51,7 +51,10 @@ as_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A port the system just handed out as free (a random one without python3: a port taken by
+# then makes the start fail, and the next attempt picks another).
 free_port() {
+    command -v python3 >/dev/null 2>&1 || { echo $((20000 + RANDOM % 40000)); return; }
     python3 - <<'EOF'
 import socket
 with socket.socket() as s:
