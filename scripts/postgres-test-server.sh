@@ -3,19 +3,21 @@
 # packages if it is missing, runs initdb into a temporary folder as an unprivileged user,
 # starts the server on 127.0.0.1 on a free port (fsync off: nothing in it must survive) and
 # creates the database `sluice_test`; `env` prints `export SLUICE_TEST_POSTGRES_URL=…` for
-# it; `stop` stops it and removes the folder. The server's folder and URL are kept in a state
-# file (SLUICE_TEST_POSTGRES_STATE, by default under the system's temp folder), so `env` and
-# `stop` find what `start` made. The superuser `postgres` has no password: only local
-# connections to 127.0.0.1 are accepted, with trust, except for roles the tests give a
-# password (scram, for the wrong-password test). With openssl at hand the server also offers
-# TLS, with a self-signed certificate.
+# it; `stop` stops it and removes the folder; `pause` stops it keeping its data and `resume`
+# starts it again on its port (tests of a server that goes away and comes back). The server's
+# folder and URL are kept in a state file (SLUICE_TEST_POSTGRES_STATE, by default under the
+# system's temp folder), so the other commands find what `start` made.
+#
+# The superuser `postgres` has no password: only connections to 127.0.0.1 are accepted, with
+# trust, except for roles the tests give a password (scram, for the wrong-password test). With
+# openssl at hand the server also offers TLS, with a self-signed certificate.
 set -euo pipefail
 
 state_file="${SLUICE_TEST_POSTGRES_STATE:-${TMPDIR:-/tmp}/sluice-postgres-test-server.state}"
 database="sluice_test"
 
 usage() {
-    echo "usage: $0 start|stop|env" >&2
+    echo "usage: $0 start|stop|env|pause|resume" >&2
     exit 2
 }
 
@@ -97,15 +99,30 @@ start() {
             -out "$folder/server.crt" >/dev/null 2>&1; then
         chmod 600 "$folder/server.key"
         [ "$(id -u)" -ne 0 ] || chown postgres: "$folder/server.key" "$folder/server.crt"
-        tls_options="-c ssl=on -c ssl_cert_file=$folder/server.crt -c ssl_key_file=$folder/server.key"
+        tls_options=on
     fi
+
+    # The settings go into postgresql.conf (the port once it is known), so `resume` starts the
+    # server again as it was.
+    {
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$folder'"
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+        echo "max_connections = 300"
+        if [ -n "$tls_options" ]; then
+            echo "ssl = on"
+            echo "ssl_cert_file = '$folder/server.crt'"
+            echo "ssl_key_file = '$folder/server.key'"
+        fi
+    } >>"$folder/data/postgresql.conf"
 
     local port="" attempt
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
-        if as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 30 start \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k $folder -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 $tls_options" \
-            >/dev/null 2>&1; then
+        if as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 30 start -o "-p $port" >/dev/null 2>&1; then
+            echo "port = $port" >>"$folder/data/postgresql.conf"
             break
         fi
         # Another process took the port between the check and the start: try another.
@@ -141,6 +158,20 @@ stop() {
     rm -f "$state_file"
 }
 
+# Stops the server and keeps its data: a test's server going away under a running store.
+pause() {
+    local folder url bin
+    read_state
+    as_owner "$bin/pg_ctl" -D "$folder/data" -m fast -w stop >/dev/null
+}
+
+# Starts a paused server again, on its port.
+resume() {
+    local folder url bin
+    read_state
+    as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 30 start >/dev/null
+}
+
 env_command() {
     local folder url bin
     read_state
@@ -150,6 +181,8 @@ env_command() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    pause) pause ;;
+    resume) resume ;;
     env) env_command ;;
     *) usage ;;
 esac
