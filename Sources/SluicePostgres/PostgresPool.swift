@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The process's connections to one PostgreSQL server: postgres-nio's `PostgresClient` (its
 /// pool, at most `settings.maximumConnections` connections) running in a task of its own from
@@ -27,6 +28,19 @@ public final class PostgresPool: Sendable {
     /// wrong password or a closed port is reported now, clearly, instead of by the pool's
     /// retries later), then starts the pool.
     public static func open(_ settings: PostgresSettings, logger: Logger = Logger(label: "sluice.postgres")) async throws -> PostgresPool {
+        try await check(settings, logger: logger)
+        // The pool leases connections only once its task runs (and warns about a lease asked
+        // for before), so `open` returns when the task has started.
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let pool = PostgresPool(settings: settings, logger: logger, started: signal)
+        for await _ in started {}
+        await Task.yield()
+        return pool
+    }
+
+    /// Makes one connection, runs `SELECT 1` on it and closes it; throws what went wrong as a
+    /// `PostgresError`.
+    static func check(_ settings: PostgresSettings, logger: Logger) async throws {
         do {
             let connection = try await PostgresConnection.connect(
                 configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
@@ -40,13 +54,6 @@ public final class PostgresPool: Sendable {
         } catch {
             throw PostgresError.from(error, settings: settings)
         }
-        // The pool leases connections only once its task runs (and warns about a lease asked
-        // for before), so `open` returns when the task has started.
-        let (started, signal) = AsyncStream<Void>.makeStream()
-        let pool = PostgresPool(settings: settings, logger: logger, started: signal)
-        for await _ in started {}
-        await Task.yield()
-        return pool
     }
 
     /// Closes the connections and ends the pool's task; queries after this fail.
@@ -56,9 +63,38 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` on a connection of the pool, mapping errors to `PostgresError`.
-    func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    ///
+    /// While the server is down, postgres-nio's pool keeps a lease request waiting and
+    /// retrying for a minute (its circuit breaker) before it fails. So a request that has waited
+    /// `connectTimeout` checks the server with a connection of its own: if that fails, so does
+    /// the request, with that error; if it works, the pool is only busy and the request waits on
+    /// (checking again every `connectTimeout`).
+    func withConnection<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
+        let (client, settings, logger) = (client, settings, logger)
+        let leased = Flag()
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withThrowingTaskGroup(of: Result?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        leased.set()
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: settings.connectTimeout)
+                        if leased.isSet { return nil }
+                        try await Self.check(settings, logger: logger)
+                    }
+                }
+                while let result = try await group.next() {
+                    if let result {
+                        group.cancelAll()
+                        return result
+                    }
+                }
+                preconditionFailure("the query's task ended without a result or an error")
+            }
         } catch {
             throw PostgresError.from(error, settings: settings)
         }
@@ -67,7 +103,7 @@ public final class PostgresPool: Sendable {
     /// Runs `body` in a transaction (READ COMMITTED, PostgreSQL's default): committed if it
     /// returns, rolled back if it throws. A connection whose rollback fails is closed, so the
     /// pool never hands out one left inside a transaction.
-    func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
         let logger = logger
         return try await withConnection { connection in
             try await connection.execute("BEGIN", logger: logger)
@@ -86,6 +122,13 @@ public final class PostgresPool: Sendable {
             return result
         }
     }
+}
+
+/// A flag that one task sets and another reads.
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
 extension PostgresConnection {
