@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SluiceStorage", targets: ["SluiceStorage"]),
         .library(name: "SluiceEngine", targets: ["SluiceEngine"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
+        .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
         .library(name: "SluiceSecrets", targets: ["SluiceSecrets"]),
         .library(name: "SluiceProviders", targets: ["SluiceProviders"]),
         .library(name: "SluiceServer", targets: ["SluiceServer"]),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: ["YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // Pipeline definitions, YAML with positions, expressions, schemas, processor specs,
@@ -92,6 +94,17 @@ let package = Package(
                 "SluiceModel", "SluiceStorage", "SluiceSecrets",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // The storage protocols on PostgreSQL through postgres-nio: the run store, credential,
+        // token and webhook audit stores in the `sluice` schema with versioned migrations, one
+        // bounded connection pool per process. The team backend (DESIGN.md section 9).
+        .target(
+            name: "SluicePostgres",
+            dependencies: [
+                "SluiceModel", "SluiceStorage", "SluiceSecrets",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Processors that call providers over HTTP: the credential validators. The only module
@@ -197,6 +210,16 @@ let package = Package(
                 "SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders", "SluiceRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // One behaviour suite for the storage protocols, run against every backend: SQLite in
+        // a temp folder and PostgreSQL on the server SLUICE_TEST_POSTGRES_URL names.
+        .testTarget(
+            name: "SluiceStorageTests",
+            dependencies: [
+                "SluiceTestSupport", "SluiceStorage", "SluiceSQLite", "SluicePostgres", "SluiceModel", "SluiceSecrets",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

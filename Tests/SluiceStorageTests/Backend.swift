@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SluiceSQLite
+import SluiceStorage
+import Testing
+
+@testable import SluicePostgres
+
+/// A storage backend the behaviour suite runs against: SQLite in a temp folder, always; and
+/// PostgreSQL on the server `SLUICE_TEST_POSTGRES_URL` names (a fresh schema per test), when it
+/// is set, or when `SLUICE_TEST_REQUIRE_POSTGRES=1` (then a missing URL fails each PostgreSQL
+/// case, instead of leaving it out). `scripts/test.sh` starts a server and sets both.
+enum Backend: String, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    /// The backends to test on this machine.
+    static var all: [Backend] {
+        Postgres.url != nil || Postgres.required ? [.sqlite, .postgres] : [.sqlite]
+    }
+
+    /// The PostgreSQL test server, as the environment names it.
+    enum Postgres {
+        static var url: String? {
+            ProcessInfo.processInfo.environment["SLUICE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        static var required: Bool { ProcessInfo.processInfo.environment["SLUICE_TEST_REQUIRE_POSTGRES"] == "1" }
+
+        /// The server's settings (the test server trusts its superuser, so no password); nil
+        /// when there is none and none is required, so the caller leaves its test out.
+        static func settings() throws -> PostgresSettings? {
+            guard let url else {
+                if required {
+                    throw MissingServer()
+                }
+                return nil
+            }
+            var settings = try PostgresSettings(url: url, environment: [:])
+            // Tests run side by side: a small pool each keeps the server's connections in bounds.
+            settings.maximumConnections = 8
+            return settings
+        }
+
+        struct MissingServer: Error, CustomStringConvertible {
+            var description: String {
+                "SLUICE_TEST_REQUIRE_POSTGRES=1 but SLUICE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh"
+            }
+        }
+    }
+
+    /// The stores of one fresh, empty database of a backend.
+    struct Stores {
+        var runs: any RunStore
+        var tokens: any APITokenStore
+        var webhookAudit: any WebhookAuditStore
+        var credentials: any CredentialStore
+    }
+
+    /// Opens fresh, empty stores of this backend, gives them to `body`, then removes them.
+    func withStores(_ body: (Stores) async throws -> Void) async throws {
+        switch self {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-storage-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let runs = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
+            try await body(
+                Stores(
+                    runs: runs, tokens: SQLiteAPITokenStore(sharing: runs), webhookAudit: SQLiteWebhookAuditStore(sharing: runs),
+                    credentials: SQLiteCredentialStore(sharing: runs)))
+        case .postgres:
+            guard let settings = try Postgres.settings() else { return }
+            try await withFreshSchema(settings) { pool, schema in
+                let runs = try await PostgresRunStore(pool: pool, schema: schema)
+                try await body(
+                    Stores(
+                        runs: runs, tokens: PostgresAPITokenStore(sharing: runs), webhookAudit: PostgresWebhookAuditStore(sharing: runs),
+                        credentials: PostgresCredentialStore(sharing: runs)))
+            }
+        }
+    }
+
+    /// Opens a fresh, empty run store of this backend, gives it to `body`, then removes it.
+    func withRunStore(_ body: (any RunStore) async throws -> Void) async throws {
+        try await withStores { try await body($0.runs) }
+    }
+}
+
+/// Runs `body` with a pool on the test server and the name of a schema no other test uses,
+/// dropped afterwards (whether `body` succeeds or not), and closes the pool.
+func withFreshSchema(_ settings: PostgresSettings, _ body: (PostgresPool, String) async throws -> Void) async throws {
+    let pool = try await PostgresPool.open(settings)
+    let schema = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    do {
+        try await body(pool, schema)
+    } catch {
+        try? await pool.execute("DROP SCHEMA IF EXISTS \(schema) CASCADE")
+        await pool.close()
+        throw error
+    }
+    try await pool.execute("DROP SCHEMA IF EXISTS \(schema) CASCADE")
+    await pool.close()
+}
+
+extension PostgresPool {
+    /// Runs a statement the test makes up (a role, a schema to drop), reading its whole result.
+    func execute(_ sql: String) async throws {
+        let logger = logger
+        try await withConnection { connection in try await connection.execute(PostgresQuery(unsafeSQL: sql), logger: logger) }
+    }
+}
