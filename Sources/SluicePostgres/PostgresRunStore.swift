@@ -281,6 +281,24 @@ public final class PostgresRunStore: RunStore {
         }
     }
 
+    public func stepRecords(org: String, kind: String, since: Date) async throws -> [StepRecord] {
+        let logger = logger
+        let since = since.timeIntervalSince1970
+        return try await pool.withConnection { connection in
+            try await connection.rows(
+                """
+                SELECT r.step_id, r.record_key, r.body FROM \(unescaped: self.table("step_record")) r
+                JOIN \(unescaped: self.table("run")) run ON run.id = r.run_id
+                WHERE run.org = \(org) AND r.kind = \(kind) AND run.created_at >= \(since) ORDER BY r.seq
+                """,
+                logger: logger
+            ).map { row in
+                let (step, key, body) = try row.decode((String, String?, String).self)
+                return StepRecord(stepID: step, key: key, json: Data(body.utf8))
+            }
+        }
+    }
+
     // MARK: Reading
 
     public func run(_ id: String) async throws -> RunRecord? {

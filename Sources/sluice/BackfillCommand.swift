@@ -91,6 +91,16 @@ extension Sluice {
                 return
             }
             let tally = Tally()
+            // The handlers are in place before the task starts, so no signal falls between.
+            let cancel = PendingCancel()
+            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { cancel.fire() }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
             let task = Task {
                 try await backfill.run(pipeline: id, slots: slots) { slot, outcome in
                     let when = slot.fireTime.map(ScheduledRun.instantText) ?? slot.logicalDate.description
@@ -104,14 +114,7 @@ extension Sluice {
                     }
                 }
             }
-            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number)
-                source.setEventHandler { task.cancel() }
-                source.resume()
-                return source
-            }
-            defer { signals.forEach { $0.cancel() } }
+            cancel.attach { task.cancel() }
             do {
                 try await task.value
             } catch is CancellationError {

@@ -7,6 +7,7 @@ import SluiceProviders
 import SluiceRuntime
 import SluiceSecrets
 import SluiceStorage
+import Synchronization
 
 extension Sluice {
     struct Run: AsyncParsableCommand {
@@ -95,7 +96,23 @@ extension Sluice {
             if let printer { options.observer = { printer.apply($0) } }
 
             // Ctrl-C or SIGTERM cancels the run; the executor records it and publishes nothing.
+            // The handlers are in place before the run's task starts: a signal that came after
+            // the run had begun but before they were would be ignored, and the run would go on
+            // to publish.
             let note = CancellationNote()
+            let cancel = PendingCancel()
+            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                let name = number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
+                source.setEventHandler {
+                    note.set("cancelled by \(name); nothing was published, resume it with sluice run --resume")
+                    cancel.fire()
+                }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
             let task: Task<RunRecord, any Error>
             if let previous {
                 // A pipeline that decrypts credentials needs the keys; refuse before anything runs.
@@ -128,17 +145,7 @@ extension Sluice {
                     return try await store.run(started.run.id) ?? started.run
                 }
             }
-            let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number)
-                let name = number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
-                source.setEventHandler {
-                    note.set("cancelled by \(name); nothing was published, resume it with sluice run --resume")
-                    task.cancel()
-                }
-                source.resume()
-                return source
-            }
+            cancel.attach { task.cancel() }
             // Keep the elapsed times moving between events.
             let ticker = Task {
                 while !Task.isCancelled, let printer {
@@ -150,7 +157,6 @@ extension Sluice {
             ticker.cancel()
             printer?.redraw()
             if printer != nil { print("") }
-            signals.forEach { $0.cancel() }
 
             print(try await RunReport.render(record, store: store))
             if record.state == .succeeded {
@@ -206,4 +212,26 @@ func resolvePipeline(_ pipeline: String, project: ProjectOptions) throws -> Stri
         throw ExitCode(1)
     }
     return path
+}
+
+/// A cancellation that may be asked for before there is anything to cancel: a signal that
+/// arrives before the run's task exists cancels it as soon as it is attached.
+final class PendingCancel: Sendable {
+    private let state = Mutex<(fired: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func fire() {
+        let action = state.withLock { state -> (@Sendable () -> Void)? in
+            state.fired = true
+            return state.action
+        }
+        action?()
+    }
+
+    func attach(_ action: @escaping @Sendable () -> Void) {
+        let fired = state.withLock { state -> Bool in
+            state.action = action
+            return state.fired
+        }
+        if fired { action() }
+    }
 }

@@ -192,6 +192,31 @@ import Testing
         }
     }
 
+    /// What an org's runs kept since a time (its spend this month, say): other orgs' runs,
+    /// older runs and other kinds are left out; the order is the order kept.
+    @Test(arguments: Backend.all)
+    func anOrgsRecordsSinceATimeSpanItsRuns(_ backend: Backend) async throws {
+        try await backend.withRunStore { store in
+            let monthStart = Date(timeIntervalSince1970: 1_790_000_000)
+            let before = record(createdAt: monthStart.addingTimeInterval(-1))
+            let first = record(createdAt: monthStart)
+            let second = record(createdAt: monthStart.addingTimeInterval(3600))
+            let other = record(org: "globex", createdAt: monthStart.addingTimeInterval(60))
+            for run in [before, first, second, other] { _ = try await store.createRun(run, steps: steps(run)) }
+            func body(_ text: String) -> StepRecordBody { StepRecordBody(key: nil, json: Data(#"{"t":"\#(text)"}"#.utf8)) }
+            try await store.saveStepRecords(before.id, step: "load", kind: "llm_usage", [body("before")])
+            try await store.saveStepRecords(second.id, step: "load", kind: "llm_usage", [body("second")])
+            try await store.saveStepRecords(first.id, step: "merge", kind: "llm_usage", [body("first")])
+            try await store.saveStepRecords(first.id, step: "merge", kind: "quarantined_row", [body("other kind")])
+            try await store.saveStepRecords(other.id, step: "load", kind: "llm_usage", [body("other org")])
+            let kept = try await store.stepRecords(org: "acme", kind: "llm_usage", since: monthStart)
+            #expect(kept.map { String(decoding: $0.json, as: UTF8.self) } == [#"{"t":"second"}"#, #"{"t":"first"}"#])
+            #expect(kept.map(\.stepID) == ["load", "merge"])
+            #expect(try await store.stepRecords(org: "globex", kind: "llm_usage", since: monthStart).count == 1)
+            #expect(try await store.stepRecords(org: "acme", kind: "llm_usage", since: monthStart.addingTimeInterval(7200)).isEmpty)
+        }
+    }
+
     @Test(arguments: Backend.all)
     func aHeartbeatAfterTheRunWasAbandonedReturnsFalse(_ backend: Backend) async throws {
         try await backend.withRunStore { store in
