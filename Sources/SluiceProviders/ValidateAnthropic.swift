@@ -43,24 +43,36 @@ public struct ValidateAnthropicProcessor: Processor {
                 ]
                 request.body = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
                 request.headers.append(("content-type", "application/json"))
-                try await LLMBudget(step).admit(upTo: Self.mostTokens(of: request))
             default:
                 throw StepFailure.config("'check' must be models or messages, not \(shown(check))", at: step.config["check"]?.location)
             }
             request.destination = settings.destination("base_url")
             request.headers += [("x-api-key", key), ("anthropic-version", try settings.text("api_version")), ("accept", "application/json")]
-            let response = try await ProviderHTTP.send(request, logger: step.logger)
-            guard response.isSuccess else { throw response.failure(checking: "the key") }
-            guard let json = response.jsonObject else { throw response.badBody("JSON") }
-            if check == "models", !(json["data"] is [Any]) { throw response.badBody("a JSON models list") }
-            var spent = 0
-            if check == "messages" {
-                let usage = json["usage"] as? [String: Any]
-                let input = (usage?["input_tokens"] as? NSNumber)?.intValue, output = (usage?["output_tokens"] as? NSNumber)?.intValue
-                // An answer without usage still cost something: the most the call could have.
-                spent = input.map { $0 + (output ?? Self.maxTokens) } ?? Self.mostTokens(of: request)
-                try await LLMBudget(step).record(LLMUsage(model: try settings.text("model"), tokens: spent))
+            guard check == "messages" else {
+                let response = try await ProviderHTTP.send(request, logger: step.logger)
+                guard response.isSuccess else { throw response.failure(checking: "the key") }
+                guard response.jsonObject?["data"] is [Any] else { throw response.badBody("a JSON models list") }
+                return ValidatorOutcome.valid.outputs(httpStatus: response.status, extra: ["tokens_spent": .number(0)])
             }
+            // The most the call can spend is held against the org's budget until what it spent
+            // is kept; a call that gets no answer may still have cost that much, so it counts.
+            let budget = LLMBudget(step), model = try settings.text("model"), most = Self.mostTokens(of: request)
+            let hold = try await budget.admit(upTo: most)
+            defer { hold.release() }
+            let response: ProviderResponse
+            do {
+                response = try await ProviderHTTP.send(request, logger: step.logger)
+            } catch let failure as StepFailure where failure.code == FailureCode(.providerUnavailable) {
+                try await budget.record(LLMUsage(model: model, tokens: most))
+                throw failure
+            }
+            guard response.isSuccess else { throw response.failure(checking: "the key") }
+            let usage = response.jsonObject?["usage"] as? [String: Any]
+            let input = (usage?["input_tokens"] as? NSNumber)?.intValue, output = (usage?["output_tokens"] as? NSNumber)?.intValue
+            // An answer without usage still cost something: the most the call could have.
+            let spent = input.map { $0 + (output ?? Self.maxTokens) } ?? most
+            try await budget.record(LLMUsage(model: model, tokens: spent))
+            guard response.jsonObject != nil else { throw response.badBody("JSON") }
             return ValidatorOutcome.valid.outputs(httpStatus: response.status, extra: ["tokens_spent": .number(Double(spent))])
         } catch let failure as StepFailure {
             throw failure.masking([key])

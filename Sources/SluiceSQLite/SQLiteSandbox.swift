@@ -112,7 +112,7 @@ final class SQLiteSandbox: @unchecked Sendable {
     /// the engine: text after it would be statements of their own).
     func run(
         _ sql: String, policy: ProcedureSandbox?, named: [String: WarehouseValue]? = nil, positional: [WarehouseValue] = [],
-        collect: Bool = false, oneStatement: Bool = false
+        collect: Bool = false, oneStatement: Bool = false, maxRows: Int? = nil
     ) throws -> (changed: Int, result: QueryResult?) {
         let before = sqlite3_total_changes64(connection)
         var result: QueryResult?
@@ -196,6 +196,7 @@ final class SQLiteSandbox: @unchecked Sendable {
                         throw Failure(code: Self.code(step), message: String(cString: sqlite3_errmsg(connection)), location: firstWord)
                     }
                     if collect { rows.append((0..<columnCount).map { Self.value(statement, $0) }) }
+                    if let maxRows, rows.count >= maxRows { break }
                 }
                 if collect, columnCount > 0 {
                     result = QueryResult(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) }, rows: rows)

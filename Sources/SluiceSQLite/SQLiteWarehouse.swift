@@ -555,9 +555,9 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
-    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
+    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue], maxRows: Int?) async throws -> QueryResult {
         try await sandboxed { _, sandbox in
-            try sandbox.run(sql, policy: .query, positional: arguments, collect: true, oneStatement: true).result
+            try sandbox.run(sql, policy: .query, positional: arguments, collect: true, oneStatement: true, maxRows: maxRows).result
                 ?? QueryResult(columns: [], rows: [])
         }
     }

@@ -59,6 +59,27 @@ import Testing
         return try await executor.start(plan, .init(org: "acme", logicalDate: "2026-03-01", params: [:], env: [:]))
     }
 
+    @Test func maxRowsBoundsWhatASqlSourceReadsNotOnlyWhatItWrites() async throws {
+        let project = try await projectWithEvents()
+        defer { project.remove() }
+        // Five million rows, were they all read: max_rows stops the query one row past it.
+        try project.write(
+            "procedures/big_events.sql",
+            """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000000)
+            SELECT 'e' || i AS event_id, i AS amount FROM n -- every row a new event
+            """)
+        let yaml = Self.pipeline(params: "{}").replacingOccurrences(
+            of: "on_bad_row: fail\n", with: "on_bad_row: fail\n    limits: { max_rows: 10 }\n")
+        let started = ContinuousClock.now
+        let run = try await project.run("big_events", yaml: yaml)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(run.state == .failed)
+        let step = try await project.store.steps(of: run.id).first { $0.stepID == "extract" }
+        #expect(step?.errorCode == "budget_exceeded")
+        #expect(step?.reason.contains("reached 11 rows, past limits.max_rows (10)") == true, "\(step?.reason ?? "")")
+    }
+
     @Test func rowsOfAProcedureOverAPublishedTableAreIngestedWithTheirParamsBound() async throws {
         let project = try await projectWithEvents()
         defer { project.remove() }

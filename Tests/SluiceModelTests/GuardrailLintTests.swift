@@ -52,7 +52,13 @@ struct GuardrailLintTests {
     @Test func limitsAreLiteralSoNoParamCanLiftThem() {
         #expect(
             diagnostics(pipeline(load: "", step: "    limits: { max_rows: \"${{ params.n }}\" }")) == [
-                "pipelines/guarded.yml:8:25: error: step 'load': limits.max_rows must be a literal value; expressions are not allowed in limits [invalid-value]"
+                "pipelines/guarded.yml:8:25: error: step 'load': limits.max_rows must be a literal value; expressions are not allowed here [invalid-value]"
+            ])
+        // Timeouts too: read before the run, an expression would leave the run or step without one.
+        #expect(
+            diagnostics(pipeline(load: "", step: "    timeout: \"${{ params.n }}s\"", top: "timeout: \"${{ params.n }}m\"\n")) == [
+                "pipelines/guarded.yml:2:10: error: pipeline: timeout must be a literal value; expressions are not allowed here [invalid-value]",
+                "pipelines/guarded.yml:9:14: error: step 'load': timeout must be a literal value; expressions are not allowed here [invalid-value]",
             ])
     }
 }

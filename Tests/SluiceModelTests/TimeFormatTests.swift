@@ -31,12 +31,15 @@ struct TimeFormatTests {
         for (format, text) in [
             ("%m/%d/%Y", "2/30/2024"), ("%m/%d/%Y", "13/1/2024"), ("%m/%d/%Y", "9/9/24"), ("%m/%d/%Y", "9/9/2024 "),
             ("%m/%d/%Y", "9-9-2024"), ("%d %b %Y", "5 Sept 2024"), ("%I:%M %p %F", "13:00 PM 2024-01-01"),
-            ("%F %H:%M", "2024-01-01 24:00"), ("%F %T", "2024-01-01 10:60:00"), ("%F %T.%f", "2024-01-01 10:00:00.1234567"),
+            ("%F %H:%M", "2024-01-01 24:00"), ("%F %T", "2024-01-01 10:60:00"), ("%F %T.%f", "2024-01-01 10:00:00.1234567891"),
+            ("%F%z", "2024-01-01+05:"),
             ("%F%z", "2024-01-01+25:00"),
         ] {
             #expect(try reading(format, text) == nil, "\(format) read \(text)")
         }
         #expect(try reading("%m/%d/%Y", "2/29/2024") != nil)
+        // Seven digits, as .NET writes them: kept to microseconds.
+        #expect(try reading("%F %T.%f", "2024-01-01 10:00:00.1234567")?.micros == 123_456)
     }
 
     @Test func aFormatThatCannotWorkIsRefusedWithItsPlace() {

@@ -105,6 +105,26 @@ struct ValidateAnthropicTests {
         let (other, _) = try await run("globex")
         #expect(other.state == .succeeded, "\(other.reason)")
         #expect(server.requests.count == 3)
+
+        // Three checks at once in one run, with room for one: the others see its hold.
+        try Data("limits: { initech: { llm_budget: \(mostPerCall + 5) } }\n".utf8).write(to: root.appendingPathComponent("sluice.yml"))
+        let parallel = """
+            pipeline: check_llm
+            defaults: { timeout: 30s, max_parallel: 3 }
+            steps:
+            \((1...3).map { "  - { id: check\($0), uses: validate_anthropic, with: { api_key: \"${{ env.ANTHROPIC_KEY }}\", base_url: \"\(server.baseURL)\", check: messages } }" }.joined(separator: "\n"))
+            """
+        let parallelPlan = try PipelinePlan.build(
+            try #require(
+                PipelineLoader(registry: ProcessorEnvironment.standard.registry).load(Data(parallel.utf8), file: "pipelines/check_llm.yml").definition
+            )
+        ).get()
+        let together = try await executor.start(
+            parallelPlan, .init(org: "initech", logicalDate: "2026-12-07", env: ["ANTHROPIC_KEY": FakeKeys.anthropic]))
+        #expect(together.state == .failed)
+        let outcomes = try await store.steps(of: together.id).map { $0.errorCode ?? $0.state.rawValue }.sorted()
+        #expect(outcomes == ["budget_exceeded", "budget_exceeded", "succeeded"], "\(outcomes)")
+        #expect(server.requests.count == 4)
     }
 
     @Test func theMessagesCheckAsksForOneToken() async throws {

@@ -96,6 +96,11 @@ public struct RowTyper: Sendable {
                 }
                 plan.format = format
             }
+            if column.inputTimezone != nil, column.inputFormat == nil {
+                throw StepFailure.config(
+                    "column \(column.name): a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC"
+                )
+            }
             if let name = column.inputTimezone {
                 do { plan.zone = try TimeZoneName.zone(named: name) } catch {
                     throw StepFailure.config("column \(column.name): \(error.description)")

@@ -21,8 +21,11 @@ struct SQLSource {
         let path = try source.text("procedure")
         let sql = try ProcedureFile.read(path, step: step)
         let (select, arguments) = try ProcedureFile.bindNamed(sql, params: source.boundParams(), dialect: workspace.dialect)
+        // The result is held in memory: with `max_rows`, no more than one row past it is read,
+        // so the limit bounds the memory too (and the step still fails past it).
+        let maxRows = StepBudget.current?.limits.maxRows.map { $0 + 1 }
         let result = try await ProcedureFile.located(path, exactPositions: false) {
-            try await workspace.queryProcedure(select, arguments)
+            try await workspace.queryProcedure(select, arguments, maxRows: maxRows)
         }
         // The column check (a REQUIRED column the query lacks, a column named twice) holds for
         // an empty result too.

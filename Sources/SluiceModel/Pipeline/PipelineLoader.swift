@@ -54,6 +54,8 @@ public struct PipelineLoader: Sendable {
 
         var validator = ConfigValidator(registry: registry, scope: scope(for: root))
         validator.validateObject(root, fields: PipelineFormat.topLevel, owner: "pipeline", skip: ["steps", "on_failure", "params"])
+        Self.requireLiteral(root["timeout"], "pipeline: timeout", validator: &validator)
+        Self.requireLiteral(root["defaults"]?["timeout"], "pipeline: defaults.timeout", validator: &validator)
 
         let params = loadParams(root["params"], validator: &validator)
         let allSteps = loadSteps(root["steps"], fields: PipelineFormat.stepFields, kind: "step", required: true, validator: &validator)
@@ -167,14 +169,11 @@ public struct PipelineLoader: Sendable {
             } else {
                 id = Located("on_failure_\(index + 1)", at: item.location)
             }
-            // Limits are the operator's: read before the run, so an expression would leave none.
+            // Limits and timeouts are read before the run, so an expression would leave none.
             for pair in item["limits"]?.mapping ?? [] {
-                if let text = pair.value.scalarText, Template.containsExpression(text) {
-                    validator.report(
-                        .invalidValue, pair.value.location,
-                        "\(label): limits.\(pair.key.scalarText ?? "") must be a literal value; expressions are not allowed in limits")
-                }
+                Self.requireLiteral(pair.value, "\(label): limits.\(pair.key.scalarText ?? "")", validator: &validator)
             }
+            Self.requireLiteral(item["timeout"], "\(label): timeout", validator: &validator)
             guard let usesNode = item["uses"], let uses = usesNode.scalarText else { continue }
             let needs = (item["needs"].map { $0.sequence ?? [$0] } ?? []).compactMap { need -> Located<String>? in
                 guard let text = need.scalarText, !need.isNull else { return nil }
@@ -273,6 +272,13 @@ public struct PipelineLoader: Sendable {
             catchup: duration(node["catchup"]),
             maxActiveRuns: node["max_active_runs"]?.int ?? 1,
             location: node.location)
+    }
+
+    /// Reports a value that is an expression where only a literal works: one read before the
+    /// run exists (a timeout, a limit), which an expression would silently leave unset.
+    static func requireLiteral(_ node: YAMLNode?, _ label: String, validator: inout ConfigValidator) {
+        guard let node, let text = node.scalarText, Template.containsExpression(text) else { return }
+        validator.report(.invalidValue, node.location, "\(label) must be a literal value; expressions are not allowed here")
     }
 
     private func duration(_ node: YAMLNode?) -> Duration? {

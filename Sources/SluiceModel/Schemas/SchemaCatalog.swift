@@ -188,6 +188,11 @@ enum SchemaParser {
                     do { _ = try TimeZoneName.zone(named: text) } catch { problem(zoneNode, "field \(shown(name)): \(error.description)") }
                     if column.type != .timestamp {
                         problem(zoneNode, "field \(shown(name)): a timezone applies to TIMESTAMP columns, not to \(column.type.rawValue)")
+                    } else if item["format"] == nil {
+                        problem(
+                            zoneNode,
+                            "field \(shown(name)): a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC"
+                        )
                     }
                     column.inputTimezone = text
                 } else {

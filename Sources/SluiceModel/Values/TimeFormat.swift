@@ -12,7 +12,7 @@ import Foundation
 /// | `%b`, `%B` | a month's English name, short or long, any case |
 /// | `%H`, `%I` | hour: 0–23, or 1–12 with `%p` (AM/PM, any case) |
 /// | `%M`, `%S` | minutes, seconds: one or two digits |
-/// | `%f` | a fraction of a second: 1–6 digits |
+/// | `%f` | a fraction of a second: 1–9 digits, kept to microseconds |
 /// | `%z` | `Z`, `UTC` or an offset `±HH:MM`, `±HHMM`, `±HH` |
 /// | `%F`, `%T` | `%Y-%m-%d`, `%H:%M:%S` |
 /// | `%%` | a percent sign |
@@ -180,9 +180,15 @@ public struct TimeFormat: Sendable, Hashable, CustomStringConvertible {
                 guard let value = digits(min: 1, max: 2), value < 60 else { return nil }
                 second = value
             case .fraction:
+                // Up to nanoseconds (.NET and Azure write seven digits), kept to microseconds.
                 let start = index
-                guard var value = digits(min: 1, max: 6) else { return nil }
-                for _ in (index - start)..<6 { value *= 10 }
+                guard var value = digits(min: 1, max: 9) else { return nil }
+                let count = index - start
+                if count > 6 {
+                    for _ in 6..<count { value /= 10 }
+                } else {
+                    for _ in count..<6 { value *= 10 }
+                }
                 micros = value
             case .meridiem:
                 switch lowercaseLetters() {
@@ -229,8 +235,9 @@ public struct TimeFormat: Sendable, Hashable, CustomStringConvertible {
         }
         guard let hours = two(), hours < 24 else { return nil }
         var minutes = 0
-        if index < bytes.count, bytes[index] == UInt8(ascii: ":") { index += 1 }
-        if index < bytes.count, bytes[index] &- 0x30 < 10 {
+        let colon = index < bytes.count && bytes[index] == UInt8(ascii: ":")
+        if colon { index += 1 }
+        if colon || (index < bytes.count && bytes[index] &- 0x30 < 10) {
             guard let value = two(), value < 60 else { return nil }
             minutes = value
         }

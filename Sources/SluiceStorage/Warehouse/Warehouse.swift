@@ -182,8 +182,9 @@ public protocol RunWorkspace: Sendable {
     func query(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
 
     /// Runs a query from a procedure (one SELECT of the pipeline's author), sandboxed like
-    /// `runScript`: it may only read.
-    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult
+    /// `runScript`: it may only read. With `maxRows`, stops reading after that many rows (the
+    /// result is held in memory, so a caller with a bound passes it here).
+    func queryProcedure(_ sql: String, _ arguments: [WarehouseValue], maxRows: Int?) async throws -> QueryResult
 
     /// Stages the rows of a procedure's query (one SELECT of the pipeline's author) into a
     /// staged table: `INSERT INTO staged (columns) <select>`, sandboxed like `runScript`, the
@@ -242,6 +243,13 @@ extension RunWorkspace {
 
     public func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange, primaryKey: [String]) async throws -> String {
         try await stage(table, columns: columns, change: change, primaryKey: primaryKey, step: nil)
+    }
+}
+
+extension RunWorkspace {
+    /// Every row of a procedure's query.
+    public func queryProcedure(_ sql: String, _ arguments: [WarehouseValue]) async throws -> QueryResult {
+        try await queryProcedure(sql, arguments, maxRows: nil)
     }
 }
 
