@@ -78,7 +78,8 @@ struct TimeFormatTests {
           {"name": "at", "type": "TIMESTAMP", "format": "%m/%d/%Y %H:%M", "timezone": "Europe/Berlin"},
           {"name": "cost", "type": "NUMERIC", "format": "%F"},
           {"name": "local", "type": "DATETIME", "format": "%F %T%z"},
-          {"name": "bad", "type": "DATE", "format": "%m/%d/%Q", "timezone": "Mars/Olympus"}
+          {"name": "bad", "type": "DATE", "format": "%m/%d/%Q", "timezone": "Mars/Olympus"},
+          {"name": "naive", "type": "TIMESTAMP", "timezone": "Europe/Berlin"}
         ]
         """.write(to: file, atomically: true, encoding: .utf8)
         var catalog = SchemaCatalog()
@@ -90,6 +91,7 @@ struct TimeFormatTests {
                 "schemas/focus.json:6:45: error: field 'bad': format '%m/%d/%Q': %Q is not a directive Sluice reads (it reads %Y %y %m %b %B %d %e %H %I %M %S %f %p %z %F %T and %%) [invalid-schema]",
                 "schemas/focus.json:6:69: error: field 'bad': 'Mars/Olympus' is not an IANA timezone (e.g. UTC, Europe/Berlin, America/New_York) [invalid-schema]",
                 "schemas/focus.json:6:69: error: field 'bad': a timezone applies to TIMESTAMP columns, not to DATE [invalid-schema]",
+                "schemas/focus.json:7:54: error: field 'naive': a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC [invalid-schema]",
             ])
         let schema = try #require(catalog.byPath["schemas/focus.json"])
         #expect(schema.column("day")?.inputFormat?.pattern == "%m/%d/%Y")
