@@ -54,14 +54,9 @@ public final class PostgresCredentialStore: CredentialStore {
                 """, logger: logger)
             guard inserted.count == 1 else {
                 if try await self.fetch(connection, org: credential.org, name: credential.name) != nil {
-                    throw SecretsError(
-                        .credentialExists,
-                        "credential \(credential.org)/\(credential.name) exists already; give it a new value with `sluice secrets rotate`")
+                    throw SecretsError.credentialExists(org: credential.org, name: credential.name)
                 }
-                throw SecretsError(
-                    .credentialLimit,
-                    "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is credential_limit in sluice.yml, or SLUICE_CREDENTIAL_LIMIT)"
-                )
+                throw SecretsError.credentialLimitReached(org: credential.org, limit: limit)
             }
             try await self.insertAudit(connection, audit)
         }

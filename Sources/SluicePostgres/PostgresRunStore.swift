@@ -41,14 +41,6 @@ public final class PostgresRunStore: RunStore {
 
     // MARK: Writing
 
-    public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {
-        switch try await createRun(run, steps: steps, activeLimit: nil) {
-        case .created(let created): return (created, true)
-        case .existing(let existing): return (existing, false)
-        case .limited, .orgLimited: preconditionFailure("no limit was given")
-        }
-    }
-
     public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
         let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
         let outputs = try steps.map { try Self.encode($0.outputs) }

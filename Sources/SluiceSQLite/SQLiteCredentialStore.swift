@@ -74,14 +74,9 @@ public final class SQLiteCredentialStore: CredentialStore, RunStoreDatabaseShare
                     db, sql: "SELECT 1 FROM credential WHERE org = ? AND name = ?",
                     arguments: [credential.org, credential.name]) == true
                 {
-                    throw SecretsError(
-                        .credentialExists,
-                        "credential \(credential.org)/\(credential.name) exists already; give it a new value with `sluice secrets rotate`")
+                    throw SecretsError.credentialExists(org: credential.org, name: credential.name)
                 }
-                throw SecretsError(
-                    .credentialLimit,
-                    "org \(credential.org) holds \(limit) credentials, its limit; delete one first (the limit is credential_limit in sluice.yml, or SLUICE_CREDENTIAL_LIMIT)"
-                )
+                throw SecretsError.credentialLimitReached(org: credential.org, limit: limit)
             }
             try Self.insertAudit(db, audit)
         }

@@ -206,14 +206,6 @@ public final class SQLiteRunStore: RunStore {
 
     // MARK: Writing
 
-    public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {
-        switch try await createRun(run, steps: steps, activeLimit: nil) {
-        case .created(let created): return (created, true)
-        case .existing(let existing): return (existing, false)
-        case .limited, .orgLimited: preconditionFailure("no limit was given")
-        }
-    }
-
     public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
         // One write transaction (SQLite takes the write lock first), so the count and the
         // insert can't interleave with another process's.

@@ -87,4 +87,17 @@ public struct SecretsError: Error, CustomStringConvertible, Equatable, Sendable 
     }
 
     public var description: String { "\(message) [\(code.rawValue)]" }
+
+    /// `put` of a name the org already holds: every store says it the same way.
+    public static func credentialExists(org: String, name: String) -> SecretsError {
+        SecretsError(.credentialExists, "credential \(org)/\(name) exists already; give it a new value with `sluice secrets rotate`")
+    }
+
+    /// `put` into an org that holds `limit` credentials.
+    public static func credentialLimitReached(org: String, limit: Int) -> SecretsError {
+        SecretsError(
+            .credentialLimit,
+            "org \(org) holds \(limit) credentials, its limit; delete one first (the limit is credential_limit in sluice.yml, or SLUICE_CREDENTIAL_LIMIT)"
+        )
+    }
 }

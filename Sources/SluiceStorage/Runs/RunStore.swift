@@ -81,6 +81,14 @@ public protocol RunStore: Sendable {
 }
 
 extension RunStore {
+    public func createRun(_ run: RunRecord, steps: [StepRunRecord]) async throws -> (run: RunRecord, created: Bool) {
+        switch try await createRun(run, steps: steps, activeLimit: nil) {
+        case .created(let created): return (created, true)
+        case .existing(let existing): return (existing, false)
+        case .limited, .orgLimited: preconditionFailure("no limit was given")
+        }
+    }
+
     public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?) async throws -> RunCreation {
         try await createRun(run, steps: steps, activeLimit: activeLimit, orgActiveLimit: nil)
     }
