@@ -214,6 +214,7 @@ struct ExecutorTests {
         let steps = Dictionary(uniqueKeysWithValues: try await harness.store.steps(of: run.id).map { ($0.stepID, $0) })
         #expect(steps["quick"]?.state == .succeeded)
         #expect(steps["slow"]?.state == .cancelled)
+        #expect(steps["slow"]?.reason == "the run passed its timeout")
         #expect(steps["after"]?.reason == "not run: the run passed its timeout")
         // A timeout is a failure, not a cancellation somebody asked for: the handlers hear of it.
         #expect(steps["alert"]?.state == .succeeded)

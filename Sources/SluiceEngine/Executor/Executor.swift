@@ -288,11 +288,11 @@ public struct Executor: Sendable {
                     reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
             }
         }
-        let resources = RunResources(workspace: workspace, vault: vault, project: project)
-        // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
         // The run-level timeout: past it the steps are cancelled, and the run fails (it is not
         // a cancellation: nobody asked for it, so the handlers run).
         let deadline = RunDeadline(plan.definition.timeout)
+        let resources = RunResources(workspace: workspace, vault: vault, project: project, deadline: deadline)
+        // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
         let steps = Task { [self] in
             await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, deadline: deadline, logger: logger)
         }
@@ -599,6 +599,13 @@ public struct Executor: Sendable {
         var vault: SecretVault
         /// The project, with the settings the run read when it started.
         var project: ProjectContext?
+        /// The run's own timeout, which says why its steps were stopped once it has passed.
+        var deadline: RunDeadline? = nil
+
+        /// Why a step of the run stopped without finishing: the run was cancelled, or its timeout passed.
+        var stopReason: String {
+            deadline?.passed == true ? "the run passed its timeout" : "the run was cancelled"
+        }
     }
 
     /// The services `spec` declares, from what the run has; the others stay out of the step's reach.
@@ -671,7 +678,7 @@ public struct Executor: Sendable {
         while true {
             attempt += 1
             if Task.isCancelled {
-                await record(.cancelled, attempt - 1, "the run was cancelled")
+                await record(.cancelled, attempt - 1, resources.stopReason)
                 return .cancelled
             }
             await record(.running, attempt, attempt == 1 ? "started" : "attempt \(attempt) of \(policy.attempts)")
@@ -724,7 +731,7 @@ public struct Executor: Sendable {
                 return .succeeded(published)
             case .finished(.failure(let error)):
                 if error is CancellationError || Task.isCancelled {
-                    await record(.cancelled, attempt, "the run was cancelled")
+                    await record(.cancelled, attempt, resources.stopReason)
                     return .cancelled
                 }
                 failure = redacted((error as? StepFailure) ?? StepFailure(.error, "\(error)"))
@@ -736,8 +743,8 @@ public struct Executor: Sendable {
                 await record(
                     .cancelled, attempt,
                     abandoned
-                        ? "the run was cancelled; the step ignored cancellation and was abandoned"
-                        : "the run was cancelled")
+                        ? "\(resources.stopReason); the step ignored cancellation and was abandoned"
+                        : resources.stopReason)
                 return .cancelled
             }
 
