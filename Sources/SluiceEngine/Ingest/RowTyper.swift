@@ -41,10 +41,20 @@ public struct RowTyper: Sendable {
         var repeated: Bool
         /// The source field, or nil when the source has none (always NULL).
         var field: Int?
-        /// How the source writes the column's dates or times, when not ISO 8601.
-        var format: TimeFormat?
-        /// The zone of timestamps read without one.
-        var zone: TimeZone = .gmt
+        /// How the source writes the column's dates or times, when not ISO 8601. A reference,
+        /// nil for most columns, so copying a plan per value costs no reference counting.
+        var declared: DeclaredFormat?
+    }
+
+    /// A column's declared input format and the zone of timestamps read without one (nil: UTC).
+    private final class DeclaredFormat: Sendable {
+        let format: TimeFormat
+        let zone: TimeZone?
+
+        init(format: TimeFormat, zone: TimeZone?) {
+            self.format = format
+            self.zone = zone
+        }
     }
 
     /// The field names a JSON reader should pick out for `schema`: each column's name, or its
@@ -94,17 +104,15 @@ public struct RowTyper: Sendable {
                 if let why = format.problem(for: column.type, timezone: column.inputTimezone) {
                     throw StepFailure.config("column \(column.name): format \(shown(format.pattern)): \(why)")
                 }
-                plan.format = format
-            }
-            if column.inputTimezone != nil, column.inputFormat == nil {
+                var zone: TimeZone?
+                if let name = column.inputTimezone, name != "UTC" {
+                    do { zone = try TimeZoneName.zone(named: name) } catch { throw StepFailure.config("column \(column.name): \(error.description)") }
+                }
+                plan.declared = DeclaredFormat(format: format, zone: zone)
+            } else if column.inputTimezone != nil {
                 throw StepFailure.config(
                     "column \(column.name): a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC"
                 )
-            }
-            if let name = column.inputTimezone {
-                do { plan.zone = try TimeZoneName.zone(named: name) } catch {
-                    throw StepFailure.config("column \(column.name): \(error.description)")
-                }
             }
             columns.append(plan)
         }
@@ -195,8 +203,8 @@ public struct RowTyper: Sendable {
             if type == .json, span.kind == .string {
                 return .value(.text(ValueSyntax.text(stringLiteral(in: bytes, at: rawStart + Int(span.rawOffset)))))
             }
-            if let format = column.format {
-                return typeFormatted(content, as: type, format: format, zone: column.zone)
+            if let declared = column.declared {
+                return typeFormatted(content, as: type, format: declared.format, zone: declared.zone)
             }
             return typeText(content, as: type)
         case .number:
@@ -271,7 +279,7 @@ public struct RowTyper: Sendable {
 
     /// Types a date or time the source writes in a declared format (a column's `format`).
     private static func typeFormatted(
-        _ content: UnsafeBufferPointer<UInt8>, as type: ColumnType, format: TimeFormat, zone: TimeZone
+        _ content: UnsafeBufferPointer<UInt8>, as type: ColumnType, format: TimeFormat, zone: TimeZone?
     ) -> Typed {
         guard let reading = format.read(content) else {
             return .bad("\(quoted(content)) does not match the format \(shown(format.pattern)) declared for this \(type.rawValue) column")
@@ -282,7 +290,7 @@ public struct RowTyper: Sendable {
         case .datetime:
             return .value(.text(ValueSyntax.canonical(date: reading.date, seconds: reading.seconds, micros: reading.micros, zone: "")))
         default:
-            let instant = reading.instant(in: zone)
+            let instant = reading.instant(in: zone ?? .gmt)
             let day = CalendarDate(daysSinceEpoch: Int((Double(instant) / 86_400).rounded(.down)))
             guard (1...9999).contains(day.year) else { return .bad("\(quoted(content)) is out of range for \(type.rawValue)") }
             let seconds = instant - day.daysSinceEpoch * 86_400

@@ -273,6 +273,7 @@ extension TimeFormat.Reading {
     public func instant(in zone: TimeZone) -> Int {
         let local = date.daysSinceEpoch * 86_400 + seconds
         if let offset { return local - offset }
+        if zone.identifier == "GMT" || zone.identifier == "UTC" { return local }
         return LocalClock(timeZone: zone).firstInstant(reading: local)
     }
 }
