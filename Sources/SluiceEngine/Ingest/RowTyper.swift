@@ -100,24 +100,30 @@ public struct RowTyper: Sendable {
                 throw StepFailure(.missingColumn, "\(file) has no column '\(source)', \(why)", at: .start(of: file))
             }
             var plan = ColumnPlan(type: column.type, required: column.mode == .required, repeated: column.mode == .repeated, field: field)
+            if let why = Self.formatProblem(of: column) { throw StepFailure.config("column \(column.name): \(why)") }
             if let format = column.inputFormat {
-                if let why = format.problem(for: column.type, timezone: column.inputTimezone) {
-                    throw StepFailure.config("column \(column.name): format \(shown(format.pattern)): \(why)")
-                }
                 var zone: TimeZone?
                 if let name = column.inputTimezone, name != "UTC" {
                     do { zone = try TimeZoneName.zone(named: name) } catch { throw StepFailure.config("column \(column.name): \(error.description)") }
                 }
                 plan.declared = DeclaredFormat(format: format, zone: zone)
-            } else if column.inputTimezone != nil {
-                throw StepFailure.config(
-                    "column \(column.name): a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC"
-                )
             }
             columns.append(plan)
         }
         self.columns = columns
         columnNames = schema.columnNames
+    }
+
+    /// Why a column's declared `format` and `timezone` can't read it (a format on a type
+    /// that has none, a timezone without a format); nil when they can, or there are none.
+    static func formatProblem(of column: TableSchema.Column) -> String? {
+        guard let format = column.inputFormat else {
+            guard column.inputTimezone == nil else {
+                return "a timezone goes with a format (the zone of the times it reads without one); ISO 8601 timestamps without a zone are UTC"
+            }
+            return nil
+        }
+        return format.problem(for: column.type, timezone: column.inputTimezone).map { "format \(shown(format.pattern)): \($0)" }
     }
 
     /// The record's values typed in the schema's column order, or why the record doesn't fit.

@@ -109,9 +109,7 @@ public struct IngestProcessor: Processor {
                 }
             }
             if let zone = pair.value["timezone"]?.scalarText { schema.columns[index].inputTimezone = zone }
-            if let format = schema.columns[index].inputFormat,
-                let why = format.problem(for: schema.columns[index].type, timezone: schema.columns[index].inputTimezone)
-            {
+            if let why = RowTyper.formatProblem(of: schema.columns[index]) {
                 throw StepFailure.config("columns.\(name): \(why)", at: pair.value.location)
             }
         }
