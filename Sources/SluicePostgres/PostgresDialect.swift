@@ -1,0 +1,45 @@
+import SluiceStorage
+
+/// PostgreSQL's spelling of the few things that differ between warehouses.
+struct PostgresDialect: SQLDialect {
+    /// The column every staged table has last, numbered as rows arrive: PostgreSQL has no
+    /// rowid, and a row's physical place (ctid) moves when it is updated or vacuumed. Hidden
+    /// from `columns(of:)` and from the run's views, never published.
+    static let arrivalColumn = "_sluice_arrival"
+
+    func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    func placeholder(_ index: Int) -> String { "$\(index)" }
+
+    func nullSafeEquals(_ left: String, _ right: String) -> String { "\(left) IS NOT DISTINCT FROM \(right)" }
+
+    /// Rows of a staged table in load order. (A published table has no arrival column; merges
+    /// read staged tables.)
+    var arrivalOrder: String { quote(Self.arrivalColumn) }
+
+    /// One row a key with DISTINCT ON, in the order that makes the row SQLite's row-by-row
+    /// upsert keeps come first: with `newerBy`, the last to arrive of the rows with the
+    /// greatest non-null value (a later row replaces the kept one when at least as new), or,
+    /// when every value is null, the first to arrive (a null never replaces); without, the
+    /// first to arrive. `updating` is every non-key column, all of which come from that row.
+    func collapseStatement(
+        into staged: String, columns: [String], select: [String], from source: String,
+        key: [String], newerBy: String?, updating: [String]
+    ) -> String {
+        let keyList = key.joined(separator: ", ")
+        let order: String
+        if let newerBy {
+            order = """
+                \(newerBy) IS NULL, \(newerBy) DESC, CASE WHEN \(newerBy) IS NULL THEN \(arrivalOrder) END, \(arrivalOrder) DESC
+                """
+        } else {
+            order = arrivalOrder
+        }
+        return """
+            INSERT INTO \(staged) (\(columns.joined(separator: ", ")))
+            SELECT DISTINCT ON (\(keyList)) \(select.joined(separator: ", ")) FROM \(source) ORDER BY \(keyList), \(order)
+            """
+    }
+}
