@@ -112,3 +112,30 @@ extension PostgresPool {
         try await withConnection { connection in try await connection.execute(PostgresQuery(unsafeSQL: sql), logger: logger) }
     }
 }
+
+extension Backend {
+    /// Opens a fresh, empty warehouse of this backend, gives it to `body`, then removes it:
+    /// SQLite in a temp folder; PostgreSQL with a schema prefix no other test uses (its
+    /// schemas and sandbox roles dropped afterwards, whether `body` succeeds or not).
+    func withWarehouse(_ body: (any Warehouse) async throws -> Void) async throws {
+        switch self {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-warehouse-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            try await body(SQLiteWarehouse(root: folder, busyTimeout: .seconds(5)))
+        case .postgres:
+            guard let settings = try Postgres.settings() else { return }
+            try await withFreshSchema(settings) { pool, schema in
+                let warehouse = try await PostgresWarehouse(pool: pool, schemaPrefix: schema)
+                do {
+                    try await body(warehouse)
+                } catch {
+                    try? await warehouse.removeEverything()
+                    throw error
+                }
+                try await warehouse.removeEverything()
+            }
+        }
+    }
+}
