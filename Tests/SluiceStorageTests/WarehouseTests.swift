@@ -365,7 +365,7 @@ import Testing
                     [.text("12345678901234567890.123456789"), .text("2024-02-29T23:30:00.000000Z"), .text("2024-02-29"), .integer(0)],
                     [.text("20.52022672899"), .null, .null, .null],
                 ])
-            let texts = try await rows(warehouse, "SELECT n::text FROM exact ORDER BY n")
+            let texts = try await rows(warehouse, "SELECT n::text AS exact_text FROM exact ORDER BY n")
             #expect(texts == [[.text("20.52022672899")], [.text("12345678901234567890.123456789")]])
             #expect(
                 try await rows(warehouse, "SELECT n FROM exact ORDER BY n") == [[.real(20.52022672899)], [.text("12345678901234567890.123456789")]],
