@@ -11,12 +11,12 @@ extension PostgresWorkspace {
     func publish() async throws -> [TablePublication] {
         try await hold.hold()
         let staged = try await pool.withConnection { connection in try await self.stagedTables(connection) }
-        let planned = await hold.tables
+        let planned = hold.tables
         let extra = PostgresTargetHold(
             session: session, prefix: warehouse.schemaPrefix, org: org,
             tables: staged.filter { !planned.contains($0.table.lowercased()) && $0.change != .scratch }.map(\.table))
         try await extra.hold()
-        let keys = await hold.keys + extra.keys
+        let keys = hold.keys + extra.keys
         let publications: [TablePublication]
         do {
             publications = try await gate.run { try await self.publishStaged(holding: keys) }
