@@ -155,7 +155,9 @@ let package = Package(
                 "SluiceStorage",
                 "SluiceEngine",
                 "SluiceSQLite",
+                "SluicePostgres",
                 "SluiceProviders",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The command-line tool: flags in, calls into the modules out.

@@ -35,7 +35,7 @@ public struct PostgresWarehouse: Warehouse {
     /// Opens the warehouse on the pool's server, creating the schema that lists the stagings
     /// if it is missing. `schemaPrefix` must be an `Identifier` short enough to leave room for
     /// the org and run names (names past PostgreSQL's 63 bytes are shortened with a hash).
-    public init(pool: PostgresPool, schemaPrefix: String = "sluice_warehouse") async throws {
+    public init(pool: PostgresPool, schemaPrefix: String = PostgresWarehouse.defaultSchemaPrefix) async throws {
         if let problem = Identifier.problem(with: schemaPrefix) {
             throw PostgresError(.invalidName(problem), server: pool.settings.server)
         }
@@ -90,7 +90,12 @@ public struct PostgresWarehouse: Warehouse {
     }
 
     /// The schema of an org's published tables.
-    func orgSchema(_ org: String) -> String { Self.name([schemaPrefix, "org", org]) }
+    func orgSchema(_ org: String) -> String { Self.orgSchema(org, prefix: schemaPrefix) }
+    /// The schema of an org's published tables in the warehouse of `prefix`: where people
+    /// and other SQL clients find them.
+    public static func orgSchema(_ org: String, prefix: String = defaultSchemaPrefix) -> String { name([prefix, "org", org]) }
+    /// The first part of every schema and role name unless a warehouse is given another.
+    public static let defaultSchemaPrefix = "sluice_warehouse"
     /// The schema of a run's staged tables and bookkeeping.
     func stagingSchema(_ runID: String) -> String { Self.name([schemaPrefix, "run", runID]) }
     /// The schema of a run's views.

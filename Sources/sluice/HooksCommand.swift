@@ -155,7 +155,7 @@ extension Sluice {
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
-                guard Runtime.hasStores(projectRoot: project.root) else {
+                guard try await Runtime.hasStores(projectRoot: project.root) else {
                     print("no deliveries")
                     return
                 }

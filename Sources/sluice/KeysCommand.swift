@@ -188,7 +188,7 @@ struct KeyOptions: ParsableArguments {
 
     /// The store if the project has stores already (listing creates nothing).
     func existingStore() async throws -> (any CredentialStore)? {
-        Runtime.hasStores(projectRoot: project.root) ? try await store() : nil
+        try await Runtime.hasStores(projectRoot: project.root) ? try await store() : nil
     }
 
     /// A path as messages show it: relative to the project when inside it.

@@ -34,10 +34,16 @@ extension Sluice {
         @OptionGroup var project: ProjectOptions
 
         func run() async throws {
-            let warehouse = Runtime.warehouse(projectRoot: project.root)
             let result: QueryResult
             do {
-                result = try await warehouse.query(org: org, sql, [])
+                let (warehouse, close) = try await Runtime.warehouse(projectRoot: project.root)
+                do {
+                    result = try await warehouse.query(org: org, sql, [])
+                } catch {
+                    await close()
+                    throw error
+                }
+                await close()
             } catch {
                 writeError("sluice query: \(error)")
                 throw ExitCode(1)

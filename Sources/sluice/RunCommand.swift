@@ -160,7 +160,7 @@ extension Sluice {
 
             print(try await RunReport.render(record, store: store))
             if record.state == .succeeded {
-                let warehouse = try Runtime.warehouseLocation(projectRoot: root, org: record.org)
+                let warehouse = try await Runtime.warehouseLocation(projectRoot: root, org: record.org)
                 print("\nResults are in \(relative(warehouse, to: root)); look with: sluice query \(record.org) \"SELECT * FROM <table> LIMIT 10\"")
             } else {
                 print("\nTo run it again from the failed steps, reusing what succeeded: sluice run --resume \(record.id)")

@@ -115,7 +115,8 @@ private let loggingStarted = Mutex(false)
 
 /// Opens the project (`Runtime.open`) for `command`. Settings that don't check out (a bad
 /// `sluice.yml` key or `SLUICE_*` variable) end the command with status 1 and an error that
-/// names the key or variable, before anything is opened.
+/// names the key or variable, before anything is opened; so does a database server that can't
+/// be reached or refuses, naming its host:port.
 func openProject(
     _ command: String, root: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
     processors: ProcessorEnvironment = .standard, runCacheBytes: Int = Runtime.defaultRunCacheBytes,
@@ -126,6 +127,11 @@ func openProject(
             projectRoot: root, environment: environment, processors: processors,
             runCacheBytes: runCacheBytes, recover: recover)
     } catch let error as SettingsError {
+        writeError("sluice \(command): \(error)")
+        throw ExitCode(1)
+    } catch let error as BackendUnavailable {
+        // The server can't be reached, refuses the user, or lacks the database: its host:port
+        // and the problem, never the password.
         writeError("sluice \(command): \(error)")
         throw ExitCode(1)
     }

@@ -46,12 +46,35 @@ struct ProjectSettingsTests {
     @Test func mistakesNameTheLineAndColumn() async {
         #expect(await error("orgs: [acme, 'bad name']\n").hasPrefix("sluice.yml:1:14: org 'bad name': "))
         #expect(await error("orgs: acme\n") == "sluice.yml:1:7: orgs must be a list of org names, like orgs: [acme, globex], not a string")
-        #expect(await error("orgs: [acme]\norgz: [b]\n").hasPrefix("sluice.yml:2:1: unknown setting 'orgz'; sluice.yml has inputs"))
+        #expect(await error("orgs: [acme]\norgz: [b]\n").hasPrefix("sluice.yml:2:1: unknown setting 'orgz'; sluice.yml has database"))
         #expect(await error("orgs: [acme, acme]\n") == "sluice.yml:1:14: org 'acme' is listed twice")
         #expect(await error("orgs: []\n").hasPrefix("sluice.yml:1:7: orgs is empty"))
         #expect(await error("- acme\n").hasPrefix("sluice.yml:1:1: sluice.yml must be a mapping"))
         #expect(await error("orgs: [acme\n").hasPrefix("sluice.yml:"))
         #expect(await error(nil, environment: ["SLUICE_ORGS": "acme,no way"]).hasPrefix("SLUICE_ORGS: org 'no way': "))
+    }
+
+    @Test func theDatabaseIsAServerURLWithoutItsPassword() async throws {
+        #expect(try await load(nil).database == nil)
+        let fromFile = try await load("orgs: [acme]\ndatabase: postgres://sluice@db.example.com:5433/wh?sslmode=require\n")
+        #expect(
+            fromFile.database == DatabaseSetting(url: "postgres://sluice@db.example.com:5433/wh?sslmode=require", source: "sluice.yml:2:11: database")
+        )
+        // The variable wins over the file, and an empty one is unset.
+        let fromVariable = try await load(
+            "database: postgres://a@one/x\n", environment: ["SLUICE_DATABASE_URL": "postgresql://b@two:6000/y"])
+        #expect(fromVariable.database == DatabaseSetting(url: "postgresql://b@two:6000/y", source: "SLUICE_DATABASE_URL"))
+        #expect(try await load("database: postgres://a@one/x\n", environment: ["SLUICE_DATABASE_URL": ""]).database?.url == "postgres://a@one/x")
+
+        // A password in the URL is refused, wherever it is given, and never repeated.
+        let inFile = await error("database: postgres://sluice:hunter2@db.example.com/wh\n")
+        #expect(inFile.hasPrefix("sluice.yml:1:11: database: the URL carries a password"), "\(inFile)")
+        #expect(inFile.contains("SLUICE_DATABASE_PASSWORD"))
+        let inVariable = await error(nil, environment: ["SLUICE_DATABASE_URL": "postgres://sluice:hunter2@db/wh"])
+        #expect(inVariable.hasPrefix("SLUICE_DATABASE_URL: the URL carries a password"), "\(inVariable)")
+        for message in [inFile, inVariable] { #expect(!message.contains("hunter2")) }
+        #expect(await error("database: mysql://db/wh\n").hasPrefix("sluice.yml:1:11: database: it is not a PostgreSQL URL"))
+        #expect(await error("database: [a]\n").hasPrefix("sluice.yml:1:11: database must be a URL"))
     }
 
     @Test func limitsArePerOrgOverTheDefaultAndMistakesAreNamed() async throws {

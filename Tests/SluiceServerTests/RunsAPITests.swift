@@ -210,7 +210,7 @@ struct RunsAPITests {
         let stored = try #require(try await live.server.store.run(id))
         #expect(stored.state == .cancelled, "\(stored.state) \(stored.reason)")
         #expect(stored.reason.hasPrefix("cancelled at shutdown: the process was stopping (no shutdown grace)"), "\(stored.reason)")
-        let warehouse = try Runtime.warehouseLocation(projectRoot: live.project, org: "acme")
+        let warehouse = try await Runtime.warehouseLocation(projectRoot: live.project, org: "acme")
         let published = FileManager.default.fileExists(atPath: warehouse) ? try await tableCount(warehouse, "events") : 0
         #expect(published == 0)
     }

@@ -27,11 +27,13 @@ public struct ProjectServices: Sendable {
     public var lease: Duration { settings.runLease }
     /// How long a failed run's staging is kept for a resume.
     public var stagingRetention: Duration { settings.stagingRetention }
+    /// Ends the backend's connections (a server's pool); nothing for files.
+    private let closing: @Sendable () async -> Void
 
     public init(
         projectRoot: URL, stateFolder: URL, processors: ProcessorEnvironment, runStore: any RunStore,
         warehouse: any Warehouse, credentialStore: any CredentialStore, apiTokens: any APITokenStore,
-        webhookAudit: any WebhookAuditStore, settings: ProjectSettings
+        webhookAudit: any WebhookAuditStore, settings: ProjectSettings, close: @escaping @Sendable () async -> Void = {}
     ) {
         self.projectRoot = projectRoot
         self.stateFolder = stateFolder
@@ -42,6 +44,13 @@ public struct ProjectServices: Sendable {
         self.apiTokens = apiTokens
         self.webhookAudit = webhookAudit
         self.settings = settings
+        closing = close
+    }
+
+    /// Lets the backend's connections go: a process that opened the project calls this once
+    /// it is done with every store (queries after it fail).
+    public func close() async {
+        await closing()
     }
 
     /// Lints the pipeline file at `path` (relative to the project root) into a plan with the

@@ -18,6 +18,7 @@ import SystemPackage
 /// staging_retention: 7d     # how long a failed run's staging is kept for --resume
 /// credential_limit: 100     # stored credentials per org
 /// webhook_audit: { retention: 30d, max_refusals: 100000 }   # refused deliveries kept
+/// database: postgres://sluice@db.example.com:5432/sluice?sslmode=require   # a server instead of .sluice/
 /// ```
 public struct ProjectSettings: Sendable, Hashable {
     public static let fileName = "sluice.yml"
@@ -34,7 +35,11 @@ public struct ProjectSettings: Sendable, Hashable {
         "credential_limit": "how many credentials an org may store, a whole number like 100",
         "webhook_audit": "how refused webhook deliveries are kept: { retention: 30d, max_refusals: 100000 }",
         "limits": "what each org's steps may consume: { default: { max_rows: 5000000 }, acme: { llm_budget: 2000000 } }",
+        "database":
+            "the PostgreSQL server that holds the warehouse and run history instead of .sluice/: postgres://user@host:5432/dbname?sslmode=require, the password in SLUICE_DATABASE_PASSWORD",
     ]
+    /// The variable that names the database instead of `database` in the file.
+    public static let databaseVariable = "SLUICE_DATABASE_URL"
     /// The settings that are durations, and those that are counts with their least value and
     /// how their error describes them.
     static let durationKeys = ["run_lease", "staging_retention", "webhook_audit.retention"]
@@ -80,6 +85,9 @@ public struct ProjectSettings: Sendable, Hashable {
     /// `limits`: per org (`default` for orgs not listed), what each step may consume and the
     /// org's monthly LLM token budget. An org's entry overrides `default` key by key.
     public var limits: [String: OrgLimits] = [:]
+    /// `database` (`SLUICE_DATABASE_URL`): the server that holds the project's warehouse and
+    /// stores; nil for the embedded SQLite files under `.sluice/`.
+    public var database: DatabaseSetting?
 
     /// The keys of an org's entry under `limits`.
     static let limitKeys: [String: String] = [
@@ -180,6 +188,12 @@ public struct ProjectSettings: Sendable, Hashable {
         settings.webhookAuditRetention = try duration(config, "webhook_audit.retention") ?? settings.webhookAuditRetention
         settings.credentialLimit = try count(config, "credential_limit") ?? settings.credentialLimit
         settings.webhookAuditMaxRefusals = try count(config, "webhook_audit.max_refusals") ?? settings.webhookAuditMaxRefusals
+        if let url = environment[databaseVariable], !url.trimmingCharacters(in: .whitespaces).isEmpty {
+            if let problem = databaseURLProblem(url) { throw SettingsError("\(databaseVariable): \(problem)") }
+            settings.database = DatabaseSetting(url: url, source: databaseVariable)
+        } else if let node = checked?["database"], let url = node.scalarText {
+            settings.database = DatabaseSetting(url: url, source: "\(node.location): database")
+        }
         for pair in checked?["limits"]?.mapping ?? [] {
             guard let org = pair.key.scalarText else { continue }
             settings.limits[org] = OrgLimits(step: StepLimits(node: pair.value), llmBudget: pair.value["llm_budget"]?.int)
@@ -321,6 +335,14 @@ public struct ProjectSettings: Sendable, Hashable {
                 }
             }
         }
+        if let database = root["database"] {
+            guard let text = database.scalarText, !database.isNull else {
+                throw SettingsError(
+                    "\(database.location): database must be a URL, like database: postgres://sluice@db.example.com:5432/sluice, not \(database.kindDescription)"
+                )
+            }
+            if let problem = databaseURLProblem(text) { throw SettingsError("\(database.location): database: \(problem)") }
+        }
         if let audit = root["webhook_audit"] {
             try checkKeys(of: audit, in: "webhook_audit", known: ["retention": "a duration like 30d", "max_refusals": "a whole number like 100000"])
         }
@@ -391,6 +413,24 @@ public struct ProjectSettings: Sendable, Hashable {
         return nil
     }
 
+    /// What is wrong with a `database` URL on its face, or nil: a `postgres://` URL without a
+    /// password (sluice.yml is committed and shown; the password comes from the environment).
+    /// The rest (host, user, database name, `sslmode`) is checked where the server is opened.
+    /// The URL itself is never repeated: it may carry a password.
+    static func databaseURLProblem(_ text: String) -> String? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let components = URLComponents(string: trimmed),
+            let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql"
+        else {
+            return "it is not a PostgreSQL URL: it should read postgres://user@host:5432/dbname (SQLite, the default, needs no setting)"
+        }
+        if components.password != nil {
+            return
+                "the URL carries a password, which must not be kept here: remove it and set SLUICE_DATABASE_PASSWORD or SLUICE_DATABASE_PASSWORD_FILE"
+        }
+        return nil
+    }
+
     private static func checkOrgs(_ names: [String], source: String) throws(SettingsError) {
         if names.isEmpty || names == [""] { throw SettingsError("\(source) is empty; give org names separated by commas") }
         var seen: Set<String> = []
@@ -410,6 +450,18 @@ public struct SettingsError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// Where the project's server is: its URL (without a password) and where that was given, for
+/// errors (`sluice.yml:4:11: database` or `SLUICE_DATABASE_URL`).
+public struct DatabaseSetting: Sendable, Hashable {
+    public var url: String
+    public var source: String
+
+    public init(url: String, source: String) {
+        self.url = url
+        self.source = source
+    }
 }
 
 /// What an org's steps may consume (`limits` in sluice.yml).

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// A database of its own on the test PostgreSQL server (`SLUICE_TEST_POSTGRES_URL`, which
+/// `scripts/test.sh` starts), for a test that points a whole project at a server: created
+/// empty, dropped afterwards. Made with the server's own `psql`, so a test needs no client of
+/// ours to set up what it then checks through ours.
+public struct PostgresTestDatabase: Sendable {
+    /// `postgres://postgres@127.0.0.1:PORT/NAME`: the database's URL, without a password (the
+    /// test server trusts its superuser on 127.0.0.1).
+    public let url: String
+    public let name: String
+    /// The server's URL (its `sluice_test` database), for statements about the server.
+    public let serverURL: String
+
+    /// The test server's URL; nil when there is none and none is required (the caller leaves
+    /// its test out). With `SLUICE_TEST_REQUIRE_POSTGRES=1` a missing server is an error.
+    public static var serverURL: String? {
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            if let url = environment["SLUICE_TEST_POSTGRES_URL"], !url.isEmpty { return url }
+            if environment["SLUICE_TEST_REQUIRE_POSTGRES"] == "1" { throw MissingServer() }
+            return nil
+        }
+    }
+
+    /// Whether PostgreSQL cases run here: the server is set, or required (then a missing one
+    /// fails them instead of leaving them out).
+    public static var isAvailable: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return !(environment["SLUICE_TEST_POSTGRES_URL"] ?? "").isEmpty || environment["SLUICE_TEST_REQUIRE_POSTGRES"] == "1"
+    }
+
+    /// Creates an empty database, gives it to `body`, then drops it (closing what still
+    /// connects to it).
+    public static func with<T>(_ body: (PostgresTestDatabase) async throws -> T) async throws -> T {
+        guard let server = try serverURL else { throw MissingServer() }
+        let name = "sluice_t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        try psql(server, "CREATE DATABASE \(name)")
+        let database = PostgresTestDatabase(url: replacingDatabase(of: server, with: String(name)), name: String(name), serverURL: server)
+        do {
+            let result = try await body(database)
+            try? psql(server, "DROP DATABASE \(name) WITH (FORCE)")
+            return result
+        } catch {
+            try? psql(server, "DROP DATABASE \(name) WITH (FORCE)")
+            throw error
+        }
+    }
+
+    /// Runs SQL in this database as the superuser and returns what psql printed (unaligned,
+    /// tuples only, `|` between columns).
+    @discardableResult
+    public func sql(_ statement: String) throws -> String {
+        try Self.psql(url, statement)
+    }
+
+    /// Runs `statement` with psql against `url`; throws psql's error output when it fails.
+    @discardableResult
+    public static func psql(_ url: String, _ statement: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement]
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        let complaint = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw PSQLFailed(statement: statement, message: String(decoding: complaint, as: UTF8.self))
+        }
+        return String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `url` naming `database` instead of its own.
+    static func replacingDatabase(of url: String, with database: String) -> String {
+        guard var components = URLComponents(string: url) else { return url }
+        components.path = "/" + database
+        return components.string ?? url
+    }
+
+    public struct MissingServer: Error, CustomStringConvertible {
+        public var description: String {
+            "SLUICE_TEST_REQUIRE_POSTGRES=1 but SLUICE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh"
+        }
+    }
+
+    public struct PSQLFailed: Error, CustomStringConvertible {
+        public var statement: String
+        public var message: String
+        public var description: String { "psql failed on \(statement): \(message)" }
+    }
+}
