@@ -151,3 +151,13 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         return "\(error)"
     }
 }
+
+extension PostgresError {
+    /// Two sessions changed the same shared catalog row at once (a role created or granted by
+    /// two databases' set-ups together): `duplicate_object`, `unique_violation`, or the
+    /// internal "tuple concurrently updated". Trying again finds the other's change made.
+    var isCatalogRace: Bool {
+        guard case .server(let sqlState, let message) = problem else { return false }
+        return sqlState == "42710" || sqlState == "23505" || (sqlState == "XX000" && message.contains("concurrently"))
+    }
+}

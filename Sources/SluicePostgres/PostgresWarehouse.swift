@@ -115,8 +115,27 @@ public struct PostgresWarehouse: Warehouse {
         let schema = dialect.quote(orgSchema(org))
         let roleName = sandboxRole(org)
         let role = dialect.quote(roleName)
-        let logger = pool.logger
         let key = schemaPrefix + "/" + org
+        // Roles are the server's, but advisory locks only the database's: projects (or test
+        // databases) on one server that set up the same org at once can both find the role
+        // missing, or grant it at once. The loser's transaction fails on the catalog and is
+        // tried again, and then finds the role there.
+        var attempt = 1
+        while true {
+            do {
+                try await setUpOrg(schema: schema, role: role, roleName: roleName, lockKey: key)
+                break
+            } catch let error as PostgresError where attempt < 5 && error.isCatalogRace {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(20 * attempt))
+            }
+        }
+        readyOrgs.insert(org)
+    }
+
+    /// One try at `prepareOrg`'s transaction.
+    private func setUpOrg(schema: String, role: String, roleName: String, lockKey key: String) async throws {
+        let logger = pool.logger
         try await pool.transaction { connection in
             try await connection.execute("SELECT pg_advisory_xact_lock(\(Self.setupLockClass), hashtext(\(key)))", logger: logger)
             let roleExists = try await connection.rows("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = \(roleName))", logger: logger)[0]
@@ -140,7 +159,6 @@ public struct PostgresWarehouse: Warehouse {
             ]
             for statement in statements { try await connection.execute(PostgresQuery(unsafeSQL: statement), logger: logger) }
         }
-        readyOrgs.insert(org)
     }
 
     // MARK: Warehouse

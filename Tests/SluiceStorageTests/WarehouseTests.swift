@@ -355,6 +355,48 @@ import Testing
         }
     }
 
+    /// Sandbox roles are the server's, advisory locks only a database's: warehouses of several
+    /// databases on one server (several projects, or these tests) that set up the same org at
+    /// once all get there, none failing on the role another created or granted meanwhile.
+    @Test(arguments: Backend.all.filter { $0 == .postgres })
+    func warehousesOfSeveralDatabasesSetUpOneOrgAtOnce(_ backend: Backend) async throws {
+        guard let server = try Backend.Postgres.settings() else { return }
+        let admin = try await PostgresPool.open(server)
+        let prefix = "race_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
+        let names = (0..<6).map { "\(prefix)_db\($0)" }
+        for name in names { try await admin.execute("CREATE DATABASE \(name)") }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for name in names {
+                    group.addTask {
+                        var settings = server
+                        settings.database = name
+                        settings.maximumConnections = 2
+                        let pool = try await PostgresPool.open(settings)
+                        do {
+                            let warehouse = try await PostgresWarehouse(pool: pool, schemaPrefix: String(prefix))
+                            let workspace = try await warehouse.workspace(org: "acme", runID: "r1")
+                            await workspace.close()
+                        } catch {
+                            await pool.close()
+                            throw error
+                        }
+                        await pool.close()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            for name in names { try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+            try? await admin.execute("DROP ROLE IF EXISTS \(prefix)_sandbox_acme")
+            await admin.close()
+            throw error
+        }
+        for name in names { try await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        try await admin.execute("DROP ROLE IF EXISTS \(prefix)_sandbox_acme")
+        await admin.close()
+    }
+
     @Test(arguments: Backend.all.filter { $0 == .postgres })
     func postgresKeepsNumericExactAndTypesFaithful(_ backend: Backend) async throws {
         try await backend.withWarehouse { warehouse in
