@@ -23,10 +23,12 @@ public enum Runtime {
     /// process died are marked abandoned and stagings past their retention removed first.
     /// `runCacheBytes` is the page cache one run's warehouse connection gets: all of the
     /// default for a command that executes one run, a share for a server that executes several.
+    /// `runExecution` says where the runs the process creates execute (`ProjectServices.runExecution`):
+    /// here by default; `.workers` leaves them pending for `sluice worker` processes.
     public static func open(
         projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
         processors: ProcessorEnvironment = .standard, runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes,
-        recover: Bool = true
+        recover: Bool = true, runExecution: RunExecution = .inProcess
     ) async throws -> ProjectServices {
         let state = stateFolder(projectRoot: projectRoot)
         let store = try SQLiteRunStore(path: state.appendingPathComponent("runs.sqlite").path)
@@ -35,7 +37,8 @@ public enum Runtime {
             warehouse: SQLiteWarehouse(root: state, runCacheBytes: runCacheBytes),
             credentialStore: SQLiteCredentialStore(sharing: store), apiTokens: SQLiteAPITokenStore(sharing: store),
             webhookAudit: SQLiteWebhookAuditStore(sharing: store),
-            settings: try await ProjectSettings.load(projectRoot: projectRoot, environment: environment))
+            settings: try await ProjectSettings.load(projectRoot: projectRoot, environment: environment),
+            runExecution: runExecution)
         if recover { try await services.recover() }
         return services
     }
