@@ -28,7 +28,9 @@ import Testing
                 group.addTask {
                     var claimed: [(String, RunClaim)] = []
                     let worker = "w\(index)"
-                    while let claim = try await store.claimRun(worker: worker, lease: .seconds(10), orgs: nil, at: at) {
+                    // Bounded, so a store that hands out one run again and again fails the test
+                    // instead of hanging it.
+                    while claimed.count < 100, let claim = try await store.claimRun(worker: worker, lease: .seconds(10), orgs: nil, at: at) {
                         claimed.append((worker, claim))
                     }
                     return claimed
