@@ -223,6 +223,9 @@ public final class PostgresRunStore: RunStore {
                 SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
                 WHERE for_workers AND state IN \(unescaped: Self.activeStates)
                     AND (worker IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= \(time))
+                    -- A worker never takes a run over from itself: one whose lease lapsed while it
+                    -- was starting it is still its own.
+                    AND coalesce(worker, '') <> \(worker)
                     AND (\(orgList == nil) OR org = ANY(\(orgList ?? [])::text[]))
                 ORDER BY created_at, id
                 LIMIT 1

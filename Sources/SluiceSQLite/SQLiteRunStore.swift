@@ -366,8 +366,11 @@ public final class SQLiteRunStore: RunStore {
             var sql = """
                 SELECT * FROM run WHERE for_workers AND state IN ('pending', 'running')
                     AND (worker IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)
+                    AND coalesce(worker, '') <> ?
                 """
-            var arguments: StatementArguments = [time]
+            // A worker never takes a run over from itself: one whose lease lapsed while it was
+            // starting it is still its own.
+            var arguments: StatementArguments = [time, worker]
             if let orgList {
                 guard !orgList.isEmpty else { return nil }
                 sql += " AND org IN (\(databaseQuestionMarks(count: orgList.count)))"

@@ -133,6 +133,8 @@ import Testing
             #expect(try await store.claimRun(worker: "b", lease: .seconds(10), orgs: nil, at: t0.addingTimeInterval(12)) == nil, "renewed")
             #expect(try await store.renewLease(run.id, worker: "b", lease: .seconds(10), at: t0.addingTimeInterval(12)) == false, "not b's")
 
+            // Lapsed, but a is still starting it, say: a never takes a run over from itself.
+            #expect(try await store.claimRun(worker: "a", lease: .seconds(10), orgs: nil, at: t0.addingTimeInterval(19)) == nil)
             let taken = try #require(try await store.claimRun(worker: "b", lease: .seconds(10), orgs: nil, at: t0.addingTimeInterval(19)))
             #expect(taken.isTakeover && taken.previousWorker == "a" && taken.run.worker == "b")
             #expect(try await store.renewLease(run.id, worker: "a", lease: .seconds(10), at: t0.addingTimeInterval(20)) == false)

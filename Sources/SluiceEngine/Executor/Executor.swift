@@ -233,6 +233,19 @@ public struct Executor: Sendable {
     ) async throws {
         var logger = self.logger
         if let lease { logger[metadataKey: "worker"] = "\(lease.worker)" }
+        // Kept alive from the start: reading the settings and params can take a while on a busy
+        // machine, and a worker's claim must not lapse before the run is under way.
+        let ownership = RunOwnership()
+        let heartbeat = Task { [self] in
+            while !Task.isCancelled {
+                if (try? await keepAlive(run, lease: lease)) == false {
+                    ownership.lose()
+                    return
+                }
+                try? await Task.sleep(for: lease?.renewalInterval ?? options.heartbeatInterval)
+            }
+        }
+        defer { heartbeat.cancel() }
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
         if let requestID = run.requestID { logger[metadataKey: "request_id"] = "\(requestID)" }
@@ -260,20 +273,17 @@ public struct Executor: Sendable {
             return
         }
 
+        // A worker's claim is checked once more before the run is recorded as its own.
+        var stillHeld = true
+        if lease != nil { stillHeld = (try? await keepAlive(run, lease: lease)) != false }
+        if !stillHeld || ownership.isLost {
+            ownership.lose()
+            logLost(logger, lease: lease)
+            return
+        }
         try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: startReason, at: Date()) }
         notify(run.id, step: nil, .running, startReason)
         logger.info("run started", metadata: startReason == "started" ? [:] : ["reason": "\(startReason)"])
-        let ownership = RunOwnership()
-        let heartbeat = Task { [self] in
-            while !Task.isCancelled {
-                if (try? await keepAlive(run, lease: lease)) == false {
-                    ownership.lose()
-                    return
-                }
-                try? await Task.sleep(for: lease?.renewalInterval ?? options.heartbeatInterval)
-            }
-        }
-        defer { heartbeat.cancel() }
 
         var workspace: (any RunWorkspace)?
         if let warehouse {
