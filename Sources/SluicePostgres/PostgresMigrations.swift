@@ -234,6 +234,16 @@ enum PostgresMigrations {
                 "CREATE INDEX credential_audit_org ON {schema}.credential_audit (org, credential, seq)",
                 "CREATE INDEX credential_audit_run ON {schema}.credential_audit (run_id) WHERE run_id IS NOT NULL",
             ]),
+        Migration(
+            version: 5, name: "runs left for workers, and their leases",
+            sql: [
+                // `worker` names the lease's holder (kept after a release, which clears the
+                // expiry instead, so the next claim can say whom it took the run from).
+                "ALTER TABLE {schema}.run ADD COLUMN for_workers boolean NOT NULL DEFAULT false",
+                "ALTER TABLE {schema}.run ADD COLUMN worker text",
+                "ALTER TABLE {schema}.run ADD COLUMN lease_expires_at double precision",
+                "CREATE INDEX run_claimable ON {schema}.run (created_at, id) WHERE for_workers AND state IN ('pending', 'running')",
+            ]),
     ]
 
     /// `name` as a quoted SQL identifier.

@@ -35,7 +35,7 @@ public final class PostgresRunStore: RunStore {
     private func table(_ name: String) -> String { "\(schema).\(name)" }
 
     private static let runColumns =
-        "id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason, created_at, updated_at, heartbeat_at, resume_of, lease_seconds"
+        "id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason, created_at, updated_at, heartbeat_at, resume_of, lease_seconds, for_workers, worker, lease_expires_at"
     private static let stepColumns = "run_id, step_id, processor, state, attempt, reason, error_code, started_at, finished_at, outputs"
     private static let activeStates = "('pending', 'running')"
 
@@ -79,10 +79,10 @@ public final class PostgresRunStore: RunStore {
             let inserted = try await connection.rows(
                 """
                 INSERT INTO \(unescaped: runTable) (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state,
-                                 reason, created_at, updated_at, resume_of, lease_seconds)
+                                 reason, created_at, updated_at, resume_of, lease_seconds, for_workers)
                 VALUES (\(run.id), \(run.pipeline), \(run.org), \(run.logicalDate), \(run.trigger.rawValue), \(run.triggerKey),
                         \(run.requestID), \(params), \(run.state.rawValue), \(run.reason), \(run.createdAt.timeIntervalSince1970),
-                        \(run.createdAt.timeIntervalSince1970), \(run.resumeOf), \(run.lease?.timeInterval))
+                        \(run.createdAt.timeIntervalSince1970), \(run.resumeOf), \(run.lease?.timeInterval), \(run.forWorkers))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """, logger: logger)
@@ -175,7 +175,8 @@ public final class PostgresRunStore: RunStore {
             let runs = try await connection.rows(
                 """
                 SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
-                WHERE state IN \(unescaped: Self.activeStates) AND coalesce(heartbeat_at, created_at) < \(cutoff.timeIntervalSince1970)
+                WHERE state IN \(unescaped: Self.activeStates) AND NOT for_workers
+                    AND coalesce(heartbeat_at, created_at) < \(cutoff.timeIntervalSince1970)
                 ORDER BY created_at, id
                 FOR UPDATE
                 """, logger: logger
@@ -194,7 +195,7 @@ public final class PostgresRunStore: RunStore {
                 let runs = try await connection.rows(
                     """
                     SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
-                    WHERE state IN \(unescaped: Self.activeStates)
+                    WHERE state IN \(unescaped: Self.activeStates) AND NOT for_workers
                         AND coalesce(heartbeat_at, created_at) < \(now.timeIntervalSince1970) - coalesce(lease_seconds, \(fallbackLease.timeInterval))
                     ORDER BY created_at, id
                     FOR UPDATE
@@ -202,6 +203,88 @@ public final class PostgresRunStore: RunStore {
                 ).map(Self.decodeRun)
                 return try await self.abandon(connection, runs, at: now) { run in reason(run.lease ?? fallbackLease) }
             }
+        }
+    }
+
+    // MARK: Workers
+
+    public func claimRun(worker: String, lease: Duration, orgs: Set<String>?, at now: Date) async throws -> RunClaim? {
+        let logger = logger
+        let time = now.timeIntervalSince1970
+        let expires = time + lease.timeInterval
+        let orgList = orgs.map { Array($0).sorted() }
+        if orgList?.isEmpty == true { return nil }
+        return try await pool.transaction { connection in
+            // SKIP LOCKED: claimers at once each lock a different run instead of queueing on
+            // the oldest; a run another claimer took meanwhile no longer matches once it is
+            // locked and read again, so it is never claimed twice.
+            let found = try await connection.rows(
+                """
+                SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
+                WHERE for_workers AND state IN \(unescaped: Self.activeStates)
+                    AND (worker IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= \(time))
+                    -- A worker never takes a run over from itself: one whose lease lapsed while it
+                    -- was starting it is still its own.
+                    AND coalesce(worker, '') <> \(worker)
+                    AND (\(orgList == nil) OR org = ANY(\(orgList ?? [])::text[]))
+                ORDER BY created_at, id
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+                """, logger: logger
+            ).first.map(Self.decodeRun)
+            guard let previous = found else { return nil }
+            let reason = RunClaim.reason(worker: worker, previous: previous, at: now)
+            try await connection.execute(
+                """
+                UPDATE \(unescaped: self.table("run")) SET worker = \(worker), lease_expires_at = \(expires), heartbeat_at = \(time),
+                    lease_seconds = \(lease.timeInterval), reason = \(reason), updated_at = \(time)
+                WHERE id = \(previous.id)
+                """, logger: logger)
+            try await self.insertTransition(connection, runID: previous.id, step: nil, attempt: 0, state: previous.state, reason: reason, at: now)
+            var run = previous
+            run.worker = worker
+            run.leaseExpiresAt = Date(timeIntervalSince1970: expires)
+            run.heartbeatAt = now
+            run.lease = lease
+            run.reason = reason
+            run.updatedAt = now
+            return RunClaim(run: run, previousWorker: previous.worker)
+        }
+    }
+
+    @discardableResult
+    public func renewLease(_ runID: String, worker: String, lease: Duration, at now: Date) async throws -> Bool {
+        let logger = logger
+        let time = now.timeIntervalSince1970
+        // A renewal racing a takeover waits for the claimer's row lock, then finds another
+        // worker's name and changes nothing.
+        return try await pool.withConnection { connection in
+            try await !connection.rows(
+                """
+                UPDATE \(unescaped: self.table("run")) SET lease_expires_at = \(time + lease.timeInterval), heartbeat_at = \(time)
+                WHERE id = \(runID) AND worker = \(worker) AND lease_expires_at IS NOT NULL AND state IN \(unescaped: Self.activeStates)
+                RETURNING id
+                """, logger: logger
+            ).isEmpty
+        }
+    }
+
+    @discardableResult
+    public func releaseRun(_ runID: String, worker: String, reason: String, at now: Date) async throws -> Bool {
+        let logger = logger
+        let time = now.timeIntervalSince1970
+        let reason = RunClaim.releaseReason(worker: worker, reason)
+        return try await pool.transaction { connection in
+            let released = try await connection.rows(
+                """
+                UPDATE \(unescaped: self.table("run")) SET lease_expires_at = NULL, reason = \(reason), updated_at = \(time)
+                WHERE id = \(runID) AND worker = \(worker) AND lease_expires_at IS NOT NULL AND state IN \(unescaped: Self.activeStates)
+                RETURNING state
+                """, logger: logger)
+            guard let row = released.first else { return false }
+            let state = RunState(rawValue: try row.decode(String.self)) ?? .running
+            try await self.insertTransition(connection, runID: runID, step: nil, attempt: 0, state: state, reason: reason, at: now)
+            return true
         }
     }
 
@@ -453,6 +536,9 @@ public final class PostgresRunStore: RunStore {
         run.updatedAt = Date(timeIntervalSince1970: try columns["updated_at"].decode(Double.self))
         run.heartbeatAt = try columns["heartbeat_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
         run.lease = try columns["lease_seconds"].decode(Double?.self).map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
+        run.forWorkers = try columns["for_workers"].decode(Bool.self)
+        run.worker = try columns["worker"].decode(String?.self)
+        run.leaseExpiresAt = try columns["lease_expires_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
         return run
     }
 }

@@ -24,15 +24,17 @@ public enum Runtime {
     /// Opens the project's stores, with its settings (`sluice.yml` and the `SLUICE_*`
     /// variables of `environment`) read and checked once: a bad value stops here, with a
     /// `SettingsError` naming the key or variable; a server that can't be reached or refuses
-    /// stops with a `PostgresError` naming host:port (never the password). With `recover`
+    /// stops with a `BackendUnavailable` naming host:port (never the password). With `recover`
     /// (what every command does), runs whose process died are marked abandoned and stagings
     /// past their retention removed first. `runCacheBytes` is the page cache one run's SQLite
     /// warehouse connection gets: all of the default for a command that executes one run, a
-    /// share for a server that executes several.
+    /// share for a server that executes several. `runExecution` says where the runs the process
+    /// creates execute (`ProjectServices.runExecution`); by default the backend decides: in
+    /// this process on SQLite, in `sluice worker` processes on PostgreSQL.
     public static func open(
         projectRoot: URL, environment: [String: String] = ProcessInfo.processInfo.environment,
         processors: ProcessorEnvironment = .standard, runCacheBytes: Int = SQLiteWarehouse.defaultRunCacheBytes,
-        recover: Bool = true
+        recover: Bool = true, runExecution: RunExecution? = nil
     ) async throws -> ProjectServices {
         let settings = try await ProjectSettings.load(projectRoot: projectRoot, environment: environment)
         let state = stateFolder(projectRoot: projectRoot)
@@ -46,7 +48,7 @@ public enum Runtime {
                     projectRoot: projectRoot, stateFolder: state, processors: processors, runStore: store,
                     warehouse: warehouse, credentialStore: PostgresCredentialStore(sharing: store),
                     apiTokens: PostgresAPITokenStore(sharing: store), webhookAudit: PostgresWebhookAuditStore(sharing: store),
-                    settings: settings, close: { await pool.close() })
+                    settings: settings, runExecution: runExecution ?? .workers, close: { await pool.close() })
             } catch {
                 await pool.close()
                 throw error
@@ -57,7 +59,7 @@ public enum Runtime {
                 projectRoot: projectRoot, stateFolder: state, processors: processors, runStore: store,
                 warehouse: SQLiteWarehouse(root: state, runCacheBytes: runCacheBytes),
                 credentialStore: SQLiteCredentialStore(sharing: store), apiTokens: SQLiteAPITokenStore(sharing: store),
-                webhookAudit: SQLiteWebhookAuditStore(sharing: store), settings: settings)
+                webhookAudit: SQLiteWebhookAuditStore(sharing: store), settings: settings, runExecution: runExecution ?? .inProcess)
         }
         if recover {
             do {

@@ -155,6 +155,17 @@ public final class SQLiteRunStore: RunStore {
                     DROP TABLE quarantined_row;
                     """)
         }
+        migrator.registerMigration("v9: runs left for workers, and their leases") { db in
+            // `worker` names the lease's holder (kept after a release, which clears the expiry
+            // instead, so the next claim can say whom it took the run from).
+            try db.execute(
+                sql: """
+                    ALTER TABLE run ADD COLUMN for_workers INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE run ADD COLUMN worker TEXT;
+                    ALTER TABLE run ADD COLUMN lease_expires_at REAL;
+                    CREATE INDEX run_claimable ON run (created_at, id) WHERE for_workers AND state IN ('pending', 'running');
+                    """)
+        }
         return migrator
     }
 
@@ -239,15 +250,15 @@ public final class SQLiteRunStore: RunStore {
             try db.execute(
                 sql: """
                     INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
-                                     created_at, updated_at, resume_of, lease_seconds)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     created_at, updated_at, resume_of, lease_seconds, for_workers)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT DO NOTHING
                     """,
                 arguments: [
                     run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
                     run.requestID, params, run.state.rawValue, run.reason,
                     run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf,
-                    run.lease?.timeInterval,
+                    run.lease?.timeInterval, run.forWorkers,
                 ])
             guard db.changesCount == 1 else {
                 // The unique key on the trigger holds even if the lookup above missed it.
@@ -325,7 +336,8 @@ public final class SQLiteRunStore: RunStore {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ?
+                    SELECT * FROM run WHERE state IN ('pending', 'running') AND NOT for_workers
+                        AND coalesce(heartbeat_at, created_at) < ?
                     """, arguments: [cutoff.timeIntervalSince1970])
             return try Self.abandon(db, rows.map(Self.decodeRun), at: at) { _ in reason }
         }
@@ -336,9 +348,88 @@ public final class SQLiteRunStore: RunStore {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM run WHERE state IN ('pending', 'running') AND coalesce(heartbeat_at, created_at) < ? - coalesce(lease_seconds, ?)
+                    SELECT * FROM run WHERE state IN ('pending', 'running') AND NOT for_workers
+                        AND coalesce(heartbeat_at, created_at) < ? - coalesce(lease_seconds, ?)
                     """, arguments: [now.timeIntervalSince1970, fallbackLease.timeInterval])
             return try Self.abandon(db, rows.map(Self.decodeRun), at: now) { run in reason(run.lease ?? fallbackLease) }
+        }
+    }
+
+    // MARK: Workers
+
+    public func claimRun(worker: String, lease: Duration, orgs: Set<String>?, at now: Date) async throws -> RunClaim? {
+        let time = now.timeIntervalSince1970
+        let orgList = orgs.map { Array($0).sorted() }
+        // One IMMEDIATE write transaction: SQLite's write lock makes claimers in every process
+        // take turns, so the run found free is still free when it is taken.
+        return try await database.write { db in
+            var sql = """
+                SELECT * FROM run WHERE for_workers AND state IN ('pending', 'running')
+                    AND (worker IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)
+                    AND coalesce(worker, '') <> ?
+                """
+            // A worker never takes a run over from itself: one whose lease lapsed while it was
+            // starting it is still its own.
+            var arguments: StatementArguments = [time, worker]
+            if let orgList {
+                guard !orgList.isEmpty else { return nil }
+                sql += " AND org IN (\(databaseQuestionMarks(count: orgList.count)))"
+                arguments += StatementArguments(orgList)
+            }
+            sql += " ORDER BY created_at, id LIMIT 1"
+            guard let row = try Row.fetchOne(db, sql: sql, arguments: arguments) else { return nil }
+            let previous = try Self.decodeRun(row)
+            let reason = RunClaim.reason(worker: worker, previous: previous, at: now)
+            let expires = time + lease.timeInterval
+            try db.execute(
+                sql: """
+                    UPDATE run SET worker = ?, lease_expires_at = ?, heartbeat_at = ?, lease_seconds = ?, reason = ?, updated_at = ?
+                    WHERE id = ?
+                    """,
+                arguments: [worker, expires, time, lease.timeInterval, reason, time, previous.id])
+            try Self.insertTransition(db, runID: previous.id, step: nil, attempt: 0, state: previous.state, reason: reason, at: now)
+            var run = previous
+            run.worker = worker
+            run.leaseExpiresAt = Date(timeIntervalSince1970: expires)
+            run.heartbeatAt = now
+            run.lease = lease
+            run.reason = reason
+            run.updatedAt = now
+            return RunClaim(run: run, previousWorker: previous.worker)
+        }
+    }
+
+    @discardableResult
+    public func renewLease(_ runID: String, worker: String, lease: Duration, at now: Date) async throws -> Bool {
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE run SET lease_expires_at = ?, heartbeat_at = ?
+                    WHERE id = ? AND worker = ? AND lease_expires_at IS NOT NULL AND state IN ('pending', 'running')
+                    """,
+                arguments: [now.timeIntervalSince1970 + lease.timeInterval, now.timeIntervalSince1970, runID, worker])
+            return db.changesCount > 0
+        }
+    }
+
+    @discardableResult
+    public func releaseRun(_ runID: String, worker: String, reason: String, at now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard
+                let state = try String.fetchOne(
+                    db,
+                    sql: """
+                        SELECT state FROM run
+                        WHERE id = ? AND worker = ? AND lease_expires_at IS NOT NULL AND state IN ('pending', 'running')
+                        """, arguments: [runID, worker]
+                ).flatMap(RunState.init(rawValue:))
+            else { return false }
+            let reason = RunClaim.releaseReason(worker: worker, reason)
+            try db.execute(
+                sql: "UPDATE run SET lease_expires_at = NULL, reason = ?, updated_at = ? WHERE id = ?",
+                arguments: [reason, now.timeIntervalSince1970, runID])
+            try Self.insertTransition(db, runID: runID, step: nil, attempt: 0, state: state, reason: reason, at: now)
+            return true
         }
     }
 
@@ -488,6 +579,9 @@ public final class SQLiteRunStore: RunStore {
         run.updatedAt = Date(timeIntervalSince1970: row["updated_at"])
         run.heartbeatAt = (row["heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:))
         run.lease = (row["lease_seconds"] as Double?).map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
+        run.forWorkers = row["for_workers"]
+        run.worker = row["worker"]
+        run.leaseExpiresAt = (row["lease_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))
         return run
     }
 }

@@ -19,7 +19,8 @@ extension Sluice {
                 the scheduler created (or an earlier backfill) is not created again. Without a \
                 schedule: one run per day. For each org given with --org, else sluice.yml's orgs. \
                 Runs execute one after another, oldest first, within the schedule's \
-                max_active_runs. Ctrl-C cancels the run executing (nothing of it is published) \
+                max_active_runs (when the project's runs execute in workers, they are only \
+                created, pending, for sluice worker). Ctrl-C cancels the run executing (nothing of it is published) \
                 and stops. Exit status 0 when every run created succeeded, 1 otherwise.
                 """)
 
@@ -111,6 +112,9 @@ extension Sluice {
                     case .existed(let run):
                         await tally.add(.existed)
                         print("\(run.id)  org \(slot.org)  \(when)  exists already (\(run.state.rawValue)); left as it is")
+                    case .enqueued(let run):
+                        await tally.add(.enqueued)
+                        print("\(run.id)  org \(slot.org)  \(when)  pending: a sluice worker executes it")
                     }
                 }
             }
@@ -125,6 +129,10 @@ extension Sluice {
                 throw ExitCode(1)
             }
             let counts = await tally.counts
+            if let enqueued = counts[.enqueued] {
+                print("\(enqueued) created for workers (sluice worker), \(counts[.existed, default: 0]) existed already")
+                return
+            }
             print(
                 "\(counts[.succeeded, default: 0]) succeeded, \(counts[.failed, default: 0]) failed, \(counts[.existed, default: 0]) existed already")
             if counts[.failed, default: 0] > 0 {
@@ -137,7 +145,7 @@ extension Sluice {
 
 /// How the runs of a backfill ended.
 private actor Tally {
-    enum Kind { case succeeded, failed, existed }
+    enum Kind { case succeeded, failed, existed, enqueued }
     private(set) var counts: [Kind: Int] = [:]
     func add(_ kind: Kind) { counts[kind, default: 0] += 1 }
 }

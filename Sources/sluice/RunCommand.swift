@@ -16,7 +16,9 @@ extension Sluice {
             discussion: """
                 Lints the pipeline first and runs nothing if it has errors. Target tables change \
                 only if every step succeeds, all in one transaction. Ctrl-C cancels the run; \
-                nothing is published. Exit status 0 when the run succeeded, 1 otherwise.
+                nothing is published. Exit status 0 when the run succeeded, 1 otherwise. \
+                The run executes in this process, also when the project's runs execute in workers; \
+                with --enqueue it is only created, pending, for a sluice worker to claim.
                 """)
 
         @Argument(help: "A pipeline file, or a pipeline id found as pipelines/<id>.yml.")
@@ -37,11 +39,17 @@ extension Sluice {
         @Flag(help: "Check and plan the pipeline, run nothing.")
         var dryRun = false
 
+        @Flag(help: "Create the run, pending, for a sluice worker to execute; print its id and exit.")
+        var enqueue = false
+
         @OptionGroup var project: ProjectOptions
 
         func validate() throws {
             guard (pipeline == nil) != (resume == nil) else {
                 throw ValidationError("give a pipeline to run, or --resume RUN_ID, not both")
+            }
+            if enqueue, resume != nil || dryRun {
+                throw ValidationError("--enqueue creates a new run; it does not go with \(resume != nil ? "--resume" : "--dry-run")")
             }
             if resume != nil, !params.isEmpty || logicalDate != nil {
                 throw ValidationError("--resume reuses the run's params and logical date; --param and --logical-date don't apply")
@@ -135,9 +143,13 @@ extension Sluice {
                     started = try await starter.start(
                         RunStarter.Request(
                             pipeline: linted, org: org, trigger: .cli, logicalDate: logicalDate,
-                            params: values))
+                            params: values, execution: enqueue ? .workers : .inProcess))
                 } catch let refusal as RunRefusal {
                     throw refused(refusal, pipeline: plan.definition.id?.value ?? path)
+                }
+                if enqueue {
+                    print("\(started.run.id)  \(started.run.pipeline)  org \(started.run.org)  pending: a sluice worker executes it")
+                    return
                 }
                 let executor = services.executor(options: options, keys: started.keys)
                 task = Task {

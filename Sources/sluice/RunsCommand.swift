@@ -109,6 +109,9 @@ extension Sluice {
 enum RunReport {
     static func render(_ run: RunRecord, store: any RunStore, detailed: Bool = false) async throws -> String {
         var lines = ["run \(run.id): \(run.pipeline) for org \(run.org), logical date \(run.logicalDate): \(run.state.rawValue) — \(run.reason)"]
+        if let worker = run.worker {
+            lines.append("worker: \(worker)\(run.leaseExpiresAt == nil && !run.state.isFinal ? " (released)" : "")")
+        }
         if !run.params.isEmpty {
             lines.append("params: " + run.params.keys.sorted().map { "\($0)=\(run.params[$0]!)" }.joined(separator: ", "))
         }

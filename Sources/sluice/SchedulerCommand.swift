@@ -84,8 +84,10 @@ extension Sluice {
                 var created: [Scheduler.Created] = []
                 while true {
                     let batch = await scheduler.createDueRuns(at: now)
-                    if batch.isEmpty, await !scheduler.backlog { break }
                     created += batch
+                    // Runs left for workers end when a worker has executed them: looking once is all.
+                    if services.runExecution == .workers { break }
+                    if batch.isEmpty, await !scheduler.backlog { break }
                     await runner.waitForRuns()
                 }
                 var failed = false
@@ -93,7 +95,7 @@ extension Sluice {
                 if created.isEmpty, waiting.isEmpty { print("No runs were due.") }
                 for item in created {
                     let run = try await runner.store.run(item.run.id) ?? item.run
-                    failed = failed || run.state != .succeeded
+                    failed = failed || (run.state != .succeeded && !run.forWorkers)
                     print("\(run.id)  \(run.pipeline)  org \(run.org)  \(ScheduledRun.instantText(item.fireTime))  \(run.state.rawValue)")
                 }
                 // Runs active elsewhere (another scheduler, the API, `sluice run`) hold these back;

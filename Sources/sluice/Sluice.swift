@@ -19,7 +19,7 @@ struct Sluice: AsyncParsableCommand {
         version: SluiceVersion.current,
         subcommands: [
             Lint.self, Plan.self, Run.self, Runs.self, Query.self, Processors.self, Schema.self, Init.self, Keys.self, Secrets.self, Cron.self,
-            SchedulerCommand.self, BackfillCommand.self, Serve.self, Tokens.self, Hooks.self,
+            SchedulerCommand.self, BackfillCommand.self, Serve.self, WorkerCommand.self, Tokens.self, Hooks.self,
         ])
 
     /// Usage errors exit 2 (as `lint` documents), not ArgumentParser's 64.

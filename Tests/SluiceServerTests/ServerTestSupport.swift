@@ -90,9 +90,10 @@ final class LiveServer: Sendable {
     }
 
     /// `services` run beside the HTTP server (a scheduler over the server's runner).
+    /// With `runExecution` `.workers`, the server only creates runs, for workers to claim.
     static func start(
         project: URL, configure: (inout ServerConfiguration) -> Void = { _ in },
-        logger: Logger = quiet, services: (APIServer) -> [any Service] = { _ in [] }
+        logger: Logger = quiet, runExecution: RunExecution = .inProcess, services: (APIServer) -> [any Service] = { _ in [] }
     ) async throws -> LiveServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -100,7 +101,7 @@ final class LiveServer: Sendable {
         let server = try APIServer(
             services: try await Runtime.open(
                 projectRoot: project, environment: configuration.environment,
-                runCacheBytes: configuration.runCacheBytesPerRun),
+                runCacheBytes: configuration.runCacheBytesPerRun, runExecution: runExecution),
             configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try server.application(services: services(server)) { port in continuation.yield(port) }

@@ -65,10 +65,14 @@ public struct Executor: Sendable {
         public var env: [String: String]
         public var triggerKey: String?
         public var requestID: String?
+        /// Whether the run is left for workers to claim (`RunRecord.forWorkers`) rather than
+        /// executed by the process that creates it.
+        public var forWorkers: Bool
 
         public init(
             org: String, logicalDate: String, trigger: RunTrigger = .cli, params: [String: String] = [:],
-            env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil
+            env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil,
+            forWorkers: Bool = false
         ) {
             self.org = org
             self.logicalDate = logicalDate
@@ -77,6 +81,7 @@ public struct Executor: Sendable {
             self.env = env
             self.triggerKey = triggerKey
             self.requestID = requestID
+            self.forWorkers = forWorkers
         }
     }
 
@@ -117,7 +122,7 @@ public struct Executor: Sendable {
         let record = RunRecord(
             pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
             triggerKey: request.triggerKey, requestID: request.requestID, params: request.params,
-            lease: options.lease)
+            lease: options.lease, forWorkers: request.forWorkers)
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -143,24 +148,10 @@ public struct Executor: Sendable {
         let succeeded = Dictionary(
             try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
             uniquingKeysWith: { first, _ in first })
-        var reused: [String: [String: ExpressionValue]] = [:]
         // A cancelled run's staging was discarded when it stopped, so its resume runs every step
         // again, with the same params and logical date.
         let startsOver = previous.state == .cancelled
-        // A step that put secrets into the vault runs again: the vault ended with that run. A
-        // step whose result derives from tables runs again, and so does every step after it:
-        // other runs may have published those tables since, so what it staged may be stale.
-        var stale: Set<String> = []
-        for id in plan.order where !startsOver {
-            guard let outputs = succeeded[id], let step = plan.definition.step(id) else { continue }
-            if processors[step.uses.value]?.spec.derivesFromTables == true
-                || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) })
-            {
-                stale.insert(id)
-                continue
-            }
-            if step.io.definesSecrets.isEmpty { reused[id] = outputs }
-        }
+        let reused = startsOver ? [:] : reusable(plan, succeeded: succeeded)
         // Keyed by the run it resumes: two resumes at once can't both work on its staging.
         let resumeKey = "resume:\(previous.id)"
         if let earlier = try await store.run(pipeline: previous.pipeline, org: previous.org, triggerKey: resumeKey) {
@@ -187,20 +178,46 @@ public struct Executor: Sendable {
         return try await shielded { [store] in try await store.run(run.id) } ?? run
     }
 
+    /// Of the steps that succeeded in an earlier attempt at a run (with their outputs), those a
+    /// continuation keeps rather than runs again. A step that put secrets into the vault runs
+    /// again: the vault ended with that attempt. A step whose result derives from tables runs
+    /// again, and so does every step after it: other runs may have published those tables
+    /// since, so what it staged may be stale.
+    func reusable(_ plan: PipelinePlan, succeeded: [String: [String: ExpressionValue]]) -> [String: [String: ExpressionValue]] {
+        var reused: [String: [String: ExpressionValue]] = [:]
+        var stale: Set<String> = []
+        for id in plan.order {
+            guard let outputs = succeeded[id], let step = plan.definition.step(id) else { continue }
+            if processors[step.uses.value]?.spec.derivesFromTables == true
+                || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) })
+            {
+                stale.insert(id)
+                continue
+            }
+            if step.io.definesSecrets.isEmpty { reused[id] = outputs }
+        }
+        return reused
+    }
+
     /// Executes a run that exists in the store. `reuse` holds steps that already succeeded
     /// (in the run whose staging `stagingOf` names) with their outputs; they are not run again.
     /// `cancellation` is where whoever cancels the task says why; the cancelled run is recorded
-    /// with that reason.
+    /// with that reason. With `lease` (a worker executes a run it claimed), the run is kept by
+    /// renewing the worker's lease instead of heartbeats, and a run cancelled after the worker
+    /// asked to release it is handed back, its staging kept, rather than ended cancelled.
+    /// `startReason` is the reason of the run's `running` transition.
     public func execute(
         _ plan: PipelinePlan, run: RunRecord, env: [String: String],
         reuse: [String: [String: ExpressionValue]] = [:], stagingOf stagingRun: String? = nil,
-        cancellation: CancellationNote? = nil
+        cancellation: CancellationNote? = nil, lease: RunLease? = nil, startReason: String = "started"
     ) async throws {
         // The run's secrets: cleared (buffers overwritten) however the run ends.
         let vault = SecretVault(owner: run.id)
         do {
             try await RunRequestID.$current.withValue(run.requestID ?? run.id) {
-                try await execute(plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault, cancellation: cancellation)
+                try await execute(
+                    plan, run: run, env: env, reuse: reuse, stagingOf: stagingRun, vault: vault, cancellation: cancellation,
+                    lease: lease, startReason: startReason)
             }
         } catch {
             await vault.clearAll()
@@ -212,9 +229,23 @@ public struct Executor: Sendable {
     private func execute(
         _ plan: PipelinePlan, run: RunRecord, env: [String: String],
         reuse: [String: [String: ExpressionValue]], stagingOf stagingRun: String?, vault: SecretVault,
-        cancellation: CancellationNote?
+        cancellation: CancellationNote?, lease: RunLease?, startReason: String
     ) async throws {
         var logger = self.logger
+        if let lease { logger[metadataKey: "worker"] = "\(lease.worker)" }
+        // Kept alive from the start: reading the settings and params can take a while on a busy
+        // machine, and a worker's claim must not lapse before the run is under way.
+        let ownership = RunOwnership()
+        let heartbeat = Task { [self] in
+            while !Task.isCancelled {
+                if (try? await keepAlive(run, lease: lease)) == false {
+                    ownership.lose()
+                    return
+                }
+                try? await Task.sleep(for: lease?.renewalInterval ?? options.heartbeatInterval)
+            }
+        }
+        defer { heartbeat.cancel() }
         logger[metadataKey: "run_id"] = "\(run.id)"
         logger[metadataKey: "pipeline"] = "\(run.pipeline)"
         if let requestID = run.requestID { logger[metadataKey: "request_id"] = "\(requestID)" }
@@ -242,20 +273,17 @@ public struct Executor: Sendable {
             return
         }
 
-        try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: "started", at: Date()) }
-        notify(run.id, step: nil, .running, "started")
-        logger.info("run started")
-        let ownership = RunOwnership()
-        let heartbeat = Task { [store, options] in
-            while !Task.isCancelled {
-                if (try? await store.heartbeat(run.id, at: Date())) == false {
-                    ownership.lose()
-                    return
-                }
-                try? await Task.sleep(for: options.heartbeatInterval)
-            }
+        // A worker's claim is checked once more before the run is recorded as its own.
+        var stillHeld = true
+        if lease != nil { stillHeld = (try? await keepAlive(run, lease: lease)) != false }
+        if !stillHeld || ownership.isLost {
+            ownership.lose()
+            logLost(logger, lease: lease)
+            return
         }
-        defer { heartbeat.cancel() }
+        try await shielded { [store] in try await store.recordRun(run.id, state: .running, reason: startReason, at: Date()) }
+        notify(run.id, step: nil, .running, startReason)
+        logger.info("run started", metadata: startReason == "started" ? [:] : ["reason": "\(startReason)"])
 
         var workspace: (any RunWorkspace)?
         if let warehouse {
@@ -285,13 +313,14 @@ public struct Executor: Sendable {
                 try await store.saveOutputs(run.id, step: step, outputs: outputs)
                 try await store.recordStep(
                     run.id, step: step, state: .succeeded, attempt: 0,
-                    reason: "reused from run \(stagingRun ?? "?")", errorCode: nil, at: Date())
+                    reason: stagingRun == run.id ? "kept from the run's earlier attempt" : "reused from run \(stagingRun ?? "?")",
+                    errorCode: nil, at: Date())
             }
         }
         // The run-level timeout: past it the steps are cancelled, and the run fails (it is not
         // a cancellation: nobody asked for it, so the handlers run).
         let deadline = RunDeadline(plan.definition.timeout)
-        let resources = RunResources(workspace: workspace, vault: vault, project: project, deadline: deadline)
+        let resources = RunResources(workspace: workspace, vault: vault, project: project, deadline: deadline, ownership: ownership)
         // The steps stop (cancelled) if another process marks the run abandoned meanwhile.
         let steps = Task { [self] in
             await runSteps(plan, run: run, base: base, resources: resources, reused: reuse, deadline: deadline, logger: logger)
@@ -307,7 +336,7 @@ public struct Executor: Sendable {
         if case .cancelled = outcome, deadline.passed { outcome = .failed(step: nil, deadline.failure) }
         if ownership.isLost {
             await workspace?.close()
-            logLost(logger)
+            logLost(logger, lease: lease)
             return
         }
         // Handlers see the outputs of the steps that succeeded.
@@ -328,7 +357,7 @@ public struct Executor: Sendable {
                             failure: RunFailure(stepID: nil, code: deadline.failure.code, message: deadline.failure.message),
                             resources: resources, logger: logger)
                     } else if error is CancellationError || Task.isCancelled {
-                        try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
+                        try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, lease: lease, logger: logger)
                     } else {
                         try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
                     }
@@ -337,10 +366,10 @@ public struct Executor: Sendable {
             }
             // Every target table changes now, in one transaction, or not at all; and only if the
             // run is still this process's.
-            if (try? await shielded { [store] in try await store.heartbeat(run.id, at: Date()) }) == false {
+            if (try? await shielded { [self] in try await keepAlive(run, lease: lease) }) == false {
                 ownership.lose()
                 await workspace?.close()
-                logLost(logger)
+                logLost(logger, lease: lease)
                 return
             }
             if let workspace {
@@ -367,16 +396,38 @@ public struct Executor: Sendable {
                 resources: resources, logger: logger)
             logger.error("run failed", metadata: ["step_id": "\(step ?? "")", "error_code": "\(failure.code)"])
         case .cancelled:
-            try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, logger: logger)
+            try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, lease: lease, logger: logger)
         }
     }
 
+    /// Tells the store the run is still this process's: a worker renews its lease, any other
+    /// process beats the run's heartbeat. False once it is no longer (another process marked
+    /// it abandoned, or another worker took it over).
+    private func keepAlive(_ run: RunRecord, lease: RunLease?) async throws -> Bool {
+        guard let lease else { return try await store.heartbeat(run.id, at: Date()) }
+        return try await store.renewLease(run.id, worker: lease.worker, lease: lease.duration, at: Date())
+    }
+
     /// Ends a run that was cancelled: its staging discarded, no handler run (whoever cancelled
-    /// a run knows; alerting them would be noise), the reason recorded.
+    /// a run knows; alerting them would be noise), the reason recorded. A run whose worker asked
+    /// to release it is handed back instead: its staging kept, so another worker continues it.
     private func endCancelled(
         _ plan: PipelinePlan, run: RunRecord, workspace: (any RunWorkspace)?, reason: String?,
-        logger: Logger
+        lease: RunLease?, logger: Logger
     ) async throws {
+        if let lease, let release = lease.releaseReason {
+            await workspace?.close()
+            let released = try await shielded { [store] in
+                try await store.releaseRun(run.id, worker: lease.worker, reason: release, at: Date())
+            }
+            if released {
+                notify(run.id, step: nil, .running, RunClaim.releaseReason(worker: lease.worker, release))
+                logger.notice("run released: another worker continues it from its staging")
+            } else {
+                logLost(logger, lease: lease)
+            }
+            return
+        }
         if let workspace {
             do { try await shielded { try await workspace.discard() } } catch { await workspace.close() }
         }
@@ -441,7 +492,16 @@ public struct Executor: Sendable {
             .notResumable, "run '\(runID)' was resumed already, as run '\(resumed.id)' (\(resumed.state.rawValue)); resume that one if it failed")
     }
 
-    private func logLost(_ logger: Logger) {
+    private func logLost(_ logger: Logger, lease: RunLease?) {
+        if let lease {
+            logger.error(
+                """
+                worker \(lease.worker) no longer holds this run's lease (it was not renewed within \(DurationText.format(lease.duration)), \
+                and another worker took the run over); stopping without publishing, discarding its staging or recording \
+                anything more
+                """)
+            return
+        }
         logger.error(
             """
             another process marked this run abandoned (it had no heartbeat for the lease: this process \
@@ -557,7 +617,7 @@ public struct Executor: Sendable {
             reason = "not run"
         }
         let unstarted = plan.order.filter { !started.contains($0) }
-        try? await skipAll(unstarted, of: run.id, reason: reason)
+        if resources.ownership?.isLost != true { try? await skipAll(unstarted, of: run.id, reason: reason) }
 
         if let failure { return (.failed(step: failure.step, failure.failure), outputs) }
         if cancelled || Task.isCancelled { return (.cancelled, outputs) }
@@ -601,6 +661,9 @@ public struct Executor: Sendable {
         var project: ProjectContext?
         /// The run's own timeout, which says why its steps were stopped once it has passed.
         var deadline: RunDeadline? = nil
+        /// Whether the run is still this process's: once it is not, its steps stop and record
+        /// nothing more (another worker may be recording the same steps).
+        var ownership: RunOwnership? = nil
 
         /// Why a step of the run stopped without finishing: the run was cancelled, or its timeout passed.
         var stopReason: String {
@@ -650,6 +713,7 @@ public struct Executor: Sendable {
         var lastOutputs: [String: ExpressionValue]?
 
         func record(_ state: RunState, _ attempt: Int, _ text: String, _ code: FailureCode? = nil) async {
+            if resources.ownership?.isLost == true { return }
             let reason = redactor.redact(text)
             do {
                 try await shielded { [store] in
@@ -722,7 +786,9 @@ public struct Executor: Sendable {
                 let published = outputs.mapValues(redacted)
                 lastOutputs = published
                 do {
-                    try await shielded { [store] in try await store.saveOutputs(run.id, step: id, outputs: published) }
+                    if resources.ownership?.isLost != true {
+                        try await shielded { [store] in try await store.saveOutputs(run.id, step: id, outputs: published) }
+                    }
                 } catch {
                     logger.error("could not store the step's outputs: \(error)")
                 }

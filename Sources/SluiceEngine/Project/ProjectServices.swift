@@ -22,6 +22,10 @@ public struct ProjectServices: Sendable {
     /// `sluice.yml` and the `SLUICE_*` variables, read and checked once when the project was
     /// opened.
     public let settings: ProjectSettings
+    /// Where the runs this process creates execute: here (the default), or in `sluice worker`
+    /// processes, which claim them. The composition root sets it; `sluice run` executes its run
+    /// here whatever it says, unless asked to enqueue it.
+    public var runExecution: RunExecution
     /// How long a run this process creates may go without a heartbeat before any process takes
     /// it for abandoned (stored with each run).
     public var lease: Duration { settings.runLease }
@@ -33,7 +37,8 @@ public struct ProjectServices: Sendable {
     public init(
         projectRoot: URL, stateFolder: URL, processors: ProcessorEnvironment, runStore: any RunStore,
         warehouse: any Warehouse, credentialStore: any CredentialStore, apiTokens: any APITokenStore,
-        webhookAudit: any WebhookAuditStore, settings: ProjectSettings, close: @escaping @Sendable () async -> Void = {}
+        webhookAudit: any WebhookAuditStore, settings: ProjectSettings, runExecution: RunExecution = .inProcess,
+        close: @escaping @Sendable () async -> Void = {}
     ) {
         self.projectRoot = projectRoot
         self.stateFolder = stateFolder
@@ -44,6 +49,7 @@ public struct ProjectServices: Sendable {
         self.apiTokens = apiTokens
         self.webhookAudit = webhookAudit
         self.settings = settings
+        self.runExecution = runExecution
         closing = close
     }
 

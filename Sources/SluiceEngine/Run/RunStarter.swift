@@ -54,12 +54,17 @@ public struct RunStarter: Sendable {
         /// The most runs of the pipeline and org pending or running at once when the pipeline
         /// has no schedule (whose `max_active_runs` applies otherwise).
         public var activeLimitWithoutSchedule: Int?
+        /// Where the run executes; nil for the project's choice (`ProjectServices.runExecution`).
+        /// `.workers` creates it pending for `sluice worker` processes to claim
+        /// (`RunRecord.forWorkers`); the front end then executes nothing.
+        public var execution: RunExecution?
 
         public init(
             pipeline: LintedPipeline, org: String, trigger: RunTrigger, logicalDate: String? = nil,
             params: [String: String] = [:], paramsCheck: ParamsCheck = .beforeCreating,
             env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil,
-            requestID: String? = nil, orgActiveLimit: Int? = nil, activeLimitWithoutSchedule: Int? = nil
+            requestID: String? = nil, orgActiveLimit: Int? = nil, activeLimitWithoutSchedule: Int? = nil,
+            execution: RunExecution? = nil
         ) {
             self.pipeline = pipeline
             self.org = org
@@ -72,6 +77,7 @@ public struct RunStarter: Sendable {
             self.requestID = requestID
             self.orgActiveLimit = orgActiveLimit
             self.activeLimitWithoutSchedule = activeLimitWithoutSchedule
+            self.execution = execution
         }
     }
 
@@ -134,7 +140,8 @@ public struct RunStarter: Sendable {
         let keys = try keys(for: plan)
         let created = Executor.RunRequest(
             org: request.org, logicalDate: request.logicalDate ?? Self.logicalDate(today: now()).description, trigger: request.trigger,
-            params: request.params, env: request.env, triggerKey: request.triggerKey, requestID: request.requestID)
+            params: request.params, env: request.env, triggerKey: request.triggerKey, requestID: request.requestID,
+            forWorkers: (request.execution ?? services.runExecution) == .workers)
         if request.paramsCheck == .beforeCreating {
             // The run as it will be created, so defaults that read `run.*` see what the run will.
             let probe = RunRecord(

@@ -73,10 +73,16 @@ public struct Runner: Sendable {
 
     /// Counts a run the starter created and hands it to the launcher, which executes it now or
     /// once a slot is free. False, the run recorded cancelled, when shutdown began after the
-    /// starter looked.
+    /// starter looked. A run left for workers is only counted: a `sluice worker` claims it.
     @discardableResult
     func launch(_ started: RunStarter.Started) async -> Bool {
         metrics.runCreated(trigger: started.run.trigger)
+        if started.run.forWorkers {
+            logger.info(
+                "run created, pending for a worker",
+                metadata: ["run_id": "\(started.run.id)", "pipeline": "\(started.run.pipeline)", "org": "\(started.run.org)"])
+            return true
+        }
         return await launcher.launch(
             started.run, plan: started.plan, executor: executor(for: started.pipeline, plan: started.plan),
             env: started.env)

@@ -25,6 +25,9 @@ public struct Backfill: Sendable {
         case ran(RunRecord)
         /// A run for the slot existed already (scheduled, or an earlier backfill).
         case existed(RunRecord)
+        /// Created, pending, for a `sluice worker` to execute (the project's runs execute in
+        /// workers).
+        case enqueued(RunRecord)
     }
 
     /// The most runs one backfill creates; a longer range is refused, to be split.
@@ -79,10 +82,13 @@ public struct Backfill: Sendable {
         for slot in slots {
             try Task.checkCancellation()
             // One run at a time, also of a pipeline without a schedule; params are checked when
-            // the run executes, as the scheduler's are.
+            // the run executes, as the scheduler's are. Runs left for workers are all created
+            // at once (a schedule's max_active_runs still holds), for the workers to share.
+            let forWorkers = runner.services.runExecution == .workers
             let request = RunStarter.Request(
                 pipeline: entry, org: slot.org, trigger: .backfill, logicalDate: slot.logicalDate.description,
-                paramsCheck: .whenExecuting, env: env, triggerKey: slot.triggerKey, activeLimitWithoutSchedule: 1)
+                paramsCheck: .whenExecuting, env: env, triggerKey: slot.triggerKey,
+                activeLimitWithoutSchedule: forWorkers ? nil : 1)
             var warned = false
             var lastRecovery = Date.distantPast
             while true {
@@ -115,6 +121,10 @@ public struct Backfill: Sendable {
                     )
                 } catch let refusal as RunRefusal {
                     throw BackfillError("\(refusal)")
+                }
+                if run.forWorkers {
+                    await report(slot, .enqueued(run))
+                    break
                 }
                 try await executor.execute(plan, run: run, env: env)
                 await report(slot, .ran(try await runner.store.run(run.id) ?? run))

@@ -39,12 +39,22 @@ public struct RunRecord: Sendable, Hashable, Codable {
     /// the process that runs it, stored with the run so that another process (with another
     /// `SLUICE_RUN_LEASE`) judges it by the same one. nil for runs stored before leases were.
     public var lease: Duration?
+    /// Whether the run is left for workers (`sluice worker`) to claim, rather than executed by
+    /// the process that created it. Only such runs are claimed, and only their leases are
+    /// taken over; a run executed where it was created is judged by its heartbeat alone.
+    public var forWorkers: Bool
+    /// The worker that holds the run's lease, or the last one that did once the run ended or
+    /// was released; nil for a run no worker claimed.
+    public var worker: String?
+    /// When the worker's lease ends unless it renews it; past it, another worker may take the
+    /// run over. nil while no worker holds the run.
+    public var leaseExpiresAt: Date?
 
     public init(
         id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
         trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
         params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
-        createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil
+        createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil, forWorkers: Bool = false
     ) {
         self.id = id
         self.pipeline = pipeline
@@ -61,6 +71,9 @@ public struct RunRecord: Sendable, Hashable, Codable {
         self.heartbeatAt = nil
         self.resumeOf = resumeOf
         self.lease = lease
+        self.forWorkers = forWorkers
+        self.worker = nil
+        self.leaseExpiresAt = nil
     }
 
     /// Run ids sort by creation time: a millisecond timestamp and random bits, hex.

@@ -38,13 +38,37 @@ public protocol RunStore: Sendable {
     func heartbeat(_ runID: String, at: Date) async throws -> Bool
 
     /// Marks runs that are `running` but whose last heartbeat is before `cutoff` as failed,
-    /// with the reason, and their unfinished steps as failed. Returns those runs.
+    /// with the reason, and their unfinished steps as failed. Returns those runs. Runs left for
+    /// workers are left out: a worker that stops loses its lease, and another takes the run
+    /// over (`claimRun`) instead of it failing.
     func abandonRuns(heartbeatBefore cutoff: Date, reason: String, at: Date) async throws -> [RunRecord]
 
     /// Like `abandonRuns(heartbeatBefore:reason:at:)`, each run measured against its own lease
     /// (the one stored with it by the process that created it), or `fallbackLease` for runs
     /// stored without one; `reason` says why, given the lease.
     func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord]
+
+    /// Claims for `worker`, until `now + lease`, the oldest run left for workers that no
+    /// worker holds: a pending run, or a running one whose worker's lease expired (it died, or
+    /// lost the network) or that its worker released (it shut down). With `orgs`, only runs
+    /// of those orgs. One run goes to one claimer however many claim at once (PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`; SQLite: one write transaction). The claim is recorded as a
+    /// transition naming the worker (and the one it took the run from). nil when there is
+    /// nothing to claim.
+    func claimRun(worker: String, lease: Duration, orgs: Set<String>?, at now: Date) async throws -> RunClaim?
+
+    /// Extends `worker`'s lease on the run to `now + lease`. Returns false, changing nothing,
+    /// once the worker no longer holds it: another worker took it over after the lease
+    /// expired, or the run ended. A worker whose renewal fails stops without touching the run.
+    @discardableResult
+    func renewLease(_ runID: String, worker: String, lease: Duration, at now: Date) async throws -> Bool
+
+    /// Gives up `worker`'s lease on a run it could not finish (it is shutting down), so that
+    /// another worker continues it at once from its staging; records `reason` as a transition
+    /// naming the worker. The run stays pending or running. Returns false, changing nothing,
+    /// when the worker no longer holds it.
+    @discardableResult
+    func releaseRun(_ runID: String, worker: String, reason: String, at now: Date) async throws -> Bool
 
     /// Keeps what a step wants stored with its run beyond its outputs (a data test's result,
     /// a row an ingest quarantined), under a kind the processor names. A record with a key
@@ -100,6 +124,38 @@ extension RunStore {
     /// Newest first, at most `limit`.
     public func runs(pipeline: String?, org: String?, limit: Int) async throws -> [RunRecord] {
         try await runs(pipeline: pipeline, org: org, limit: limit, after: nil)
+    }
+}
+
+/// A run a worker claimed (`RunStore.claimRun`), and what it takes to execute it.
+public struct RunClaim: Sendable, Hashable {
+    /// The run as claimed: `worker` and `leaseExpiresAt` are the claimer's.
+    public var run: RunRecord
+    /// The worker that held the run before (its lease expired, or it released the run); nil
+    /// for a run no worker had claimed.
+    public var previousWorker: String?
+
+    public init(run: RunRecord, previousWorker: String?) {
+        self.run = run
+        self.previousWorker = previousWorker
+    }
+
+    /// Whether the run had started (`running`): its worker stopped mid-way, and the claimer
+    /// continues it from its staging rather than starting it.
+    public var isTakeover: Bool { run.state == .running }
+
+    /// The transition a claim records, naming who claims and from whom.
+    public static func reason(worker: String, previous: RunRecord, at now: Date) -> String {
+        guard let holder = previous.worker else { return "claimed by worker \(worker)" }
+        // A release keeps the worker's name and clears the expiry.
+        let how = previous.leaseExpiresAt.map { "its lease expired at \($0.formatted(.iso8601))" } ?? "it released the run"
+        let verb = previous.state == .running ? "taken over" : "claimed"
+        return "\(verb) by worker \(worker) from worker \(holder): \(how)"
+    }
+
+    /// The transition a release records.
+    public static func releaseReason(worker: String, _ why: String) -> String {
+        "released by worker \(worker): \(why)"
     }
 }
 
