@@ -54,6 +54,20 @@ extension PostgresWorkspace {
                         """, transient: true)
                 }
             }
+            // A run publishes once: not after another opening took its staging over, nor
+            // when its marker is in already.
+            let owner = try await connection.fetch("SELECT token FROM \(self.staging)._sluice_owner FOR UPDATE", [], logger: self.logger)
+            if let token = owner.rows.first?.first, token != .text(self.ownerToken) {
+                throw StepFailure(
+                    .stagingSuperseded,
+                    "run \(self.runID)'s staging was opened by another process since this one opened it (a worker took the run over); this one publishes nothing"
+                )
+            }
+            let marker = try await connection.fetch(
+                "SELECT 1 FROM \(self.published)._sluice_published WHERE run_id = $1", [.text(self.runID)], logger: self.logger)
+            guard marker.rows.isEmpty else {
+                throw StepFailure(.stagingSuperseded, "run \(self.runID) has published already; it publishes once")
+            }
             var publications: [TablePublication] = []
             for staged in try await self.stagedTables(connection) {
                 if let publication = try await self.apply(connection, table: staged.table, change: staged.change, step: staged.step) {
@@ -73,7 +87,6 @@ extension PostgresWorkspace {
             try await connection.run(
                 """
                 INSERT INTO \(self.published)._sluice_published (run_id, at) VALUES ($1, $2)
-                ON CONFLICT (run_id) DO UPDATE SET at = excluded.at
                 """, [.text(self.runID), now], logger: self.logger)
             for statement in dropStaging { try await connection.run(statement.sql, statement.arguments, logger: self.logger) }
             return publications

@@ -26,6 +26,10 @@ final class PostgresWorkspace: RunWorkspace {
     let views: String
     /// The org's sandbox role, quoted.
     let role: String
+    /// What this opening wrote into the staging's `_sluice_owner`: publish requires it there
+    /// still, so a process that stalled past its lease while another (a worker taking the run
+    /// over) reopened the staging publishes nothing.
+    let ownerToken = UUID().uuidString
 
     init(warehouse: PostgresWarehouse, org: String, runID: String, session: PostgresRunSession, targets: [String]) {
         self.warehouse = warehouse
@@ -57,6 +61,8 @@ final class PostgresWorkspace: RunWorkspace {
                 name text PRIMARY KEY, change text NOT NULL, detail text NOT NULL, position integer NOT NULL, step text)
             """,
             "CREATE TABLE \(staging)._sluice_cursors (key text PRIMARY KEY, value text NOT NULL)",
+            "CREATE TABLE \(staging)._sluice_owner (token text NOT NULL)",
+            "INSERT INTO \(staging)._sluice_owner (token) VALUES ('\(ownerToken)')",
         ]
         let names = (warehouse.stagingSchema(runID), warehouse.viewSchema(runID))
         try await gate.run {
@@ -66,6 +72,9 @@ final class PostgresWorkspace: RunWorkspace {
                     guard owner == .text(org) else {
                         throw StepFailure(.invalidRun, "run \(runID) has a staging in another org")
                     }
+                    // Every opening takes the staging over (see `ownerToken`).
+                    try await connection.run(
+                        "UPDATE \(self.staging)._sluice_owner SET token = $1", [.text(self.ownerToken)], logger: self.logger)
                     try await self.refreshViews(connection)
                     return
                 }

@@ -173,12 +173,16 @@ final class SQLiteWorkspace: RunWorkspace {
     let files: DataFiles
     /// The run's share of page cache (see `SQLiteWarehouse.runCacheBytes`).
     let cacheBytes: Int
+    /// What this opening wrote into the staging's `_sluice_owner`: publish requires it there still.
+    let ownerToken: String
 
     init(
         warehouse: String, staging: String, reopened: Bool, busyTimeout: Duration, maxBytes: Int?, hold: TargetHold,
         use: StagingUse, locksFolder: URL, files: DataFiles, cacheBytes: Int
     ) throws {
         runID = URL(fileURLWithPath: staging).deletingPathExtension().lastPathComponent
+        let ownerToken = UUID().uuidString
+        self.ownerToken = ownerToken
         warehousePath = warehouse
         stagingPath = staging
         self.busyTimeout = busyTimeout
@@ -234,6 +238,13 @@ final class SQLiteWorkspace: RunWorkspace {
                     CREATE TABLE IF NOT EXISTS stage._sluice_staged (
                         name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL, step TEXT)
                     """)
+            // Whose the staging is now: every opening takes it over with a token of its own, and
+            // publish commits only under the token it opened with. A process that stalled past
+            // its lease while another (a worker taking the run over) reopened the staging finds
+            // it superseded and publishes nothing.
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS stage._sluice_owner (token TEXT NOT NULL)")
+            try db.execute(sql: "DELETE FROM stage._sluice_owner")
+            try db.execute(sql: "INSERT INTO stage._sluice_owner (token) VALUES (?)", arguments: [ownerToken])
             // Stagings from before steps were recorded with their tables.
             if try !Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info('_sluice_staged', 'stage')").contains(where: { $0["name"] == "step" }) {
                 try db.execute(sql: "ALTER TABLE stage._sluice_staged ADD COLUMN step TEXT")
@@ -692,6 +703,7 @@ final class SQLiteWorkspace: RunWorkspace {
                 var publications: [TablePublication] = []
                 try db.inTransaction(.immediate) {
                     db.clearSchemaCache()
+                    try Self.checkStillOurs(db, runID: self.runID, token: self.ownerToken)
                     for staged in try Self.stagedTables(db) {
                         if let publication = try Self.apply(db, table: staged.table, change: staged.change, step: staged.step) {
                             publications.append(publication)
@@ -716,13 +728,29 @@ final class SQLiteWorkspace: RunWorkspace {
                     // changes are in.
                     try db.execute(sql: "CREATE TABLE IF NOT EXISTS main._sluice_published (run_id TEXT PRIMARY KEY, at REAL NOT NULL)")
                     try db.execute(
-                        sql: "INSERT OR REPLACE INTO main._sluice_published (run_id, at) VALUES (?, ?)",
+                        sql: "INSERT INTO main._sluice_published (run_id, at) VALUES (?, ?)",
                         arguments: [self.runID, Date().timeIntervalSince1970])
                     return .commit
                 }
                 try Self.dropStaging(db)
                 return publications
             }
+        }
+    }
+
+    /// Refuses a publish whose staging another opening took over since, or whose run has
+    /// published already (the marker is in): a run publishes once, whatever stalls.
+    private static func checkStillOurs(_ db: Database, runID: String, token: String) throws {
+        if let owner = try String.fetchOne(db, sql: "SELECT token FROM stage._sluice_owner"), owner != token {
+            throw StepFailure(
+                .stagingSuperseded,
+                "run \(runID)'s staging was opened by another process since this one opened it (a worker took the run over); this one publishes nothing"
+            )
+        }
+        if try db.tableExists("_sluice_published"),
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM main._sluice_published WHERE run_id = ?", arguments: [runID]) ?? false
+        {
+            throw StepFailure(.stagingSuperseded, "run \(runID) has published already; it publishes once")
         }
     }
 

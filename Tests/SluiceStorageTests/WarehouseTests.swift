@@ -238,6 +238,29 @@ import Testing
         }
     }
 
+    /// A worker that stalled past its lease while another took its run over (reopening the
+    /// staging) must not publish when it wakes: the opening that came last is the staging's,
+    /// and the run publishes once, from it.
+    @Test(arguments: Backend.all)
+    func onlyTheLastOpeningOfAStagingPublishes(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let stalled = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: false)
+            let staged = try await stalled.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            try await stalled.insert(into: staged, columns: ["k", "v"], rows: [[.integer(1), .text("stale")]])
+
+            let takeover = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: true)
+            #expect(await code { _ = try await stalled.publish() } == .stagingSuperseded)
+            await stalled.close()
+            #expect(try await !warehouse.wasPublished(org: "acme", runID: "r1"))
+
+            let again = try await takeover.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            try await takeover.insert(into: again, columns: ["k", "v"], rows: [[.integer(1), .text("fresh")]])
+            #expect(try await takeover.publish().count == 1)
+            #expect(try await warehouse.wasPublished(org: "acme", runID: "r1"))
+            #expect(try await rows(warehouse, "SELECT k, v FROM t") == [[.integer(1), .text("fresh")]])
+        }
+    }
+
     @Test(arguments: Backend.all)
     func theMarkerAndTheCursorCommitWithTheData(_ backend: Backend) async throws {
         try await backend.withWarehouse { warehouse in

@@ -376,6 +376,20 @@ public struct Executor: Sendable {
                 do {
                     let publications = try await shielded { try await workspace.publish() }
                     try await recordPublished(publications, of: run, outputs: outputs, logger: logger)
+                } catch let error as StepFailure where error.code == .stagingSuperseded {
+                    // Another process reopened the staging (a worker took the run over while
+                    // this one stalled past its lease), or the run's publish is in already: the
+                    // warehouse refused a second publish. A process that still holds the run
+                    // ends it succeeded when the publish is in; any other stops quietly, and
+                    // whoever holds the run now ends it.
+                    await workspace.close()
+                    let publishedBefore = (try? await warehouse?.wasPublished(org: run.org, runID: stagingRun ?? run.id)) == true
+                    guard publishedBefore, (try? await shielded { [self] in try await keepAlive(run, lease: lease) }) == true else {
+                        ownership.lose()
+                        logger.error("\(error.message); stopping without recording anything more")
+                        return
+                    }
+                    logger.notice("\(error.message): an earlier process of this run published it")
                 } catch {
                     try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
                     return

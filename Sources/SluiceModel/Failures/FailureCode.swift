@@ -66,6 +66,9 @@ public struct FailureCode: RawRepresentable, Hashable, Sendable, Codable, Expres
     public static let secretExpired: FailureCode = "secret_expired"
     public static let secretMissing: FailureCode = "secret_missing"
     public static let stagingDamaged: FailureCode = "staging_damaged"
+    /// The run's staging was taken over by another process (a worker continuing the run after
+    /// this one's lease expired), or the run published already: this process stops quietly.
+    public static let stagingSuperseded: FailureCode = "staging_superseded"
     public static let timedOut: FailureCode = "timed_out"
     public static let runTimedOut: FailureCode = "run_timed_out"
     public static let tooManyBadRows: FailureCode = "too_many_bad_rows"
