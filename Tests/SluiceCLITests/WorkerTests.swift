@@ -19,6 +19,27 @@ import Testing
             var environment: [String: String] = [:]
 
             static let sqlite = Backend(name: "sqlite")
+
+            /// The backends these tests run on here: SQLite, and PostgreSQL (a database of the
+            /// test's own) when the test server is there or required.
+            enum Kind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+                case sqlite, postgres
+
+                var testDescription: String { rawValue }
+
+                static var all: [Kind] { PostgresTestDatabase.isAvailable ? [.sqlite, .postgres] : [.sqlite] }
+
+                /// Gives `body` a backend of this kind, removed afterwards.
+                func with(_ body: (Backend) async throws -> Void) async throws {
+                    switch self {
+                    case .sqlite: try await body(.sqlite)
+                    case .postgres:
+                        try await PostgresTestDatabase.with { database in
+                            try await body(Backend(name: "postgres", settings: "database: \(database.url)\n"))
+                        }
+                    }
+                }
+            }
         }
 
         let root: URL
@@ -109,8 +130,13 @@ import Testing
         }
     }
 
-    @Test func threeWorkersExecuteEveryEnqueuedRunExactlyOnce() async throws {
-        let project = try WorkerProject(rows: 200)
+    @Test(arguments: WorkerProject.Backend.Kind.all)
+    func threeWorkersExecuteEveryEnqueuedRunExactlyOnce(_ kind: WorkerProject.Backend.Kind) async throws {
+        try await kind.with { backend in try await threeWorkersExecuteEveryEnqueuedRunExactlyOnceOn(backend) }
+    }
+
+    func threeWorkersExecuteEveryEnqueuedRunExactlyOnceOn(_ backend: WorkerProject.Backend) async throws {
+        let project = try WorkerProject(rows: 200, backend: backend)
         defer { project.remove() }
         let workers = try await withThrowingTaskGroup(of: LongRunningCommand.self) { group in
             for _ in 0..<3 { group.addTask { try await project.startWorker(["--concurrency", "2"]) } }
@@ -159,8 +185,13 @@ import Testing
     /// A worker killed in the middle of a step (at three points) loses its lease; another
     /// worker takes the run over, continues it from its staging and publishes it once: the
     /// targets equal those of one clean run.
-    @Test func aKilledWorkersRunIsTakenOverAndCompleted() async throws {
-        let project = try WorkerProject(rows: 150_000)
+    @Test(arguments: WorkerProject.Backend.Kind.all)
+    func aKilledWorkersRunIsTakenOverAndCompleted(_ kind: WorkerProject.Backend.Kind) async throws {
+        try await kind.with { backend in try await aKilledWorkersRunIsTakenOverAndCompletedOn(backend) }
+    }
+
+    func aKilledWorkersRunIsTakenOverAndCompletedOn(_ backend: WorkerProject.Backend) async throws {
+        let project = try WorkerProject(rows: 150_000, backend: backend)
         defer { project.remove() }
         // The reference: one clean run in another org.
         let clean = try await project.sluice("run", "events", "--org", "globex")
@@ -201,8 +232,13 @@ import Testing
 
     /// SIGTERM: the worker stops claiming, gives its run the grace, then releases it with its
     /// staging; another worker continues it at once (long before the lease would expire).
-    @Test func sigtermReleasesTheRunForAnotherWorkerToContinue() async throws {
-        let project = try WorkerProject(rows: 300_000)
+    @Test(arguments: WorkerProject.Backend.Kind.all)
+    func sigtermReleasesTheRunForAnotherWorkerToContinue(_ kind: WorkerProject.Backend.Kind) async throws {
+        try await kind.with { backend in try await sigtermReleasesTheRunForAnotherWorkerToContinueOn(backend) }
+    }
+
+    func sigtermReleasesTheRunForAnotherWorkerToContinueOn(_ backend: WorkerProject.Backend) async throws {
+        let project = try WorkerProject(rows: 300_000, backend: backend)
         defer { project.remove() }
         let clean = try await project.sluice("run", "events", "--org", "globex")
         #expect(clean.status == 0)
@@ -231,6 +267,79 @@ import Testing
             _ = try await second.terminate()
         }
         #expect(try await project.targets(org: "acme") == reference, "\(shown)")
+    }
+
+    /// The team set-up on PostgreSQL: a server creating runs from API calls, two schedulers
+    /// looking at once, three workers executing. Every run is executed exactly once, none is
+    /// lost, and the schedulers together create each scheduled run once.
+    @Test(.enabled(if: PostgresTestDatabase.isAvailable))
+    func threeWorkersTwoSchedulersAndTwoHundredAPIRunsOnPostgreSQL() async throws {
+        try await WorkerProject.Backend.Kind.postgres.with { backend in
+            let project = try WorkerProject(rows: 20, backend: backend)
+            defer { project.remove() }
+            // A scheduled copy of the pipeline: three days missed, caught up by the schedulers.
+            let scheduled = try String(contentsOf: project.root.appendingPathComponent("pipelines/events.yml"), encoding: .utf8)
+                .replacingOccurrences(
+                    of: "pipeline: events\n",
+                    with: "pipeline: events_daily\nschedule: { cron: \"0 3 * * *\", timezone: UTC, catchup: 3d, max_active_runs: 10 }\n")
+            try Data(scheduled.utf8).write(to: project.root.appendingPathComponent("pipelines/events_daily.yml"))
+
+            let token = try await project.sluice("tokens", "create", "acme").stdout.trimmingCharacters(in: .newlines)
+            let server = try await LongRunningCommand.start(
+                ["serve", "--port", "0", "--max-active-runs-per-org", "1000"], in: project.root, environment: backend.environment)
+            defer { server.stop() }
+            let port = try #require(server.firstLine.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            let workers = try await withThrowingTaskGroup(of: LongRunningCommand.self) { group in
+                for _ in 0..<3 { group.addTask { try await project.startWorker(["--concurrency", "4"], lease: "5s") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            defer { workers.forEach { $0.stop() } }
+
+            // Two schedulers at once, and 200 API calls, 20 at a time, meanwhile.
+            async let schedulers = withThrowingTaskGroup(of: CommandResult.self) { group in
+                for _ in 0..<2 { group.addTask { try await project.sluice("scheduler", "--once", "pipelines/events_daily.yml", "--org", "acme") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            var apiRuns: [String] = []
+            for _ in 0..<10 {
+                apiRuns += try await withThrowingTaskGroup(of: String?.self) { group in
+                    for _ in 0..<20 {
+                        group.addTask {
+                            let (status, body) = try await httpCall(
+                                port: port, "POST", "/v1/orgs/acme/pipelines/events/runs", token: token, body: "{}")
+                            return status == 202 ? body["id"] as? String : nil
+                        }
+                    }
+                    return try await group.reduce(into: []) { if let id = $1 { $0.append(id) } }
+                }
+            }
+            #expect(apiRuns.count == 200 && Set(apiRuns).count == 200, "every call created a run of its own: \(apiRuns.count)")
+            for result in try await schedulers { #expect(result.status == 0, "\(result.stdout)\(result.stderr)") }
+
+            // The scheduled runs: one per fire time, whoever created it.
+            let listed = try await project.sluice("runs", "list", "--pipeline", "events_daily", "--limit", "100")
+            let scheduledRuns = listed.stdout.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
+            let days = listed.stdout.split(separator: "\n").dropFirst().compactMap { line in
+                line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+            }
+            #expect(scheduledRuns.count >= 3 && Set(days).count == days.count, "one run per fire time: \(listed.stdout)")
+
+            let states = try await project.waitUntilEnded(apiRuns + scheduledRuns)
+            #expect(
+                states.values.filter { $0 == "succeeded" }.count == apiRuns.count + scheduledRuns.count,
+                "0 lost: \(states.filter { $0.value != "succeeded" })")
+            var starts = 0
+            for run in apiRuns + scheduledRuns {
+                let shown = try await project.show(run)
+                let started = shown.split(separator: "\n").filter { $0.contains("run → running: started by worker ") }.count
+                #expect(started == 1, "executed once: \(shown)")
+                starts += started
+            }
+            #expect(starts == apiRuns.count + scheduledRuns.count, "0 duplicates")
+            #expect(try await project.targets(org: "acme").contains("20"))
+            for worker in workers { _ = try await worker.terminate() }
+            _ = try await server.terminate()
+        }
     }
 
     @Test func enqueueDoesNotGoWithResumeOrDryRun() async throws {
