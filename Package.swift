@@ -190,6 +190,11 @@ let package = Package(
             dependencies: ["SluiceEngine", "SluiceStorage", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/DAGBenchmark"
         ),
+        // Drives the release `sluice` binary on PostgreSQL: 200 short runs by 1, 2 and 4 workers.
+        .executableTarget(
+            name: "WorkerBenchmark",
+            path: "Benchmarks/WorkerBenchmark"
+        ),
         // Drives the release `sluice` binary: `scheduler --once` catching up against a loop of `sluice run`.
         .executableTarget(
             name: "ScheduleBenchmark",
