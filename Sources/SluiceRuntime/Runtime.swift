@@ -51,6 +51,8 @@ public enum Runtime {
                     settings: settings, runExecution: runExecution ?? .workers, close: { await pool.close() })
             } catch {
                 await pool.close()
+                // A user without the permissions the stores need, say: the server's words.
+                if let error = error as? PostgresError { throw BackendUnavailable(description: error.description) }
                 throw error
             }
         } else {
@@ -99,6 +101,7 @@ public enum Runtime {
             return (try await PostgresWarehouse(pool: pool), { await pool.close() })
         } catch {
             await pool.close()
+            if let error = error as? PostgresError { throw BackendUnavailable(description: error.description) }
             throw error
         }
     }

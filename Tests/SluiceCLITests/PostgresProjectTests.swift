@@ -108,7 +108,17 @@ struct PostgresProjectTests {
             #expect(inURL.status == 1)
             #expect(inURL.stderr.contains("SLUICE_DATABASE_URL: the URL carries a password"), "\(inURL.stderr)")
 
-            for result in [wrongPassword, closed, missing, inURL] {
+            // The right password, but a user who may not create the stores' schema.
+            let unprivileged = try await run(
+                sluiceBinary, ["runs", "list"], in: project,
+                environment: environment(
+                    "postgres://\(role)@\(endpoint)/\(database.name)?sslmode=disable", ["SLUICE_DATABASE_PASSWORD": "\(secret)-right"]))
+            #expect(unprivileged.status == 1)
+            #expect(
+                unprivileged.stderr.hasPrefix("sluice runs: PostgreSQL at \(endpoint) refused: permission denied for"),
+                "\(unprivileged.stderr)")
+
+            for result in [wrongPassword, closed, missing, inURL, unprivileged] {
                 #expect(!(result.stdout + result.stderr).contains(secret))
             }
             // Nothing fell back to the embedded files.
