@@ -393,9 +393,12 @@ struct CrashSafetyTests {
         try Data(text.utf8).write(to: project.appendingPathComponent("data/events.csv"))
     }
 
-    func snapshot(_ project: URL) async throws -> String {
-        let events = try await sluice("query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events", in: project)
-        let daily = try await sluice("query", "acme", "SELECT count(*), sum(total) FROM daily", in: project)
+    func snapshot(_ project: URL, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> String {
+        let events = try await run(
+            sluiceBinary, ["query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events"], in: project,
+            environment: environment)
+        let daily = try await run(sluiceBinary, ["query", "acme", "SELECT count(*), sum(total) FROM daily"], in: project, environment: environment)
+        #expect(events.status == 0 && daily.status == 0, "\(events.stderr)\(daily.stderr)")
         return events.stdout + daily.stdout
     }
 
@@ -458,7 +461,18 @@ struct CrashSafetyTests {
         #expect(try await sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
     }
 
-    @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() async throws {
+    /// On SQLite files, and on a PostgreSQL database of the test's own (`SLUICE_DATABASE_URL`).
+    @Test(arguments: Backend.all)
+    func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned(_ backend: Backend) async throws {
+        switch backend {
+        case .sqlite: try await killAtEachPoint(database: nil)
+        case .postgres: try await PostgresTestDatabase.with { try await killAtEachPoint(database: $0) }
+        }
+    }
+
+    func killAtEachPoint(database: PostgresTestDatabase?) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_DATABASE_URL"] = database?.url
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         let files = [
@@ -482,8 +496,9 @@ struct CrashSafetyTests {
 
         // Before: a small run publishes state A.
         try writeEvents(project, rows: 1_000, amount: 1, hour: 10)
-        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let before = try await snapshot(project)
+        let first = try await run(sluiceBinary, ["run", "crash", "--org", "acme"], in: project, environment: environment)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let before = try await snapshot(project, environment: environment)
 
         // The runs that get killed: 150,000 rows, newer, with a new amount, so a partial publish would show.
         try writeEvents(project, rows: 150_000, amount: 2, hour: 11)
@@ -491,7 +506,12 @@ struct CrashSafetyTests {
         var outcomes: [String] = []
         var previous = before
         let staging = project.appendingPathComponent(".sluice/orgs/acme/staging")
-        @Sendable func stagings() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []) }
+        /// The runs' stagings: SQLite's files, or the lines of the PostgreSQL warehouse's list.
+        @Sendable func stagings() -> Set<String> {
+            guard let database else { return Set((try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []) }
+            let listed = (try? database.sql("SELECT run_id FROM sluice_warehouse.staging")) ?? ""
+            return Set(listed.split(separator: "\n").map(String.init))
+        }
         // Kill points counted from the moment the run's own staging appears (the run exists and
         // is under way), not from the start of the process, so a busy machine moves them less.
         for delay in [0.0, 0.5, 1.5, 4.0] {
@@ -500,7 +520,7 @@ struct CrashSafetyTests {
             process.arguments = ["run", "crash", "--org", "acme"]
             process.currentDirectoryURL = project
             // The run's own lease, stored with it: 1 s, so a restart can tell soon that it died.
-            process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
+            process.environment = environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             let earlier = stagings()
@@ -519,10 +539,10 @@ struct CrashSafetyTests {
             try await Task.sleep(for: .milliseconds(1200))
 
             // A restart notices the dead run (its lease, 1 s, has passed) and says why.
-            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project)
+            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
             let state = list.stdout.contains("  succeeded  ") ? "succeeded" : list.stdout.contains("  failed  ") ? "failed" : "?"
             outcomes.append("\(delay)s: \(state)")
-            let now = try await snapshot(project)
+            let now = try await snapshot(project, environment: environment)
             if state == "failed" {
                 #expect(list.stdout.contains("abandoned: no heartbeat for 1s; the process running it stopped"), "\(list.stdout)")
                 #expect(now == previous, "killed \(delay)s after its staging appeared: the targets changed")
@@ -536,8 +556,9 @@ struct CrashSafetyTests {
         #expect(outcomes.contains { $0.hasSuffix("failed") }, "no kill landed before the publish: \(outcomes)")
 
         // After: an uninterrupted run leaves state B in full.
-        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let totals = try await sluice("query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events", in: project)
+        #expect(try await run(sluiceBinary, ["run", "crash", "--org", "acme"], in: project, environment: environment).status == 0)
+        let totals = try await run(
+            sluiceBinary, ["query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events"], in: project, environment: environment)
         #expect(totals.stdout.contains("150000/300000"), "\(totals.stdout)")
     }
 }
