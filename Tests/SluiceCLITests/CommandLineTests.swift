@@ -402,7 +402,18 @@ struct CrashSafetyTests {
         return events.stdout + daily.stdout
     }
 
-    @Test func ctrlCCancelsTheRunAndPublishesNothing() async throws {
+    /// On SQLite files, and on a PostgreSQL database of the test's own (`SLUICE_DATABASE_URL`).
+    @Test(arguments: Backend.all)
+    func ctrlCCancelsTheRunAndPublishesNothing(_ backend: Backend) async throws {
+        switch backend {
+        case .sqlite: try await interruptARun(database: nil)
+        case .postgres: try await PostgresTestDatabase.with { try await interruptARun(database: $0) }
+        }
+    }
+
+    func interruptARun(database: PostgresTestDatabase?) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_DATABASE_URL"] = database?.url
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
@@ -428,16 +439,21 @@ struct CrashSafetyTests {
         process.executableURL = sluiceBinary
         process.arguments = ["run", "crash"]
         process.currentDirectoryURL = project
+        process.environment = environment
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         // Interrupt once the run is under way (its staging exists). Watched from a thread of its
         // own, so the interrupt comes within milliseconds even while the other tests are busy.
         let staging = project.appendingPathComponent(".sluice/orgs/default/staging")
+        /// The names of the stagings: SQLite's files, or the lines of the PostgreSQL warehouse's list.
+        @Sendable func stagings() -> [String] {
+            guard let database else { return (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? [] }
+            let listed = (try? database.sql("SELECT run_id FROM sluice_warehouse.staging")) ?? ""
+            return listed.split(separator: "\n").map(String.init)
+        }
         let interrupted = try await onItsOwnThread {
-            let underWay = eventuallyBlocking(every: .milliseconds(5)) {
-                !((try? FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty) ?? true) || !process.isRunning
-            }
+            let underWay = eventuallyBlocking(every: .milliseconds(5)) { !stagings().isEmpty || !process.isRunning }
             guard underWay, process.isRunning else { return false }
             kill(process.processIdentifier, SIGINT)
             return true
@@ -446,19 +462,20 @@ struct CrashSafetyTests {
         try await waitForExit(of: process)
         #expect(process.terminationStatus == 1)
 
-        let list = try await sluice("runs", "list", in: project)
+        let list = try await run(sluiceBinary, ["runs", "list"], in: project, environment: environment)
         #expect(list.stdout.contains("  cancelled  "), "\(list.stdout)")
         #expect(list.stdout.contains("cancelled by Ctrl-C (SIGINT); nothing was published, resume it with sluice run --resume"))
-        let query = try await sluice("query", "default", "SELECT count(*) FROM events", in: project)
+        let query = try await run(sluiceBinary, ["query", "default", "SELECT count(*) FROM events"], in: project, environment: environment)
         #expect(query.status == 1, "nothing may be published: \(query.stdout)")
         // The cancelled run's staging is removed.
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: staging.path))?.filter { $0.hasSuffix(".sqlite") } == [])
+        #expect(stagings().filter { database != nil || $0.hasSuffix(".sqlite") } == [])
 
         // Its resume runs every step again, as the list's advice says.
         let cancelledID = try #require(list.stdout.split(separator: "\n").first { $0.contains("  cancelled  ") }?.split(separator: " ").first)
-        let resumed = try await sluice("run", "--resume", String(cancelledID), in: project)
+        let resumed = try await run(sluiceBinary, ["run", "--resume", String(cancelledID)], in: project, environment: environment)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
-        #expect(try await sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
+        let published = try await run(sluiceBinary, ["query", "default", "SELECT count(*) FROM events"], in: project, environment: environment)
+        #expect(published.stdout.contains("300000"), "\(published.stdout)\(published.stderr)")
     }
 
     /// On SQLite files, and on a PostgreSQL database of the test's own (`SLUICE_DATABASE_URL`).
