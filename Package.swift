@@ -211,10 +211,13 @@ let package = Package(
             dependencies: ["SluiceTestSupport", "SluiceModel", "SluiceProviders", "SluiceEngine"],
             resources: [.copy("Fixtures")]
         ),
+        // The engine's behaviour, the invariants users rely on among it, run on SQLite and on
+        // PostgreSQL (the server SLUICE_TEST_POSTGRES_URL names) by one parameterised suite.
         .testTarget(
             name: "SluiceEngineTests",
             dependencies: [
-                "SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluiceSecrets", "SluiceProviders", "SluiceRuntime",
+                "SluiceTestSupport", "SluiceEngine", "SluiceStorage", "SluiceSQLite", "SluicePostgres", "SluiceSecrets", "SluiceProviders",
+                "SluiceRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

@@ -50,6 +50,10 @@ struct PostgresProcedureText {
     static func refusal(of statement: Statement, policy: Policy) -> String? {
         let first = statement.words.first ?? ""
         let second = statement.words.count > 1 ? statement.words[1] : ""
+        // A first word that is no PostgreSQL command (a typo such as `SELEC`) can't run: the
+        // server's parser stops at it, so its syntax error is what the author should read, not
+        // a refusal. SQLite's own commands are refused as the SQLite warehouse refuses them.
+        if !first.isEmpty, !commands.contains(first), !sqliteCommands.contains(first) { return nil }
         switch first {
         case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE":
             return "it may not begin, commit or roll back transactions: the run's transaction decides what commits"
@@ -98,6 +102,18 @@ struct PostgresProcedureText {
             }
         }
     }
+
+    /// The words PostgreSQL statements begin with (its SQL commands' reference, version 15).
+    static let commands: Set<String> = [
+        "ABORT", "ALTER", "ANALYZE", "ANALYSE", "BEGIN", "CALL", "CHECKPOINT", "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "COPY",
+        "CREATE", "DEALLOCATE", "DECLARE", "DELETE", "DISCARD", "DO", "DROP", "END", "EXECUTE", "EXPLAIN", "FETCH", "GRANT",
+        "IMPORT", "INSERT", "LISTEN", "LOAD", "LOCK", "MERGE", "MOVE", "NOTIFY", "PREPARE", "REASSIGN", "REFRESH", "REINDEX",
+        "RELEASE", "RESET", "REVOKE", "ROLLBACK", "SAVEPOINT", "SECURITY", "SELECT", "SET", "SHOW", "START", "TABLE", "TRUNCATE",
+        "UNLISTEN", "UPDATE", "VACUUM", "VALUES", "WITH",
+    ]
+
+    /// SQLite's statements that PostgreSQL lacks (a procedure written for SQLite alone).
+    static let sqliteCommands: Set<String> = ["PRAGMA", "ATTACH", "DETACH", "REPLACE"]
 
     /// Functions that reach files, large objects, other databases, locks, settings or other
     /// sessions, or run SQL text of their own (which this check would not see).

@@ -393,13 +393,27 @@ struct CrashSafetyTests {
         try Data(text.utf8).write(to: project.appendingPathComponent("data/events.csv"))
     }
 
-    func snapshot(_ project: URL) async throws -> String {
-        let events = try await sluice("query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events", in: project)
-        let daily = try await sluice("query", "acme", "SELECT count(*), sum(total) FROM daily", in: project)
+    func snapshot(_ project: URL, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> String {
+        let events = try await run(
+            sluiceBinary, ["query", "acme", "SELECT count(*), sum(amount), count(DISTINCT x_run_id) FROM events"], in: project,
+            environment: environment)
+        let daily = try await run(sluiceBinary, ["query", "acme", "SELECT count(*), sum(total) FROM daily"], in: project, environment: environment)
+        #expect(events.status == 0 && daily.status == 0, "\(events.stderr)\(daily.stderr)")
         return events.stdout + daily.stdout
     }
 
-    @Test func ctrlCCancelsTheRunAndPublishesNothing() async throws {
+    /// On SQLite files, and on a PostgreSQL database of the test's own (`SLUICE_DATABASE_URL`).
+    @Test(arguments: Backend.all)
+    func ctrlCCancelsTheRunAndPublishesNothing(_ backend: Backend) async throws {
+        switch backend {
+        case .sqlite: try await interruptARun(database: nil)
+        case .postgres: try await PostgresTestDatabase.with { try await interruptARun(database: $0) }
+        }
+    }
+
+    func interruptARun(database: PostgresTestDatabase?) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_DATABASE_URL"] = database?.url
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         try FileManager.default.createDirectory(at: project.appendingPathComponent("schemas"), withIntermediateDirectories: true)
@@ -425,16 +439,21 @@ struct CrashSafetyTests {
         process.executableURL = sluiceBinary
         process.arguments = ["run", "crash"]
         process.currentDirectoryURL = project
+        process.environment = environment
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         // Interrupt once the run is under way (its staging exists). Watched from a thread of its
         // own, so the interrupt comes within milliseconds even while the other tests are busy.
         let staging = project.appendingPathComponent(".sluice/orgs/default/staging")
+        /// The names of the stagings: SQLite's files, or the lines of the PostgreSQL warehouse's list.
+        @Sendable func stagings() -> [String] {
+            guard let database else { return (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? [] }
+            let listed = (try? database.sql("SELECT run_id FROM sluice_warehouse.staging")) ?? ""
+            return listed.split(separator: "\n").map(String.init)
+        }
         let interrupted = try await onItsOwnThread {
-            let underWay = eventuallyBlocking(every: .milliseconds(5)) {
-                !((try? FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty) ?? true) || !process.isRunning
-            }
+            let underWay = eventuallyBlocking(every: .milliseconds(5)) { !stagings().isEmpty || !process.isRunning }
             guard underWay, process.isRunning else { return false }
             kill(process.processIdentifier, SIGINT)
             return true
@@ -443,22 +462,34 @@ struct CrashSafetyTests {
         try await waitForExit(of: process)
         #expect(process.terminationStatus == 1)
 
-        let list = try await sluice("runs", "list", in: project)
+        let list = try await run(sluiceBinary, ["runs", "list"], in: project, environment: environment)
         #expect(list.stdout.contains("  cancelled  "), "\(list.stdout)")
         #expect(list.stdout.contains("cancelled by Ctrl-C (SIGINT); nothing was published, resume it with sluice run --resume"))
-        let query = try await sluice("query", "default", "SELECT count(*) FROM events", in: project)
+        let query = try await run(sluiceBinary, ["query", "default", "SELECT count(*) FROM events"], in: project, environment: environment)
         #expect(query.status == 1, "nothing may be published: \(query.stdout)")
         // The cancelled run's staging is removed.
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: staging.path))?.filter { $0.hasSuffix(".sqlite") } == [])
+        #expect(stagings().filter { database != nil || $0.hasSuffix(".sqlite") } == [])
 
         // Its resume runs every step again, as the list's advice says.
         let cancelledID = try #require(list.stdout.split(separator: "\n").first { $0.contains("  cancelled  ") }?.split(separator: " ").first)
-        let resumed = try await sluice("run", "--resume", String(cancelledID), in: project)
+        let resumed = try await run(sluiceBinary, ["run", "--resume", String(cancelledID)], in: project, environment: environment)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
-        #expect(try await sluice("query", "default", "SELECT count(*) FROM events", in: project).stdout.contains("300000"))
+        let published = try await run(sluiceBinary, ["query", "default", "SELECT count(*) FROM events"], in: project, environment: environment)
+        #expect(published.stdout.contains("300000"), "\(published.stdout)\(published.stderr)")
     }
 
-    @Test func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned() async throws {
+    /// On SQLite files, and on a PostgreSQL database of the test's own (`SLUICE_DATABASE_URL`).
+    @Test(arguments: Backend.all)
+    func killingARunAtAnyPointLeavesTargetsWholeAndTheRunAbandoned(_ backend: Backend) async throws {
+        switch backend {
+        case .sqlite: try await killAtEachPoint(database: nil)
+        case .postgres: try await PostgresTestDatabase.with { try await killAtEachPoint(database: $0) }
+        }
+    }
+
+    func killAtEachPoint(database: PostgresTestDatabase?) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_DATABASE_URL"] = database?.url
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
         let files = [
@@ -482,16 +513,25 @@ struct CrashSafetyTests {
 
         // Before: a small run publishes state A.
         try writeEvents(project, rows: 1_000, amount: 1, hour: 10)
-        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let before = try await snapshot(project)
+        let first = try await run(sluiceBinary, ["run", "crash", "--org", "acme"], in: project, environment: environment)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let before = try await snapshot(project, environment: environment)
 
-        // The runs that get killed: 150,000 rows, newer, with a new amount, so a partial publish would show.
-        try writeEvents(project, rows: 150_000, amount: 2, hour: 11)
+        // The runs that get killed: newer rows with a new amount, so a partial publish would show;
+        // 150,000 on SQLite, 50,000 on PostgreSQL, where a run of them takes as long (it goes
+        // through a server) and the kill points land inside it the same way.
+        let rows = database == nil ? 150_000 : 50_000
+        try writeEvents(project, rows: rows, amount: 2, hour: 11)
         var killedWhileRunning = 0
         var outcomes: [String] = []
         var previous = before
         let staging = project.appendingPathComponent(".sluice/orgs/acme/staging")
-        @Sendable func stagings() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []) }
+        /// The runs' stagings: SQLite's files, or the lines of the PostgreSQL warehouse's list.
+        @Sendable func stagings() -> Set<String> {
+            guard let database else { return Set((try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []) }
+            let listed = (try? database.sql("SELECT run_id FROM sluice_warehouse.staging")) ?? ""
+            return Set(listed.split(separator: "\n").map(String.init))
+        }
         // Kill points counted from the moment the run's own staging appears (the run exists and
         // is under way), not from the start of the process, so a busy machine moves them less.
         for delay in [0.0, 0.5, 1.5, 4.0] {
@@ -500,7 +540,7 @@ struct CrashSafetyTests {
             process.arguments = ["run", "crash", "--org", "acme"]
             process.currentDirectoryURL = project
             // The run's own lease, stored with it: 1 s, so a restart can tell soon that it died.
-            process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
+            process.environment = environment.merging(["SLUICE_RUN_LEASE": "1s"]) { $1 }
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             let earlier = stagings()
@@ -519,16 +559,16 @@ struct CrashSafetyTests {
             try await Task.sleep(for: .milliseconds(1200))
 
             // A restart notices the dead run (its lease, 1 s, has passed) and says why.
-            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project)
+            let list = try await run(sluiceBinary, ["runs", "list", "--limit", "1"], in: project, environment: environment)
             let state = list.stdout.contains("  succeeded  ") ? "succeeded" : list.stdout.contains("  failed  ") ? "failed" : "?"
             outcomes.append("\(delay)s: \(state)")
-            let now = try await snapshot(project)
+            let now = try await snapshot(project, environment: environment)
             if state == "failed" {
                 #expect(list.stdout.contains("abandoned: no heartbeat for 1s; the process running it stopped"), "\(list.stdout)")
                 #expect(now == previous, "killed \(delay)s after its staging appeared: the targets changed")
             } else {
                 #expect(state == "succeeded", "\(list.stdout)")
-                #expect(now != before && now.contains("150000") && now.contains("300000"), "\(now)")
+                #expect(now != before && now.contains("\(rows)") && now.contains("\(2 * rows)"), "\(now)")
                 previous = now
             }
         }
@@ -536,8 +576,9 @@ struct CrashSafetyTests {
         #expect(outcomes.contains { $0.hasSuffix("failed") }, "no kill landed before the publish: \(outcomes)")
 
         // After: an uninterrupted run leaves state B in full.
-        #expect(try await sluice("run", "crash", "--org", "acme", in: project).status == 0)
-        let totals = try await sluice("query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events", in: project)
-        #expect(totals.stdout.contains("150000/300000"), "\(totals.stdout)")
+        #expect(try await run(sluiceBinary, ["run", "crash", "--org", "acme"], in: project, environment: environment).status == 0)
+        let totals = try await run(
+            sluiceBinary, ["query", "acme", "SELECT count(*) || '/' || sum(amount) FROM events"], in: project, environment: environment)
+        #expect(totals.stdout.contains("\(rows)/\(2 * rows)"), "\(totals.stdout)")
     }
 }

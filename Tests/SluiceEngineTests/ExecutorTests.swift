@@ -104,15 +104,28 @@ final class SleepProcessor: Processor, Sendable {
 
 struct Harness {
     let folder: URL
-    let store: SQLiteRunStore
+    let store: any RunStore
     let sleeper = SleepProcessor()
     let flaky: FlakyProcessor
     let catalog: ProcessorEnvironment
+    private let dropStorage: @Sendable () -> Void
 
     init(flakyFailures: Int = 2, retryAfter: Duration? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         store = try SQLiteRunStore(path: folder.appendingPathComponent("runs.sqlite").path)
+        flaky = FlakyProcessor(failures: flakyFailures, retryAfter: retryAfter)
+        catalog = ProcessorEnvironment([EchoProcessor(), flaky, FailProcessor(), sleeper] + [BuiltinNotify()])
+        dropStorage = {}
+    }
+
+    /// A harness whose run store is on `backend`.
+    init(_ backend: Backend, flakyFailures: Int = 2, retryAfter: Duration? = nil) async throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-engine-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let storage = try await backend.open(root: folder)
+        store = storage.store
+        dropStorage = storage.remove
         flaky = FlakyProcessor(failures: flakyFailures, retryAfter: retryAfter)
         catalog = ProcessorEnvironment([EchoProcessor(), flaky, FailProcessor(), sleeper] + [BuiltinNotify()])
     }
@@ -141,7 +154,10 @@ struct Harness {
         }
     }
 
-    func remove() { try? FileManager.default.removeItem(at: folder) }
+    func remove() {
+        dropStorage()
+        try? FileManager.default.removeItem(at: folder)
+    }
 }
 
 /// A stand-in for `notify` (the real one, in SluiceProviders, posts over HTTP).

@@ -96,8 +96,8 @@ extension Harness {
 struct OnFailureTests {
     let request = Executor.RunRequest(org: "acme", logicalDate: "2026-03-01", env: ["HOOK": "http://127.0.0.1:9/hook"])
 
-    @Test func handlersSeeTheFailureAndTheOutputsOfTheStepsThatRan() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func handlersSeeTheFailureAndTheOutputsOfTheStepsThatRan(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(
@@ -132,8 +132,8 @@ struct OnFailureTests {
         #expect(order.suffix(6) == ["call:failed", "report:running", "report:succeeded", "alert:running", "alert:succeeded", "run:failed"])
     }
 
-    @Test func aFailingHandlerIsRecordedAndTheRunKeepsItsOwnReason() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func aFailingHandlerIsRecordedAndTheRunKeepsItsOwnReason(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(
@@ -157,8 +157,8 @@ struct OnFailureTests {
         #expect(recorder.contexts.count == 1)
     }
 
-    @Test func aSecretInTheFailureIsMaskedForHandlersAndInStoredReasons() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func aSecretInTheFailureIsMaskedForHandlersAndInStoredReasons(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let secret = "sk-test-\(UUID().uuidString)"
         let owner = "test-\(UUID().uuidString)"
@@ -185,11 +185,11 @@ struct OnFailureTests {
         #expect(!stored.contains { $0.contains(secret) })
     }
 
-    @Test func aProcessorsOwnRetryPolicyAppliesWhenTheStepAndDefaultsSetNone() async throws {
+    @Test(arguments: Backend.all) func aProcessorsOwnRetryPolicyAppliesWhenTheStepAndDefaultsSetNone(_ backend: Backend) async throws {
         for (retry, expected) in [
             ("", RunState.succeeded), ("retry: { attempts: 1 }", .deadLettered), ("retry: { attempts: 2, initial_delay: 10ms }", .deadLettered),
         ] {
-            let harness = try Harness()
+            let harness = try await Harness(backend)
             defer { harness.remove() }
             let patient = PatientProcessor()
             let run = try await harness.executor(adding: [patient]).start(
@@ -207,7 +207,7 @@ struct OnFailureTests {
             #expect(step.attempt == (retry.isEmpty ? 3 : retry.contains("2") ? 2 : 1), "\(retry)")
         }
         // The pipeline's defaults come before the processor's.
-        let harness = try Harness()
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let patient = PatientProcessor()
         let run = try await harness.executor(adding: [patient]).start(
@@ -222,8 +222,8 @@ struct OnFailureTests {
         #expect(run.state == .failed)
     }
 
-    @Test func aRunThatSucceedsOrIsCancelledRunsNoHandler() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func aRunThatSucceedsOrIsCancelledRunsNoHandler(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let recorder = RecordingNotify()
         let succeeded = try await harness.executor(adding: [recorder]).start(
@@ -267,8 +267,8 @@ struct OnFailureTests {
         #expect(recorder.contexts.isEmpty)
     }
 
-    @Test func aWarehouseThatCannotBeOpenedRunsTheHandlersWithoutItsPassword() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func aWarehouseThatCannotBeOpenedRunsTheHandlersWithoutItsPassword(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder], warehouse: UnreachableWarehouse()).start(
@@ -293,8 +293,8 @@ struct OnFailureTests {
         #expect(failure.message == run.reason)
     }
 
-    @Test func invalidParamsSkipTheHandlers() async throws {
-        let harness = try Harness()
+    @Test(arguments: Backend.all) func invalidParamsSkipTheHandlers(_ backend: Backend) async throws {
+        let harness = try await Harness(backend)
         defer { harness.remove() }
         let recorder = RecordingNotify()
         let run = try await harness.executor(adding: [recorder]).start(
@@ -327,7 +327,7 @@ struct PublishFailureHandlerTests {
                 """
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         _ = try await project.run("merge_events", yaml: yaml)
-        let size = try FileManager.default.attributesOfItem(atPath: try project.warehouse.warehousePath(org: "acme"))[.size] as? Int ?? 0
+        let size = try FileManager.default.attributesOfItem(atPath: try project.sqlite.warehousePath(org: "acme"))[.size] as? Int ?? 0
 
         // 20,000 new rows cannot fit in the few pages the org may grow by: publishing fails.
         var csv = "event_id,ts,day,org,amount\n"

@@ -10,17 +10,49 @@ import Testing
 
 @testable import SluiceEngine
 
-/// A throwaway project folder with schemas, data and pipelines, run for real on SQLite files.
+/// A throwaway project folder with schemas, data and pipelines, run for real on a backend:
+/// SQLite files in its `.sluice/`, or a run store schema and warehouse schemas of its own on
+/// the test PostgreSQL server.
 struct PipelineProject {
     let root: URL
-    let store: SQLiteRunStore
-    let warehouse: SQLiteWarehouse
+    let backend: Backend
+    let store: any RunStore
+    let warehouse: any Warehouse
+    private let dropStorage: @Sendable () -> Void
 
+    /// A project on SQLite (for the cases about SQLite itself).
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-run-\(UUID().uuidString)")
+        root = Self.makeRoot()
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        backend = .sqlite
         store = try SQLiteRunStore(path: root.appendingPathComponent(".sluice/runs.sqlite").path)
         warehouse = SQLiteWarehouse(root: root.appendingPathComponent(".sluice"))
+        dropStorage = {}
+        try writeFixtures()
+    }
+
+    /// A project on `backend`.
+    init(_ backend: Backend) async throws {
+        root = Self.makeRoot()
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        self.backend = backend
+        let storage = try await backend.open(root: root)
+        store = storage.store
+        warehouse = storage.warehouse
+        dropStorage = storage.remove
+        try writeFixtures()
+    }
+
+    static func makeRoot() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("sluice-run-\(UUID().uuidString)")
+    }
+
+    /// The SQLite warehouse of a project made with `init()`, for the cases about its files.
+    var sqlite: SQLiteWarehouse {
+        get throws { try #require(warehouse as? SQLiteWarehouse, "a SQLite-only case ran on \(backend)") }
+    }
+
+    private func writeFixtures() throws {
         try write(
             "schemas/events_raw.json",
             """
@@ -70,15 +102,27 @@ struct PipelineProject {
         try await warehouse.query(org: "acme", sql, []).rows.map { $0.map(\.displayText) }
     }
 
+    /// Whether the org has published `table`, asked of the warehouse as a reader would: a
+    /// query of it fails as SQLite ("no such table") or PostgreSQL ("does not exist") says.
     func tableExists(_ table: String) async throws -> Bool {
-        try await rows("SELECT count(*) FROM sqlite_master WHERE name = '\(table)'") == [["1"]]
+        do {
+            _ = try await warehouse.query(org: "acme", "SELECT 1 FROM \(table) LIMIT 1", [])
+            return true
+        } catch {
+            let message = String(describing: error)
+            guard message.contains("no such table") || message.contains("does not exist") else { throw error }
+            return false
+        }
     }
 
     func outputs(_ run: RunRecord, _ step: String) async throws -> [String: ExpressionValue] {
         try await store.steps(of: run.id).first { $0.stepID == step }?.outputs ?? [:]
     }
 
-    func remove() { try? FileManager.default.removeItem(at: root) }
+    func remove() {
+        dropStorage()
+        try? FileManager.default.removeItem(at: root)
+    }
 
     /// The processors of a slow pipeline: the built-in ones and `test_sleep`.
     static let slowCatalog = ProcessorEnvironment.standard.adding([SleepProcessor()])
@@ -138,8 +182,8 @@ struct PipelineProject {
 }
 
 struct RunPipelineTests {
-    @Test func targetsArePublishedTogetherAndScratchTablesAreNot() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func targetsArePublishedTogetherAndScratchTablesAreNot(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv",
@@ -185,13 +229,12 @@ struct RunPipelineTests {
             ])
         #expect(try await project.rows("SELECT DISTINCT x_run_id, x_pipeline FROM events") == [[run.id, "daily"]])
         #expect(try await project.tableExists("events_raw") == false)
-        // The staging file is gone once published.
-        let staging = try project.warehouse.stagingPath(org: "acme", runID: run.id)
-        #expect(!FileManager.default.fileExists(atPath: staging))
+        // The staging (SQLite: its file; PostgreSQL: its schemas) is gone once published.
+        #expect(try await project.warehouse.hasStaging(org: "acme", runID: run.id) == false)
     }
 
-    @Test func aFailingStepLeavesEveryTargetAsItWas() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aFailingStepLeavesEveryTargetAsItWas(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         let first = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
@@ -210,8 +253,8 @@ struct RunPipelineTests {
         #expect(results.map(\.passed) == [false])
     }
 
-    @Test func runningTheSameInputTwiceLeavesTargetsIdentical() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func runningTheSameInputTwiceLeavesTargetsIdentical(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T10:00:00Z,2026-03-01,acme,1\n")
@@ -224,8 +267,8 @@ struct RunPipelineTests {
         #expect(try await project.outputs(second, "merge")["rows_inserted"] == .number(0))
     }
 
-    @Test func redeliveredRowsCountOnceAndTheLatestVersionWins() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func redeliveredRowsCountOnceAndTheLatestVersionWins(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         var first = "event_id,ts,day,org,amount\n"
         for index in 0..<100 { first += "e\(index),2026-03-01T10:00:00Z,2026-03-01,acme,1\n" }
@@ -249,26 +292,28 @@ struct RunPipelineTests {
         #expect(outputs["rows_unchanged"] == .number(6))
         #expect(outputs["duplicates_collapsed"] == .number(1))
         #expect(
-            try await project.rows("SELECT count(*), count(DISTINCT event_id), printf('%.1f', sum(amount)) FROM events") == [["101", "101", "109.0"]])
+            try await project.rows("SELECT count(*), count(DISTINCT event_id), CAST(sum(amount) AS DOUBLE PRECISION) FROM events") == [
+                ["101", "101", "109.0"]
+            ])
         #expect(
-            try await project.rows("SELECT printf('%.1f', amount) FROM events WHERE event_id IN ('e50', 'e60') ORDER BY event_id") == [
+            try await project.rows("SELECT CAST(amount AS DOUBLE PRECISION) FROM events WHERE event_id IN ('e50', 'e60') ORDER BY event_id") == [
                 ["7.0"], ["1.0"],
             ])
     }
 
-    @Test func firstWinsKeepsWhatArrivedFirst() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func firstWinsKeepsWhatArrivedFirst(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,1\ne1,2026-03-01T11:00:00Z,2026-03-01,acme,2\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T12:00:00Z,2026-03-01,acme,3\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(strategy: "first_wins"))
-        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events") == [["1.0"]])
+        #expect(try await project.rows("SELECT CAST(amount AS DOUBLE PRECISION) FROM events") == [["1.0"]])
     }
 
-    @Test func replacePartitionsReplacesOnlyTheDaysInTheBatch() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func replacePartitionsReplacesOnlyTheDaysInTheBatch(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv", "event_id,ts,day,org,amount\na,2026-03-01T10:00:00Z,2026-03-01,acme,1\nb,2026-03-02T10:00:00Z,2026-03-02,acme,1\n")
@@ -278,8 +323,8 @@ struct RunPipelineTests {
         #expect(try await project.rows("SELECT event_id, day FROM events ORDER BY event_id") == [["a", "2026-03-01"], ["c", "2026-03-02"]])
     }
 
-    @Test func badRowsAreQuarantinedWithTheirLineAndReason() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func badRowsAreQuarantinedWithTheirLineAndReason(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv",
@@ -300,8 +345,8 @@ struct RunPipelineTests {
         #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
     }
 
-    @Test func aLoadWhoseEveryRowIsBadFailsWithTheCountAndTheFirstReasons() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aLoadWhoseEveryRowIsBadFailsWithTheCountAndTheFirstReasons(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         // A FOCUS-style export re-saved by a spreadsheet: every date in M/D/YYYY.
         try project.write(
@@ -324,12 +369,12 @@ struct RunPipelineTests {
         #expect(try await project.tableExists("events") == false)
     }
 
-    @Test func maxBadRowsTakesACountOrAShare() async throws {
+    @Test(arguments: Backend.all) func maxBadRowsTakesACountOrAShare(_ backend: Backend) async throws {
         let rows = (1...20).map { "e\($0),2026-03-01T10:00:00Z,2026-03-01,acme,\($0 <= 3 ? "lots" : "1")" }
         let data = "event_id,ts,day,org,amount\n" + rows.joined(separator: "\n") + "\n"
         // 3 bad rows of 20 (15%): past the default 10%, past a count of 2, within 3 and 20%.
         for (threshold, passes) in [(nil, false), ("2", false), ("3", true), ("20%", true), ("14.9%", false)] as [(String?, Bool)] {
-            let project = try PipelineProject()
+            let project = try await PipelineProject(backend)
             defer { project.remove() }
             try project.write("data/events.csv", data)
             let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: threshold))
@@ -345,7 +390,7 @@ struct RunPipelineTests {
         }
     }
 
-    @Test func limitsStopALoadBeforeItWritesPastThemAndTheLowerOfStepAndOrgWins() async throws {
+    @Test(arguments: Backend.all) func limitsStopALoadBeforeItWritesPastThemAndTheLowerOfStepAndOrgWins(_ backend: Backend) async throws {
         let rows = (1...20).map { "e\($0),2026-03-01T10:00:00Z,2026-03-01,acme,1" }
         let data = "event_id,ts,day,org,amount\n" + rows.joined(separator: "\n") + "\n"
         func pipeline(_ limits: String?) -> String {
@@ -362,7 +407,7 @@ struct RunPipelineTests {
             ("{ max_rows: 20, max_bytes: 1MB }", nil, nil),
         ]
         for (limits, settings, failure) in cases {
-            let project = try PipelineProject()
+            let project = try await PipelineProject(backend)
             defer { project.remove() }
             try project.write("data/events.csv", data)
             if let settings { try project.write("sluice.yml", settings) }
@@ -382,8 +427,8 @@ struct RunPipelineTests {
         }
     }
 
-    @Test func aDeclaredDateFormatReadsWhatASpreadsheetWrote() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aDeclaredDateFormatReadsWhatASpreadsheetWrote(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "data/events.csv",
@@ -412,8 +457,8 @@ struct RunPipelineTests {
             ])
     }
 
-    @Test func aBadRowUnderFailStopsTheRunAndPublishesNothing() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aBadRowUnderFailStopsTheRunAndPublishesNothing(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,lots\n")
         let yaml = PipelineProject.mergePipeline().replacingOccurrences(of: "on_bad_row: quarantine", with: "on_bad_row: fail")
@@ -425,8 +470,8 @@ struct RunPipelineTests {
         #expect(try await project.tableExists("events") == false)
     }
 
-    @Test func nullKeysAreRefusedWithACountNotMergedSilently() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func nullKeysAreRefusedWithACountNotMergedSilently(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write("schemas/loose_raw.json", #"[{"name": "event_id", "type": "STRING"}, {"name": "amount", "type": "NUMERIC"}]"#)
         try project.write("data/loose.csv", "event_id,amount\na,1\n,2\n,3\n")
@@ -454,8 +499,8 @@ struct RunPipelineTests {
         #expect(step?.reason.hasPrefix("pipelines/merge_events.yml:") == true)
     }
 
-    @Test func aProcedureWritesThroughStagingAndPublishesWithTheRun() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aProcedureWritesThroughStagingAndPublishesWithTheRun(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write(
             "schemas/day_totals.json", #"[{"name": "day", "type": "DATE"}, {"name": "total", "type": "FLOAT64"}, {"name": "note", "type": "STRING"}]"#
@@ -488,26 +533,26 @@ struct RunPipelineTests {
         let second = try await project.run("totals", yaml: pipeline(failAfter: false), params: ["day": "2026-03-02"])
         #expect(second.state == .succeeded)
         let expected = [["2026-03-01", "5.0", "it's; DROP TABLE events"], ["2026-03-02", "7.0", "it's; DROP TABLE events"]]
-        #expect(try await project.rows("SELECT day, printf('%.1f', total), note FROM day_totals ORDER BY day") == expected)
+        #expect(try await project.rows("SELECT day, CAST(total AS DOUBLE PRECISION), note FROM day_totals ORDER BY day") == expected)
         // A failure after the procedure leaves its table untouched.
         let failed = try await project.run("totals", yaml: pipeline(failAfter: true), params: ["day": "2026-03-01"])
         #expect(failed.state == .failed)
-        #expect(try await project.rows("SELECT day, printf('%.1f', total), note FROM day_totals ORDER BY day") == expected)
+        #expect(try await project.rows("SELECT day, CAST(total AS DOUBLE PRECISION), note FROM day_totals ORDER BY day") == expected)
         #expect(try await project.tableExists("events"))
     }
 
-    @Test func aFractionOfASecondLaterStillWins() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aFractionOfASecondLaterStillWins(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         // Without a fixed-width fraction, '...:05.25Z' would sort before '...:05Z' as text.
         try project.write(
             "data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05.25Z,2026-03-01,acme,2\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,1\n"
         )
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
-        #expect(try await project.rows("SELECT printf('%.1f', amount), ts FROM events") == [["2.0", "2026-03-01T10:00:05.250000Z"]])
+        #expect(try await project.rows("SELECT CAST(amount AS DOUBLE PRECISION), ts FROM events") == [["2.0", "2026-03-01T10:00:05.250000Z"]])
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:05Z,2026-03-01,acme,3\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
-        #expect(try await project.rows("SELECT printf('%.1f', amount) FROM events") == [["2.0"]])
+        #expect(try await project.rows("SELECT CAST(amount AS DOUBLE PRECISION) FROM events") == [["2.0"]])
     }
 
     static let header = Data("event_id,ts,day,org,amount\n".utf8)
@@ -548,8 +593,8 @@ struct RunPipelineTests {
         #expect(step?.reason.contains("day") == true)
     }
 
-    @Test func aTruncatedLastLineIsABadRowNotACrash() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aTruncatedLastLineIsABadRowNotACrash(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\ne2,2026-03-01T1")
         let run = try await project.run("merge_events", yaml: PipelineProject.mergePipeline(maxBadRows: "1"))
@@ -560,8 +605,8 @@ struct RunPipelineTests {
         #expect(try await project.rows("SELECT event_id FROM events") == [["e1"]])
     }
 
-    @Test func aResumedRunReusesWhatSucceededAndRunsTheRest() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aResumedRunReusesWhatSucceededAndRunsTheRest(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         let yaml = """
@@ -603,8 +648,9 @@ struct RunPipelineTests {
         await #expect(throws: StepFailure.self) { try await executor.resume(try #require(plan), runID: resumed.id, env: [:]) }
     }
 
-    @Test func aRunMarkedAbandonedByAnotherProcessStopsWithoutPublishingDiscardingOrRecording() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aRunMarkedAbandonedByAnotherProcessStopsWithoutPublishingDiscardingOrRecording(_ backend: Backend) async throws
+    {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         let plan = try project.slowPlan(wait: "15m")
         var options = ExecutorOptions()
@@ -635,8 +681,8 @@ struct RunPipelineTests {
         #expect(try await project.warehouse.hasStaging(org: "acme", runID: id), "the staging is kept for a resume")
     }
 
-    @Test func aCancelledRunsResumeRunsEveryStepAgainAndRecordsWhoCancelled() async throws {
-        let project = try PipelineProject()
+    @Test(arguments: Backend.all) func aCancelledRunsResumeRunsEveryStepAgainAndRecordsWhoCancelled(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
         defer { project.remove() }
         let executor = Executor(
             processors: PipelineProject.slowCatalog, store: project.store, warehouse: project.warehouse,
@@ -670,7 +716,7 @@ struct RunPipelineTests {
         let before = try await project.rows("SELECT * FROM events")
 
         // Another writer holds the org's database past the busy timeout while the run publishes.
-        let blocker = try DatabaseQueue(path: try project.warehouse.warehousePath(org: "acme"))
+        let blocker = try DatabaseQueue(path: try project.sqlite.warehousePath(org: "acme"))
         let locked = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
@@ -710,7 +756,7 @@ struct RunPipelineTests {
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
         let before = try await project.rows("SELECT * FROM events")
-        let size = try FileManager.default.attributesOfItem(atPath: try project.warehouse.warehousePath(org: "acme"))[.size] as? Int ?? 0
+        let size = try FileManager.default.attributesOfItem(atPath: try project.sqlite.warehousePath(org: "acme"))[.size] as? Int ?? 0
 
         // 20,000 new rows cannot fit in the few pages the org may grow by.
         var csv = "event_id,ts,day,org,amount\n"

@@ -112,7 +112,7 @@ struct RunStateFileTests {
         #expect(chmod(state.path, 0o2770) == 0)
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
-        let warehouse = try project.warehouse.warehousePath(org: "acme")
+        let warehouse = try project.sqlite.warehousePath(org: "acme")
         let umask = currentUmask()
         #expect(try mode(of: URL(fileURLWithPath: warehouse)) == 0o660 & ~umask)
         #expect(try mode(of: state.appendingPathComponent("orgs")) & 0o777 == 0o770 & ~umask)
@@ -123,7 +123,7 @@ struct RunStateFileTests {
         defer { project.remove() }
         try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
         _ = try await project.run("merge_events", yaml: PipelineProject.mergePipeline())
-        let path = try project.warehouse.warehousePath(org: "acme")
+        let path = try project.sqlite.warehousePath(org: "acme")
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: path))
 

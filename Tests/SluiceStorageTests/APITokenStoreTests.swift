@@ -1,5 +1,6 @@
 import Foundation
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 /// What every API token store does, whichever backend keeps it.

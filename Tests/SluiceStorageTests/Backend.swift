@@ -3,25 +3,14 @@ import Logging
 import PostgresNIO
 import SluiceSQLite
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 @testable import SluicePostgres
 
-/// A storage backend the behaviour suite runs against: SQLite in a temp folder, always; and
-/// PostgreSQL on the server `SLUICE_TEST_POSTGRES_URL` names (a fresh schema per test), when it
-/// is set, or when `SLUICE_TEST_REQUIRE_POSTGRES=1` (then a missing URL fails each PostgreSQL
-/// case, instead of leaving it out). `scripts/test.sh` starts a server and sets both.
-enum Backend: String, Sendable, CustomTestStringConvertible {
-    case sqlite
-    case postgres
-
-    var testDescription: String { rawValue }
-
-    /// The backends to test on this machine.
-    static var all: [Backend] {
-        Postgres.url != nil || Postgres.required ? [.sqlite, .postgres] : [.sqlite]
-    }
-
+/// How the storage behaviour suite opens each backend: SQLite in a temp folder; PostgreSQL
+/// on the server `SLUICE_TEST_POSTGRES_URL` names, a fresh schema per test.
+extension Backend {
     /// The PostgreSQL test server, as the environment names it.
     enum Postgres {
         static var url: String? {

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceSecrets
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 /// What every credential store does, whichever backend keeps it. The blobs here are bytes,

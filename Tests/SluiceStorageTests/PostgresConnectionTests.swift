@@ -1,5 +1,6 @@
 import Foundation
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 @testable import SluicePostgres

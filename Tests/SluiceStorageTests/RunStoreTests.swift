@@ -1,6 +1,7 @@
 import Foundation
 import SluiceModel
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 /// What every run store does, whichever backend keeps it: one suite, run against each

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceModel
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 @testable import SluicePostgres

@@ -82,6 +82,8 @@ public struct PostgresTestDatabase: Sendable {
     }
 
     public struct MissingServer: Error, CustomStringConvertible {
+        public init() {}
+
         public var description: String {
             "SLUICE_TEST_REQUIRE_POSTGRES=1 but SLUICE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh"
         }
