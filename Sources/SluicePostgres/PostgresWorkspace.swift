@@ -206,7 +206,7 @@ final class PostgresWorkspace: RunWorkspace {
 
     /// Records a staged table (name, change, detail, step), last in publishing order.
     func register(_ connection: PostgresConnection, table: String, change: StagedChange, step: String?) async throws {
-        let (kind, detail) = PostgresWorkspace.encodeChange(change)
+        let (kind, detail) = change.stagingRecord
         try await connection.run(
             """
             INSERT INTO \(staging)._sluice_staged (name, change, detail, position, step)
@@ -221,7 +221,7 @@ final class PostgresWorkspace: RunWorkspace {
         try await connection.fetch("SELECT name, change, detail, step FROM \(staging)._sluice_staged ORDER BY position", [], logger: logger)
             .rows.map { row in
                 func text(_ value: WarehouseValue) -> String? { if case .text(let text) = value { text } else { nil } }
-                return (text(row[0]) ?? "", Self.decodeChange(text(row[1]) ?? "", text(row[2]) ?? ""), text(row[3]))
+                return (text(row[0]) ?? "", StagedChange(stagingKind: text(row[1]) ?? "", detail: text(row[2]) ?? ""), text(row[3]))
             }
     }
 
@@ -396,40 +396,6 @@ final class PostgresWorkspace: RunWorkspace {
     func finish() async {
         await hold.release()
         await session.close()
-    }
-
-    // MARK: Change encoding
-
-    /// How a change is written in the staging's `_sluice_staged` (kind, detail), as the SQLite
-    /// warehouse writes it: an upsert's detail is its key columns, then `|latest:<column>` or
-    /// `|first` for its conflict rule.
-    static func encodeChange(_ change: StagedChange) -> (String, String) {
-        switch change {
-        case .scratch: ("scratch", "")
-        case .replace: ("replace", "")
-        case .upsert(let key, let conflict):
-            switch conflict {
-            case .replace: ("upsert", key.joined(separator: ","))
-            case .latest(let column): ("upsert", key.joined(separator: ",") + "|latest:" + column)
-            case .keepPublished: ("upsert", key.joined(separator: ",") + "|first")
-            }
-        case .replacePartitions(let column): ("partitions", column)
-        }
-    }
-
-    static func decodeChange(_ kind: String, _ detail: String) -> StagedChange {
-        switch kind {
-        case "replace": return .replace
-        case "upsert":
-            let parts = detail.split(separator: "|", maxSplits: 1).map(String.init)
-            let key = (parts.first ?? "").split(separator: ",").map(String.init)
-            let rule = parts.count > 1 ? parts[1] : ""
-            if rule == "first" { return .upsert(key: key, onConflict: .keepPublished) }
-            if rule.hasPrefix("latest:") { return .upsert(key: key, onConflict: .latest(by: String(rule.dropFirst("latest:".count)))) }
-            return .upsert(key: key, onConflict: .replace)
-        case "partitions": return .replacePartitions(column: detail)
-        default: return .scratch
-        }
     }
 }
 

@@ -388,14 +388,7 @@ public final class SQLiteRunStore: RunStore {
                     """,
                 arguments: [worker, expires, time, lease.timeInterval, reason, time, previous.id])
             try Self.insertTransition(db, runID: previous.id, step: nil, attempt: 0, state: previous.state, reason: reason, at: now)
-            var run = previous
-            run.worker = worker
-            run.leaseExpiresAt = Date(timeIntervalSince1970: expires)
-            run.heartbeatAt = now
-            run.lease = lease
-            run.reason = reason
-            run.updatedAt = now
-            return RunClaim(run: run, previousWorker: previous.worker)
+            return RunClaim(claiming: previous, worker: worker, until: Date(timeIntervalSince1970: expires), lease: lease, reason: reason, at: now)
         }
     }
 

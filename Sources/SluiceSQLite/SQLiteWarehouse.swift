@@ -379,14 +379,14 @@ final class SQLiteWorkspace: RunWorkspace {
         """
 
     private static func register(_ db: Database, table: String, change: StagedChange, step: String?) throws {
-        let (kind, detail) = encodeChange(change)
+        let (kind, detail) = change.stagingRecord
         try db.execute(sql: registration, arguments: [table, kind, detail, step])
     }
 
     /// The staged tables and how each publishes, in publishing order.
     private static func stagedTables(_ db: Database) throws -> [(table: String, change: StagedChange, step: String?)] {
         try Row.fetchAll(db, sql: "SELECT name, change, detail, step FROM stage._sluice_staged ORDER BY position").map { row in
-            (row["name"], decodeChange(row["change"], row["detail"]), row["step"])
+            (row["name"], StagedChange(stagingKind: row["change"], detail: row["detail"]), row["step"])
         }
     }
 
@@ -549,7 +549,7 @@ final class SQLiteWorkspace: RunWorkspace {
                 // The script's result replaces the table when the run publishes.
                 for (table, _) in writes {
                     let quoted = self.dialect.quote(table)
-                    let (kind, detail) = Self.encodeChange(.replace)
+                    let (kind, detail) = StagedChange.replace.stagingRecord
                     try sandbox.exec("DROP TABLE IF EXISTS stage.\(quoted)")
                     try sandbox.exec("CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
                     try sandbox.exec("DROP TABLE temp.\(quoted)")
@@ -893,40 +893,6 @@ final class SQLiteWorkspace: RunWorkspace {
             publication.inserted = stagedCount
         }
         return publication
-    }
-
-    // MARK: Change encoding
-
-    /// How a change is written in the staging's `_sluice_staged` (kind, detail). An upsert's
-    /// detail is its key columns, then `|latest:<column>` or `|first` for its conflict rule.
-    static func encodeChange(_ change: StagedChange) -> (String, String) {
-        switch change {
-        case .scratch: ("scratch", "")
-        case .replace: ("replace", "")
-        case .upsert(let key, let conflict):
-            switch conflict {
-            case .replace: ("upsert", key.joined(separator: ","))
-            case .latest(let column): ("upsert", key.joined(separator: ",") + "|latest:" + column)
-            case .keepPublished: ("upsert", key.joined(separator: ",") + "|first")
-            }
-        case .replacePartitions(let column): ("partitions", column)
-        }
-    }
-
-    static func decodeChange(_ kind: String, _ detail: String) -> StagedChange {
-        switch kind {
-        case "replace": return .replace
-        case "upsert":
-            let parts = detail.split(separator: "|", maxSplits: 1).map(String.init)
-            let key = (parts.first ?? "").split(separator: ",").map(String.init)
-            let rule = parts.count > 1 ? parts[1] : ""
-            if rule == "first" { return .upsert(key: key, onConflict: .keepPublished) }
-            if rule.hasPrefix("latest:") { return .upsert(key: key, onConflict: .latest(by: String(rule.dropFirst("latest:".count)))) }
-            // Stagings from before conflict rules were recorded replaced published rows.
-            return .upsert(key: key, onConflict: .replace)
-        case "partitions": return .replacePartitions(column: detail)
-        default: return .scratch
-        }
     }
 }
 

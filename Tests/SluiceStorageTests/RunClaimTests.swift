@@ -1,6 +1,7 @@
 import Foundation
 import SluiceModel
 import SluiceStorage
+import SluiceTestSupport
 import Testing
 
 /// How workers share runs, whichever backend keeps them: a claim goes to one worker, a lease

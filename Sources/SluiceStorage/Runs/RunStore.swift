@@ -140,6 +140,19 @@ public struct RunClaim: Sendable, Hashable {
         self.previousWorker = previousWorker
     }
 
+    /// The claim of `previous` (as the store read it) by `worker` until `expires`: what both
+    /// stores return once they have recorded it.
+    public init(claiming previous: RunRecord, worker: String, until expires: Date, lease: Duration, reason: String, at now: Date) {
+        var run = previous
+        run.worker = worker
+        run.leaseExpiresAt = expires
+        run.heartbeatAt = now
+        run.lease = lease
+        run.reason = reason
+        run.updatedAt = now
+        self.init(run: run, previousWorker: previous.worker)
+    }
+
     /// Whether the run had started (`running`): its worker stopped mid-way, and the claimer
     /// continues it from its staging rather than starting it.
     public var isTakeover: Bool { run.state == .running }

@@ -74,6 +74,46 @@ public enum StagedChange: Sendable, Hashable {
     case replacePartitions(column: String)
 }
 
+extension StagedChange {
+    /// How a warehouse records the change with its staged table (kind, detail), the same on
+    /// every backend: an upsert's detail is its key columns, then `|latest:<column>` or
+    /// `|first` for its conflict rule.
+    public var stagingRecord: (kind: String, detail: String) {
+        switch self {
+        case .scratch: ("scratch", "")
+        case .replace: ("replace", "")
+        case .upsert(let key, let conflict):
+            switch conflict {
+            case .replace: ("upsert", key.joined(separator: ","))
+            case .latest(let column): ("upsert", key.joined(separator: ",") + "|latest:" + column)
+            case .keepPublished: ("upsert", key.joined(separator: ",") + "|first")
+            }
+        case .replacePartitions(let column): ("partitions", column)
+        }
+    }
+
+    /// The change `stagingRecord` wrote. An upsert without a rule is `.replace` (stagings from
+    /// before conflict rules were recorded replaced published rows); an unknown kind is scratch.
+    public init(stagingKind kind: String, detail: String) {
+        switch kind {
+        case "replace": self = .replace
+        case "upsert":
+            let parts = detail.split(separator: "|", maxSplits: 1).map(String.init)
+            let key = (parts.first ?? "").split(separator: ",").map(String.init)
+            let rule = parts.count > 1 ? parts[1] : ""
+            if rule == "first" {
+                self = .upsert(key: key, onConflict: .keepPublished)
+            } else if rule.hasPrefix("latest:") {
+                self = .upsert(key: key, onConflict: .latest(by: String(rule.dropFirst("latest:".count))))
+            } else {
+                self = .upsert(key: key, onConflict: .replace)
+            }
+        case "partitions": self = .replacePartitions(column: detail)
+        default: self = .scratch
+        }
+    }
+}
+
 /// Which row a table keeps when a staged row's key is published already.
 public enum KeyConflict: Sendable, Hashable {
     /// The staged row replaces the published one (an aggregate merged on its group key). Keys
