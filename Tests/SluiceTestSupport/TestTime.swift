@@ -24,8 +24,10 @@ public enum TestTime {
 /// returns whether it held. The last check comes after the deadline, so a condition that holds
 /// by then is seen.
 @discardableResult
-public func eventually(every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + TestTime.patience
+public func eventually(
+    within patience: Duration = TestTime.patience, every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async throws -> Bool {
+    let deadline = ContinuousClock.now + patience
     while true {
         if try await condition() { return true }
         if ContinuousClock.now >= deadline { return false }
