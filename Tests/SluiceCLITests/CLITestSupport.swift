@@ -88,6 +88,33 @@ func filesHolding(_ text: String, in project: URL) -> (holding: [String], search
     return (holding, searched)
 }
 
+/// Writes each file (a path relative to `root`, and its text), making folders as needed.
+func writeFiles(_ files: [String: String], in root: URL) throws {
+    for (path, text) in files {
+        let url = root.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: url)
+    }
+}
+
+/// The files of a project whose pipeline `id` ingests `data/events.csv`, merges it on
+/// `event_id` (latest `ts` wins) and rolls it up per day and org: what the kill and worker
+/// tests run, slow enough at 100,000s of rows to be stopped mid-step.
+func eventsPipelineFiles(id: String) -> [String: String] {
+    [
+        "schemas/events_raw.json":
+            #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
+        "pipelines/\(id).yml": """
+        pipeline: \(id)
+        defaults: { timeout: 10m }
+        steps:
+          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+          - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+          - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
+        """,
+    ]
+}
+
 /// A copy of the repository's example project (pipelines, schemas, procedures, sample data)
 /// in a temp folder.
 func exampleProject() throws -> URL {

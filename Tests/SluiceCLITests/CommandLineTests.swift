@@ -492,23 +492,7 @@ struct CrashSafetyTests {
         environment["SLUICE_DATABASE_URL"] = database?.url
         let project = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: project) }
-        let files = [
-            "schemas/events_raw.json":
-                #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
-            "pipelines/crash.yml": """
-            pipeline: crash
-            defaults: { timeout: 10m }
-            steps:
-              - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-              - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-              - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
-            """,
-        ]
-        for (path, text) in files {
-            let url = project.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(eventsPipelineFiles(id: "crash"), in: project)
         try FileManager.default.createDirectory(at: project.appendingPathComponent("data"), withIntermediateDirectories: true)
 
         // Before: a small run publishes state A.

@@ -48,24 +48,9 @@ import Testing
         init(rows: Int, backend: Backend = .sqlite) throws {
             root = try temporaryFolder()
             self.backend = backend
-            let files = [
-                "sluice.yml": "orgs: [acme, globex]\n" + backend.settings,
-                "schemas/events_raw.json":
-                    #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
-                "pipelines/events.yml": """
-                pipeline: events
-                defaults: { timeout: 10m }
-                steps:
-                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
-                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
-                  - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
-                """,
-            ]
-            for (path, text) in files {
-                let url = root.appendingPathComponent(path)
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try Data(text.utf8).write(to: url)
-            }
+            var files = eventsPipelineFiles(id: "events")
+            files["sluice.yml"] = "orgs: [acme, globex]\n" + backend.settings
+            try writeFiles(files, in: root)
             var text = "event_id,ts,day,org,amount\n"
             text.reserveCapacity(rows * 50)
             for index in 0..<rows {
