@@ -134,60 +134,84 @@ struct Load {
     /// Told of every row written (the HTTP source tracks its incremental cursor with it).
     var observe: ((_ row: [WarehouseValue]) -> Void)?
 
-    /// Streams every record of `reader` into the staged table; `file` names it in errors.
+    /// Streams every record of `reader` into the staged table; `file` names it in errors. The
+    /// next batch is read and typed while the one before it is written, so the warehouse and
+    /// the parsing work at once; batches are written one at a time and in order.
     mutating func records(from reader: any RecordReader, file: String) async throws {
         var reader = reader
         let typer = try RowTyper(schema: schema, fields: reader.fields, rename: rename, file: file)
-        let redactor = SecretRedactor.shared
-        while true {
-            try Task.checkCancellation()
-            let batch = try reader.next(limit: batchSize)
-            if batch.isEmpty { break }
-            read += batch.count
-            var rows: [[WarehouseValue]] = []
-            rows.reserveCapacity(batch.count)
-            var bad: [QuarantinedRow] = []
-            // A source that echoes a run's secret (an API repeating the token it was sent) must
-            // not get it stored: with live secrets about, text is masked before it is kept.
-            let masking = !redactor.holdsNoLiveValues
-            for record in batch {
-                switch typer.type(record) {
-                case .success(var values):
-                    if masking {
-                        for (index, value) in values.enumerated() {
-                            if case .text(let text) = value { values[index] = .text(redactor.redactLiveValues(text)) }
-                        }
-                    }
-                    observe?(values)
-                    rows.append(values)
-                case .failure(let problem):
-                    if firstBad.count < 3 { firstBad.append(problem) }
-                    switch onBadRow {
-                    case "skip":
-                        skipped += 1
-                    case "quarantine":
-                        bad.append(
-                            QuarantinedRow(
-                                runID: step.runID, stepID: step.stepID, file: file, line: problem.location.line,
-                                column: problem.location.column, reason: redactor.redact(problem.reason),
-                                raw: redactor.redact(problem.raw)))
-                    default:
-                        throw problem.failure
-                    }
-                }
-            }
-            // Past a limit, the batch is not written: the step stops with what it had read.
-            try StepBudget.current?.check(rows: read, bytes: Int64(bytesRead + reader.bytesRead), reading: file)
-            try await workspace.insert(into: staged, columns: columns.map(\.name), rows: rows)
-            written += rows.count
-            if !bad.isEmpty {
-                try await step.requireRecords().keep(bad, as: .quarantinedRows)
-                quarantined += bad.count
+        let (workspace, staged, names) = (workspace, staged, columns.map(\.name))
+        var ready = try typedBatch(from: &reader, typer: typer, file: file, readBefore: read)
+        while let batch = ready {
+            async let writing: Void = workspace.insert(into: staged, columns: names, rows: batch.rows)
+            // Should reading or typing fail, the write in flight is cancelled with the step.
+            let next = try typedBatch(from: &reader, typer: typer, file: file, readBefore: read + batch.read)
+            try await writing
+            read += batch.read
+            written += batch.rows.count
+            skipped += batch.skipped
+            if !batch.bad.isEmpty {
+                try await step.requireRecords().keep(batch.bad, as: .quarantinedRows)
+                quarantined += batch.bad.count
             }
             // A count is known to be passed as soon as it is; a share only at the end.
             if case .count = maxBadRows, maxBadRows.isExceeded(bad: skipped + quarantined, of: read) { try checkBadRows() }
+            ready = next
         }
         bytesRead += Int(reader.bytesRead)
+    }
+
+    /// One batch read and typed: its rows, and the bad ones, counted once the batch is written.
+    struct TypedBatch {
+        var read = 0
+        var rows: [[WarehouseValue]] = []
+        var skipped = 0
+        var bad: [QuarantinedRow] = []
+    }
+
+    /// Reads the next batch of `reader` and types it; nil at the end. Checks the step's budget
+    /// (`readBefore` rows read until now) before the batch is written: past a limit, it is not.
+    private mutating func typedBatch(
+        from reader: inout any RecordReader, typer: RowTyper, file: String, readBefore: Int
+    ) throws -> TypedBatch? {
+        try Task.checkCancellation()
+        let records = try reader.next(limit: batchSize)
+        if records.isEmpty { return nil }
+        var batch = TypedBatch(read: records.count)
+        batch.rows.reserveCapacity(records.count)
+        let redactor = SecretRedactor.shared
+        // A source that echoes a run's secret (an API repeating the token it was sent) must
+        // not get it stored: with live secrets about, text is masked before it is kept.
+        let masking = !redactor.holdsNoLiveValues
+        for record in records {
+            switch typer.type(record) {
+            case .success(var values):
+                if masking {
+                    for (index, value) in values.enumerated() {
+                        if case .text(let text) = value { values[index] = .text(redactor.redactLiveValues(text)) }
+                    }
+                }
+                observe?(values)
+                batch.rows.append(values)
+            case .failure(let problem):
+                if firstBad.count < 3 { firstBad.append(problem) }
+                switch onBadRow {
+                case "skip":
+                    batch.skipped += 1
+                case "quarantine":
+                    batch.bad.append(
+                        QuarantinedRow(
+                            runID: step.runID, stepID: step.stepID, file: file, line: problem.location.line,
+                            column: problem.location.column, reason: redactor.redact(problem.reason),
+                            raw: redactor.redact(problem.raw)))
+                default:
+                    throw problem.failure
+                }
+            }
+        }
+        // Past a limit, the batch is not written: the step stops with what it had read.
+        try StepBudget.current?.check(rows: readBefore + records.count, bytes: Int64(bytesRead + reader.bytesRead), reading: file)
+        return batch
     }
 
     /// Fails the step when more rows were bad than `max_bad_rows` allows, or every row read
