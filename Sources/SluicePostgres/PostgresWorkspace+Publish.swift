@@ -111,6 +111,10 @@ extension PostgresWorkspace {
         let nulls = warehouse.nullsNotDistinct ? " NULLS NOT DISTINCT" : ""
         let created = try await !exists(connection, schema: warehouse.orgSchema(org), table: table)
         if created {
+            if try await adopt(connection, table: table, key: key, keyIndex: keyIndex) {
+                publication.inserted = stagedCount
+                return publication
+            }
             let definitions = stagedColumns.map { "\(quote($0.name)) \($0.type)" }.joined(separator: ", ")
             try await connection.run("CREATE TABLE \(target) (\(definitions))", logger: logger)
             if !key.isEmpty {
@@ -186,6 +190,64 @@ extension PostgresWorkspace {
             publication.inserted = stagedCount
         }
         return publication
+    }
+
+    /// Publishes a target that does not exist yet by moving the staged table into the org's
+    /// schema instead of copying its rows: a whole pass over the data saved. The table leaves
+    /// as a published one would be made: without the arrival column, with the key's unique
+    /// index under its published name and no other, readable (only) by the org's sandbox role.
+    /// In a savepoint: when the table can't be moved (something else made it, a view of a
+    /// procedure's holds on to its arrival column), false, and nothing of the attempt stays.
+    private func adopt(_ connection: PostgresConnection, table: String, key: [String], keyIndex: String) async throws -> Bool {
+        let schema = warehouse.stagingSchema(runID)
+        let owned = try await connection.fetch(
+            """
+            SELECT 1 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r' AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+            """, [.text(schema), .text(table)], logger: logger)
+        guard !owned.rows.isEmpty else { return false }
+        let source = "\(staging).\(quote(table))"
+        try await connection.run("SAVEPOINT sluice_adopt", logger: logger)
+        do {
+            try await connection.run("ALTER TABLE \(source) DROP COLUMN \(quote(PostgresDialect.arrivalColumn))", logger: logger)
+            // The unique constraints staging gave it: the one on the key becomes the published
+            // key index, any other goes (a published table has no other).
+            let constraints = try await connection.fetch(
+                """
+                SELECT con.conname::text, array_to_string(array(
+                    SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(number, position)
+                    JOIN pg_attribute AS a ON a.attrelid = con.conrelid AND a.attnum = k.number ORDER BY k.position), ',')
+                FROM pg_constraint AS con JOIN pg_class AS c ON c.oid = con.conrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2 AND con.contype IN ('u', 'p')
+                """, [.text(schema), .text(table)], logger: logger)
+            var keyed = false
+            for row in constraints.rows {
+                guard case .text(let name) = row[0], case .text(let columns) = row[1] else { continue }
+                if !keyed, !key.isEmpty, columns == key.joined(separator: ",") {
+                    try await connection.run("ALTER TABLE \(source) RENAME CONSTRAINT \(quote(name)) TO \(keyIndex)", logger: logger)
+                    keyed = true
+                } else {
+                    try await connection.run("ALTER TABLE \(source) DROP CONSTRAINT \(quote(name))", logger: logger)
+                }
+            }
+            try await connection.run("ALTER TABLE \(source) SET SCHEMA \(published)", logger: logger)
+            let target = "\(published).\(quote(table))"
+            if !key.isEmpty, !keyed {
+                let nulls = warehouse.nullsNotDistinct ? " NULLS NOT DISTINCT" : ""
+                try await connection.run("CREATE UNIQUE INDEX \(keyIndex) ON \(target) (\(dialect.quotedList(key)))\(nulls)", logger: logger)
+            }
+            // What the org schema's default privileges give a table made there, and nothing
+            // a procedure was granted on it while staged.
+            try await connection.run("REVOKE ALL ON TABLE \(target) FROM PUBLIC, \(role)", logger: logger)
+            try await connection.run("GRANT SELECT ON TABLE \(target) TO \(role)", logger: logger)
+            try await connection.run("RELEASE SAVEPOINT sluice_adopt", logger: logger)
+            return true
+        } catch let error as PSQLError where error.serverInfo != nil {
+            try await connection.run("ROLLBACK TO SAVEPOINT sluice_adopt", logger: logger)
+            try await connection.run("RELEASE SAVEPOINT sluice_adopt", logger: logger)
+            logger.debug("publishing \(table) by copy: the staged table could not be moved (\(String(reflecting: error)))")
+            return false
+        }
     }
 
     func count(_ connection: PostgresConnection, _ sql: String) async throws -> Int {

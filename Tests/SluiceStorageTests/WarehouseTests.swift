@@ -421,6 +421,47 @@ import Testing
         await admin.close()
     }
 
+    /// A target published for the first time is the staged table moved into the org's schema,
+    /// not a copy: it must come out as a table made there would. No arrival column, the key's
+    /// unique index under its published name (the next run's upsert finds it), nothing more
+    /// than reading for the org's sandbox role.
+    @Test(arguments: Backend.all.filter { $0 == .postgres })
+    func aTargetPublishedFirstIsShapedAsOneMadeInTheOrgsSchema(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let postgres = try #require(warehouse as? PostgresWarehouse)
+            let change = StagedChange.upsert(key: ["k"], onConflict: .latest(by: "version"))
+            let first = try await publish(
+                warehouse, run: "r1", table: "u", columns: versioned, change: change, primaryKey: ["k"],
+                rows: [[.integer(1), .integer(1), .text("a")], [.integer(2), .integer(1), .text("b")]])
+            #expect(first == TablePublication(table: "u", step: "s", inserted: 2, updated: 0, unchanged: 0, deleted: 0))
+            let table = "'\(postgres.orgSchema("acme")).u'::regclass"
+            #expect(
+                try await rows(
+                    warehouse, "SELECT attname::text FROM pg_attribute WHERE attrelid = \(table) AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
+                    == [[.text("k")], [.text("version")], [.text("v")]])
+            #expect(
+                try await rows(
+                    warehouse,
+                    "SELECT c.relname::text, i.indisunique FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid WHERE i.indrelid = \(table)")
+                    == [[.text("u__key"), .integer(1)]])
+            let role = postgres.sandboxRole("acme")
+            #expect(
+                try await rows(
+                    warehouse,
+                    """
+                    SELECT has_table_privilege('\(role)', \(table), 'SELECT'), has_table_privilege('\(role)', \(table), 'INSERT'),
+                        has_table_privilege('\(role)', \(table), 'UPDATE'), has_table_privilege('\(role)', \(table), 'DELETE')
+                    """) == [[.integer(1), .integer(0), .integer(0), .integer(0)]])
+            let second = try await publish(
+                warehouse, run: "r2", table: "u", columns: versioned, change: change, primaryKey: ["k"],
+                rows: [[.integer(1), .integer(2), .text("a2")], [.integer(3), .integer(1), .text("c")]])
+            #expect(second == TablePublication(table: "u", step: "s", inserted: 1, updated: 1, unchanged: 0, deleted: 0))
+            #expect(
+                try await rows(warehouse, "SELECT k, version, v FROM u ORDER BY k")
+                    == [[.integer(1), .integer(2), .text("a2")], [.integer(2), .integer(1), .text("b")], [.integer(3), .integer(1), .text("c")]])
+        }
+    }
+
     @Test(arguments: Backend.all.filter { $0 == .postgres })
     func postgresKeepsNumericExactAndTypesFaithful(_ backend: Backend) async throws {
         try await backend.withWarehouse { warehouse in
