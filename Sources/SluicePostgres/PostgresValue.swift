@@ -87,7 +87,7 @@ enum PostgresValue {
         case .null:
             buffer.writeStaticString("\\N")
         case .integer(let number):
-            buffer.writeString(String(number))
+            appendDecimal(number, to: &buffer)
         case .real(let number):
             buffer.writeString(realText(number))
         case .text(let text):
@@ -115,6 +115,23 @@ enum PostgresValue {
             buffer.writeStaticString("\\\\x")
             let hex = Array("0123456789abcdef".utf8)
             for byte in bytes { buffer.writeBytes([hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]) }
+        }
+    }
+
+    /// Writes `number` in decimal digits, without making a String of it first (a load writes
+    /// millions of them).
+    static func appendDecimal(_ number: Int64, to buffer: inout ByteBuffer) {
+        if number < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt64's 20 digits
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var start = scratch.count
+            repeat {
+                start -= 1
+                scratch[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[start...]))
         }
     }
 

@@ -308,7 +308,9 @@ final class PostgresWorkspace: RunWorkspace {
         return name
     }
 
-    /// Bulk-loads with COPY FROM STDIN in text format, streamed in chunks of about 1 MiB.
+    /// Bulk-loads with COPY FROM STDIN in text format, streamed in chunks of about 64 KiB: the
+    /// server reads the first rows while the rest are still being encoded, rather than waiting
+    /// for the whole batch.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
         guard !rows.isEmpty else { return }
         let table = try stagedTable(staged)
@@ -321,14 +323,14 @@ final class PostgresWorkspace: RunWorkspace {
             try await connection.run("SET LOCAL search_path TO \(schema)", logger: self.logger)
             try await connection.copyFrom(table: table, columns: columns, logger: self.logger) { writer in
                 var buffer = ByteBuffer()
-                buffer.reserveCapacity(1 << 20)
+                buffer.reserveCapacity(Self.copyChunk + (1 << 12))
                 for row in rows {
                     for (index, value) in row.enumerated() {
                         if index > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
                         PostgresValue.appendCopyField(value, to: &buffer)
                     }
                     buffer.writeInteger(UInt8(ascii: "\n"))
-                    if buffer.readableBytes >= 1 << 20 {
+                    if buffer.readableBytes >= Self.copyChunk {
                         try await writer.write(buffer)
                         buffer.clear()
                     }
@@ -338,6 +340,9 @@ final class PostgresWorkspace: RunWorkspace {
             try await self.touch(connection)
         }
     }
+
+    /// How much of a batch `insert` encodes before sending it.
+    static let copyChunk = 1 << 16
 
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
         try await pool.transaction { connection in

@@ -45,6 +45,22 @@ import Testing
         }
     }
 
+    // MARK: Values
+
+    /// What a load writes comes back as it went in: the integers at the ends of 64 bits, and
+    /// texts with the characters a bulk load's format delimits with (PostgreSQL's COPY text).
+    @Test(arguments: Backend.all)
+    func loadedIntegersAndTextsComeBackAsTheyWent(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let sent: [[WarehouseValue]] = [
+                [.integer(.min), .text("tab\there")], [.integer(-1), .text("line\nbreak\r\n")], [.integer(0), .text("back\\slash \\N")],
+                [.integer(7), .text("")], [.integer(1_000_000_007), .null], [.integer(.max), .text("naïve ☕")],
+            ]
+            try await publish(warehouse, run: "r1", table: "t", columns: pair, change: .replace, rows: sent)
+            #expect(try await rows(warehouse, "SELECT k, v FROM t ORDER BY k") == sent)
+        }
+    }
+
     // MARK: Publishing each kind of change
 
     @Test(arguments: Backend.all)
