@@ -318,17 +318,31 @@ final class PostgresWorkspace: RunWorkspace {
             throw StepFailure.config("'\(column)' is not a valid column name")
         }
         let schema = staging
+        let arrival = PostgresDialect.arrivalColumn
         try await pool.transaction { connection in
+            // The batch's arrival numbers, taken from the column's own sequence in one go: the
+            // rows carry them, rather than the server drawing one a row (a quarter of a
+            // load's time on the server). Writers that leave the column to its default (SQL
+            // steps, procedures) draw after them.
+            let reserved = try await connection.fetch(
+                "SELECT setval(sequence, nextval(sequence) + $2 - 1) FROM (SELECT pg_get_serial_sequence($1, $3) AS sequence) AS s",
+                [.text("\(schema).\(self.quote(table))"), .integer(Int64(rows.count)), .text(arrival)], logger: self.logger)
+            guard case .integer(let last) = reserved.rows.first?.first else {
+                throw StepFailure(.invalidRun, "\(staged) has no arrival column to number its rows by")
+            }
+            var number = last - Int64(rows.count)
             // postgres-nio's COPY names the table alone: the staging schema is the search path.
             try await connection.run("SET LOCAL search_path TO \(schema)", logger: self.logger)
-            try await connection.copyFrom(table: table, columns: columns, logger: self.logger) { writer in
+            try await connection.copyFrom(table: table, columns: columns + [arrival], logger: self.logger) { writer in
                 var buffer = ByteBuffer()
                 buffer.reserveCapacity(Self.copyChunk + (1 << 12))
                 for row in rows {
-                    for (index, value) in row.enumerated() {
-                        if index > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+                    for value in row {
                         PostgresValue.appendCopyField(value, to: &buffer)
+                        buffer.writeInteger(UInt8(ascii: "\t"))
                     }
+                    number += 1
+                    PostgresValue.appendDecimal(number, to: &buffer)
                     buffer.writeInteger(UInt8(ascii: "\n"))
                     if buffer.readableBytes >= Self.copyChunk {
                         try await writer.write(buffer)

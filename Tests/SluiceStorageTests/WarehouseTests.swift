@@ -61,6 +61,23 @@ import Testing
         }
     }
 
+    /// Rows are numbered in the order they arrive, across batches and whoever wrote them (a
+    /// load, then a SQL statement leaving the number to the table): merges collapse by it.
+    @Test(arguments: Backend.all)
+    func stagedRowsKeepTheOrderTheyArrivedIn(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let workspace = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: false)
+            let staged = try await workspace.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            try await workspace.insert(into: staged, columns: ["k", "v"], rows: [[.integer(5), .text("a")], [.integer(3), .text("b")]])
+            try await workspace.insert(into: staged, columns: ["k", "v"], rows: [[.integer(9), .text("c")]])
+            _ = try await workspace.execute("INSERT INTO \(staged) (k, v) VALUES (1, 'd')", [])
+            try await workspace.insert(into: staged, columns: ["k", "v"], rows: [[.integer(2), .text("e")]])
+            let order = try await workspace.query("SELECT v FROM \(staged) ORDER BY \(workspace.dialect.arrivalOrder)", [])
+            #expect(order.rows == [[.text("a")], [.text("b")], [.text("c")], [.text("d")], [.text("e")]])
+            await workspace.close()
+        }
+    }
+
     // MARK: Publishing each kind of change
 
     @Test(arguments: Backend.all)
