@@ -308,11 +308,30 @@ final class PostgresWorkspace: RunWorkspace {
         return name
     }
 
-    /// Bulk-loads with COPY FROM STDIN in text format, streamed in chunks of about 64 KiB: the
-    /// server reads the first rows while the rest are still being encoded, rather than waiting
-    /// for the whole batch.
+    /// Bulk-loads with COPY FROM STDIN (`copy(into:columns:first:next:)`), in one transaction.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
         guard !rows.isEmpty else { return }
+        try await copy(into: staged, columns: columns, first: rows) { nil }
+    }
+
+    /// A whole load as one COPY, in one transaction: the server reads the rows as the batches
+    /// come, rather than starting and ending a COPY and a transaction for each.
+    func insert(into staged: String, columns: [String], batches: RowBatches) async throws {
+        guard let first = try await batches.next() else { return }
+        try await copy(into: staged, columns: columns, first: first) { try await batches.next() }
+    }
+
+    /// Writes `first` and every batch `next` gives until nil into a staged table with COPY FROM
+    /// STDIN in text format, sent in chunks of about 64 KiB (the server reads the first rows
+    /// while the rest are being encoded), in one transaction.
+    ///
+    /// The rows carry their arrival numbers, counted on from the column's own sequence, rather
+    /// than the server drawing one a row (a quarter of a load's time on the server); the
+    /// sequence is moved past them afterwards, so writers that leave the column to its default
+    /// (SQL steps, procedures) number after them. A staged table has one writer at a time.
+    private func copy(
+        into staged: String, columns: [String], first: [[WarehouseValue]], next: @escaping @Sendable () async throws -> [[WarehouseValue]]?
+    ) async throws {
         let table = try stagedTable(staged)
         for column in columns where !Identifier.isValid(column) {
             throw StepFailure.config("'\(column)' is not a valid column name")
@@ -320,42 +339,47 @@ final class PostgresWorkspace: RunWorkspace {
         let schema = staging
         let arrival = PostgresDialect.arrivalColumn
         try await pool.transaction { connection in
-            // The batch's arrival numbers, taken from the column's own sequence in one go: the
-            // rows carry them, rather than the server drawing one a row (a quarter of a
-            // load's time on the server). Writers that leave the column to its default (SQL
-            // steps, procedures) draw after them.
-            let reserved = try await connection.fetch(
-                "SELECT setval(sequence, nextval(sequence) + $2 - 1) FROM (SELECT pg_get_serial_sequence($1, $3) AS sequence) AS s",
-                [.text("\(schema).\(self.quote(table))"), .integer(Int64(rows.count)), .text(arrival)], logger: self.logger)
-            guard case .integer(let last) = reserved.rows.first?.first else {
+            let found = try await connection.fetch(
+                "SELECT sequence, nextval(sequence) FROM (SELECT pg_get_serial_sequence($1, $2) AS sequence) AS s",
+                [.text("\(schema).\(self.quote(table))"), .text(arrival)], logger: self.logger)
+            guard let row = found.rows.first, case .text(let sequence) = row[0], case .integer(let start) = row[1] else {
                 throw StepFailure(.invalidRun, "\(staged) has no arrival column to number its rows by")
             }
-            var number = last - Int64(rows.count)
             // postgres-nio's COPY names the table alone: the staging schema is the search path.
             try await connection.run("SET LOCAL search_path TO \(schema)", logger: self.logger)
+            let numbered = ArrivalCount(next: start)
             try await connection.copyFrom(table: table, columns: columns + [arrival], logger: self.logger) { writer in
                 var buffer = ByteBuffer()
                 buffer.reserveCapacity(Self.copyChunk + (1 << 12))
-                for row in rows {
-                    for value in row {
-                        PostgresValue.appendCopyField(value, to: &buffer)
-                        buffer.writeInteger(UInt8(ascii: "\t"))
+                var number = start
+                var batch: [[WarehouseValue]]? = first
+                while let rows = batch {
+                    for row in rows {
+                        for value in row {
+                            PostgresValue.appendCopyField(value, to: &buffer)
+                            buffer.writeInteger(UInt8(ascii: "\t"))
+                        }
+                        PostgresValue.appendDecimal(number, to: &buffer)
+                        buffer.writeInteger(UInt8(ascii: "\n"))
+                        number += 1
+                        if buffer.readableBytes >= Self.copyChunk {
+                            try await writer.write(buffer)
+                            buffer.clear()
+                        }
                     }
-                    number += 1
-                    PostgresValue.appendDecimal(number, to: &buffer)
-                    buffer.writeInteger(UInt8(ascii: "\n"))
-                    if buffer.readableBytes >= Self.copyChunk {
-                        try await writer.write(buffer)
-                        buffer.clear()
-                    }
+                    batch = try await next()
                 }
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                numbered.next = number
+            }
+            if numbered.next > start + 1 {
+                try await connection.run("SELECT setval($1, $2)", [.text(sequence), .integer(numbered.next - 1)], logger: self.logger)
             }
             try await self.touch(connection)
         }
     }
 
-    /// How much of a batch `insert` encodes before sending it.
+    /// How much of a load `copy` encodes before sending it.
     static let copyChunk = 1 << 16
 
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
@@ -416,6 +440,12 @@ final class PostgresWorkspace: RunWorkspace {
         await hold.release()
         await session.close()
     }
+}
+
+/// The next arrival number of a COPY, as its writer closure leaves it.
+private final class ArrivalCount: @unchecked Sendable {
+    var next: Int64
+    init(next: Int64) { self.next = next }
 }
 
 /// Lets one task at a time through, in the order they came, without blocking a thread.

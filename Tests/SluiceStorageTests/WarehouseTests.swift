@@ -78,6 +78,34 @@ import Testing
         }
     }
 
+    /// A load hands its batches over as it types them: they land in order, and a failure of
+    /// the sender reaches the writer as that failure.
+    @Test(arguments: Backend.all)
+    func aLoadsBatchesLandInOrderAndItsFailureReachesTheWriter(_ backend: Backend) async throws {
+        struct ReadFailed: Error {}
+        try await backend.withWarehouse { warehouse in
+            let workspace = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t", "u"], existing: false)
+            let staged = try await workspace.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            let batches = RowBatches(capacity: 1)
+            async let writing: Void = workspace.insert(into: staged, columns: ["k", "v"], batches: batches)
+            for batch in 0..<5 {
+                try await batches.send((0..<3).map { [.integer(Int64(batch * 3 + $0)), .text("b\(batch)")] })
+            }
+            await batches.finish()
+            try await writing
+            let order = try await workspace.query("SELECT k FROM \(staged) ORDER BY \(workspace.dialect.arrivalOrder)", [])
+            #expect(order.rows == (0..<15).map { [.integer(Int64($0))] })
+
+            let failing = try await workspace.stage("u", columns: pair, change: .replace, primaryKey: [], step: "s")
+            let broken = RowBatches()
+            let failingWrite = Task { try await workspace.insert(into: failing, columns: ["k", "v"], batches: broken) }
+            try await broken.send([[.integer(1), .text("x")]])
+            await broken.fail(ReadFailed())
+            await #expect(throws: ReadFailed.self) { try await failingWrite.value }
+            await workspace.close()
+        }
+    }
+
     // MARK: Publishing each kind of change
 
     @Test(arguments: Backend.all)

@@ -135,28 +135,45 @@ struct Load {
     var observe: ((_ row: [WarehouseValue]) -> Void)?
 
     /// Streams every record of `reader` into the staged table; `file` names it in errors. The
-    /// next batch is read and typed while the one before it is written, so the warehouse and
-    /// the parsing work at once; batches are written one at a time and in order.
+    /// batches are read and typed here while a task of their own writes those before them
+    /// (`RowBatches`, two at most waiting), so parsing and the warehouse work at once; they are
+    /// written in order. A batch's rows and bad rows count once it is handed over.
     mutating func records(from reader: any RecordReader, file: String) async throws {
         var reader = reader
         let typer = try RowTyper(schema: schema, fields: reader.fields, rename: rename, file: file)
         let (workspace, staged, names) = (workspace, staged, columns.map(\.name))
-        var ready = try typedBatch(from: &reader, typer: typer, file: file, readBefore: read)
-        while let batch = ready {
-            async let writing: Void = workspace.insert(into: staged, columns: names, rows: batch.rows)
-            // Should reading or typing fail, the write in flight is cancelled with the step.
-            let next = try typedBatch(from: &reader, typer: typer, file: file, readBefore: read + batch.read)
-            try await writing
-            read += batch.read
-            written += batch.rows.count
-            skipped += batch.skipped
-            if !batch.bad.isEmpty {
-                try await step.requireRecords().keep(batch.bad, as: .quarantinedRows)
-                quarantined += batch.bad.count
+        let batches = RowBatches(capacity: 2)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await workspace.insert(into: staged, columns: names, batches: batches)
+                } catch {
+                    await batches.stop()
+                    throw error
+                }
             }
-            // A count is known to be passed as soon as it is; a share only at the end.
-            if case .count = maxBadRows, maxBadRows.isExceeded(bad: skipped + quarantined, of: read) { try checkBadRows() }
-            ready = next
+            do {
+                while let batch = try typedBatch(from: &reader, typer: typer, file: file, readBefore: read) {
+                    try await batches.send(batch.rows)
+                    read += batch.read
+                    written += batch.rows.count
+                    skipped += batch.skipped
+                    if !batch.bad.isEmpty {
+                        try await step.requireRecords().keep(batch.bad, as: .quarantinedRows)
+                        quarantined += batch.bad.count
+                    }
+                    // A count is known to be passed as soon as it is; a share only at the end.
+                    if case .count = maxBadRows, maxBadRows.isExceeded(bad: skipped + quarantined, of: read) { try checkBadRows() }
+                }
+                await batches.finish()
+            } catch is RowBatches.Stopped {
+                // The writing failed: its error is the one the group throws.
+            } catch {
+                await batches.fail(error)
+                try? await group.waitForAll()
+                throw error
+            }
+            try await group.waitForAll()
         }
         bytesRead += Int(reader.bytesRead)
     }

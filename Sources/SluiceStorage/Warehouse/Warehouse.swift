@@ -194,6 +194,12 @@ public protocol RunWorkspace: Sendable {
     /// Inserts rows into a staged table through one prepared statement, in one transaction.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws
 
+    /// Inserts every batch `batches` hands over into a staged table, in order, as they come:
+    /// a load, whose input is still being read while the first batches are written. Ends when
+    /// `batches` does; throws what it throws. Written batch by batch with `insert(into:columns:
+    /// rows:)` unless the backend streams them (PostgreSQL: one COPY for the whole load).
+    func insert(into staged: String, columns: [String], batches: RowBatches) async throws
+
     /// Runs statements that change staged tables, in one transaction; returns rows changed.
     @discardableResult
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int
@@ -277,6 +283,10 @@ public protocol SQLDialect: Sendable {
 }
 
 extension RunWorkspace {
+    public func insert(into staged: String, columns: [String], batches: RowBatches) async throws {
+        while let rows = try await batches.next() { try await insert(into: staged, columns: columns, rows: rows) }
+    }
+
     public func stage(_ table: String, columns: [ColumnDefinition], change: StagedChange) async throws -> String {
         try await stage(table, columns: columns, change: change, primaryKey: [], step: nil)
     }
