@@ -108,6 +108,8 @@ let baselineScript = """
         WHERE excluded.price_updated_at > pricing.price_updated_at;
     CREATE TABLE genai_costs_daily AS
         SELECT u.usage_date, u.org_slug, u.provider, u.model, count(*) AS requests,
+            sum(CASE WHEN u.status = 'failed' THEN 1 ELSE 0 END) AS failed_requests, sum(u.input_tokens) AS input_tokens,
+            sum(u.output_tokens) AS output_tokens,
             sum(u.input_tokens * p.input_price_per_1m / 1e6 + u.output_tokens * p.output_price_per_1m / 1e6) AS cost_usd
         FROM usage AS u LEFT JOIN pricing AS p ON p.provider = u.provider AND p.model = u.model
         GROUP BY u.usage_date, u.org_slug, u.provider, u.model;
@@ -144,12 +146,18 @@ let postgresBaselineScript = """
         WHERE excluded.price_updated_at > pricing.price_updated_at;
     CREATE TABLE genai_costs_daily AS
         SELECT u.usage_date, u.org_slug, u.provider, u.model, count(*) AS requests,
+            sum(CASE WHEN u.status = 'failed' THEN 1 ELSE 0 END) AS failed_requests, sum(u.input_tokens) AS input_tokens,
+            sum(u.output_tokens) AS output_tokens,
             sum(u.input_tokens * p.input_price_per_1m / 1e6 + u.output_tokens * p.output_price_per_1m / 1e6) AS cost_usd
         FROM usage AS u LEFT JOIN pricing AS p ON p.provider = u.provider AND p.model = u.model
         GROUP BY u.usage_date, u.org_slug, u.provider, u.model;
     """
 
-let totalsQuery = "SELECT usage_date, org_slug, provider, model, requests, printf('%.17g', cost_usd) FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
+/// The daily totals both sides must agree on: the counts and token sums exactly, the cost up
+/// to float rounding. The baselines compute every measure the pipeline does.
+let countsColumn = "requests || ',' || failed_requests || ',' || input_tokens || ',' || output_tokens"
+let totalsQuery =
+    "SELECT usage_date, org_slug, provider, model, \(countsColumn), printf('%.17g', cost_usd) FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
 
 let postgresServer = arguments.firstIndex(of: "--postgres").map { arguments[$0 + 1] }
 
@@ -178,7 +186,7 @@ func freshDatabase(_ name: String, on server: String, in folder: URL) throws -> 
     return database(name, on: server)
 }
 
-// Requests must match exactly; costs up to float rounding (the sums run in another order).
+// Counts must match exactly; costs up to float rounding (the sums run in another order).
 func parse(_ text: String) -> [(key: String, requests: String, cost: Double)] {
     text.split(separator: "\n").map { line in
         let parts = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
@@ -248,7 +256,7 @@ for rows in sizes {
         let script = postgresBaselineScript.replacingOccurrences(of: "USAGE", with: usage).replacingOccurrences(of: "PRICING", with: pricing)
         theirs = try psql(reference, script: script, in: baselineFolder)
         let totals =
-            "SELECT usage_date, org_slug, provider, model, requests, cost_usd::float8::text FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
+            "SELECT usage_date, org_slug, provider, model, \(countsColumn), cost_usd::float8::text FROM genai_costs_daily ORDER BY 1, 2, 3, 4"
         ourTotals = try psql(sluiceDatabase, "SET search_path = sluice_warehouse_org_default; " + totals, in: project)
         theirTotals = try psql(reference, totals, in: baselineFolder)
     } else {

@@ -78,6 +78,7 @@ extension PostgresWorkspace {
                 try await self.createView(connection, table: table, change: .replace)
             }
             try await self.touch(connection)
+            for (table, _) in writes { self.noteWritten(table) }
             return changed
         }
     }
@@ -117,6 +118,7 @@ extension PostgresWorkspace {
             try await connection.run("REVOKE ALL ON TABLE \(target) FROM \(self.role)", logger: self.logger)
             try await connection.run("REVOKE ALL ON SCHEMA \(self.staging) FROM \(self.role)", logger: self.logger)
             try await self.touch(connection)
+            self.noteWritten(table)
             return inserted
         }
     }

@@ -4,6 +4,7 @@ import NIOCore
 import PostgresNIO
 import SluiceModel
 import SluiceStorage
+import Synchronization
 
 /// A run's view of a PostgreSQL warehouse (see `PostgresWarehouse`). Its queries use the pool;
 /// its locks live on a connection of its own (`PostgresRunSession`). Changes to the run's
@@ -30,6 +31,8 @@ final class PostgresWorkspace: RunWorkspace {
     /// still, so a process that stalled past its lease while another (a worker taking the run
     /// over) reopened the staging publishes nothing.
     let ownerToken = UUID().uuidString
+    /// When staged tables were written and analyzed, counted in writes (`analyzeIfWritten`).
+    private let writes = Mutex(WriteLog())
 
     init(warehouse: PostgresWarehouse, org: String, runID: String, session: PostgresRunSession, targets: [String]) {
         self.warehouse = warehouse
@@ -100,9 +103,32 @@ final class PostgresWorkspace: RunWorkspace {
 
     /// The staged table itself when it holds the whole content (it has the arrival column,
     /// which orders rows as they came), the run's view for upserts and partitions, else the
-    /// published table.
+    /// published table. A staged table written since it was last read is analyzed first.
     func source(_ table: String) async throws -> String? {
-        try await pool.withConnection { connection in try await self.source(connection, table) }
+        try await analyzeIfWritten(table)
+        return try await pool.withConnection { connection in try await self.source(connection, table) }
+    }
+
+    /// Takes the planner's statistics of a staged table that was written since they were last
+    /// taken, before a step reads it. Without them PostgreSQL plans a freshly loaded table
+    /// blind (an aggregate over a million staged rows sorted on disk took twice as long as
+    /// the hash it chooses once it knows the table); autovacuum comes by only minutes later.
+    /// A small sample (statistics target 10) is enough for that choice and takes tens of
+    /// milliseconds on a million rows.
+    func analyzeIfWritten(_ table: String) async throws {
+        guard writes.withLock({ $0.takeAnalysis(of: table) }) else { return }
+        let target = "\(staging).\(quote(table))"
+        try await pool.transaction { connection in
+            guard try await self.isStaged(connection, table) else { return }
+            try await connection.run("SET LOCAL default_statistics_target = 10", logger: self.logger)
+            try await connection.run("ANALYZE \(target)", logger: self.logger)
+        }
+    }
+
+    /// Notes that `table` was written (nil: SQL that may have written any staged table), for
+    /// `analyzeIfWritten`.
+    func noteWritten(_ table: String?) {
+        writes.withLock { $0.note(table) }
     }
 
     func source(_ connection: PostgresConnection, _ table: String) async throws -> String? {
@@ -201,6 +227,7 @@ final class PostgresWorkspace: RunWorkspace {
                 try await self.touch(connection)
             }
         }
+        noteWritten(table)
         return "\(staging).\(quoted)"
     }
 
@@ -372,6 +399,7 @@ final class PostgresWorkspace: RunWorkspace {
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
                 numbered.next = number
             }
+            self.noteWritten(table)
             if numbered.next > start + 1 {
                 try await connection.run("SELECT setval($1, $2)", [.text(sequence), .integer(numbered.next - 1)], logger: self.logger)
             }
@@ -386,6 +414,7 @@ final class PostgresWorkspace: RunWorkspace {
         try await pool.transaction { connection in
             let changed = try await connection.run(sql, arguments, logger: self.logger)
             try await self.touch(connection)
+            self.noteWritten(nil)
             return changed
         }
     }
@@ -439,6 +468,28 @@ final class PostgresWorkspace: RunWorkspace {
     func finish() async {
         await hold.release()
         await session.close()
+    }
+}
+
+/// Which staged tables were written since they were last analyzed: each write is numbered,
+/// and a table is due when a write that may have touched it came after its last analysis.
+struct WriteLog {
+    private var count = 0
+    private var lastWrite: [String: Int] = [:]
+    private var lastWriteOfAny = 0
+    private var lastAnalysis: [String: Int] = [:]
+
+    mutating func note(_ table: String?) {
+        count += 1
+        if let table { lastWrite[table] = count } else { lastWriteOfAny = count }
+    }
+
+    /// Whether `table` is due; if so, it counts as analyzed from now on.
+    mutating func takeAnalysis(of table: String) -> Bool {
+        let written = max(lastWrite[table] ?? 0, lastWriteOfAny)
+        guard written > (lastAnalysis[table] ?? 0) else { return false }
+        lastAnalysis[table] = count
+        return true
     }
 }
 

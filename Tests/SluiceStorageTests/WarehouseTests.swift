@@ -523,6 +523,31 @@ import Testing
         }
     }
 
+    /// A staged table a step wrote is analyzed before the next step reads it, and again after
+    /// further writes: PostgreSQL plans a table it has no statistics of blind (an aggregate
+    /// over a fresh million-row load sorted on disk).
+    @Test(arguments: Backend.all.filter { $0 == .postgres })
+    func aStagedTableIsAnalyzedBeforeItIsReadAfterBeingWritten(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let workspace = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: false)
+            let staged = try await workspace.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            try await workspace.insert(into: staged, columns: ["k", "v"], rows: (0..<1000).map { [.integer(Int64($0)), .text("v\($0)")] })
+            func estimate() async throws -> [[WarehouseValue]] {
+                try await workspace.query("SELECT reltuples::bigint FROM pg_class WHERE oid = '\(staged)'::regclass", []).rows
+            }
+            #expect(try await estimate() == [[.integer(-1)]], "never analyzed")
+            _ = try await workspace.source("t")
+            #expect(try await estimate() == [[.integer(1000)]])
+            _ = try await workspace.execute("INSERT INTO \(staged) (k, v) SELECT k + 1000, v FROM \(staged) WHERE k < 500", [])
+            _ = try await workspace.source("t")
+            #expect(try await estimate() == [[.integer(1500)]])
+            try await workspace.execute("DELETE FROM \(staged) WHERE k < 100", [])
+            _ = try await workspace.source("t")
+            #expect(try await estimate() == [[.integer(1400)]])
+            await workspace.close()
+        }
+    }
+
     @Test(arguments: Backend.all.filter { $0 == .postgres })
     func postgresKeepsNumericExactAndTypesFaithful(_ backend: Backend) async throws {
         try await backend.withWarehouse { warehouse in
