@@ -412,6 +412,9 @@ final class PostgresWorkspace: RunWorkspace {
 
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
         try await pool.transaction { connection in
+            // A step's statement sorts or hashes a whole batch (a merge sorts it by key): room
+            // for 100,000 rows of a wide table in memory rather than in files.
+            try await connection.run("SET LOCAL work_mem = '64MB'", logger: self.logger)
             let changed = try await connection.run(sql, arguments, logger: self.logger)
             try await self.touch(connection)
             self.noteWritten(nil)

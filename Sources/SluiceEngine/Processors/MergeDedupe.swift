@@ -42,9 +42,10 @@ public struct MergeDedupeProcessor: Processor {
 
         // Refuse null keys before anything is staged, with the count.
         let quotedKey = key.map(dialect.quote)
-        let nullKeys = try await workspace.count(
-            "SELECT count(*) FROM \(source) WHERE " + quotedKey.map { "\($0) IS NULL" }.joined(separator: " OR "))
-        let total = try await workspace.count("SELECT count(*) FROM \(source)")
+        let counted = try await workspace.counts(
+            "SELECT count(*), coalesce(sum(CASE WHEN " + quotedKey.map { "\($0) IS NULL" }.joined(separator: " OR ")
+                + " THEN 1 ELSE 0 END), 0) FROM \(source)")
+        let (total, nullKeys) = (counted.first ?? 0, counted.dropFirst().first ?? 0)
         if nullKeys > 0 {
             throw StepFailure(
                 .nullKey, "\(nullKeys) of \(total) rows of '\(from)' have a null key (\(key.joined(separator: ", "))); nothing was merged")

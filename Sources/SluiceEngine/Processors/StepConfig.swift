@@ -124,12 +124,19 @@ extension RunWorkspace {
 
     /// One number from a `SELECT count(*)`-like query.
     func count(_ sql: String, _ arguments: [WarehouseValue] = []) async throws -> Int {
+        try await counts(sql, arguments).first ?? 0
+    }
+
+    /// The numbers of the first row of a query that counts several things in one scan (0 for
+    /// what is not a number).
+    func counts(_ sql: String, _ arguments: [WarehouseValue] = []) async throws -> [Int] {
         let result = try await query(sql, arguments)
-        guard let first = result.rows.first?.first else { return 0 }
-        switch first {
-        case .integer(let value): return Int(value)
-        case .real(let value): return Int(value)
-        default: return 0
+        return (result.rows.first ?? []).map { value in
+            switch value {
+            case .integer(let value): Int(value)
+            case .real(let value): Int(value)
+            default: 0
+            }
         }
     }
 }
