@@ -140,12 +140,14 @@ extension PostgresWorkspace {
     /// Runs `body` in a transaction on a connection of the pool, with the run's views granted
     /// to the sandbox role: committed (the grants revoked first) when `commit`, else rolled
     /// back. TEMP tables the procedure made are discarded afterwards, so nothing of it stays on
-    /// the pooled connection.
+    /// the pooled connection. Only while this opening owns the staging (`requireOwnership`):
+    /// a query's grants change the run's views too, if only until its rollback.
     private func sandboxed<T: Sendable>(commit: Bool = true, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await gate.run {
             try await self.pool.withConnection { connection in
                 try await connection.run("BEGIN", logger: self.logger)
                 do {
+                    try await self.requireOwnership(connection)
                     try await connection.run("GRANT USAGE ON SCHEMA \(self.views) TO \(self.role)", logger: self.logger)
                     try await connection.run("GRANT SELECT ON ALL TABLES IN SCHEMA \(self.views) TO \(self.role)", logger: self.logger)
                     let result = try await body(connection)

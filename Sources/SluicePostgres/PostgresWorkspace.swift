@@ -27,9 +27,10 @@ final class PostgresWorkspace: RunWorkspace {
     let views: String
     /// The org's sandbox role, quoted.
     let role: String
-    /// What this opening wrote into the staging's `_sluice_owner`: publish requires it there
-    /// still, so a process that stalled past its lease while another (a worker taking the run
-    /// over) reopened the staging publishes nothing.
+    /// What this opening wrote into the staging's `_sluice_owner`: every write into the run's
+    /// schemas and the publish require it there still (`requireOwnership`), so a process that
+    /// stalled past its lease while another (a worker taking the run over) reopened the staging
+    /// writes and publishes nothing more.
     let ownerToken = UUID().uuidString
     /// When staged tables were written and analyzed, counted in writes (`analyzeIfWritten`).
     private let writes = Mutex(WriteLog())
@@ -221,6 +222,7 @@ final class PostgresWorkspace: RunWorkspace {
         ]
         try await gate.run {
             try await self.pool.transaction { connection in
+                try await self.requireOwnership(connection)
                 for statement in statements { try await connection.run(statement, logger: self.logger) }
                 try await self.register(connection, table: table, change: change, step: step)
                 try await self.createView(connection, table: table, change: change)
@@ -366,6 +368,7 @@ final class PostgresWorkspace: RunWorkspace {
         let schema = staging
         let arrival = PostgresDialect.arrivalColumn
         try await pool.transaction { connection in
+            try await self.requireOwnership(connection)
             let found = try await connection.fetch(
                 "SELECT sequence, nextval(sequence) FROM (SELECT pg_get_serial_sequence($1, $2) AS sequence) AS s",
                 [.text("\(schema).\(self.quote(table))"), .text(arrival)], logger: self.logger)
@@ -412,6 +415,7 @@ final class PostgresWorkspace: RunWorkspace {
 
     func execute(_ sql: String, _ arguments: [WarehouseValue]) async throws -> Int {
         try await pool.transaction { connection in
+            try await self.requireOwnership(connection)
             // A step's statement sorts or hashes a whole batch (a merge sorts it by key): room
             // for 100,000 rows of a wide table in memory rather than in files.
             try await connection.run("SET LOCAL work_mem = '64MB'", logger: self.logger)
@@ -435,6 +439,7 @@ final class PostgresWorkspace: RunWorkspace {
 
     func stageCursor(_ key: String, value: String) async throws {
         try await pool.transaction { connection in
+            try await self.requireOwnership(connection)
             try await connection.run(
                 """
                 INSERT INTO \(self.staging)._sluice_cursors (key, value) VALUES ($1, $2)
@@ -444,18 +449,44 @@ final class PostgresWorkspace: RunWorkspace {
         }
     }
 
+    // MARK: Owning the staging
+
+    /// Fails with `.stagingSuperseded` unless this opening still owns the staging: the first
+    /// statement of every transaction that writes into the run's schemas. `FOR SHARE` keeps
+    /// the token's row locked until the transaction ends, so an opening that takes the staging
+    /// over (its UPDATE of the token in `open`) waits for the writes under way to end, and
+    /// every write that begins after it finds the new token. One statement on a one-row table,
+    /// a round trip per write transaction (a load is one, however many rows it streams).
+    func requireOwnership(_ connection: PostgresConnection) async throws {
+        let owner: QueryResult
+        do {
+            owner = try await connection.fetch("SELECT token FROM \(staging)._sluice_owner FOR SHARE", [], logger: logger)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+            // No staging any more: the opening that took it over published or discarded it.
+            throw StepFailure.stagingGone(runID: runID)
+        }
+        guard owner.rows.first?.first == .text(ownerToken) else { throw StepFailure.stagingSuperseded(runID: runID) }
+    }
+
     // MARK: Holding, publishing, ending
 
     func holdTargets() async throws {
         try await hold.hold()
         // What other runs published before the hold shows in the run's views from now on.
-        try await gate.run { try await self.pool.transaction { connection in try await self.refreshViews(connection) } }
+        try await gate.run {
+            try await self.pool.transaction { connection in
+                try await self.requireOwnership(connection)
+                try await self.refreshViews(connection)
+            }
+        }
     }
 
     func discard() async throws {
         let statements = warehouse.dropStagingStatements(runID: runID)
         try await gate.run {
             try await self.pool.transaction { connection in
+                // The staging of an opening that took it over is that opening's to keep.
+                try await self.requireOwnership(connection)
                 for statement in statements { try await connection.run(statement.sql, statement.arguments, logger: self.logger) }
             }
         }

@@ -173,7 +173,8 @@ final class SQLiteWorkspace: RunWorkspace {
     let files: DataFiles
     /// The run's share of page cache (see `SQLiteWarehouse.runCacheBytes`).
     let cacheBytes: Int
-    /// What this opening wrote into the staging's `_sluice_owner`: publish requires it there still.
+    /// What this opening wrote into the staging's `_sluice_owner`: every write into the staging
+    /// and the publish require it there still (`requireOwnership`).
     let ownerToken: String
 
     init(
@@ -239,12 +240,16 @@ final class SQLiteWorkspace: RunWorkspace {
                         name TEXT PRIMARY KEY, change TEXT NOT NULL, detail TEXT NOT NULL, position INTEGER NOT NULL, step TEXT)
                     """)
             // Whose the staging is now: every opening takes it over with a token of its own, and
-            // publish commits only under the token it opened with. A process that stalled past
-            // its lease while another (a worker taking the run over) reopened the staging finds
-            // it superseded and publishes nothing.
-            try db.execute(sql: "CREATE TABLE IF NOT EXISTS stage._sluice_owner (token TEXT NOT NULL)")
-            try db.execute(sql: "DELETE FROM stage._sluice_owner")
-            try db.execute(sql: "INSERT INTO stage._sluice_owner (token) VALUES (?)", arguments: [ownerToken])
+            // writes and publish commit only under the token they opened with. A process that
+            // stalled past its lease while another (a worker taking the run over) reopened the
+            // staging finds it superseded, and writes and publishes nothing more. One
+            // transaction, so that the table is never seen without a token.
+            try db.inTransaction(.deferred) {
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS stage._sluice_owner (token TEXT NOT NULL)")
+                try db.execute(sql: "DELETE FROM stage._sluice_owner")
+                try db.execute(sql: "INSERT INTO stage._sluice_owner (token) VALUES (?)", arguments: [ownerToken])
+                return .commit
+            }
             // Stagings from before steps were recorded with their tables.
             if try !Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info('_sluice_staged', 'stage')").contains(where: { $0["name"] == "step" }) {
                 try db.execute(sql: "ALTER TABLE stage._sluice_staged ADD COLUMN step TEXT")
@@ -354,6 +359,7 @@ final class SQLiteWorkspace: RunWorkspace {
         try await access {
             try await queue.writeWithoutTransaction { db in
                 try db.inTransaction(.deferred) {
+                    try Self.requireOwnership(db, runID: self.runID, token: self.ownerToken)
                     let quoted = self.dialect.quote(table)
                     try db.execute(sql: "DROP VIEW IF EXISTS temp.\(quoted)")
                     try db.execute(sql: "DROP TABLE IF EXISTS stage.\(quoted)")
@@ -528,6 +534,7 @@ final class SQLiteWorkspace: RunWorkspace {
             // TEMP takes the script's writes; the engine copies it into the staging afterwards.
             try sandbox.exec("BEGIN")
             do {
+                try self.requireOwnership(sandbox)
                 for (table, columns) in writes {
                     let quoted = self.dialect.quote(table)
                     if let current = try Self.source(db, table) {
@@ -579,6 +586,7 @@ final class SQLiteWorkspace: RunWorkspace {
         return try await sandboxed { _, sandbox in
             try sandbox.exec("BEGIN")
             do {
+                try self.requireOwnership(sandbox)
                 let changed = try sandbox.run(
                     "INSERT INTO \(staged) (\(self.dialect.quotedList(columns))) \(select)", policy: policy,
                     positional: arguments, oneStatement: true
@@ -596,6 +604,9 @@ final class SQLiteWorkspace: RunWorkspace {
     /// (so the two never wait on each other's staging lock), with the sandbox's views of the
     /// staged tables brought up to date first. A cancelled task interrupts the statement.
     private func sandboxed<T: Sendable>(_ body: @escaping @Sendable (Database, SQLiteSandbox) throws -> T) async throws -> T {
+        // The sandbox attaches the staging by its path, which would make an empty file of a
+        // staging another opening published or discarded since.
+        guard FileManager.default.fileExists(atPath: stagingPath) else { throw StepFailure.stagingGone(runID: runID) }
         // A connection per call: nothing a procedure leaves in TEMP outlives it.
         let sandbox = try SQLiteSandbox(
             warehouse: warehousePath, staging: stagingPath, busyTimeout: busyTimeout,
@@ -619,6 +630,32 @@ final class SQLiteWorkspace: RunWorkspace {
         }
     }
 
+    /// Fails with `.stagingSuperseded` unless this opening still owns the staging: the first
+    /// statement of every transaction that writes into it. A write itself, of nothing new: it
+    /// takes the staging's write lock before it reads the token, so no other opening can write
+    /// its own until this transaction ends, and this one never starts on a token that is being
+    /// replaced (a read first could find the lock taken only when it tries to write, and fail
+    /// as locked instead). One row of one page.
+    static func requireOwnership(_ db: Database, runID: String, token: String) throws {
+        do {
+            try db.execute(sql: ownershipCheck, arguments: [token])
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_READONLY_DBMOVED {
+            // SQLite refuses writes to a file that was removed under it: the opening that took
+            // the staging over published or discarded it.
+            throw StepFailure.stagingGone(runID: runID)
+        }
+        guard db.changesCount == 1 else { throw StepFailure.stagingSuperseded(runID: runID) }
+    }
+
+    /// `requireOwnership` on the sandbox's connection, inside its transaction.
+    private func requireOwnership(_ sandbox: SQLiteSandbox) throws {
+        guard try sandbox.run(Self.ownershipCheck, policy: nil, positional: [.text(ownerToken)]).changed == 1 else {
+            throw StepFailure.stagingSuperseded(runID: runID)
+        }
+    }
+
+    private static let ownershipCheck = "UPDATE stage._sluice_owner SET token = token WHERE token = ?"
+
     /// The sandbox's TEMP views: one per staged table, as on the run's connection.
     private static func refreshViews(of sandbox: SQLiteSandbox, from db: Database) throws {
         db.clearSchemaCache()
@@ -632,13 +669,15 @@ final class SQLiteWorkspace: RunWorkspace {
     }
 
     /// A write to the run's staging: a deferred transaction, so it locks only `stage` and
-    /// runs while other runs of the org publish. A database still locked after the busy
-    /// timeout is a transient failure (the step's retry policy decides).
+    /// runs while other runs of the org publish; and only while this opening owns the staging.
+    /// A database still locked after the busy timeout is a transient failure (the step's retry
+    /// policy decides).
     private func stagingWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await queue.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.deferred) {
+                    try Self.requireOwnership(db, runID: self.runID, token: self.ownerToken)
                     result = try body(db)
                     return .commit
                 }
@@ -755,7 +794,13 @@ final class SQLiteWorkspace: RunWorkspace {
     }
 
     func discard() async throws {
-        try await access { try await queue.writeWithoutTransaction { db in try Self.dropStaging(db) } }
+        try await access {
+            try await queue.writeWithoutTransaction { db in
+                // The staging of an opening that took it over is that opening's to keep.
+                try Self.requireOwnership(db, runID: self.runID, token: self.ownerToken)
+                try Self.dropStaging(db)
+            }
+        }
         await finish(removingStaging: true)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import SluiceModel
 import SluiceStorage
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 @testable import SluicePostgres
@@ -320,6 +321,109 @@ import Testing
             #expect(try await takeover.publish().count == 1)
             #expect(try await warehouse.wasPublished(org: "acme", runID: "r1"))
             #expect(try await rows(warehouse, "SELECT k, v FROM t") == [[.integer(1), .text("fresh")]])
+        }
+    }
+
+    /// The same worker, woken in the middle of a step: every kind of write it still makes into
+    /// the staging another opening took over is refused, before it changes anything, and what
+    /// that opening staged (tables, their rows, cursors) stays as it left it.
+    @Test(arguments: Backend.all)
+    func aSupersededOpeningWritesNothingIntoTheStaging(_ backend: Backend) async throws {
+        try await backend.withWarehouse { warehouse in
+            let stalled = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: false)
+            let staged = try await stalled.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            try await stalled.insert(into: staged, columns: ["k", "v"], rows: [[.integer(1), .text("stale")]])
+
+            let takeover = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: true)
+            let again = try await takeover.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            #expect(again == staged, "one staging, one name for its table")
+            try await takeover.insert(into: again, columns: ["k", "v"], rows: [[.integer(1), .text("fresh")]])
+            try await takeover.stageCursor("p/load", value: "fresh")
+
+            let writes: [(String, () async throws -> Void)] = [
+                ("insert", { try await stalled.insert(into: staged, columns: ["k", "v"], rows: [[.integer(2), .text("stale")]]) }),
+                (
+                    "a streamed load",
+                    {
+                        let batches = RowBatches()
+                        try await batches.send([[.integer(7), .text("stale")]])
+                        await batches.finish()
+                        try await stalled.insert(into: staged, columns: ["k", "v"], batches: batches)
+                    }
+                ),
+                ("execute", { _ = try await stalled.execute("INSERT INTO \(staged) (k, v) VALUES (3, 'stale')", []) }),
+                ("stage again", { _ = try await stalled.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s") }),
+                ("stage another", { _ = try await stalled.stage("u", columns: pair, change: .scratch, primaryKey: [], step: "s") }),
+                ("stage a cursor", { try await stalled.stageCursor("p/load", value: "stale") }),
+                (
+                    "a procedure script",
+                    {
+                        _ = try await stalled.runScript(
+                            "INSERT INTO t (k, v) VALUES (4, 'stale')", named: [:], writes: [(table: "t", columns: self.pair)], step: "s")
+                    }
+                ),
+                (
+                    "a procedure's rows",
+                    { _ = try await stalled.insertProcedureRows(into: staged, columns: ["k", "v"], select: "SELECT 5, 'stale'", []) }
+                ),
+                ("discard", { try await stalled.discard() }),
+            ]
+            for (write, body) in writes {
+                #expect(await code(of: body) == .stagingSuperseded, "\(write)")
+            }
+
+            #expect(try await takeover.isStaged("t"))
+            #expect(try await !takeover.isStaged("u"))
+            let source = try #require(try await takeover.source("t"))
+            #expect(try await takeover.query("SELECT k, v FROM \(source) ORDER BY k", []).rows == [[.integer(1), .text("fresh")]])
+            #expect(try await takeover.publish().count == 1)
+            #expect(try await rows(warehouse, "SELECT k, v FROM t") == [[.integer(1), .text("fresh")]])
+            let next = try await warehouse.workspace(org: "acme", runID: "r2", targets: [], existing: false)
+            #expect(try await next.cursor("p/load") == "fresh")
+            await next.close()
+
+            // Its staging published and gone, the run's: still nothing of the stalled one's lands.
+            #expect(
+                await code { try await stalled.insert(into: staged, columns: ["k", "v"], rows: [[.integer(6), .text("stale")]]) }
+                    == .stagingSuperseded)
+            await stalled.close()
+            #expect(try await !warehouse.hasStaging(org: "acme", runID: "r1"))
+            #expect(try await rows(warehouse, "SELECT k, v FROM t") == [[.integer(1), .text("fresh")]])
+        }
+    }
+
+    /// On PostgreSQL a load is one transaction, and it holds the staging's owner row shared
+    /// while it streams: an opening that takes the staging over waits for the load to end, so
+    /// the load, begun while its opening owned the staging, lands whole; every write after the
+    /// takeover is refused.
+    @Test(.enabled(if: PostgresTestDatabase.isAvailable))
+    func aTakeoverWaitsForALoadUnderWayOnPostgreSQL() async throws {
+        try await Backend.postgres.withWarehouse { warehouse in
+            let stalled = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: false)
+            let staged = try await stalled.stage("t", columns: pair, change: .replace, primaryKey: [], step: "s")
+            let batches = RowBatches(capacity: 1)
+            let loading = Task { try await stalled.insert(into: staged, columns: ["k", "v"], batches: batches) }
+            try await batches.send([[.integer(1), .text("stale")]])
+            // Room for a second batch once the load took the first: its COPY is under way.
+            try await batches.send([[.integer(2), .text("stale")]])
+
+            let opened = Mutex(false)
+            let takingOver = Task {
+                let workspace = try await warehouse.workspace(org: "acme", runID: "r1", targets: ["t"], existing: true)
+                opened.withLock { $0 = true }
+                return workspace
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!opened.withLock { $0 }, "the takeover did not wait for the load under way")
+            await batches.finish()
+            try await loading.value
+            let takeover = try await takingOver.value
+            #expect(try await takeover.query("SELECT k FROM \(staged) ORDER BY k", []).rows == [[.integer(1)], [.integer(2)]])
+            #expect(
+                await code { try await stalled.insert(into: staged, columns: ["k", "v"], rows: [[.integer(3), .text("stale")]]) }
+                    == .stagingSuperseded)
+            await stalled.close()
+            await takeover.close()
         }
     }
 

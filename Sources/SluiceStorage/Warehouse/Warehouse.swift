@@ -8,7 +8,9 @@ import SluiceModel
 public protocol Warehouse: Sendable {
     /// Opens the workspace of a run: a new one, or, with `existing`, the one a failed run left
     /// (for a resume), which must still be there. `targets` are the tables the run's steps
-    /// write (from its plan): `holdTargets()` holds them for the run.
+    /// write (from its plan): `holdTargets()` holds them for the run. Opening a staging that
+    /// exists takes it over: from then on, what an earlier opening still tries to write into
+    /// it or publish from it fails with `staging_superseded` (see `StepFailure.stagingSuperseded`).
     func workspace(org: String, runID: String, targets: [String], existing: Bool) async throws -> any RunWorkspace
 
     /// Whether the run's publish transaction committed: it records the run id with the data,
@@ -30,6 +32,28 @@ public protocol Warehouse: Sendable {
     /// returns false.
     @discardableResult
     func removeStaging(org: String, runID: String) async throws -> Bool
+}
+
+extension StepFailure {
+    /// A write into a run's staging by an opening of it that another opening has superseded
+    /// since (a worker that stalled past its lease while another worker took the run over and
+    /// reopened the staging). Refused, so the staging holds only what its current opening
+    /// wrote; the process that gets it stops without recording anything more.
+    public static func stagingSuperseded(runID: String) -> StepFailure {
+        StepFailure(
+            .stagingSuperseded,
+            "run \(runID)'s staging was opened by another process since this one opened it (a worker took the run over); this one writes nothing more into it"
+        )
+    }
+
+    /// A write into a run's staging that is no longer there: the opening that superseded this
+    /// one published or discarded it since.
+    public static func stagingGone(runID: String) -> StepFailure {
+        StepFailure(
+            .stagingSuperseded,
+            "run \(runID)'s staging is gone (another process took the run over, and published or discarded it since); this one writes nothing more into it"
+        )
+    }
 }
 
 /// A run workspace left in the warehouse: whose it is, how big, when it was last written.
