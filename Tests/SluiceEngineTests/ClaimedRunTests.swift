@@ -86,6 +86,51 @@ import Testing
         #expect(try await project.tableExists("events") == false)
     }
 
+    /// A worker that stalled past its lease without finding out (its next renewal not due yet)
+    /// goes on after another worker took the run over and reopened its staging: its next write
+    /// into the staging is refused, and it stops there. It records no failure over the run that
+    /// is the other worker's now, and leaves the staging to it.
+    @Test(arguments: Backend.all)
+    func aWorkerWhoseStagingWasTakenOverStopsAtItsNextWrite(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
+        defer { project.remove() }
+        try project.write("data/events.csv", "event_id,ts,day,org,amount\ne1,2026-03-01T10:00:00Z,2026-03-01,acme,5\n")
+        let loaded = PipelineLoader(registry: PipelineProject.slowCatalog.registry).load(
+            Data(
+                """
+                pipeline: slow_events
+                defaults: { timeout: 30m }
+                steps:
+                  - { id: wait, uses: test_sleep, with: { for: 3s } }
+                  - { id: load, uses: ingest, needs: [wait], with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+                  - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
+                """.utf8), file: "pipelines/slow_events.yml")
+        let plan = try PipelinePlan.build(try #require(loaded.definition)).get()
+        // A lease of ten minutes: a renews it every 200 s, so it never hears of the takeover.
+        let claim = try await claimedRun(project, plan: plan, worker: "a", lease: .seconds(600))
+        let executing = Task { [self] in
+            try await executor(project).execute(claimed: claim, plan: plan, env: [:], lease: RunLease(worker: "a", duration: .seconds(600)))
+        }
+        #expect(try await project.slowRunSleeping() == claim.run.id)
+        // b takes the run over (as if a's lease had expired) and opens its staging.
+        let taken = try #require(try await project.store.claimRun(worker: "b", lease: .seconds(600), orgs: nil, at: Date().addingTimeInterval(700)))
+        #expect(taken.isTakeover)
+        let reopened = try await project.warehouse.workspace(org: "acme", runID: claim.run.id, targets: [], existing: true)
+        let before = try await history(project, claim.run.id)
+        try await executing.value
+        await reopened.close()
+
+        let added = try await history(project, claim.run.id).dropFirst(before.count)
+        #expect(!added.contains { $0.contains("failed") || $0.hasPrefix("run ") || $0.hasPrefix("merge ") }, "a recorded \(added)")
+        let run = try #require(try await project.store.run(claim.run.id))
+        #expect(run.state == .running && run.worker == "b", "\(run)")
+        #expect(try await project.warehouse.hasStaging(org: "acme", runID: claim.run.id), "the staging is b's")
+        let bStaging = try await project.warehouse.workspace(org: "acme", runID: claim.run.id, targets: [], existing: true)
+        #expect(try await !bStaging.isStaged("events_raw"), "nothing of a's landed in it")
+        await bStaging.close()
+        #expect(try await project.tableExists("events") == false)
+    }
+
     /// A worker that died after its publish committed and before recording it: the worker that
     /// takes the run over finds the published marker and only marks the run succeeded.
     @Test func aRunPublishedBeforeItsWorkerDiedIsOnlyMarkedSucceeded() async throws {

@@ -358,6 +358,12 @@ public struct Executor: Sendable {
                             resources: resources, logger: logger)
                     } else if error is CancellationError || Task.isCancelled {
                         try await endCancelled(plan, run: run, workspace: workspace, reason: cancellation?.reason, lease: lease, logger: logger)
+                    } else if (error as? StepFailure)?.code == .stagingSuperseded {
+                        // Another process reopened the staging (a worker took the run over):
+                        // the run is that process's now.
+                        ownership.lose()
+                        await workspace.close()
+                        logLost(logger, lease: lease)
                     } else {
                         try await failPublish(plan, run: run, error: error, context: handlerContext, resources: resources, logger: logger)
                     }
@@ -812,6 +818,14 @@ public struct Executor: Sendable {
             case .finished(.failure(let error)):
                 if error is CancellationError || Task.isCancelled {
                     await record(.cancelled, attempt, resources.stopReason)
+                    return .cancelled
+                }
+                if let superseded = error as? StepFailure, superseded.code == .stagingSuperseded, let ownership = resources.ownership {
+                    // The warehouse refused a write: another process reopened the staging (a
+                    // worker took the run over). The run is that process's now: this one stops
+                    // and records nothing more, as when its lease is found lost.
+                    logger.error("\(superseded.message)")
+                    ownership.lose()
                     return .cancelled
                 }
                 failure = redacted((error as? StepFailure) ?? StepFailure(.error, "\(error)"))
