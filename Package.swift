@@ -269,7 +269,7 @@ let package = Package(
         .testTarget(
             name: "SluiceCLITests",
             dependencies: ["SluiceTestSupport", "SluiceModel"],
-            exclude: ["Support/validate_pipelines.py", "Support/fake_openai.py", "Support/echo_provider.py"]
+            exclude: ["Support/validate_pipelines.py", "Support/fake_openai.py", "Support/echo_provider.py", "Support/slow_events.py"]
         ),
     ]
 )

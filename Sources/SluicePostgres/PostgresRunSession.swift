@@ -58,6 +58,7 @@ actor PostgresRunSession {
 
     /// Takes `key` exclusively if no other session holds it.
     func tryLock(_ key: Int64) async throws -> Bool {
+        try requireOpen()
         do {
             return try await connection.rows("SELECT pg_try_advisory_lock(\(key))", logger: logger)[0].decode(Bool.self)
         } catch {
@@ -76,12 +77,26 @@ actor PostgresRunSession {
         (try? await run("SELECT 1")) != nil
     }
 
+    /// Fails once the connection has closed (the server restarted or shut it, the network
+    /// failed): the locks went with it. Checked before each statement because postgres-nio
+    /// never answers a query written to a connection that is closed already (the write fails
+    /// with nobody to tell): a run would wait for its locks forever instead of failing.
+    private func requireOpen() throws {
+        guard connection.isClosed else { return }
+        throw PostgresError(
+            .connectionLost(
+                "the run's locks went with it (the server restarted or closed the connection, or the network failed); sluice run --resume continues the run"
+            ),
+            server: settings.server)
+    }
+
     /// Closes the connection, which lets every lock go.
     func close() async {
         try? await connection.close()
     }
 
     private func run(_ query: PostgresQuery) async throws {
+        try requireOpen()
         do {
             try await connection.execute(query, logger: logger)
         } catch {

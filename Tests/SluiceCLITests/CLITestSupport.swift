@@ -97,10 +97,11 @@ func writeFiles(_ files: [String: String], in root: URL) throws {
     }
 }
 
-/// The files of a project whose pipeline `id` ingests `data/events.csv`, merges it on
-/// `event_id` (latest `ts` wins) and rolls it up per day and org: what the kill and worker
-/// tests run, slow enough at 100,000s of rows to be stopped mid-step.
-func eventsPipelineFiles(id: String) -> [String: String] {
+/// The files of a project whose pipeline `id` ingests `data/events.csv` (or `source`, an
+/// ingest source in YAML's flow style), merges it on `event_id` (latest `ts` wins) and rolls it
+/// up per day and org: what the kill and worker tests run, slow enough at 100,000s of rows to
+/// be stopped mid-step.
+func eventsPipelineFiles(id: String, source: String = "{ format: csv, path: data/events.csv }") -> [String: String] {
     [
         "schemas/events_raw.json":
             #"[{"name": "event_id", "type": "STRING", "mode": "REQUIRED"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "day", "type": "DATE"}, {"name": "org", "type": "STRING"}, {"name": "amount", "type": "INT64"}]"#,
@@ -108,7 +109,7 @@ func eventsPipelineFiles(id: String) -> [String: String] {
         pipeline: \(id)
         defaults: { timeout: 10m }
         steps:
-          - { id: load, uses: ingest, with: { source: { format: csv, path: data/events.csv }, table: events_raw, schema: schemas/events_raw.json } }
+          - { id: load, uses: ingest, with: { source: \(source), table: events_raw, schema: schemas/events_raw.json } }
           - { id: merge, uses: merge_dedupe, with: { from: events_raw, into: events, key: [event_id], latest_by: ts } }
           - { id: roll, uses: aggregate, with: { from: events, group_by: [day, org], measures: { total: sum(amount) }, into: daily } }
         """,
