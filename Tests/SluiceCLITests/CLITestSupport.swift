@@ -88,6 +88,24 @@ func filesHolding(_ text: String, in project: URL) -> (holding: [String], search
     return (holding, searched)
 }
 
+extension Backend {
+    /// Points the project at `root` at a fresh database of this backend while `body` runs: on
+    /// PostgreSQL a database of its own on the test server, named by the project's `sluice.yml`
+    /// (`database:`) and dropped afterwards; on SQLite the project's own files under `.sluice/`
+    /// (the database given to `body` is nil).
+    func withProjectDatabase<T>(in root: URL, _ body: (PostgresTestDatabase?) async throws -> T) async throws -> T {
+        switch self {
+        case .sqlite:
+            return try await body(nil)
+        case .postgres:
+            return try await PostgresTestDatabase.with { database in
+                try writeFiles(["sluice.yml": "database: \(database.url)\n"], in: root)
+                return try await body(database)
+            }
+        }
+    }
+}
+
 /// Writes each file (a path relative to `root`, and its text), making folders as needed.
 func writeFiles(_ files: [String: String], in root: URL) throws {
     for (path, text) in files {

@@ -3,7 +3,9 @@ import SluiceTestSupport
 import Testing
 
 /// `sluice keys` and `sluice secrets` driven through the built binary: outputs, exit codes,
-/// each bad input's error code, races between processes, and values that never show.
+/// each bad input's error code, races between processes, and values that never show. What
+/// the stores do runs on each `Backend`: the credentials in the project's SQLite run store, or
+/// in a PostgreSQL database the project's `sluice.yml` names.
 struct SecretsCommandTests {
     let project: URL
     let value = "sk-proj-CliValue0nlyForTests_abcdefghijklmnopq0123"
@@ -92,7 +94,13 @@ struct SecretsCommandTests {
         return result
     }
 
-    func sql(_ statement: String, in directory: URL? = nil) async throws {
+    /// Runs `statement` in the project's credential store: `database` (in the stores' schema,
+    /// `sluice`), or without one the project's SQLite run store.
+    func sql(_ statement: String, on database: PostgresTestDatabase? = nil, in directory: URL? = nil) async throws {
+        if let database {
+            try database.sql("SET search_path TO sluice; \(statement)")
+            return
+        }
         let database = (directory ?? project).appendingPathComponent(".sluice/runs.sqlite").path
         let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\n"
         let result = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, database, statement], in: project)
@@ -264,8 +272,13 @@ struct SecretsCommandTests {
         #expect(try await sluice("lint", "pipelines/check_key.yml").status == 1)
     }
 
-    @Test func keysAndSecretsFromInitToDelete() async throws {
+    @Test(arguments: Backend.all)
+    func keysAndSecretsFromInitToDelete(_ backend: Backend) async throws {
         defer { try? FileManager.default.removeItem(at: project) }
+        try await backend.withProjectDatabase(in: project) { database in try await keysAndSecretsFromInitToDelete(on: database) }
+    }
+
+    func keysAndSecretsFromInitToDelete(on database: PostgresTestDatabase?) async throws {
         let initialized = try await sluice("keys", "init")
         #expect(initialized.status == 0, "\(initialized.stderr)")
         #expect(initialized.stdout.hasPrefix("created keyring .sluice/keyring.json (mode 0600) with key version 1, check "))
@@ -326,13 +339,34 @@ struct SecretsCommandTests {
         #expect(audit.stdout.contains(" rewrap ") && audit.stdout.contains(" rotate ") && audit.stdout.contains(" put "))
 
         let everything = transcript.all
-        #expect(!everything.contains("CliValue0nly"))
-        #expect(!everything.contains("CliRotated0nly"))
-        #expect(!everything.contains("correct horse"))
+        let values = [value, "sk-proj-CliRotated0nlyForTests_abcdefghijklmn0123", "correct horse"]
+        for value in values { #expect(!everything.contains(value)) }
+        let runStore = project.appendingPathComponent(".sluice/runs.sqlite").path
+        if let database {
+            // On the server, sealed: the rows are there, no value in clear in any of its tables,
+            // and nothing of the stores in the project's folder.
+            #expect(
+                try database.sql(
+                    "SELECT org || ' ' || name || ' ' || generation || ' ' || key_version || ' ' || version FROM sluice.credential ORDER BY 1")
+                    == "acme openai/admin_key 2 2 3")
+            let actions = try database.sql(
+                "SELECT DISTINCT action FROM sluice.credential_audit WHERE org = 'acme' AND credential = 'openai/admin_key' ORDER BY 1")
+            #expect(actions.split(separator: "\n").count >= 3 && ["put", "rotate", "rewrap"].allSatisfy(actions.contains), "\(actions)")
+            for value in values { #expect(try database.tablesHolding(value).isEmpty, "a value in clear on the server") }
+            #expect(!FileManager.default.fileExists(atPath: runStore))
+        } else {
+            #expect(FileManager.default.fileExists(atPath: runStore))
+            for value in values { #expect(filesHolding(value, in: project).holding.isEmpty, "a value in clear under .sluice/") }
+        }
     }
 
-    @Test func eachBadInputGetsItsOwnError() async throws {
+    @Test(arguments: Backend.all)
+    func eachBadInputGetsItsOwnError(_ backend: Backend) async throws {
         defer { try? FileManager.default.removeItem(at: project) }
+        try await backend.withProjectDatabase(in: project) { database in try await eachBadInputGetsItsOwnError(on: database) }
+    }
+
+    func eachBadInputGetsItsOwnError(on database: PostgresTestDatabase?) async throws {
         func expectError(_ result: CommandResult, _ code: String, _ context: String) {
             #expect(result.status == 1, "\(context): \(result.status) \(result.stderr)")
             #expect(result.stderr.contains("[\(code)]"), "\(context): \(result.stderr)")
@@ -389,16 +423,20 @@ struct SecretsCommandTests {
             try await sluice("secrets", "put", "acme", "openai/key", "--from-stdin", "--provider", "openai", stdin: value),
             "credential_exists", "put twice")
 
-        try await sql("UPDATE credential SET expires_at = 1.0 WHERE name = 'short_lived'")
+        try await sql("UPDATE credential SET expires_at = 1.0 WHERE name = 'short_lived'", on: database)
         expectError(try await sluice("secrets", "verify", "acme", "short_lived"), "credential_expired", "expired")
 
         try await sql(
-            "UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key') WHERE org = 'globex'")
+            "UPDATE credential SET sealed = (SELECT sealed FROM credential WHERE org = 'acme' AND name = 'openai/key') WHERE org = 'globex'",
+            on: database)
         expectError(try await sluice("secrets", "verify", "globex", "openai/key"), "credential_wrong_org", "blob copied to another org")
 
-        try await sql(
-            "UPDATE credential SET sealed = substr(sealed, 1, length(sealed) - 17) || X'00' || substr(sealed, length(sealed) - 15) WHERE org = 'acme' AND name = 'openai/key'"
-        )
+        // One byte of the ciphertext changed (a byte 16 from the end becomes 0), in each's SQL.
+        let tamper =
+            database == nil
+            ? "UPDATE credential SET sealed = substr(sealed, 1, length(sealed) - 17) || X'00' || substr(sealed, length(sealed) - 15)"
+            : "UPDATE credential SET sealed = substring(sealed FROM 1 FOR length(sealed) - 17) || '\\x00'::bytea || substring(sealed FROM length(sealed) - 15)"
+        try await sql(tamper + " WHERE org = 'acme' AND name = 'openai/key'", on: database)
         expectError(try await sluice("secrets", "verify", "acme", "openai/key"), "credential_tampered", "tampered ciphertext")
         let audit = try await sluice("secrets", "audit", "acme", "openai/key", "--limit", "1")
         #expect(audit.stdout.contains(" decrypt ") && audit.stdout.contains(" failed ") && audit.stdout.contains("credential_tampered"))
@@ -476,8 +514,13 @@ struct SecretsCommandTests {
     }
 
     /// Ten processes race to store credentials in an org that takes three.
-    @Test func processesRacingPutsStoreExactlyTheLimit() async throws {
+    @Test(arguments: Backend.all)
+    func processesRacingPutsStoreExactlyTheLimit(_ backend: Backend) async throws {
         defer { try? FileManager.default.removeItem(at: project) }
+        try await backend.withProjectDatabase(in: project) { database in try await processesRacingPutsStoreExactlyTheLimit(on: database) }
+    }
+
+    func processesRacingPutsStoreExactlyTheLimit(on database: PostgresTestDatabase?) async throws {
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "list", "acme").status == 0)
         let environment = Self.environment(["SLUICE_CREDENTIAL_LIMIT": "3"])
@@ -490,12 +533,18 @@ struct SecretsCommandTests {
         #expect(results.filter { $0.status == 0 }.count == 3, "\(results.map(\.stderr))")
         #expect(results.filter { $0.status == 1 && $0.stderr.contains("[credential_limit]") }.count == 7, "\(results.map(\.stderr))")
         #expect(try await sluice("secrets", "list", "acme").stdout.split(separator: "\n").count == 4)
+        if let database { #expect(try database.sql("SELECT count(*) FROM sluice.credential WHERE org = 'acme'") == "3") }
         #expect(!transcript.all.contains("token-value-"))
     }
 
     /// Six processes rotate one credential, all expecting version 1: one wins.
-    @Test func processesRacingRotationsHaveOneWinner() async throws {
+    @Test(arguments: Backend.all)
+    func processesRacingRotationsHaveOneWinner(_ backend: Backend) async throws {
         defer { try? FileManager.default.removeItem(at: project) }
+        try await backend.withProjectDatabase(in: project) { database in try await processesRacingRotationsHaveOneWinner(on: database) }
+    }
+
+    func processesRacingRotationsHaveOneWinner(on database: PostgresTestDatabase?) async throws {
         #expect(try await sluice("keys", "init").status == 0)
         #expect(try await sluice("secrets", "put", "acme", "shared", "--from-stdin", stdin: "first-value").status == 0)
         let launched = try (0..<6).map { index in
@@ -509,6 +558,7 @@ struct SecretsCommandTests {
         let list = try await sluice("secrets", "list", "acme").stdout.split(separator: "\n")
         // name, provider, value 2, row version 2.
         #expect(list.count == 2 && Array(list[1].split(separator: " ").prefix(4)) == ["shared", "generic", "2", "2"], "\(list)")
+        if let database { #expect(try database.sql("SELECT generation, version FROM sluice.credential WHERE org = 'acme'") == "2|2") }
         #expect(!transcript.all.contains("next-value-") && !transcript.all.contains("first-value"))
     }
 }

@@ -124,9 +124,23 @@ struct ServeCommandTests {
         #expect(rest.contains("sluice serve: stopped"))
     }
 
-    @Test func hooksAreCreatedListedRotatedAndAudited() async throws {
+    /// On each backend: the hook's secret is a credential in the project's store, sealed, and
+    /// the deliveries `sluice serve` accepts are in its webhook audit.
+    @Test(arguments: Backend.all)
+    func hooksAreCreatedListedRotatedAndAudited(_ backend: Backend) async throws {
         let project = try exampleProject()
         defer { try? FileManager.default.removeItem(at: project) }
+        try await backend.withProjectDatabase(in: project) { database in try await hooksAreCreatedListedRotatedAndAudited(in: project, on: database) }
+    }
+
+    func hooksAreCreatedListedRotatedAndAudited(in project: URL, on database: PostgresTestDatabase?) async throws {
+        // Every output of the commands, to check that no secret is in one but where it is given.
+        var outputs: [(command: String, text: String)] = []
+        func sluice(_ arguments: String..., in directory: URL) async throws -> CommandResult {
+            let result = try await run(sluiceBinary, arguments, in: directory)
+            outputs.append((arguments.prefix(2).joined(separator: " "), result.stdout + result.stderr))
+            return result
+        }
         #expect(try await sluice("keys", "init", in: project).status == 0)
         let created = try await sluice(
             "hooks", "create", "acme", "genai_costs_daily", "--param", "usage_file=data.file", "--logical-date", "data.day",
@@ -138,10 +152,18 @@ struct ServeCommandTests {
         let list = try await sluice("hooks", "list", "acme", in: project)
         #expect(
             list.stdout == "POST /v1/hooks/acme/genai_costs_daily  secret 1  logical_date=data.day param_usage_file=data.file\n", "\(list.stdout)")
-        // The secret is sealed like any credential: in clear in no file under .sluice/.
+        // The secret is sealed like any credential: in clear in no file under .sluice/, nor in
+        // any table of the server's stores.
         let stored = filesHolding(secret, in: project)
         #expect(stored.holding.isEmpty, "the secret is in \(stored.holding)")
-        #expect(stored.searched.contains("runs.sqlite") && stored.searched.contains("keyring.json"), "\(stored.searched)")
+        #expect(stored.searched.contains("keyring.json"), "\(stored.searched)")
+        #expect(stored.searched.contains("runs.sqlite") == (database == nil), "\(stored.searched)")
+        if let database {
+            #expect(try database.tablesHolding(secret).isEmpty, "the secret is on the server in clear")
+            #expect(
+                try database.sql("SELECT org || ' ' || name || ' ' || provider || ' ' || generation FROM sluice.credential")
+                    == "acme webhooks/genai_costs_daily generic 1")
+        }
         #expect(try await sluice("hooks", "create", "acme", "genai_costs_daily", in: project).status == 1)
         #expect(try await sluice("hooks", "audit", "acme", in: project).stdout == "no deliveries\n")
 
@@ -172,9 +194,24 @@ struct ServeCommandTests {
             """
         let text = try await run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, secret, String(port)], in: project).stdout
         #expect(text.hasPrefix("202 "), "\(text)")
-        _ = try await server.terminate()
+        let (_, served) = try await server.terminate()
+        outputs += [("serve", served), ("delivery", text)]
         let audit = try await sluice("hooks", "audit", "acme", in: project)
         #expect(audit.stdout.contains("  genai_costs_daily  202  accepted  msg_cli  req_"), "\(audit.stdout)")
+        if let database {
+            #expect(
+                try database.sql("SELECT org || ' ' || pipeline || ' ' || outcome || ' ' || status || ' ' || message_id FROM sluice.webhook_audit")
+                    == "acme genai_costs_daily accepted 202 msg_cli")
+            #expect(try database.sql("SELECT generation FROM sluice.credential WHERE name = 'webhooks/genai_costs_daily'") == "2")
+            #expect(try database.tablesHolding(newSecret).isEmpty, "the new secret is on the server in clear")
+        }
+        // A secret is printed once, by the command that made it, and nowhere else.
+        for (command, text) in outputs {
+            let expected = ["hooks create": [secret], "hooks rotate": [newSecret]][command] ?? []
+            for shown in [secret, newSecret] where !expected.contains(shown) {
+                #expect(!text.contains(String(shown.dropFirst(6))), "\(command) printed a secret")
+            }
+        }
     }
 }
 

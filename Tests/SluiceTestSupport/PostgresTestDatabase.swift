@@ -55,6 +55,21 @@ public struct PostgresTestDatabase: Sendable {
         try Self.psql(url, statement)
     }
 
+    /// The tables of `schema` (the stores' own, `sluice`, by default) with a row that holds
+    /// `text`, in clear or as the hex of its bytes (how a `bytea` column reads as text): where a
+    /// secret that must be stored sealed would show if it were not.
+    public func tablesHolding(_ text: String, schema: String = "sluice") throws -> [String] {
+        let literal = "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+        let hex = "'" + text.utf8.map { String(format: "%02x", $0) }.joined() + "'"
+        let tables = try sql("SELECT table_name FROM information_schema.tables WHERE table_schema = '\(schema)' ORDER BY 1")
+            .split(separator: "\n").map(String.init)
+        return try tables.filter { table in
+            let found = try sql(
+                "SELECT count(*) FROM \(schema).\(table) AS t WHERE strpos(t::text, \(literal)) > 0 OR strpos(t::text, \(hex)) > 0")
+            return found != "0"
+        }
+    }
+
     /// Runs `statement` with psql against `url`; throws psql's error output when it fails.
     @discardableResult
     public static func psql(_ url: String, _ statement: String) throws -> String {
