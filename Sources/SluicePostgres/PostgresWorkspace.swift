@@ -393,13 +393,17 @@ final class PostgresWorkspace: RunWorkspace {
                         buffer.writeInteger(UInt8(ascii: "\n"))
                         number += 1
                         if buffer.readableBytes >= Self.copyChunk {
+                            try self.requireOpen(connection)
                             try await writer.write(buffer)
                             buffer.clear()
                         }
                     }
                     batch = try await next()
                 }
+                try self.requireOpen(connection)
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                // COPY's end is written next, and would be waited on forever as well.
+                try self.requireOpen(connection)
                 numbered.next = number
             }
             self.noteWritten(table)
@@ -408,6 +412,18 @@ final class PostgresWorkspace: RunWorkspace {
             }
             try await self.touch(connection)
         }
+    }
+
+    /// Fails, transiently, once a load's connection has closed (the server restarted, the
+    /// network failed) while the load waited for its next batch: postgres-nio never answers
+    /// what is written to a closed connection, so the load would wait forever instead of
+    /// failing and being retried.
+    func requireOpen(_ connection: PostgresConnection) throws {
+        guard connection.isClosed else { return }
+        throw StepFailure(
+            .warehouseUnavailable,
+            "the connection to PostgreSQL at \(pool.settings.server) was lost during the load of run \(runID); nothing of the load was kept",
+            transient: true)
     }
 
     /// How much of a load `copy` encodes before sending it.
