@@ -337,30 +337,34 @@ final class PostgresWorkspace: RunWorkspace {
         return name
     }
 
-    /// Bulk-loads with COPY FROM STDIN (`copy(into:columns:first:next:)`), in one transaction.
+    /// Bulk-loads with COPY FROM STDIN (`copy(into:columns:first:batches:)`), in one transaction.
     func insert(into staged: String, columns: [String], rows: [[WarehouseValue]]) async throws {
         guard !rows.isEmpty else { return }
-        try await copy(into: staged, columns: columns, first: rows) { nil }
+        try await copy(into: staged, columns: columns, first: rows, batches: nil)
     }
 
-    /// A whole load as one COPY, in one transaction: the server reads the rows as the batches
-    /// come, rather than starting and ending a COPY and a transaction for each.
+    /// A whole load in one transaction, as few COPYs as the batches allow: the server reads
+    /// the rows as they come, rather than starting and ending a transaction for each batch.
     func insert(into staged: String, columns: [String], batches: RowBatches) async throws {
         guard let first = try await batches.next() else { return }
-        try await copy(into: staged, columns: columns, first: first) { try await batches.next() }
+        try await copy(into: staged, columns: columns, first: first, batches: batches)
     }
 
-    /// Writes `first` and every batch `next` gives until nil into a staged table with COPY FROM
-    /// STDIN in text format, sent in chunks of about 64 KiB (the server reads the first rows
-    /// while the rest are being encoded), in one transaction.
+    /// Writes `first` and every batch of `batches` into a staged table with COPY FROM STDIN
+    /// in text format, sent in chunks of about 64 KiB (the server reads the first rows while
+    /// the rest are being encoded), in one transaction.
+    ///
+    /// A COPY goes on while batches are waiting and ends when none is: the next one is waited
+    /// for outside it, and starts another. A slow source (an API a page at a time) thus never
+    /// keeps a COPY open while nothing comes, and a connection that closes meanwhile (the
+    /// server restarted) fails the next statement as any query would: postgres-nio's COPY does
+    /// not survive its connection closing under it (what it writes then is never answered).
     ///
     /// The rows carry their arrival numbers, counted on from the column's own sequence, rather
     /// than the server drawing one a row (a quarter of a load's time on the server); the
     /// sequence is moved past them afterwards, so writers that leave the column to its default
     /// (SQL steps, procedures) number after them. A staged table has one writer at a time.
-    private func copy(
-        into staged: String, columns: [String], first: [[WarehouseValue]], next: @escaping @Sendable () async throws -> [[WarehouseValue]]?
-    ) async throws {
+    private func copy(into staged: String, columns: [String], first: [[WarehouseValue]], batches: RowBatches?) async throws {
         let table = try stagedTable(staged)
         for column in columns where !Identifier.isValid(column) {
             throw StepFailure.config("'\(column)' is not a valid column name")
@@ -378,33 +382,48 @@ final class PostgresWorkspace: RunWorkspace {
             // postgres-nio's COPY names the table alone: the staging schema is the search path.
             try await connection.run("SET LOCAL search_path TO \(schema)", logger: self.logger)
             let numbered = ArrivalCount(next: start)
-            try await connection.copyFrom(table: table, columns: columns + [arrival], logger: self.logger) { writer in
-                var buffer = ByteBuffer()
-                buffer.reserveCapacity(Self.copyChunk + (1 << 12))
-                var number = start
-                var batch: [[WarehouseValue]]? = first
-                while let rows = batch {
-                    for row in rows {
-                        for value in row {
-                            PostgresValue.appendCopyField(value, to: &buffer)
-                            buffer.writeInteger(UInt8(ascii: "\t"))
+            var pending: [[WarehouseValue]]? = first
+            while let rows = pending {
+                try self.requireOpen(connection)
+                let following = LoadProgress()
+                try await connection.copyFrom(table: table, columns: columns + [arrival], logger: self.logger) { writer in
+                    var buffer = ByteBuffer()
+                    buffer.reserveCapacity(Self.copyChunk + (1 << 12))
+                    var number = numbered.next
+                    var batch = rows
+                    while true {
+                        for row in batch {
+                            for value in row {
+                                PostgresValue.appendCopyField(value, to: &buffer)
+                                buffer.writeInteger(UInt8(ascii: "\t"))
+                            }
+                            PostgresValue.appendDecimal(number, to: &buffer)
+                            buffer.writeInteger(UInt8(ascii: "\n"))
+                            number += 1
+                            if buffer.readableBytes >= Self.copyChunk {
+                                try await writer.write(buffer)
+                                buffer.clear()
+                            }
                         }
-                        PostgresValue.appendDecimal(number, to: &buffer)
-                        buffer.writeInteger(UInt8(ascii: "\n"))
-                        number += 1
-                        if buffer.readableBytes >= Self.copyChunk {
-                            try self.requireOpen(connection)
-                            try await writer.write(buffer)
-                            buffer.clear()
+                        guard let batches else {
+                            following.finished = true
+                            break
                         }
+                        switch try await batches.nextIfReady() {
+                        case .rows(let next):
+                            batch = next
+                            continue
+                        case .none:
+                            break
+                        case .finished:
+                            following.finished = true
+                        }
+                        break
                     }
-                    batch = try await next()
+                    if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                    numbered.next = number
                 }
-                try self.requireOpen(connection)
-                if buffer.readableBytes > 0 { try await writer.write(buffer) }
-                // COPY's end is written next, and would be waited on forever as well.
-                try self.requireOpen(connection)
-                numbered.next = number
+                pending = following.finished ? nil : try await batches?.next()
             }
             self.noteWritten(table)
             if numbered.next > start + 1 {
@@ -543,10 +562,15 @@ struct WriteLog {
     }
 }
 
-/// The next arrival number of a COPY, as its writer closure leaves it.
+/// The next arrival number of a load, as a COPY's writer closure leaves it.
 private final class ArrivalCount: @unchecked Sendable {
     var next: Int64
     init(next: Int64) { self.next = next }
+}
+
+/// Whether a COPY's writer closure took the last batch of its load.
+private final class LoadProgress: @unchecked Sendable {
+    var finished = false
 }
 
 /// Lets one task at a time through, in the order they came, without blocking a thread.

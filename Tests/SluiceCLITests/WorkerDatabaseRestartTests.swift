@@ -97,7 +97,8 @@ extension WorkerTests {
             default:
                 // A worker stuck on the run would not stop on SIGTERM either.
                 kill(worker.process.processIdentifier, SIGKILL)
-                Issue.record("the run did not end: \(shown)")
+                let logged = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+                Issue.record("the run did not end: \(shown)\nthe worker's log ends:\n\(logged.suffix(3_000))")
                 return
             }
             #expect(shown.split(separator: "\n").filter { $0.contains("run → succeeded") || $0.contains("run → failed") }.count == 1, "\(shown)")

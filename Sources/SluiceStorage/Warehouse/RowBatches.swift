@@ -63,6 +63,25 @@ public actor RowBatches {
         }
     }
 
+    /// What `nextIfReady()` finds.
+    public enum Ready: Sendable {
+        case rows([[WarehouseValue]])
+        /// Nothing waiting yet: the sender is still reading.
+        case none
+        case finished
+    }
+
+    /// The next batch if one is waiting, without waiting for one. Throws the sender's error.
+    public func nextIfReady() throws -> Ready {
+        if let failure { throw failure }
+        if !waiting.isEmpty {
+            let rows = waiting.removeFirst()
+            wakeSender()
+            return .rows(rows)
+        }
+        return finished ? .finished : .none
+    }
+
     private func wakeReceiver() {
         receiver?.resume()
         receiver = nil
