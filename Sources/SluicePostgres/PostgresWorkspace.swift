@@ -381,15 +381,16 @@ final class PostgresWorkspace: RunWorkspace {
             }
             // postgres-nio's COPY names the table alone: the staging schema is the search path.
             try await connection.run("SET LOCAL search_path TO \(schema)", logger: self.logger)
-            let numbered = ArrivalCount(next: start)
+            // The writer closure runs before copyFrom returns: it updates these in place.
+            var next = start
+            var finished = batches == nil
             var pending: [[WarehouseValue]]? = first
             while let rows = pending {
                 try self.requireOpen(connection)
-                let following = LoadProgress()
                 try await connection.copyFrom(table: table, columns: columns + [arrival], logger: self.logger) { writer in
                     var buffer = ByteBuffer()
                     buffer.reserveCapacity(Self.copyChunk + (1 << 12))
-                    var number = numbered.next
+                    var number = next
                     var batch = rows
                     while true {
                         for row in batch {
@@ -405,10 +406,7 @@ final class PostgresWorkspace: RunWorkspace {
                                 buffer.clear()
                             }
                         }
-                        guard let batches else {
-                            following.finished = true
-                            break
-                        }
+                        guard let batches else { break }
                         switch try await batches.nextIfReady() {
                         case .rows(let next):
                             batch = next
@@ -416,18 +414,18 @@ final class PostgresWorkspace: RunWorkspace {
                         case .none:
                             break
                         case .finished:
-                            following.finished = true
+                            finished = true
                         }
                         break
                     }
                     if buffer.readableBytes > 0 { try await writer.write(buffer) }
-                    numbered.next = number
+                    next = number
                 }
-                pending = following.finished ? nil : try await batches?.next()
+                pending = finished ? nil : try await batches?.next()
             }
             self.noteWritten(table)
-            if numbered.next > start + 1 {
-                try await connection.run("SELECT setval($1, $2)", [.text(sequence), .integer(numbered.next - 1)], logger: self.logger)
+            if next > start + 1 {
+                try await connection.run("SELECT setval($1, $2)", [.text(sequence), .integer(next - 1)], logger: self.logger)
             }
             try await self.touch(connection)
         }
@@ -560,17 +558,6 @@ struct WriteLog {
         lastAnalysis[table] = count
         return true
     }
-}
-
-/// The next arrival number of a load, as a COPY's writer closure leaves it.
-private final class ArrivalCount: @unchecked Sendable {
-    var next: Int64
-    init(next: Int64) { self.next = next }
-}
-
-/// Whether a COPY's writer closure took the last batch of its load.
-private final class LoadProgress: @unchecked Sendable {
-    var finished = false
 }
 
 /// Lets one task at a time through, in the order they came, without blocking a thread.
