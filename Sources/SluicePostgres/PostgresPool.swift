@@ -45,7 +45,7 @@ public final class PostgresPool: Sendable {
             let connection = try await PostgresConnection.connect(
                 configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
             do {
-                try await connection.execute("SELECT 1", logger: logger)
+                try await connection.abandoningOnClose(settings: settings) { try await connection.execute("SELECT 1", logger: logger) }
             } catch {
                 try? await connection.close()
                 throw error
@@ -77,7 +77,7 @@ public final class PostgresPool: Sendable {
                 group.addTask {
                     try await client.withConnection { connection in
                         leased.set()
-                        return try await body(connection)
+                        return try await connection.abandoningOnClose(settings: settings) { try await body(connection) }
                     }
                 }
                 group.addTask {
@@ -121,6 +121,104 @@ public final class PostgresPool: Sendable {
             try await connection.execute("COMMIT", logger: logger)
             return result
         }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body`, statements on this connection, and gives up on it once the connection has
+    /// closed under it (the server restarted or shut the session down, the network failed).
+    ///
+    /// postgres-nio 1.33 never answers a statement written to a connection that has just
+    /// closed: the write fails with nobody to tell, and the statement waits forever (a COPY
+    /// waiting for the socket to drain, likewise). A closed connection is noticed within
+    /// `check`; a statement under way then fails by itself, so `body` has `grace` to end with
+    /// its own error before it is abandoned (cancelled, and left to its wait) and
+    /// `connectionLost` thrown instead. Cancelling the caller cancels `body`.
+    func abandoningOnClose<Result: Sendable>(
+        settings: PostgresSettings, check: Duration = .milliseconds(100), grace: Duration = .seconds(1),
+        _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let race = ClosureRace<Result>()
+        let lost = PostgresError(
+            .connectionLost("the server closed the connection while a statement was under way (it restarted or shut down, or the network failed)"),
+            server: settings.server)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                race.start(continuation, body: body) { [self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: check)
+                        if self.isClosed {
+                            try? await Task.sleep(for: grace)
+                            return lost
+                        }
+                    }
+                    return nil
+                }
+            }
+        } onCancel: {
+            race.cancel()
+        }
+    }
+}
+
+/// `abandoningOnClose`'s two tasks, the work and its watch, and the caller waiting for the
+/// first of them to end it: the work's outcome, or the watch's error.
+private final class ClosureRace<Result: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Result, any Error>?
+        var ended = false
+        var cancelled = false
+        var work: Task<Void, Never>?
+        var watch: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func start(
+        _ continuation: CheckedContinuation<Result, any Error>, body: @escaping @Sendable () async throws -> Result,
+        watch: @escaping @Sendable () async -> (any Error)?
+    ) {
+        state.withLock { $0.continuation = continuation }
+        let work = Task {
+            do {
+                self.end(.success(try await body()))
+            } catch {
+                self.end(.failure(error))
+            }
+        }
+        let watching = Task {
+            guard let error = await watch() else { return }
+            self.end(.failure(error))
+            self.state.withLock { $0.work }?.cancel()
+        }
+        let (ended, cancelled) = state.withLock { state in
+            state.work = work
+            state.watch = watching
+            return (state.ended, state.cancelled)
+        }
+        if ended { watching.cancel() }
+        if cancelled { work.cancel() }
+    }
+
+    /// The caller was cancelled: so is the work (which then ends the race as it ends).
+    func cancel() {
+        state.withLock { state in
+            state.cancelled = true
+            return state.work
+        }?.cancel()
+    }
+
+    /// Ends the race with `outcome`, unless it has ended already.
+    private func end(_ outcome: Swift.Result<Result, any Error>) {
+        let (continuation, watch) = state.withLock { state in
+            defer {
+                state.continuation = nil
+                state.ended = true
+            }
+            return (state.continuation, state.watch)
+        }
+        guard let continuation else { return }
+        watch?.cancel()
+        continuation.resume(with: outcome)
     }
 }
 

@@ -59,8 +59,11 @@ actor PostgresRunSession {
     /// Takes `key` exclusively if no other session holds it.
     func tryLock(_ key: Int64) async throws -> Bool {
         try requireOpen()
+        let (connection, logger) = (connection, logger)
         do {
-            return try await connection.rows("SELECT pg_try_advisory_lock(\(key))", logger: logger)[0].decode(Bool.self)
+            return try await connection.abandoningOnClose(settings: settings) {
+                try await connection.rows("SELECT pg_try_advisory_lock(\(key))", logger: logger)[0].decode(Bool.self)
+            }
         } catch {
             throw PostgresError.from(error, settings: settings)
         }
@@ -78,9 +81,9 @@ actor PostgresRunSession {
     }
 
     /// Fails once the connection has closed (the server restarted or shut it, the network
-    /// failed): the locks went with it. Checked before each statement because postgres-nio
-    /// never answers a query written to a connection that is closed already (the write fails
-    /// with nobody to tell): a run would wait for its locks forever instead of failing.
+    /// failed): the locks went with it. Checked before each statement, so that the run's
+    /// reason says so (a statement the connection closes under is given up on by
+    /// `abandoningOnClose`, with a reason of its own).
     private func requireOpen() throws {
         guard connection.isClosed else { return }
         throw PostgresError(
@@ -97,8 +100,9 @@ actor PostgresRunSession {
 
     private func run(_ query: PostgresQuery) async throws {
         try requireOpen()
+        let (connection, logger) = (connection, logger)
         do {
-            try await connection.execute(query, logger: logger)
+            try await connection.abandoningOnClose(settings: settings) { try await connection.execute(query, logger: logger) }
         } catch {
             throw PostgresError.from(error, settings: settings)
         }

@@ -67,7 +67,7 @@ extension WorkerTests {
             #expect(reference.contains("6000"), "\(reference)")
 
             let errors = project.root.appendingPathComponent("worker.err")
-            let worker = try await project.startWorker(errors: errors)
+            let worker = try await project.startWorker(errors: errors, logLevel: "info")
             defer { worker.stop() }
             let run = try await project.enqueue()
             #expect(try await eventually(every: .milliseconds(30)) { try await project.show(run).contains("step load (attempt 1) → running") })
@@ -77,17 +77,10 @@ extension WorkerTests {
             try await Task.sleep(for: .seconds(3))
             try await server.run("resume")
 
-            // Known defect, still open (issue 12): under the whole test suite on two cores, the
-            // worker hung in `load` after the restart, with nothing in its log, in four CI runs
-            // of four; alone, and beside a few other suites, the run ends. Recorded as a known
-            // issue so the rest of what this test checks keeps running; see the session notes.
-            var state: String?
-            await withKnownIssue("a worker whose server restarts mid-load can hang (open defect, issue 12)", isIntermittent: true) {
-                state = try await project.waitUntilEnded([run])[run]
-                if state != "succeeded" && state != "failed" {
-                    let logged = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
-                    Issue.record("the run did not end: \(try await project.show(run))\nthe worker's log ends:\n\(logged.suffix(3_000))")
-                }
+            let state = try await project.waitUntilEnded([run])[run]
+            if state != "succeeded" && state != "failed" {
+                let logged = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+                Issue.record("the run did not end: \(try await project.show(run))\nthe worker's log ends:\n\(logged.suffix(3_000))")
             }
             let shown = try await project.show(run)
             let targets = try await project.targets(org: "acme")

@@ -76,9 +76,12 @@ import Testing
         }
 
         /// A worker with a short lease, polling often; its id is in `firstLine`.
-        func startWorker(_ extra: [String] = [], lease: String = "2s", errors: URL? = nil) async throws -> LongRunningCommand {
-            try await LongRunningCommand.start(
-                ["worker", "--lease", lease, "--poll", "200ms"] + extra, in: root, errors: errors, environment: backend.environment)
+        func startWorker(_ extra: [String] = [], lease: String = "2s", errors: URL? = nil, logLevel: String? = nil) async throws -> LongRunningCommand
+        {
+            var environment = backend.environment
+            if let logLevel { environment["SLUICE_LOG_LEVEL"] = logLevel }
+            return try await LongRunningCommand.start(
+                ["worker", "--lease", lease, "--poll", "200ms"] + extra, in: root, errors: errors, environment: environment)
         }
 
         /// What `sluice runs show` prints for the run.
