@@ -185,24 +185,21 @@ public final class PostgresRunStore: RunStore {
         }
     }
 
-    public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord] {
+    public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @escaping @Sendable (Duration) -> String) async throws -> [RunRecord] {
         let logger = logger
-        // The pool runs the transaction in a task it waits for, so `reason` does not outlive this call.
-        return try await withoutActuallyEscaping(reason) { reason in
-            try await pool.transaction { connection in
-                // FOR UPDATE: two processes abandoning at once take turns per run, and the second
-                // re-checks the run (now failed, or with a fresh heartbeat) and leaves it out.
-                let runs = try await connection.rows(
-                    """
-                    SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
-                    WHERE state IN \(unescaped: Self.activeStates) AND NOT for_workers
-                        AND coalesce(heartbeat_at, created_at) < \(now.timeIntervalSince1970) - coalesce(lease_seconds, \(fallbackLease.timeInterval))
-                    ORDER BY created_at, id
-                    FOR UPDATE
-                    """, logger: logger
-                ).map(Self.decodeRun)
-                return try await self.abandon(connection, runs, at: now) { run in reason(run.lease ?? fallbackLease) }
-            }
+        return try await pool.transaction { connection in
+            // FOR UPDATE: two processes abandoning at once take turns per run, and the second
+            // re-checks the run (now failed, or with a fresh heartbeat) and leaves it out.
+            let runs = try await connection.rows(
+                """
+                SELECT \(unescaped: Self.runColumns) FROM \(unescaped: self.table("run"))
+                WHERE state IN \(unescaped: Self.activeStates) AND NOT for_workers
+                    AND coalesce(heartbeat_at, created_at) < \(now.timeIntervalSince1970) - coalesce(lease_seconds, \(fallbackLease.timeInterval))
+                ORDER BY created_at, id
+                FOR UPDATE
+                """, logger: logger
+            ).map(Self.decodeRun)
+            return try await self.abandon(connection, runs, at: now) { run in reason(run.lease ?? fallbackLease) }
         }
     }
 

@@ -343,7 +343,7 @@ public final class SQLiteRunStore: RunStore {
         }
     }
 
-    public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord] {
+    public func abandonRuns(at now: Date, fallbackLease: Duration, reason: @escaping @Sendable (Duration) -> String) async throws -> [RunRecord] {
         try await database.write { db in
             let rows = try Row.fetchAll(
                 db,

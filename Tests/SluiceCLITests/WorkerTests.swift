@@ -86,7 +86,9 @@ import Testing
 
         /// What `sluice runs show` prints for the run.
         func show(_ runID: String) async throws -> String {
-            try await sluice("runs", "show", runID).stdout
+            let shown = try await sluice("runs", "show", runID)
+            if shown.status != 0 { Issue.record("sluice runs show \(runID) ended with \(shown.status): \(shown.stderr)") }
+            return shown.stdout
         }
 
         /// The run's state, from its first line (`run ID: … for org …: STATE — reason`).

@@ -46,7 +46,7 @@ public protocol RunStore: Sendable {
     /// Like `abandonRuns(heartbeatBefore:reason:at:)`, each run measured against its own lease
     /// (the one stored with it by the process that created it), or `fallbackLease` for runs
     /// stored without one; `reason` says why, given the lease.
-    func abandonRuns(at now: Date, fallbackLease: Duration, reason: @Sendable (Duration) -> String) async throws -> [RunRecord]
+    func abandonRuns(at now: Date, fallbackLease: Duration, reason: @escaping @Sendable (Duration) -> String) async throws -> [RunRecord]
 
     /// Claims for `worker`, until `now + lease`, the oldest run left for workers that no
     /// worker holds: a pending run, or a running one whose worker's lease expired (it died, or
