@@ -8,6 +8,8 @@ import SluiceStorage
 public final class SQLiteRunStore: RunStore {
     /// Shared with the stores that keep their tables here (`RunStoreDatabaseShare`).
     let database: DatabasePool
+    /// The executor's many small writes (transitions, outputs), committed together.
+    private let grouped: GroupedWrites
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current version.
     public init(path: String) throws {
@@ -30,6 +32,7 @@ public final class SQLiteRunStore: RunStore {
             }
             return database
         }
+        grouped = GroupedWrites(database)
     }
 
     static var migrator: DatabaseMigrator {
@@ -288,7 +291,7 @@ public final class SQLiteRunStore: RunStore {
     }
 
     public func recordRun(_ runID: String, state: RunState, reason: String, at: Date) async throws {
-        try await database.write { db in
+        try await grouped.write { db in
             try db.execute(
                 sql: "UPDATE run SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 arguments: [state.rawValue, reason, at.timeIntervalSince1970, runID])
@@ -300,24 +303,24 @@ public final class SQLiteRunStore: RunStore {
         _ runID: String, step: String, state: RunState, attempt: Int, reason: String,
         errorCode: String?, at: Date
     ) async throws {
-        try await database.write { db in
+        try await grouped.write { db in
             let time = at.timeIntervalSince1970
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE step_run SET state = ?, attempt = ?, reason = ?, error_code = ?,
                         started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
                         finished_at = CASE WHEN ? IN ('succeeded', 'failed', 'skipped', 'cancelled', 'dead_lettered') THEN ? ELSE NULL END
                     WHERE run_id = ? AND step_id = ?
-                    """, arguments: [state.rawValue, attempt, reason, errorCode, state.rawValue, time, state.rawValue, time, runID, step])
+                    """
+            ).execute(arguments: [state.rawValue, attempt, reason, errorCode, state.rawValue, time, state.rawValue, time, runID, step])
             try Self.insertTransition(db, runID: runID, step: step, attempt: attempt, state: state, reason: reason, at: at)
         }
     }
 
     public func saveOutputs(_ runID: String, step: String, outputs: [String: ExpressionValue]) async throws {
-        try await database.write { db in
-            try db.execute(
-                sql: "UPDATE step_run SET outputs = ? WHERE run_id = ? AND step_id = ?",
-                arguments: [try Self.encode(outputs), runID, step])
+        try await grouped.write { db in
+            try db.cachedStatement(sql: "UPDATE step_run SET outputs = ? WHERE run_id = ? AND step_id = ?")
+                .execute(arguments: [try Self.encode(outputs), runID, step])
         }
     }
 
@@ -551,9 +554,9 @@ public final class SQLiteRunStore: RunStore {
         _ db: Database, runID: String, step: String?, attempt: Int, state: RunState,
         reason: String, at: Date
     ) throws {
-        try db.execute(
-            sql: "INSERT INTO transition (run_id, step_id, attempt, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
+        // Cached: the executor records thousands of these, and preparing one costs more than running it.
+        try db.cachedStatement(sql: "INSERT INTO transition (run_id, step_id, attempt, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
     }
 
     private static func encode(_ outputs: [String: ExpressionValue]) throws -> String {

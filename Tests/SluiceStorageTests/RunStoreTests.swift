@@ -125,6 +125,36 @@ import Testing
         }
     }
 
+    /// Steps record their states at once (a hundred steps of a layer): every write is kept,
+    /// and one that can't be stored (a run that does not exist) fails alone, with its caller
+    /// told, while the writes committed with it are kept.
+    @Test(arguments: Backend.all)
+    func concurrentStepRecordsAreEachKeptAndAFailingOneFailsAlone(_ backend: Backend) async throws {
+        try await backend.withRunStore { store in
+            let run = record()
+            _ = try await store.createRun(run, steps: steps(run))
+            let at = Date(timeIntervalSince1970: 1_790_000_100)
+            let failures = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<60 {
+                    group.addTask {
+                        do {
+                            let runID = index == 30 ? "no-such-run" : run.id
+                            try await store.recordStep(
+                                runID, step: "load", state: .running, attempt: index + 1, reason: "attempt \(index + 1)", errorCode: nil, at: at)
+                            return false
+                        } catch {
+                            return true
+                        }
+                    }
+                }
+                return try await group.reduce(into: 0) { if $1 { $0 += 1 } }
+            }
+            #expect(failures == 1, "only the write for a run that does not exist fails")
+            let attempts = try await store.transitions(of: run.id).filter { $0.stepID == "load" }.map(\.attempt)
+            #expect(attempts.count == 59 && Set(attempts) == Set((1...60).filter { $0 != 31 }))
+        }
+    }
+
     @Test(arguments: Backend.all)
     func transitionsAreKeptInTheOrderTheyHappened(_ backend: Backend) async throws {
         try await backend.withRunStore { store in
