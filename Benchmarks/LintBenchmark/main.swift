@@ -179,5 +179,9 @@ if let yamllint = which("yamllint") {
 } else {
     print("yamllint is not installed (pip install yamllint) — no comparison this run")
 }
-let target = 1.0
-print(best < target ? "target met: \(fileCount) files in under \(target) s" : "TARGET MISSED: \(fileCount) files took more than \(target) s")
+// The target is for the whole command (issue 13), or the linter alone when it was not timed.
+let target = 0.3
+let measured = commandSeconds ?? best
+print(
+    measured <= target
+        ? "target met: \(fileCount) files in \(target) s or less" : "TARGET MISSED: \(fileCount) files took more than \(target) s")

@@ -279,6 +279,37 @@ struct LintFixtureTests {
         }
     }
 
+    /// Enough files to be linted on every core at once (`Linter.filesPerWorker` a core): the
+    /// report is the one a single linter gives going through the files in turn, procedures
+    /// two pipelines share and schema problems included once.
+    @Test func manyFilesLintedAtOnceReportWhatOneLinterReportsInTurn() throws {
+        let project = try TemporaryProject()
+        defer { project.remove() }
+        let fixture = fixtures.appendingPathComponent("lint/project")
+        for folder in ["pipelines", "procedures", "schemas"] {
+            try FileManager.default.copyItem(at: fixture.appendingPathComponent(folder), to: project.root.appendingPathComponent(folder))
+        }
+        try project.write("schemas/broken.json", "[{\"name\": \"id\"}]")
+        let originals = try FileManager.default.contentsOfDirectory(atPath: fixture.appendingPathComponent("pipelines").path)
+        for copy in 1...3 {
+            for file in originals {
+                try FileManager.default.copyItem(
+                    at: fixture.appendingPathComponent("pipelines/\(file)"), to: project.root.appendingPathComponent("pipelines/copy\(copy)_\(file)"))
+            }
+        }
+        let registry = ProcessorEnvironment.standard.registry
+        let files = ProjectFiles.pipelineFiles(for: ["pipelines"], relativeTo: URL(fileURLWithPath: project.root.path, isDirectory: true)).files
+        #expect(files.count >= 2 * Linter.filesPerWorker)
+
+        let atOnce = Linter(projectRoot: project.root, registry: registry).lint(paths: ["pipelines"])
+        let one = Linter(projectRoot: project.root, registry: registry)
+        let inTurn = files.flatMap { one.lint(file: $0) }.sortedForReading()
+        #expect(atOnce.filesChecked == files.count)
+        #expect(atOnce.diagnostics.map(\.description) == inTurn.map(\.description))
+        #expect(atOnce.diagnostics.filter { $0.location.file == "schemas/broken.json" }.count == 1)
+        #expect(atOnce.diagnostics.contains { $0.location.file.hasPrefix("procedures/") }, "the shared procedures' problems are there")
+    }
+
     @Test func aFileNamedTwiceIsLintedOnceAndSchemaProblemsAreReportedOnce() {
         let root = fixtures.appendingPathComponent("lint/invalid_schema")
         let report = Linter(projectRoot: root, registry: ProcessorEnvironment.standard.registry).lint(paths: [

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Everything `sluice lint` found in one run.
 public struct LintReport: Sendable {
@@ -19,7 +20,8 @@ public struct LintReport: Sendable {
 /// columns, and timeouts. Every problem is reported, not just the first.
 ///
 /// A linter reads `schemas/` once and prepares each procedure once, however many pipeline
-/// files it checks; it is meant for one thread.
+/// files it checks; it is meant for one thread. `lint(paths:)` over many files starts one
+/// linter per core and splits the files between them.
 public final class Linter {
     public let projectRoot: URL
     public let loader: PipelineLoader
@@ -46,10 +48,39 @@ public final class Linter {
             Diagnostic(.missingPath, at: .start(of: $0), "no such file or folder")
         }
         diagnostics += takeSchemaDiagnostics()
-        for file in files {
-            diagnostics += lint(file: file)
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, files.count / Self.filesPerWorker)
+        if workers < 2 {
+            for file in files {
+                diagnostics += lint(file: file)
+            }
+        } else {
+            diagnostics += lintAtOnce(files, workers: workers)
         }
         return LintReport(diagnostics: diagnostics.sortedForReading(), filesChecked: files.count)
+    }
+
+    /// Below this many files a project is linted on one thread: starting a linter of its own
+    /// for each core costs more than it saves.
+    static let filesPerWorker = 16
+
+    /// Lints `files` on `workers` threads at once, each with a linter of its own (they share
+    /// nothing: a linter reads the schemas and prepares procedures for itself). Files are dealt
+    /// out in turn, so each thread gets a like share. A procedure that pipelines on two threads
+    /// use is reported by both; identical diagnostics are kept once.
+    private func lintAtOnce(_ files: [String], workers: Int) -> [Diagnostic] {
+        let (root, registry) = (projectRoot, loader.registry)
+        let found = Mutex([[Diagnostic]](repeating: [], count: workers))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let linter = Linter(projectRoot: root, registry: registry)
+            linter.reportedSchemaFiles = true
+            var diagnostics: [Diagnostic] = []
+            for index in stride(from: worker, to: files.count, by: workers) {
+                diagnostics += linter.lint(file: files[index])
+            }
+            found.withLock { $0[worker] = diagnostics }
+        }
+        var seen = Set<Diagnostic>()
+        return found.withLock { $0 }.joined().filter { seen.insert($0).inserted }
     }
 
     /// Lints one pipeline file; `path` is shown in messages.
