@@ -29,10 +29,13 @@ enum AttemptRunner {
                 }
                 race.attach(task)
                 if let limit {
-                    Task {
-                        try? await Task.sleep(for: limit)
-                        await race.interrupt(as: .timeout, grace: grace)
-                    }
+                    // Cancelled once the work ends: a worker runs many steps, and each step's
+                    // timer would otherwise sleep on for as long as its timeout.
+                    race.attachTimer(
+                        Task {
+                            guard (try? await Task.sleep(for: limit)) != nil else { return }
+                            await race.interrupt(as: .timeout, grace: grace)
+                        })
                 }
             }
         } onCancel: {
@@ -47,6 +50,7 @@ enum AttemptRunner {
         private struct State {
             var continuation: CheckedContinuation<AttemptOutcome<Value>, Never>?
             var task: Task<Void, Never>?
+            var timer: Task<Void, Never>?
             var workDone = false
             var interrupted = false
             var graceWaiter: CheckedContinuation<Bool, Never>?
@@ -67,19 +71,29 @@ enum AttemptRunner {
             if cancelNow { task.cancel() }
         }
 
+        func attachTimer(_ timer: Task<Void, Never>) {
+            let done = state.withLock { state -> Bool in
+                state.timer = timer
+                return state.workDone
+            }
+            if done { timer.cancel() }
+        }
+
         func workFinished(_ result: Result<Value, any Error>) {
-            let (continuation, waiter) = state.withLock {
-                state -> (CheckedContinuation<AttemptOutcome<Value>, Never>?, CheckedContinuation<Bool, Never>?) in
+            let (continuation, waiter, timer) = state.withLock {
+                state -> (CheckedContinuation<AttemptOutcome<Value>, Never>?, CheckedContinuation<Bool, Never>?, Task<Void, Never>?) in
                 state.workDone = true
+                let timer = state.timer
                 if state.interrupted {
                     let waiter = state.graceWaiter
                     state.graceWaiter = nil
-                    return (nil, waiter)
+                    return (nil, waiter, timer)
                 }
                 let continuation = state.continuation
                 state.continuation = nil
-                return (continuation, nil)
+                return (continuation, nil, timer)
             }
+            timer?.cancel()
             continuation?.resume(returning: .finished(result))
             waiter?.resume(returning: true)
         }
