@@ -36,14 +36,20 @@ public struct PostgresTestDatabase: Sendable {
     public static func with<T>(_ body: (PostgresTestDatabase) async throws -> T) async throws -> T {
         guard let server = try serverURL else { throw MissingServer() }
         let name = "sluice_t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        try psql(server, "CREATE DATABASE \(name)")
+        // psql on threads of its own, never on one that runs the tests' async code:
+        // `DROP DATABASE … WITH (FORCE)` waits until every session on the server has taken in
+        // its signal, and a session in the middle of a COPY does so only when its client sends
+        // more. Two drops blocking the two threads of a two-core machine kept this process's
+        // own COPYs from sending: the suite hung.
+        try await onItsOwnThread { try psql(server, "CREATE DATABASE \(name)") }
         let database = PostgresTestDatabase(url: replacingDatabase(of: server, with: String(name)), name: String(name), serverURL: server)
+        let drop = { () async in _ = try? await onItsOwnThread { try psql(server, "DROP DATABASE \(name) WITH (FORCE)") } }
         do {
             let result = try await body(database)
-            try? psql(server, "DROP DATABASE \(name) WITH (FORCE)")
+            await drop()
             return result
         } catch {
-            try? psql(server, "DROP DATABASE \(name) WITH (FORCE)")
+            await drop()
             throw error
         }
     }
