@@ -20,7 +20,12 @@ extension Backend {
             let pool = try await TestServer.shared.pool()
             let prefix = "e" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
             let server = pool.url
-            let remove: @Sendable () -> Void = { try? PostgresTestDatabase.psql(server, TestServer.dropStatement(prefix: prefix)) }
+            // On a thread of its own, not waited for: called from `defer`, it would otherwise
+            // block a thread that runs the tests' async code while DROP SCHEMA waits for locks
+            // that a transaction of this very process may still hold (and needs that thread to end).
+            let remove: @Sendable () -> Void = {
+                Thread.detachNewThread { _ = try? PostgresTestDatabase.psql(server, TestServer.dropStatement(prefix: prefix)) }
+            }
             do {
                 let store = try await PostgresRunStore(pool: pool.pool, schema: prefix + "_runs")
                 let warehouse = try await PostgresWarehouse(pool: pool.pool, schemaPrefix: prefix)
