@@ -52,14 +52,11 @@ public actor RowBatches {
     /// The next batch; nil once finished and every batch was taken. Throws the sender's error.
     public func next() async throws -> [[WarehouseValue]]? {
         while true {
-            if let failure { throw failure }
-            if !waiting.isEmpty {
-                let rows = waiting.removeFirst()
-                wakeSender()
-                return rows
+            switch try nextIfReady() {
+            case .rows(let rows): return rows
+            case .finished: return nil
+            case .none: await withCheckedContinuation { receiver = $0 }
             }
-            if finished { return nil }
-            await withCheckedContinuation { receiver = $0 }
         }
     }
 
