@@ -1,3 +1,4 @@
+import SluiceModel
 import SluiceStorage
 
 /// PostgreSQL's spelling of the few things that differ between warehouses.
@@ -12,6 +13,28 @@ struct PostgresDialect: SQLDialect {
     }
 
     func placeholder(_ index: Int) -> String { "$\(index)" }
+
+    // Decimals are `numeric`, which PostgreSQL computes on exactly with its own operators.
+
+    func decimalLiteral(_ text: String) -> String { text }
+
+    func decimalArithmetic(_ op: String, _ left: String, _ right: String) -> String {
+        op == "/" ? "(CAST(\(left) AS numeric) / \(right))" : "(\(left) \(op) \(right))"
+    }
+
+    func decimalComparison(_ op: String, _ left: String, _ right: String) -> String { "\(left) \(op) \(right)" }
+
+    func decimalAggregate(_ function: String, _ argument: String) -> String? { "\(function)(\(argument))" }
+
+    func decimalRound(_ value: String, _ digits: String) -> String { "round(CAST(\(value) AS numeric), \(digits))" }
+
+    func decimalAbsolute(_ value: String) -> String { "abs(\(value))" }
+
+    func decimalCanonical(_ value: String) -> String { "CAST(\(value) AS numeric)" }
+
+    func storeDecimal(_ value: String, _ limits: DecimalLimits) -> String {
+        "CAST(\(value) AS numeric(\(limits.precision),\(limits.scale)))"
+    }
 
     /// Spelled out rather than `IS NOT DISTINCT FROM`, which no index serves: matching a
     /// staged key against the published table's (merges, the run's views, publish) was then a

@@ -8,9 +8,8 @@ import SluiceStorage
 /// warehouse is the same `WarehouseValue` the SQLite warehouse gives for it and the engine's
 /// SQL and tests work on both: BOOL is 1 or 0; DATE, TIMESTAMP, DATETIME and TIME are the
 /// canonical text ingest writes (`2024-05-01`, `2024-05-01T12:00:00.000000Z`); JSON is its text;
-/// NUMERIC is an integer when it is whole and fits, a real when a double holds it exactly
-/// (as SQLite's NUMERIC affinity keeps it), else its exact decimal text, which a double would
-/// round.
+/// NUMERIC is an integer when it is whole and fits, else its canonical decimal text (what SQLite
+/// keeps in a decimal column), never a double.
 enum PostgresValue {
     /// The PostgreSQL type of a column type: faithful, so analysts and BI tools see real types.
     static func sqlType(_ type: ColumnType) -> String {
@@ -18,7 +17,8 @@ enum PostgresValue {
         case .string: "text"
         case .int64: "bigint"
         case .float64: "double precision"
-        case .numeric: "numeric"
+        case .numeric: "numeric(38,9)"
+        case .bigNumeric: "numeric(76,38)"
         case .bool: "boolean"
         case .date: "date"
         case .timestamp: "timestamp with time zone"
@@ -36,7 +36,7 @@ enum PostgresValue {
         switch base {
         case "bigint", "integer", "smallint": return .int64
         case "double precision", "real": return .float64
-        case "numeric": return .numeric
+        case "numeric": return sqlType.hasPrefix("numeric(76,38)") ? .bigNumeric : .numeric
         case "boolean": return .bool
         case "date": return .date
         case "timestamp with time zone": return .timestamp
@@ -45,6 +45,25 @@ enum PostgresValue {
         case "bytea": return .bytes
         case "json", "jsonb": return .json
         default: return .string
+        }
+    }
+
+    /// The column type of a result column, from its type and modifier (`numeric(76,38)`'s is
+    /// `(76 << 16 | 38) + 4`); nil for a type the engine has no column type for.
+    static func columnType(_ type: PostgresDataType, modifier: Int32) -> ColumnType? {
+        switch type {
+        case .int2, .int4, .int8: return .int64
+        case .float4, .float8: return .float64
+        case .numeric: return modifier >= 4 && (modifier - 4) >> 16 > 38 ? .bigNumeric : .numeric
+        case .bool: return .bool
+        case .date: return .date
+        case .timestamptz: return .timestamp
+        case .timestamp: return .datetime
+        case .time: return .time
+        case .bytea: return .bytes
+        case .json, .jsonb: return .json
+        case .text, .varchar, .bpchar, .name: return .string
+        default: return nil
         }
     }
 
@@ -273,9 +292,8 @@ enum PostgresValue {
         return sign == 0x4000 ? "-" + text : text
     }
 
-    /// A numeric as SQLite's NUMERIC affinity would hand it back: a whole number that fits as
-    /// an integer, one a double holds exactly as a real, and anything else (more digits than a
-    /// double keeps) as its exact text.
+    /// A numeric as the engine reads it on every warehouse: a whole number that fits as an
+    /// integer (a sum of integers, a count), anything else as its canonical decimal text, exact.
     static func canonicalNumeric(_ text: String) -> WarehouseValue {
         switch text {
         case "NaN": return .real(.nan)
@@ -283,34 +301,8 @@ enum PostgresValue {
         case "-Infinity": return .real(-.infinity)
         default: break
         }
-        let parts = text.split(separator: ".", maxSplits: 1)
-        let whole = parts.count == 1 || parts[1].allSatisfy { $0 == "0" }
-        if whole, let integer = Int64(parts[0]) { return .integer(integer) }
-        if let double = Double(text), decimalDigits(of: String(double)) == decimalDigits(of: text) { return .real(double) }
-        return .text(text)
-    }
-
-    /// A decimal's sign, significant digits and the power of ten of its first digit, so two
-    /// spellings of one number (`1e+20`, `100000000000000000000.0`) compare equal.
-    private static func decimalDigits(of text: String) -> (Bool, String, Int) {
-        var mantissa = Substring(text)
-        var exponent = 0
-        if let e = mantissa.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            exponent = Int(mantissa[mantissa.index(after: e)...]) ?? 0
-            mantissa = mantissa[..<e]
-        }
-        let negative = mantissa.hasPrefix("-")
-        if negative || mantissa.hasPrefix("+") { mantissa = mantissa.dropFirst() }
-        let point = mantissa.firstIndex(of: ".")
-        let integerDigits = point.map { mantissa.distance(from: mantissa.startIndex, to: $0) } ?? mantissa.count
-        var digits = mantissa.filter { $0 != "." }
-        var leading = 0
-        while digits.first == "0" {
-            digits.removeFirst()
-            leading += 1
-        }
-        while digits.last == "0" { digits.removeLast() }
-        if digits.isEmpty { return (false, "", 0) }
-        return (negative, digits, integerDigits - leading + exponent)
+        guard let decimal = ExactDecimal(text) else { return .text(text) }
+        if decimal.scale == 0, let integer = Int64(decimal.description) { return .integer(integer) }
+        return .text(decimal.description)
     }
 }

@@ -358,6 +358,7 @@ extension PostgresConnection {
             if let maxRows, rows.count >= maxRows { continue }
             rows.append(row.map(PostgresValue.value))
         }
-        return QueryResult(columns: columns, rows: rows)
+        return QueryResult(
+            columns: columns, rows: rows, types: sequence.columns.map { PostgresValue.columnType($0.dataType, modifier: $0.dataTypeModifier) })
     }
 }

@@ -44,6 +44,7 @@ final class SQLiteSandbox: @unchecked Sendable {
         }
         sqlite3_busy_timeout(connection, Int32(clamping: Int(busyTimeout.timeInterval * 1000)))
         sqlite3_extended_result_codes(connection, 1)
+        SQLiteDecimalFunctions.register(on: connection)
         let cacheKiB = max(1, cacheBytes / 3 / 1024)
         let setUp = [
             "PRAGMA temp_store = FILE",
@@ -199,7 +200,11 @@ final class SQLiteSandbox: @unchecked Sendable {
                     if let maxRows, rows.count >= maxRows { break }
                 }
                 if collect, columnCount > 0 {
-                    result = QueryResult(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) }, rows: rows)
+                    result = QueryResult(
+                        columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) }, rows: rows,
+                        types: (0..<columnCount).map { column in
+                            sqlite3_column_decltype(statement, column).map { ColumnType(sqliteType: String(cString: $0)) }
+                        })
                 }
             }
         }

@@ -110,6 +110,7 @@ public struct SQLiteWarehouse: Warehouse {
         }
         var configuration = Configuration()
         configuration.readonly = true
+        configuration.prepareDatabase { db in SQLiteDecimalFunctions.register(on: db.sqliteConnection) }
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             return try await queue.read { db in try SQLiteWorkspace.fetch(db, sql, arguments) }
@@ -196,6 +197,7 @@ final class SQLiteWorkspace: RunWorkspace {
         configuration.busyMode = .timeout(busyTimeout.timeInterval)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA temp_store = FILE")
+            SQLiteDecimalFunctions.register(on: db.sqliteConnection)
         }
         queue = try DatabaseQueue(path: warehouse, configuration: configuration)
         // WAL lets readers (`sluice query`, other runs) read while a run publishes. SQLite
@@ -344,10 +346,14 @@ final class SQLiteWorkspace: RunWorkspace {
     static func fetch(_ db: Database, _ sql: String, _ arguments: [WarehouseValue]) throws -> QueryResult {
         let statement = try db.makeStatement(sql: sql)
         let columns = statement.columnNames
+        // Declared types of the columns the result reads as they are (nil for computed ones).
+        let types = (0..<Int32(columns.count)).map { index in
+            sqlite3_column_decltype(statement.sqliteStatement, index).map { ColumnType(sqliteType: String(cString: $0)) }
+        }
         let rows = try Row.fetchAll(statement, arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
             (0..<row.count).map { WarehouseValue(row[$0] as DatabaseValue) }
         }
-        return QueryResult(columns: columns, rows: rows)
+        return QueryResult(columns: columns, rows: rows, types: types)
     }
 
     // MARK: Staging
@@ -535,30 +541,57 @@ final class SQLiteWorkspace: RunWorkspace {
             try sandbox.exec("BEGIN")
             do {
                 try self.requireOwnership(sandbox)
+                var typed: [String: [SluiceStorage.ColumnDefinition]] = [:]
                 for (table, columns) in writes {
                     let quoted = self.dialect.quote(table)
                     if let current = try Self.source(db, table) {
                         // The run's view of it (which may be the composed view under its own
-                        // name) becomes a table under that name.
+                        // name) becomes a table under that name, with its columns' types (and
+                        // so decimals' collation), which `CREATE TABLE … AS` would drop.
+                        let schema = String(current.prefix { $0 != "." })
+                        var found: [SluiceStorage.ColumnDefinition] = []
+                        for row in try sandbox.rows("SELECT name, type FROM pragma_table_info(?, ?)", [.text(table), .text(schema)]) {
+                            guard case .text(let name) = row[0] else { continue }
+                            let declared = if case .text(let type) = row[1] { ColumnType(sqliteType: type) } else { ColumnType.string }
+                            found.append(.init(name, columns.first { $0.name == name }?.type ?? declared))
+                        }
+                        typed[table] = found
                         try sandbox.exec(
                             """
-                            CREATE TEMP TABLE _sluice_copy AS SELECT * FROM \(current);
+                            CREATE TEMP TABLE _sluice_copy (\(Self.definitions(found)));
+                            INSERT INTO temp._sluice_copy SELECT * FROM \(current);
                             DROP VIEW IF EXISTS temp.\(quoted);
                             ALTER TABLE temp._sluice_copy RENAME TO \(quoted)
                             """)
                     } else {
+                        typed[table] = columns
                         try sandbox.exec("DROP VIEW IF EXISTS temp.\(quoted)")
-                        let definitions = columns.map { "\(self.dialect.quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
-                        try sandbox.exec("CREATE TEMP TABLE \(quoted) (\(definitions))")
+                        try sandbox.exec("CREATE TEMP TABLE \(quoted) (\(Self.definitions(columns)))")
                     }
                 }
                 let changed = try sandbox.run(sql, policy: .script, named: named).changed
-                // The script's result replaces the table when the run publishes.
+                // The script's result replaces the table when the run publishes. Decimals it
+                // computed in floating point (`a + b` on decimal text) are stored as a decimal
+                // column stores a computed value: canonical text, rounded to the scale.
                 for (table, _) in writes {
                     let quoted = self.dialect.quote(table)
                     let (kind, detail) = StagedChange.replace.stagingRecord
+                    // The table as the script left it (it may have added columns).
+                    var columns: [SluiceStorage.ColumnDefinition] = []
+                    for row in try sandbox.rows("SELECT name, type FROM pragma_table_info(?, 'temp')", [.text(table)]) {
+                        guard case .text(let name) = row[0] else { continue }
+                        let declared = if case .text(let type) = row[1] { ColumnType(sqliteType: type) } else { ColumnType.string }
+                        columns.append(.init(name, typed[table]?.first { $0.name == name }?.type ?? declared))
+                    }
+                    let select = columns.map { column in
+                        column.type.decimalLimits.map { self.dialect.storeDecimal(self.dialect.quote(column.name), $0) }
+                            ?? self.dialect.quote(column.name)
+                    }
                     try sandbox.exec("DROP TABLE IF EXISTS stage.\(quoted)")
-                    try sandbox.exec("CREATE TABLE stage.\(quoted) AS SELECT * FROM temp.\(quoted)")
+                    try sandbox.exec("CREATE TABLE stage.\(quoted) (\(Self.definitions(columns)))")
+                    try sandbox.exec(
+                        "INSERT INTO stage.\(quoted) (\(self.dialect.quotedList(columns.map(\.name)))) SELECT \(select.joined(separator: ", ")) FROM temp.\(quoted)"
+                    )
                     try sandbox.exec("DROP TABLE temp.\(quoted)")
                     _ = try sandbox.rows(Self.registration, [.text(table), .text(kind), .text(detail), step.map(WarehouseValue.text) ?? .null])
                 }
@@ -941,21 +974,63 @@ final class SQLiteWorkspace: RunWorkspace {
     }
 }
 
+extension SQLiteWorkspace {
+    /// Column definitions for CREATE TABLE.
+    static func definitions(_ columns: [SluiceStorage.ColumnDefinition]) -> String {
+        columns.map { "\(SQLiteDialect().quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")
+    }
+}
+
 extension ColumnType {
     /// The closest column type to a declared SQLite type (views report their source's).
     init(sqliteType: String) {
         switch sqliteType.uppercased() {
         case "INTEGER", "INT", "BIGINT": self = .int64
         case "REAL", "FLOAT", "DOUBLE": self = .float64
-        case "NUMERIC", "DECIMAL": self = .numeric
+        case "NUMERIC", "DECIMAL", "DECIMAL_TEXT(38,9)": self = .numeric
+        case "DECIMAL_TEXT(76,38)": self = .bigNumeric
         case "BLOB": self = .bytes
         default: self = .string
         }
     }
 }
 
-/// SQLite's spelling of the few things that differ between warehouses.
+/// SQLite's spelling of the few things that differ between warehouses. Decimals are canonical
+/// text, computed on with the functions of `SQLiteDecimalFunctions`.
 struct SQLiteDialect: SQLDialect {
+    func decimalLiteral(_ text: String) -> String { "'\(text)'" }
+
+    func decimalArithmetic(_ op: String, _ left: String, _ right: String) -> String {
+        let function =
+            switch op {
+            case "+": "decimal_add"
+            case "-": "decimal_sub"
+            case "*": "decimal_mul"
+            default: "decimal_div"
+            }
+        return "\(function)(\(left), \(right))"
+    }
+
+    func decimalComparison(_ op: String, _ left: String, _ right: String) -> String {
+        "decimal_cmp(\(left), \(right)) \(op) 0"
+    }
+
+    func decimalAggregate(_ function: String, _ argument: String) -> String? {
+        "decimal_\(function)(\(argument))"
+    }
+
+    func decimalRound(_ value: String, _ digits: String) -> String { "decimal_round(\(value), \(digits))" }
+
+    func decimalAbsolute(_ value: String) -> String {
+        "CASE WHEN decimal_cmp(\(value), 0) < 0 THEN decimal_sub(0, \(value)) ELSE decimal(\(value)) END"
+    }
+
+    func decimalCanonical(_ value: String) -> String { "decimal(\(value))" }
+
+    func storeDecimal(_ value: String, _ limits: DecimalLimits) -> String {
+        "decimal_store(\(value), \(limits.precision), \(limits.scale))"
+    }
+
     func quote(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }

@@ -326,7 +326,7 @@ func readAll(_ reader: inout some RecordReader, limit: Int = 1000) throws(StepFa
         (.float64, "0.1", .real(0.1)),
         (.float64, "12345678901234567890.5", .real(12345678901234567890.5)),
         (.float64, "1e300", .real(1e300)),
-        (.numeric, "0.000125", .real(0.000125)),
+        (.numeric, "0.000125", .text("0.000125")),
         (.bool, "TRUE", .integer(1)),
         (.bool, "false", .integer(0)),
         (.bool, "t", .integer(1)),

@@ -237,7 +237,7 @@ struct LintFixtureTests {
                 "schemas/notes.json:3:19: error: not valid JSON: did not find expected ',' or '}' (while parsing a flow mapping started at 3:3) [invalid-schema]",
                 "schemas/payments.json:3:19: error: primary_key column 'payment_id' is not a field [invalid-schema]",
                 "schemas/payments.json:5:3: error: unknown key 'clustering' in a table schema (keys: description, fields, partition_by, primary_key, table) [invalid-schema]",
-                "schemas/payments.json:8:32: error: field 'amount': unknown type 'MONEY' (types: STRING, INT64, FLOAT64, NUMERIC, BOOL, DATE, TIMESTAMP, DATETIME, TIME, BYTES, JSON) [invalid-schema]",
+                "schemas/payments.json:8:32: error: field 'amount': unknown type 'MONEY' (types: STRING, INT64, FLOAT64, NUMERIC, BIGNUMERIC, BOOL, DATE, TIMESTAMP, DATETIME, TIME, BYTES, JSON) [invalid-schema]",
                 "schemas/payments.json:9:47: error: field 'org': mode must be NULLABLE, REQUIRED or REPEATED, not 'OPTIONAL' [invalid-schema]",
                 "schemas/payments.json:10:14: error: column 'org' is declared twice; the first is at 9:14 [invalid-schema]",
             ]),

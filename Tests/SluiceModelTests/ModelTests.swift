@@ -209,7 +209,7 @@ struct SchemaTests {
         let rich = try #require(catalog["costs"])
         #expect(rich.primaryKey == ["day"])
         #expect(rich.partitionBy == "day")
-        #expect(rich.columns.map(\.type) == [.date, .numeric])
+        #expect(rich.columns.map(\.type) == [.date, .bigNumeric])
         #expect(catalog.byPath["schemas/nested/rich.json"]?.table == "costs")
     }
 

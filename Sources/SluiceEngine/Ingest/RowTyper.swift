@@ -13,7 +13,8 @@ import SluiceStorage
 /// |---|---|---|
 /// | STRING | any text; a JSON number or boolean as written | text |
 /// | INT64 | `[+-]digits` within 64 bits | integer |
-/// | FLOAT64, NUMERIC | decimal numbers with an optional exponent, finite | real |
+/// | FLOAT64 | decimal numbers with an optional exponent, finite | real |
+/// | NUMERIC, BIGNUMERIC | the same, within 29 (38) digits before the point and 9 (38) after | canonical decimal text, exact |
 /// | BOOL | `true`/`false` (any case), `t`/`f`, `1`/`0` | integer 1/0 |
 /// | DATE | `YYYY-MM-DD`, a real day | text |
 /// | TIMESTAMP | `YYYY-MM-DD[T ]HH:MM:SS[.f]` + `Z`, `UTC`, `±HH:MM` or nothing (UTC) | text `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, in UTC |
@@ -217,7 +218,7 @@ public struct RowTyper: Sendable {
             switch type {
             case .string, .json:
                 return .value(.text(ValueSyntax.text(content)))
-            case .int64, .float64, .numeric:
+            case .int64, .float64, .numeric, .bigNumeric:
                 return typeText(content, as: type)
             case .bool:
                 if let value = ValueSyntax.bool(content), content.count == 1 { return .value(.integer(value ? 1 : 0)) }
@@ -254,11 +255,23 @@ public struct RowTyper: Sendable {
             case .invalid: return invalid()
             case .outOfRange: return outOfRange()
             }
-        case .float64, .numeric:
+        case .float64:
             switch ValueSyntax.double(content) {
             case .value(let value): return .value(.real(value))
             case .invalid: return invalid()
             case .outOfRange: return outOfRange()
+            }
+        case .numeric, .bigNumeric:
+            guard let decimal = ExactDecimal.parse(content), let limits = type.decimalLimits else { return invalid() }
+            switch limits.check(decimal) {
+            case .fits(let value): return .value(.text(value.description))
+            case .outOfRange:
+                return .bad(
+                    "\(quoted(content)) is out of range for \(type.rawValue) (at most \(limits.precision - limits.scale) digits before the point)")
+            case .tooManyFractionDigits:
+                let more = type == .numeric ? "; declare the column BIGNUMERIC to keep them" : ""
+                return .bad(
+                    "\(quoted(content)) has \(decimal.scale) digits after the point, and \(type.rawValue) keeps \(limits.scale)\(more)")
             }
         case .bool:
             guard let value = ValueSyntax.bool(content) else { return invalid() }

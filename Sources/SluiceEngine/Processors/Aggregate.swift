@@ -38,9 +38,8 @@ public struct AggregateProcessor: Processor {
             let probe = try await ProcedureFile.located(procedure, exactPositions: false) {
                 try await workspace.queryProcedure("SELECT * FROM (\(select)) AS result LIMIT 0", arguments)
             }
-            let outputColumns = probe.columns.map { name in
-                ColumnDefinition(name, step.project?.schemas[into]?.column(name)?.type ?? .string)
-            }
+            let outputColumns = try await resultColumns(
+                probe, schema: step.project?.schemas[into], procedure: procedure, workspace: workspace, select: select, arguments: arguments)
             let staged = try await workspace.stage(into, columns: outputColumns, change: change, primaryKey: [], step: step.stepID)
             written = try await ProcedureFile.located(procedure, exactPositions: false) {
                 try await workspace.insertProcedureRows(into: staged, columns: outputColumns.map(\.name), select: select, arguments)
@@ -50,6 +49,9 @@ public struct AggregateProcessor: Processor {
             let staged = try await workspace.stage(into, columns: outputColumns, change: change, primaryKey: [], step: step.stepID)
             written = try await workspace.execute(
                 "INSERT INTO \(staged) (\(dialect.quotedList(outputColumns.map(\.name)))) \(select)", arguments)
+        }
+        if let staged = try await workspace.source(into), written > 0 {
+            try await SchemaContract.check(staged: staged, table: into, schema: step.project?.schemas[into], workspace: workspace)
         }
         step.logger.info("aggregated into \(into)", metadata: ["rows": "\(written)"])
         return ["rows_written": .number(Double(written))]
@@ -98,18 +100,66 @@ public struct AggregateProcessor: Processor {
             guard let name = pair.key.scalarText, Identifier.isValid(name), let expression = pair.value.scalarText else {
                 throw StepFailure.config("measures need a name and a SQL expression", at: pair.key.location)
             }
-            selected.append("\(try text.render(expression, field: "measures.\(name)")) AS \(dialect.quote(name))")
-            let counted = expression.trimmingCharacters(in: .whitespaces).lowercased().hasPrefix("count(")
-            outputs.append(ColumnDefinition(name, schema?.column(name)?.type ?? (counted ? .int64 : .float64)))
+            // Typed, so decimals are computed exactly and the column gets the measure's type
+            // (a count is INT64, a sum of NUMERIC is NUMERIC) unless the target's schema says.
+            var (measure, kind) = try text.renderTyped(expression, field: "measures.\(name)", types: types)
+            let type = schema?.column(name)?.type ?? kind.columnType
+            if let limits = type.decimalLimits { measure = dialect.storeDecimal(measure, limits) }
+            selected.append("\(measure) AS \(dialect.quote(name))")
+            outputs.append(ColumnDefinition(name, type))
         }
         var sql = "SELECT \(selected.joined(separator: ", ")) FROM \(fromSource) AS \(dialect.quote("f"))\(joins)"
         if let filter = config.optionalText("where") {
-            sql += " WHERE \(try text.render(filter, field: "where"))"
+            sql += " WHERE \(try text.renderTyped(filter, field: "where", types: types).sql)"
         }
         if !groupBy.isEmpty {
             sql += " GROUP BY " + (try groupBy.map { column throws(StepFailure) in try text.column(column) }).joined(separator: ", ")
         }
         return (sql, text.arguments, outputs)
+    }
+
+    /// The columns a procedure's result is staged with: the target schema's type for each
+    /// column it declares; else the type the warehouse gives the result column (a column read
+    /// as it is keeps its declared type; PostgreSQL types every result); else the type of the
+    /// values in the first rows: integers are INT64, numbers FLOAT64, canonical decimal text
+    /// with a point (what `decimal_sum` and its kin give on
+    /// SQLite) NUMERIC, anything else STRING.
+    private func resultColumns(
+        _ probe: QueryResult, schema: TableSchema?, procedure: String, workspace: any RunWorkspace, select: String,
+        arguments: [WarehouseValue]
+    ) async throws -> [ColumnDefinition] {
+        var types: [ColumnType?] = probe.columns.indices.map { index in
+            schema?.column(probe.columns[index])?.type ?? (index < probe.types.count ? probe.types[index] : nil)
+        }
+        if types.contains(where: { $0 == nil }) {
+            let sample = try await ProcedureFile.located(procedure, exactPositions: false) {
+                try await workspace.queryProcedure("SELECT * FROM (\(select)) AS result", arguments, maxRows: 1000)
+            }
+            for index in types.indices where types[index] == nil {
+                types[index] = Self.inferredType(sample.rows.compactMap { index < $0.count ? $0[index] : nil })
+            }
+        }
+        return zip(probe.columns, types).map { ColumnDefinition($0, $1 ?? .string) }
+    }
+
+    static func inferredType(_ values: [WarehouseValue]) -> ColumnType {
+        var integers = 0
+        var reals = 0
+        var decimals = 0
+        var others = 0
+        for value in values {
+            switch value {
+            case .null: continue
+            case .integer: integers += 1
+            case .real: reals += 1
+            // Canonical decimal text with a point: whole-number text ("2024") may be an id.
+            case .text(let text) where text.contains(".") && ExactDecimal(text)?.description == text: decimals += 1
+            default: others += 1
+            }
+        }
+        if others > 0 || integers + reals + decimals == 0 { return .string }
+        if decimals > 0 { return reals > 0 ? .float64 : .numeric }
+        return reals > 0 ? .float64 : .int64
     }
 
     /// A procedure's single SELECT, with `:params` bound positionally.

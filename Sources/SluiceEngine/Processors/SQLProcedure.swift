@@ -36,6 +36,10 @@ public struct SQLProcedureProcessor: Processor {
         let changed = try await ProcedureFile.located(path, exactPositions: true) {
             try await workspace.runScript(sql, named: params.filter { info.parameters.contains($0.key) }, writes: writes, step: step.stepID)
         }
+        for table in info.writes {
+            guard let staged = try await workspace.source(table) else { continue }
+            try await SchemaContract.check(staged: staged, table: table, schema: project.schemas[table], workspace: workspace)
+        }
         step.logger.info("ran \(path)", metadata: ["rows_affected": "\(changed)", "writes": "\(info.writes.joined(separator: ","))"])
         return ["rows_affected": .number(Double(changed))]
     }

@@ -62,6 +62,8 @@ public struct FailureCode: RawRepresentable, Hashable, Sendable, Codable, Expres
     public static let providerUnavailable: FailureCode = "provider_unavailable"
     public static let publishFailed: FailureCode = "publish_failed"
     public static let rateLimited: FailureCode = "rate_limited"
+    /// A staged table breaks its schema: a REQUIRED column without a value, a primary key twice.
+    public static let schemaViolated: FailureCode = "schema_violated"
     public static let recordTooLarge: FailureCode = "record_too_large"
     public static let secretExpired: FailureCode = "secret_expired"
     public static let secretMissing: FailureCode = "secret_missing"

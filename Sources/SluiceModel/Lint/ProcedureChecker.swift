@@ -25,6 +25,7 @@ public final class ProcedureChecker {
     public init(schemas: SchemaCatalog) {
         progressCalls.initialize(to: 0)
         sqlite3_open_v2(":memory:", &connection, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil)
+        SQLiteDecimalFunctions.register(on: connection)
         // Statements that change the schema are executed (on empty tables). A recursive CTE in
         // one could run forever: stop any statement after about a million VM steps.
         sqlite3_progress_handler(

@@ -59,6 +59,7 @@ public enum ColumnType: String, Sendable, Hashable, CaseIterable {
     case int64 = "INT64"
     case float64 = "FLOAT64"
     case numeric = "NUMERIC"
+    case bigNumeric = "BIGNUMERIC"
     case bool = "BOOL"
     case date = "DATE"
     case timestamp = "TIMESTAMP"
@@ -74,7 +75,8 @@ public enum ColumnType: String, Sendable, Hashable, CaseIterable {
         case "STRING": self = .string
         case "INT64", "INTEGER", "INT", "SMALLINT", "BIGINT", "TINYINT", "BYTEINT": self = .int64
         case "FLOAT64", "FLOAT": self = .float64
-        case "NUMERIC", "BIGNUMERIC", "DECIMAL", "BIGDECIMAL": self = .numeric
+        case "NUMERIC", "DECIMAL": self = .numeric
+        case "BIGNUMERIC", "BIGDECIMAL": self = .bigNumeric
         case "BOOL", "BOOLEAN": self = .bool
         case "DATE": self = .date
         case "TIMESTAMP": self = .timestamp
@@ -86,12 +88,28 @@ public enum ColumnType: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// The SQLite column type with the right affinity.
+    /// The bounds of a decimal type's values; nil for the other types.
+    public var decimalLimits: DecimalLimits? {
+        switch self {
+        case .numeric: .numeric
+        case .bigNumeric: .bigNumeric
+        default: nil
+        }
+    }
+
+    /// Whether values of the type are exact decimals (kept as canonical decimal text on SQLite).
+    public var isDecimal: Bool { decimalLimits != nil }
+
+    /// The SQLite column type with the right affinity. Decimals are canonical decimal text
+    /// (TEXT affinity: SQLite's NUMERIC affinity would turn them into doubles) compared with the
+    /// `decimal` collation, so `WHERE cost > 5`, ORDER BY, min and max compare them as numbers;
+    /// the type name keeps the precision and scale for readers of the file.
     public var sqliteType: String {
         switch self {
         case .int64, .bool: "INTEGER"
         case .float64: "REAL"
-        case .numeric: "NUMERIC"
+        case .numeric: "DECIMAL_TEXT(38,9) COLLATE decimal"
+        case .bigNumeric: "DECIMAL_TEXT(76,38) COLLATE decimal"
         case .bytes: "BLOB"
         case .string, .date, .timestamp, .datetime, .time, .json: "TEXT"
         }

@@ -179,10 +179,24 @@ public struct TablePublication: Sendable, Hashable {
 public struct QueryResult: Sendable, Hashable {
     public var columns: [String]
     public var rows: [[WarehouseValue]]
+    /// Each column's type where the warehouse knows it (a column's declared type; PostgreSQL
+    /// knows every result's), else nil; empty when not asked for.
+    public var types: [ColumnType?]
 
-    public init(columns: [String], rows: [[WarehouseValue]]) {
+    public init(columns: [String], rows: [[WarehouseValue]], types: [ColumnType?] = []) {
         self.columns = columns
         self.rows = rows
+        self.types = types
+    }
+
+    // Two results with the same columns and rows are equal, whichever backend typed them.
+    public static func == (lhs: QueryResult, rhs: QueryResult) -> Bool {
+        lhs.columns == rhs.columns && lhs.rows == rhs.rows
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(columns)
+        hasher.combine(rows)
     }
 }
 
@@ -304,6 +318,27 @@ public protocol SQLDialect: Sendable {
         into staged: String, columns: [String], select: [String], from source: String,
         key: [String], newerBy: String?, updating: [String]
     ) -> String
+
+    // Exact decimals (NUMERIC, BIGNUMERIC): how the warehouse computes on them without a
+    // double. Arguments are SQL expressions, already rendered.
+
+    /// A decimal number written in an expression (`0.1`, `1e6`), exactly.
+    func decimalLiteral(_ text: String) -> String
+    /// `left op right` for `op` in `+ - * /`, exact (a quotient to 38 digits after the point).
+    func decimalArithmetic(_ op: String, _ left: String, _ right: String) -> String
+    /// `left op right` for a comparison operator, comparing the numbers.
+    func decimalComparison(_ op: String, _ left: String, _ right: String) -> String
+    /// The aggregate `function` (sum, avg, min, max) over decimals, exact; nil when the
+    /// warehouse has no exact form of it.
+    func decimalAggregate(_ function: String, _ argument: String) -> String?
+    /// Rounded to `digits` after the point, half away from zero.
+    func decimalRound(_ value: String, _ digits: String) -> String
+    func decimalAbsolute(_ value: String) -> String
+    /// The value as a decimal in its canonical form (equal numbers, equal values).
+    func decimalCanonical(_ value: String) -> String
+    /// The value as a column of the decimal type `limits` stores it: rounded to its scale,
+    /// an error when out of range.
+    func storeDecimal(_ value: String, _ limits: DecimalLimits) -> String
 }
 
 extension RunWorkspace {
