@@ -86,6 +86,8 @@ let package = Package(
                 "SluiceSecrets",
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 of the files a run's pipeline is made from (its version).
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The storage protocols on SQLite through GRDB: run store, credential, token and audit
@@ -232,6 +234,8 @@ let package = Package(
                 "SluiceTestSupport", "SluiceStorage", "SluiceSQLite", "SluicePostgres", "SluiceModel", "SluiceSecrets",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // A run store as an older sluice left it, to open with this one's migrations.
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -24,7 +24,8 @@ enum PostgresMigrations {
     /// waits for the first to commit, then finds the versions applied and applies nothing. The
     /// lock goes with the transaction, so a process that dies while migrating holds nothing
     /// and leaves nothing half-applied (PostgreSQL's DDL is transactional).
-    static func migrate(_ pool: PostgresPool, schema: String) async throws -> Int {
+    /// `last` stops at that version (tests make a store as an older sluice left it).
+    static func migrate(_ pool: PostgresPool, schema: String, through last: Int = .max) async throws -> Int {
         // Quoted below as well; the check keeps names to the one rule every warehouse name follows.
         if let problem = Identifier.problem(with: schema) {
             throw PostgresError(.invalidName(problem), server: pool.settings.server)
@@ -60,7 +61,7 @@ enum PostgresMigrations {
                 applied.insert(version)
             }
             var count = 0
-            for migration in all where !applied.contains(migration.version) {
+            for migration in all where !applied.contains(migration.version) && migration.version <= last {
                 for statement in migration.sql {
                     let sql = statement.replacingOccurrences(of: "{schema}", with: quoted)
                     try await connection.execute(PostgresQuery(unsafeSQL: sql), logger: logger)
@@ -243,6 +244,15 @@ enum PostgresMigrations {
                 "ALTER TABLE {schema}.run ADD COLUMN worker text",
                 "ALTER TABLE {schema}.run ADD COLUMN lease_expires_at double precision",
                 "CREATE INDEX run_claimable ON {schema}.run (created_at, id) WHERE for_workers AND state IN ('pending', 'running')",
+            ]),
+        Migration(
+            version: 6, name: "pipeline versions and plans",
+            sql: [
+                // The version's hash in a column of its own (runs of one version can be found
+                // by it), its files' hashes and the plan as JSON. NULL for the runs stored before.
+                "ALTER TABLE {schema}.run ADD COLUMN version text",
+                "ALTER TABLE {schema}.run ADD COLUMN version_files text",
+                "ALTER TABLE {schema}.run ADD COLUMN plan text",
             ]),
     ]
 

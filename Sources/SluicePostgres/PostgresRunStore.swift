@@ -35,7 +35,7 @@ public final class PostgresRunStore: RunStore {
     private func table(_ name: String) -> String { "\(schema).\(name)" }
 
     private static let runColumns =
-        "id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason, created_at, updated_at, heartbeat_at, resume_of, lease_seconds, for_workers, worker, lease_expires_at"
+        "id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason, created_at, updated_at, heartbeat_at, resume_of, lease_seconds, for_workers, worker, lease_expires_at, version, version_files, plan"
     private static let stepColumns = "run_id, step_id, processor, state, attempt, reason, error_code, started_at, finished_at, outputs"
     private static let activeStates = "('pending', 'running')"
 
@@ -44,6 +44,7 @@ public final class PostgresRunStore: RunStore {
     public func createRun(_ run: RunRecord, steps: [StepRunRecord], activeLimit: Int?, orgActiveLimit: Int?) async throws -> RunCreation {
         let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
         let outputs = try steps.map { try Self.encode($0.outputs) }
+        let versionFiles = try run.version.map { try Self.encode($0.files) }
         let logger = logger
         let runTable = table("run")
         return try await pool.transaction { connection in
@@ -79,10 +80,11 @@ public final class PostgresRunStore: RunStore {
             let inserted = try await connection.rows(
                 """
                 INSERT INTO \(unescaped: runTable) (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state,
-                                 reason, created_at, updated_at, resume_of, lease_seconds, for_workers)
+                                 reason, created_at, updated_at, resume_of, lease_seconds, for_workers, version, version_files, plan)
                 VALUES (\(run.id), \(run.pipeline), \(run.org), \(run.logicalDate), \(run.trigger.rawValue), \(run.triggerKey),
                         \(run.requestID), \(params), \(run.state.rawValue), \(run.reason), \(run.createdAt.timeIntervalSince1970),
-                        \(run.createdAt.timeIntervalSince1970), \(run.resumeOf), \(run.lease?.timeInterval), \(run.forWorkers))
+                        \(run.createdAt.timeIntervalSince1970), \(run.resumeOf), \(run.lease?.timeInterval), \(run.forWorkers),
+                        \(run.version?.hash), \(versionFiles), \(run.plan))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """, logger: logger)
@@ -504,6 +506,12 @@ public final class PostgresRunStore: RunStore {
             """, logger: logger)
     }
 
+    private static func encode(_ files: [String: String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(files), as: UTF8.self)
+    }
+
     private static func encode(_ outputs: [String: ExpressionValue]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -529,6 +537,13 @@ public final class PostgresRunStore: RunStore {
         run.forWorkers = try columns["for_workers"].decode(Bool.self)
         run.worker = try columns["worker"].decode(String?.self)
         run.leaseExpiresAt = try columns["lease_expires_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
+        if let hash = try columns["version"].decode(String?.self) {
+            let files = try columns["version_files"].decode(String?.self).map {
+                try JSONDecoder().decode([String: String].self, from: Data($0.utf8))
+            }
+            run.version = PipelineVersion(hash: hash, files: files ?? [:])
+        }
+        run.plan = try columns["plan"].decode(String?.self)
         return run
     }
 }

@@ -169,6 +169,16 @@ public final class SQLiteRunStore: RunStore {
                     CREATE INDEX run_claimable ON run (created_at, id) WHERE for_workers AND state IN ('pending', 'running');
                     """)
         }
+        migrator.registerMigration("v10: pipeline versions and plans") { db in
+            // The version's hash in a column of its own (runs of one version can be found by
+            // it), its files' hashes and the plan as JSON. NULL for the runs stored before.
+            try db.execute(
+                sql: """
+                    ALTER TABLE run ADD COLUMN version TEXT;
+                    ALTER TABLE run ADD COLUMN version_files TEXT;
+                    ALTER TABLE run ADD COLUMN plan TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -253,15 +263,16 @@ public final class SQLiteRunStore: RunStore {
             try db.execute(
                 sql: """
                     INSERT INTO run (id, pipeline, org, logical_date, trigger, trigger_key, request_id, params, state, reason,
-                                     created_at, updated_at, resume_of, lease_seconds, for_workers)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     created_at, updated_at, resume_of, lease_seconds, for_workers, version, version_files, plan)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT DO NOTHING
                     """,
                 arguments: [
                     run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.triggerKey,
                     run.requestID, params, run.state.rawValue, run.reason,
                     run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.resumeOf,
-                    run.lease?.timeInterval, run.forWorkers,
+                    run.lease?.timeInterval, run.forWorkers, run.version?.hash, try run.version.map { try Self.encode($0.files) },
+                    run.plan,
                 ])
             guard db.changesCount == 1 else {
                 // The unique key on the trigger holds even if the lookup above missed it.
@@ -559,6 +570,12 @@ public final class SQLiteRunStore: RunStore {
             .execute(arguments: [runID, step, attempt, state.rawValue, reason, at.timeIntervalSince1970])
     }
 
+    private static func encode(_ files: [String: String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(files), as: UTF8.self)
+    }
+
     private static func encode(_ outputs: [String: ExpressionValue]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -578,6 +595,11 @@ public final class SQLiteRunStore: RunStore {
         run.forWorkers = row["for_workers"]
         run.worker = row["worker"]
         run.leaseExpiresAt = (row["lease_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        if let hash = row["version"] as String? {
+            let files = try (row["version_files"] as String?).map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+            run.version = PipelineVersion(hash: hash, files: files ?? [:])
+        }
+        run.plan = row["plan"]
         return run
     }
 }

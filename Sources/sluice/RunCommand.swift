@@ -27,6 +27,13 @@ extension Sluice {
         @Option(help: "Run a failed run again from its failed steps, reusing what succeeded (same params and logical date).")
         var resume: String?
 
+        @Flag(
+            help: """
+                With --resume: resume even though the pipeline file, a schema or a procedure it uses \
+                changed since the run; the new definition runs, and steps whose part of the plan changed run again.
+                """)
+        var force = false
+
         @Option(name: .customLong("param"), help: "A param value, as name=value (repeatable).")
         var params: [String] = []
 
@@ -50,6 +57,9 @@ extension Sluice {
             }
             if enqueue, resume != nil || dryRun {
                 throw ValidationError("--enqueue creates a new run; it does not go with \(resume != nil ? "--resume" : "--dry-run")")
+            }
+            if force, resume == nil {
+                throw ValidationError("--force goes with --resume RUN_ID: it resumes a run whose pipeline changed since")
             }
             if resume != nil, !params.isEmpty || logicalDate != nil {
                 throw ValidationError("--resume reuses the run's params and logical date; --param and --logical-date don't apply")
@@ -130,8 +140,25 @@ extension Sluice {
                 } catch {
                     throw refused(error, pipeline: path)
                 }
+                // The version the resume records, and checks against the one the run recorded.
+                let version = linted.currentVersion(projectRoot: root)
+                if let version {
+                    if let recorded = previous.version {
+                        if recorded.hash != version.hash, force {
+                            let changes = version.changes(since: recorded).map(\.description).joined(separator: ", ")
+                            print(
+                                "resuming run \(previous.id) with the new definition (--force): version \(recorded.short) → \(version.short): \(changes)"
+                            )
+                        }
+                    } else {
+                        print(
+                            "note: run \(previous.id) was stored before runs recorded their pipeline's version, so what changed since can't be told; resuming with version \(version.short)"
+                        )
+                    }
+                }
                 let executor = services.executor(options: options, keys: keys)
-                task = Task { try await executor.resume(plan, runID: previous.id, cancellation: note) }
+                let force = force
+                task = Task { try await executor.resume(plan, runID: previous.id, version: version, force: force, cancellation: note) }
             } else {
                 var values: [String: String] = [:]
                 for param in params {
@@ -165,7 +192,21 @@ extension Sluice {
                     printer.redraw()
                 }
             }
-            let record = try await task.value
+            let record: RunRecord
+            do {
+                record = try await task.value
+            } catch let changed as DefinitionChanged {
+                ticker.cancel()
+                writeError(
+                    """
+                    sluice run: run \(changed.runID) can't be resumed: its pipeline changed since it ran \
+                    (version \(changed.recorded.short), now \(changed.current.short)):
+                    \(changed.changes.map { "  \($0)" }.joined(separator: "\n"))
+                    Its succeeded steps ran the old definition. To resume it with the new one: \
+                    sluice run --resume \(changed.runID) --force; or start a new run. Nothing was run.
+                    """)
+                throw ExitCode(1)
+            }
             ticker.cancel()
             printer?.redraw()
             if printer != nil { print("") }

@@ -91,6 +91,9 @@ extension Sluice {
             @Argument(help: "The run id.")
             var runID: String
 
+            @Option(help: "text, or json: the run with its steps, version (every file's hash) and plan.")
+            var format: RunShowFormat = .text
+
             @OptionGroup var project: ProjectOptions
 
             func run() async throws {
@@ -99,14 +102,76 @@ extension Sluice {
                     writeError("sluice runs show: no run '\(runID)'")
                     throw ExitCode(1)
                 }
-                print(try await RunReport.render(record, store: store, detailed: true))
+                switch format {
+                case .text: print(try await RunReport.render(record, store: store, detailed: true))
+                case .json: print(try await RunReport.json(record, store: store))
+                }
             }
         }
     }
 }
 
+/// How `sluice runs show` prints a run.
+enum RunShowFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
 /// The text `sluice run` and `sluice runs show` print for a run.
 enum RunReport {
+    /// The run's version, as `sluice runs show` prints it: the short hash, and with `files`
+    /// each file's.
+    static func version(_ run: RunRecord, files: Bool) -> [String] {
+        guard let version = run.version else {
+            return ["version: unknown (the run was stored before runs recorded their pipeline's version)"]
+        }
+        let count = version.files.count
+        var lines = ["version: \(version.short) (\(count) file\(count == 1 ? "" : "s"))"]
+        if files {
+            lines += version.files.keys.sorted().map { "  \(version.files[$0]!.prefix(12))  \($0)" }
+        }
+        return lines
+    }
+
+    /// The run as JSON: its fields, its version with every file's hash (null when unknown),
+    /// its plan (null for runs stored before plans were), its steps and transitions.
+    static func json(_ run: RunRecord, store: any RunStore) async throws -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func date(_ value: Date?) -> Any { value.map(formatter.string(from:)) ?? NSNull() }
+        let steps = try await store.steps(of: run.id).map { step -> [String: Any] in
+            [
+                "id": step.stepID, "processor": step.processor, "state": step.state.rawValue, "attempt": step.attempt,
+                "reason": step.reason, "error_code": step.errorCode ?? NSNull(), "started_at": date(step.startedAt),
+                "finished_at": date(step.finishedAt),
+                "outputs": step.outputs.mapValues { value -> Any in
+                    switch value {
+                    case .string(let text): text
+                    case .number(let number): number
+                    case .bool(let flag): flag
+                    case .null: NSNull()
+                    }
+                },
+            ]
+        }
+        let transitions = try await store.transitions(of: run.id).map { transition -> [String: Any] in
+            [
+                "step": transition.stepID ?? NSNull(), "attempt": transition.attempt, "state": transition.state.rawValue,
+                "reason": transition.reason, "at": formatter.string(from: transition.at),
+            ]
+        }
+        let version: Any =
+            run.version.map { ["hash": $0.hash, "short": $0.short, "files": $0.files] as [String: Any] } ?? NSNull()
+        let plan: Any = run.plan.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()
+        let object: [String: Any] = [
+            "id": run.id, "pipeline": run.pipeline, "org": run.org, "logical_date": run.logicalDate, "trigger": run.trigger.rawValue,
+            "state": run.state.rawValue, "reason": run.reason, "params": run.params, "request_id": run.requestID ?? NSNull(),
+            "resume_of": run.resumeOf ?? NSNull(), "created_at": date(run.createdAt), "updated_at": date(run.updatedAt),
+            "version": version, "plan": plan, "steps": steps, "transitions": transitions,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static func render(_ run: RunRecord, store: any RunStore, detailed: Bool = false) async throws -> String {
         var lines = ["run \(run.id): \(run.pipeline) for org \(run.org), logical date \(run.logicalDate): \(run.state.rawValue) — \(run.reason)"]
         if let worker = run.worker {
@@ -115,6 +180,7 @@ enum RunReport {
         if !run.params.isEmpty {
             lines.append("params: " + run.params.keys.sorted().map { "\($0)=\(run.params[$0]!)" }.joined(separator: ", "))
         }
+        lines += version(run, files: detailed)
         let steps = try await store.steps(of: run.id)
         let rows = steps.map { step -> [String] in
             let took: String

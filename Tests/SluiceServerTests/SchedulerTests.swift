@@ -54,6 +54,12 @@ struct SchedulerTests {
         return busy
     }
 
+    /// The version of `ticks` as its files are now.
+    static func version(_ runner: Runner, _ project: URL) throws -> PipelineVersion {
+        let (plan, _) = runner.services.plan(file: project.appendingPathComponent("pipelines/ticks.yml").path)
+        return PipelineVersion.of(try #require(plan), file: "pipelines/ticks.yml", projectRoot: project, schemas: SchemaCatalog(projectRoot: project))
+    }
+
     static func scheduledRuns(_ runner: Runner, org: String? = nil) async throws -> [RunRecord] {
         try await runner.store.runs(pipeline: "ticks", org: org, limit: 1000).sorted { $0.triggerKey ?? "" < $1.triggerKey ?? "" }
     }
@@ -78,6 +84,10 @@ struct SchedulerTests {
         let runs = try await Self.scheduledRuns(runner)
         #expect(runs.map(\.triggerKey) == ["09:15", "09:30", "09:45", "10:00"].map { "schedule:2026-03-04T\($0):00Z" })
         #expect(runs.allSatisfy { $0.state == .succeeded && $0.trigger == .schedule && $0.logicalDate == "2026-03-04" && $0.org == "acme" })
+        // Each records the version of the pipeline it ran, as every front end's runs do.
+        let version = try Self.version(runner, project)
+        #expect(version.files.keys.sorted() == ["pipelines/ticks.yml", "schemas/ticks_raw.json"])
+        #expect(runs.allSatisfy { $0.version == version && $0.plan?.contains(#""id":"merge""#) == true })
 
         // Nothing more is due until 10:15.
         #expect(await scheduler.createDueRuns(at: Self.date("2026-03-04T10:14:59Z")).isEmpty)
@@ -214,6 +224,7 @@ struct SchedulerTests {
         let scheduler = Self.scheduler(runner, clock: clock, logger: logs.logger)
         #expect(await scheduler.createDueRuns(at: clock.now()).count == 1, "10:00, the latest fire time")
         await runner.waitForRuns()
+        let goodVersion = try Self.version(runner, project)
 
         // The file is broken (an unknown processor); the catalog looks at files at most once a second.
         let file = project.appendingPathComponent("pipelines/ticks.yml")
@@ -227,6 +238,7 @@ struct SchedulerTests {
         let run = try #require(try await runner.store.run(createdID))
         #expect(run.state == .succeeded)
         #expect(try await runner.store.steps(of: run.id).map(\.processor).sorted() == ["ingest", "merge_dedupe"])
+        #expect(run.version == goodVersion, "the version it ran is the last good one, not the broken file's")
         let why = logs.all.filter { $0.contains("no longer lints") }
         #expect(why.count == 1, "logged once per change: \(logs.text)")
         #expect(why.first?.hasPrefix("error pipelines/ticks.yml no longer lints (1 error; the first: pipelines/ticks.yml:6:") == true)
@@ -318,6 +330,8 @@ struct SchedulerTests {
             return
         }
         #expect(run.state == .succeeded)
+        // A backfilled run records its version as every other run does.
+        #expect(try await runner.store.run(run.id)?.version == Self.version(runner, project))
         #expect(try await runner.store.run(dead.id)?.state == .failed)
         #expect(try await runner.store.run(dead.id)?.reason.hasPrefix("abandoned") == true)
         #expect(logs.all.filter { $0.contains("the backfill waits for them") }.count == 1, "\(logs.text)")

@@ -1,12 +1,13 @@
 import Foundation
+import GRDB
 import Logging
 import PostgresNIO
-import SluiceSQLite
 import SluiceStorage
 import SluiceTestSupport
 import Testing
 
 @testable import SluicePostgres
+@testable import SluiceSQLite
 
 /// How the storage behaviour suite opens each backend: SQLite in a temp folder; PostgreSQL
 /// on the server `SLUICE_TEST_POSTGRES_URL` names, a fresh schema per test.
@@ -68,6 +69,53 @@ extension Backend {
                     Stores(
                         runs: runs, tokens: PostgresAPITokenStore(sharing: runs), webhookAudit: PostgresWebhookAuditStore(sharing: runs),
                         credentials: PostgresCredentialStore(sharing: runs)))
+            }
+        }
+    }
+
+    /// A run store of this backend as a sluice from before runs kept their pipeline's version
+    /// left it (SQLite migrated through v9, PostgreSQL through version 5), holding `run` as that
+    /// sluice stored it; then opened, and so migrated, as this one opens it, and given to `body`.
+    func withRunStoreStoredBeforeVersions(holding run: RunRecord, _ body: (any RunStore) async throws -> Void) async throws {
+        let params = String(decoding: try JSONEncoder().encode(run.params), as: UTF8.self)
+        switch self {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-storage-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let path = folder.appendingPathComponent("runs.sqlite").path
+            do {
+                let old = try DatabaseQueue(path: path)
+                try SQLiteRunStore.migrator.migrate(old, upTo: "v9: runs left for workers, and their leases")
+                try await old.write { db in
+                    try db.execute(
+                        sql: """
+                            INSERT INTO run (id, pipeline, org, logical_date, trigger, request_id, params, state, reason, created_at, updated_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            run.id, run.pipeline, run.org, run.logicalDate, run.trigger.rawValue, run.requestID, params, run.state.rawValue,
+                            run.reason,
+                            run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970,
+                        ])
+                }
+                try old.close()
+            }
+            try await body(try SQLiteRunStore(path: path))
+        case .postgres:
+            guard let settings = try Postgres.settings() else { return }
+            try await withFreshSchema(settings) { pool, schema in
+                #expect(try await PostgresMigrations.migrate(pool, schema: schema, through: 5) == 5)
+                try await pool.execute(
+                    """
+                    INSERT INTO \(schema).run (id, pipeline, org, logical_date, trigger, request_id, params, state, reason, created_at, updated_at)
+                    VALUES ('\(run.id)', '\(run.pipeline)', '\(run.org)', '\(run.logicalDate)', '\(run.trigger.rawValue)', '\(run.requestID ?? "")',
+                            '\(params.replacingOccurrences(of: "'", with: "''"))', '\(run.state.rawValue)', '\(run.reason)',
+                            \(run.createdAt.timeIntervalSince1970), \(run.createdAt.timeIntervalSince1970))
+                    """)
+                let store = try await PostgresRunStore(pool: pool, schema: schema)
+                #expect(store.migrationsApplied == PostgresMigrations.all.count - 5)
+                try await body(store)
             }
         }
     }

@@ -43,6 +43,51 @@ import Testing
     }
 
     @Test(arguments: Backend.all)
+    func aRunKeepsItsPipelineVersionAndPlan(_ backend: Backend) async throws {
+        try await backend.withRunStore { store in
+            var run = record(triggerKey: "versioned")
+            run.version = PipelineVersion(
+                hash: String(repeating: "0123456789abcdef", count: 4),
+                files: [
+                    "pipelines/p.yml": String(repeating: "a", count: 64), "schemas/events.json": String(repeating: "b", count: 64),
+                    "procedures/ünï côdé.sql": String(repeating: "c", count: 64),
+                ])
+            run.plan = #"{"pipeline":"p","steps":[{"id":"load","uses":"ingest","with":{"table":"events","note":"ünï 'quoted'"}}]}"#
+            let (stored, isNew) = try await store.createRun(run, steps: steps(run))
+            #expect(isNew && stored == run)
+            #expect(try await store.run(run.id) == run, "the version with every file's hash, and the plan")
+            #expect(try await store.runWithSteps(run.id)?.run == run)
+            #expect(try await store.runs(pipeline: "p", org: "acme", limit: 10) == [run])
+            #expect(try await store.activeRuns() == [run])
+            // A second create with the trigger key finds the run as stored, version included.
+            #expect(try await store.createRun(record(triggerKey: "versioned"), steps: []).run == run)
+
+            let bare = record()
+            _ = try await store.createRun(bare, steps: [])
+            let read = try #require(try await store.run(bare.id))
+            #expect(read.version == nil && read.plan == nil, "a run created without them has none")
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func runsStoredBeforeVersionsLoadWithTheirVersionUnknown(_ backend: Backend) async throws {
+        var old = record()
+        old.state = .failed
+        old.reason = "step load failed"
+        try await backend.withRunStoreStoredBeforeVersions(holding: old) { store in
+            let read = try #require(try await store.run(old.id))
+            #expect(read == old, "every field as stored, and no version or plan")
+            #expect(read.version == nil && read.plan == nil)
+            #expect(try await store.runs(pipeline: "p", org: "acme", limit: 10) == [old])
+            // Runs stored from now on keep theirs beside it.
+            var run = record()
+            run.version = PipelineVersion(hash: String(repeating: "f", count: 64), files: ["pipelines/p.yml": String(repeating: "e", count: 64)])
+            _ = try await store.createRun(run, steps: [])
+            #expect(try await store.run(run.id)?.version == run.version)
+        }
+    }
+
+    @Test(arguments: Backend.all)
     func twentyCreatesWithOneTriggerKeyAtOnceCreateOneRun(_ backend: Backend) async throws {
         try await backend.withRunStore { store in
             let results = try await withThrowingTaskGroup(of: (RunRecord, Bool).self) { group in

@@ -68,11 +68,14 @@ public struct Executor: Sendable {
         /// Whether the run is left for workers to claim (`RunRecord.forWorkers`) rather than
         /// executed by the process that creates it.
         public var forWorkers: Bool
+        /// The version of the pipeline the plan was made from (`PipelineVersion.of`), stored
+        /// with the run; nil for a plan made from no files.
+        public var version: PipelineVersion?
 
         public init(
             org: String, logicalDate: String, trigger: RunTrigger = .cli, params: [String: String] = [:],
             env: [String: String] = ProcessInfo.processInfo.environment, triggerKey: String? = nil, requestID: String? = nil,
-            forWorkers: Bool = false
+            forWorkers: Bool = false, version: PipelineVersion? = nil
         ) {
             self.org = org
             self.logicalDate = logicalDate
@@ -82,6 +85,7 @@ public struct Executor: Sendable {
             self.triggerKey = triggerKey
             self.requestID = requestID
             self.forWorkers = forWorkers
+            self.version = version
         }
     }
 
@@ -122,7 +126,8 @@ public struct Executor: Sendable {
         let record = RunRecord(
             pipeline: pipeline, org: request.org, logicalDate: request.logicalDate, trigger: request.trigger,
             triggerKey: request.triggerKey, requestID: request.requestID, params: request.params,
-            lease: options.lease, forWorkers: request.forWorkers)
+            lease: options.lease, forWorkers: request.forWorkers, version: request.version,
+            plan: plan.recordJSON(fallbackTimeout: options.fallbackTimeout))
         let steps = (definition.steps + definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -132,9 +137,16 @@ public struct Executor: Sendable {
     /// Runs a failed (or abandoned, or cancelled) run again from the steps that did not
     /// succeed: a new run, with the same params and logical date, that reuses the old run's
     /// staging and the outputs of its succeeded steps. Returns the new run as it ended.
+    ///
+    /// `version` is the pipeline's version now (`PipelineVersion.of`), stored with the new run.
+    /// When the run was created from another version, the resume is refused with
+    /// `DefinitionChanged`, creating nothing, unless `force`: then the new definition runs,
+    /// the new run's first transition says so, and only steps whose part of the plan is the
+    /// same in both versions are reused (none when a schema or procedure changed). A run
+    /// stored before versions were is resumed without the check.
     public func resume(
         _ plan: PipelinePlan, runID: String, env: [String: String] = ProcessInfo.processInfo.environment,
-        cancellation: CancellationNote? = nil
+        version: PipelineVersion? = nil, force: Bool = false, cancellation: CancellationNote? = nil
     ) async throws -> RunRecord {
         guard let previous = try await store.run(runID) else {
             throw StepFailure(.unknownRun, "no run '\(runID)'")
@@ -145,13 +157,22 @@ public struct Executor: Sendable {
         guard previous.pipeline == plan.definition.id?.value else {
             throw StepFailure(.notResumable, "run '\(runID)' is of pipeline '\(previous.pipeline)', not '\(plan.definition.id?.value ?? "?")'")
         }
+        let planJSON = plan.recordJSON(fallbackTimeout: options.fallbackTimeout)
+        var changes: [PipelineFileChange] = []
+        if let version, let recorded = previous.version, recorded.hash != version.hash {
+            changes = version.changes(since: recorded)
+            guard force else { throw DefinitionChanged(runID: previous.id, recorded: recorded, current: version, changes: changes) }
+        }
         let succeeded = Dictionary(
             try await store.steps(of: runID).filter { $0.state == .succeeded }.map { ($0.stepID, $0.outputs) },
             uniquingKeysWith: { first, _ in first })
         // A cancelled run's staging was discarded when it stopped, so its resume runs every step
-        // again, with the same params and logical date.
-        let startsOver = previous.state == .cancelled
-        let reused = startsOver ? [:] : reusable(plan, succeeded: succeeded)
+        // again, with the same params and logical date; so does a forced resume after a schema
+        // or procedure changed, which any step may have read.
+        let pipelineFileOnly = changes.count == 1 && changes[0].kind == .changed && changes[0].path.hasPrefix("pipelines/")
+        let startsOver = previous.state == .cancelled || (!changes.isEmpty && !pipelineFileOnly)
+        let changedSteps = changes.isEmpty ? [] : Self.changedSteps(from: previous.plan, to: planJSON)
+        let reused = startsOver ? [:] : reusable(plan, succeeded: succeeded, changed: changedSteps)
         // Keyed by the run it resumes: two resumes at once can't both work on its staging.
         let resumeKey = "resume:\(previous.id)"
         if let earlier = try await store.run(pipeline: previous.pipeline, org: previous.org, triggerKey: resumeKey) {
@@ -166,9 +187,20 @@ public struct Executor: Sendable {
                 SLUICE_STAGING_RETENTION, 7 days by default); start a new run instead
                 """)
         }
+        // A forced resume says so where the run's history is read (and in the log).
+        let reason =
+            changes.isEmpty
+            ? "created"
+            : "created with a changed definition (forced): \(changes.map(\.description).joined(separator: ", ")) since run \(previous.id)"
+        if !changes.isEmpty {
+            logger.notice(
+                "resuming run \(previous.id) with a changed definition: \(changes.map(\.description).joined(separator: ", "))",
+                metadata: ["run": "\(previous.id)"])
+        }
         let record = RunRecord(
             pipeline: previous.pipeline, org: previous.org, logicalDate: previous.logicalDate, trigger: .resume,
-            triggerKey: resumeKey, params: previous.params, resumeOf: previous.id, lease: options.lease)
+            triggerKey: resumeKey, params: previous.params, reason: reason, resumeOf: previous.id, lease: options.lease,
+            version: version, plan: planJSON)
         let steps = (plan.definition.steps + plan.definition.onFailure).map {
             StepRunRecord(runID: record.id, stepID: $0.id.value, processor: $0.uses.value)
         }
@@ -183,12 +215,17 @@ public struct Executor: Sendable {
     /// again: the vault ended with that attempt. A step whose result derives from tables runs
     /// again, and so does every step after it: other runs may have published those tables
     /// since, so what it staged may be stale.
-    func reusable(_ plan: PipelinePlan, succeeded: [String: [String: ExpressionValue]]) -> [String: [String: ExpressionValue]] {
+    ///
+    /// Steps in `changed` (their part of the plan differs from the earlier attempt's) run
+    /// again too, and so does every step after them.
+    func reusable(
+        _ plan: PipelinePlan, succeeded: [String: [String: ExpressionValue]], changed: Set<String> = []
+    ) -> [String: [String: ExpressionValue]] {
         var reused: [String: [String: ExpressionValue]] = [:]
         var stale: Set<String> = []
         for id in plan.order {
             guard let outputs = succeeded[id], let step = plan.definition.step(id) else { continue }
-            if processors[step.uses.value]?.spec.derivesFromTables == true
+            if processors[step.uses.value]?.spec.derivesFromTables == true || changed.contains(id)
                 || plan.edges.contains(where: { $0.to == id && stale.contains($0.from) })
             {
                 stale.insert(id)
@@ -505,6 +542,25 @@ public struct Executor: Sendable {
             stepOutputs["rows_unchanged"] = .number(unchangedBefore + Double(publication.unchanged))
             try await shielded { [store, stepOutputs] in try await store.saveOutputs(run.id, step: step, outputs: stepOutputs) }
         }
+    }
+
+    /// The steps whose entry differs between two stored plans (`PipelinePlan.recordJSON`), or
+    /// that only the later one has; every step of `later` when `earlier` can't be read.
+    static func changedSteps(from earlier: String?, to later: String) -> Set<String> {
+        func entries(_ json: String?) -> [String: Data]? {
+            guard let json, let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                let steps = object["steps"] as? [[String: Any]]
+            else { return nil }
+            var byID: [String: Data] = [:]
+            for step in steps {
+                guard let id = step["id"] as? String else { continue }
+                byID[id] = try? JSONSerialization.data(withJSONObject: step, options: [.sortedKeys])
+            }
+            return byID
+        }
+        let after = entries(later) ?? [:]
+        guard let before = entries(earlier) else { return Set(after.keys) }
+        return Set(after.keys.filter { before[$0] == nil || before[$0] != after[$0] })
     }
 
     private static func resumedAlready(_ runID: String, as resumed: RunRecord) -> StepFailure {

@@ -29,7 +29,9 @@ public actor PipelineCatalog {
         let (plan, diagnostics) = services.plan(file: file)
         let project = self.project ?? ProjectContext(root: services.projectRoot)
         self.project = project
-        let entry = LintedPipeline(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
+        var entry = LintedPipeline(id: id, file: file, plan: plan, diagnostics: diagnostics.sortedForReading(), project: project)
+        // Hashed with the lint, so the version a run records is of the files its plan was made from.
+        entry.version = entry.currentVersion(projectRoot: services.projectRoot)
         entries[id] = entry
         return entry
     }

@@ -10,7 +10,8 @@ import SluiceStorage
 /// creates the run, pending, under the request's trigger key (a unique key in the run store,
 /// so a trigger delivered twice makes one run) within the limits on active runs. What stops a
 /// start is a `RunRefusal`, which each front end turns into its own exit status, HTTP answer
-/// or log line. Counting and executing the run are the front end's.
+/// or log line. Counting and executing the run are the front end's. Every run it creates
+/// records the version of its pipeline (`RunRecord.version`) and its plan.
 public struct RunStarter: Sendable {
     /// Where the keys come from for a pipeline that decrypts credentials.
     public enum Keys: Sendable {
@@ -141,7 +142,8 @@ public struct RunStarter: Sendable {
         let created = Executor.RunRequest(
             org: request.org, logicalDate: request.logicalDate ?? Self.logicalDate(today: now()).description, trigger: request.trigger,
             params: request.params, env: request.env, triggerKey: request.triggerKey, requestID: request.requestID,
-            forWorkers: (request.execution ?? services.runExecution) == .workers)
+            forWorkers: (request.execution ?? services.runExecution) == .workers,
+            version: pipeline.version ?? pipeline.currentVersion(projectRoot: services.projectRoot))
         if request.paramsCheck == .beforeCreating {
             // The run as it will be created, so defaults that read `run.*` see what the run will.
             let probe = RunRecord(

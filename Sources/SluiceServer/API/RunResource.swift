@@ -18,8 +18,18 @@ struct RunResource: Encodable {
     var createdAt: Date
     var updatedAt: Date
     var resumeOf: String?
+    /// The version of the pipeline the run was created from; absent for runs stored before
+    /// versions were recorded.
+    var version: VersionResource?
     var steps: [StepResource]?
     var links: [String: String]
+
+    struct VersionResource: Encodable {
+        var hash: String
+        var short: String
+        /// Each file's SHA-256, by its path in the project.
+        var files: [String: String]
+    }
 
     struct StepResource: Encodable {
         var id: String
@@ -41,7 +51,7 @@ struct RunResource: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, org, pipeline, state, reason, trigger, params, steps, links
+        case id, org, pipeline, state, reason, trigger, params, version, steps, links
         case logicalDate = "logical_date"
         case requestID = "request_id"
         case createdAt = "created_at"
@@ -63,6 +73,7 @@ struct RunResource: Encodable {
         createdAt = run.createdAt
         updatedAt = run.updatedAt
         resumeOf = run.resumeOf
+        version = run.version.map { VersionResource(hash: $0.hash, short: $0.short, files: $0.files) }
         self.steps = steps?.map { step in
             StepResource(
                 id: step.stepID, processor: step.processor, state: step.state.rawValue, attempt: step.attempt,

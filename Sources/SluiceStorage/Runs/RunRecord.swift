@@ -49,12 +49,21 @@ public struct RunRecord: Sendable, Hashable, Codable {
     /// When the worker's lease ends unless it renews it; past it, another worker may take the
     /// run over. nil while no worker holds the run.
     public var leaseExpiresAt: Date?
+    /// The version of the pipeline the run was created from: the hashes of its pipeline file,
+    /// schemas and procedures. nil for runs stored before versions were recorded.
+    public var version: PipelineVersion?
+    /// The plan the run was created from, as JSON: the steps in the order they run, each with
+    /// its processor, its dependencies and why, its `with` as written (expressions are
+    /// evaluated per attempt, from `params` and the run), timeout and retry. nil for runs
+    /// stored before plans were.
+    public var plan: String?
 
     public init(
         id: String = RunRecord.newID(), pipeline: String, org: String, logicalDate: String,
         trigger: RunTrigger, triggerKey: String? = nil, requestID: String? = nil,
         params: [String: String] = [:], state: RunState = .pending, reason: String = "created",
-        createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil, forWorkers: Bool = false
+        createdAt: Date = Date(), resumeOf: String? = nil, lease: Duration? = nil, forWorkers: Bool = false,
+        version: PipelineVersion? = nil, plan: String? = nil
     ) {
         self.id = id
         self.pipeline = pipeline
@@ -74,6 +83,8 @@ public struct RunRecord: Sendable, Hashable, Codable {
         self.forWorkers = forWorkers
         self.worker = nil
         self.leaseExpiresAt = nil
+        self.version = version
+        self.plan = plan
     }
 
     /// Run ids sort by creation time: a millisecond timestamp and random bits, hex.
