@@ -1,10 +1,13 @@
+import Crypto
 import Foundation
 import SluiceModel
 
 extension PipelinePlan {
     /// The plan as a run keeps it (`RunRecord.plan`): the steps in the order they run, each
-    /// with its processor, what it runs after and why, the tables it reads and writes, its
-    /// `with` as written (expressions are evaluated per attempt, from the run's params), and
+    /// with its processor, what it runs after and why, the tables it reads and writes, the
+    /// SHA-256 of its `with` as written (`with_sha256`: a step's config may hold a secret
+    /// written in the file, which the run store must not keep; the hash still tells a changed
+    /// step from an unchanged one), and
     /// the timeout and retry it runs with (`fallbackTimeout` when neither it nor `defaults`
     /// sets one); then the `on_failure` handlers. JSON, keys sorted.
     public func recordJSON(fallbackTimeout: Duration) -> String {
@@ -26,7 +29,7 @@ extension PipelinePlan {
             var fields = timing(step)
             fields["id"] = .string(id)
             fields["uses"] = .string(step.uses.value)
-            fields["with"] = step.config.map(PlanValue.init) ?? .null
+            fields["with_sha256"] = configHash(step)
             fields["after"] = .array(
                 edges.filter { $0.to == id }.map { edge in
                     let reason: String
@@ -46,7 +49,7 @@ extension PipelinePlan {
             var fields = timing(step)
             fields["id"] = .string(step.id.value)
             fields["uses"] = .string(step.uses.value)
-            fields["with"] = step.config.map(PlanValue.init) ?? .null
+            fields["with_sha256"] = configHash(step)
             return .object(fields)
         }
         let whole = PlanValue.object([
@@ -54,6 +57,12 @@ extension PipelinePlan {
             "layers": .array(layers.map { .array($0.map(PlanValue.string)) }), "steps": .array(steps),
             "on_failure": .array(handlers),
         ])
+        func configHash(_ step: StepDefinition) -> PlanValue {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let bytes = (try? encoder.encode(step.config.map(PlanValue.init) ?? .null)) ?? Data()
+            return .string(SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding strings, numbers and nested containers of them does not fail.
