@@ -1,7 +1,8 @@
 import SluiceModel
 import SluiceStorage
 
-/// Turns a checked `SQLExpression` into SQL text for one statement: each column qualified by
+/// Turns a checked `SQLExpression` (through its tree, `renderTyped`) into SQL text for one
+/// statement: each column qualified by
 /// the alias of the table that has it (so joins never make a name ambiguous), and each
 /// `:param` replaced by a numbered placeholder whose value is bound, never spliced.
 struct SQLText {
@@ -28,44 +29,6 @@ struct SQLText {
             throw StepFailure.config("column '\(name)' is in none of the tables (\(tables.map(\.alias).joined(separator: ", ")))")
         }
         return "\(dialect.quote(table.alias)).\(dialect.quote(name))"
-    }
-
-    mutating func render(_ text: String, field: String) throws(StepFailure) -> String {
-        let expression: SQLExpression
-        do { expression = try SQLExpression(parsing: text) } catch {
-            throw StepFailure.config("\(field): \(error.description)")
-        }
-        var characters = Array(text)
-        // Replace from the end so earlier offsets stay valid.
-        for (token, offset) in expression.tokens.reversed() {
-            switch token {
-            case .column(let name):
-                let replacement = try column(name)
-                characters.replaceSubrange(offset..<(offset + name.count), with: Array(replacement))
-            case .parameter(let name):
-                guard params[name] != nil else { throw StepFailure.config("\(field) uses :\(name), but the step gives no params.\(name)") }
-                characters.replaceSubrange(offset..<(offset + name.count + 1), with: Array("\u{0}\(name)\u{0}"))
-            default:
-                break
-            }
-        }
-        // Number the placeholders left to right.
-        var result = ""
-        var index = 0
-        while index < characters.count {
-            if characters[index] == "\u{0}" {
-                var end = index + 1
-                while characters[end] != "\u{0}" { end += 1 }
-                let name = String(characters[(index + 1)..<end])
-                arguments.append(params[name] ?? .null)
-                result += dialect.placeholder(arguments.count)
-                index = end + 1
-            } else {
-                result.append(characters[index])
-                index += 1
-            }
-        }
-        return result
     }
 }
 
