@@ -548,13 +548,8 @@ final class SQLiteWorkspace: RunWorkspace {
                         // The run's view of it (which may be the composed view under its own
                         // name) becomes a table under that name, with its columns' types (and
                         // so decimals' collation), which `CREATE TABLE … AS` would drop.
-                        let schema = String(current.prefix { $0 != "." })
-                        var found: [SluiceStorage.ColumnDefinition] = []
-                        for row in try sandbox.rows("SELECT name, type FROM pragma_table_info(?, ?)", [.text(table), .text(schema)]) {
-                            guard case .text(let name) = row[0] else { continue }
-                            let declared = if case .text(let type) = row[1] { ColumnType(sqliteType: type) } else { ColumnType.string }
-                            found.append(.init(name, columns.first { $0.name == name }?.type ?? declared))
-                        }
+                        let found = try Self.columns(
+                            of: table, in: String(current.prefix { $0 != "." }), sandbox: sandbox, preferring: columns)
                         typed[table] = found
                         try sandbox.exec(
                             """
@@ -577,12 +572,7 @@ final class SQLiteWorkspace: RunWorkspace {
                     let quoted = self.dialect.quote(table)
                     let (kind, detail) = StagedChange.replace.stagingRecord
                     // The table as the script left it (it may have added columns).
-                    var columns: [SluiceStorage.ColumnDefinition] = []
-                    for row in try sandbox.rows("SELECT name, type FROM pragma_table_info(?, 'temp')", [.text(table)]) {
-                        guard case .text(let name) = row[0] else { continue }
-                        let declared = if case .text(let type) = row[1] { ColumnType(sqliteType: type) } else { ColumnType.string }
-                        columns.append(.init(name, typed[table]?.first { $0.name == name }?.type ?? declared))
-                    }
+                    let columns = try Self.columns(of: table, in: "temp", sandbox: sandbox, preferring: typed[table] ?? [])
                     let select = columns.map { column in
                         column.type.decimalLimits.map { self.dialect.storeDecimal(self.dialect.quote(column.name), $0) }
                             ?? self.dialect.quote(column.name)
@@ -975,6 +965,18 @@ final class SQLiteWorkspace: RunWorkspace {
 }
 
 extension SQLiteWorkspace {
+    /// The columns of `table` in the attached database `schema` as declared, each column of
+    /// `preferring` with its type there (a schema file's type over what SQLite keeps).
+    static func columns(
+        of table: String, in schema: String, sandbox: SQLiteSandbox, preferring: [SluiceStorage.ColumnDefinition]
+    ) throws -> [SluiceStorage.ColumnDefinition] {
+        try sandbox.rows("SELECT name, type FROM pragma_table_info(?, ?)", [.text(table), .text(schema)]).compactMap { row in
+            guard case .text(let name) = row[0] else { return nil }
+            let declared = if case .text(let type) = row[1] { ColumnType(sqliteType: type) } else { ColumnType.string }
+            return .init(name, preferring.first { $0.name == name }?.type ?? declared)
+        }
+    }
+
     /// Column definitions for CREATE TABLE.
     static func definitions(_ columns: [SluiceStorage.ColumnDefinition]) -> String {
         columns.map { "\(SQLiteDialect().quote($0.name)) \($0.type.sqliteType)" }.joined(separator: ", ")

@@ -148,3 +148,61 @@ import Testing
         #expect(result.types[1] == .int64)
     }
 }
+
+/// A target's schema holds in what a run publishes: REQUIRED columns have values, the primary
+/// key is unique; a step that stages otherwise fails, and nothing is published.
+@Suite struct SchemaContractTests {
+    @Test(arguments: Backend.all) func aRequiredColumnWithoutAValueFailsTheRunWithItsKey(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
+        defer { project.remove() }
+        try project.write("data/costs.csv", "id,day,cost\na,2025-06-02,0.1\nb,2025-06-03,\n")
+        try project.write(
+            "schemas/costs_raw.json", #"[{"name": "id", "type": "STRING"}, {"name": "day", "type": "DATE"}, {"name": "cost", "type": "NUMERIC"}]"#)
+        try project.write(
+            "schemas/daily.json",
+            """
+            {"table": "daily", "primary_key": ["day"], "fields": [
+              {"name": "day", "type": "DATE", "mode": "REQUIRED"}, {"name": "total", "type": "NUMERIC", "mode": "REQUIRED"}]}
+            """)
+        let run = try await project.run(
+            "daily",
+            yaml: """
+                pipeline: daily
+                defaults: { timeout: 1m }
+                steps:
+                  - { id: load, uses: ingest, with: { source: { format: csv, path: data/costs.csv }, table: costs_raw, schema: schemas/costs_raw.json } }
+                  - { id: roll, uses: aggregate, with: { from: costs_raw, group_by: [day], measures: { total: sum(cost) }, into: daily } }
+                """)
+        #expect(run.state == .failed)
+        let roll = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "roll" })
+        #expect(roll.errorCode == "schema_violated")
+        #expect(
+            roll.reason
+                == "column 'total' of 'daily' is REQUIRED in schemas/daily.json, but the row with day = 2025-06-03 has no value; nothing was published"
+        )
+        #expect(try await project.tableExists("daily") == false)
+    }
+
+    @Test(arguments: Backend.all) func aPrimaryKeyTwiceFailsTheRunWithTheKey(_ backend: Backend) async throws {
+        let project = try await PipelineProject(backend)
+        defer { project.remove() }
+        try project.write(
+            "schemas/accounts.json",
+            #"{"table": "accounts", "primary_key": ["id"], "fields": [{"name": "id", "type": "STRING"}, {"name": "name", "type": "STRING"}]}"#)
+        try project.write("procedures/accounts.sql", "INSERT INTO accounts (id, name) VALUES ('a', 'one'), ('a', 'two'), ('b', 'three');\n")
+        let run = try await project.run(
+            "accounts",
+            yaml: """
+                pipeline: accounts
+                defaults: { timeout: 1m }
+                steps:
+                  - { id: fill, uses: sql, with: { procedure: procedures/accounts.sql } }
+                """)
+        #expect(run.state == .failed)
+        let fill = try #require(try await project.store.steps(of: run.id).first { $0.stepID == "fill" })
+        #expect(fill.errorCode == "schema_violated")
+        #expect(
+            fill.reason == "the primary key of 'accounts' (id, in schemas/accounts.json) is not unique: 2 rows have id = a; nothing was published")
+        #expect(try await project.tableExists("accounts") == false)
+    }
+}

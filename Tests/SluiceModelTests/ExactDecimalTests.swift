@@ -86,6 +86,19 @@ import Testing
         #expect(try values("SELECT decimal_sum(v) FROM t WHERE v IS NULL") == [nil])
         #expect(try values("SELECT decimal_store(0.1 + 0.2, 38, 9)") == ["0.3"])
         #expect(throws: DecimalSQLError.self) { try values("SELECT decimal_store('1e40', 38, 9)") }
+        #expect(throws: DecimalSQLError.self, "bounds past BIGNUMERIC's are refused, not computed") {
+            try values("SELECT decimal_store('1.5', 38, -1000000000)")
+        }
+        // The collation orders canonical text without parsing it, and anything else by its value.
+        let mixed = [
+            "100", "-0.5", "0.05", "1e3", "-12.5", "9.99", "0", "1.25", "007.5", "-1", "10.5", "0.001", "2.50", "1", "-0.25", "0.5", "10",
+            "1.5", "-100.01",
+        ]
+        try _ = values("CREATE TABLE o (v DECIMAL_TEXT(38,9) COLLATE decimal)")
+        for value in mixed { try _ = values("INSERT INTO o VALUES ('\(value)')") }
+        let byValue = try mixed.sorted { try #require(ExactDecimal($0)) < (try #require(ExactDecimal($1))) }
+        #expect(try values("SELECT v FROM o ORDER BY v") == byValue)
+        #expect(try values("SELECT v FROM o ORDER BY v DESC") == byValue.reversed())
         do {
             _ = try values("SELECT decimal_add('$10,100.00 ', 1)")
             Issue.record("text that is no number was added")

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SluiceModel
+import SluiceStorage
 
 extension PipelinePlan {
     /// The plan as a run keeps it (`RunRecord.plan`): the steps in the order they run, each
@@ -61,7 +62,7 @@ extension PipelinePlan {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let bytes = (try? encoder.encode(step.config.map(PlanValue.init) ?? .null)) ?? Data()
-            return .string(SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+            return .string(PipelineVersion.hex(SHA256.hash(data: bytes)))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -48,7 +48,7 @@ extension PipelineVersion {
         self.init(hash: Self.hex(whole.finalize()), files: files)
     }
 
-    private static func hex(_ digest: SHA256.Digest) -> String {
+    static func hex(_ digest: SHA256.Digest) -> String {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 

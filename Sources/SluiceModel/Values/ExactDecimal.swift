@@ -123,7 +123,7 @@ public struct ExactDecimal: Sendable, Hashable, Comparable, CustomStringConverti
 
     private static let powers: [BigInt] = {
         var values: [BigInt] = [1]
-        for _ in 1...80 { values.append(values[values.count - 1] * 10) }
+        for _ in 1...160 { values.append(values[values.count - 1] * 10) }
         return values
     }()
 
@@ -145,8 +145,12 @@ public struct ExactDecimal: Sendable, Hashable, Comparable, CustomStringConverti
 
     /// Digits before the point, leading zeros not counted (0 for a value below 1).
     public var integerDigits: Int {
-        let magnitude = significand.magnitude.description.count
-        return max(0, magnitude - scale)
+        // Digits of the significand, counted against powers of ten (no text is made: ingest
+        // checks every value it reads).
+        let magnitude = BigInt(significand.magnitude)
+        var digits = 1
+        while magnitude >= Self.power(digits) { digits += 1 }
+        return max(0, digits - scale)
     }
 
     /// The canonical text: `-12.5`, `0.001`, `100`. No exponent, no `+`, no trailing zeros.

@@ -26,11 +26,11 @@ public enum SQLiteDecimalFunctions {
     /// Registers the functions and the `decimal` collation on `connection`.
     public static func register(on connection: OpaquePointer?) {
         let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
-        scalar(connection, "decimal", 1, flags) { arguments in arguments[0] }
-        scalar(connection, "decimal_add", 2, flags) { arguments in arguments[0] + arguments[1] }
-        scalar(connection, "decimal_sub", 2, flags) { arguments in arguments[0] - arguments[1] }
-        scalar(connection, "decimal_mul", 2, flags) { arguments in arguments[0] * arguments[1] }
-        scalar(connection, "decimal_div", 2, flags) { arguments in arguments[0].divided(by: arguments[1]) }
+        scalar(connection, "decimal", 1, flags) { x, _ in x }
+        scalar(connection, "decimal_add", 2, flags) { x, y in y.map { x + $0 } }
+        scalar(connection, "decimal_sub", 2, flags) { x, y in y.map { x - $0 } }
+        scalar(connection, "decimal_mul", 2, flags) { x, y in y.map { x * $0 } }
+        scalar(connection, "decimal_div", 2, flags) { x, y in y.flatMap { x.divided(by: $0) } }
         sqlite3_create_function_v2(
             connection, "decimal_cmp", 2, flags, nil,
             { context, _, values in
@@ -67,6 +67,11 @@ public enum SQLiteDecimalFunctions {
                     return
                 }
                 let limits = DecimalLimits(precision: Int(sqlite3_value_int64(values[1])), scale: Int(sqlite3_value_int64(values[2])))
+                // BIGNUMERIC's bounds at most: a procedure can't make it compute 10^(10^9).
+                guard (1...76).contains(limits.precision), (0...limits.precision).contains(limits.scale) else {
+                    sqlite3_result_error(context, "decimal_store: precision must be 1 to 76 and scale 0 to the precision", -1)
+                    return
+                }
                 guard let stored = limits.store(x) else {
                     let message = "\(x) is out of range for NUMERIC(\(limits.precision), \(limits.scale))"
                     sqlite3_result_error(context, message, -1)
@@ -90,6 +95,9 @@ public enum SQLiteDecimalFunctions {
     /// Text that is a decimal compares as a number; other text compares after every number,
     /// byte by byte, so the order is total.
     static func compare(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Int32 {
+        // What tables hold is canonical text, which orders without being parsed: every sort,
+        // index lookup and comparison of a decimal column comes through here.
+        if let order = canonicalOrder(left, right) { return order }
         switch (ExactDecimal.parse(left), ExactDecimal.parse(right)) {
         case (let x?, let y?): return x < y ? -1 : (x == y ? 0 : 1)
         case (.some, nil): return -1
@@ -102,6 +110,49 @@ public enum SQLiteDecimalFunctions {
             }
             return left.count == right.count ? 0 : (left.count < right.count ? -1 : 1)
         }
+    }
+
+    /// The order of two canonical decimal texts (`ExactDecimal.description`), nil when either is
+    /// not one. Canonical texts have no leading or trailing zeros, so for two of one sign the
+    /// one with more digits before the point is further from zero, and with as many the bytes
+    /// order them.
+    static func canonicalOrder(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Int32? {
+        guard let a = canonicalShape(left), let b = canonicalShape(right) else { return nil }
+        if a.negative != b.negative { return a.negative ? -1 : 1 }
+        var order: Int32
+        if a.integerDigits != b.integerDigits {
+            order = a.integerDigits < b.integerDigits ? -1 : 1
+        } else {
+            order = 0
+            let common = min(left.count, right.count)
+            var index = 0
+            while index < common, order == 0 {
+                if left[index] != right[index] { order = left[index] < right[index] ? -1 : 1 }
+                index += 1
+            }
+            if order == 0, left.count != right.count { order = left.count < right.count ? -1 : 1 }
+        }
+        return a.negative ? -order : order
+    }
+
+    /// Sign and digits before the point of canonical decimal text; nil for anything else.
+    private static func canonicalShape(_ bytes: UnsafeBufferPointer<UInt8>) -> (negative: Bool, integerDigits: Int)? {
+        var index = 0
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { index = 1 }
+        let start = index
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+        let integerDigits = index - start
+        guard integerDigits > 0, integerDigits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+        // A value below one (`0`, `0.5`) counts no digits before the point, so it orders below 1.
+        let belowOne = integerDigits == 1 && bytes[start] == UInt8(ascii: "0")
+        let whole = belowOne ? 0 : integerDigits
+        if index == bytes.count {
+            return negative && belowOne ? nil : (negative, whole)  // "-0" is not canonical
+        }
+        guard bytes[index] == UInt8(ascii: "."), index + 1 < bytes.count, bytes[bytes.count - 1] != UInt8(ascii: "0") else { return nil }
+        for byte in bytes[(index + 1)...] where byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") { return nil }
+        return (negative, whole)
     }
 
     /// A function argument: a decimal, or NULL.
@@ -141,35 +192,40 @@ public enum SQLiteDecimalFunctions {
     /// SQLITE_TRANSIENT: SQLite copies the text before the call returns.
     static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    /// The computations of scalar functions, looked up by the name SQLite hands back.
+    /// The computation of a scalar function of one or two decimals (`y` is nil for one),
+    /// reached through the function's user data.
     private final class Scalar {
         let name: String
-        let compute: ([ExactDecimal]) -> ExactDecimal?
-        init(name: String, compute: @escaping ([ExactDecimal]) -> ExactDecimal?) {
+        let compute: (ExactDecimal, ExactDecimal?) -> ExactDecimal?
+        init(name: String, compute: @escaping (ExactDecimal, ExactDecimal?) -> ExactDecimal?) {
             self.name = name
             self.compute = compute
         }
     }
 
     private static func scalar(
-        _ connection: OpaquePointer?, _ name: String, _ arity: Int32, _ flags: Int32, _ compute: @escaping ([ExactDecimal]) -> ExactDecimal?
+        _ connection: OpaquePointer?, _ name: String, _ arity: Int32, _ flags: Int32,
+        _ compute: @escaping (ExactDecimal, ExactDecimal?) -> ExactDecimal?
     ) {
         let box = Unmanaged.passRetained(Scalar(name: name, compute: compute)).toOpaque()
         sqlite3_create_function_v2(
             connection, name, arity, flags, box,
             { context, count, values in
                 let scalar = Unmanaged<Scalar>.fromOpaque(sqlite3_user_data(context)).takeUnretainedValue()
-                var decimals: [ExactDecimal] = []
-                decimals.reserveCapacity(Int(count))
-                for index in 0..<Int(count) {
-                    guard let argument = SQLiteDecimalFunctions.argument(context, values?[index], scalar.name) else { return }
-                    guard case .value(let decimal) = argument else {
-                        sqlite3_result_null(context)
-                        return
-                    }
-                    decimals.append(decimal)
+                guard let values, let first = SQLiteDecimalFunctions.argument(context, values[0], scalar.name) else { return }
+                var second: Argument?
+                if count > 1 {
+                    guard let argument = SQLiteDecimalFunctions.argument(context, values[1], scalar.name) else { return }
+                    second = argument
                 }
-                if let value = scalar.compute(decimals) { SQLiteDecimalFunctions.result(context, value) } else { sqlite3_result_null(context) }
+                // NULL in, NULL out.
+                guard case .value(let x) = first else { return sqlite3_result_null(context) }
+                var y: ExactDecimal?
+                if let second {
+                    guard case .value(let value) = second else { return sqlite3_result_null(context) }
+                    y = value
+                }
+                if let value = scalar.compute(x, y) { SQLiteDecimalFunctions.result(context, value) } else { sqlite3_result_null(context) }
             }, nil, nil,
             { box in if let box { Unmanaged<Scalar>.fromOpaque(box).release() } })
     }
