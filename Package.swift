@@ -212,7 +212,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceModelTests",
-            dependencies: ["SluiceTestSupport", "SluiceModel", "SluiceProviders", "SluiceEngine"],
+            dependencies: [
+                "SluiceTestSupport", "SluiceModel", "SluiceProviders", "SluiceEngine", .product(name: "BigInt", package: "BigInt"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         // The engine's behaviour, the invariants users rely on among it, run on SQLite and on

@@ -1,3 +1,4 @@
+import BigInt
 import Foundation
 import GRDBSQLite
 import SluiceModel
@@ -35,8 +36,37 @@ import Testing
         #expect(try #require(ExactDecimal(-2).divided(by: ExactDecimal(3), scale: 4)).description == "-0.6667")
         #expect(try #require(ExactDecimal(1).divided(by: ExactDecimal(8), scale: 2)).description == "0.13")
         #expect(ExactDecimal(1).divided(by: ExactDecimal(0)) == nil)
+        // To BIGNUMERIC's 38 digits by default; past 64-bit significands the general way.
+        #expect(try #require(ExactDecimal(-1).divided(by: ExactDecimal(3))).description == "-0." + String(repeating: "3", count: 38))
+        #expect(try #require(ExactDecimal("0.000000001")?.divided(by: million)).description == "0.000000000000001")
+        #expect(
+            try #require(ExactDecimal("123456789012345678901234567890.5")?.divided(by: ExactDecimal(7), scale: 5)).description
+                == "17636684144620811271604938270.07143")
         #expect(try #require(ExactDecimal("2.0000000005")).rounded(scale: 9).description == "2.000000001")
         #expect(try #require(ExactDecimal("-2.0000000005")).rounded(scale: 9).description == "-2.000000001")
+    }
+
+    /// Values that fit 128 bits take fast paths; the same values times 10^40 don't. Both ways
+    /// must agree, on sums, products, order and rounded quotients.
+    @Test func the128BitPathsAgreeWithTheGeneralOnes() throws {
+        let huge = try #require(ExactDecimal("1e40"))
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let x = ExactDecimal(
+                significand: BigInt(Int64.random(in: -1_000_000_000_000...1_000_000_000_000, using: &generator)), scale: Int.random(in: 0...12))
+            let y = ExactDecimal(
+                significand: BigInt(Int64.random(in: -1_000_000_000...1_000_000_000, using: &generator)), scale: Int.random(in: 0...12))
+            #expect((x + y) * huge == x * huge + y * huge, "\(x) + \(y)")
+            #expect((x - y) * huge == x * huge - y * huge, "\(x) - \(y)")
+            #expect((x * y) * huge == (x * huge) * y, "\(x) * \(y)")
+            #expect((x < y) == (x * huge < y * huge), "\(x) < \(y)")
+            #expect(ExactDecimal(x.description) == x)
+            #expect(x.withCanonicalText { String(decoding: $0, as: UTF8.self) } == x.description)
+            if !y.isZero {
+                #expect(x.divided(by: y, scale: 20) == (x * huge).divided(by: y * huge, scale: 20), "\(x) / \(y)")
+            }
+            #expect(x.rounded(scale: 3) == (x * huge).rounded(scale: 3).divided(by: huge, scale: 3), "\(x) rounded")
+        }
     }
 
     @Test func numericAndBigNumericHoldWhatBigQueryHolds() throws {

@@ -183,8 +183,7 @@ public enum SQLiteDecimalFunctions {
     }
 
     static func result(_ context: OpaquePointer?, _ value: ExactDecimal) {
-        var text = value.description
-        text.withUTF8 { bytes in
+        value.withCanonicalText { bytes in
             sqlite3_result_text(context, UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
         }
     }
