@@ -64,6 +64,9 @@ import Testing
             #expect(x.withCanonicalText { String(decoding: $0, as: UTF8.self) } == x.description)
             if !y.isZero {
                 #expect(x.divided(by: y, scale: 20) == (x * huge).divided(by: y * huge, scale: 20), "\(x) / \(y)")
+                let tens = ExactDecimal(
+                    significand: BigInt(Int.random(in: 0...1) == 0 ? 1 : -1) * BigInt(10).power(Int.random(in: 0...9)), scale: Int.random(in: 0...6))
+                #expect(x.divided(by: tens, scale: 20) == (x * huge).divided(by: tens * huge, scale: 20), "\(x) / \(tens)")
             }
             #expect(x.rounded(scale: 3) == (x * huge).rounded(scale: 3).divided(by: huge, scale: 3), "\(x) rounded")
         }

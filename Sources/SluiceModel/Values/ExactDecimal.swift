@@ -365,6 +365,10 @@ public struct ExactDecimal: Sendable, Hashable, Comparable, CustomStringConverti
         else { return nil }
         // self / divisor = (a / b) × 10^-shift; a / b needs `limit - shift` digits after the point.
         let shift = self.scale - divisor.scale
+        // By a power of ten (`/ 1e6`, prices per million): the point moves, nothing is divided.
+        if let power = Self.smallPowers.firstIndex(of: Int128(b.magnitude)), shift + power >= 0, shift + power <= limit {
+            return ExactDecimal(small: b < 0 ? -a : a, scale: shift + power)
+        }
         let digitsWanted = limit - shift
         guard digitsWanted >= 0 else { return nil }
         let denominator = b.magnitude
